@@ -1,0 +1,55 @@
+// The one error type of fedlora: a closed set of codes that callers (and remote peers) can switch on.
+
+export type FedloraErrorCode =
+  // configuration and input files
+  | 'CONFIG_INVALID'
+  | 'FILE_NOT_FOUND'
+  | 'FILE_UNREADABLE'
+  | 'FILE_CORRUPT'
+  | 'DATA_INVALID'
+  // model checkpoints and adapters
+  | 'MODEL_INVALID'
+  | 'MODEL_UNSUPPORTED'
+  | 'SHAPE_MISMATCH'
+  | 'ADAPTER_INVALID'
+  // runtime
+  | 'BACKEND_UNAVAILABLE'
+  | 'NON_FINITE'
+  | 'AGGREGATION_FAILED'
+  // protocol and security (what a remote peer may be told)
+  | 'BAD_MESSAGE'
+  | 'FRAME_TOO_LARGE'
+  | 'UNAUTHORIZED'
+  | 'UNKNOWN_SITE'
+  | 'TOKEN_USED'
+  | 'BAD_SIGNATURE'
+  | 'DECRYPT_FAILED'
+  | 'REPLAY'
+  | 'WRONG_ROUND'
+  | 'ROUND_CLOSED'
+  | 'NOT_SAMPLED'
+  | 'DELTA_INVALID'
+  | 'HASH_MISMATCH'
+  | 'NOT_FOUND'
+  | 'INTERNAL';
+
+export class FedloraError extends Error {
+  readonly code: FedloraErrorCode;
+
+  constructor(code: FedloraErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'FedloraError';
+    this.code = code;
+  }
+}
+
+export function isFedloraError(err: unknown, code?: FedloraErrorCode): err is FedloraError {
+  return err instanceof FedloraError && (code === undefined || err.code === code);
+}
+
+/** A message safe to print for any thrown value. */
+export function describeError(err: unknown): string {
+  if (err instanceof FedloraError) return `${err.code}: ${err.message}`;
+  if (err instanceof Error) return err.message;
+  return String(err);
+}
