@@ -1,0 +1,41 @@
+// One LoRA branch for one frozen linear layer: Δy = dropout(x)·Aᵀ·Bᵀ·(alpha/r), with A [r, in] and B [out, r] as in
+// PEFT (A random, B zero, so a fresh adapter leaves the model unchanged). Only A and B are trainable.
+
+import * as tf from '@tensorflow/tfjs';
+
+export class LoraLinear {
+  readonly A: tf.Variable; // [r, in]
+  readonly B: tf.Variable; // [out, r]
+
+  constructor(
+    readonly name: string,
+    inFeatures: number,
+    outFeatures: number,
+    readonly r: number,
+    readonly scaling: number,
+    readonly dropout: number,
+    seed: number,
+  ) {
+    // PEFT initialises A with kaiming_uniform(a=√5), i.e. U(-1/√in, 1/√in), and B with zeros.
+    const bound = 1 / Math.sqrt(inFeatures);
+    this.A = tf.variable(tf.randomUniform([r, inFeatures], -bound, bound, 'float32', seed), true, `${name}.lora_A`);
+    this.B = tf.variable(tf.zeros([outFeatures, r]), true, `${name}.lora_B`);
+  }
+
+  /** x: [N, in] → [N, out] */
+  apply(x: tf.Tensor2D, training: boolean): tf.Tensor2D {
+    const xd = training && this.dropout > 0 ? tf.dropout(x, this.dropout) : x;
+    const low = tf.matMul(xd as tf.Tensor2D, this.A, false, true); // [N, r]
+    return tf.mul(tf.matMul(low, this.B, false, true), this.scaling) as tf.Tensor2D; // [N, out]
+  }
+
+  /** The dense update this branch represents, in [in, out] orientation: scaling·Aᵀ·Bᵀ. */
+  deltaWeight(): tf.Tensor2D {
+    return tf.tidy(() => tf.mul(tf.matMul(this.A, this.B, true, true), this.scaling) as tf.Tensor2D);
+  }
+
+  dispose(): void {
+    this.A.dispose();
+    this.B.dispose();
+  }
+}
