@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { isFedloraError } from '../errors';
-import { checkLabels, countByLabel, labelIds, makeDataset, subsetDataset } from './dataset';
+import { checkLabels, countByLabel, dropConflictsAndDuplicates, labelIds, makeDataset, subsetDataset } from './dataset';
 
 const examples = [
   { text: 'a', label: 'spam' },
@@ -57,4 +57,22 @@ test('when taking a subset, then examples follow the given order and the class l
   );
   assert.deepEqual(sub.labels, ['ham', 'spam']);
   assert.throws(() => subsetDataset(ds, [3]), RangeError);
+});
+
+test('when a text has two labels and another is repeated with one label, then the first is dropped and the second kept once', () => {
+  const r = dropConflictsAndDuplicates([
+    { text: 'x', label: 'a' },
+    { text: 'y', label: 'a' },
+    { text: 'x', label: 'b' },
+    { text: 'y', label: 'a' },
+    { text: 'z', label: 'b' },
+    { text: 'x', label: 'a' },
+  ]);
+  assert.deepEqual(r.examples, [
+    { text: 'y', label: 'a' },
+    { text: 'z', label: 'b' },
+  ]);
+  assert.equal(r.conflictingTexts, 1);
+  assert.equal(r.conflictingRows, 3);
+  assert.equal(r.duplicateRows, 1);
 });

@@ -74,3 +74,37 @@ export function countByLabel(ds: LabeledDataset): Record<string, number> {
   for (const e of ds.examples) out[e.label] = (out[e.label] ?? 0) + 1;
   return out;
 }
+
+export interface DedupeResult {
+  examples: LabeledExample[];
+  /** Distinct texts seen with more than one label; every copy of them is dropped. */
+  conflictingTexts: number;
+  /** Rows dropped because their text is conflicting. */
+  conflictingRows: number;
+  /** Rows dropped as exact repeats (same text, same label) of a kept row. */
+  duplicateRows: number;
+}
+
+/**
+ * Drop every text that occurs with more than one label (no right answer to learn or score), and keep only the first
+ * of exact duplicates (so a text cannot sit on both sides of a train/held-out split). Texts compare exactly.
+ */
+export function dropConflictsAndDuplicates(examples: readonly LabeledExample[]): DedupeResult {
+  const labelsOf = new Map<string, Set<string>>();
+  for (const e of examples) {
+    const s = labelsOf.get(e.text);
+    if (s) s.add(e.label);
+    else labelsOf.set(e.text, new Set([e.label]));
+  }
+  const kept: LabeledExample[] = [];
+  const seen = new Set<string>();
+  let conflictingRows = 0;
+  let duplicateRows = 0;
+  for (const e of examples) {
+    if (labelsOf.get(e.text)!.size > 1) conflictingRows++;
+    else if (seen.has(e.text)) duplicateRows++;
+    else (seen.add(e.text), kept.push(e));
+  }
+  const conflictingTexts = [...labelsOf.values()].filter((s) => s.size > 1).length;
+  return { examples: kept, conflictingTexts, conflictingRows, duplicateRows };
+}
