@@ -38,6 +38,9 @@ export class BertModel {
   readonly config: BertConfig;
   /** frozen weights; linear weights are stored transposed to [in, out] so x·W needs no transpose per step */
   private readonly w = new Map<string, tf.Tensor>();
+  /** the [out, in] originals of linear weights, for the backward pass (see frozenMatMul) */
+  private readonly wT = new Map<string, tf.Tensor2D>();
+  private readonly matMuls = new Map<string, (x: tf.Tensor2D) => tf.Tensor2D>();
   readonly hasPooler: boolean;
 
   constructor(ckpt: BertCheckpoint) {
@@ -48,7 +51,7 @@ export class BertModel {
       const tensor = tf.tensor(t.data, t.shape, 'float32');
       if (isLinear) {
         this.w.set(name, tf.keep(tf.transpose(tensor)));
-        tensor.dispose();
+        this.wT.set(name, tf.keep(tensor as tf.Tensor2D));
       } else this.w.set(name, tf.keep(tensor));
     }
   }
@@ -61,9 +64,30 @@ export class BertModel {
 
   /** Replaces a frozen linear weight ([in, out] orientation); used by LoRA merge/unmerge. */
   replaceLinearWeight(name: string, value: tf.Tensor2D): void {
-    const old = this.weight(name);
+    const old = [this.weight(name), this.wT.get(name)];
     this.w.set(name, tf.keep(value));
-    old.dispose();
+    this.wT.set(name, tf.keep(tf.transpose(value)));
+    tf.dispose(old);
+  }
+
+  /**
+   * x·W for a frozen W, with a hand-written gradient dx = dy·Wᵀ that uses the stored transposed copy. Why: tfjs-wasm
+   * runs plain 2-D matMuls through XNNPACK (~30 GFLOP/s here) but any transposed or batched matMul through a naive
+   * loop (~2.4 GFLOP/s); the default gradient of matMul uses transposeB, which made backward passes 10x slower.
+   */
+  private frozenMatMul(name: string): (x: tf.Tensor2D) => tf.Tensor2D {
+    let f = this.matMuls.get(name);
+    if (!f) {
+      f = tf.customGrad((x: tf.Tensor, save: tf.GradSaveFunc) => {
+        save([]);
+        return {
+          value: tf.matMul(x as tf.Tensor2D, this.weight(name) as tf.Tensor2D),
+          gradFunc: (dy: tf.Tensor) => tf.matMul(dy as tf.Tensor2D, this.wT.get(name) as tf.Tensor2D),
+        };
+      }) as (x: tf.Tensor2D) => tf.Tensor2D;
+      this.matMuls.set(name, f);
+    }
+    return f;
   }
 
   // ---- embeddings: word + position + token type, then LayerNorm ------------------------------------------------
@@ -96,7 +120,7 @@ export class BertModel {
   /** y = x·W + b (+ LoRA term). x: [N, in] → [N, out] */
   private linear(x: tf.Tensor2D, layer: number, name: LinearName, hook?: LinearHook): tf.Tensor2D {
     const prefix = `encoder.layer.${layer}.${LINEAR_PATHS[name]}`;
-    const y = tf.add(tf.matMul(x, this.weight(`${prefix}.weight`) as tf.Tensor2D), this.weight(`${prefix}.bias`));
+    const y = tf.add(this.frozenMatMul(`${prefix}.weight`)(x), this.weight(`${prefix}.bias`));
     const extra = hook?.(layer, name, x);
     return (extra ? tf.add(y, extra) : y) as tf.Tensor2D;
   }
@@ -153,12 +177,13 @@ export class BertModel {
     if (!this.hasPooler) throw new Error('BertModel: this checkpoint has no pooler');
     return tf.tidy(() => {
       const cls = tf.squeeze(tf.slice(hidden, [0, 0, 0], [-1, 1, -1]), [1]) as tf.Tensor2D;
-      return tf.tanh(tf.add(tf.matMul(cls, this.weight('pooler.dense.weight') as tf.Tensor2D), this.weight('pooler.dense.bias')));
+      return tf.tanh(tf.add(tf.matMul(cls, this.weight('pooler.dense.weight') as tf.Tensor2D), this.weight('pooler.dense.bias'))) as tf.Tensor2D;
     });
   }
 
   dispose(): void {
-    for (const t of this.w.values()) t.dispose();
+    tf.dispose([...this.w.values(), ...this.wT.values()]);
     this.w.clear();
+    this.wT.clear();
   }
 }

@@ -1,0 +1,69 @@
+// Turning encoded examples into padded batches: dynamic padding (each batch padded only to its longest sequence) and
+// length-grouped shuffling (HF's group_by_length), so short texts do not pay for long ones.
+
+import type { BertBatch } from '../model/bert';
+
+export interface EncodedExample {
+  inputIds: number[];
+  tokenTypeIds: number[];
+  label: number;
+}
+
+/** Pads a list of examples to the longest among them. attentionMask is 1 on real tokens. */
+export function collate(examples: EncodedExample[], padId: number): BertBatch {
+  const batch = examples.length;
+  const seqLen = Math.max(...examples.map((e) => e.inputIds.length));
+  const inputIds = new Int32Array(batch * seqLen).fill(padId);
+  const tokenTypeIds = new Int32Array(batch * seqLen);
+  const attentionMask = new Int32Array(batch * seqLen);
+  examples.forEach((e, i) => {
+    inputIds.set(e.inputIds, i * seqLen);
+    tokenTypeIds.set(e.tokenTypeIds, i * seqLen);
+    attentionMask.fill(1, i * seqLen, i * seqLen + e.inputIds.length);
+  });
+  return { inputIds, tokenTypeIds, attentionMask, batch, seqLen };
+}
+
+/** mulberry32: small, fast, seedable; enough for shuffling (not for cryptography). */
+export function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export function shuffleInPlace<T>(xs: T[], rand: () => number): T[] {
+  for (let i = xs.length - 1; i > 0; i--) {
+    const j = Math.floor(rand() * (i + 1));
+    [xs[i], xs[j]] = [xs[j], xs[i]];
+  }
+  return xs;
+}
+
+/**
+ * Index batches for one epoch: shuffle, then within mega-chunks of `groupFactor` batches sort by length, cut into
+ * batches and shuffle the batch order. groupFactor 1 = plain shuffling.
+ */
+export function epochBatches(lengths: number[], batchSize: number, rand: () => number, groupFactor = 20): number[][] {
+  const order = shuffleInPlace(lengths.map((_, i) => i), rand);
+  const batches: number[][] = [];
+  const chunk = batchSize * Math.max(1, groupFactor);
+  for (let s = 0; s < order.length; s += chunk) {
+    const part = order.slice(s, s + chunk);
+    if (groupFactor > 1) part.sort((a, b) => lengths[b] - lengths[a]);
+    for (let i = 0; i < part.length; i += batchSize) batches.push(part.slice(i, i + batchSize));
+  }
+  return shuffleInPlace(batches, rand);
+}
+
+/** Batches in input order, grouped by length for evaluation (results are mapped back by index). */
+export function evalBatches(lengths: number[], batchSize: number): number[][] {
+  const order = lengths.map((_, i) => i).sort((a, b) => lengths[b] - lengths[a]);
+  const out: number[][] = [];
+  for (let i = 0; i < order.length; i += batchSize) out.push(order.slice(i, i + batchSize));
+  return out;
+}

@@ -1,0 +1,187 @@
+// Local training and evaluation of a SequenceClassifier (LoRA adapter + head on a frozen BERT), shared by the Node
+// site agent, the browser site, the simulator and the coordinator's held-out evaluation: one implementation.
+// Speed levers: dynamic padding with length grouping (batches.ts) and, when LoRA skips the lower layers, a per-example
+// cache of the frozen layers' output (computed once per dataset). FedProx adds (mu/2)·‖w − w_global‖² to the loss.
+
+import * as tf from '@tensorflow/tfjs';
+import { FedloraError } from '../errors';
+import type { NamedTensors } from '../tensor';
+import type { SequenceClassifier } from '../model/classifier';
+import type { BertBatch } from '../model/bert';
+import { AdamW } from './optimizer';
+import { collate, epochBatches, evalBatches, seededRandom, type EncodedExample } from './batches';
+
+export interface TrainOptions {
+  epochs: number;
+  batchSize: number;
+  learningRate: number;
+  warmupSteps?: number;
+  weightDecay?: number;
+  seed?: number;
+  /** FedProx proximal coefficient (Li et al. 2020); 0 = plain local SGD (FedAvg) */
+  proximalMu?: number;
+  /** group batches by length to cut padding (default true) */
+  groupByLength?: boolean;
+  /** cache frozen lower-layer activations when LoRA skips layers (default true) */
+  cacheFrozen?: boolean;
+  /** stop after this many optimizer steps (benchmarks) */
+  maxSteps?: number;
+  onStep?: (p: StepProgress) => void;
+  /** called between steps; return true to stop early (e.g. the round was cancelled) */
+  shouldStop?: () => boolean;
+}
+
+export interface StepProgress {
+  epoch: number;
+  step: number;
+  totalSteps: number;
+  loss: number;
+  samplesSeen: number;
+  samplesPerSecond: number;
+}
+
+export interface TrainResult {
+  steps: number;
+  samples: number;
+  seconds: number;
+  samplesPerSecond: number;
+  meanLoss: number;
+  stopped: boolean;
+}
+
+const yieldToEventLoop = () => new Promise<void>((resolve) => setTimeout(resolve, 0));
+
+/** Per-example cache of frozen lower-layer outputs ([len, H] each), filled lazily. */
+class FrozenCache {
+  private readonly rows = new Map<number, Float32Array>();
+  constructor(private readonly clf: SequenceClassifier, private readonly examples: EncodedExample[], private readonly padId: number) {}
+
+  prefixFor(indices: number[], b: BertBatch): tf.Tensor3D {
+    const H = this.clf.bert.config.hiddenSize;
+    const missing = indices.filter((i) => !this.rows.has(i));
+    if (missing.length) {
+      const mb = collate(missing.map((i) => this.examples[i]), this.padId);
+      const prefix = this.clf.frozenPrefix(mb);
+      const data = prefix.dataSync() as Float32Array;
+      prefix.dispose();
+      missing.forEach((ex, r) => {
+        const len = this.examples[ex].inputIds.length;
+        this.rows.set(ex, data.slice(r * mb.seqLen * H, (r * mb.seqLen + len) * H));
+      });
+    }
+    // padded positions stay zero: they are masked as keys and never pooled, so real-token outputs are exact
+    const out = new Float32Array(b.batch * b.seqLen * H);
+    indices.forEach((ex, r) => out.set(this.rows.get(ex) as Float32Array, r * b.seqLen * H));
+    return tf.tensor3d(out, [b.batch, b.seqLen, H]);
+  }
+}
+
+export async function trainClassifier(
+  clf: SequenceClassifier,
+  examples: EncodedExample[],
+  padId: number,
+  opts: TrainOptions,
+): Promise<TrainResult> {
+  if (examples.length === 0) throw new FedloraError('DATA_INVALID', 'no training examples');
+  for (const e of examples)
+    if (e.label < 0 || e.label >= clf.numLabels || !Number.isInteger(e.label))
+      throw new FedloraError('DATA_INVALID', `label id ${e.label} outside 0..${clf.numLabels - 1}`);
+  const rand = seededRandom(opts.seed ?? 0);
+  const lengths = examples.map((e) => e.inputIds.length);
+  const perEpoch = Math.ceil(examples.length / opts.batchSize);
+  const totalSteps = Math.min(opts.maxSteps ?? Infinity, perEpoch * opts.epochs);
+  const optimizer = new AdamW({
+    learningRate: opts.learningRate,
+    weightDecay: opts.weightDecay ?? 0.01,
+    warmupSteps: opts.warmupSteps ?? Math.min(50, Math.floor(totalSteps / 10)),
+    totalSteps,
+  });
+  const vars = clf.trainableVariables();
+  const mu = opts.proximalMu ?? 0;
+  const anchor = mu > 0 ? vars.map((v) => tf.keep(v.clone())) : [];
+  const cache = (opts.cacheFrozen ?? true) && clf.adapter.lowestLayer > 0 ? new FrozenCache(clf, examples, padId) : null;
+
+  const start = performance.now();
+  let step = 0;
+  let samples = 0;
+  let lossSum = 0;
+  let stopped = false;
+  outer: for (let epoch = 0; epoch < opts.epochs; epoch++) {
+    for (const idx of epochBatches(lengths, opts.batchSize, rand, opts.groupByLength === false ? 1 : 20)) {
+      if (step >= totalSteps) break outer;
+      if (opts.shouldStop?.()) {
+        stopped = true;
+        break outer;
+      }
+      const b = collate(idx.map((i) => examples[i]), padId);
+      const labels = tf.tensor1d(idx.map((i) => examples[i].label), 'int32');
+      const prefix = cache?.prefixFor(idx, b);
+      const { value, grads } = tf.variableGrads(() => {
+        const logits = clf.logits(b, true, prefix);
+        let loss = tf.losses.softmaxCrossEntropy(tf.oneHot(labels, clf.numLabels), logits) as tf.Scalar;
+        if (mu > 0) {
+          const prox = tf.addN(vars.map((v, i) => tf.sum(tf.square(tf.sub(v, anchor[i])))));
+          loss = tf.add(loss, tf.mul(prox, mu / 2)) as tf.Scalar;
+        }
+        return loss;
+      }, vars);
+      const loss = (await value.data())[0];
+      if (!Number.isFinite(loss)) {
+        tf.dispose([value, labels, prefix, ...Object.values(grads), ...anchor]);
+        optimizer.dispose();
+        throw new FedloraError('NON_FINITE', `training loss became ${loss} at step ${step + 1}; lower the learning rate`);
+      }
+      optimizer.applyGradients(vars, grads);
+      tf.dispose([value, labels, prefix, ...Object.values(grads)]);
+      step++;
+      samples += idx.length;
+      lossSum += loss;
+      const seconds = (performance.now() - start) / 1000;
+      opts.onStep?.({ epoch, step, totalSteps, loss, samplesSeen: samples, samplesPerSecond: samples / seconds });
+      await yieldToEventLoop();
+    }
+  }
+  tf.dispose(anchor);
+  optimizer.dispose();
+  const seconds = (performance.now() - start) / 1000;
+  return { steps: step, samples, seconds, samplesPerSecond: samples / seconds, meanLoss: step ? lossSum / step : NaN, stopped };
+}
+
+export interface EvalResult {
+  predictions: number[];
+  /** mean cross-entropy */
+  loss: number;
+}
+
+export async function evaluateClassifier(
+  clf: SequenceClassifier,
+  examples: EncodedExample[],
+  padId: number,
+  opts: { batchSize?: number } = {},
+): Promise<EvalResult> {
+  const predictions = new Array<number>(examples.length);
+  let lossSum = 0;
+  for (const idx of evalBatches(examples.map((e) => e.inputIds.length), opts.batchSize ?? 64)) {
+    const b = collate(idx.map((i) => examples[i]), padId);
+    const [pred, losses] = tf.tidy(() => {
+      const logits = clf.logits(b, false);
+      const labels = tf.oneHot(tf.tensor1d(idx.map((i) => examples[i].label), 'int32'), clf.numLabels);
+      const l = tf.losses.softmaxCrossEntropy(labels, logits, undefined, undefined, tf.Reduction.NONE);
+      return [tf.argMax(logits, 1), l];
+    });
+    const p = (await pred.data()) as Int32Array;
+    const l = (await losses.data()) as Float32Array;
+    idx.forEach((ex, r) => {
+      predictions[ex] = p[r];
+      lossSum += l[r];
+    });
+    tf.dispose([pred, losses]);
+    await yieldToEventLoop();
+  }
+  return { predictions, loss: lossSum / Math.max(1, examples.length) };
+}
+
+/** A snapshot of the trainable state (for delta = trained − received). */
+export function snapshot(clf: SequenceClassifier): NamedTensors {
+  return clf.getTrainableState();
+}
