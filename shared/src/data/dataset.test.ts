@@ -2,7 +2,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { isFedloraError } from '../errors';
-import { checkLabels, countByLabel, dropConflictsAndDuplicates, labelIds, makeDataset, subsetDataset } from './dataset';
+import {
+  checkLabels,
+  countByLabel,
+  dropConflictsAndDuplicates,
+  labelIds,
+  makeDataset,
+  subsetDataset,
+} from './dataset';
 
 const examples = [
   { text: 'a', label: 'spam' },
@@ -39,12 +46,18 @@ test('when examples use labels outside the known list, then DATA_INVALID names e
     (e) => isFedloraError(e, 'DATA_INVALID') && /"phish"/.test(e.message) && !/"ham"/.test(e.message),
   );
   assert.doesNotThrow(() => checkLabels(ds, ['ham', 'phish', 'spam']));
-  assert.throws(() => makeDataset('toy', examples, ['ham']), (e) => isFedloraError(e, 'DATA_INVALID') && /"spam"/.test(e.message));
+  assert.throws(
+    () => makeDataset('toy', examples, ['ham']),
+    (e) => isFedloraError(e, 'DATA_INVALID') && /"spam"/.test(e.message),
+  );
 });
 
 test('when an example label is missing from ds.labels, then labelIds throws DATA_INVALID with its index', () => {
   const ds = { name: 'bad', labels: ['ham'], examples };
-  assert.throws(() => labelIds(ds), (e) => isFedloraError(e, 'DATA_INVALID') && /example 0/.test(e.message));
+  assert.throws(
+    () => labelIds(ds),
+    (e) => isFedloraError(e, 'DATA_INVALID') && /example 0/.test(e.message),
+  );
 });
 
 test('when taking a subset, then examples follow the given order and the class list is unchanged', () => {

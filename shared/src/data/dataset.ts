@@ -24,7 +24,11 @@ export function sortedLabels(labels: Iterable<string>): string[] {
  * Build a dataset. Without `labels` the class list is the labels seen in `examples`; with `labels`, every example
  * must use one of them (checkLabels) and the list is kept complete, so a small shard keeps the global class ids.
  */
-export function makeDataset(name: string, examples: LabeledExample[], labels?: readonly string[]): LabeledDataset {
+export function makeDataset(
+  name: string,
+  examples: LabeledExample[],
+  labels?: readonly string[],
+): LabeledDataset {
   const ds: LabeledDataset = { name, labels: sortedLabels(labels ?? examples.map((e) => e.label)), examples };
   if (labels) checkLabels(ds, labels);
   return ds;
@@ -35,7 +39,11 @@ export function labelIds(ds: LabeledDataset): number[] {
   const id = new Map(ds.labels.map((l, i) => [l, i]));
   return ds.examples.map((e, i) => {
     const y = id.get(e.label);
-    if (y === undefined) throw new FedloraError('DATA_INVALID', `${ds.name}: example ${i} has label "${e.label}", which is not in the dataset's labels`);
+    if (y === undefined)
+      throw new FedloraError(
+        'DATA_INVALID',
+        `${ds.name}: example ${i} has label "${e.label}", which is not in the dataset's labels`,
+      );
     return y;
   });
 }
@@ -43,7 +51,9 @@ export function labelIds(ds: LabeledDataset): number[] {
 /** Throws DATA_INVALID naming every label of `ds` (in its labels list or its examples) that is not in knownLabels. */
 export function checkLabels(ds: LabeledDataset, knownLabels: readonly string[]): void {
   const known = new Set(knownLabels);
-  const unknown = sortedLabels([...ds.labels, ...ds.examples.map((e) => e.label)].filter((l) => !known.has(l)));
+  const unknown = sortedLabels(
+    [...ds.labels, ...ds.examples.map((e) => e.label)].filter((l) => !known.has(l)),
+  );
   if (unknown.length > 0) {
     const shown = unknown.slice(0, 10).map((l) => JSON.stringify(l));
     const more = unknown.length > 10 ? ` and ${unknown.length - 10} more` : '';
@@ -55,13 +65,18 @@ export function checkLabels(ds: LabeledDataset, knownLabels: readonly string[]):
 }
 
 /** The examples at `indices` (in that order), with the same class list so class ids stay comparable. */
-export function subsetDataset(ds: LabeledDataset, indices: readonly number[], name = ds.name): LabeledDataset {
+export function subsetDataset(
+  ds: LabeledDataset,
+  indices: readonly number[],
+  name = ds.name,
+): LabeledDataset {
   return {
     name,
     labels: [...ds.labels],
     examples: indices.map((i) => {
       const e = ds.examples[i];
-      if (e === undefined) throw new RangeError(`subsetDataset: index ${i} out of range [0, ${ds.examples.length})`);
+      if (e === undefined)
+        throw new RangeError(`subsetDataset: index ${i} out of range [0, ${ds.examples.length})`);
       return e;
     }),
   };
@@ -103,7 +118,10 @@ export function dropConflictsAndDuplicates(examples: readonly LabeledExample[]):
   for (const e of examples) {
     if (labelsOf.get(e.text)!.size > 1) conflictingRows++;
     else if (seen.has(e.text)) duplicateRows++;
-    else (seen.add(e.text), kept.push(e));
+    else {
+      seen.add(e.text);
+      kept.push(e);
+    }
   }
   const conflictingTexts = [...labelsOf.values()].filter((s) => s.size > 1).length;
   return { examples: kept, conflictingTexts, conflictingRows, duplicateRows };

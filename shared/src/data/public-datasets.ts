@@ -6,7 +6,13 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { FedloraError } from '../errors';
-import { dropConflictsAndDuplicates, labelIds, makeDataset, subsetDataset, type LabeledDataset } from './dataset';
+import {
+  dropConflictsAndDuplicates,
+  labelIds,
+  makeDataset,
+  subsetDataset,
+  type LabeledDataset,
+} from './dataset';
 import { stratifiedSplit } from './split';
 import { loadTabularFile, readTabularFile } from './tabular';
 
@@ -23,7 +29,10 @@ export function sharedDataDir(): string | null {
 function requireDir(root: string, sub: string, what: string): string {
   const dir = resolve(root, sub);
   if (!existsSync(dir) || !statSync(dir).isDirectory()) {
-    throw new FedloraError('FILE_NOT_FOUND', `${what} data folder not found: ${dir} (pass the folder that holds ${sub}/)`);
+    throw new FedloraError(
+      'FILE_NOT_FOUND',
+      `${what} data folder not found: ${dir} (pass the folder that holds ${sub}/)`,
+    );
   }
   return dir;
 }
@@ -36,8 +45,13 @@ export function banking77Labels(root: string): string[] {
     parsed = JSON.parse(readFileSync(path, 'utf8'));
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') throw new FedloraError('FILE_NOT_FOUND', `Banking77 categories not found: ${path}`, { cause: err });
-    throw new FedloraError('FILE_UNREADABLE', `cannot read Banking77 categories ${path}: ${(err as Error).message}`, { cause: err });
+    if (code === 'ENOENT')
+      throw new FedloraError('FILE_NOT_FOUND', `Banking77 categories not found: ${path}`, { cause: err });
+    throw new FedloraError(
+      'FILE_UNREADABLE',
+      `cannot read Banking77 categories ${path}: ${(err as Error).message}`,
+      { cause: err },
+    );
   }
   if (!Array.isArray(parsed) || parsed.length !== 77 || !parsed.every((x) => typeof x === 'string')) {
     throw new FedloraError('DATA_INVALID', `${path}: expected a JSON array of 77 category names`);
@@ -49,7 +63,12 @@ export function banking77Labels(root: string): string[] {
 export function loadBanking77(root: string, part: 'train' | 'test'): LabeledDataset {
   const labels = banking77Labels(root);
   const path = join(resolve(root, 'banking77'), `${part}.csv`);
-  return loadTabularFile(path, { textColumn: 'text', labelColumn: 'category', labels, name: `banking77-${part}` });
+  return loadTabularFile(path, {
+    textColumn: 'text',
+    labelColumn: 'category',
+    labels,
+    name: `banking77-${part}`,
+  });
 }
 
 /** Medical Abstracts class ids ("1".."5") -> names, from medical_tc_labels.csv. */
@@ -60,7 +79,11 @@ export function medicalAbstractsLabelMap(root: string): Record<string, string> {
   for (const { values, line } of table.rows) {
     const id = values.condition_label?.trim();
     const name = values.condition_name?.trim();
-    if (!id || !name) throw new FedloraError('DATA_INVALID', `${path}: line ${line} needs condition_label and condition_name; columns are: ${table.columns.join(', ')}`);
+    if (!id || !name)
+      throw new FedloraError(
+        'DATA_INVALID',
+        `${path}: line ${line} needs condition_label and condition_name; columns are: ${table.columns.join(', ')}`,
+      );
     map[id] = name;
   }
   return map;
@@ -93,10 +116,19 @@ export function loadMedicalAbstractsSplit(root: string): MedicalAbstractsSplit {
   const labelMap = medicalAbstractsLabelMap(root);
   const labels = Object.values(labelMap);
   const path = join(resolve(root, 'medical-abstracts'), 'medical_tc_test.csv');
-  const raw = loadTabularFile(path, { textColumn: 'medical_abstract', labelColumn: 'condition_label', labelMap, labels });
+  const raw = loadTabularFile(path, {
+    textColumn: 'medical_abstract',
+    labelColumn: 'condition_label',
+    labelMap,
+    labels,
+  });
   const clean = dropConflictsAndDuplicates(raw.examples);
   const all = makeDataset('medical-abstracts', clean.examples, labels);
-  const { train, heldout } = stratifiedSplit(labelIds(all), MEDICAL_ABSTRACTS_SPLIT.heldoutFraction, MEDICAL_ABSTRACTS_SPLIT.seed);
+  const { train, heldout } = stratifiedSplit(
+    labelIds(all),
+    MEDICAL_ABSTRACTS_SPLIT.heldoutFraction,
+    MEDICAL_ABSTRACTS_SPLIT.seed,
+  );
   return {
     train: subsetDataset(all, train, 'medical-abstracts-train'),
     heldout: subsetDataset(all, heldout, 'medical-abstracts-heldout'),

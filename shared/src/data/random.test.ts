@@ -58,7 +58,10 @@ test('when shuffling, then the result is a permutation of the input and the same
   const s2 = new Rng(9).shuffle([...xs]);
   assert.deepEqual(s1, s2);
   assert.notDeepEqual(s1, xs);
-  assert.deepEqual([...s1].sort((a, b) => a - b), xs);
+  assert.deepEqual(
+    [...s1].sort((a, b) => a - b),
+    xs,
+  );
 });
 
 test('when drawing 20k normals, then mean is near 0 and variance near 1', () => {
@@ -96,6 +99,9 @@ test('when sampling Dir(1, 1, 2), then every draw sums to 1 and the means approa
 test('when alpha is so small that all gammas underflow, then the Dirichlet draw puts all mass on one coordinate', () => {
   const r = new Rng(1);
   const p = r.dirichlet([1e-300, 1e-300, 1e-300]);
-  assert.equal(p.reduce((s, x) => s + x, 0), 1);
+  assert.equal(
+    p.reduce((s, x) => s + x, 0),
+    1,
+  );
   assert.equal(p.filter((x) => x === 1).length, 1);
 });

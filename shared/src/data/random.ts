@@ -48,7 +48,8 @@ export class Rng {
 
   /** Uniform integer in [0, n). Rejection sampling, so no modulo bias even for large n. */
   int(n: number): number {
-    if (!Number.isInteger(n) || n <= 0 || n > 4294967296) throw new RangeError(`Rng.int: n must be an integer in [1, 2^32], got ${n}`);
+    if (!Number.isInteger(n) || n <= 0 || n > 4294967296)
+      throw new RangeError(`Rng.int: n must be an integer in [1, 2^32], got ${n}`);
     const limit = 4294967296 - (4294967296 % n);
     let x = this.nextUint32();
     while (x >= limit) x = this.nextUint32();
@@ -83,7 +84,8 @@ export class Rng {
 
   /** Gamma(shape, scale 1); mean = variance = shape. */
   gamma(shape: number): number {
-    if (!(shape > 0) || !Number.isFinite(shape)) throw new RangeError(`Rng.gamma: shape must be > 0, got ${shape}`);
+    if (!(shape > 0) || !Number.isFinite(shape))
+      throw new RangeError(`Rng.gamma: shape must be > 0, got ${shape}`);
     if (shape < 1) {
       // Marsaglia-Tsang needs shape >= 1; boost: Gamma(a) = Gamma(a + 1) * U^(1/a).
       const u = 1 - this.next();

@@ -43,12 +43,24 @@ test('when the only body is quoted-printable HTML, then it is decoded and tags a
 });
 
 test('when the text part is base64, then it is decoded', async () => {
-  const raw = CRLF(['Subject: b64', 'Content-Type: text/plain; charset=utf-8', 'Content-Transfer-Encoding: base64', '', Buffer.from('héllo\nworld').toString('base64'), '']);
+  const raw = CRLF([
+    'Subject: b64',
+    'Content-Type: text/plain; charset=utf-8',
+    'Content-Transfer-Encoding: base64',
+    '',
+    Buffer.from('héllo\nworld').toString('base64'),
+    '',
+  ]);
   assert.equal(await cleanEmail(raw), 'b64\nhéllo world');
 });
 
 test('when a "text/plain" body is really HTML (common in spam), then its tags are stripped too', async () => {
-  const raw = CRLF(['Subject: hi', '', '<HTML><BODY><FONT color=red>Buy&nbsp;now</FONT><BR>today</BODY></HTML>', '']);
+  const raw = CRLF([
+    'Subject: hi',
+    '',
+    '<HTML><BODY><FONT color=red>Buy&nbsp;now</FONT><BR>today</BODY></HTML>',
+    '',
+  ]);
   assert.equal(await cleanEmail(raw), 'hi\nBuy now today');
 });
 
@@ -57,7 +69,9 @@ test('when the corpus is loaded, then train has 2,987 and held-out 3,059 message
   const heldout = await loadSpamAssassin('heldout');
   const all = await loadSpamAssassin('all');
   const counts = { train: countByLabel(train), heldout: countByLabel(heldout), all: countByLabel(all) };
-  console.log(`SpamAssassin: train ${train.examples.length}, heldout ${heldout.examples.length}; ham/spam ${JSON.stringify(counts)}`);
+  console.log(
+    `SpamAssassin: train ${train.examples.length}, heldout ${heldout.examples.length}; ham/spam ${JSON.stringify(counts)}`,
+  );
   assert.equal(train.examples.length, 2987);
   assert.equal(heldout.examples.length, 3059);
   // The package README: easy-ham 2,500 + 1,400, hard-ham 250 (= 4,150 ham); spam 500 + 1,396 (= 1,896 spam).
@@ -66,10 +80,15 @@ test('when the corpus is loaded, then train has 2,987 and held-out 3,059 message
   assert.deepEqual(all.labels, ['ham', 'spam']);
   assert.ok(all.examples.every((e) => e.text.trim() !== '' && e.text.includes('\n')));
   // The first record starts with 40 header lines ("From exmh-workers-admin@redhat.com ...") before its body.
-  assert.ok(all.examples[0].text.startsWith('Re: New Sequences Window\nDate: Wed, 21 Aug 2002'), all.examples[0].text.slice(0, 80));
+  assert.ok(
+    all.examples[0].text.startsWith('Re: New Sequences Window\nDate: Wed, 21 Aug 2002'),
+    all.examples[0].text.slice(0, 80),
+  );
   // Header names survive only where a body quotes a forwarded or bounced message (15 such texts, checked by eye);
   // were headers kept, all 6,046 would match.
-  const withHeaders = all.examples.filter((e) => /(^|\s)(Received|Return-Path|Delivered-To): /.test(e.text)).length;
+  const withHeaders = all.examples.filter((e) =>
+    /(^|\s)(Received|Return-Path|Delivered-To): /.test(e.text),
+  ).length;
   assert.ok(withHeaders < 30, `${withHeaders} texts still hold header lines`);
   // Resent spam campaigns differ only in headers, so some cleaned texts repeat across the MD5 split (68 today).
   const trainTexts = new Set(train.examples.map((e) => e.text));

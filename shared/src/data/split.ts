@@ -16,7 +16,8 @@ function checkLabels(labels: readonly number[]): number {
   let k = 0;
   for (let i = 0; i < labels.length; i++) {
     const y = labels[i];
-    if (!Number.isInteger(y) || y < 0) throw new FedloraError('DATA_INVALID', `label at index ${i} is ${y}; class ids must be integers >= 0`);
+    if (!Number.isInteger(y) || y < 0)
+      throw new FedloraError('DATA_INVALID', `label at index ${i} is ${y}; class ids must be integers >= 0`);
     if (y + 1 > k) k = y + 1;
   }
   return k;
@@ -38,7 +39,8 @@ const ascending = (a: number, b: number): number => a - b;
  */
 export function allocateProportional(counts: readonly number[], total: number): number[] {
   const n = counts.reduce((s, c) => s + c, 0);
-  if (!Number.isInteger(total) || total < 0 || total > n) throw new FedloraError('CONFIG_INVALID', `cannot allocate ${total} of ${n} items`);
+  if (!Number.isInteger(total) || total < 0 || total > n)
+    throw new FedloraError('CONFIG_INVALID', `cannot allocate ${total} of ${n} items`);
   if (n === 0) return counts.map(() => 0);
   const exact = counts.map((c) => (c * total) / n);
   const quota = exact.map(Math.floor);
@@ -59,7 +61,10 @@ export function allocateProportional(counts: readonly number[], total: number): 
 export function stratifiedSubset(labels: readonly number[], size: number, seed: number): number[] {
   const groups = byClass(labels);
   if (!Number.isInteger(size) || size < 0 || size > labels.length) {
-    throw new FedloraError('CONFIG_INVALID', `stratifiedSubset: size must be an integer in [0, ${labels.length}], got ${size}`);
+    throw new FedloraError(
+      'CONFIG_INVALID',
+      `stratifiedSubset: size must be an integer in [0, ${labels.length}], got ${size}`,
+    );
   }
   const quota = allocateProportional(
     groups.map((g) => g.length),
@@ -74,8 +79,13 @@ export function stratifiedSubset(labels: readonly number[], size: number, seed: 
 /**
  * Stratified split: `heldout` gets round(n * fraction) indices with each class's share preserved, `train` the rest.
  */
-export function stratifiedSplit(labels: readonly number[], fraction: number, seed: number): { train: number[]; heldout: number[] } {
-  if (!(fraction >= 0 && fraction <= 1)) throw new FedloraError('CONFIG_INVALID', `stratifiedSplit: fraction must be in [0, 1], got ${fraction}`);
+export function stratifiedSplit(
+  labels: readonly number[],
+  fraction: number,
+  seed: number,
+): { train: number[]; heldout: number[] } {
+  if (!(fraction >= 0 && fraction <= 1))
+    throw new FedloraError('CONFIG_INVALID', `stratifiedSplit: fraction must be in [0, 1], got ${fraction}`);
   const heldout = stratifiedSubset(labels, Math.round(labels.length * fraction), seed);
   const inHeldout = new Uint8Array(labels.length);
   for (const i of heldout) inHeldout[i] = 1;
@@ -85,15 +95,21 @@ export function stratifiedSplit(labels: readonly number[], fraction: number, see
 }
 
 function checkSites(n: number, numSites: number, minPerSite: number): void {
-  if (!Number.isInteger(numSites) || numSites < 1) throw new FedloraError('CONFIG_INVALID', `numSites must be an integer >= 1, got ${numSites}`);
-  if (!Number.isInteger(minPerSite) || minPerSite < 0) throw new FedloraError('CONFIG_INVALID', `minPerSite must be an integer >= 0, got ${minPerSite}`);
+  if (!Number.isInteger(numSites) || numSites < 1)
+    throw new FedloraError('CONFIG_INVALID', `numSites must be an integer >= 1, got ${numSites}`);
+  if (!Number.isInteger(minPerSite) || minPerSite < 0)
+    throw new FedloraError('CONFIG_INVALID', `minPerSite must be an integer >= 0, got ${minPerSite}`);
   if (n < numSites * minPerSite) {
-    throw new FedloraError('DATA_INVALID', `cannot give ${numSites} sites ${minPerSite} example(s) each from only ${n} examples`);
+    throw new FedloraError(
+      'DATA_INVALID',
+      `cannot give ${numSites} sites ${minPerSite} example(s) each from only ${n} examples`,
+    );
   }
 }
 
 function checkAlpha(alpha: number): void {
-  if (!(alpha > 0) || !Number.isFinite(alpha)) throw new FedloraError('CONFIG_INVALID', `Dirichlet alpha must be a finite number > 0, got ${alpha}`);
+  if (!(alpha > 0) || !Number.isFinite(alpha))
+    throw new FedloraError('CONFIG_INVALID', `Dirichlet alpha must be a finite number > 0, got ${alpha}`);
 }
 
 /** Cut `items` into consecutive pieces with the given proportions (floor of the cumulative sums, as numpy's split). */
@@ -130,7 +146,13 @@ function enforceMinimum(sites: number[][], minPerSite: number, rng: Rng): void {
  * shuffled and cut by those proportions. Small alpha (0.1) gives each site few classes; large alpha (100) is near IID.
  * Every example is assigned to exactly one site.
  */
-export function dirichletPartition(labels: readonly number[], numSites: number, alpha: number, seed: number, opts: PartitionOptions = {}): number[][] {
+export function dirichletPartition(
+  labels: readonly number[],
+  numSites: number,
+  alpha: number,
+  seed: number,
+  opts: PartitionOptions = {},
+): number[][] {
   const minPerSite = opts.minPerSite ?? 1;
   checkSites(labels.length, numSites, minPerSite);
   checkAlpha(alpha);
@@ -149,8 +171,15 @@ export function dirichletPartition(labels: readonly number[], numSites: number, 
  * Quantity-skew partition of n examples: site sizes follow q ~ Dir(alpha) (NIID-Bench), labels ignored, so each site
  * is IID in content but sizes differ. Small alpha gives very unequal sites.
  */
-export function quantitySkewPartition(n: number, numSites: number, alpha: number, seed: number, opts: PartitionOptions = {}): number[][] {
-  if (!Number.isInteger(n) || n < 0) throw new FedloraError('CONFIG_INVALID', `n must be an integer >= 0, got ${n}`);
+export function quantitySkewPartition(
+  n: number,
+  numSites: number,
+  alpha: number,
+  seed: number,
+  opts: PartitionOptions = {},
+): number[][] {
+  if (!Number.isInteger(n) || n < 0)
+    throw new FedloraError('CONFIG_INVALID', `n must be an integer >= 0, got ${n}`);
   const minPerSite = opts.minPerSite ?? 1;
   checkSites(n, numSites, minPerSite);
   checkAlpha(alpha);
@@ -164,7 +193,8 @@ export function quantitySkewPartition(n: number, numSites: number, alpha: number
 
 /** IID partition: shuffle, then deal into sites whose sizes differ by at most one. */
 export function iidPartition(n: number, numSites: number, seed: number): number[][] {
-  if (!Number.isInteger(n) || n < 0) throw new FedloraError('CONFIG_INVALID', `n must be an integer >= 0, got ${n}`);
+  if (!Number.isInteger(n) || n < 0)
+    throw new FedloraError('CONFIG_INVALID', `n must be an integer >= 0, got ${n}`);
   checkSites(n, numSites, 0);
   const order = new Rng(seed).shuffle(Array.from({ length: n }, (_, i) => i));
   const sites: number[][] = Array.from({ length: numSites }, () => []);

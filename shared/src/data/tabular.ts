@@ -8,7 +8,13 @@ import { FedloraError } from '../errors';
 import { makeDataset, type LabeledDataset, type LabeledExample } from './dataset';
 
 /** Tried in order when no textColumn is given; covers Banking77 ("text") and Medical Abstracts ("medical_abstract"). */
-export const TEXT_COLUMN_CANDIDATES = ['text', 'sentence', 'abstract', 'medical_abstract', 'content'] as const;
+export const TEXT_COLUMN_CANDIDATES = [
+  'text',
+  'sentence',
+  'abstract',
+  'medical_abstract',
+  'content',
+] as const;
 /** Tried in order when no labelColumn is given; Banking77 uses "category", Medical Abstracts "condition_label". */
 export const LABEL_COLUMN_CANDIDATES = ['label', 'category', 'condition_label', 'intent', 'class'] as const;
 
@@ -40,8 +46,11 @@ function readText(path: string): string {
     return readFileSync(path, 'utf8');
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') throw new FedloraError('FILE_NOT_FOUND', `data file not found: ${path}`, { cause: err });
-    throw new FedloraError('FILE_UNREADABLE', `cannot read data file ${path} (${code ?? String(err)})`, { cause: err });
+    if (code === 'ENOENT')
+      throw new FedloraError('FILE_NOT_FOUND', `data file not found: ${path}`, { cause: err });
+    throw new FedloraError('FILE_UNREADABLE', `cannot read data file ${path} (${code ?? String(err)})`, {
+      cause: err,
+    });
   }
 }
 
@@ -69,7 +78,11 @@ function parseDelimited(path: string, content: string, delimiter: string): Tabul
   } catch (err) {
     if (err instanceof CsvError) {
       const line = (err as CsvError & { lines?: number }).lines;
-      throw new FedloraError('DATA_INVALID', `${path}: malformed CSV${line ? ` at line ${line}` : ''}: ${err.message}`, { cause: err });
+      throw new FedloraError(
+        'DATA_INVALID',
+        `${path}: malformed CSV${line ? ` at line ${line}` : ''}: ${err.message}`,
+        { cause: err },
+      );
     }
     throw err;
   }
@@ -87,7 +100,11 @@ function parseJsonl(path: string, content: string): TabularTable {
     try {
       obj = JSON.parse(text);
     } catch (err) {
-      throw new FedloraError('DATA_INVALID', `${path}: line ${i + 1} is not valid JSON (${(err as Error).message})`, { cause: err });
+      throw new FedloraError(
+        'DATA_INVALID',
+        `${path}: line ${i + 1} is not valid JSON (${(err as Error).message})`,
+        { cause: err },
+      );
     }
     if (typeof obj !== 'object' || obj === null || Array.isArray(obj)) {
       throw new FedloraError('DATA_INVALID', `${path}: line ${i + 1} is not a JSON object`);
@@ -95,7 +112,10 @@ function parseJsonl(path: string, content: string): TabularTable {
     const values: Record<string, string> = {};
     for (const [k, v] of Object.entries(obj)) {
       values[k] = cellString(v);
-      if (!seen.has(k)) (seen.add(k), columns.push(k));
+      if (!seen.has(k)) {
+        seen.add(k);
+        columns.push(k);
+      }
     }
     rows.push({ values, line: i + 1 });
   });
@@ -106,24 +126,44 @@ function parseJsonl(path: string, content: string): TabularTable {
 export function readTabularFile(path: string): TabularTable {
   const ext = extname(path).toLowerCase();
   if (!['.csv', '.tsv', '.jsonl', '.ndjson'].includes(ext)) {
-    throw new FedloraError('DATA_INVALID', `${path}: unsupported data file type "${ext}"; use .csv, .tsv or .jsonl`);
+    throw new FedloraError(
+      'DATA_INVALID',
+      `${path}: unsupported data file type "${ext}"; use .csv, .tsv or .jsonl`,
+    );
   }
   const content = readText(path);
-  if (content.replace(/^\uFEFF/, '').trim() === '') throw new FedloraError('DATA_INVALID', `${path} is empty`);
-  const table = ext === '.csv' || ext === '.tsv' ? parseDelimited(path, content, ext === '.tsv' ? '\t' : ',') : parseJsonl(path, content);
-  if (table.rows.length === 0) throw new FedloraError('DATA_INVALID', `${path} has a header but no data rows`);
+  if (content.replace(/^\uFEFF/, '').trim() === '')
+    throw new FedloraError('DATA_INVALID', `${path} is empty`);
+  const table =
+    ext === '.csv' || ext === '.tsv'
+      ? parseDelimited(path, content, ext === '.tsv' ? '\t' : ',')
+      : parseJsonl(path, content);
+  if (table.rows.length === 0)
+    throw new FedloraError('DATA_INVALID', `${path} has a header but no data rows`);
   return table;
 }
 
-function pickColumn(path: string, columns: string[], wanted: string | undefined, candidates: readonly string[], role: string): string {
+function pickColumn(
+  path: string,
+  columns: string[],
+  wanted: string | undefined,
+  candidates: readonly string[],
+  role: string,
+): string {
   const have = columns.length > 0 ? columns.map((c) => JSON.stringify(c)).join(', ') : '(none)';
   if (wanted !== undefined) {
     if (columns.includes(wanted)) return wanted;
-    throw new FedloraError('DATA_INVALID', `${path}: ${role} column "${wanted}" not found; columns are: ${have}`);
+    throw new FedloraError(
+      'DATA_INVALID',
+      `${path}: ${role} column "${wanted}" not found; columns are: ${have}`,
+    );
   }
   const found = candidates.find((c) => columns.includes(c));
   if (found === undefined) {
-    throw new FedloraError('DATA_INVALID', `${path}: no ${role} column (looked for ${candidates.join(', ')}); columns are: ${have}; name one with the ${role}Column option`);
+    throw new FedloraError(
+      'DATA_INVALID',
+      `${path}: no ${role} column (looked for ${candidates.join(', ')}); columns are: ${have}; name one with the ${role}Column option`,
+    );
   }
   return found;
 }
@@ -136,14 +176,23 @@ export function loadTabularFile(path: string, opts: TabularOptions = {}): Labele
   const examples: LabeledExample[] = table.rows.map(({ values, line }, r) => {
     const where = `row ${r + 1} (line ${line})`;
     const text = values[textColumn];
-    if (text === undefined) throw new FedloraError('DATA_INVALID', `${path}: ${where} has no "${textColumn}" field`);
-    if (text.trim() === '') throw new FedloraError('DATA_INVALID', `${path}: ${where} has empty text in column "${textColumn}"`);
+    if (text === undefined)
+      throw new FedloraError('DATA_INVALID', `${path}: ${where} has no "${textColumn}" field`);
+    if (text.trim() === '')
+      throw new FedloraError('DATA_INVALID', `${path}: ${where} has empty text in column "${textColumn}"`);
     const raw = (values[labelColumn] ?? '').trim();
-    if (raw === '') throw new FedloraError('DATA_INVALID', `${path}: ${where} has an empty label in column "${labelColumn}"`);
+    if (raw === '')
+      throw new FedloraError(
+        'DATA_INVALID',
+        `${path}: ${where} has an empty label in column "${labelColumn}"`,
+      );
     let label = raw;
     if (opts.labelMap) {
       if (!Object.hasOwn(opts.labelMap, raw)) {
-        throw new FedloraError('DATA_INVALID', `${path}: ${where} has label "${raw}", which the label map does not name (known: ${Object.keys(opts.labelMap).join(', ')})`);
+        throw new FedloraError(
+          'DATA_INVALID',
+          `${path}: ${where} has label "${raw}", which the label map does not name (known: ${Object.keys(opts.labelMap).join(', ')})`,
+        );
       }
       label = opts.labelMap[raw];
     }
