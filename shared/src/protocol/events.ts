@@ -1,0 +1,163 @@
+// The socket.io contract between coordinator and sites: one table per direction (event name → payload and
+// reply schemas), the typed event maps derived from it, and the Ack envelope every reply uses.
+// Listener parameters are typed for convenience only: handlers must still parse their input with
+// parseClientRequest / parseServerMessage, because a peer can send anything under any event name.
+
+import { z } from 'zod';
+import { FedloraError, isFedloraError, type FedloraErrorCode } from '../errors';
+import {
+  AdapterFetchReplySchema,
+  AdapterFetchRequestSchema,
+  ChallengeReplySchema,
+  ChallengeRequestSchema,
+  ConfigureMessageSchema,
+  ConfigureReplySchema,
+  EnrollReplySchema,
+  EnrollRequestSchema,
+  EvaluateMessageSchema,
+  EvaluateReplySchema,
+  FailRequestSchema,
+  NoData,
+  ProveReplySchema,
+  ProveRequestSchema,
+  ReadyRequestSchema,
+  RoundClosedMessageSchema,
+  TrainMessageSchema,
+  TrainReplySchema,
+  UploadRequestSchema,
+  VersionPublishedMessageSchema,
+} from './messages';
+import { LIMITS } from './limits';
+import { parseWith } from './schemas';
+
+/** Site → coordinator. Every event carries an ack callback answered with Ack<reply>. */
+export const CLIENT_EVENTS = {
+  /** connect: register a new site's public keys with a one-time enrollment token */
+  'site:enroll': { request: EnrollRequestSchema, reply: EnrollReplySchema },
+  /** connect: ask for a fresh random challenge to sign */
+  'auth:challenge': { request: ChallengeRequestSchema, reply: ChallengeReplySchema },
+  /** connect: return the signed challenge; success authenticates the socket and returns the manifest */
+  'auth:prove': { request: ProveRequestSchema, reply: ProveReplySchema },
+  /** sample: declare availability (and example count) for the coordinator's sampling */
+  'site:ready': { request: ReadyRequestSchema, reply: NoData },
+  /** collect: upload the sealed, signed update of the current round */
+  'update:upload': { request: UploadRequestSchema, reply: NoData },
+  /** collect: report that this site cannot finish the round (counted as a failure, not waited for) */
+  'round:fail': { request: FailRequestSchema, reply: NoData },
+  /** any stage: download a published adapter version (late joiners, inference) */
+  'adapter:fetch': { request: AdapterFetchRequestSchema, reply: AdapterFetchReplySchema },
+} as const;
+
+/** Coordinator → site. `reply: null` marks a broadcast without ack. */
+export const SERVER_EVENTS = {
+  /** configure: a sampled site gets the round's hyper-parameters and round key; it acks accept/decline */
+  'round:configure': { message: ConfigureMessageSchema, reply: ConfigureReplySchema },
+  /** train: the global adapter to train from; the site acks, trains, then emits update:upload */
+  'round:train': { message: TrainMessageSchema, reply: TrainReplySchema },
+  /** aggregate: collection is over (deadline or quorum) and the outcome is known */
+  'round:closed': { message: RoundClosedMessageSchema, reply: null },
+  /** evaluate: optional federated evaluation of a candidate adapter on the site's held-out data */
+  'round:evaluate': { message: EvaluateMessageSchema, reply: EvaluateReplySchema },
+  /** version: a new global adapter version was stored and is the current one */
+  'version:published': { message: VersionPublishedMessageSchema, reply: null },
+} as const;
+
+type ClientTable = typeof CLIENT_EVENTS;
+type ServerTable = typeof SERVER_EVENTS;
+export type ClientEventName = keyof ClientTable;
+export type ServerEventName = keyof ServerTable;
+export type ClientRequest<E extends ClientEventName> = z.output<ClientTable[E]['request']>;
+export type ClientReply<E extends ClientEventName> = z.output<ClientTable[E]['reply']>;
+export type ServerMessage<E extends ServerEventName> = z.output<ServerTable[E]['message']>;
+export type ServerReply<E extends ServerEventName> = ServerTable[E]['reply'] extends z.ZodType
+  ? z.output<ServerTable[E]['reply']>
+  : never;
+
+export type ClientToServerEvents = {
+  [E in ClientEventName]: (req: ClientRequest<E>, ack: (res: Ack<ClientReply<E>>) => void) => void;
+};
+export type ServerToClientEvents = {
+  [E in ServerEventName]: ServerTable[E]['reply'] extends null
+    ? (msg: ServerMessage<E>) => void
+    : (msg: ServerMessage<E>, ack: (res: Ack<ServerReply<E>>) => void) => void;
+};
+
+// ---- acks ----
+
+/** Codes a peer may be told. Anything else (file paths, config problems) is reported as INTERNAL. */
+export const PEER_VISIBLE_CODES = [
+  'BAD_MESSAGE',
+  'FRAME_TOO_LARGE',
+  'UNAUTHORIZED',
+  'UNKNOWN_SITE',
+  'TOKEN_USED',
+  'BAD_SIGNATURE',
+  'DECRYPT_FAILED',
+  'REPLAY',
+  'WRONG_ROUND',
+  'ROUND_CLOSED',
+  'NOT_SAMPLED',
+  'DELTA_INVALID',
+  'NON_FINITE',
+  'HASH_MISMATCH',
+  'NOT_FOUND',
+  'INTERNAL',
+] as const satisfies readonly FedloraErrorCode[];
+export type PeerVisibleCode = (typeof PEER_VISIBLE_CODES)[number];
+
+export type Ack<T> = { ok: true; data: T } | { ok: false; code: PeerVisibleCode; message: string };
+
+export function ackOk<T>(data: T): Ack<T> {
+  return { ok: true, data };
+}
+
+/** The reply for a failed request: peer-visible codes keep their message, everything else becomes INTERNAL. */
+export function ackError(err: unknown): { ok: false; code: PeerVisibleCode; message: string } {
+  if (isFedloraError(err) && (PEER_VISIBLE_CODES as readonly string[]).includes(err.code))
+    return {
+      ok: false,
+      code: err.code as PeerVisibleCode,
+      message: err.message.slice(0, LIMITS.maxMessageLength),
+    };
+  return { ok: false, code: 'INTERNAL', message: 'internal error' };
+}
+
+const AckSchema = z.discriminatedUnion('ok', [
+  z.object({ ok: z.literal(true), data: z.unknown() }).strict(),
+  z
+    .object({
+      ok: z.literal(false),
+      code: z.enum(PEER_VISIBLE_CODES),
+      message: z.string().max(LIMITS.maxMessageLength),
+    })
+    .strict(),
+]);
+
+/** Validates an ack from the peer and returns its data, or throws the peer's error as a FedloraError. */
+function unwrap<S extends z.ZodType>(schema: S, raw: unknown, what: string): z.output<S> {
+  const res = parseWith(AckSchema, raw, what);
+  if (!res.ok) throw new FedloraError(res.code, res.message);
+  return parseWith(schema, res.data, what);
+}
+
+// ---- parsing at the edge ----
+
+export function parseClientRequest<E extends ClientEventName>(event: E, raw: unknown): ClientRequest<E> {
+  return parseWith(CLIENT_EVENTS[event].request, raw, event) as ClientRequest<E>;
+}
+
+/** Site side: the coordinator's ack for `event`. */
+export function parseClientReply<E extends ClientEventName>(event: E, raw: unknown): ClientReply<E> {
+  return unwrap(CLIENT_EVENTS[event].reply, raw, `${event} reply`) as ClientReply<E>;
+}
+
+export function parseServerMessage<E extends ServerEventName>(event: E, raw: unknown): ServerMessage<E> {
+  return parseWith(SERVER_EVENTS[event].message, raw, event) as ServerMessage<E>;
+}
+
+/** Coordinator side: a site's ack for `event` (only for events that have one). */
+export function parseServerReply<E extends ServerEventName>(event: E, raw: unknown): ServerReply<E> {
+  const schema = SERVER_EVENTS[event].reply;
+  if (schema === null) throw new FedloraError('BAD_MESSAGE', `${event} has no reply`);
+  return unwrap(schema, raw, `${event} reply`) as ServerReply<E>;
+}

@@ -1,0 +1,189 @@
+// Payload schemas of every socket.io message, grouped by round stage. Declared once here; events.ts builds
+// the typed event maps from them and both ends validate what they receive with the same schema.
+// Binary fields are Uint8Array on the sending side; receivers accept Buffer or ArrayBuffer (bytesSchema).
+
+import { z } from 'zod';
+import type { FedloraErrorCode } from '../errors';
+import { EnvelopeSchema } from '../crypto/envelope';
+import { MetricsSchema } from './codec';
+import { LIMITS } from './limits';
+import { ManifestSchema } from './manifest';
+import { ENCODINGS } from './quantize';
+import { bytesSchema, FiniteNumberSchema, IdSchema, NameSchema, Sha256HexSchema } from './schemas';
+
+/** The stages of one federated round, in order. Each stage has its own messages below. */
+export const ROUND_STAGES = [
+  'sample',
+  'configure',
+  'train',
+  'collect',
+  'aggregate',
+  'evaluate',
+  'version',
+] as const;
+export type RoundStage = (typeof ROUND_STAGES)[number];
+
+const PublicKeyB64Schema = z.string().regex(/^[A-Za-z0-9+/]{43}=$/, 'must be a base64 32-byte key');
+
+/** Hyper-parameters for local training, chosen by the strategy (e.g. FedProx sets proximalMu). */
+export const RoundConfigSchema = z
+  .object({
+    localEpochs: z.number().int().min(1).max(1000),
+    batchSize: z.number().int().min(1).max(65536),
+    learningRate: FiniteNumberSchema.positive(),
+    /** weight of FedProx's proximal term (mu/2)·||w − w_global||²; 0 = plain local SGD */
+    proximalMu: FiniteNumberSchema.min(0),
+  })
+  .catchall(z.union([FiniteNumberSchema, z.string().max(LIMITS.maxNameLength), z.boolean()]));
+export type RoundConfig = z.output<typeof RoundConfigSchema>;
+
+/** Codes a site may report for a failed round; a closed subset so a site cannot send free text as a code. */
+export const SITE_FAILURE_CODES = [
+  'NON_FINITE',
+  'BACKEND_UNAVAILABLE',
+  'DATA_INVALID',
+  'HASH_MISMATCH',
+  'ADAPTER_INVALID',
+  'DELTA_INVALID',
+  'FRAME_TOO_LARGE',
+  'INTERNAL',
+] as const satisfies readonly FedloraErrorCode[];
+
+const NoData = z.object({}).strict();
+
+// ---- connect: enrollment and authentication ----
+
+export const EnrollRequestSchema = z
+  .object({
+    /** one-time enrollment token handed to the site out of band (TOKEN_USED on reuse) */
+    token: z.string().min(16).max(256),
+    siteId: IdSchema,
+    signingPublicKey: PublicKeyB64Schema,
+    boxPublicKey: PublicKeyB64Schema,
+  })
+  .strict();
+export const EnrollReplySchema = z.object({ siteId: IdSchema }).strict();
+
+export const ChallengeRequestSchema = z.object({ siteId: IdSchema }).strict();
+export const ChallengeReplySchema = z
+  .object({ challenge: bytesSchema({ length: 32 }), coordinatorId: IdSchema })
+  .strict();
+
+export const ProveRequestSchema = z
+  .object({ siteId: IdSchema, signature: bytesSchema({ length: 64 }) })
+  .strict();
+export const ProveReplySchema = z.object({ manifest: ManifestSchema }).strict();
+
+// ---- sample: sites announce availability; the coordinator samples among them ----
+
+export const ReadyRequestSchema = z
+  .object({
+    /** local training examples (a site may report 0 while it loads data) */
+    numExamples: z.number().int().min(0).max(1e9),
+    /** update encodings this site can produce */
+    encodings: z.array(z.enum(ENCODINGS)).min(1),
+    /** tfjs backend in use, for the coordinator's logs (e.g. "webgpu", "tensorflow") */
+    backend: z.string().max(64),
+  })
+  .strict();
+
+// ---- configure ----
+
+export const ConfigureMessageSchema = z
+  .object({
+    roundId: IdSchema,
+    round: z.number().int().min(1),
+    config: RoundConfigSchema,
+    /** the adapter version the site must train from */
+    adapterVersionId: IdSchema,
+    /** X25519 key of this round: uploads are sealed to it, and it is discarded after the round */
+    coordinatorBoxPublicKey: bytesSchema({ length: 32 }),
+    encoding: z.enum(ENCODINGS),
+    /** epoch milliseconds by which the update must be uploaded */
+    deadline: z.number().int().positive(),
+  })
+  .strict();
+export const ConfigureReplySchema = z.object({ accepted: z.boolean() }).strict();
+
+// ---- train ----
+
+export const TrainMessageSchema = z
+  .object({
+    roundId: IdSchema,
+    /** encodeAdapter() bytes of the global adapter */
+    adapter: bytesSchema({ max: LIMITS.maxFrameBytes }),
+    adapterSha256: Sha256HexSchema,
+  })
+  .strict();
+export const TrainReplySchema = z.object({ started: z.literal(true) }).strict();
+
+// ---- collect ----
+
+export const UploadRequestSchema = z
+  .object({
+    roundId: IdSchema,
+    /** sealed encodeUpdate() bytes (see crypto/envelope.ts) */
+    envelope: EnvelopeSchema,
+  })
+  .strict();
+
+export const FailRequestSchema = z
+  .object({
+    roundId: IdSchema,
+    code: z.enum(SITE_FAILURE_CODES),
+    /** short reason for the coordinator's log; sites must not put data in it */
+    message: z.string().max(256),
+  })
+  .strict();
+
+// ---- aggregate (coordinator-internal), then closed ----
+
+export const RoundClosedMessageSchema = z
+  .object({
+    roundId: IdSchema,
+    round: z.number().int().min(1),
+    /** aggregated = a new adapter was made; kept = the old one stays; cancelled = stopped before aggregating */
+    outcome: z.enum(['aggregated', 'kept', 'cancelled']),
+    updates: z.number().int().min(0),
+    failures: z.number().int().min(0),
+  })
+  .strict();
+
+// ---- evaluate (optional federated evaluation on the sites' own held-out data) ----
+
+export const EvaluateMessageSchema = z
+  .object({
+    roundId: IdSchema,
+    versionId: IdSchema,
+    adapter: bytesSchema({ max: LIMITS.maxFrameBytes }),
+    adapterSha256: Sha256HexSchema,
+  })
+  .strict();
+export const EvaluateReplySchema = z
+  .object({ numExamples: z.number().int().min(0), metrics: z.record(NameSchema, FiniteNumberSchema) })
+  .strict();
+
+// ---- version ----
+
+export const VersionPublishedMessageSchema = z
+  .object({
+    versionId: IdSchema,
+    round: z.number().int().min(0),
+    /** coordinator-side held-out metrics of this version */
+    metrics: z.record(NameSchema, FiniteNumberSchema),
+    adapterSha256: Sha256HexSchema,
+  })
+  .strict();
+
+export const AdapterFetchRequestSchema = z
+  .object({ versionId: z.union([IdSchema, z.literal('latest')]) })
+  .strict();
+export const AdapterFetchReplySchema = z
+  .object({
+    versionId: IdSchema,
+    adapter: bytesSchema({ max: LIMITS.maxFrameBytes }),
+    adapterSha256: Sha256HexSchema,
+  })
+  .strict();
+
+export { MetricsSchema, NoData };
