@@ -1,0 +1,47 @@
+// fedlora-site: the site agent's command line. One file per command under commands/, each with parse() and run().
+
+import { describeError, isFedloraError } from '@fedlora/shared/errors.ts';
+import * as trainLocal from './commands/train-local';
+import * as inspect from './commands/inspect';
+
+interface Command {
+  help: string;
+  parse(argv: string[]): unknown;
+  run(opts: never): Promise<number>;
+}
+
+const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> | Command }> = {
+  'train-local': { summary: 'train an adapter on this site alone and report held-out accuracy', load: () => trainLocal as unknown as Command },
+  inspect: { summary: 'tokenize a text and print the model\'s [CLS] and mean-pooled vectors', load: () => inspect as unknown as Command },
+};
+
+function usage(): string {
+  const rows = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(12)} ${c.summary}`);
+  return `fedlora-site <command> [options]   (fedlora-site <command> --help for its options)\n\ncommands:\n${rows.join('\n')}`;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    console.log(usage());
+    return name ? 0 : 2;
+  }
+  const entry = COMMANDS[name];
+  if (!entry) {
+    console.error(`fedlora-site: unknown command "${name}"\n\n${usage()}`);
+    return 2;
+  }
+  const cmd = await entry.load();
+  try {
+    const opts = cmd.parse(rest);
+    if (opts === 'help') {
+      console.log(cmd.help);
+      return 0;
+    }
+    return await cmd.run(opts as never);
+  } catch (err) {
+    console.error(`fedlora-site ${name}: ${describeError(err)}`);
+    if (!isFedloraError(err) && err instanceof Error && err.stack) console.error(err.stack);
+    return isFedloraError(err, 'CONFIG_INVALID') ? 2 : 1;
+  }
+}
