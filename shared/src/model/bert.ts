@@ -78,13 +78,12 @@ export class BertModel {
   private frozenMatMul(name: string): (x: tf.Tensor2D) => tf.Tensor2D {
     let f = this.matMuls.get(name);
     if (!f) {
-      f = tf.customGrad((x: tf.Tensor, save: tf.GradSaveFunc) => {
-        save([]);
+      f = tf.customGrad(((x: tf.Tensor) => {
         return {
           value: tf.matMul(x as tf.Tensor2D, this.weight(name) as tf.Tensor2D),
           gradFunc: (dy: tf.Tensor) => tf.matMul(dy as tf.Tensor2D, this.wT.get(name) as tf.Tensor2D),
         };
-      }) as (x: tf.Tensor2D) => tf.Tensor2D;
+      }) as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as (x: tf.Tensor2D) => tf.Tensor2D;
       this.matMuls.set(name, f);
     }
     return f;
