@@ -24,7 +24,9 @@ export interface TrainOptions {
   groupByLength?: boolean;
   /** cache frozen lower-layer activations when LoRA skips layers (default true) */
   cacheFrozen?: boolean;
-  /** stop after this many optimizer steps (benchmarks) */
+  /** keep the learning rate flat after warm-up (federated rounds) instead of decaying it to 0 */
+  constantRate?: boolean;
+  /** stop after this many optimizer steps (benchmarks, capped rounds) */
   maxSteps?: number;
   onStep?: (p: StepProgress) => void;
   /** called between steps; return true to stop early (e.g. the round was cancelled) */
@@ -94,7 +96,7 @@ export async function trainClassifier(
     learningRate: opts.learningRate,
     weightDecay: opts.weightDecay ?? 0.01,
     warmupSteps: opts.warmupSteps ?? Math.min(50, Math.floor(totalSteps / 10)),
-    totalSteps,
+    totalSteps: opts.constantRate ? 0 : totalSteps,
   });
   const vars = clf.trainableVariables();
   const mu = opts.proximalMu ?? 0;
