@@ -9,7 +9,7 @@ export async function sha256(bytes: Uint8Array): Promise<Uint8Array> {
       'BACKEND_UNAVAILABLE',
       'sha256: WebCrypto (crypto.subtle) is unavailable; a browser needs a secure context',
     );
-  // copy into an exact-length ArrayBuffer: digest() reads the whole buffer of a view in some engines' typings
+  // the copy is backed by a plain ArrayBuffer, which WebCrypto's BufferSource type requires (not a SharedArrayBuffer)
   const digest = await subtle.digest('SHA-256', new Uint8Array(bytes));
   return new Uint8Array(digest);
 }
