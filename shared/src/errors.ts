@@ -31,7 +31,9 @@ export type FedloraErrorCode =
   | 'DELTA_INVALID'
   | 'HASH_MISMATCH'
   | 'NOT_FOUND'
-  | 'INTERNAL';
+  | 'INTERNAL'
+  // site agent: the coordinator could not be reached (refused, DNS, timeout); retried with backoff by `run`
+  | 'UNREACHABLE';
 
 export class FedloraError extends Error {
   readonly code: FedloraErrorCode;
