@@ -17,6 +17,8 @@ import {
   EvaluateMessageSchema,
   EvaluateReplySchema,
   FailRequestSchema,
+  ModelChunkReplySchema,
+  ModelChunkRequestSchema,
   NoData,
   ProveReplySchema,
   ProveRequestSchema,
@@ -46,6 +48,8 @@ export const CLIENT_EVENTS = {
   'round:fail': { request: FailRequestSchema, reply: NoData },
   /** any stage: download a published adapter version (late joiners, inference) */
   'adapter:fetch': { request: AdapterFetchRequestSchema, reply: AdapterFetchReplySchema },
+  /** connect (authenticated): one chunk of a base-model file listed in the manifest, for sites without it */
+  'model:chunk': { request: ModelChunkRequestSchema, reply: ModelChunkReplySchema },
 } as const;
 
 /** Coordinator → site. `reply: null` marks a broadcast without ack. */

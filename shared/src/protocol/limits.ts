@@ -23,4 +23,6 @@ export const LIMITS = {
   maxMessageLength: 1024,
   /** labels of a classification task (Banking77 has 77) */
   maxLabels: 10_000,
+  /** bytes per base-model download chunk ('model:chunk'); below socket.io's frame limit */
+  maxModelChunkBytes: 4 * 1024 * 1024,
 } as const;

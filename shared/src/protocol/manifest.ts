@@ -9,7 +9,7 @@ import { LIMITS } from './limits';
 import { IdSchema, parseWith, Sha256HexSchema } from './schemas';
 
 /** A relative path inside the model directory: no absolute paths, no "..", no backslashes. */
-const ModelFilePathSchema = z
+export const ModelFilePathSchema = z
   .string()
   .min(1)
   .max(LIMITS.maxNameLength)
@@ -57,6 +57,8 @@ export const ManifestSchema = z
       .min(2)
       .max(LIMITS.maxLabels)
       .refine((ls) => new Set(ls).size === ls.length, 'has a duplicate label'),
+    /** how the classifier pools token vectors (model/classifier.ts); absent = 'mean', the shipped recipe's */
+    pooling: z.enum(['mean', 'cls', 'pooler']).optional(),
     /** tokens per example the sites must truncate/pad to (BERT's position table has 512) */
     maxSeqLength: z.number().int().min(8).max(512),
     /** the current global adapter; null before the first round is versioned */

@@ -7,7 +7,7 @@ import type { FedloraErrorCode } from '../errors';
 import { EnvelopeSchema } from '../crypto/envelope';
 import { MetricsSchema } from './codec';
 import { LIMITS } from './limits';
-import { ManifestSchema } from './manifest';
+import { ManifestSchema, ModelFilePathSchema } from './manifest';
 import { ENCODINGS } from './quantize';
 import { bytesSchema, FiniteNumberSchema, IdSchema, NameSchema, Sha256HexSchema } from './schemas';
 
@@ -183,6 +183,26 @@ export const AdapterFetchReplySchema = z
     versionId: IdSchema,
     adapter: bytesSchema({ max: LIMITS.maxFrameBytes }),
     adapterSha256: Sha256HexSchema,
+  })
+  .strict();
+
+// ---- connect: base-model download (a site that lacks the manifest's files fetches them chunk by chunk) ----
+
+export const ModelChunkRequestSchema = z
+  .object({
+    /** a path listed in the manifest's baseModel.files */
+    path: ModelFilePathSchema,
+    offset: z.number().int().min(0),
+    length: z.number().int().min(1).max(LIMITS.maxModelChunkBytes),
+  })
+  .strict();
+export const ModelChunkReplySchema = z
+  .object({
+    path: ModelFilePathSchema,
+    offset: z.number().int().min(0),
+    /** the whole file's size; the site stops when offset + data.length reaches it, then checks the sha256 */
+    totalBytes: z.number().int().min(0),
+    data: bytesSchema({ max: LIMITS.maxModelChunkBytes }),
   })
   .strict();
 
