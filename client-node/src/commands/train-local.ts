@@ -14,6 +14,7 @@ import { encodeDataset } from '@fedlora/shared/training/encode.ts';
 import { evaluateClassifier, trainClassifier } from '@fedlora/shared/training/trainer.ts';
 import { DEFAULT_MODEL_DIR, DEFAULT_RECIPE } from '@fedlora/shared/site/defaults.ts';
 import { loadLocalModel } from '@fedlora/shared/site/local-model.ts';
+import { WorkerGradientPool } from '@fedlora/shared/training/parallel-node.ts';
 import { exportPeft } from '@fedlora/shared/lora/peft.ts';
 import { serializeSafetensors } from '@fedlora/shared/model/safetensors.ts';
 import { POOLINGS, type Pooling } from '@fedlora/shared/model/classifier.ts';
@@ -36,6 +37,7 @@ export const help = `fedlora-site train-local [options]
   --limit N            train on a stratified subset of N examples   --heldout-limit N   likewise for evaluation
   --save DIR           write the trained adapter (PEFT format: adapter_config.json + adapter_model.safetensors)
   --backend NAME       tensorflow|webgpu|wasm|cpu (default: FEDLORA_BACKEND or automatic)
+  --workers N          extra worker threads sharing each batch (default: cores − 1 on wasm/cpu, 0 on GPU backends)
   --json               print a JSON summary as the last stdout line
   --quiet              no progress output`;
 
@@ -59,6 +61,7 @@ export interface TrainLocalOptions {
   heldoutLimit?: number;
   save?: string;
   backend?: BackendName;
+  workers?: number;
   json: boolean;
   quiet: boolean;
 }
@@ -70,6 +73,7 @@ export function parse(argv: string[]): TrainLocalOptions | 'help' {
     'max-length': { type: 'string' }, seed: { type: 'string' }, rank: { type: 'string' }, alpha: { type: 'string' },
     targets: { type: 'string' }, layers: { type: 'string' }, pooling: { type: 'string' }, limit: { type: 'string' },
     'heldout-limit': { type: 'string' }, save: { type: 'string' }, backend: { type: 'string' }, json: { type: 'boolean' },
+    workers: { type: 'string' },
     quiet: { type: 'boolean' },
   });
   if (f.help) return 'help';
@@ -99,6 +103,7 @@ export function parse(argv: string[]): TrainLocalOptions | 'help' {
     heldoutLimit: f['heldout-limit'] === undefined ? undefined : intFlag(f['heldout-limit'], 'heldout-limit', 0),
     save: strFlag(f.save),
     backend: strFlag(f.backend) as BackendName | undefined,
+    workers: f.workers === undefined ? undefined : intFlag(f.workers, 'workers', 0, 0),
     json: Boolean(f.json),
     quiet: Boolean(f.quiet),
   };
@@ -155,6 +160,11 @@ export async function run(o: TrainLocalOptions, out: (line: string) => void = co
 
     log('evaluating the untrained adapter (baseline)…');
     const before = classificationReport(yTrue, (await evaluateClassifier(clf, heldEx, tok.special.pad)).predictions, labels);
+    const helpers = o.workers ?? (backend.name === 'wasm' || backend.name === 'cpu' ? WorkerGradientPool.defaultHelpers() : 0);
+    const pool = helpers > 0
+      ? await WorkerGradientPool.start(helpers, { backend: backend.name, modelDir: o.modelDir, lora, labels, pooling: o.pooling, examples: trainEx, padId: tok.special.pad })
+      : undefined;
+    if (pool) log(`training on ${helpers + 1} threads (main + ${helpers} worker${helpers > 1 ? 's' : ''})`);
     const bar = progressBar('train', Math.min(Math.ceil(trainEx.length / o.batchSize) * o.epochs), o.quiet);
     const result = await trainClassifier(clf, trainEx, tok.special.pad, {
       epochs: o.epochs,
@@ -163,8 +173,9 @@ export async function run(o: TrainLocalOptions, out: (line: string) => void = co
       warmupSteps: DEFAULT_RECIPE.warmupSteps,
       weightDecay: DEFAULT_RECIPE.weightDecay,
       seed: o.seed,
+      pool,
       onStep: (p) => bar.update(p.step, { loss: p.loss.toFixed(4), sps: p.samplesPerSecond.toFixed(1) }),
-    });
+    }).finally(() => pool?.close());
     bar.stop();
     const evalAfter = await evaluateClassifier(clf, heldEx, tok.special.pad);
     const after = classificationReport(yTrue, evalAfter.predictions, labels);

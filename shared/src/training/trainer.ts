@@ -29,8 +29,20 @@ export interface TrainOptions {
   /** stop after this many optimizer steps (benchmarks, capped rounds) */
   maxSteps?: number;
   onStep?: (p: StepProgress) => void;
+  /** helpers that compute part of each batch's gradient in parallel (Node worker threads: parallel-node.ts) */
+  pool?: GradientPool;
   /** called between steps; return true to stop early (e.g. the round was cancelled) */
   shouldStop?: () => boolean;
+}
+
+/**
+ * Computes the summed cross-entropy loss and gradients of a subset of the training examples on another thread.
+ * The trainer splits every batch between itself and the pool's helpers and sums the results: data parallelism,
+ * exact up to float summation order (LoRA gradients are tiny, so the exchange is cheap).
+ */
+export interface GradientPool {
+  readonly helpers: number;
+  compute(helper: number, state: NamedTensors, indices: number[]): Promise<{ lossSum: number; gradSums: Record<string, Float32Array> }>;
 }
 
 export interface StepProgress {
@@ -115,26 +127,14 @@ export async function trainClassifier(
         stopped = true;
         break outer;
       }
-      const b = collate(idx.map((i) => examples[i]), padId);
-      const labels = tf.tensor1d(idx.map((i) => examples[i].label), 'int32');
-      const prefix = cache?.prefixFor(idx, b);
-      const { value, grads } = tf.variableGrads(() => {
-        const logits = clf.logits(b, true, prefix);
-        let loss = tf.losses.softmaxCrossEntropy(tf.oneHot(labels, clf.numLabels), logits) as tf.Scalar;
-        if (mu > 0) {
-          const prox = tf.addN(vars.map((v, i) => tf.sum(tf.square(tf.sub(v, anchor[i])))));
-          loss = tf.add(loss, tf.mul(prox, mu / 2)) as tf.Scalar;
-        }
-        return loss;
-      }, vars);
-      const loss = (await value.data())[0];
+      const { loss, grads } = await batchGradients(clf, examples, idx, padId, cache, opts.pool, mu, anchor);
       if (!Number.isFinite(loss)) {
-        tf.dispose([value, labels, prefix, ...Object.values(grads), ...anchor]);
+        tf.dispose([...Object.values(grads), ...anchor]);
         optimizer.dispose();
         throw new FedloraError('NON_FINITE', `training loss became ${loss} at step ${step + 1}; lower the learning rate`);
       }
       optimizer.applyGradients(vars, grads);
-      tf.dispose([value, labels, prefix, ...Object.values(grads)]);
+      tf.dispose(Object.values(grads));
       step++;
       samples += idx.length;
       lossSum += loss;
@@ -147,6 +147,53 @@ export async function trainClassifier(
   optimizer.dispose();
   const seconds = (performance.now() - start) / 1000;
   return { steps: step, samples, seconds, samplesPerSecond: samples / seconds, meanLoss: step ? lossSum / step : NaN, stopped };
+}
+
+/** Mean loss and gradients of one batch, split between this thread and the pool's helpers when there is a pool. */
+async function batchGradients(
+  clf: SequenceClassifier,
+  examples: EncodedExample[],
+  idx: number[],
+  padId: number,
+  cache: FrozenCache | null,
+  pool: GradientPool | undefined,
+  mu: number,
+  anchor: tf.Tensor[],
+): Promise<{ loss: number; grads: Record<string, tf.Tensor> }> {
+  const vars = clf.trainableVariables();
+  const parts = pool ? Math.min(pool.helpers + 1, idx.length) : 1;
+  const chunks = Array.from({ length: parts }, (_, p) => idx.filter((_, i) => i % parts === p));
+  const state = parts > 1 ? clf.getTrainableState() : null;
+  const remote = chunks.slice(1).map((c, h) => (pool as GradientPool).compute(h, state as NamedTensors, c));
+  const mine = chunks[0];
+  const b = collate(mine.map((i) => examples[i]), padId);
+  const labels = tf.tensor1d(mine.map((i) => examples[i].label), 'int32');
+  const prefix = cache?.prefixFor(mine, b);
+  // summed (not mean) cross-entropy so parts of different sizes add up exactly
+  const { value, grads } = tf.variableGrads(
+    () => tf.losses.softmaxCrossEntropy(tf.oneHot(labels, clf.numLabels), clf.logits(b, true, prefix), undefined, undefined, tf.Reduction.SUM) as tf.Scalar,
+    vars,
+  );
+  let lossSum = (await value.data())[0];
+  tf.dispose([value, labels, prefix]);
+  const others = await Promise.all(remote);
+  const n = idx.length;
+  const out: Record<string, tf.Tensor> = {};
+  for (const [i, v] of vars.entries()) {
+    const g = grads[v.name];
+    out[v.name] = tf.tidy(() => {
+      let total: tf.Tensor = g;
+      for (const o of others) total = tf.add(total, tf.tensor(o.gradSums[v.name], v.shape));
+      total = tf.div(total, n);
+      // FedProx: the gradient of (mu/2)·‖w − w_global‖² is mu·(w − w_global)
+      return mu > 0 ? tf.add(total, tf.mul(tf.sub(v, anchor[i]), mu)) : total;
+    });
+    g.dispose();
+  }
+  for (const o of others) lossSum += o.lossSum;
+  let loss = lossSum / n;
+  if (mu > 0) loss += (mu / 2) * tf.tidy(() => tf.addN(vars.map((v, i) => tf.sum(tf.square(tf.sub(v, anchor[i]))))).dataSync()[0]);
+  return { loss, grads: out };
 }
 
 export interface EvalResult {

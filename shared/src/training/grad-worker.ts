@@ -1,0 +1,62 @@
+// A worker thread holding its own copy of the classifier: given the current trainable state and example indices it
+// returns the summed cross-entropy loss and gradients. Used by parallel-node.ts (tfjs-wasm is single-threaded in
+// Node, tfjs#3830, so data parallelism over worker threads is how a site uses more than one core).
+
+import { parentPort } from 'node:worker_threads';
+import * as tf from '@tensorflow/tfjs';
+import { initNodeBackend, type BackendName } from '../backend/node';
+import { loadLocalModel } from '../site/local-model';
+import type { LoraConfig } from '../lora/config';
+import type { Pooling } from '../model/classifier';
+import type { NamedTensors } from '../tensor';
+import { collate, type EncodedExample } from './batches';
+
+export interface WorkerInit {
+  type: 'init';
+  backend: BackendName;
+  modelDir: string;
+  lora: LoraConfig;
+  labels: string[];
+  pooling: Pooling;
+  examples: EncodedExample[];
+  padId: number;
+}
+export interface WorkerCompute {
+  type: 'compute';
+  id: number;
+  state: NamedTensors;
+  indices: number[];
+}
+
+if (!parentPort) throw new Error('grad-worker must run in a worker thread');
+const port = parentPort;
+let ctx: { clf: ReturnType<typeof loadLocalModel>['classifier']; examples: EncodedExample[]; padId: number } | null = null;
+
+port.on('message', async (msg: WorkerInit | WorkerCompute) => {
+  try {
+    if (msg.type === 'init') {
+      await initNodeBackend({ force: msg.backend, log: () => {} });
+      const m = loadLocalModel({ modelDir: msg.modelDir, lora: msg.lora, labels: msg.labels, pooling: msg.pooling });
+      ctx = { clf: m.classifier, examples: msg.examples, padId: msg.padId };
+      port.postMessage({ type: 'ready' });
+      return;
+    }
+    if (!ctx) throw new Error('worker used before init');
+    const { clf, examples, padId } = ctx;
+    clf.setTrainableState(msg.state);
+    const b = collate(msg.indices.map((i) => examples[i]), padId);
+    const labels = tf.tensor1d(msg.indices.map((i) => examples[i].label), 'int32');
+    const vars = clf.trainableVariables();
+    const { value, grads } = tf.variableGrads(
+      () => tf.losses.softmaxCrossEntropy(tf.oneHot(labels, clf.numLabels), clf.logits(b, true), undefined, undefined, tf.Reduction.SUM) as tf.Scalar,
+      vars,
+    );
+    const gradSums: Record<string, Float32Array> = {};
+    for (const v of vars) gradSums[v.name] = (await grads[v.name].data()) as Float32Array;
+    const lossSum = (await value.data())[0];
+    tf.dispose([value, labels, ...Object.values(grads)]);
+    port.postMessage({ type: 'result', id: msg.id, lossSum, gradSums }, Object.values(gradSums).map((g) => g.buffer as ArrayBuffer));
+  } catch (err) {
+    port.postMessage({ type: 'error', id: (msg as WorkerCompute).id ?? -1, message: (err as Error).message });
+  }
+});
