@@ -1,0 +1,208 @@
+// The federated round loop with in-process virtual sites. Only the transport is swapped: each round uses the
+// production Strategy (createStrategy), the global adapter goes through encodeAdapter/decodeAdapter, every site
+// trains with runLocalRound, and every upload is encodeUpdate (fp32/fp16/int8) → sealAndSign → openAndVerify →
+// decodeUpdate before the strategy's aggregator sees it; held-out evaluation is evaluateState, as on the coordinator.
+// One model instance serves all sites (set global state, train, take the delta): a site is its data indices only.
+
+import nacl from 'tweetnacl';
+import { createStrategy, type RoundFailure, type StrategyName } from '@fedlora/shared/aggregation/index.ts';
+import { decodeAdapter, decodeUpdate, encodeAdapter, encodeUpdate, newMessageNonce } from '@fedlora/shared/protocol/codec.ts';
+import type { TensorEncoding } from '@fedlora/shared/protocol/quantize.ts';
+import type { RoundConfig } from '@fedlora/shared/protocol/messages.ts';
+import { openAndVerify, sealAndSign } from '@fedlora/shared/crypto/envelope.ts';
+import { generateBoxKeyPair, type KeyPair } from '@fedlora/shared/crypto/keys.ts';
+import { Rng } from '@fedlora/shared/data/random.ts';
+import { evaluateState, runLocalRound } from '@fedlora/shared/training/local-round.ts';
+import type { EncodedExample } from '@fedlora/shared/training/batches.ts';
+import type { SequenceClassifier } from '@fedlora/shared/model/classifier.ts';
+import { cloneNamed, type NamedTensors } from '@fedlora/shared/tensor.ts';
+
+/** What every arm and baseline shares: the one model, the tokenized data, the partition and the start state. */
+export interface SimContext {
+  clf: SequenceClassifier;
+  padId: number;
+  trainEx: EncodedExample[];
+  heldEx: EncodedExample[];
+  /** example indices of each registered site */
+  sites: number[][];
+  /** the untrained adapter + head every arm starts from */
+  initial: NamedTensors;
+  seed: number;
+}
+
+export interface ArmConfig {
+  strategy: StrategyName;
+  rounds: number;
+  sitesPerRound: number;
+  localEpochs: number;
+  maxSteps: number;
+  batchSize: number;
+  learningRate: number;
+  mu: number;
+  serverLr: number;
+  encoding: TensorEncoding;
+  stragglerProb: number;
+  dropoutProb: number;
+}
+
+export interface RoundRecord {
+  round: number;
+  accuracy: number;
+  macroF1: number;
+  heldoutLoss: number;
+  /** example-weighted mean training loss the sites reported */
+  trainLoss: number | null;
+  sampled: number;
+  updates: number;
+  failures: number;
+  stragglers: number;
+  /** Σ training samples the sites processed this round (the compute budget the baselines get) */
+  samplesSeen: number;
+  /** mean encodeUpdate() bytes per delivered update, and the sealed envelope's ciphertext bytes */
+  updateBytes: number;
+  envelopeBytes: number;
+  aggregated: boolean;
+  seconds: number;
+  /** seconds of the round spent in encode+seal+open+decode (quantization and crypto cost) */
+  transportSeconds: number;
+  rssMB: number;
+  heapUsedMB: number;
+}
+
+export interface ArmResult {
+  strategy: StrategyName;
+  initialAccuracy: number;
+  rounds: RoundRecord[];
+  final: NamedTensors;
+}
+
+/** Sites sampled in `round`: the same for every arm of a run (seeded by seed and round only). */
+export function sampleRound(seed: number, round: number, numSites: number, k: number, stragglerProb: number, dropoutProb: number) {
+  const rng = new Rng(seed * 1_000_003 + round);
+  const sampled = rng.shuffle(Array.from({ length: numSites }, (_, i) => i)).slice(0, k).sort((a, b) => a - b);
+  return sampled.map((site) => {
+    const dropped = rng.next() < dropoutProb;
+    const straggler = rng.next() < stragglerProb;
+    const fraction = rng.next(); // a straggler's share of the step budget
+    return { site, dropped, straggler, fraction };
+  });
+}
+
+/** A virtual site's Ed25519 identity, derived on demand from the run seed so no key is stored per site. */
+export function siteSigningKeys(seed: number, site: number): KeyPair {
+  const rng = new Rng(seed * 7919 + site + 1);
+  const s = new Uint8Array(32);
+  for (let i = 0; i < 32; i++) s[i] = rng.int(256);
+  return nacl.sign.keyPair.fromSeed(s);
+}
+
+export function siteId(site: number): string {
+  return `site-${String(site).padStart(4, '0')}`;
+}
+
+/** Seed of one site's local shuffling in one round (same across arms, different across rounds and sites). */
+export function trainSeed(seed: number, round: number, site: number): number {
+  return (seed * 1_000_003 + round * 10_007 + site) >>> 0;
+}
+
+function memoryMB() {
+  const m = process.memoryUsage();
+  return { rssMB: m.rss / 2 ** 20, heapUsedMB: m.heapUsed / 2 ** 20 };
+}
+
+export async function runFederatedArm(
+  ctx: SimContext,
+  arm: ArmConfig,
+  onRound?: (r: RoundRecord) => void,
+): Promise<ArmResult> {
+  const strategy = createStrategy(arm.strategy, { proximalMu: arm.mu, eta: arm.serverLr });
+  const base: RoundConfig = {
+    localEpochs: arm.localEpochs,
+    batchSize: arm.batchSize,
+    learningRate: arm.learningRate,
+    proximalMu: 0,
+    maxSteps: arm.maxSteps,
+  };
+  let global = cloneNamed(ctx.initial);
+  const initialAccuracy = (await evaluateState(ctx.clf, global, ctx.heldEx, ctx.padId)).report.accuracy;
+  const records: RoundRecord[] = [];
+  for (let round = 1; round <= arm.rounds; round++) {
+    const t0 = performance.now();
+    let transport = 0;
+    const roundId = `${arm.strategy}.r${round}`;
+    const cfg = strategy.configureRound(round, base);
+    const roundKey = generateBoxKeyPair();
+    // what a site receives: the fp32 global adapter frame, decoded once (every virtual site gets the same bytes)
+    const received = decodeAdapter(encodeAdapter({ versionId: `v${round - 1}`, round: round - 1, adapter: global })).adapter;
+    const agg = strategy.createAggregator(round, global);
+    const failures: RoundFailure[] = [];
+    let samplesSeen = 0;
+    let updateBytes = 0;
+    let envelopeBytes = 0;
+    let stragglers = 0;
+    for (const s of sampleRound(ctx.seed, round, ctx.sites.length, arm.sitesPerRound, arm.stragglerProb, arm.dropoutProb)) {
+      const id = siteId(s.site);
+      if (s.dropped) {
+        failures.push({ siteId: id, code: 'DROPPED' });
+        continue;
+      }
+      const maxSteps = s.straggler ? 1 + Math.floor(s.fraction * arm.maxSteps) : arm.maxSteps;
+      if (s.straggler) stragglers++;
+      const examples = ctx.sites[s.site].map((i) => ctx.trainEx[i]);
+      const local = await runLocalRound(ctx.clf, examples, ctx.padId, received, { ...cfg, maxSteps } as typeof cfg & { maxSteps: number }, {
+        seed: trainSeed(ctx.seed, round, s.site),
+      });
+      samplesSeen += local.metrics.steps > 0 ? Math.min(local.numExamples * cfg.localEpochs, local.metrics.steps * cfg.batchSize) : 0;
+      const t1 = performance.now();
+      const keys = siteSigningKeys(ctx.seed, s.site);
+      const payload = encodeUpdate(
+        {
+          roundId,
+          siteId: id,
+          nonce: newMessageNonce(),
+          numExamples: local.numExamples,
+          metrics: { loss: local.metrics.loss, steps: local.metrics.steps },
+          delta: local.delta,
+        },
+        arm.encoding,
+      );
+      const envelope = sealAndSign(payload, { roundId, recipientBoxPublicKey: roundKey.publicKey, signing: keys });
+      // coordinator side: verify, decrypt, decode against the round, then stream into the aggregator
+      const opened = openAndVerify(envelope, {
+        expectedSigningPublicKey: keys.publicKey,
+        recipientSecretKey: roundKey.secretKey,
+        expectedRoundId: roundId,
+      });
+      const u = decodeUpdate(opened, { expect: { roundId, siteId: id } });
+      transport += performance.now() - t1;
+      agg.accumulate({ siteId: u.siteId, numExamples: u.numExamples, delta: u.delta, metrics: u.metrics });
+      updateBytes += payload.length;
+      envelopeBytes += envelope.ciphertext.length;
+    }
+    const outcome = agg.finish(failures);
+    if (outcome) global = outcome.adapter;
+    const ev = await evaluateState(ctx.clf, global, ctx.heldEx, ctx.padId);
+    const updates = outcome?.numResults ?? agg.count;
+    const rec: RoundRecord = {
+      round,
+      accuracy: ev.report.accuracy,
+      macroF1: ev.report.macroF1,
+      heldoutLoss: ev.loss,
+      trainLoss: outcome?.metrics.loss ?? null,
+      sampled: arm.sitesPerRound,
+      updates,
+      failures: failures.length,
+      stragglers,
+      samplesSeen,
+      updateBytes: updates ? updateBytes / updates : 0,
+      envelopeBytes: updates ? envelopeBytes / updates : 0,
+      aggregated: outcome !== null,
+      seconds: (performance.now() - t0) / 1000,
+      transportSeconds: transport / 1000,
+      ...memoryMB(),
+    };
+    records.push(rec);
+    onRound?.(rec);
+  }
+  return { strategy: arm.strategy, initialAccuracy, rounds: records, final: global };
+}

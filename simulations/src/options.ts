@@ -1,0 +1,161 @@
+// `npm run simulate` flags → typed SimOptions (node:util parseArgs); errors name the flag and what it expects.
+
+import { parseArgs } from 'node:util';
+import { FedloraError } from '@fedlora/shared/errors.ts';
+import { STRATEGY_NAMES, isStrategyName, type StrategyName } from '@fedlora/shared/aggregation/index.ts';
+import { ENCODINGS, type TensorEncoding } from '@fedlora/shared/protocol/quantize.ts';
+import type { BackendName } from '@fedlora/shared/backend/node.ts';
+
+export const HELP = `npm run simulate -- [options]
+  Runs a federation of in-process virtual sites with the production strategy, trainer, codec and crypto, plus the
+  centralized and local-only baselines, and writes metrics.json, accuracy.png/.svg and summary.md to the run folder.
+
+  --dataset NAME        default (embedded SpamAssassin) | banking77 | medical-abstracts | FILE.csv|.jsonl
+  --sites N (10)        registered virtual sites        --sites-per-round N (min(sites, 10))
+  --rounds N (10)       --alpha A|iid (1.0)  Dirichlet label skew   --quantity-skew A  Dirichlet site sizes instead
+  --straggler-prob P (0)  a straggler trains only a random part of its step budget (Li et al. 2020, FedProx §5)
+  --dropout-prob P (0)    a dropped site never answers: a round failure
+  --strategy fedavg[,fedprox,fedadam] (fedavg)  several = several arms on the same partition and seed
+  --local-epochs N (1)  --max-steps N (12) cap per round   --batch-size N (16)   --lr X (0.002)
+  --mu X (0.01)         FedProx proximal weight          --server-lr X (0.01) FedAdam eta
+  --encoding fp32|fp16|int8 (fp32)   upload encoding of the deltas
+  --max-length N (64)   --heldout-limit N (500)  stratified subset of the held-out set   --limit N  of the training set
+  --local-sites N (10)  local-only baseline: number of sites evaluated (a seeded sample when there are more)
+  --no-baselines        federated arms only
+  --seed N (0)          --backend NAME   --out DIR (runs/<timestamp>-<dataset>)   --json   --quiet`;
+
+export interface SimOptions {
+  dataset: string;
+  sites: number;
+  sitesPerRound: number;
+  rounds: number;
+  /** null = IID */
+  alpha: number | null;
+  quantitySkew: number | null;
+  stragglerProb: number;
+  dropoutProb: number;
+  strategies: StrategyName[];
+  localEpochs: number;
+  maxSteps: number;
+  batchSize: number;
+  learningRate: number;
+  mu: number;
+  serverLr: number;
+  encoding: TensorEncoding;
+  maxLength: number;
+  heldoutLimit: number | null;
+  limit: number | null;
+  localSites: number;
+  baselines: boolean;
+  seed: number;
+  backend?: BackendName;
+  out?: string;
+  json: boolean;
+  quiet: boolean;
+}
+
+export const DEFAULT_SIM_OPTIONS: SimOptions = {
+  dataset: 'default',
+  sites: 10,
+  sitesPerRound: 10,
+  rounds: 10,
+  alpha: 1,
+  quantitySkew: null,
+  stragglerProb: 0,
+  dropoutProb: 0,
+  strategies: ['fedavg'],
+  localEpochs: 1,
+  maxSteps: 12,
+  batchSize: 16,
+  learningRate: 2e-3,
+  mu: 0.01,
+  serverLr: 1e-2,
+  encoding: 'fp32',
+  maxLength: 64,
+  heldoutLimit: 500,
+  limit: null,
+  localSites: 10,
+  baselines: true,
+  seed: 0,
+  json: false,
+  quiet: false,
+};
+
+const bad = (flag: string, why: string, got: unknown) =>
+  new FedloraError('CONFIG_INVALID', `--${flag} ${why}, got "${String(got)}"`);
+
+function int(v: unknown, flag: string, fallback: number, min = 1): number {
+  if (v === undefined) return fallback;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min) throw bad(flag, `must be an integer >= ${min}`, v);
+  return n;
+}
+
+function num(v: unknown, flag: string, fallback: number, lo = 0, hi = Infinity): number {
+  if (v === undefined) return fallback;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < lo || n > hi) throw bad(flag, `must be a number in [${lo}, ${hi}]`, v);
+  return n;
+}
+
+export function parseSimArgs(argv: string[]): SimOptions | 'help' {
+  let f: Record<string, string | boolean | undefined>;
+  const s = { type: 'string' } as const;
+  try {
+    f = parseArgs({
+      args: argv,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        dataset: s, sites: s, 'sites-per-round': s, rounds: s, alpha: s, 'quantity-skew': s,
+        'straggler-prob': s, 'dropout-prob': s, strategy: s, 'local-epochs': s, 'max-steps': s,
+        'batch-size': s, lr: s, mu: s, 'server-lr': s, encoding: s, 'max-length': s, 'heldout-limit': s,
+        limit: s, 'local-sites': s, 'no-baselines': { type: 'boolean' }, seed: s, backend: s, out: s,
+        json: { type: 'boolean' }, quiet: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+      },
+    }).values as Record<string, string | boolean | undefined>;
+  } catch (err) {
+    throw new FedloraError('CONFIG_INVALID', (err as Error).message, { cause: err });
+  }
+  if (f.help) return 'help';
+  const d = DEFAULT_SIM_OPTIONS;
+  const sites = int(f.sites, 'sites', d.sites);
+  const sitesPerRound = int(f['sites-per-round'], 'sites-per-round', Math.min(sites, 10));
+  if (sitesPerRound > sites) throw bad('sites-per-round', `must be <= --sites (${sites})`, sitesPerRound);
+  const alphaRaw = f.alpha as string | undefined;
+  const alpha = alphaRaw === 'iid' ? null : num(alphaRaw, 'alpha', d.alpha as number, 1e-6);
+  const strategies = ((f.strategy as string | undefined) ?? 'fedavg').split(',').map((x) => x.trim());
+  for (const st of strategies)
+    if (!isStrategyName(st)) throw bad('strategy', `must be a comma list of ${STRATEGY_NAMES.join(', ')}`, st);
+  if (new Set(strategies).size !== strategies.length) throw bad('strategy', 'lists a strategy twice', f.strategy);
+  const encoding = ((f.encoding as string | undefined) ?? d.encoding) as TensorEncoding;
+  if (!ENCODINGS.includes(encoding)) throw bad('encoding', `must be one of ${ENCODINGS.join(', ')}`, encoding);
+  return {
+    dataset: (f.dataset as string | undefined) ?? d.dataset,
+    sites,
+    sitesPerRound,
+    rounds: int(f.rounds, 'rounds', d.rounds),
+    alpha,
+    quantitySkew: f['quantity-skew'] === undefined ? null : num(f['quantity-skew'], 'quantity-skew', 1, 1e-6),
+    stragglerProb: num(f['straggler-prob'], 'straggler-prob', 0, 0, 1),
+    dropoutProb: num(f['dropout-prob'], 'dropout-prob', 0, 0, 1),
+    strategies: strategies as StrategyName[],
+    localEpochs: int(f['local-epochs'], 'local-epochs', d.localEpochs),
+    maxSteps: int(f['max-steps'], 'max-steps', d.maxSteps),
+    batchSize: int(f['batch-size'], 'batch-size', d.batchSize),
+    learningRate: num(f.lr, 'lr', d.learningRate, 1e-9),
+    mu: num(f.mu, 'mu', d.mu),
+    serverLr: num(f['server-lr'], 'server-lr', d.serverLr, 1e-9),
+    encoding,
+    maxLength: int(f['max-length'], 'max-length', d.maxLength, 3),
+    heldoutLimit: f['heldout-limit'] === undefined ? d.heldoutLimit : int(f['heldout-limit'], 'heldout-limit', 0),
+    limit: f.limit === undefined ? null : int(f.limit, 'limit', 0),
+    localSites: int(f['local-sites'], 'local-sites', d.localSites),
+    baselines: !f['no-baselines'],
+    seed: int(f.seed, 'seed', d.seed, 0),
+    backend: f.backend as BackendName | undefined,
+    out: f.out as string | undefined,
+    json: Boolean(f.json),
+    quiet: Boolean(f.quiet),
+  };
+}

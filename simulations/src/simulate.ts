@@ -1,0 +1,157 @@
+// One simulation run: load and partition the data, build the one shared model, run every federated arm on the same
+// partition and seed, then the centralized and local-only baselines. Returns plain results (files: report.ts).
+
+import { initNodeBackend } from '@fedlora/shared/backend/node.ts';
+import { labelIds } from '@fedlora/shared/data/dataset.ts';
+import { DEFAULT_MODEL_DIR, DEFAULT_MODEL_ID, DEFAULT_RECIPE } from '@fedlora/shared/site/defaults.ts';
+import { loadLocalModel } from '@fedlora/shared/site/local-model.ts';
+import { encodeDataset } from '@fedlora/shared/training/encode.ts';
+import { cloneNamed } from '@fedlora/shared/tensor.ts';
+import { labelHistograms, loadSimData, partitionSites, type SimData } from './data';
+import { runFederatedArm, type ArmConfig, type RoundRecord, type SimContext } from './federation';
+import { runCentralized, runLocalOnly, type CentralizedResult, type LocalOnlyResult } from './baselines';
+import type { SimOptions } from './options';
+
+export interface ArmSummary {
+  strategy: string;
+  initialAccuracy: number;
+  accuracy: number;
+  macroF1: number;
+  curve: number[];
+  rounds: RoundRecord[];
+}
+
+export interface SimResult {
+  options: SimOptions;
+  model: string;
+  backend: string;
+  data: { name: string; train: number; heldout: number; labels: number; siteSizes: number[]; labelHistograms?: number[][] };
+  arms: Record<string, ArmSummary>;
+  centralized: CentralizedResult | null;
+  localOnly: LocalOnlyResult | null;
+  seconds: { total: number; arms: Record<string, number>; centralized: number; localOnly: number };
+}
+
+export type SimEvent =
+  | { kind: 'log'; line: string }
+  | { kind: 'arm-start'; name: string; total: number }
+  | { kind: 'arm-step'; name: string; done: number; fields: Record<string, string | number> }
+  | { kind: 'arm-end'; name: string };
+
+export interface SimDeps {
+  onEvent?: (e: SimEvent) => void;
+  /** injected data (tests); default loadSimData(options.dataset, …) */
+  data?: SimData;
+}
+
+export async function runSimulation(o: SimOptions, deps: SimDeps = {}): Promise<SimResult> {
+  const emit = deps.onEvent ?? (() => {});
+  const log = (line: string) => emit({ kind: 'log', line });
+  const tStart = performance.now();
+  const backend = await initNodeBackend({ force: o.backend, log });
+  const data = deps.data ?? (await loadSimData(o.dataset, { limit: o.limit, heldoutLimit: o.heldoutLimit, seed: o.seed }));
+  const trainLabels = labelIds(data.train);
+  const sites = partitionSites(trainLabels, { sites: o.sites, alpha: o.alpha, quantitySkew: o.quantitySkew, seed: o.seed });
+  const sizes = sites.map((s) => s.length);
+  log(
+    `data: ${data.train.name} ${data.train.examples.length} training examples over ${o.sites} sites ` +
+      `(sizes ${Math.min(...sizes)}–${Math.max(...sizes)}), ${data.heldout.examples.length} held-out, ${data.labels.length} labels`,
+  );
+
+  const r = DEFAULT_RECIPE;
+  const model = loadLocalModel({ modelDir: DEFAULT_MODEL_DIR, lora: r.lora, labels: data.labels, pooling: r.pooling, seed: o.seed });
+  try {
+    const tok = model.tokenizer;
+    const maxLength = Math.min(o.maxLength, tok.maxLength, model.bert.config.maxPositions);
+    const ctx: SimContext = {
+      clf: model.classifier,
+      padId: tok.special.pad,
+      trainEx: encodeDataset(tok, data.train, data.labels, maxLength),
+      heldEx: encodeDataset(tok, data.heldout, data.labels, maxLength),
+      sites,
+      initial: cloneNamed(model.classifier.getTrainableState()),
+      seed: o.seed,
+    };
+    const arms: Record<string, ArmSummary> = {};
+    const armSeconds: Record<string, number> = {};
+    for (const strategy of o.strategies) {
+      const cfg: ArmConfig = { ...o, strategy };
+      const t0 = performance.now();
+      emit({ kind: 'arm-start', name: strategy, total: o.rounds });
+      const res = await runFederatedArm(ctx, cfg, (rec) =>
+        emit({
+          kind: 'arm-step',
+          name: strategy,
+          done: rec.round,
+          fields: { acc: rec.accuracy.toFixed(4), loss: rec.trainLoss?.toFixed(4) ?? '-', s: rec.seconds.toFixed(1) },
+        }),
+      );
+      emit({ kind: 'arm-end', name: strategy });
+      armSeconds[strategy] = (performance.now() - t0) / 1000;
+      arms[strategy] = {
+        strategy,
+        initialAccuracy: res.initialAccuracy,
+        accuracy: res.rounds[res.rounds.length - 1].accuracy,
+        macroF1: res.rounds[res.rounds.length - 1].macroF1,
+        curve: res.rounds.map((x) => x.accuracy),
+        rounds: res.rounds,
+      };
+    }
+
+    let centralized: CentralizedResult | null = null;
+    let localOnly: LocalOnlyResult | null = null;
+    let tCentral = 0;
+    let tLocal = 0;
+    if (o.baselines) {
+      const budget = { batchSize: o.batchSize, learningRate: o.learningRate, localEpochs: o.localEpochs, maxSteps: o.maxSteps };
+      // the first arm's per-round samples set the centralized budget (arms differ only when stragglers differ)
+      const perRound = arms[o.strategies[0]].rounds.map((x) => x.samplesSeen);
+      let t0 = performance.now();
+      emit({ kind: 'arm-start', name: 'centralized', total: o.rounds });
+      centralized = await runCentralized(ctx, perRound, budget, (round, acc) =>
+        emit({ kind: 'arm-step', name: 'centralized', done: round, fields: { acc: acc.toFixed(4), loss: '-', s: '-' } }),
+      );
+      emit({ kind: 'arm-end', name: 'centralized' });
+      tCentral = (performance.now() - t0) / 1000;
+      t0 = performance.now();
+      const n = Math.min(o.localSites, o.sites);
+      emit({ kind: 'arm-start', name: 'local-only', total: n });
+      localOnly = await runLocalOnly(ctx, o.rounds, budget, o.localSites, (done) =>
+        emit({ kind: 'arm-step', name: 'local-only', done, fields: { acc: '-', loss: '-', s: '-' } }),
+      );
+      emit({ kind: 'arm-end', name: 'local-only' });
+      tLocal = (performance.now() - t0) / 1000;
+    }
+    return {
+      options: o,
+      model: DEFAULT_MODEL_ID,
+      backend: `${backend.name} (${backend.detail})`,
+      data: {
+        name: data.train.name,
+        train: ctx.trainEx.length,
+        heldout: ctx.heldEx.length,
+        labels: data.labels.length,
+        siteSizes: sizes,
+        // per-site histograms are small for up to 100 sites; beyond that metrics.json would be mostly zeros
+        ...(o.sites <= 100 ? { labelHistograms: labelHistograms(trainLabels, sites, data.labels.length) } : {}),
+      },
+      arms,
+      centralized,
+      localOnly,
+      seconds: { total: (performance.now() - tStart) / 1000, arms: armSeconds, centralized: tCentral, localOnly: tLocal },
+    };
+  } finally {
+    model.dispose();
+  }
+}
+
+/** The `--json` line: one key per arm plus the baselines. */
+export function jsonSummary(res: SimResult, runDir: string): string {
+  const arms: Record<string, unknown> = {};
+  for (const [k, a] of Object.entries(res.arms)) arms[k] = { accuracy: a.accuracy, macroF1: a.macroF1, curve: a.curve };
+  if (res.centralized)
+    arms.centralized = { accuracy: res.centralized.accuracy, macroF1: res.centralized.macroF1, curve: res.centralized.curve };
+  if (res.localOnly)
+    arms.localOnly = { mean: res.localOnly.mean, worst: res.localOnly.worst, sites: res.localOnly.sites.length };
+  return JSON.stringify({ arms, runDir });
+}
