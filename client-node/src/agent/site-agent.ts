@@ -1,0 +1,379 @@
+// The long-running site agent behind `fedlora-site run`: connect, authenticate, check (or fetch) the base model
+// against the manifest, announce availability, then take part in rounds (configure → train → upload) until
+// stopped. When the coordinator goes away it reconnects with capped, jittered exponential backoff (backoff.ts).
+// Usable in-process (tests, simulations): new SiteAgent(opts).run(), stop() from anywhere.
+
+import { join } from 'node:path';
+import { statSync } from 'node:fs';
+import { FedloraError, describeError, isFedloraError } from '@fedlora/shared/errors.ts';
+import { initNodeBackend, type BackendInfo, type BackendName } from '@fedlora/shared/backend/node.ts';
+import type { SiteKeys } from '@fedlora/shared/crypto/keys.ts';
+import { ackError, ackOk, parseServerMessage } from '@fedlora/shared/protocol/events.ts';
+import type { Manifest } from '@fedlora/shared/protocol/manifest.ts';
+import { ENCODINGS } from '@fedlora/shared/protocol/quantize.ts';
+import { DEFAULT_MODEL_DIR, DEFAULT_RECIPE } from '@fedlora/shared/site/defaults.ts';
+import { loadLocalModel, type LocalModel } from '@fedlora/shared/site/local-model.ts';
+import type { Pooling } from '@fedlora/shared/model/classifier.ts';
+import { runLocalRound } from '@fedlora/shared/training/local-round.ts';
+import type { GlobalAdapter } from '@fedlora/shared/protocol/codec.ts';
+import { progressBar, type Progress } from '../progress';
+import { Backoff, DEFAULT_BACKOFF, type BackoffOptions } from './backoff';
+import { authenticate, openSocket, request, DEFAULT_REQUEST_TIMEOUT_MS, type SiteSocket } from './connection';
+import { checkModelFiles, describeProblems, downloadBaseModel, type ModelChunkSource } from './model-check';
+import { buildUpload, checkAdapterShapes, failureFor, localTrainConfig, openAdapter, roundMaxLength, type ConfiguredRound } from './participant';
+import { checkLabelMapping, EncodedDataCache, formatLabelMapping, labelMapping, loadSiteData } from './site-data';
+import { loadKeys, loadSiteConfig, type SiteConfig } from './state';
+
+export interface SiteAgentOptions {
+  stateDir: string;
+  /** the base model the site holds (default: the shipped one); checked against the manifest's hashes */
+  modelDir?: string;
+  backend?: BackendName;
+  /** leave after the first round this site took part in has closed */
+  once?: boolean;
+  /** fetch the base model from the coordinator when no local copy matches (default true) */
+  download?: boolean;
+  /** no progress bars */
+  quiet?: boolean;
+  log?: (line: string) => void;
+  onEvent?: (e: AgentEvent) => void;
+  backoff?: BackoffOptions;
+  requestTimeoutMs?: number;
+  /** give up after this many connection attempts in a row that never authenticated (default: never) */
+  maxAttempts?: number;
+}
+
+/** What the agent reports to an embedding program (tests, `run --json`); never carries data. */
+export type AgentEvent =
+  | { type: 'backend'; name: string; detail: string }
+  | { type: 'authenticated'; siteId: string; coordinatorId: string; versionId: string | null }
+  | { type: 'ready'; numExamples: number }
+  | { type: 'configured'; roundId: string; round: number; accepted: boolean }
+  | { type: 'uploaded'; roundId: string; round: number; payloadBytes: number; numExamples: number; loss: number; seconds: number }
+  | { type: 'failed'; roundId: string; code: string; message: string }
+  | { type: 'closed'; roundId: string; outcome: string }
+  | { type: 'version'; versionId: string; round: number; metrics: Record<string, number> }
+  | { type: 'disconnected'; reason: string; retryInMs: number | null };
+
+/** Errors a retry cannot fix: stop and tell the operator. */
+const FATAL = new Set(['UNKNOWN_SITE', 'BAD_SIGNATURE', 'UNAUTHORIZED', 'HASH_MISMATCH', 'DATA_INVALID', 'CONFIG_INVALID', 'FILE_NOT_FOUND', 'FILE_UNREADABLE', 'FILE_CORRUPT', 'BACKEND_UNAVAILABLE', 'MODEL_INVALID']);
+
+export class SiteAgent {
+  private readonly log: (line: string) => void;
+  private stopping = false;
+  private done = false;
+  private wake: (() => void) | null = null;
+  private socket: SiteSocket | null = null;
+  private model: LocalModel | null = null;
+  private modelKey = '';
+  private data: EncodedDataCache | null = null;
+  private backend: BackendInfo | null = null;
+  private configured: ConfiguredRound | null = null;
+  private trainingRound: string | null = null;
+  private readonly closedRounds = new Set<string>();
+  private onceRound: string | null = null;
+  private readonly verified = new Map<string, string>();
+
+  constructor(private readonly opts: SiteAgentOptions) {
+    this.log = opts.log ?? ((line) => process.stderr.write(line + '\n'));
+  }
+
+  private emit(e: AgentEvent): void {
+    this.opts.onEvent?.(e);
+  }
+
+  /** Runs until stop() (or, with `once`, one round). Rejects on a fatal error (unknown site, model mismatch, bad data). */
+  async run(): Promise<void> {
+    const cfg = loadSiteConfig(this.opts.stateDir);
+    const keys = loadKeys(this.opts.stateDir);
+    this.backend = await initNodeBackend({ force: this.opts.backend, log: this.log });
+    this.log(`tfjs backend: ${this.backend.name} (${this.backend.detail})`);
+    this.emit({ type: 'backend', name: this.backend.name, detail: this.backend.detail });
+    this.data = new EncodedDataCache(loadSiteData(cfg));
+    this.log(`site ${cfg.siteId}: ${this.data.dataset.examples.length} examples in ${cfg.data}`);
+    const backoff = new Backoff(this.opts.backoff ?? DEFAULT_BACKOFF);
+    try {
+      while (!this.stopping && !this.done) {
+        let reason: string;
+        try {
+          reason = await this.session(cfg, keys, () => backoff.reset());
+        } catch (err) {
+          if (isFedloraError(err) && FATAL.has(err.code)) throw err;
+          reason = describeError(err);
+        }
+        // --once: the round this site trained in is over for it once the connection is gone
+        if (this.onceRound !== null && this.trainingRound === null) this.done = true;
+        if (this.stopping || this.done) break;
+        if (this.opts.maxAttempts !== undefined && backoff.attempts >= this.opts.maxAttempts)
+          throw new FedloraError('UNREACHABLE', `gave up after ${backoff.attempts} attempts: ${reason}`);
+        const delay = backoff.next();
+        this.log(`disconnected (${reason}); reconnecting in ${(delay / 1000).toFixed(1)} s`);
+        this.emit({ type: 'disconnected', reason, retryInMs: delay });
+        await this.sleep(delay);
+      }
+    } finally {
+      this.socket?.close();
+      this.model?.dispose();
+      this.model = null;
+    }
+  }
+
+  /** Asks the agent to leave: training stops between steps, the socket closes, run() resolves. */
+  stop(): void {
+    this.stopping = true;
+    this.socket?.close();
+    this.wake?.();
+  }
+
+  private finish(): void {
+    this.done = true;
+    this.wake?.();
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const t = setTimeout(done, ms);
+      function done() {
+        clearTimeout(t);
+        resolve();
+      }
+      this.wake = done;
+    });
+  }
+
+  /** One connection: returns the reason it ended (disconnect, stop, done). */
+  private async session(cfg: SiteConfig, keys: SiteKeys, onAuthenticated: () => void): Promise<string> {
+    const timeout = this.opts.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
+    const socket = await openSocket(cfg.coordinator);
+    this.socket = socket;
+    const ended = new Promise<string>((resolve) => {
+      socket.on('disconnect', (reason) => resolve(`connection lost: ${reason}`));
+      this.wake = () => resolve(this.stopping ? 'stopped' : 'done');
+    });
+    try {
+      if (this.stopping) return 'stopped';
+      const { manifest, coordinatorId } = await authenticate(socket, cfg.siteId, keys, timeout);
+      onAuthenticated();
+      this.log(`authenticated as ${cfg.siteId} with coordinator ${coordinatorId}; global adapter ${manifest.versionId ?? '(none yet)'}`);
+      this.emit({ type: 'authenticated', siteId: cfg.siteId, coordinatorId, versionId: manifest.versionId });
+      await this.prepare(manifest, socket, cfg);
+      this.attachRoundHandlers(socket, manifest, cfg, keys);
+      const numExamples = (this.data as EncodedDataCache).dataset.examples.length;
+      await request(socket, 'site:ready', { numExamples, encodings: [...ENCODINGS], backend: (this.backend as BackendInfo).name }, timeout);
+      this.emit({ type: 'ready', numExamples });
+      this.log('ready: waiting for rounds');
+      return await ended;
+    } finally {
+      socket.close();
+      if (this.socket === socket) this.socket = null;
+      this.configured = null;
+    }
+  }
+
+  // ---- model ----
+
+  /** The directory holding the manifest's base model: the local copy, the state dir's download, or a new download. */
+  private async baseModelDir(manifest: Manifest, socket: SiteSocket): Promise<string> {
+    const local = this.opts.modelDir ?? DEFAULT_MODEL_DIR;
+    const downloaded = join(this.opts.stateDir, 'model');
+    const wanted = JSON.stringify(manifest.baseModel.files);
+    const problemsByDir: string[] = [];
+    for (const dir of [local, downloaded]) {
+      // hash each file once per process and model state: model files are tens of MB
+      const stamp = `${wanted}@${dir}@${manifest.baseModel.files.map((f) => mtimeOf(join(dir, f.path))).join(',')}`;
+      if (this.verified.get(dir) === stamp) return dir;
+      const problems = await checkModelFiles(dir, manifest.baseModel.files);
+      if (problems.length === 0) {
+        this.verified.set(dir, stamp);
+        this.log(`base model ${manifest.baseModel.id}: ${manifest.baseModel.files.length} files verified (sha256) in ${dir}`);
+        return dir;
+      }
+      problemsByDir.push(`${dir}: ${describeProblems(problems)}`);
+    }
+    if (this.opts.download === false)
+      throw new FedloraError('HASH_MISMATCH', `refusing to train: no local copy of ${manifest.baseModel.id} matches the manifest (${problemsByDir[0]})`);
+    this.log(`base model ${manifest.baseModel.id} does not match locally (${problemsByDir[0]}); downloading it from the coordinator`);
+    let bar: Progress | null = null;
+    let barFile = '';
+    await downloadBaseModel(downloaded, manifest.baseModel, chunkSource(socket, this.opts.requestTimeoutMs), (path, done, total) => {
+      if (path !== barFile) {
+        bar?.stop();
+        bar = progressBar(`download ${path}`, total, this.opts.quiet);
+        barFile = path;
+      }
+      bar?.update(done);
+    });
+    (bar as Progress | null)?.stop();
+    const problems = await checkModelFiles(downloaded, manifest.baseModel.files);
+    if (problems.length) throw new FedloraError('HASH_MISMATCH', `refusing to train: downloaded model does not verify (${describeProblems(problems)})`);
+    return downloaded;
+  }
+
+  private async prepare(manifest: Manifest, socket: SiteSocket, cfg: SiteConfig): Promise<void> {
+    const modelDir = await this.baseModelDir(manifest, socket);
+    const pooling = (manifest as { pooling?: Pooling }).pooling ?? DEFAULT_RECIPE.pooling;
+    const key = JSON.stringify([modelDir, manifest.baseModel.files, manifest.lora, manifest.labels, pooling]);
+    const data = this.data as EncodedDataCache;
+    if (!this.model || this.modelKey !== key) {
+      const mapping = labelMapping(data.dataset, manifest.labels);
+      checkLabelMapping(mapping, cfg.data);
+      this.log(formatLabelMapping(mapping));
+      this.model?.dispose();
+      data.clear();
+      this.model = loadLocalModel({ modelDir, lora: manifest.lora, labels: manifest.labels, pooling, seed: 0 });
+      this.modelKey = key;
+    }
+    // tokenize now, not in the first round's time budget
+    const tok = this.model.tokenizer;
+    data.get(tok, manifest.labels, Math.min(manifest.maxSeqLength, tok.maxLength, this.model.bert.config.maxPositions));
+  }
+
+  // ---- rounds ----
+
+  private attachRoundHandlers(socket: SiteSocket, manifest: Manifest, cfg: SiteConfig, keys: SiteKeys): void {
+    socket.on('round:configure', (raw, ack) => {
+      try {
+        const msg = parseServerMessage('round:configure', raw);
+        const accepted = !this.stopping && this.trainingRound === null && msg.deadline > Date.now() && !(this.opts.once && this.onceRound !== null);
+        if (accepted) this.configured = msg;
+        this.log(`round ${msg.round} (${msg.roundId}): ${accepted ? 'accepted' : 'declined'}; ${msg.encoding}, config ${JSON.stringify(msg.config)}`);
+        this.emit({ type: 'configured', roundId: msg.roundId, round: msg.round, accepted });
+        ack(ackOk({ accepted }));
+      } catch (err) {
+        this.log(`round:configure rejected: ${describeError(err)}`);
+        ack(ackError(err));
+      }
+    });
+
+    socket.on('round:train', (raw, ack) => {
+      void (async () => {
+        let round: ConfiguredRound;
+        let adapter: GlobalAdapter;
+        try {
+          const msg = parseServerMessage('round:train', raw);
+          const c = this.configured;
+          if (!c || c.roundId !== msg.roundId) throw new FedloraError('WRONG_ROUND', `round ${msg.roundId} was not configured with this site`);
+          adapter = await openAdapter(msg.adapter, msg.adapterSha256, c.adapterVersionId);
+          checkAdapterShapes(adapter.adapter, (this.model as LocalModel).classifier.trainableShapes());
+          round = c;
+        } catch (err) {
+          this.log(`round:train rejected: ${describeError(err)}`);
+          ack(ackError(err));
+          return;
+        }
+        this.configured = null;
+        this.trainingRound = round.roundId;
+        if (this.opts.once) this.onceRound = round.roundId;
+        ack(ackOk({ started: true as const }));
+        await this.trainAndUpload(socket, manifest, cfg, keys, round, adapter);
+      })();
+    });
+
+    socket.on('round:closed', (raw) => {
+      try {
+        const msg = parseServerMessage('round:closed', raw);
+        this.closedRounds.add(msg.roundId);
+        this.log(`round ${msg.round} closed: ${msg.outcome} (${msg.updates} updates, ${msg.failures} failures)`);
+        this.emit({ type: 'closed', roundId: msg.roundId, outcome: msg.outcome });
+        if (this.configured?.roundId === msg.roundId) this.configured = null;
+        if (this.onceRound === msg.roundId && this.trainingRound === null) this.finish();
+      } catch (err) {
+        this.log(`round:closed ignored: ${describeError(err)}`);
+      }
+    });
+
+    socket.on('version:published', (raw) => {
+      try {
+        const msg = parseServerMessage('version:published', raw);
+        const acc = msg.metrics.accuracy;
+        this.log(`global adapter ${msg.versionId} (round ${msg.round})${acc === undefined ? '' : `: held-out accuracy ${acc.toFixed(4)}`}`);
+        this.emit({ type: 'version', versionId: msg.versionId, round: msg.round, metrics: msg.metrics });
+      } catch (err) {
+        this.log(`version:published ignored: ${describeError(err)}`);
+      }
+    });
+  }
+
+  private async trainAndUpload(
+    socket: SiteSocket,
+    manifest: Manifest,
+    cfg: SiteConfig,
+    keys: SiteKeys,
+    round: ConfiguredRound,
+    adapter: GlobalAdapter,
+  ): Promise<void> {
+    const model = this.model as LocalModel;
+    const tok = model.tokenizer;
+    const train = localTrainConfig(round.config);
+    const maxLength = roundMaxLength(round.config, manifest.maxSeqLength, Math.min(tok.maxLength, model.bert.config.maxPositions));
+    let bar: Progress | null = null;
+    let barEpoch = -1;
+    try {
+      const examples = (this.data as EncodedDataCache).get(tok, manifest.labels, maxLength);
+      const perEpoch = Math.ceil(examples.length / train.batchSize);
+      const result = await runLocalRound(model.classifier, examples, tok.special.pad, adapter.adapter, train, {
+        seed: round.round,
+        shouldStop: () => this.stopping || socket.disconnected || this.closedRounds.has(round.roundId),
+        onStep: (p) => {
+          if (p.epoch !== barEpoch) {
+            bar?.stop();
+            const left = p.totalSteps - (p.step - 1);
+            bar = progressBar(`round ${round.round} epoch ${p.epoch + 1}/${train.localEpochs}`, Math.min(perEpoch, left), this.opts.quiet);
+            barEpoch = p.epoch;
+          }
+          bar?.update(p.step - p.epoch * perEpoch, { loss: p.loss.toFixed(4), sps: p.samplesPerSecond.toFixed(1) });
+        },
+      });
+      (bar as Progress | null)?.stop();
+      bar = null;
+      const up = buildUpload({
+        roundId: round.roundId,
+        siteId: cfg.siteId,
+        delta: result.delta,
+        numExamples: result.numExamples,
+        metrics: result.metrics,
+        encoding: round.encoding,
+        recipientBoxPublicKey: round.coordinatorBoxPublicKey,
+        signing: keys.signing,
+      });
+      await request(socket, 'update:upload', up.request, this.opts.requestTimeoutMs);
+      this.log(
+        `round ${round.round}: uploaded ${up.payload.length} bytes (${round.encoding}), ${result.numExamples} examples, ` +
+          `loss ${result.metrics.loss.toFixed(4)}, ${result.metrics.seconds.toFixed(1)} s`,
+      );
+      this.emit({ type: 'uploaded', roundId: round.roundId, round: round.round, payloadBytes: up.payload.length, numExamples: result.numExamples, loss: result.metrics.loss, seconds: result.metrics.seconds });
+    } catch (err) {
+      (bar as Progress | null)?.stop();
+      const fail = failureFor(round.roundId, err);
+      this.log(`round ${round.round}: failed: ${describeError(err)}`);
+      this.emit({ type: 'failed', roundId: round.roundId, code: fail.code, message: fail.message });
+      // a closed round or a lost connection needs no report: the coordinator has already moved on
+      if (socket.connected && !this.closedRounds.has(round.roundId) && !this.stopping)
+        await request(socket, 'round:fail', fail, this.opts.requestTimeoutMs).catch((e: unknown) => this.log(`round:fail not delivered: ${describeError(e)}`));
+      if (this.onceRound === round.roundId) this.finish();
+    } finally {
+      this.trainingRound = null;
+    }
+    if (this.onceRound === round.roundId && this.closedRounds.has(round.roundId)) this.finish();
+  }
+}
+
+function mtimeOf(path: string): number {
+  try {
+    return statSync(path).mtimeMs;
+  } catch {
+    return -1;
+  }
+}
+
+/** 'model:chunk' requests over the authenticated socket, each reply checked to be the chunk asked for. */
+export function chunkSource(socket: SiteSocket, timeoutMs?: number): ModelChunkSource {
+  return {
+    async fetchChunk(path, offset, length) {
+      const r = await request(socket, 'model:chunk', { path, offset, length }, timeoutMs);
+      if (r.path !== path || r.offset !== offset)
+        throw new FedloraError('BAD_MESSAGE', `model:chunk: asked for ${path}@${offset}, got ${r.path}@${r.offset}`);
+      return r.data;
+    },
+  };
+}

@@ -1,0 +1,101 @@
+// The site's local state directory: its secret keys (keys.json, mode 600, never printed) and its enrollment
+// (site.json: coordinator URL, site id, data file and columns). Writes are atomic (temp file + rename).
+
+import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { z } from 'zod';
+import { FedloraError } from '@fedlora/shared/errors.ts';
+import { parseSiteKeys, serializeSiteKeys, type SiteKeys } from '@fedlora/shared/crypto/keys.ts';
+import { IdSchema } from '@fedlora/shared/protocol/schemas.ts';
+
+/** Default state directory, relative to the working directory (the compose file mounts a volume there). */
+export const DEFAULT_STATE_DIR = '.fedlora/site';
+export const KEYS_FILE = 'keys.json';
+export const SITE_FILE = 'site.json';
+
+export const SiteConfigSchema = z
+  .object({
+    v: z.literal(1),
+    coordinator: z.string().url(),
+    siteId: IdSchema,
+    /** absolute path of the site's labelled data (CSV/TSV/JSONL) */
+    data: z.string().min(1),
+    textColumn: z.string().optional(),
+    labelColumn: z.string().optional(),
+    enrolledAt: z.string(),
+  })
+  .strict();
+export type SiteConfig = z.output<typeof SiteConfigSchema>;
+
+/** Writes `text` to `path` atomically with the given mode: a crash never leaves a half-written key file. */
+function writeAtomic(path: string, text: string, mode: number): void {
+  const tmp = `${path}.${process.pid}.tmp`;
+  writeFileSync(tmp, text, { mode });
+  chmodSync(tmp, mode); // the umask may have removed bits from `mode`; never added, but be explicit
+  renameSync(tmp, path);
+}
+
+export function ensureStateDir(dir: string): string {
+  const abs = resolve(dir);
+  mkdirSync(abs, { recursive: true, mode: 0o700 });
+  return abs;
+}
+
+export function hasKeys(dir: string): boolean {
+  return existsSync(join(dir, KEYS_FILE));
+}
+
+export function saveKeys(dir: string, keys: SiteKeys): void {
+  writeAtomic(join(ensureStateDir(dir), KEYS_FILE), JSON.stringify(serializeSiteKeys(keys)) + '\n', 0o600);
+}
+
+/**
+ * Loads the site's keys. Like ssh with a private key, a key file that other users can read is refused
+ * (the secret keys are the site's identity); the error says how to fix it.
+ */
+export function loadKeys(dir: string): SiteKeys {
+  const path = join(dir, KEYS_FILE);
+  if (!existsSync(path))
+    throw new FedloraError('FILE_NOT_FOUND', `no site keys in ${dir}: run "fedlora-site join" first`);
+  const mode = statSync(path).mode & 0o777;
+  if (process.platform !== 'win32' && (mode & 0o077) !== 0)
+    throw new FedloraError(
+      'CONFIG_INVALID',
+      `${path} is readable by other users (mode ${mode.toString(8)}); run: chmod 600 ${path}`,
+    );
+  let json: unknown;
+  try {
+    json = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (err) {
+    throw new FedloraError('FILE_CORRUPT', `${path} is not valid JSON`, { cause: err });
+  }
+  return parseSiteKeys(json);
+}
+
+export function saveSiteConfig(dir: string, cfg: SiteConfig): void {
+  SiteConfigSchema.parse(cfg);
+  writeAtomic(join(ensureStateDir(dir), SITE_FILE), JSON.stringify(cfg, null, 2) + '\n', 0o600);
+}
+
+export function loadSiteConfig(dir: string): SiteConfig {
+  const path = join(dir, SITE_FILE);
+  if (!existsSync(path))
+    throw new FedloraError('FILE_NOT_FOUND', `${dir} holds no enrolled site: run "fedlora-site join" first`);
+  let json: unknown;
+  try {
+    json = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (err) {
+    throw new FedloraError('FILE_CORRUPT', `${path} is not valid JSON`, { cause: err });
+  }
+  const r = SiteConfigSchema.safeParse(json);
+  if (!r.success)
+    throw new FedloraError(
+      'FILE_CORRUPT',
+      `${path}: ${r.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`,
+    );
+  return r.data;
+}
+
+export function tryLoadSiteConfig(dir: string): SiteConfig | null {
+  return existsSync(join(dir, SITE_FILE)) ? loadSiteConfig(dir) : null;
+}
