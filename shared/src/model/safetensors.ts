@@ -65,6 +65,7 @@ export function parseSafetensors(bytes: Uint8Array, source = 'safetensors file')
   } catch (err) {
     throw new FedloraError('FILE_CORRUPT', `${source}: header is not valid JSON`, { cause: err });
   }
+  if (typeof header !== 'object' || header === null || Array.isArray(header)) throw corrupt('header is not a JSON object');
   const dataStart = 8 + headerLen;
   const dataLen = bytes.byteLength - dataStart;
   const out: SafetensorsFile = { tensors: {}, dtypes: {}, metadata: {} };
@@ -73,6 +74,7 @@ export function parseSafetensors(bytes: Uint8Array, source = 'safetensors file')
       out.metadata = (raw ?? {}) as Record<string, string>;
       continue;
     }
+    if (typeof raw !== 'object' || raw === null) throw corrupt(`tensor ${name} has no header entry object`);
     const entry = raw as { dtype?: string; shape?: number[]; data_offsets?: [number, number] };
     const dtype = entry.dtype as SafetensorsDtype;
     if (!(dtype in BYTES))
