@@ -1,0 +1,196 @@
+// `npm run bench`: performance figures, each against a reference measured in the same run.
+//   step        training step at the PyTorch yardstick's shape (4 layers, H 256, seq 64, batch 16, LoRA r8 q,v) in
+//               tfjs-wasm (1 thread, and main + worker threads) vs ../shared/reference/train_step_torch.py (2 threads)
+//   target      time to a held-out accuracy target on the default data (and Banking77 when ../shared has it), with
+//               dynamic padding, vs the same number of fixed-length (64) steps at the reference's measured step time
+//   aggregate   FedAvg of N ∈ {10, 100, 1000} deltas of the default adapter size: ms and MB/s
+//   bytes       bytes per site per round (fp32 / fp16 / int8 sealed update) vs full-model bytes
+// Usage: npm run bench [-- step target aggregate bytes]   (default: step aggregate bytes; `target` takes minutes)
+
+import { spawnSync } from 'node:child_process';
+import { existsSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as tf from '@tensorflow/tfjs';
+import { initNodeBackend } from '@fedlora/shared/backend/node.ts';
+import { loadLocalModel } from '@fedlora/shared/site/local-model.ts';
+import { DEFAULT_MODEL_DIR, DEFAULT_RECIPE } from '@fedlora/shared/site/defaults.ts';
+import { trainClassifier, evaluateClassifier } from '@fedlora/shared/training/trainer.ts';
+import { WorkerGradientPool } from '@fedlora/shared/training/parallel-node.ts';
+import { encodeDataset } from '@fedlora/shared/training/encode.ts';
+import { classificationReport } from '@fedlora/shared/training/metrics.ts';
+import type { EncodedExample } from '@fedlora/shared/training/batches.ts';
+import { loadSpamAssassin, spamAssassinEvalSubset } from '@fedlora/shared/data/spam-assassin.ts';
+import { loadBanking77, sharedDataDir } from '@fedlora/shared/data/public-datasets.ts';
+import type { LabeledDataset } from '@fedlora/shared/data/dataset.ts';
+import { createStrategy } from '@fedlora/shared/aggregation/index.ts';
+import { encodeUpdate, newMessageNonce } from '@fedlora/shared/protocol/codec.ts';
+import { sealAndSign } from '@fedlora/shared/crypto/envelope.ts';
+import { generateSiteKeys, generateBoxKeyPair } from '@fedlora/shared/crypto/keys.ts';
+import type { NamedTensors } from '@fedlora/shared/tensor.ts';
+import { encode as msgpack } from 'msgpackr';
+
+const repo = fileURLToPath(new URL('..', import.meta.url));
+const sections = process.argv.slice(2).filter((a) => !a.startsWith('-'));
+const want = (s: string) => (sections.length ? sections.includes(s) : ['step', 'aggregate', 'bytes'].includes(s));
+const out = (line: string) => console.log(line);
+
+function torchReference(): { msPerStep: number; samplesPerSecond: number } | string {
+  const script = join(repo, '../shared/reference/train_step_torch.py');
+  if (!existsSync(script)) return `skipped: ${script} not found`;
+  const env = { ...process.env };
+  delete env.OPENBLAS_CORETYPE; // older OpenBLAS builds need these; they slow a current one (see ../shared/reference)
+  delete env.OPENBLAS_L2_SIZE;
+  const r = spawnSync('/usr/bin/python3', [script, '2'], { env, encoding: 'utf8', timeout: 600_000 });
+  const m = /(\d+) ms\/step ([\d.]+) samples\/s/.exec(r.stdout ?? '');
+  if (!m) return `skipped: reference did not run (install python3-torch libopenblas0-pthread): ${(r.stderr || r.stdout || '').slice(-200)}`;
+  return { msPerStep: Number(m[1]), samplesPerSecond: Number(m[2]) };
+}
+
+async function benchStep(): Promise<void> {
+  out('\n## Training step at the reference shape (batch 16 × seq 64, LoRA r8 on query/value, 4 layers, H 256)');
+  const backend = await initNodeBackend({ log: () => {} });
+  const labels = ['a', 'b', 'c', 'd'];
+  const lora = DEFAULT_RECIPE.lora;
+  const m = loadLocalModel({ modelDir: DEFAULT_MODEL_DIR, lora, labels, pooling: 'cls' });
+  // fixed-length random ids (the reference pads to a fixed 64, so padding is irrelevant here)
+  const examples: EncodedExample[] = Array.from({ length: 16 * 12 }, (_, i) => ({
+    inputIds: Array.from({ length: 64 }, (_, j) => 5 + ((i * 7919 + j * 104729) % 15990)),
+    tokenTypeIds: new Array(64).fill(0),
+    label: i % 4,
+  }));
+  const measure = async (helpers: number) => {
+    const pool = helpers
+      ? await WorkerGradientPool.start(helpers, { backend: backend.name, modelDir: DEFAULT_MODEL_DIR, lora, labels, pooling: 'cls', examples, padId: 0 })
+      : undefined;
+    await trainClassifier(m.classifier, examples.slice(0, 32), 0, { epochs: 1, batchSize: 16, learningRate: 1e-3, pool }); // warm-up
+    const r = await trainClassifier(m.classifier, examples, 0, { epochs: 1, batchSize: 16, learningRate: 1e-3, pool, groupByLength: false });
+    await pool?.close();
+    return { msPerStep: (r.seconds * 1000) / r.steps, samplesPerSecond: r.samplesPerSecond };
+  };
+  const one = await measure(0);
+  const helpers = WorkerGradientPool.defaultHelpers();
+  const par = helpers ? await measure(helpers) : null;
+  m.dispose();
+  const ref = torchReference();
+  out(`| implementation | ms/step | samples/s | ratio to PyTorch (time) |`);
+  out(`|---|---|---|---|`);
+  const ratio = (ms: number) => (typeof ref === 'string' ? 'n/a' : (ms / ref.msPerStep).toFixed(2) + 'x');
+  out(`| fedlora tfjs-${backend.name}, 1 thread | ${one.msPerStep.toFixed(0)} | ${one.samplesPerSecond.toFixed(1)} | ${ratio(one.msPerStep)} |`);
+  if (par) out(`| fedlora tfjs-${backend.name}, ${helpers + 1} threads (worker_threads) | ${par.msPerStep.toFixed(0)} | ${par.samplesPerSecond.toFixed(1)} | ${ratio(par.msPerStep)} |`);
+  if (typeof ref === 'string') out(`PyTorch reference ${ref}`);
+  else out(`| PyTorch + OpenBLAS, 2 threads (reference) | ${ref.msPerStep} | ${ref.samplesPerSecond} | 1.00x |`);
+}
+
+async function timeToTarget(name: string, train: LabeledDataset, heldout: LabeledDataset, target: number, maxLength: number, epochs: number): Promise<void> {
+  const backend = await initNodeBackend({ log: () => {} });
+  const lora = DEFAULT_RECIPE.lora;
+  const m = loadLocalModel({ modelDir: DEFAULT_MODEL_DIR, lora, labels: train.labels, pooling: 'mean' });
+  const tok = m.tokenizer;
+  const trainEx = encodeDataset(tok, train, train.labels, maxLength);
+  const heldEx = encodeDataset(tok, heldout, train.labels, maxLength);
+  const helpers = WorkerGradientPool.defaultHelpers();
+  const pool = helpers ? await WorkerGradientPool.start(helpers, { backend: backend.name, modelDir: DEFAULT_MODEL_DIR, lora, labels: train.labels, pooling: 'mean', examples: trainEx, padId: tok.special.pad }) : undefined;
+  const evalEvery = Math.max(10, Math.floor(trainEx.length / DEFAULT_RECIPE.batchSize / 4));
+  let trainSeconds = 0;
+  let reached: { steps: number; seconds: number; accuracy: number } | null = null;
+  let steps = 0;
+  let best = 0;
+  const meanLen = trainEx.reduce((a, e) => a + e.inputIds.length, 0) / trainEx.length;
+  // train in chunks of evalEvery steps, evaluating between chunks (evaluation time is not training time)
+  const totalSteps = Math.ceil(trainEx.length / DEFAULT_RECIPE.batchSize) * epochs;
+  for (let done = 0; done < totalSteps && !reached; done += evalEvery) {
+    const r = await trainClassifier(m.classifier, trainEx, tok.special.pad, {
+      epochs: 1, batchSize: DEFAULT_RECIPE.batchSize, learningRate: DEFAULT_RECIPE.learningRate, warmupSteps: done === 0 ? 20 : 0,
+      maxSteps: evalEvery, seed: done, pool, constantRate: true,
+    });
+    steps += r.steps;
+    trainSeconds += r.seconds;
+    const ev = await evaluateClassifier(m.classifier, heldEx, tok.special.pad);
+    const acc = classificationReport(heldEx.map((e) => e.label), ev.predictions, train.labels).accuracy;
+    best = Math.max(best, acc);
+    process.stderr.write(`${name}: ${steps} steps, ${trainSeconds.toFixed(0)} s training, held-out accuracy ${acc.toFixed(4)}\n`);
+    if (acc >= target) reached = { steps, seconds: trainSeconds, accuracy: acc };
+  }
+  await pool?.close();
+  m.dispose();
+  const ref = torchReference();
+  const refSeconds = typeof ref === 'string' || !reached ? null : (reached.steps * ref.msPerStep * (DEFAULT_RECIPE.batchSize / 16) * (maxLength / 64)) / 1000;
+  out(`| ${name} | ${target} | ${reached ? `${reached.steps} steps, ${reached.seconds.toFixed(0)} s (acc ${reached.accuracy.toFixed(3)})` : `not reached (best ${best.toFixed(3)})`} | ${meanLen.toFixed(1)} | ${refSeconds === null ? 'n/a' : refSeconds.toFixed(0) + ' s'} | ${refSeconds && reached ? (reached.seconds / refSeconds).toFixed(2) + 'x' : 'n/a'} |`);
+}
+
+function fakeDelta(shapes: Record<string, number[]>, seed: number): NamedTensors {
+  const d: NamedTensors = {};
+  let s = seed;
+  for (const [k, shape] of Object.entries(shapes)) {
+    const n = shape.reduce((a, b) => a * b, 1);
+    const data = new Float32Array(n);
+    for (let i = 0; i < n; i++) data[i] = ((s = (s * 1103515245 + 12345) >>> 0) / 2 ** 32 - 0.5) * 1e-2;
+    d[k] = { shape, data };
+  }
+  return d;
+}
+
+async function benchAggregateAndBytes(): Promise<void> {
+  const m = loadLocalModel({ modelDir: DEFAULT_MODEL_DIR, lora: DEFAULT_RECIPE.lora, labels: ['ham', 'spam'], pooling: 'mean' });
+  const shapes = m.classifier.trainableShapes();
+  const global = m.classifier.getTrainableState();
+  m.dispose();
+  const params = Object.values(shapes).reduce((a, s) => a + s.reduce((x, y) => x * y, 1), 0);
+  if (want('aggregate')) {
+    out(`\n## FedAvg aggregation of N deltas (${params} parameters each = ${((params * 4) / 1e6).toFixed(3)} MB fp32)`);
+    out('| N | ms | MB/s | reference: naive mean over materialized arrays, ms |');
+    out('|---|---|---|---|');
+    const deltas = Array.from({ length: 16 }, (_, i) => fakeDelta(shapes, i + 1));
+    for (const n of [10, 100, 1000]) {
+      const t0 = performance.now();
+      const agg = createStrategy('fedavg', {}).createAggregator(1, global);
+      for (let i = 0; i < n; i++) agg.accumulate({ siteId: `s${i}`, numExamples: 10 + (i % 7), delta: deltas[i % 16], metrics: { loss: 1 } });
+      agg.finish([]);
+      const ms = performance.now() - t0;
+      // reference in the same run: the textbook weighted mean that keeps all N deltas alive
+      const t1 = performance.now();
+      const keys = Object.keys(shapes);
+      const all = Array.from({ length: n }, (_, i) => deltas[i % 16]);
+      const w = all.map((_, i) => 10 + (i % 7));
+      const total = w.reduce((a, b) => a + b, 0);
+      for (const k of keys) {
+        const acc = new Float64Array(all[0][k].data.length);
+        all.forEach((d, i) => d[k].data.forEach((v, j) => (acc[j] += (w[i] * v) / total)));
+      }
+      const refMs = performance.now() - t1;
+      out(`| ${n} | ${ms.toFixed(1)} | ${((n * params * 4) / 1e6 / (ms / 1000)).toFixed(0)} | ${refMs.toFixed(1)} |`);
+    }
+  }
+  if (want('bytes')) {
+    const modelBytes = statSync(join(DEFAULT_MODEL_DIR, 'model.safetensors')).size;
+    out(`\n## Bytes uploaded per site per round (sealed + signed update frame) vs the full model`);
+    out('| encoding | bytes | vs full model (' + modelBytes + ' bytes) |');
+    out('|---|---|---|');
+    const keys = generateSiteKeys();
+    const box = generateBoxKeyPair();
+    for (const enc of ['fp32', 'fp16', 'int8'] as const) {
+      const payload = encodeUpdate({ roundId: 'r1', siteId: 'site-a', nonce: newMessageNonce(), numExamples: 100, metrics: { loss: 0.5 }, delta: fakeDelta(shapes, 3) }, enc);
+      const env = sealAndSign(payload, { roundId: 'r1', recipientBoxPublicKey: box.publicKey, signing: keys.signing });
+      const frame = msgpack({ roundId: 'r1', envelope: env }).byteLength;
+      out(`| ${enc} | ${frame} | ${((100 * frame) / modelBytes).toFixed(2)}% (${(modelBytes / frame).toFixed(0)}x smaller) |`);
+    }
+  }
+}
+
+out(`# fedlora benchmarks (${new Date().toISOString()}, ${process.platform} ${process.arch}, node ${process.version})`);
+if (want('step')) await benchStep();
+if (want('target')) {
+  out('\n## Time to target held-out accuracy (main + worker threads, dynamic padding, batch 32, lr 2e-3)');
+  out('| data | target | fedlora: steps, training seconds | mean tokens/example | PyTorch reference at fixed length 64 for the same steps (derived from its measured step time) | ratio |');
+  out('|---|---|---|---|---|---|');
+  const train = await loadSpamAssassin('train');
+  const held = spamAssassinEvalSubset(await loadSpamAssassin('heldout'), 300, 7);
+  await timeToTarget('SpamAssassin (default), max length 64', train, held, 0.95, 64, 2);
+  const dir = sharedDataDir();
+  if (dir) await timeToTarget('Banking77', loadBanking77(dir, 'train'), loadBanking77(dir, 'test'), 0.7, 64, 3);
+  else out('Banking77 skipped: ../shared/assets/data not found');
+}
+if (want('aggregate') || want('bytes')) await benchAggregateAndBytes();
+tf.disposeVariables();
+process.exit(0);
