@@ -1,0 +1,101 @@
+// What the adapter registry records: immutable versions (one per aggregated round, plus version 0 = the initial
+// adapter) and the history of rounds, and the AdapterStore interface the round loop sees.
+
+import type { NamedTensors } from '@fedlora/shared/tensor.ts';
+import type { StrategyState } from '@fedlora/shared/aggregation/strategy.ts';
+
+export interface ClassMetrics {
+  label: string;
+  precision: number;
+  recall: number;
+  f1: number;
+  support: number;
+}
+
+/** Held-out evaluation of one global adapter on the coordinator. */
+export interface HeldoutMetrics {
+  accuracy: number;
+  macroF1: number;
+  loss: number;
+  examples: number;
+  perClass: ClassMetrics[];
+}
+
+export interface VersionRecord {
+  /** "v0", "v1", … in creation order */
+  id: string;
+  /** the version the round trained from (null for v0) */
+  parent: string | null;
+  /** the round that produced it (0 = initial adapter) */
+  round: number;
+  strategy: string;
+  /** contributing sites (a count, not identities) */
+  sites: number;
+  /** Σ examples of the contributing sites */
+  examples: number;
+  /** held-out metrics (null if evaluation failed or timed out) */
+  metrics: HeldoutMetrics | null;
+  /** example-weighted mean of the sites' training metrics */
+  trainMetrics: Record<string, number>;
+  createdAt: string;
+  /** SHA-256 of the native content (encodeAdapter bytes) */
+  sha256: string;
+  /** size of the native content */
+  bytes: number;
+  /** upload bytes (sealed envelopes) accepted in the round that produced it */
+  uploadedBytes: number;
+}
+
+export type NewVersion = Omit<VersionRecord, 'id' | 'createdAt' | 'sha256' | 'bytes'>;
+
+export interface RoundFailureRecord {
+  siteId: string;
+  code: string;
+}
+
+export interface RoundRecord {
+  round: number;
+  roundId: string;
+  startedAt: string;
+  durationMs: number;
+  /** aggregated = new version; kept = the old adapter stays; cancelled = stopped before sites were contacted */
+  outcome: 'aggregated' | 'kept' | 'cancelled';
+  /** why the round ended without a version, if it did */
+  reason: string | null;
+  /** the last stage reached */
+  stage: string;
+  strategy: string;
+  baseVersionId: string | null;
+  versionId: string | null;
+  sampled: number;
+  participants: number;
+  updates: number;
+  /** sampled sites that did not deliver, with the cause (TIMEOUT, DISCONNECTED, DECLINED, a reported or rejection code) */
+  failures: RoundFailureRecord[];
+  /** every rejected upload, even from a site that later delivered */
+  rejections: RoundFailureRecord[];
+  /** sealed bytes of the accepted uploads */
+  uploadedBytes: number;
+  /** accepted uploads' size per site (for the benchmarks: bytes per site per round) */
+  bytesPerUpload: number[];
+}
+
+/** The round loop's view of the registry. */
+export interface AdapterStore {
+  list(): VersionRecord[];
+  get(id: string): VersionRecord | undefined;
+  /** the promoted version rounds train from (null before v0 exists) */
+  currentId(): string | null;
+  /** highest round number of any version or round record (0 if none) */
+  lastRound(): number;
+  loadState(id: string): Promise<NamedTensors>;
+  /** encodeAdapter() bytes, hash-checked */
+  loadNative(id: string): Promise<Uint8Array>;
+  loadStrategyState(id: string): Promise<StrategyState | null>;
+  /** stores a new immutable version and makes it current */
+  addVersion(v: NewVersion, state: NamedTensors, strategyState: StrategyState | null): Promise<VersionRecord>;
+  /** makes an existing version current (promote, or roll back to an older one) */
+  promote(id: string): Promise<VersionRecord>;
+  rounds(): RoundRecord[];
+  addRound(r: RoundRecord): Promise<void>;
+}

@@ -1,0 +1,416 @@
+// The round loop: runs rounds one after another (start/pause), each as the explicit stage sequence of stages.ts,
+// until a stop rule holds; takes uploads, failure reports and disconnects from the transport edge; keeps
+// version 0 (the initial adapter) and the strategy's state in the AdapterStore so a restart continues.
+
+import { randomBytes } from 'node:crypto';
+import { FedloraError, describeError } from '@fedlora/shared/errors.ts';
+import type { NamedTensors } from '@fedlora/shared/tensor.ts';
+import { generateBoxKeyPair } from '@fedlora/shared/crypto/keys.ts';
+import { ROUND_STAGES, type RoundStage } from '@fedlora/shared/protocol/messages.ts';
+import type { ClientRequest } from '@fedlora/shared/protocol/events.ts';
+import type { Strategy } from '@fedlora/shared/aggregation/strategy.ts';
+import type { Logger } from '../log';
+import type { AdapterStore, RoundRecord, VersionRecord } from '../registry/types';
+import { updateSettings, type RoundSettings, type StopRules } from './settings';
+import { Pulse, raceTimer, STAGES, failSite, type RoundContext, type RoundEnv, type StageResult } from './stages';
+import { systemClock, type Clock, type Evaluator, type RoundTransport } from './types';
+import { NonceLog, openUpload, type UploadRequest } from './upload';
+
+export type FederationState = 'idle' | 'running' | 'pausing' | 'paused' | 'finished' | 'closed';
+
+export type FederationEvent =
+  | { type: 'state'; state: FederationState; reason?: string }
+  | { type: 'round:stage'; round: number; roundId: string; stage: RoundStage }
+  | { type: 'upload'; round: number; siteId: string; accepted: boolean; code?: string }
+  | { type: 'round:end'; record: RoundRecord }
+  | { type: 'version:new'; version: VersionRecord };
+
+export interface FederationDeps {
+  strategy: Strategy;
+  transport: RoundTransport;
+  evaluator: Evaluator;
+  store: AdapterStore;
+  /** the adapter state of version 0 (seeded fresh LoRA + head) */
+  initialState: () => NamedTensors | Promise<NamedTensors>;
+  settings: RoundSettings;
+  stop: StopRules;
+  log: Logger;
+  clock?: Clock;
+  rng?: () => number;
+  /** pause after a round that made no version, so a federation without sites does not spin (default 2 s) */
+  retryDelayMs?: number;
+  onEvent?: (e: FederationEvent) => void;
+}
+
+export class Federation {
+  private st: FederationState = 'idle';
+  private active: RoundContext | null = null;
+  private readonly closedRounds = new Set<string>();
+  private readonly nonces = new NonceLog();
+  private readonly availability = new Pulse();
+  private readonly abort = new AbortController();
+  private loopDone: Promise<void> = Promise.resolve();
+  private finishedReason: string | null = null;
+  readonly clock: Clock;
+  settings: RoundSettings;
+  stop: StopRules;
+
+  constructor(private readonly d: FederationDeps) {
+    this.clock = d.clock ?? systemClock;
+    this.settings = d.settings;
+    this.stop = d.stop;
+    d.transport.onAvailabilityChange(() => this.availability.fire());
+  }
+
+  /** Creates and evaluates version 0 on a fresh store; restores the strategy state of the current version. */
+  async init(): Promise<void> {
+    const { store, log } = this.d;
+    if (store.currentId() === null) {
+      const state = await this.d.initialState();
+      const metrics = await this.d.evaluator.evaluate(state);
+      const v = await store.addVersion(
+        { parent: null, round: 0, strategy: this.d.strategy.name, sites: 0, examples: 0, metrics, trainMetrics: {}, uploadedBytes: 0 },
+        state,
+        null,
+      );
+      log('version.new', { id: v.id, round: 0, accuracy: metrics.accuracy, macroF1: metrics.macroF1, loss: metrics.loss });
+      this.emit({ type: 'version:new', version: v });
+    } else {
+      await this.restoreStrategy(store.currentId() as string);
+      log('registry.loaded', { versions: store.list().length, current: store.currentId(), lastRound: store.lastRound() });
+    }
+  }
+
+  private async restoreStrategy(versionId: string): Promise<void> {
+    const state = await this.d.store.loadStrategyState(versionId);
+    if (state && state.strategy !== this.d.strategy.name) {
+      this.d.log('strategy.state.ignored', { version: versionId, savedBy: state.strategy, strategy: this.d.strategy.name });
+      this.d.strategy.setState(null);
+      return;
+    }
+    if (state || this.d.strategy.getState() !== null) this.d.strategy.setState(state);
+  }
+
+  get state(): FederationState {
+    return this.st;
+  }
+
+  private setState(s: FederationState, reason?: string): void {
+    this.st = s;
+    this.d.log('federation.state', { state: s, reason });
+    this.emit({ type: 'state', state: s, reason });
+  }
+
+  private emit(e: FederationEvent): void {
+    try {
+      this.d.onEvent?.(e);
+    } catch (err) {
+      this.d.log('event.listener.failed', { error: describeError(err) });
+    }
+  }
+
+  /** Starts (or resumes) running rounds; a no-op while running. Throws CONFIG_INVALID if a stop rule already holds. */
+  start(): void {
+    if (this.st === 'closed') throw new FedloraError('INTERNAL', 'the coordinator is closing');
+    if (this.st === 'running') return;
+    if (this.st === 'pausing') return this.setState('running');
+    const why = this.stopReason();
+    if (why) throw new FedloraError('CONFIG_INVALID', `a stop rule already holds (${why}); change the settings first`);
+    this.setState('running');
+    this.loopDone = this.loop();
+  }
+
+  /** No new round starts; a round still sampling is cancelled, one already under way finishes. */
+  pause(): void {
+    if (this.st !== 'running') return;
+    this.setState(this.active && this.active.stage !== 'sample' ? 'pausing' : 'paused');
+    this.availability.fire();
+  }
+
+  async close(): Promise<void> {
+    this.st = 'closed';
+    this.abort.abort(new FedloraError('INTERNAL', 'coordinator closing'));
+    await this.loopDone.catch(() => {});
+  }
+
+  /** resolves when the loop stops (pause, stop rule, close) */
+  whenStopped(): Promise<void> {
+    return this.loopDone;
+  }
+
+  status() {
+    const a = this.active;
+    return {
+      state: this.st,
+      finishedReason: this.finishedReason,
+      strategy: this.d.strategy.name,
+      currentVersionId: this.d.store.currentId(),
+      lastRound: this.d.store.lastRound(),
+      round: a ? { round: a.round, roundId: a.roundId, stage: a.stage, sampled: a.sampled.size, delivered: a.delivered.size, deadline: a.deadline } : null,
+      sitesAvailable: this.d.transport.available().length,
+    };
+  }
+
+  updateSettings(patch: Record<string, unknown>): { settings: RoundSettings; stop: StopRules } {
+    const next = updateSettings({ settings: this.settings, stop: this.stop }, patch);
+    this.settings = next.settings;
+    this.stop = next.stop;
+    this.d.log('settings.updated', { fields: Object.keys(patch).join(',') });
+    return next;
+  }
+
+  /** Makes `id` current (promote or roll back); the strategy state saved with it comes back too. */
+  async promote(id: string): Promise<VersionRecord> {
+    const v = await this.d.store.promote(id);
+    await this.restoreStrategy(id);
+    this.d.log('version.promoted', { id });
+    return v;
+  }
+
+  /** Why the federation should stop now, or null. */
+  stopReason(): string | null {
+    const { rounds, patience, targetAccuracy } = this.stop;
+    const store = this.d.store;
+    if (rounds !== null && store.lastRound() >= rounds) return `round ${rounds} reached`;
+    const versions = store.list().filter((v) => v.metrics);
+    const last = versions.at(-1);
+    if (targetAccuracy !== null && last && last.round > 0 && (last.metrics?.accuracy ?? 0) >= targetAccuracy)
+      return `accuracy ${last.metrics?.accuracy.toFixed(4)} reached the target ${targetAccuracy}`;
+    if (patience !== null && versions.length > 0) {
+      let best = 0;
+      versions.forEach((v, i) => {
+        if ((v.metrics?.accuracy ?? 0) > (versions[best].metrics?.accuracy ?? 0)) best = i;
+      });
+      const since = versions.length - 1 - best;
+      if (since >= patience) return `no better accuracy in ${since} version(s) (patience ${patience})`;
+    }
+    return null;
+  }
+
+  private async loop(): Promise<void> {
+    while (this.st === 'running') {
+      const why = this.stopReason();
+      if (why) {
+        this.finishedReason = why;
+        this.setState('finished', why);
+        return;
+      }
+      let record: RoundRecord | null = null;
+      try {
+        record = await this.runRound();
+      } catch (err) {
+        if (this.abort.signal.aborted) return;
+        this.d.log('round.error', { error: describeError(err) });
+      }
+      if ((this.st as FederationState) === 'pausing') this.setState('paused');
+      if (record?.outcome !== 'aggregated' && this.st === 'running') {
+        await raceTimer({ clock: this.clock, signal: this.abort.signal }, this.d.retryDelayMs ?? 2000, this.availability.wait(), () => undefined).catch(() => {});
+      }
+    }
+  }
+
+  /** One round through every stage; returns its record (null when it was cancelled while sampling). */
+  async runRound(): Promise<RoundRecord | null> {
+    const { store, strategy, log } = this.d;
+    const baseVersionId = store.currentId();
+    if (!baseVersionId) throw new FedloraError('INTERNAL', 'no current version: init() first');
+    const round = store.lastRound() + 1;
+    const base = await store.loadState(baseVersionId);
+    const baseBytes = await store.loadNative(baseVersionId);
+    const s = this.settings;
+    const fp32Bytes = Object.values(base).reduce((n, t) => n + t.data.length * 4, 0);
+    const ctx: RoundContext = {
+      round,
+      roundId: `r${round}-${randomBytes(4).toString('hex')}`,
+      startedAt: this.clock.now(),
+      stage: 'sample',
+      baseVersionId,
+      base,
+      baseBytes,
+      baseSha256: (store.get(baseVersionId) as VersionRecord).sha256,
+      config: strategy.configureRound(round, {
+        localEpochs: s.localEpochs,
+        batchSize: s.batchSize,
+        learningRate: s.learningRate,
+        proximalMu: s.proximalMu,
+        maxSteps: s.maxSteps,
+        maxLength: s.maxLength,
+      }),
+      key: generateBoxKeyPair(),
+      deadline: 0,
+      maxUploadBytes: s.maxUploadBytes ?? 2 * fp32Bytes + 64 * 1024,
+      sampled: new Set(),
+      declaredExamples: new Map(),
+      participants: new Set(),
+      pending: new Set(),
+      delivered: new Set(),
+      failures: new Map(),
+      rejections: [],
+      accepting: false,
+      aggregator: strategy.createAggregator(round, base),
+      uploadedBytes: 0,
+      bytesPerUpload: [],
+      outcome: null,
+      metrics: null,
+      version: null,
+      progress: new Pulse(),
+      leaving: new Map(),
+    };
+    const env: RoundEnv = {
+      ...this.d,
+      settings: s,
+      clock: this.clock,
+      rng: this.d.rng ?? Math.random,
+      signal: this.abort.signal,
+      keepSampling: () => this.st === 'running',
+      availability: this.availability,
+      nonces: this.nonces,
+    };
+    this.active = ctx;
+    let end: Exclude<StageResult, 'next'> | null = null;
+    try {
+      for (const stage of ROUND_STAGES) {
+        ctx.stage = stage;
+        if (stage === 'configure') ctx.deadline = this.clock.now() + s.deadlineS * 1000;
+        log('round.stage', { round, stage, sampled: ctx.sampled.size || undefined });
+        this.emit({ type: 'round:stage', round, roundId: ctx.roundId, stage });
+        const result = await raceTimer(env, STAGES[stage].timeoutMs(s), STAGES[stage].run(ctx, env), () => ({
+          end: 'kept' as const,
+          reason: `stage ${stage} timed out`,
+        }));
+        if (result !== 'next') {
+          end = result;
+          break;
+        }
+      }
+    } catch (err) {
+      if (this.abort.signal.aborted) throw err;
+      end = { end: 'kept', reason: describeError(err) };
+    } finally {
+      ctx.accepting = false;
+      this.active = null;
+      this.closedRounds.add(ctx.roundId);
+    }
+    if (end?.end === 'cancelled' && ctx.sampled.size === 0) {
+      log('round.cancelled', { round, reason: end.reason });
+      return null;
+    }
+    return this.finishRound(ctx, end);
+  }
+
+  private async finishRound(ctx: RoundContext, end: Exclude<StageResult, 'next'> | null): Promise<RoundRecord> {
+    const outcome = end ? end.end : 'aggregated';
+    const failures = [...ctx.failures].map(([siteId, code]) => ({ siteId, code }));
+    const record: RoundRecord = {
+      round: ctx.round,
+      roundId: ctx.roundId,
+      startedAt: new Date(ctx.startedAt).toISOString(),
+      durationMs: this.clock.now() - ctx.startedAt,
+      outcome,
+      reason: end?.reason ?? null,
+      stage: ctx.stage,
+      strategy: this.d.strategy.name,
+      baseVersionId: ctx.baseVersionId,
+      versionId: ctx.version?.id ?? null,
+      sampled: ctx.sampled.size,
+      participants: ctx.participants.size,
+      updates: ctx.delivered.size,
+      failures,
+      rejections: ctx.rejections,
+      uploadedBytes: ctx.uploadedBytes,
+      bytesPerUpload: ctx.bytesPerUpload,
+    };
+    this.d.transport.closed([...ctx.sampled], {
+      roundId: ctx.roundId,
+      round: ctx.round,
+      outcome,
+      updates: ctx.delivered.size,
+      failures: failures.length,
+    });
+    await this.d.store.addRound(record);
+    const m = ctx.version?.metrics;
+    this.d.log('round.end', {
+      round: ctx.round,
+      outcome,
+      reason: record.reason,
+      updates: record.updates,
+      failures: failures.length,
+      version: record.versionId,
+      accuracy: m?.accuracy,
+      macroF1: m?.macroF1,
+      seconds: record.durationMs / 1000,
+    });
+    this.emit({ type: 'round:end', record });
+    if (ctx.version) this.emit({ type: 'version:new', version: ctx.version });
+    return record;
+  }
+
+  // ---- the edge: what sites send while a round runs ----
+
+  private roundFor(roundId: string): RoundContext {
+    const ctx = this.active;
+    if (ctx && ctx.roundId === roundId) return ctx;
+    if (this.closedRounds.has(roundId)) throw new FedloraError('ROUND_CLOSED', 'this round is closed');
+    throw new FedloraError('WRONG_ROUND', 'no such round is running');
+  }
+
+  /** Validates and aggregates one upload; throws a peer-visible FedloraError on rejection (the round goes on). */
+  upload(siteId: string, siteSigningKey: Uint8Array, req: UploadRequest): void {
+    let ctx: RoundContext | null = null;
+    try {
+      ctx = this.roundFor(req.roundId);
+      if (!ctx.accepting) throw new FedloraError(ctx.stage === 'configure' ? 'WRONG_ROUND' : 'ROUND_CLOSED', `round is in stage ${ctx.stage}`);
+      const opened = openUpload(req, {
+        roundId: ctx.roundId,
+        siteId,
+        siteSigningKey,
+        roundSecretKey: ctx.key.secretKey,
+        sampled: ctx.sampled,
+        delivered: ctx.delivered,
+        nonces: this.nonces,
+        layout: ctx.base,
+        maxUploadBytes: ctx.maxUploadBytes,
+        maxDeltaNorm: this.settings.maxDeltaNorm,
+        declaredExamples: ctx.declaredExamples.get(siteId) ?? 0,
+      });
+      try {
+        ctx.aggregator.accumulate(opened.result);
+      } catch (err) {
+        throw new FedloraError('DELTA_INVALID', describeError(err), { cause: err });
+      }
+      ctx.delivered.add(siteId);
+      ctx.pending.delete(siteId);
+      ctx.failures.delete(siteId);
+      ctx.uploadedBytes += opened.bytes;
+      ctx.bytesPerUpload.push(opened.bytes);
+      ctx.progress.fire();
+      this.d.log('upload.accepted', { round: ctx.round, site: siteId, bytes: opened.bytes, encoding: opened.encoding, examples: opened.result.numExamples });
+      this.emit({ type: 'upload', round: ctx.round, siteId, accepted: true });
+    } catch (err) {
+      const code = err instanceof FedloraError ? err.code : 'INTERNAL';
+      if (ctx) ctx.rejections.push({ siteId, code });
+      this.d.log('upload.rejected', { round: ctx?.round, site: siteId, code, reason: describeError(err) });
+      this.emit({ type: 'upload', round: ctx?.round ?? 0, siteId, accepted: false, code });
+      throw err;
+    }
+  }
+
+  /** A site reports it cannot finish the round: it is not waited for. */
+  reportFailure(siteId: string, req: ClientRequest<'round:fail'>): void {
+    const ctx = this.roundFor(req.roundId);
+    if (!ctx.sampled.has(siteId)) throw new FedloraError('NOT_SAMPLED', 'this site was not sampled for this round');
+    this.d.log('site.failed', { round: ctx.round, site: siteId, code: req.code });
+    failSite(ctx, siteId, req.code);
+  }
+
+  /** A site's connection closed: it leaves the running round (never blocking it) and the available pool. */
+  siteLeft(siteId: string): void {
+    const ctx = this.active;
+    if (ctx && ctx.pending.has(siteId)) {
+      this.d.log('site.dropped', { round: ctx.round, site: siteId, stage: ctx.stage });
+      failSite(ctx, siteId, 'DISCONNECTED');
+      ctx.leaving.get(siteId)?.(new FedloraError('INTERNAL', 'site disconnected'));
+    }
+    this.availability.fire();
+  }
+}

@@ -1,0 +1,157 @@
+// Round settings and stop rules: defaults, and the one validator used by the command line and PUT /api/settings.
+// The defaults are the federation recipe for CPUs (docs/fed-context): 64 tokens, batch 16, lr 2e-3, 1 local epoch
+// capped at 12 steps, so that a round takes seconds per site on the wasm backend.
+
+import { FedloraError } from '@fedlora/shared/errors.ts';
+import { ENCODINGS, type TensorEncoding } from '@fedlora/shared/protocol/quantize.ts';
+
+/** "0.5" = half of the available sites, "3" = three sites; a value < 1 or written with a "." is a fraction. */
+export type SitesPerRound = { kind: 'fraction'; value: number } | { kind: 'count'; value: number };
+
+export interface RoundSettings {
+  sitesPerRound: SitesPerRound;
+  /** fewer sites available than this: the round waits; fewer updates: no new version */
+  minSites: number;
+  /** seconds from configure until uploads are refused */
+  deadlineS: number;
+  /** once minSites are available, seconds to wait for the other enrolled sites before sampling */
+  sampleWaitS: number;
+  /** seconds a site has to ack 'round:configure' / 'round:train' */
+  ackTimeoutS: number;
+  /** seconds the held-out evaluation of a new adapter may take */
+  evaluateTimeoutS: number;
+  localEpochs: number;
+  batchSize: number;
+  learningRate: number;
+  maxSteps: number;
+  maxLength: number;
+  /** FedProx's mu (only the fedprox strategy sends it) */
+  proximalMu: number;
+  encoding: TensorEncoding;
+  /** an update whose delta has a larger L2 norm (over all tensors) is DELTA_INVALID */
+  maxDeltaNorm: number;
+  /** sealed upload size limit; null = 2 × the fp32 adapter + 64 KiB */
+  maxUploadBytes: number | null;
+}
+
+export interface StopRules {
+  /** stop once this round number is reached (it counts across restarts); null = no limit */
+  rounds: number | null;
+  /** stop after this many versions without a better held-out accuracy; null = off */
+  patience: number | null;
+  /** stop once a version reaches this held-out accuracy; null = off */
+  targetAccuracy: number | null;
+}
+
+export const DEFAULT_SETTINGS: RoundSettings = {
+  sitesPerRound: { kind: 'fraction', value: 1 },
+  minSites: 2,
+  deadlineS: 300,
+  sampleWaitS: 10,
+  ackTimeoutS: 30,
+  evaluateTimeoutS: 900,
+  localEpochs: 1,
+  batchSize: 16,
+  learningRate: 2e-3,
+  maxSteps: 12,
+  maxLength: 64,
+  proximalMu: 0.01,
+  encoding: 'fp32',
+  // Adam moves each weight by about lr per step: 12 steps × 2e-3 over ~3·10⁵ weights is a norm of ~13
+  maxDeltaNorm: 1000,
+  maxUploadBytes: null,
+};
+
+export const DEFAULT_STOP: StopRules = { rounds: null, patience: null, targetAccuracy: null };
+
+export function parseSitesPerRound(s: string): SitesPerRound {
+  const v = Number(s);
+  if (!Number.isFinite(v) || v <= 0) throw bad('sitesPerRound', `must be a fraction in (0, 1] or a count ≥ 1, got "${s}"`);
+  if (v < 1 || s.includes('.')) {
+    if (v > 1) throw bad('sitesPerRound', `a fraction must be at most 1, got "${s}"`);
+    return { kind: 'fraction', value: v };
+  }
+  return { kind: 'count', value: v };
+}
+
+function bad(field: string, why: string): FedloraError {
+  return new FedloraError('CONFIG_INVALID', `${field} ${why}`);
+}
+
+/** A check returns the (normalized) value or throws a plain Error saying what is expected. */
+type Check = (v: unknown) => unknown;
+const fail = (why: string): never => {
+  throw new Error(why);
+};
+const int = (min: number, max = Number.MAX_SAFE_INTEGER): Check => (v) =>
+  Number.isInteger(v) && (v as number) >= min && (v as number) <= max ? v : fail(`must be an integer in [${min}, ${max}]`);
+const num = (min: number, max = Infinity, open = false): Check => (v) =>
+  typeof v === 'number' && Number.isFinite(v) && (open ? v > min : v >= min) && v <= max
+    ? v
+    : fail(`must be a number ${open ? '>' : '≥'} ${min}${max < Infinity ? ` and ≤ ${max}` : ''}`);
+const nullable = (c: Check): Check => (v) => (v === null ? null : c(v));
+
+const SETTINGS_CHECKS: { [K in keyof RoundSettings]: Check } = {
+  sitesPerRound: (v) => {
+    if (typeof v === 'string' || typeof v === 'number') return parseSitesPerRound(String(v));
+    const o = v as SitesPerRound | null;
+    if (o && o.kind === 'fraction' && typeof o.value === 'number' && o.value > 0 && o.value <= 1) return { ...o };
+    if (o && o.kind === 'count' && Number.isInteger(o.value) && o.value >= 1) return { ...o };
+    return fail('must be a fraction in (0, 1] or a count ≥ 1');
+  },
+  minSites: int(1, 10_000),
+  deadlineS: num(0, 86_400, true),
+  sampleWaitS: num(0, 86_400),
+  ackTimeoutS: num(0, 3_600, true),
+  evaluateTimeoutS: num(0, 86_400, true),
+  localEpochs: int(1, 1000),
+  batchSize: int(1, 65_536),
+  learningRate: num(0, 10, true),
+  maxSteps: int(1, 1_000_000),
+  maxLength: int(8, 512),
+  proximalMu: num(0, 1e6),
+  encoding: (v) => (ENCODINGS.includes(v as TensorEncoding) ? v : fail(`must be one of ${ENCODINGS.join(', ')}`)),
+  maxDeltaNorm: num(0, Infinity, true),
+  maxUploadBytes: nullable(int(1024, 64 * 1024 * 1024)),
+};
+
+const STOP_CHECKS: { [K in keyof StopRules]: Check } = {
+  rounds: nullable(int(0)),
+  patience: nullable(int(1)),
+  targetAccuracy: nullable(num(0, 1)),
+};
+
+function applyChecks<T extends object>(base: T, patch: Record<string, unknown>, checks: Record<string, Check>): T {
+  const out = { ...base } as Record<string, unknown>;
+  for (const [k, v] of Object.entries(patch)) {
+    if (!Object.hasOwn(checks, k)) throw bad(k, `is not a setting (known: ${Object.keys(checks).join(', ')})`);
+    try {
+      out[k] = checks[k](v);
+    } catch (err) {
+      throw bad(k, (err as Error).message.replace(/^sitesPerRound /, ''));
+    }
+  }
+  return out as T;
+}
+
+/** Validates a partial update of the settings and stop rules (unknown or bad field: CONFIG_INVALID naming it). */
+export function updateSettings(
+  current: { settings: RoundSettings; stop: StopRules },
+  patch: Record<string, unknown>,
+): { settings: RoundSettings; stop: StopRules } {
+  if (typeof patch !== 'object' || patch === null || Array.isArray(patch)) throw bad('settings', 'must be an object');
+  const sPatch: Record<string, unknown> = {};
+  const stopPatch: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(patch)) (Object.hasOwn(STOP_CHECKS, k) ? stopPatch : sPatch)[k] = v;
+  const settings = applyChecks(current.settings, sPatch, SETTINGS_CHECKS);
+  const stop = applyChecks(current.stop, stopPatch, STOP_CHECKS);
+  if (settings.sitesPerRound.kind === 'count' && settings.sitesPerRound.value < settings.minSites)
+    throw bad('sitesPerRound', `(${settings.sitesPerRound.value}) must be at least minSites (${settings.minSites})`);
+  return { settings, stop };
+}
+
+/** How many of `available` sites to sample. */
+export function sampleSize(s: RoundSettings, available: number): number {
+  const want = s.sitesPerRound.kind === 'count' ? s.sitesPerRound.value : Math.ceil(s.sitesPerRound.value * available);
+  return Math.min(available, Math.max(want, s.minSites));
+}

@@ -1,0 +1,66 @@
+// The seams of the round loop: it sees only a Strategy (shared/aggregation), a RoundTransport (send to a site
+// with a timeout), an Evaluator and an AdapterStore. Concrete socket.io, model and disk code plug in from app.ts;
+// in-memory fakes (fakes.ts) plug in for unit tests.
+
+import type { NamedTensors } from '@fedlora/shared/tensor.ts';
+import type { ServerMessage } from '@fedlora/shared/protocol/events.ts';
+import type { TensorEncoding } from '@fedlora/shared/protocol/quantize.ts';
+import type { HeldoutMetrics } from '../registry/types';
+
+export type ConfigureMessage = ServerMessage<'round:configure'>;
+export type TrainMessage = ServerMessage<'round:train'>;
+export type RoundClosedMessage = ServerMessage<'round:closed'>;
+export type VersionPublishedMessage = ServerMessage<'version:published'>;
+
+/** An authenticated site that declared itself ready ('site:ready'). */
+export interface AvailableSite {
+  siteId: string;
+  numExamples: number;
+  encodings: TensorEncoding[];
+}
+
+export interface RoundTransport {
+  /** online, authenticated, ready sites */
+  available(): AvailableSite[];
+  /** enrolled, not revoked sites (the sample stage stops waiting for more once all of them are available) */
+  enrolledCount(): number;
+  /** calls `listener` whenever availability changes; returns the unsubscribe function */
+  onAvailabilityChange(listener: () => void): () => void;
+  /** 'round:configure' with ack; resolves to the site's accept flag, rejects on timeout/disconnect/bad reply */
+  configure(siteId: string, msg: ConfigureMessage, timeoutMs: number): Promise<boolean>;
+  /** 'round:train' with ack; rejects on timeout/disconnect/bad reply */
+  train(siteId: string, msg: TrainMessage, timeoutMs: number): Promise<void>;
+  /** 'round:closed' to the round's sites (no ack) */
+  closed(siteIds: readonly string[], msg: RoundClosedMessage): void;
+  /** 'version:published' to every authenticated site (no ack) */
+  published(msg: VersionPublishedMessage): void;
+}
+
+export interface Evaluator {
+  /** held-out evaluation of a global adapter state */
+  evaluate(state: NamedTensors): Promise<HeldoutMetrics>;
+}
+
+/** Time, injectable so that tests drive deadlines without sleeping. */
+export interface Clock {
+  now(): number;
+  /** resolves after `ms`; rejects with the signal's reason when it aborts first */
+  sleep(ms: number, signal?: AbortSignal): Promise<void>;
+}
+
+export const systemClock: Clock = {
+  now: () => Date.now(),
+  sleep: (ms, signal) =>
+    new Promise((resolve, reject) => {
+      if (signal?.aborted) return reject(signal.reason);
+      const t = setTimeout(() => {
+        signal?.removeEventListener('abort', onAbort);
+        resolve();
+      }, ms);
+      const onAbort = () => {
+        clearTimeout(t);
+        reject(signal?.reason);
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+    }),
+};

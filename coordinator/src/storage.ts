@@ -1,0 +1,97 @@
+// Where the coordinator keeps its state: a tiny key → bytes interface, on disk (atomic: temp file + fsync + rename,
+// then fsync of the directory, so a crash leaves either the old or the new file, never a torn one) or in memory.
+
+import { mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { FedloraError } from '@fedlora/shared/errors.ts';
+
+export interface Storage {
+  /** null when absent */
+  read(name: string): Promise<Uint8Array | null>;
+  /** atomic replace */
+  write(name: string, data: Uint8Array | string): Promise<void>;
+  /** a description for logs ("dir /x" or "memory") */
+  readonly where: string;
+}
+
+/** Names are relative paths of plain segments; they come from our own code, this only guards against slips. */
+function checkName(name: string): void {
+  if (!/^[A-Za-z0-9_.-]+(\/[A-Za-z0-9_.-]+)*$/.test(name) || name.split('/').includes('..'))
+    throw new FedloraError('INTERNAL', `storage: bad name ${JSON.stringify(name)}`);
+}
+
+export async function writeFileAtomic(path: string, data: Uint8Array | string): Promise<void> {
+  await mkdir(dirname(path), { recursive: true });
+  const tmp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+  const fh = await open(tmp, 'w', 0o600);
+  try {
+    await fh.writeFile(data);
+    await fh.sync();
+  } catch (err) {
+    await fh.close();
+    await unlink(tmp).catch(() => {});
+    throw err;
+  }
+  await fh.close();
+  await rename(tmp, path);
+  // the rename itself is durable only once the directory entry is flushed
+  const dir = await open(dirname(path), 'r');
+  try {
+    await dir.sync();
+  } finally {
+    await dir.close();
+  }
+}
+
+export class DirStorage implements Storage {
+  readonly where: string;
+  constructor(private readonly root: string) {
+    this.where = `dir ${root}`;
+  }
+
+  async read(name: string): Promise<Uint8Array | null> {
+    checkName(name);
+    try {
+      return new Uint8Array(await readFile(join(this.root, name)));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      throw new FedloraError('FILE_UNREADABLE', `cannot read ${join(this.root, name)}`, { cause: err });
+    }
+  }
+
+  async write(name: string, data: Uint8Array | string): Promise<void> {
+    checkName(name);
+    await writeFileAtomic(join(this.root, name), data);
+  }
+}
+
+export class MemoryStorage implements Storage {
+  readonly where = 'memory';
+  readonly files = new Map<string, Uint8Array>();
+
+  async read(name: string): Promise<Uint8Array | null> {
+    checkName(name);
+    const b = this.files.get(name);
+    return b ? new Uint8Array(b) : null;
+  }
+
+  async write(name: string, data: Uint8Array | string): Promise<void> {
+    checkName(name);
+    this.files.set(name, typeof data === 'string' ? new TextEncoder().encode(data) : new Uint8Array(data));
+  }
+}
+
+export async function readJson<T>(s: Storage, name: string): Promise<T | null> {
+  const b = await s.read(name);
+  if (!b) return null;
+  try {
+    return JSON.parse(new TextDecoder().decode(b)) as T;
+  } catch (err) {
+    throw new FedloraError('FILE_CORRUPT', `${s.where}: ${name} is not valid JSON`, { cause: err });
+  }
+}
+
+export function writeJson(s: Storage, name: string, value: unknown): Promise<void> {
+  return s.write(name, JSON.stringify(value, null, 2) + '\n');
+}
