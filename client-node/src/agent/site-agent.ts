@@ -3,15 +3,13 @@
 // stopped. When the coordinator goes away it reconnects with capped, jittered exponential backoff (backoff.ts).
 // Usable in-process (tests, simulations): new SiteAgent(opts).run(), stop() from anywhere.
 
-import { join } from 'node:path';
-import { statSync } from 'node:fs';
 import { FedloraError, describeError, isFedloraError } from '@fedlora/shared/errors.ts';
 import { initNodeBackend, type BackendInfo, type BackendName } from '@fedlora/shared/backend/node.ts';
 import type { SiteKeys } from '@fedlora/shared/crypto/keys.ts';
 import { ackError, ackOk, parseServerMessage } from '@fedlora/shared/protocol/events.ts';
 import type { Manifest } from '@fedlora/shared/protocol/manifest.ts';
 import { ENCODINGS } from '@fedlora/shared/protocol/quantize.ts';
-import { DEFAULT_MODEL_DIR, DEFAULT_RECIPE } from '@fedlora/shared/site/defaults.ts';
+import { DEFAULT_RECIPE } from '@fedlora/shared/site/defaults.ts';
 import { loadLocalModel, type LocalModel } from '@fedlora/shared/site/local-model.ts';
 import type { Pooling } from '@fedlora/shared/model/classifier.ts';
 import { runLocalRound } from '@fedlora/shared/training/local-round.ts';
@@ -19,7 +17,7 @@ import type { GlobalAdapter } from '@fedlora/shared/protocol/codec.ts';
 import { progressBar, type Progress } from '../progress';
 import { Backoff, DEFAULT_BACKOFF, type BackoffOptions } from './backoff';
 import { authenticate, openSocket, request, DEFAULT_REQUEST_TIMEOUT_MS, type SiteSocket } from './connection';
-import { checkModelFiles, describeProblems, downloadBaseModel, type ModelChunkSource } from './model-check';
+import { chunkSource, resolveBaseModelDir } from './base-model';
 import { buildUpload, checkAdapterShapes, failureFor, localTrainConfig, openAdapter, roundMaxLength, type ConfiguredRound } from './participant';
 import { checkLabelMapping, EncodedDataCache, formatLabelMapping, labelMapping, loadSiteData } from './site-data';
 import { loadKeys, loadSiteConfig, type SiteConfig } from './state';
@@ -172,41 +170,15 @@ export class SiteAgent {
 
   // ---- model ----
 
-  /** The directory holding the manifest's base model: the local copy, the state dir's download, or a new download. */
-  private async baseModelDir(manifest: Manifest, socket: SiteSocket): Promise<string> {
-    const local = this.opts.modelDir ?? DEFAULT_MODEL_DIR;
-    const downloaded = join(this.opts.stateDir, 'model');
-    const wanted = JSON.stringify(manifest.baseModel.files);
-    const problemsByDir: string[] = [];
-    for (const dir of [local, downloaded]) {
-      // hash each file once per process and model state: model files are tens of MB
-      const stamp = `${wanted}@${dir}@${manifest.baseModel.files.map((f) => mtimeOf(join(dir, f.path))).join(',')}`;
-      if (this.verified.get(dir) === stamp) return dir;
-      const problems = await checkModelFiles(dir, manifest.baseModel.files);
-      if (problems.length === 0) {
-        this.verified.set(dir, stamp);
-        this.log(`base model ${manifest.baseModel.id}: ${manifest.baseModel.files.length} files verified (sha256) in ${dir}`);
-        return dir;
-      }
-      problemsByDir.push(`${dir}: ${describeProblems(problems)}`);
-    }
-    if (this.opts.download === false)
-      throw new FedloraError('HASH_MISMATCH', `refusing to train: no local copy of ${manifest.baseModel.id} matches the manifest (${problemsByDir[0]})`);
-    this.log(`base model ${manifest.baseModel.id} does not match locally (${problemsByDir[0]}); downloading it from the coordinator`);
-    let bar: Progress | null = null;
-    let barFile = '';
-    await downloadBaseModel(downloaded, manifest.baseModel, chunkSource(socket, this.opts.requestTimeoutMs), (path, done, total) => {
-      if (path !== barFile) {
-        bar?.stop();
-        bar = progressBar(`download ${path}`, total, this.opts.quiet);
-        barFile = path;
-      }
-      bar?.update(done);
+  private baseModelDir(manifest: Manifest, socket: SiteSocket): Promise<string> {
+    return resolveBaseModelDir(manifest, {
+      modelDir: this.opts.modelDir,
+      stateDir: this.opts.stateDir,
+      download: this.opts.download === false ? null : chunkSource(socket, this.opts.requestTimeoutMs),
+      quiet: this.opts.quiet,
+      log: this.log,
+      verified: this.verified,
     });
-    (bar as Progress | null)?.stop();
-    const problems = await checkModelFiles(downloaded, manifest.baseModel.files);
-    if (problems.length) throw new FedloraError('HASH_MISMATCH', `refusing to train: downloaded model does not verify (${describeProblems(problems)})`);
-    return downloaded;
   }
 
   private async prepare(manifest: Manifest, socket: SiteSocket, cfg: SiteConfig): Promise<void> {
@@ -356,24 +328,4 @@ export class SiteAgent {
     }
     if (this.onceRound === round.roundId && this.closedRounds.has(round.roundId)) this.finish();
   }
-}
-
-function mtimeOf(path: string): number {
-  try {
-    return statSync(path).mtimeMs;
-  } catch {
-    return -1;
-  }
-}
-
-/** 'model:chunk' requests over the authenticated socket, each reply checked to be the chunk asked for. */
-export function chunkSource(socket: SiteSocket, timeoutMs?: number): ModelChunkSource {
-  return {
-    async fetchChunk(path, offset, length) {
-      const r = await request(socket, 'model:chunk', { path, offset, length }, timeoutMs);
-      if (r.path !== path || r.offset !== offset)
-        throw new FedloraError('BAD_MESSAGE', `model:chunk: asked for ${path}@${offset}, got ${r.path}@${r.offset}`);
-      return r.data;
-    },
-  };
 }
