@@ -262,7 +262,7 @@ export class Federation {
       clock: this.clock,
       rng: this.d.rng ?? Math.random,
       signal: this.abort.signal,
-      keepSampling: () => this.st === 'running',
+      keepSampling: () => this.st !== 'paused' && this.st !== 'closed' && this.st !== 'finished',
       availability: this.availability,
       nonces: this.nonces,
     };

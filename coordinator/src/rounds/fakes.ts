@@ -1,0 +1,166 @@
+// In-memory stand-ins for the round loop's seams (tests and simulations): a manual clock, a transport whose
+// sites are scripted callbacks, a fixed-metrics evaluator, and tiny adapters and sealed updates to feed them.
+
+import type { NamedTensors } from '@fedlora/shared/tensor.ts';
+import { generateSiteKeys, type SiteKeys } from '@fedlora/shared/crypto/keys.ts';
+import { sealAndSign } from '@fedlora/shared/crypto/envelope.ts';
+import { encodeUpdate, newMessageNonce } from '@fedlora/shared/protocol/codec.ts';
+import type { TensorEncoding } from '@fedlora/shared/protocol/quantize.ts';
+import type { HeldoutMetrics } from '../registry/types';
+import type {
+  AvailableSite,
+  Clock,
+  ConfigureMessage,
+  Evaluator,
+  RoundClosedMessage,
+  RoundTransport,
+  TrainMessage,
+  VersionPublishedMessage,
+} from './types';
+import type { UploadRequest } from './upload';
+
+/** Time only moves when a test calls advance(). */
+export class ManualClock implements Clock {
+  private t = 1_700_000_000_000;
+  private timers: { at: number; resolve: () => void }[] = [];
+
+  now(): number {
+    return this.t;
+  }
+
+  sleep(ms: number, signal?: AbortSignal): Promise<void> {
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    if (ms <= 0) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const timer = { at: this.t + ms, resolve };
+      this.timers.push(timer);
+      signal?.addEventListener(
+        'abort',
+        () => {
+          this.timers = this.timers.filter((x) => x !== timer);
+          reject(signal.reason);
+        },
+        { once: true },
+      );
+    });
+  }
+
+  advance(ms: number): void {
+    this.t += ms;
+    const due = this.timers.filter((x) => x.at <= this.t);
+    this.timers = this.timers.filter((x) => x.at > this.t);
+    for (const x of due) x.resolve();
+  }
+}
+
+/** A tiny adapter: one LoRA pair and a 2-label head (12 + 12 + 4 + 2 floats). */
+export function tinyAdapter(fill = 0): NamedTensors {
+  const t = (shape: number[]) => ({ shape, data: new Float32Array(shape.reduce((a, b) => a * b, 1)).fill(fill) });
+  return {
+    'encoder.layer.0.attention.self.query.lora_A': t([2, 6]),
+    'encoder.layer.0.attention.self.query.lora_B': t([6, 2]),
+    'classifier.weight': t([2, 2]),
+    'classifier.bias': t([2]),
+  };
+}
+
+export interface FakeSiteBehavior {
+  /** answer to round:configure (default true); 'hang' never answers */
+  configure?: boolean | 'hang';
+  /** called after round:train is acked */
+  onTrain?: (cfg: ConfigureMessage, train: TrainMessage) => void;
+}
+
+export class FakeTransport implements RoundTransport {
+  readonly sites = new Map<string, AvailableSite & FakeSiteBehavior>();
+  readonly closedMessages: RoundClosedMessage[] = [];
+  readonly publishedMessages: VersionPublishedMessage[] = [];
+  readonly configured = new Map<string, ConfigureMessage>();
+  private listeners: (() => void)[] = [];
+  enrolled = 0;
+
+  addSite(siteId: string, behavior: FakeSiteBehavior = {}, numExamples = 10): void {
+    this.sites.set(siteId, { siteId, numExamples, encodings: ['fp32', 'fp16', 'int8'], ...behavior });
+    this.enrolled = Math.max(this.enrolled, this.sites.size);
+    for (const l of this.listeners) l();
+  }
+
+  removeSite(siteId: string): void {
+    this.sites.delete(siteId);
+    for (const l of this.listeners) l();
+  }
+
+  available(): AvailableSite[] {
+    return [...this.sites.values()].map(({ siteId, numExamples, encodings }) => ({ siteId, numExamples, encodings }));
+  }
+
+  enrolledCount(): number {
+    return this.enrolled;
+  }
+
+  onAvailabilityChange(listener: () => void): () => void {
+    this.listeners.push(listener);
+    return () => (this.listeners = this.listeners.filter((l) => l !== listener));
+  }
+
+  async configure(siteId: string, msg: ConfigureMessage): Promise<boolean> {
+    const s = this.sites.get(siteId);
+    if (!s) throw new Error('site gone');
+    if (s.configure === 'hang') return new Promise(() => {});
+    this.configured.set(siteId, msg);
+    return s.configure ?? true;
+  }
+
+  async train(siteId: string, msg: TrainMessage): Promise<void> {
+    const s = this.sites.get(siteId);
+    if (!s) throw new Error('site gone');
+    const cfg = this.configured.get(siteId) as ConfigureMessage;
+    // after the ack, as a real site would: the upload arrives while the loop is already waiting
+    if (s.onTrain) queueMicrotask(() => s.onTrain?.(cfg, msg));
+  }
+
+  closed(_ids: readonly string[], msg: RoundClosedMessage): void {
+    this.closedMessages.push(msg);
+  }
+
+  published(msg: VersionPublishedMessage): void {
+    this.publishedMessages.push(msg);
+  }
+}
+
+/** Accuracy = 0.5 + the mean of classifier.bias (clamped), so tests can steer it through the deltas. */
+export class FakeEvaluator implements Evaluator {
+  calls = 0;
+  async evaluate(state: NamedTensors): Promise<HeldoutMetrics> {
+    this.calls++;
+    const b = state['classifier.bias']?.data ?? new Float32Array([0]);
+    const mean = b.reduce((a, x) => a + x, 0) / b.length;
+    const accuracy = Math.min(1, Math.max(0, 0.5 + mean));
+    return { accuracy, macroF1: accuracy, loss: 1 - accuracy, examples: 10, perClass: [] };
+  }
+}
+
+/** A site identity and a sealed upload for a configured round. */
+export function makeUpload(
+  keys: SiteKeys,
+  siteId: string,
+  cfg: Pick<ConfigureMessage, 'roundId' | 'coordinatorBoxPublicKey'>,
+  delta: NamedTensors,
+  opts: { numExamples?: number; encoding?: TensorEncoding; nonce?: string; roundIdInside?: string; siteIdInside?: string } = {},
+): UploadRequest {
+  const payload = encodeUpdate(
+    {
+      roundId: opts.roundIdInside ?? cfg.roundId,
+      siteId: opts.siteIdInside ?? siteId,
+      nonce: opts.nonce ?? newMessageNonce(),
+      numExamples: opts.numExamples ?? 10,
+      metrics: { loss: 0.5 },
+      delta,
+    },
+    opts.encoding ?? 'fp32',
+  );
+  const envelope = sealAndSign(payload, { roundId: cfg.roundId, recipientBoxPublicKey: cfg.coordinatorBoxPublicKey, signing: keys.signing });
+  return { roundId: cfg.roundId, envelope };
+}
+
+export { generateSiteKeys };
