@@ -1,0 +1,107 @@
+// End-to-end simulator checks on a tiny in-memory dataset (seconds, not minutes): a 3-site 2-round run with every
+// arm and baseline and the run folder it writes, and determinism (same seed → identical curves and losses).
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { makeDataset, type LabeledExample } from '@fedlora/shared/data/dataset.ts';
+import { DEFAULT_SIM_OPTIONS, parseSimArgs, type SimOptions } from './options';
+import { jsonSummary, runSimulation } from './simulate';
+import { writeRun } from './report';
+import type { SimData } from './data';
+
+const SPAM = ['win cash now', 'cheap pills online', 'claim your free prize', 'buy cheap watches', 'you won a lottery'];
+const HAM = ['meeting moved to noon', 'see the attached report', 'lunch with the team today', 'notes from the call', 'the budget review'];
+
+/** 48 examples per site for 3 sites, and a 64-example held-out set; texts vary by a number so none repeat. */
+function tinyData(): SimData {
+  const make = (n: number, offset: number): LabeledExample[] =>
+    Array.from({ length: n }, (_, i) => {
+      const spam = i % 2 === 0;
+      const pool = spam ? SPAM : HAM;
+      return { text: `${pool[i % pool.length]} ${offset + i}`, label: spam ? 'spam' : 'ham' };
+    });
+  const labels = ['ham', 'spam'];
+  return { train: makeDataset('tiny-train', make(144, 0), labels), heldout: makeDataset('tiny-heldout', make(64, 1000), labels), labels };
+}
+
+const TINY: SimOptions = {
+  ...DEFAULT_SIM_OPTIONS,
+  sites: 3,
+  sitesPerRound: 3,
+  rounds: 2,
+  alpha: null,
+  maxSteps: 2,
+  batchSize: 8,
+  maxLength: 32,
+  localSites: 3,
+  quiet: true,
+};
+
+test('when simulating 3 sites for 2 rounds with every strategy and int8 uploads, then each arm and baseline reports and the run folder is written', async () => {
+  const res = await runSimulation({ ...TINY, strategies: ['fedavg', 'fedprox', 'fedadam'], encoding: 'int8' }, { data: tinyData() });
+  assert.deepEqual(Object.keys(res.arms), ['fedavg', 'fedprox', 'fedadam']);
+  assert.deepEqual(res.data.siteSizes, [48, 48, 48]);
+  for (const arm of Object.values(res.arms)) {
+    assert.equal(arm.curve.length, 2);
+    for (const r of arm.rounds) {
+      assert.equal(r.updates, 3);
+      assert.equal(r.failures, 0);
+      assert.ok(r.aggregated);
+      assert.equal(r.samplesSeen, 3 * 2 * 8, 'each site trains 2 steps of 8');
+      assert.ok(r.accuracy >= 0 && r.accuracy <= 1);
+      assert.ok(r.updateBytes > 0 && r.envelopeBytes > r.updateBytes, 'the sealed envelope adds the box overhead');
+    }
+  }
+  assert.deepEqual(res.centralized?.curve.length, 2);
+  assert.equal(res.centralized?.samplesSeen, 2 * 48, 'centralized sees the federation\'s 48 samples per round');
+  assert.equal(res.localOnly?.accuracies.length, 3);
+  assert.ok((res.localOnly?.worst ?? 2) <= (res.localOnly?.mean ?? -1));
+
+  const dir = mkdtempSync(join(tmpdir(), 'fedlora-sim-'));
+  try {
+    writeRun(res, dir, 'npm run simulate -- (test)');
+    const png = readFileSync(join(dir, 'accuracy.png'));
+    assert.deepEqual([...png.subarray(0, 4)], [0x89, 0x50, 0x4e, 0x47], 'a PNG file');
+    assert.ok(existsSync(join(dir, 'accuracy.svg')));
+    assert.match(readFileSync(join(dir, 'summary.md'), 'utf8'), /\| fedadam \| \d+\.\d \|/);
+    assert.equal(JSON.parse(readFileSync(join(dir, 'metrics.json'), 'utf8')).arms.fedavg.curve.length, 2);
+    const line = JSON.parse(jsonSummary(res, dir));
+    assert.deepEqual(Object.keys(line.arms), ['fedavg', 'fedprox', 'fedadam', 'centralized', 'localOnly']);
+    assert.equal(line.runDir, dir);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('when a site drops out with probability 1, then no round aggregates and the adapter is kept', async () => {
+  const res = await runSimulation({ ...TINY, dropoutProb: 1, baselines: false }, { data: tinyData() });
+  const arm = res.arms.fedavg;
+  assert.ok(arm.rounds.every((r) => !r.aggregated && r.updates === 0 && r.failures === 3));
+  assert.deepEqual(arm.curve, [arm.initialAccuracy, arm.initialAccuracy]);
+});
+
+test('when the same seed runs twice, then the accuracy curves and training losses are identical', async () => {
+  const opts = { ...TINY, strategies: ['fedavg', 'fedadam'] as SimOptions['strategies'], encoding: 'fp16' as const, baselines: false, seed: 5 };
+  const a = await runSimulation(opts, { data: tinyData() });
+  const b = await runSimulation(opts, { data: tinyData() });
+  for (const k of ['fedavg', 'fedadam']) {
+    assert.deepEqual(b.arms[k].curve, a.arms[k].curve);
+    assert.deepEqual(b.arms[k].rounds.map((r) => r.trainLoss), a.arms[k].rounds.map((r) => r.trainLoss));
+    assert.deepEqual(b.arms[k].rounds.map((r) => r.heldoutLoss), a.arms[k].rounds.map((r) => r.heldoutLoss));
+  }
+});
+
+test('when flags are parsed, then defaults apply, a comma list makes several arms, and a bad value names its flag', () => {
+  const o = parseSimArgs(['--sites', '20', '--alpha', '0.3', '--rounds', '20', '--strategy', 'fedavg,fedadam']);
+  assert.ok(o !== 'help');
+  assert.equal(o.sitesPerRound, 10);
+  assert.equal(o.alpha, 0.3);
+  assert.deepEqual(o.strategies, ['fedavg', 'fedadam']);
+  assert.equal((parseSimArgs(['--alpha', 'iid']) as SimOptions).alpha, null);
+  assert.throws(() => parseSimArgs(['--strategy', 'fedsgd']), /--strategy/);
+  assert.throws(() => parseSimArgs(['--sites', '3', '--sites-per-round', '4']), /--sites-per-round/);
+  assert.throws(() => parseSimArgs(['--encoding', 'int4']), /--encoding/);
+});
