@@ -13,7 +13,8 @@ import { hasKeys, loadKeys, saveKeys, saveSiteConfig, tryLoadSiteConfig, type Si
 
 export interface JoinOptions {
   coordinator: string;
-  token: string;
+  /** one-time join token; only needed when the state dir is not enrolled yet */
+  token?: string;
   data: string;
   textColumn?: string;
   labelColumn?: string;
@@ -61,11 +62,14 @@ export async function joinFederation(o: JoinOptions): Promise<JoinResult> {
     saveKeys(o.stateDir, keys); // before enrolling: keys registered with the coordinator must never be lost
   }
 
+  if (!previous && !o.token)
+    throw new FedloraError('CONFIG_INVALID', '--token is required to enroll (the one-time join token from the coordinator admin)');
   const socket = await openSocket(coordinator);
   try {
     let siteId = previous?.siteId;
     if (siteId) log(`already enrolled as ${siteId}: the token is not used again`);
     else {
+      if (!o.token) throw new FedloraError('CONFIG_INVALID', '--token is required to enroll (the one-time join token from the coordinator admin)');
       siteId = await enroll(socket, o.token, o.siteId ?? defaultSiteId(keys), keys);
       log(`enrolled as ${siteId}`);
     }

@@ -13,7 +13,8 @@ export const help = `fedlora-site join --coordinator URL --token TOKEN --data FI
   its identity and only the data settings are updated (the token is not used again).
 
   --coordinator URL     coordinator address, e.g. http://localhost:8080 (env FEDLORA_COORDINATOR)
-  --token TOKEN         one-time join token from the coordinator admin (env FEDLORA_TOKEN)
+  --token TOKEN         one-time join token from the coordinator admin (env FEDLORA_TOKEN); not needed
+                        again once the state dir is enrolled
   --data FILE           this site's labelled CSV/TSV/JSONL (stays on this machine)
   --text-column NAME    --label-column NAME   column names (default: auto-detected)
   --state-dir DIR       where keys and site.json are kept (default ${DEFAULT_STATE_DIR}; env FEDLORA_STATE_DIR)
@@ -30,11 +31,10 @@ export function parse(argv: string[], env: NodeJS.ProcessEnv = process.env): Joi
   const token = strFlag(f.token) ?? env.FEDLORA_TOKEN;
   const data = strFlag(f.data);
   if (!coordinator) throw new FedloraError('CONFIG_INVALID', '--coordinator URL is required');
-  if (!token) throw new FedloraError('CONFIG_INVALID', '--token is required (the one-time join token from the coordinator admin)');
   if (!data) throw new FedloraError('CONFIG_INVALID', '--data FILE is required');
   return {
     coordinator,
-    token,
+    token: token || undefined,
     data,
     textColumn: strFlag(f['text-column']),
     labelColumn: strFlag(f['label-column']),
