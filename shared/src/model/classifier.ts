@@ -63,7 +63,9 @@ export class SequenceClassifier {
   pool(hidden: tf.Tensor3D, b: BertBatch): tf.Tensor2D {
     if (this.pooling === 'pooler') return this.bert.pooler(hidden);
     if (this.pooling === 'cls') return tf.squeeze(tf.slice(hidden, [0, 0, 0], [-1, 1, -1]), [1]) as tf.Tensor2D;
-    const mask = tf.tensor3d(b.attentionMask, [b.batch, b.seqLen, 1], 'int32').toFloat();
+    // float32 from the host, not int32 + toFloat(): tfjs-webgpu's cast only relabels the i32 buffer, and the sum over
+    // axis 1 below then transposes it with an f32 shader that fails to compile (wrong mean; webgpu-lora.test.ts)
+    const mask = tf.tensor3d(Float32Array.from(b.attentionMask), [b.batch, b.seqLen, 1], 'float32');
     return tf.div(tf.sum(tf.mul(hidden, mask), 1), tf.maximum(tf.sum(mask, 1), 1)) as tf.Tensor2D;
   }
 

@@ -1,0 +1,135 @@
+// WebGPU parity of the real training math: the loss and LoRA + head gradients of the tiny fixture BERT classifier
+// (same batch, same adapter and head state) on webgpu (SwiftShader in CI) match wasm within 1e-4. See docs/BACKENDS.md.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as tf from '@tensorflow/tfjs';
+import { initNodeBackend } from './node';
+import { isFedloraError } from '../errors';
+import { loadBertCheckpoint } from '../model/load-node';
+import { BertModel, type BertBatch } from '../model/bert';
+import { SequenceClassifier, type Pooling } from '../model/classifier';
+import { LoraAdapter } from '../lora/adapter';
+import { importPeft } from '../lora/peft';
+import type { NamedTensors } from '../tensor';
+
+const SWIFTSHADER_ICD = '/usr/lib/chromium/vk_swiftshader_icd.json';
+const LIBVULKAN = ['/usr/lib/x86_64-linux-gnu/libvulkan.so.1', '/lib/x86_64-linux-gnu/libvulkan.so.1', '/usr/lib/aarch64-linux-gnu/libvulkan.so.1', '/usr/lib64/libvulkan.so.1'];
+const ATOL = 1e-4;
+
+// Read by the Vulkan loader when Dawn creates its instance (first webgpu probe), so set before any probe; only when
+// unset, so a machine configured for a real GPU keeps its driver.
+if (process.env.VK_ICD_FILENAMES === undefined && existsSync(SWIFTSHADER_ICD)) process.env.VK_ICD_FILENAMES = SWIFTSHADER_ICD;
+
+const FIXTURE = fileURLToPath(new URL('../../../tests/fixtures/bert-reference/', import.meta.url));
+const ckpt = loadBertCheckpoint(FIXTURE); // host tensors: each backend builds its own tf tensors from them
+const fixtures = JSON.parse(readFileSync(join(FIXTURE, 'fixtures.json'), 'utf8'));
+const peft = importPeft({
+  adapterConfig: JSON.parse(readFileSync(join(FIXTURE, 'adapter_config.json'), 'utf8')),
+  weights: new Uint8Array(readFileSync(join(FIXTURE, 'lora.safetensors'))),
+});
+const LABELS = ['a', 'b', 'c'];
+
+/** Fixture adapter (non-zero B, so every LoRA tensor has a gradient) plus a fixed, hand-made head. */
+const state: NamedTensors = {
+  ...peft.state,
+  'classifier.weight': { shape: [3, 64], data: Float32Array.from({ length: 192 }, (_, i) => 0.1 * Math.sin(i)) },
+  'classifier.bias': { shape: [3], data: new Float32Array([0.05, -0.02, 0.01]) },
+};
+
+/** Fixture cases 0 (3 padded texts) and 1 (sentence pair with token types) as one 5-row batch, seq 12. */
+function batch(): { b: BertBatch; labels: number[] } {
+  const cases = [fixtures.cases[0], fixtures.cases[1]];
+  const rows = (key: string) => cases.flatMap((c) => c[key] as number[][]);
+  const ids = rows('input_ids');
+  return {
+    b: {
+      inputIds: Int32Array.from(ids.flat()),
+      attentionMask: Int32Array.from(rows('attention_mask').flat()),
+      tokenTypeIds: Int32Array.from(rows('token_type_ids').flat()),
+      batch: ids.length,
+      seqLen: ids[0].length,
+    },
+    labels: ids.map((_, i) => i % 3),
+  };
+}
+
+interface Gradients {
+  loss: number;
+  grads: Record<string, Float32Array>;
+}
+
+/** The trainer's loss (summed cross-entropy) and its gradients, built on whatever backend is active; read async. */
+async function gradients(pooling: Pooling): Promise<Gradients> {
+  const bert = new BertModel(ckpt);
+  const clf = new SequenceClassifier(bert, new LoraAdapter(peft.config, bert.config, 0), LABELS, pooling, 0);
+  try {
+    clf.setTrainableState(state);
+    const { b, labels } = batch();
+    const y = tf.oneHot(tf.tensor1d(labels, 'int32'), LABELS.length);
+    const vars = clf.trainableVariables();
+    const { value, grads } = tf.variableGrads(
+      () => tf.losses.softmaxCrossEntropy(y, clf.logits(b, true), undefined, undefined, tf.Reduction.SUM) as tf.Scalar,
+      vars,
+    );
+    const out: Gradients = { loss: (await value.data())[0], grads: {} };
+    // await data(): on webgpu in Node dataSync() needs OffscreenCanvas, which Node lacks
+    for (const v of vars) out.grads[v.name] = (await grads[v.name].data()) as Float32Array;
+    tf.dispose([value, y, ...Object.values(grads)]);
+    return out;
+  } finally {
+    clf.dispose();
+    bert.dispose();
+  }
+}
+
+/** Forces webgpu; a string is why this machine cannot run it. */
+async function useWebgpu(): Promise<string | null> {
+  const icd = process.env.VK_ICD_FILENAMES;
+  if (icd === undefined) return `no Vulkan driver to use: ${SWIFTSHADER_ICD} is absent (Debian package chromium) and VK_ICD_FILENAMES is unset`;
+  if (icd === SWIFTSHADER_ICD && !existsSync(SWIFTSHADER_ICD)) return `${SWIFTSHADER_ICD} is absent (Debian package chromium)`;
+  if (!LIBVULKAN.some(existsSync)) return 'libvulkan.so.1 is absent (Debian package libvulkan1)';
+  try {
+    await initNodeBackend({ force: 'webgpu', log: () => {} });
+    return null;
+  } catch (err) {
+    if (!isFedloraError(err, 'BACKEND_UNAVAILABLE')) throw err;
+    return `no WebGPU adapter: ${err.message}`;
+  }
+}
+
+for (const pooling of ['mean', 'pooler'] as const) {
+  test(`when the fixture classifier (${pooling} pooling) runs on webgpu, then its loss and LoRA + head gradients match wasm within 1e-4`, async (t) => {
+    await initNodeBackend({ force: 'wasm', log: () => {} });
+    const onWasm = await gradients(pooling);
+    const skip = await useWebgpu();
+    if (skip !== null) {
+      console.log(`# skipped: ${skip}`);
+      return t.skip(skip);
+    }
+    assert.equal(tf.getBackend(), 'webgpu');
+    const onWebgpu = await gradients(pooling);
+    await initNodeBackend({ force: 'wasm', log: () => {} }); // leave the process on the fast backend
+
+    // 4 modules × (A, B) + head weight and bias
+    assert.equal(Object.keys(onWasm.grads).length, 10);
+    assert.deepEqual(Object.keys(onWebgpu.grads).sort(), Object.keys(onWasm.grads).sort());
+    assert.ok(Math.abs(onWebgpu.loss - onWasm.loss) <= ATOL, `loss ${onWebgpu.loss} vs ${onWasm.loss}`);
+    let worst = 0;
+    for (const [name, g] of Object.entries(onWasm.grads)) {
+      // every gradient is non-trivial, or agreeing on zeros would prove nothing
+      assert.ok(g.some((x) => Math.abs(x) > 1e-3), `${name}: wasm gradient is ~0`);
+      const w = onWebgpu.grads[name];
+      assert.equal(w.length, g.length, name);
+      for (let i = 0; i < g.length; i++) {
+        const d = Math.abs(w[i] - g[i]);
+        worst = Math.max(worst, d);
+        assert.ok(d <= ATOL, `${name}[${i}]: webgpu ${w[i]} vs wasm ${g[i]}`);
+      }
+    }
+    t.diagnostic(`loss ${onWasm.loss.toFixed(6)}; max |webgpu − wasm| over all gradients ${worst.toExponential(2)}`);
+  });
+}
