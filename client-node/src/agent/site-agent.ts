@@ -102,8 +102,8 @@ export class SiteAgent {
         // --once: the round this site trained in is over for it once the connection is gone
         if (this.onceRound !== null && this.trainingRound === null) this.done = true;
         if (this.stopping || this.done) break;
-        if (this.opts.maxAttempts !== undefined && backoff.attempts >= this.opts.maxAttempts)
-          throw new FedloraError('UNREACHABLE', `gave up after ${backoff.attempts} attempts: ${reason}`);
+        if (this.opts.maxAttempts !== undefined && backoff.attempts + 1 >= this.opts.maxAttempts)
+          throw new FedloraError('UNREACHABLE', `gave up after ${backoff.attempts + 1} attempts: ${reason}`);
         const delay = backoff.next();
         this.log(`disconnected (${reason}); reconnecting in ${(delay / 1000).toFixed(1)} s`);
         this.emit({ type: 'disconnected', reason, retryInMs: delay });
