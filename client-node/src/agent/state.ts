@@ -3,7 +3,6 @@
 
 import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { z } from 'zod';
 import { FedloraError } from '@fedlora/shared/errors.ts';
 import { parseSiteKeys, serializeSiteKeys, type SiteKeys } from '@fedlora/shared/crypto/keys.ts';
 import { IdSchema } from '@fedlora/shared/protocol/schemas.ts';
@@ -13,19 +12,35 @@ export const DEFAULT_STATE_DIR = '.fedlora/site';
 export const KEYS_FILE = 'keys.json';
 export const SITE_FILE = 'site.json';
 
-export const SiteConfigSchema = z
-  .object({
-    v: z.literal(1),
-    coordinator: z.string().url(),
-    siteId: IdSchema,
-    /** absolute path of the site's labelled data (CSV/TSV/JSONL) */
-    data: z.string().min(1),
-    textColumn: z.string().optional(),
-    labelColumn: z.string().optional(),
-    enrolledAt: z.string(),
-  })
-  .strict();
-export type SiteConfig = z.output<typeof SiteConfigSchema>;
+export interface SiteConfig {
+  v: 1;
+  /** http(s) URL of the coordinator */
+  coordinator: string;
+  siteId: string;
+  /** absolute path of the site's labelled data (CSV/TSV/JSONL) */
+  data: string;
+  textColumn?: string;
+  labelColumn?: string;
+  enrolledAt: string;
+}
+
+const SITE_KEYS = ['v', 'coordinator', 'siteId', 'data', 'textColumn', 'labelColumn', 'enrolledAt'];
+
+/** The problems of a site.json value (empty = valid); the file is ours, but may have been hand-edited. */
+function siteConfigProblems(x: unknown): string[] {
+  if (typeof x !== 'object' || x === null || Array.isArray(x)) return ['expected an object'];
+  const o = x as Record<string, unknown>;
+  const p: string[] = [];
+  if (o.v !== 1) p.push('v: must be 1');
+  if (typeof o.coordinator !== 'string' || !/^https?:\/\/\S+$/.test(o.coordinator)) p.push('coordinator: must be an http(s) URL');
+  if (!IdSchema.safeParse(o.siteId).success) p.push('siteId: must be a site id');
+  if (typeof o.data !== 'string' || !o.data) p.push('data: must be a path');
+  for (const k of ['textColumn', 'labelColumn'] as const)
+    if (o[k] !== undefined && typeof o[k] !== 'string') p.push(`${k}: must be a string`);
+  if (typeof o.enrolledAt !== 'string') p.push('enrolledAt: must be a date string');
+  for (const k of Object.keys(o)) if (!SITE_KEYS.includes(k)) p.push(`${k}: unknown field`);
+  return p;
+}
 
 /** Writes `text` to `path` atomically with the given mode: a crash never leaves a half-written key file. */
 function writeAtomic(path: string, text: string, mode: number): void {
@@ -73,7 +88,8 @@ export function loadKeys(dir: string): SiteKeys {
 }
 
 export function saveSiteConfig(dir: string, cfg: SiteConfig): void {
-  SiteConfigSchema.parse(cfg);
+  const problems = siteConfigProblems(cfg);
+  if (problems.length) throw new FedloraError('CONFIG_INVALID', `site config: ${problems.join('; ')}`);
   writeAtomic(join(ensureStateDir(dir), SITE_FILE), JSON.stringify(cfg, null, 2) + '\n', 0o600);
 }
 
@@ -87,13 +103,9 @@ export function loadSiteConfig(dir: string): SiteConfig {
   } catch (err) {
     throw new FedloraError('FILE_CORRUPT', `${path} is not valid JSON`, { cause: err });
   }
-  const r = SiteConfigSchema.safeParse(json);
-  if (!r.success)
-    throw new FedloraError(
-      'FILE_CORRUPT',
-      `${path}: ${r.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`,
-    );
-  return r.data;
+  const problems = siteConfigProblems(json);
+  if (problems.length) throw new FedloraError('FILE_CORRUPT', `${path}: ${problems.join('; ')}`);
+  return json as SiteConfig;
 }
 
 export function tryLoadSiteConfig(dir: string): SiteConfig | null {
