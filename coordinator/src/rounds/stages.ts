@@ -187,8 +187,8 @@ async function configure(ctx: RoundContext, env: RoundEnv): Promise<StageResult>
 }
 
 function codeOf(err: unknown): string {
-  if (err instanceof FedloraError) return err.code;
-  return /timed? ?out|timeout/i.test(String((err as Error)?.message)) ? 'TIMEOUT' : 'INTERNAL';
+  if (/\btime(d)? ?out\b/i.test(String((err as Error)?.message))) return 'TIMEOUT';
+  return err instanceof FedloraError ? err.code : 'INTERNAL';
 }
 
 /** train: send the global adapter; from now on uploads are accepted. */

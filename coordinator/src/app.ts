@@ -1,0 +1,182 @@
+// Builds the whole coordinator from its dependencies (no env, no flags, no listening here: main.ts does that):
+// the adapter registry and site registry on a Storage, the round loop, the site socket handlers, the admin REST API
+// and the '/admin' socket.io namespace for live updates.
+
+import { createServer, type Server as HttpServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { randomBytes } from 'node:crypto';
+import { Server, type Namespace } from 'socket.io';
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { FedloraError } from '@fedlora/shared/errors.ts';
+import type { NamedTensors } from '@fedlora/shared/tensor.ts';
+import type { Strategy } from '@fedlora/shared/aggregation/strategy.ts';
+import type { LoraConfig } from '@fedlora/shared/lora/config.ts';
+import type { Pooling } from '@fedlora/shared/model/classifier.ts';
+import { LIMITS } from '@fedlora/shared/protocol/limits.ts';
+import type { Manifest } from '@fedlora/shared/protocol/manifest.ts';
+import { readJson, writeJson, type Storage } from './storage';
+import { silentLogger, type Logger } from './log';
+import { AdapterRegistry } from './registry/registry';
+import { SiteRegistry } from './sites/registry';
+import { Federation, type FederationEvent } from './rounds/federation';
+import type { RoundSettings, StopRules } from './rounds/settings';
+import type { Clock, Evaluator } from './rounds/types';
+import { Presence, type SiteServer } from './socket/presence';
+import { attachSiteHandlers, type ModelFile } from './socket/site-handlers';
+import { createApi } from './http/api';
+import type { AdminServerEvents } from './socket/admin-events';
+
+/** The learning task: base model, adapter layout, labels, the initial state and the held-out evaluator. */
+export interface CoordinatorTask {
+  modelId: string;
+  modelFiles: readonly ModelFile[];
+  lora: LoraConfig;
+  labels: string[];
+  pooling: Pooling;
+  /** version 0's adapter state (seeded fresh LoRA + head) */
+  initialState: () => NamedTensors | Promise<NamedTensors>;
+  evaluator: Evaluator;
+}
+
+export interface CoordinatorOptions {
+  adminToken: string;
+  storage: Storage;
+  strategy: Strategy;
+  settings: RoundSettings;
+  stop: StopRules;
+  task: CoordinatorTask;
+  /** start running rounds as soon as the server listens (default true) */
+  autostart?: boolean;
+  /** sites to create at startup if absent, with their join tokens (deployment files pass tokens via env) */
+  presetSites?: { name: string; token: string }[];
+  log?: Logger;
+  clock?: Clock;
+  rng?: () => number;
+  retryDelayMs?: number;
+}
+
+export interface Coordinator {
+  httpServer: HttpServer;
+  io: SiteServer;
+  federation: Federation;
+  store: AdapterRegistry;
+  sites: SiteRegistry;
+  /** listens (port 0 = any free port) and returns the base URL */
+  listen(port?: number, host?: string): Promise<string>;
+  readonly url: string | null;
+  close(): Promise<void>;
+}
+
+/** A stable id for this coordinator (sites bind their challenge signatures to it), kept in the data dir. */
+async function coordinatorId(storage: Storage): Promise<string> {
+  const f = await readJson<{ coordinatorId: string }>(storage, 'coordinator.json');
+  if (f?.coordinatorId) return f.coordinatorId;
+  const id = `coord-${randomBytes(8).toString('hex')}`;
+  await writeJson(storage, 'coordinator.json', { coordinatorId: id });
+  return id;
+}
+
+export async function createCoordinator(o: CoordinatorOptions): Promise<Coordinator> {
+  if (typeof o.adminToken !== 'string' || o.adminToken.length < 16)
+    throw new FedloraError('CONFIG_INVALID', 'the admin token must be at least 16 characters');
+  const log = o.log ?? silentLogger;
+  const store = await AdapterRegistry.open(o.storage);
+  const sites = await SiteRegistry.open(o.storage);
+  for (const p of o.presetSites ?? []) {
+    if (!sites.list().some((s) => s.name === p.name)) {
+      const { site } = await sites.create(p.name, p.token);
+      log('site.created', { site: site.id, preset: true });
+    }
+  }
+  const id = await coordinatorId(o.storage);
+
+  const httpServer = createServer();
+  // an upload frame is the encoded update plus the envelope's few hundred bytes
+  const io: SiteServer = new Server(httpServer, { maxHttpBufferSize: LIMITS.maxFrameBytes + 64 * 1024, serveClient: false });
+  const admin = (io as unknown as Server).of('/admin') as unknown as Namespace<Record<string, never>, AdminServerEvents>;
+  const expected = createHash('sha256').update(o.adminToken).digest();
+  admin.use((socket, next) => {
+    const t = socket.handshake.auth?.token;
+    if (typeof t === 'string' && timingSafeEqual(createHash('sha256').update(t).digest(), expected)) return next();
+    log('admin.unauthorized', { transport: 'socket.io' });
+    next(new Error('UNAUTHORIZED'));
+  });
+
+  const presence = new Presence(io, () => sites.activeCount(), (s) => admin.emit('site:status', s));
+  const forward = (e: FederationEvent) => {
+    if (e.type === 'round:stage') admin.emit('round:stage', { round: e.round, roundId: e.roundId, stage: e.stage });
+    else if (e.type === 'version:new') admin.emit('version:new', e.version);
+    else if (e.type === 'round:end') admin.emit('round:end', e.record);
+    else if (e.type === 'upload') admin.emit('upload', { round: e.round, siteId: e.siteId, accepted: e.accepted, code: e.code });
+    else admin.emit('federation:state', { state: e.state, reason: e.reason });
+  };
+  const federation = new Federation({
+    strategy: o.strategy,
+    transport: presence,
+    evaluator: o.task.evaluator,
+    store,
+    initialState: o.task.initialState,
+    settings: o.settings,
+    stop: o.stop,
+    log,
+    clock: o.clock,
+    rng: o.rng,
+    retryDelayMs: o.retryDelayMs,
+    onEvent: forward,
+  });
+  await federation.init();
+
+  const manifest = (): Manifest => ({
+    v: 1,
+    baseModel: { id: o.task.modelId, files: o.task.modelFiles.map(({ path, sha256, bytes }) => ({ path, sha256, bytes })) },
+    lora: o.task.lora,
+    labels: [...o.task.labels],
+    pooling: o.task.pooling,
+    maxSeqLength: federation.settings.maxLength,
+    versionId: store.currentId(),
+  });
+  attachSiteHandlers(io, { sites, federation, store, presence, manifest, coordinatorId: id, modelFiles: o.task.modelFiles, log });
+  httpServer.on(
+    'request',
+    createApi({
+      adminToken: o.adminToken,
+      federation,
+      store,
+      sites,
+      presence,
+      model: { id: o.task.modelId, lora: o.task.lora, labels: o.task.labels },
+      log,
+    }),
+  );
+
+  let url: string | null = null;
+  return {
+    httpServer,
+    io,
+    federation,
+    store,
+    sites,
+    get url() {
+      return url;
+    },
+    async listen(port = 0, host = '127.0.0.1') {
+      await new Promise<void>((resolve, reject) => {
+        httpServer.once('error', reject);
+        httpServer.listen(port, host, () => {
+          httpServer.off('error', reject);
+          resolve();
+        });
+      });
+      const a = httpServer.address() as AddressInfo;
+      url = `http://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`;
+      log('coordinator.listening', { url, coordinatorId: id, storage: o.storage.where });
+      if (o.autostart ?? true) federation.start();
+      return url;
+    },
+    async close() {
+      await federation.close();
+      await new Promise<void>((resolve) => io.close(() => resolve()));
+      if (httpServer.listening) await new Promise<void>((resolve) => httpServer.close(() => resolve()));
+    },
+  };
+}

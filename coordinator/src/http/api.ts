@@ -1,0 +1,167 @@
+// The admin REST API (docs/API.md) and /healthz. Everything under /api needs `Authorization: Bearer <admin token>`,
+// compared in constant time; errors are JSON {error: {code, message}} with a status derived from the code.
+
+import { createHash, timingSafeEqual } from 'node:crypto';
+import express, { type NextFunction, type Request, type Response } from 'express';
+import { FedloraError, describeError, isFedloraError } from '@fedlora/shared/errors.ts';
+import { exportPeft } from '@fedlora/shared/lora/peft.ts';
+import type { LoraConfig } from '@fedlora/shared/lora/config.ts';
+import type { Logger } from '../log';
+import type { Federation } from '../rounds/federation';
+import type { AdapterStore } from '../registry/types';
+import type { SiteRegistry } from '../sites/registry';
+import type { Presence } from '../socket/presence';
+
+export interface ApiDeps {
+  adminToken: string;
+  federation: Federation;
+  store: AdapterStore;
+  sites: SiteRegistry;
+  presence: Presence;
+  model: { id: string; lora: LoraConfig; labels: string[] };
+  log: Logger;
+}
+
+const STATUS: Partial<Record<string, number>> = {
+  BAD_MESSAGE: 400,
+  CONFIG_INVALID: 400,
+  UNAUTHORIZED: 401,
+  NOT_FOUND: 404,
+  CONFLICT: 409,
+};
+
+class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+const digest = (s: string) => createHash('sha256').update(s, 'utf8').digest();
+
+/** Constant-time bearer check: both sides are hashed first so that lengths do not leak either. */
+export function adminAuth(token: string, log: Logger) {
+  const expected = digest(token);
+  return (req: Request, res: Response, next: NextFunction) => {
+    const m = /^Bearer (.+)$/.exec(req.get('authorization') ?? '');
+    if (m && timingSafeEqual(digest(m[1]), expected)) return next();
+    log('admin.unauthorized', { method: req.method, path: req.path });
+    res.status(401).json({ error: { code: 'UNAUTHORIZED', message: 'missing or wrong admin token (Authorization: Bearer <token>)' } });
+  };
+}
+
+export function createApi(d: ApiDeps): express.Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.get('/healthz', (_req, res) => {
+    res.json({ ok: true, state: d.federation.state });
+  });
+
+  const api = express.Router();
+  api.use(adminAuth(d.adminToken, d.log));
+  api.use(express.json({ limit: '64kb' }));
+
+  const version = (id: string) => {
+    const v = d.store.get(id);
+    if (!v) throw new HttpError(404, 'NOT_FOUND', `no version ${id}`);
+    return v;
+  };
+
+  api.get('/status', (_req, res) => {
+    const sites = d.sites.list();
+    res.json({
+      ...d.federation.status(),
+      sitesEnrolled: sites.filter((s) => s.enrolledAt && !s.revokedAt).length,
+      sitesOnline: sites.filter((s) => d.presence.isOnline(s.id)).length,
+      settings: d.federation.settings,
+      stop: d.federation.stop,
+    });
+  });
+
+  api.post('/sites', async (req, res) => {
+    const { site, joinToken } = await d.sites.create(req.body?.name);
+    d.log('site.created', { site: site.id });
+    res.status(201).json({ siteId: site.id, name: site.name, joinToken });
+  });
+  api.get('/sites', (_req, res) => {
+    res.json(d.sites.list().map((s) => ({ ...s, ...d.presence.status(s.id) })));
+  });
+  api.delete('/sites/:id', async (req, res) => {
+    const site = await d.sites.revoke(req.params.id);
+    d.presence.disconnect(site.id);
+    d.log('site.revoked', { site: site.id });
+    res.json(site);
+  });
+
+  api.post('/federation/start', (_req, res) => {
+    try {
+      d.federation.start();
+    } catch (err) {
+      throw new HttpError(409, 'CONFLICT', describeError(err));
+    }
+    res.json(d.federation.status());
+  });
+  api.post('/federation/pause', (_req, res) => {
+    d.federation.pause();
+    res.json(d.federation.status());
+  });
+
+  api.get('/settings', (_req, res) => {
+    res.json({ ...d.federation.settings, ...d.federation.stop });
+  });
+  api.put('/settings', (req, res) => {
+    const next = d.federation.updateSettings(req.body ?? {});
+    res.json({ ...next.settings, ...next.stop });
+  });
+
+  api.get('/rounds', (_req, res) => {
+    res.json(d.store.rounds());
+  });
+  api.get('/versions', (_req, res) => {
+    res.json({ currentId: d.store.currentId(), versions: d.store.list() });
+  });
+  api.get('/versions/:id', (req, res) => {
+    res.json(version(req.params.id));
+  });
+  api.post('/versions/:id/promote', async (req, res) => {
+    version(req.params.id);
+    res.json(await d.federation.promote(req.params.id));
+  });
+  api.get('/versions/:id/native', async (req, res) => {
+    const v = version(req.params.id);
+    res.type('application/octet-stream').set('Content-Disposition', `attachment; filename="${v.id}.fedlora-adapter"`).set('X-Content-SHA256', v.sha256);
+    res.send(Buffer.from(await d.store.loadNative(v.id)));
+  });
+  api.get('/versions/:id/peft', async (req, res) => {
+    const v = version(req.params.id);
+    const file = req.query.file;
+    if (file !== 'adapter_config.json' && file !== 'adapter_model.safetensors')
+      throw new HttpError(400, 'BAD_MESSAGE', '?file= must be adapter_config.json or adapter_model.safetensors');
+    const peft = exportPeft(d.model.lora, await d.store.loadState(v.id), { baseModel: d.model.id, labels: d.model.labels });
+    res.set('Content-Disposition', `attachment; filename="${file}"`);
+    if (file === 'adapter_config.json') res.json(peft.adapterConfig);
+    else res.type('application/octet-stream').send(Buffer.from(peft.weights));
+  });
+
+  app.use('/api', api);
+  app.use((_req: Request, res: Response) => {
+    res.status(404).json({ error: { code: 'NOT_FOUND', message: 'no such route' } });
+  });
+  app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
+    let status = 500;
+    let code = 'INTERNAL';
+    let message = 'internal error';
+    if (err instanceof HttpError) [status, code, message] = [err.status, err.code, err.message];
+    else if (isFedloraError(err) && STATUS[err.code]) [status, code, message] = [STATUS[err.code] as number, err.code, err.message];
+    else if ((err as { type?: string }).type === 'entity.parse.failed') [status, code, message] = [400, 'BAD_MESSAGE', 'body is not valid JSON'];
+    else if ((err as { type?: string }).type === 'entity.too.large') [status, code, message] = [413, 'FRAME_TOO_LARGE', 'body too large'];
+    d.log(status >= 500 ? 'api.error' : 'api.rejected', { method: req.method, path: req.path, status, code, reason: describeError(err) });
+    res.status(status).json({ error: { code, message } });
+  });
+  return app;
+}
+
+export { FedloraError };

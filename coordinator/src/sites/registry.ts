@@ -1,0 +1,136 @@
+// Enrolled sites: an admin creates a site and gets a one-time join token (only its SHA-256 is stored); the site
+// redeems it once to register its public keys. Persisted as sites.json on the coordinator's Storage.
+
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { FedloraError } from '@fedlora/shared/errors.ts';
+import { parsePublicIdentity } from '@fedlora/shared/crypto/keys.ts';
+import { IdSchema } from '@fedlora/shared/protocol/schemas.ts';
+import { readJson, writeJson, type Storage } from '../storage';
+
+export interface SiteRecord {
+  id: string;
+  name: string;
+  /** sha256 hex of the join token */
+  tokenHash: string;
+  createdAt: string;
+  enrolledAt: string | null;
+  revokedAt: string | null;
+  /** base64 Ed25519 / X25519 public keys, set at enrollment */
+  signingPublicKey: string | null;
+  boxPublicKey: string | null;
+}
+
+/** What the admin API shows: never the token hash. */
+export type PublicSiteRecord = Omit<SiteRecord, 'tokenHash'>;
+
+const FILE = 'sites.json';
+
+function hashToken(token: string): Buffer {
+  return createHash('sha256').update(token, 'utf8').digest();
+}
+
+/** "Hospital A" → "hospital-a": an id that passes the wire's IdSchema. */
+export function siteIdFromName(name: string): string {
+  return name
+    .toLowerCase()
+    .replace(/[^a-z0-9_.-]+/g, '-')
+    .replace(/^[^a-z0-9]+|-+$/g, '')
+    .slice(0, 64);
+}
+
+export class SiteRegistry {
+  private sites: SiteRecord[] = [];
+  private queue: Promise<unknown> = Promise.resolve();
+
+  private constructor(private readonly storage: Storage) {}
+
+  static async open(storage: Storage): Promise<SiteRegistry> {
+    const r = new SiteRegistry(storage);
+    const f = await readJson<{ v: 1; sites: SiteRecord[] }>(storage, FILE);
+    if (f) {
+      if (f.v !== 1 || !Array.isArray(f.sites)) throw new FedloraError('FILE_CORRUPT', `${storage.where}: ${FILE} has an unknown layout`);
+      r.sites = f.sites;
+    }
+    return r;
+  }
+
+  private save(next: SiteRecord[]): Promise<void> {
+    const run = async () => {
+      await writeJson(this.storage, FILE, { v: 1, sites: next });
+      this.sites = next;
+    };
+    const p = this.queue.then(run, run);
+    this.queue = p.catch(() => {});
+    return p;
+  }
+
+  list(): PublicSiteRecord[] {
+    return this.sites.map(({ tokenHash: _t, ...pub }) => ({ ...pub }));
+  }
+
+  get(id: string): PublicSiteRecord | undefined {
+    return this.list().find((s) => s.id === id);
+  }
+
+  /** sites that may still take part (created and not revoked) */
+  activeCount(): number {
+    return this.sites.filter((s) => !s.revokedAt).length;
+  }
+
+  /**
+   * Creates a site. The join token is `<siteId>.<32 random bytes, base64url>` so a site can read its id from it;
+   * `token` pre-provisions one (deployment files that hand tokens to sites through the environment).
+   */
+  async create(name: string, token?: string): Promise<{ site: PublicSiteRecord; joinToken: string }> {
+    if (typeof name !== 'string' || name.trim().length === 0 || name.length > 64)
+      throw new FedloraError('BAD_MESSAGE', 'name must be a non-empty string of at most 64 characters');
+    const id = siteIdFromName(name);
+    if (!IdSchema.safeParse(id).success || id.length === 0)
+      throw new FedloraError('BAD_MESSAGE', 'name must contain letters or digits');
+    if (this.sites.some((s) => s.id === id)) throw new FedloraError('CONFIG_INVALID', `a site with id ${id} exists`);
+    const joinToken = token ?? `${id}.${randomBytes(32).toString('base64url')}`;
+    if (joinToken.length < 16 || joinToken.length > 256) throw new FedloraError('CONFIG_INVALID', `join token for ${id} must be 16-256 characters`);
+    const rec: SiteRecord = {
+      id,
+      name: name.trim(),
+      tokenHash: hashToken(joinToken).toString('hex'),
+      createdAt: new Date().toISOString(),
+      enrolledAt: null,
+      revokedAt: null,
+      signingPublicKey: null,
+      boxPublicKey: null,
+    };
+    await this.save([...this.sites, rec]);
+    return { site: this.get(id) as PublicSiteRecord, joinToken };
+  }
+
+  /** Redeems a join token: UNAUTHORIZED for an unknown token or revoked site, TOKEN_USED the second time. */
+  async enroll(token: string, keys: { signingPublicKey: string; boxPublicKey: string }): Promise<PublicSiteRecord> {
+    const h = hashToken(token);
+    const site = this.sites.find((s) => timingSafeEqual(Buffer.from(s.tokenHash, 'hex'), h));
+    if (!site || site.revokedAt) throw new FedloraError('UNAUTHORIZED', 'unknown join token');
+    if (site.enrolledAt) throw new FedloraError('TOKEN_USED', 'this join token was already used');
+    const pub = parsePublicIdentity(keys);
+    const now = new Date().toISOString();
+    await this.save(
+      this.sites.map((s) =>
+        s.id === site.id ? { ...s, enrolledAt: now, signingPublicKey: pub.signingPublicKey, boxPublicKey: pub.boxPublicKey } : s,
+      ),
+    );
+    return this.get(site.id) as PublicSiteRecord;
+  }
+
+  async revoke(id: string): Promise<PublicSiteRecord> {
+    const site = this.sites.find((s) => s.id === id);
+    if (!site) throw new FedloraError('NOT_FOUND', `no site ${id}`);
+    if (!site.revokedAt) await this.save(this.sites.map((s) => (s.id === id ? { ...s, revokedAt: new Date().toISOString() } : s)));
+    return this.get(id) as PublicSiteRecord;
+  }
+
+  /** The registered Ed25519 key of an enrolled, non-revoked site, or null. */
+  signingKey(id: string): Uint8Array | null {
+    const s = this.sites.find((x) => x.id === id);
+    if (!s || s.revokedAt || !s.signingPublicKey) return null;
+    return new Uint8Array(Buffer.from(s.signingPublicKey, 'base64'));
+  }
+}

@@ -1,0 +1,127 @@
+// The socket.io side of RoundTransport: which authenticated sites are connected and ready, and sends to one site
+// with an ack timeout (every ack is validated with parseServerReply before the loop sees it).
+
+import type { Server, Socket } from 'socket.io';
+import type { ClientToServerEvents, ServerToClientEvents } from '@fedlora/shared/protocol/events.ts';
+import { parseServerReply } from '@fedlora/shared/protocol/events.ts';
+import { FedloraError } from '@fedlora/shared/errors.ts';
+import type { AvailableSite, ConfigureMessage, RoundClosedMessage, RoundTransport, TrainMessage, VersionPublishedMessage } from '../rounds/types';
+
+export interface SocketData {
+  siteId?: string;
+  challenge?: { siteId: string; challenge: Uint8Array };
+}
+export type SiteServer = Server<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>;
+export type SiteSocket = Socket<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>;
+
+export interface SiteStatus {
+  siteId: string;
+  online: boolean;
+  ready: boolean;
+  numExamples?: number;
+  backend?: string;
+}
+
+/** socket.io's typed emitWithAck does not accept a generic event name; this is its untyped shape. */
+interface AckEmitter {
+  timeout(ms: number): { emitWithAck(event: string, payload: unknown): Promise<unknown> };
+}
+
+export class Presence implements RoundTransport {
+  private readonly bySite = new Map<string, { socket: SiteSocket; ready: (AvailableSite & { backend: string }) | null }>();
+  private listeners: (() => void)[] = [];
+
+  constructor(
+    private readonly io: SiteServer,
+    private readonly activeSites: () => number,
+    private readonly onStatus: (s: SiteStatus) => void,
+  ) {}
+
+  private changed(siteId: string): void {
+    const e = this.bySite.get(siteId);
+    this.onStatus({ siteId, online: !!e, ready: !!e?.ready, numExamples: e?.ready?.numExamples, backend: e?.ready?.backend });
+    for (const l of this.listeners) l();
+  }
+
+  /** A socket proved it is `siteId`; an older connection of the same site is closed (one session per site). */
+  authenticated(siteId: string, socket: SiteSocket): void {
+    const old = this.bySite.get(siteId);
+    this.bySite.set(siteId, { socket, ready: null });
+    if (old && old.socket.id !== socket.id) old.socket.disconnect(true);
+    this.changed(siteId);
+  }
+
+  ready(siteId: string, info: { numExamples: number; encodings: AvailableSite['encodings']; backend: string }): void {
+    const e = this.bySite.get(siteId);
+    if (!e) return;
+    e.ready = { siteId, numExamples: info.numExamples, encodings: info.encodings, backend: info.backend };
+    this.changed(siteId);
+  }
+
+  /** true if `socket` was the site's current connection (an older, replaced one does not count) */
+  left(siteId: string, socket: SiteSocket): boolean {
+    if (this.bySite.get(siteId)?.socket.id !== socket.id) return false;
+    this.bySite.delete(siteId);
+    this.changed(siteId);
+    return true;
+  }
+
+  isOnline(siteId: string): boolean {
+    return this.bySite.has(siteId);
+  }
+
+  status(siteId: string): SiteStatus {
+    const e = this.bySite.get(siteId);
+    return { siteId, online: !!e, ready: !!e?.ready, numExamples: e?.ready?.numExamples, backend: e?.ready?.backend };
+  }
+
+  disconnect(siteId: string): void {
+    this.bySite.get(siteId)?.socket.disconnect(true);
+  }
+
+  available(): AvailableSite[] {
+    return [...this.bySite.values()].flatMap((e) =>
+      e.ready ? [{ siteId: e.ready.siteId, numExamples: e.ready.numExamples, encodings: [...e.ready.encodings] }] : [],
+    );
+  }
+
+  enrolledCount(): number {
+    return this.activeSites();
+  }
+
+  onAvailabilityChange(listener: () => void): () => void {
+    this.listeners.push(listener);
+    return () => (this.listeners = this.listeners.filter((l) => l !== listener));
+  }
+
+  private socketOf(siteId: string): SiteSocket {
+    const e = this.bySite.get(siteId);
+    if (!e) throw new FedloraError('UNKNOWN_SITE', `site ${siteId} is not connected`);
+    return e.socket;
+  }
+
+  private async ask(siteId: string, event: 'round:configure' | 'round:train', msg: unknown, timeoutMs: number): Promise<unknown> {
+    const socket = this.socketOf(siteId) as unknown as AckEmitter;
+    try {
+      return await socket.timeout(timeoutMs).emitWithAck(event, msg);
+    } catch (err) {
+      throw new FedloraError('INTERNAL', `${event}: no ack from ${siteId} within ${timeoutMs} ms (timeout)`, { cause: err });
+    }
+  }
+
+  async configure(siteId: string, msg: ConfigureMessage, timeoutMs: number): Promise<boolean> {
+    return parseServerReply('round:configure', await this.ask(siteId, 'round:configure', msg, timeoutMs)).accepted;
+  }
+
+  async train(siteId: string, msg: TrainMessage, timeoutMs: number): Promise<void> {
+    parseServerReply('round:train', await this.ask(siteId, 'round:train', msg, timeoutMs));
+  }
+
+  closed(siteIds: readonly string[], msg: RoundClosedMessage): void {
+    for (const id of siteIds) this.bySite.get(id)?.socket.emit('round:closed', msg);
+  }
+
+  published(msg: VersionPublishedMessage): void {
+    for (const e of this.bySite.values()) e.socket.emit('version:published', msg);
+  }
+}
