@@ -145,7 +145,7 @@ test('when two sites train through the sockets, then a version is made, publishe
   const admin = connect(url + '/admin', { transports: ['websocket'], reconnection: false, forceNew: true, auth: { token: ADMIN } });
   sockets.push(admin);
   const newVersion = new Promise<any>((resolve) => admin.on('version:new', resolve));
-  await new Promise((r) => admin.once('connect', r));
+  await new Promise<void>((r) => admin.once('connect', () => r()));
 
   for (const [name, bias, n] of [['Site B', 0.1, 10], ['Site C', 0.4, 30]] as const) {
     const site = await newSite(name);

@@ -170,7 +170,11 @@ export async function createCoordinator(o: CoordinatorOptions): Promise<Coordina
       const a = httpServer.address() as AddressInfo;
       url = `http://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`;
       log('coordinator.listening', { url, coordinatorId: id, storage: o.storage.where });
-      if (o.autostart ?? true) federation.start();
+      if (o.autostart ?? true) {
+        const why = federation.stopReason();
+        if (why) log('federation.not_started', { reason: why });
+        else federation.start();
+      }
       return url;
     },
     async close() {

@@ -1,0 +1,180 @@
+// Command line + environment → a validated coordinator configuration. Any bad value stops startup with a message
+// naming the flag (CONFIG_INVALID). The admin token is required and never printed.
+
+import { parseArgs } from 'node:util';
+import { FedloraError } from '@fedlora/shared/errors.ts';
+import { isStrategyName, STRATEGY_NAMES, type StrategyName } from '@fedlora/shared/aggregation/index.ts';
+import { LORA_TARGETS, type LoraConfig, type LoraTarget } from '@fedlora/shared/lora/config.ts';
+import { POOLINGS, type Pooling } from '@fedlora/shared/model/classifier.ts';
+import { DEFAULT_MODEL_DIR, DEFAULT_MODEL_ID, DEFAULT_RECIPE } from '@fedlora/shared/site/defaults.ts';
+import { DEFAULT_SETTINGS, DEFAULT_STOP, updateSettings, type RoundSettings, type StopRules } from './rounds/settings';
+
+export const HELP = `fedlora-coordinator [options]
+  Runs the federation coordinator: site enrollment, rounds, held-out evaluation and the adapter registry.
+  With no options but the admin token: the shipped fedlora-bert-mini, held-out = the 612-message SpamAssassin
+  evaluation subset, FedAvg, rounds of all ready sites (at least 2), until stopped.
+
+  --admin-token T        admin API token (or FEDLORA_ADMIN_TOKEN; required, ≥ 16 characters)
+  --port N (8080)        --host H (127.0.0.1; 0.0.0.0 in containers)     port 0 = any free port
+  --data-dir DIR         versions, rounds, sites (default .fedlora/coordinator, or FEDLORA_DATA_DIR)
+  --site-token NAME=T    create site NAME with join token T at startup if absent (repeatable; or
+                         FEDLORA_SITE_TOKENS="name=T,name2=T2")
+  --model DIR            Hugging Face BERT directory (default: the shipped fedlora-bert-mini)
+  --model-id ID          base model id in the manifest (default: fedlora-bert-mini)
+  --heldout FILE         held-out CSV/JSONL (default: embedded SpamAssassin evaluation subset)
+  --heldout-limit N      evaluate on a stratified subset of N held-out examples
+  --labels a,b,…         label set (default: SpamAssassin's, or the sorted labels of --heldout)
+  --text-column NAME     --label-column NAME    columns of --heldout (default: auto-detected)
+  --rank N (8)  --alpha X (16)  --targets query,value  --pooling mean|cls|pooler (mean)  --seed N (0)
+ rounds:
+  --strategy fedavg|fedprox|fedadam (fedavg)   --server-lr X (fedadam's eta, 0.01)   --mu X (fedprox, 0.01)
+  --sites-per-round X    fraction in (0, 1] ("1.0" = all ready sites) or a count ≥ 1 (default 1.0)
+  --min-sites N (2)      --deadline-s S (300)   --sample-wait-s S (10)   --ack-timeout-s S (30)
+  --local-epochs N (1)   --batch-size N (16)    --lr X (0.002)   --max-steps N (12)   --max-length N (64)
+  --encoding fp32|fp16|int8 (fp32)    --max-delta-norm X (1000)    --max-upload-bytes N (auto)
+ stopping (any that holds stops the rounds; the coordinator keeps serving):
+  --rounds N             stop at round N (counted across restarts)
+  --patience K           stop after K versions without a better held-out accuracy
+  --target-accuracy X    stop once a version reaches held-out accuracy X
+  --paused               do not start rounds until POST /api/federation/start
+  --exit-when-done       exit once a stop rule holds (default: keep serving the API)
+  --backend NAME         tfjs backend for evaluation: tensorflow|webgpu|wasm|cpu (default: FEDLORA_BACKEND or auto)`;
+
+export interface CoordinatorConfig {
+  adminToken: string;
+  port: number;
+  host: string;
+  dataDir: string;
+  presetSites: { name: string; token: string }[];
+  modelDir: string;
+  modelId: string;
+  heldout?: string;
+  heldoutLimit?: number;
+  labels?: string[];
+  textColumn?: string;
+  labelColumn?: string;
+  lora: LoraConfig;
+  pooling: Pooling;
+  seed: number;
+  strategy: StrategyName;
+  serverLr: number;
+  settings: RoundSettings;
+  stop: StopRules;
+  paused: boolean;
+  exitWhenDone: boolean;
+  backend?: string;
+}
+
+const bad = (why: string) => new FedloraError('CONFIG_INVALID', why);
+
+function int(v: string | undefined, flag: string, fallback: number, min = 0, max = Number.MAX_SAFE_INTEGER): number {
+  if (v === undefined) return fallback;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min || n > max) throw bad(`--${flag} must be an integer in [${min}, ${max}], got "${v}"`);
+  return n;
+}
+
+function num(v: string | undefined, flag: string): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isFinite(n) || v.trim() === '') throw bad(`--${flag} must be a number, got "${v}"`);
+  return n;
+}
+
+function parsePresets(items: string[]): { name: string; token: string }[] {
+  return items.map((item) => {
+    const eq = item.indexOf('=');
+    if (eq <= 0 || eq === item.length - 1) throw bad('--site-token / FEDLORA_SITE_TOKENS entries must be NAME=TOKEN');
+    const token = item.slice(eq + 1);
+    if (token.length < 16) throw bad(`the join token for site "${item.slice(0, eq)}" must be at least 16 characters`);
+    return { name: item.slice(0, eq), token };
+  });
+}
+
+export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env): CoordinatorConfig | 'help' {
+  const S = { type: 'string' } as const;
+  let f: Record<string, string | boolean | string[] | undefined>;
+  try {
+    f = parseArgs({
+      args: argv,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        help: { type: 'boolean', short: 'h' }, paused: { type: 'boolean' }, 'exit-when-done': { type: 'boolean' },
+        'site-token': { type: 'string', multiple: true },
+        'admin-token': S, port: S, host: S, 'data-dir': S, model: S, 'model-id': S, heldout: S, 'heldout-limit': S,
+        labels: S, 'text-column': S, 'label-column': S, rank: S, alpha: S, targets: S, pooling: S, seed: S,
+        strategy: S, 'server-lr': S, mu: S, 'sites-per-round': S, 'min-sites': S, 'deadline-s': S, 'sample-wait-s': S,
+        'ack-timeout-s': S, 'local-epochs': S, 'batch-size': S, lr: S, 'max-steps': S, 'max-length': S, encoding: S,
+        'max-delta-norm': S, 'max-upload-bytes': S, rounds: S, patience: S, 'target-accuracy': S, backend: S,
+      },
+    }).values;
+  } catch (err) {
+    throw bad((err as Error).message);
+  }
+  if (f.help) return 'help';
+  const s = (k: string) => f[k] as string | undefined;
+
+  const adminToken = s('admin-token') ?? env.FEDLORA_ADMIN_TOKEN;
+  if (!adminToken) throw bad('an admin token is required: --admin-token or FEDLORA_ADMIN_TOKEN');
+  if (adminToken.length < 16) throw bad('the admin token must be at least 16 characters');
+
+  const strategy = s('strategy') ?? 'fedavg';
+  if (!isStrategyName(strategy)) throw bad(`--strategy must be one of ${STRATEGY_NAMES.join(', ')}, got "${strategy}"`);
+  const pooling = (s('pooling') ?? DEFAULT_RECIPE.pooling) as Pooling;
+  if (!POOLINGS.includes(pooling)) throw bad(`--pooling must be one of ${POOLINGS.join(', ')}`);
+  const targets = (s('targets')?.split(',') ?? DEFAULT_RECIPE.lora.targetModules) as LoraTarget[];
+  for (const t of targets) if (!LORA_TARGETS.includes(t)) throw bad(`--targets: unknown module "${t}" (known: ${LORA_TARGETS.join(', ')})`);
+
+  // round settings go through the same validator as PUT /api/settings; flag names are mapped to its fields
+  const patch: Record<string, unknown> = {};
+  const map: [string, string, 'num' | 'str'][] = [
+    ['sites-per-round', 'sitesPerRound', 'str'], ['min-sites', 'minSites', 'num'], ['deadline-s', 'deadlineS', 'num'],
+    ['sample-wait-s', 'sampleWaitS', 'num'], ['ack-timeout-s', 'ackTimeoutS', 'num'], ['local-epochs', 'localEpochs', 'num'],
+    ['batch-size', 'batchSize', 'num'], ['lr', 'learningRate', 'num'], ['max-steps', 'maxSteps', 'num'],
+    ['max-length', 'maxLength', 'num'], ['mu', 'proximalMu', 'num'], ['encoding', 'encoding', 'str'],
+    ['max-delta-norm', 'maxDeltaNorm', 'num'], ['max-upload-bytes', 'maxUploadBytes', 'num'], ['rounds', 'rounds', 'num'],
+    ['patience', 'patience', 'num'], ['target-accuracy', 'targetAccuracy', 'num'],
+  ];
+  for (const [flag, field, kind] of map) if (s(flag) !== undefined) patch[field] = kind === 'num' ? num(s(flag), flag) : s(flag);
+  let rs: { settings: RoundSettings; stop: StopRules };
+  try {
+    rs = updateSettings({ settings: DEFAULT_SETTINGS, stop: DEFAULT_STOP }, patch);
+  } catch (err) {
+    const field = /^(\w+)/.exec((err as Error).message)?.[1];
+    const flag = map.find(([, fl]) => fl === field)?.[0];
+    throw bad(flag ? `--${flag}: ${(err as Error).message.slice((field as string).length + 1)}` : (err as Error).message);
+  }
+
+  const siteItems = [...((f['site-token'] as string[] | undefined) ?? []), ...(env.FEDLORA_SITE_TOKENS?.split(',').filter(Boolean) ?? [])];
+  return {
+    adminToken,
+    port: int(s('port'), 'port', 8080, 0, 65535),
+    host: s('host') ?? '127.0.0.1',
+    dataDir: s('data-dir') ?? env.FEDLORA_DATA_DIR ?? '.fedlora/coordinator',
+    presetSites: parsePresets(siteItems.map((x) => x.trim())),
+    modelDir: s('model') ?? DEFAULT_MODEL_DIR,
+    modelId: s('model-id') ?? DEFAULT_MODEL_ID,
+    heldout: s('heldout'),
+    heldoutLimit: s('heldout-limit') === undefined ? undefined : int(s('heldout-limit'), 'heldout-limit', 0, 2),
+    labels: s('labels')?.split(',').map((x) => x.trim()),
+    textColumn: s('text-column'),
+    labelColumn: s('label-column'),
+    lora: {
+      r: int(s('rank'), 'rank', DEFAULT_RECIPE.lora.r, 1, 1024),
+      alpha: num(s('alpha'), 'alpha') ?? DEFAULT_RECIPE.lora.alpha,
+      dropout: 0,
+      targetModules: targets,
+      layers: null,
+    },
+    pooling,
+    seed: int(s('seed'), 'seed', 0),
+    strategy,
+    serverLr: num(s('server-lr'), 'server-lr') ?? 1e-2,
+    settings: rs.settings,
+    stop: rs.stop,
+    paused: Boolean(f.paused),
+    exitWhenDone: Boolean(f['exit-when-done']),
+    backend: s('backend'),
+  };
+}

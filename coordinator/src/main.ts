@@ -1,0 +1,102 @@
+// The coordinator process: reads flags and environment, loads the base model and held-out data, builds the
+// coordinator (app.ts) and listens. Returns an exit code when it is done, or null while it keeps serving.
+
+import { resolve } from 'node:path';
+import { describeError, isFedloraError } from '@fedlora/shared/errors.ts';
+import { createStrategy } from '@fedlora/shared/aggregation/index.ts';
+import { initNodeBackend, type BackendName } from '@fedlora/shared/backend/node.ts';
+import { loadSpamAssassin, spamAssassinEvalSubset } from '@fedlora/shared/data/spam-assassin.ts';
+import { loadTabularFile } from '@fedlora/shared/data/tabular.ts';
+import { labelIds, sortedLabels, subsetDataset, type LabeledDataset } from '@fedlora/shared/data/dataset.ts';
+import { stratifiedSubset } from '@fedlora/shared/data/split.ts';
+import { createCoordinator } from './app';
+import { HELP, parseConfig, type CoordinatorConfig } from './config';
+import { loadModelTask } from './eval/model-task';
+import { stderrLogger } from './log';
+import { hashModelFiles } from './model-files';
+import { DirStorage } from './storage';
+
+async function loadHeldout(c: CoordinatorConfig): Promise<{ heldout: LabeledDataset; labels: string[] }> {
+  let heldout: LabeledDataset;
+  if (c.heldout) {
+    const ds = loadTabularFile(c.heldout, { textColumn: c.textColumn, labelColumn: c.labelColumn });
+    heldout = { ...ds, labels: sortedLabels(ds.examples.map((e) => e.label)) };
+  } else {
+    heldout = spamAssassinEvalSubset(await loadSpamAssassin('heldout'));
+  }
+  if (c.heldoutLimit && c.heldoutLimit < heldout.examples.length)
+    heldout = subsetDataset(heldout, stratifiedSubset(labelIds(heldout), c.heldoutLimit, c.seed + 1));
+  return { heldout, labels: c.labels ?? heldout.labels };
+}
+
+export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number | null> {
+  const log = stderrLogger();
+  let config: CoordinatorConfig | 'help';
+  try {
+    config = parseConfig(argv, env);
+  } catch (err) {
+    console.error(`fedlora-coordinator: ${describeError(err)}\n(see fedlora-coordinator --help)`);
+    return 2;
+  }
+  if (config === 'help') {
+    console.log(HELP);
+    return 0;
+  }
+  const c = config;
+  try {
+    const backend = await initNodeBackend({ force: c.backend as BackendName | undefined, log: (l) => log('backend', { detail: l }) });
+    log('backend.ready', { backend: backend.name });
+    const { heldout, labels } = await loadHeldout(c);
+    log('heldout.loaded', { name: heldout.name, examples: heldout.examples.length, labels: labels.length });
+    const modelFiles = await hashModelFiles(c.modelDir);
+    // the evaluator reads the current maxLength at each evaluation (PUT /api/settings may change it)
+    let settingsOf: () => { maxLength: number } = () => c.settings;
+    const task = loadModelTask({ modelDir: c.modelDir, lora: c.lora, labels, pooling: c.pooling, heldout, maxLength: () => settingsOf().maxLength, seed: c.seed });
+    const strategy =
+      c.strategy === 'fedadam'
+        ? createStrategy('fedadam', { minResults: c.settings.minSites, eta: c.serverLr })
+        : c.strategy === 'fedprox'
+          ? createStrategy('fedprox', { minResults: c.settings.minSites, proximalMu: c.settings.proximalMu })
+          : createStrategy('fedavg', { minResults: c.settings.minSites });
+    const dataDir = resolve(c.dataDir);
+    const coord = await createCoordinator({
+      adminToken: c.adminToken,
+      storage: new DirStorage(dataDir),
+      strategy,
+      settings: c.settings,
+      stop: c.stop,
+      task: { modelId: c.modelId, modelFiles, lora: c.lora, labels, pooling: c.pooling, initialState: task.initialState, evaluator: task.evaluator },
+      autostart: !c.paused,
+      presetSites: c.presetSites,
+      log,
+    });
+    settingsOf = () => coord.federation.settings;
+    const url = await coord.listen(c.port, c.host);
+    console.log(`fedlora coordinator listening on ${url}`);
+    let closing = false;
+    const shutdown = async (signal: string) => {
+      if (closing) return;
+      closing = true;
+      log('coordinator.stopping', { signal });
+      await coord.close();
+      task.dispose();
+      process.exit(0);
+    };
+    process.once('SIGINT', () => void shutdown('SIGINT'));
+    process.once('SIGTERM', () => void shutdown('SIGTERM'));
+    if (!c.exitWhenDone) return null;
+    for (;;) {
+      await coord.federation.whenStopped();
+      const st = coord.federation.state;
+      if (st !== 'paused' && st !== 'pausing' && st !== 'running') break;
+      await new Promise((r) => setTimeout(r, 1000)); // paused: wait for a restart through the API
+    }
+    await coord.close();
+    task.dispose();
+    return 0;
+  } catch (err) {
+    console.error(`fedlora-coordinator: ${describeError(err)}`);
+    if (!isFedloraError(err) && err instanceof Error && err.stack) console.error(err.stack);
+    return isFedloraError(err, 'CONFIG_INVALID') ? 2 : 1;
+  }
+}
