@@ -52,7 +52,7 @@ export async function inspectText(o: InspectOptions): Promise<InspectResult> {
     const enc = tok.encode(o.text, o.pair, { maxLength: Math.min(tok.maxLength, bert.config.maxPositions) });
     const batch = padBatch([enc], tok.special.pad);
     const hidden = bert.forward(batch); // [1, T, H]
-    const data = Array.from(hidden.dataSync());
+    const data = Array.from(await hidden.data()); // async: on webgpu in Node, dataSync needs OffscreenCanvas
     hidden.dispose();
     const H = bert.config.hiddenSize;
     const T = enc.inputIds.length;
