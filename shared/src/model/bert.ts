@@ -1,10 +1,12 @@
 // BERT encoder (Devlin et al. 2019) in tfjs, read top to bottom: config → embeddings → self-attention → feed-forward
 // → layer → encoder → pooler. Matches Hugging Face BertModel's forward pass (eval mode) to ~1e-6; see tests/fixtures.
 // Base weights are plain tensors (never tf.Variables), so no optimizer can touch them. LoRA enters through the
-// `LinearHook` each linear layer consults; the encoder itself knows nothing about adapters.
+// `LinearHook` each linear layer consults; the encoder itself knows nothing about adapters. The one exception is
+// `{ trainable: true }` (continued MLM pretraining): every weight is then a tf.Variable with fast-path gradients.
 
 import * as tf from '@tensorflow/tfjs';
 import type { BertCheckpoint, BertConfig } from './checkpoint';
+import type { NamedTensors } from '../tensor';
 
 export type { BertConfig } from './checkpoint';
 
@@ -31,25 +33,74 @@ export type LinearName = keyof typeof LINEAR_PATHS;
 /** Adds a term to a linear layer's output: y = x·W + b + hook(x). Returns null when the layer is not adapted. */
 export type LinearHook = (layer: number, linear: LinearName, x: tf.Tensor2D) => tf.Tensor2D | null;
 
+export interface BertModelOptions {
+  /** every weight a tf.Variable (full-weight training, e.g. MLM pretraining); default false: frozen plain tensors */
+  trainable?: boolean;
+}
+
+/**
+ * a·b for 2-D a [N, K], b [K, M], with gradients da = dy·bᵀ and db = aᵀ·dy formed by an explicit transpose and a
+ * plain 2-D matMul. Why: tfjs-wasm runs transposed or batched matMuls through a naive loop, ~13x slower than plain
+ * ones (see frozenMatMul); the default matMul gradient uses transposeA/transposeB.
+ */
+export const plainMatMul = tf.customGrad(((a: tf.Tensor2D, b: tf.Tensor2D, save: tf.GradSaveFunc) => {
+  save([a, b]); // saved, not closed over: an enclosing tidy may dispose the inputs before the backward pass
+  return {
+    value: tf.matMul(a, b),
+    gradFunc: (dy: tf.Tensor2D, [sa, sb]: tf.Tensor2D[]) => [tf.matMul(dy, tf.transpose(sb)), tf.matMul(tf.transpose(sa), dy)],
+  };
+}) as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as (a: tf.Tensor2D, b: tf.Tensor2D) => tf.Tensor2D;
+
+/**
+ * Rows of x [N, D] at int32 indices [M] → [M, D], with the gradient scattered back by scatterND (which sums repeated
+ * indices). Why: tf.gather's gradient needs UnsortedSegmentSum, which tfjs-wasm lacks.
+ */
+export const gatherRows = tf.customGrad(((x: tf.Tensor2D, indices: tf.Tensor1D, save: tf.GradSaveFunc) => {
+  save([indices]);
+  const shape = x.shape;
+  return {
+    value: tf.gather(x, indices),
+    gradFunc: (dy: tf.Tensor2D, [si]: tf.Tensor[]) => [tf.scatterND(tf.reshape(si, [-1, 1]), dy, shape), tf.zerosLike(si)],
+  };
+}) as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as (x: tf.Tensor2D, indices: tf.Tensor1D) => tf.Tensor2D;
+
+/** Linear-layer weights (not embedding tables) are kept transposed to [in, out]. */
+const isLinearWeight = (name: string, rank: number) => name.endsWith('.weight') && rank === 2 && !name.startsWith('embeddings.');
+
+// tf.Variable names are global to the tfjs engine: each trainable model gets its own prefix.
+let trainableModels = 0;
+
 // HF uses torch.finfo(float32).min as the additive mask for padded keys; the parity fixtures assume it.
 const MASK_VALUE = -3.4028234663852886e38;
 
 export class BertModel {
   readonly config: BertConfig;
-  /** frozen weights; linear weights are stored transposed to [in, out] so x·W needs no transpose per step */
+  /** the weights (frozen plain tensors unless trainable); linear weights are stored transposed to [in, out] so x·W needs no transpose per step */
   private readonly w = new Map<string, tf.Tensor>();
   /** the [out, in] originals of linear weights, for the backward pass (see frozenMatMul) */
   private readonly wT = new Map<string, tf.Tensor2D>();
   private readonly matMuls = new Map<string, (x: tf.Tensor2D) => tf.Tensor2D>();
   readonly hasPooler: boolean;
+  readonly trainable: boolean;
+  /** trainable mode: HF name → variable (linear weights in the [in, out] orientation) */
+  private readonly vars = new Map<string, tf.Variable>();
 
-  constructor(ckpt: BertCheckpoint) {
+  constructor(ckpt: BertCheckpoint, opts: BertModelOptions = {}) {
     this.config = ckpt.config;
     this.hasPooler = ckpt.hasPooler;
+    this.trainable = opts.trainable ?? false;
+    const prefix = this.trainable ? `bert${trainableModels++}/` : '';
     for (const [name, t] of Object.entries(ckpt.weights)) {
-      const isLinear = name.endsWith('.weight') && t.shape.length === 2 && !name.startsWith('embeddings.');
+      const isLinear = isLinearWeight(name, t.shape.length);
       const tensor = tf.tensor(t.data, t.shape, 'float32');
-      if (isLinear) {
+      if (this.trainable) {
+        // no stored [out, in] copy: linearMatMul transposes the live variable in the backward pass
+        const init = isLinear ? tf.transpose(tensor) : tensor;
+        const v = tf.variable(init, true, prefix + name); // shares init's data, so init can be released
+        tf.dispose([init, tensor]);
+        this.w.set(name, v);
+        this.vars.set(name, v);
+      } else if (isLinear) {
         this.w.set(name, tf.keep(tf.transpose(tensor)));
         this.wT.set(name, tf.keep(tensor as tf.Tensor2D));
       } else this.w.set(name, tf.keep(tensor));
@@ -62,8 +113,30 @@ export class BertModel {
     return t;
   }
 
+  /** Trainable mode: the variables by HF name (linear weights [in, out]); empty for a frozen model. */
+  variables(): Map<string, tf.Variable> {
+    return this.vars;
+  }
+
+  /** All weights as host tensors with HF names and orientation (linear weights [out, in]), e.g. for saving. */
+  async getWeights(): Promise<NamedTensors> {
+    const out: NamedTensors = {};
+    for (const [name, t] of this.w) {
+      const hf = this.wT.get(name) ?? (isLinearWeight(name, t.rank) ? tf.transpose(t) : t);
+      out[name] = { shape: [...hf.shape], data: new Float32Array((await hf.data()) as Float32Array) };
+      if (hf !== t && hf !== this.wT.get(name)) hf.dispose();
+    }
+    return out;
+  }
+
   /** Replaces a frozen linear weight ([in, out] orientation); used by LoRA merge/unmerge. */
   replaceLinearWeight(name: string, value: tf.Tensor2D): void {
+    const v = this.vars.get(name);
+    if (v) {
+      v.assign(value);
+      value.dispose();
+      return;
+    }
     const old = [this.weight(name), this.wT.get(name)];
     this.w.set(name, tf.keep(value));
     this.wT.set(name, tf.keep(tf.transpose(value)));
@@ -89,14 +162,25 @@ export class BertModel {
     return f;
   }
 
+  /** Trainable linear: x·W with dx and dW on the plain-matMul fast path. */
+  private linearMatMul(name: string): (x: tf.Tensor2D) => tf.Tensor2D {
+    return this.trainable ? (x) => plainMatMul(x, this.weight(name) as tf.Tensor2D) : this.frozenMatMul(name);
+  }
+
+  /** Embedding rows for ids [B, T] → [B, T, H]; gatherRows when trained (tf.gather has no wasm gradient). */
+  private lookup(name: string, ids: Int32Array, b: BertBatch): tf.Tensor3D {
+    const table = this.weight(name) as tf.Tensor2D;
+    if (!this.trainable) return tf.gather(table, tf.tensor2d(ids, [b.batch, b.seqLen], 'int32')) as unknown as tf.Tensor3D;
+    const rows = gatherRows(table, tf.tensor1d(ids, 'int32')); // [B*T, H]
+    return tf.reshape(rows, [b.batch, b.seqLen, -1]) as tf.Tensor3D;
+  }
+
   // ---- embeddings: word + position + token type, then LayerNorm ------------------------------------------------
   embed(b: BertBatch): tf.Tensor3D {
     return tf.tidy(() => {
-      const ids = tf.tensor2d(b.inputIds, [b.batch, b.seqLen], 'int32');
-      const types = tf.tensor2d(b.tokenTypeIds, [b.batch, b.seqLen], 'int32');
-      const words = tf.gather(this.weight('embeddings.word_embeddings.weight'), ids); // [B, T, H]
+      const words = this.lookup('embeddings.word_embeddings.weight', b.inputIds, b); // [B, T, H]
       const pos = tf.slice(this.weight('embeddings.position_embeddings.weight'), [0, 0], [b.seqLen, -1]); // [T, H]
-      const typ = tf.gather(this.weight('embeddings.token_type_embeddings.weight'), types); // [B, T, H]
+      const typ = this.lookup('embeddings.token_type_embeddings.weight', b.tokenTypeIds, b); // [B, T, H]
       return this.layerNorm(tf.add(tf.add(words, pos), typ), 'embeddings.LayerNorm') as tf.Tensor3D;
     });
   }
@@ -119,7 +203,7 @@ export class BertModel {
   /** y = x·W + b (+ LoRA term). x: [N, in] → [N, out] */
   private linear(x: tf.Tensor2D, layer: number, name: LinearName, hook?: LinearHook): tf.Tensor2D {
     const prefix = `encoder.layer.${layer}.${LINEAR_PATHS[name]}`;
-    const y = tf.add(this.frozenMatMul(`${prefix}.weight`)(x), this.weight(`${prefix}.bias`));
+    const y = tf.add(this.linearMatMul(`${prefix}.weight`)(x), this.weight(`${prefix}.bias`));
     const extra = hook?.(layer, name, x);
     return (extra ? tf.add(y, extra) : y) as tf.Tensor2D;
   }
@@ -184,5 +268,6 @@ export class BertModel {
     tf.dispose([...this.w.values(), ...this.wT.values()]);
     this.w.clear();
     this.wT.clear();
+    this.vars.clear();
   }
 }
