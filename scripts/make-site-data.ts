@@ -6,6 +6,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { fileURLToPath } from 'node:url';
 import { loadSpamAssassin } from '@fedlora/shared/data/spam-assassin.ts';
 import { countByLabel, labelIds, subsetDataset } from '@fedlora/shared/data/dataset.ts';
 import { dirichletPartition, stratifiedSubset } from '@fedlora/shared/data/split.ts';
@@ -19,6 +20,35 @@ export function siteName(i: number): string {
   return `site-${String.fromCharCode(97 + i)}`; // site-a, site-b, … as in docker-compose.yml
 }
 
+export interface SiteFilesOptions {
+  out: string;
+  sites: number;
+  alpha: number;
+  seed: number;
+  /** stratified subset of the training part first (small demos and tests) */
+  limit?: number;
+  log?: (line: string) => void;
+}
+
+/** Writes one CSV per site; returns their paths in site order. */
+export async function writeSiteFiles(o: SiteFilesOptions): Promise<string[]> {
+  if (!Number.isInteger(o.sites) || o.sites < 1 || o.sites > 26) throw new Error(`--sites must be 1..26, got ${o.sites}`);
+  let train = await loadSpamAssassin('train');
+  if (o.limit) train = subsetDataset(train, stratifiedSubset(labelIds(train), o.limit, o.seed), train.name);
+  const parts = dirichletPartition(labelIds(train), o.sites, o.alpha, o.seed, { minPerSite: Math.min(20, Math.floor(train.examples.length / o.sites / 2)) });
+  const out = resolve(o.out);
+  mkdirSync(out, { recursive: true });
+  return parts.map((idx, i) => {
+    const ds = subsetDataset(train, idx, siteName(i));
+    const rows = ds.examples.map((e) => `${csvField(e.text)},${csvField(e.label)}`);
+    const path = join(out, `${siteName(i)}.csv`);
+    writeFileSync(path, `text,label\n${rows.join('\n')}\n`);
+    const counts = Object.entries(countByLabel(ds)).map(([l, n]) => `${l} ${n}`).join(', ');
+    (o.log ?? console.log)(`${path}: ${ds.examples.length} examples (${counts})`);
+    return path;
+  });
+}
+
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
@@ -29,23 +59,13 @@ async function main(): Promise<void> {
       limit: { type: 'string' },
     },
   });
-  const sites = Number(values.sites);
-  const alpha = Number(values.alpha);
-  const seed = Number(values.seed);
-  if (!Number.isInteger(sites) || sites < 1 || sites > 26) throw new Error(`--sites must be 1..26, got ${values.sites}`);
-  let train = await loadSpamAssassin('train');
-  if (values.limit) train = subsetDataset(train, stratifiedSubset(labelIds(train), Number(values.limit), seed), train.name);
-  const parts = dirichletPartition(labelIds(train), sites, alpha, seed, { minPerSite: 20 });
-  const out = resolve(values.out as string);
-  mkdirSync(out, { recursive: true });
-  parts.forEach((idx, i) => {
-    const ds = subsetDataset(train, idx, siteName(i));
-    const rows = ds.examples.map((e) => `${csvField(e.text)},${csvField(e.label)}`);
-    const path = join(out, `${siteName(i)}.csv`);
-    writeFileSync(path, `text,label\n${rows.join('\n')}\n`);
-    const counts = Object.entries(countByLabel(ds)).map(([l, n]) => `${l} ${n}`).join(', ');
-    console.log(`${path}: ${ds.examples.length} examples (${counts})`);
+  await writeSiteFiles({
+    out: values.out as string,
+    sites: Number(values.sites),
+    alpha: Number(values.alpha),
+    seed: Number(values.seed),
+    limit: values.limit ? Number(values.limit) : undefined,
   });
 }
 
-await main();
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) await main();

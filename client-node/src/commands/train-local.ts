@@ -2,7 +2,7 @@
 // reports held-out accuracy before (frozen base + untrained adapter/head) and after, with speed and backend.
 
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { FedloraError } from '@fedlora/shared/errors.ts';
 import { initNodeBackend, type BackendName } from '@fedlora/shared/backend/node.ts';
 import { loadSpamAssassin, spamAssassinEvalSubset } from '@fedlora/shared/data/spam-assassin.ts';
@@ -12,7 +12,7 @@ import { stratifiedSplit, stratifiedSubset } from '@fedlora/shared/data/split.ts
 import { classificationReport, formatReport } from '@fedlora/shared/training/metrics.ts';
 import { encodeDataset } from '@fedlora/shared/training/encode.ts';
 import { evaluateClassifier, trainClassifier } from '@fedlora/shared/training/trainer.ts';
-import { DEFAULT_MODEL_DIR, DEFAULT_RECIPE } from '@fedlora/shared/site/defaults.ts';
+import { DEFAULT_MODEL_DIR, DEFAULT_MODEL_ID, DEFAULT_RECIPE } from '@fedlora/shared/site/defaults.ts';
 import { loadLocalModel } from '@fedlora/shared/site/local-model.ts';
 import { WorkerGradientPool } from '@fedlora/shared/training/parallel-node.ts';
 import { exportPeft } from '@fedlora/shared/lora/peft.ts';
@@ -179,11 +179,12 @@ export async function run(o: TrainLocalOptions, out: (line: string) => void = co
     bar.stop();
     const evalAfter = await evaluateClassifier(clf, heldEx, tok.special.pad);
     const after = classificationReport(yTrue, evalAfter.predictions, labels);
-    const state = clf.getTrainableState();
+    const state = await clf.readTrainableState();
     const adapterBytes = serializeSafetensors(state).byteLength;
     if (o.save) {
       mkdirSync(o.save, { recursive: true });
-      const peft = exportPeft(lora, state, { baseModel: o.modelDir, labels });
+      // the base model's name, not a local path (paths say things about the site's machine)
+      const peft = exportPeft(lora, state, { baseModel: o.modelDir === DEFAULT_MODEL_DIR ? DEFAULT_MODEL_ID : basename(o.modelDir), labels });
       writeFileSync(join(o.save, 'adapter_config.json'), JSON.stringify(peft.adapterConfig, null, 2));
       writeFileSync(join(o.save, 'adapter_model.safetensors'), peft.weights);
       log(`adapter saved to ${o.save}`);

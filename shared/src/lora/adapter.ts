@@ -63,6 +63,16 @@ export class LoraAdapter {
     return out;
   }
 
+  /** Same as getState, without synchronous reads (which tfjs-webgpu in Node does not support). */
+  async readState(): Promise<NamedTensors> {
+    const out: NamedTensors = {};
+    for (const [path, m] of this.modules) {
+      out[`${path}.lora_A`] = { shape: m.A.shape, data: (await m.A.data()) as Float32Array };
+      out[`${path}.lora_B`] = { shape: m.B.shape, data: (await m.B.data()) as Float32Array };
+    }
+    return out;
+  }
+
   /** Names and shapes of the state, for validating anything received. */
   stateShapes(): Record<string, number[]> {
     const out: Record<string, number[]> = {};

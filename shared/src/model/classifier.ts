@@ -77,6 +77,15 @@ export class SequenceClassifier {
     };
   }
 
+  /** Same as getTrainableState, without synchronous reads (which tfjs-webgpu in Node does not support). */
+  async readTrainableState(): Promise<NamedTensors> {
+    return {
+      ...(await this.adapter.readState()),
+      'classifier.weight': { shape: this.headW.shape, data: (await this.headW.data()) as Float32Array },
+      'classifier.bias': { shape: this.headB.shape, data: (await this.headB.data()) as Float32Array },
+    };
+  }
+
   trainableShapes(): Record<string, number[]> {
     return { ...this.adapter.stateShapes(), 'classifier.weight': this.headW.shape, 'classifier.bias': this.headB.shape };
   }

@@ -51,7 +51,7 @@ export async function runLocalRound(
     constantRate: true,
   });
   if (r.stopped) throw new FedloraError('INTERNAL', 'local training was stopped before it finished');
-  const delta = subtractNamed(clf.getTrainableState(), global);
+  const delta = subtractNamed(await clf.readTrainableState(), global);
   return {
     delta,
     numExamples: r.samples > 0 ? Math.min(examples.length, r.samples) : 0,

@@ -163,7 +163,7 @@ async function batchGradients(
   const vars = clf.trainableVariables();
   const parts = pool ? Math.min(pool.helpers + 1, idx.length) : 1;
   const chunks = Array.from({ length: parts }, (_, p) => idx.filter((_, i) => i % parts === p));
-  const state = parts > 1 ? clf.getTrainableState() : null;
+  const state = parts > 1 ? await clf.readTrainableState() : null;
   const remote = chunks.slice(1).map((c, h) => (pool as GradientPool).compute(h, state as NamedTensors, c));
   const mine = chunks[0];
   const b = collate(mine.map((i) => examples[i]), padId);

@@ -1,0 +1,208 @@
+// `npm start`: the main job. A local federation on the shipped defaults: one coordinator and N site agents as child
+// processes, each site holding a non-IID (Dirichlet label-skew) share of the SpamAssassin training part; the
+// coordinator evaluates every new adapter version on the held-out part. Prints each version's held-out accuracy.
+// Without --rounds it runs 5 rounds, stops the sites and leaves the coordinator serving (URL printed; Ctrl-C ends it).
+// With --json it exits after the rounds, stopping every process it started, and prints a JSON summary last.
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream, mkdirSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join, resolve } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { parseArgs } from 'node:util';
+import { fileURLToPath } from 'node:url';
+import { siteName, writeSiteFiles } from './make-site-data';
+
+const HELP = `npm start [-- options]
+  Runs a local federation: a coordinator + --sites site agents (child processes) on a non-IID split of the embedded
+  SpamAssassin training part, the shipped fedlora-bert-mini, FedAvg; prints each new version's held-out accuracy.
+  --rounds N (5)          rounds to run
+  --json                  exit after the rounds (stopping every process) and print a JSON summary as the last line
+  --sites N (3)           --alpha X (1.0: Dirichlet label skew; smaller = more skewed)   --seed N (42)
+  --site-limit N          use a stratified subset of N training messages in all (quick demos and tests)
+  --heldout-limit N       evaluate on N held-out messages (default: the 612-message evaluation subset)
+  --max-steps N (12)      local optimizer steps per site per round   --lr X (0.002)   --max-length N (64)
+  --strategy fedavg|fedprox|fedadam (fedavg)   --encoding fp32|fp16|int8 (fp32)
+  --port N (0 = any free port)   --dir DIR (default .fedlora/runs/<time>: coordinator data, site states, logs)`;
+
+const repo = fileURLToPath(new URL('..', import.meta.url));
+const { values: f } = parseArgs({
+  options: {
+    rounds: { type: 'string', default: '5' }, json: { type: 'boolean', default: false }, sites: { type: 'string', default: '3' },
+    alpha: { type: 'string', default: '1' }, seed: { type: 'string', default: '42' }, 'site-limit': { type: 'string' },
+    'heldout-limit': { type: 'string' }, 'max-steps': { type: 'string', default: '12' }, lr: { type: 'string', default: '0.002' },
+    'max-length': { type: 'string', default: '64' }, strategy: { type: 'string', default: 'fedavg' },
+    encoding: { type: 'string', default: 'fp32' }, port: { type: 'string', default: '0' }, dir: { type: 'string' },
+    help: { type: 'boolean', short: 'h' },
+  },
+});
+if (f.help) {
+  console.log(HELP);
+  process.exit(0);
+}
+const rounds = Number(f.rounds);
+const numSites = Number(f.sites);
+if (!Number.isInteger(rounds) || rounds < 1) fail(`--rounds must be a positive integer, got ${f.rounds}`);
+if (!Number.isInteger(numSites) || numSites < 1 || numSites > 26) fail(`--sites must be 1..26, got ${f.sites}`);
+
+const say = (line: string) => process.stderr.write(`[fedlora] ${line}\n`);
+function fail(msg: string): never {
+  process.stderr.write(`npm start: ${msg}\n`);
+  process.exit(2);
+}
+
+const children: ChildProcess[] = [];
+function stopAll(which = children): Promise<void> {
+  return Promise.all(
+    which.map(
+      (c) =>
+        new Promise<void>((done) => {
+          if (c.exitCode !== null || c.signalCode !== null) return done();
+          const t = setTimeout(() => c.kill('SIGKILL'), 5000);
+          c.once('exit', () => {
+            clearTimeout(t);
+            done();
+          });
+          c.kill('SIGTERM');
+        }),
+    ),
+  ).then(() => undefined);
+}
+process.on('SIGINT', () => void stopAll().then(() => process.exit(130)));
+process.on('SIGTERM', () => void stopAll().then(() => process.exit(143)));
+
+async function freePort(): Promise<number> {
+  return new Promise((res, rej) => {
+    const s = createServer();
+    s.once('error', rej);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => res(port));
+    });
+  });
+}
+
+function launch(name: string, args: string[], logDir: string, env: Record<string, string> = {}): ChildProcess {
+  const log = createWriteStream(join(logDir, `${name}.log`), { flags: 'a' });
+  const child = spawn(process.execPath, args, { cwd: repo, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+  child.stdout?.pipe(log);
+  child.stderr?.pipe(log);
+  children.push(child);
+  return child;
+}
+
+async function api<T>(url: string, token: string): Promise<T> {
+  const r = await fetch(url, { headers: { authorization: `Bearer ${token}` } });
+  if (!r.ok) throw new Error(`${url}: HTTP ${r.status}`);
+  return (await r.json()) as T;
+}
+
+interface Version { id: string; round: number; sites: number; metrics: { accuracy: number; macroF1: number } | null; uploadedBytes?: number }
+interface RoundRecord { round: number; outcome: string; updates: number; uploadedBytes: number; durationMs: number; failures: { siteId: string; code: string }[]; rejections: { siteId: string; code: string }[] }
+
+async function main(): Promise<void> {
+  const dir = resolve(f.dir ?? join(repo, '.fedlora', 'runs', new Date().toISOString().replace(/[:.]/g, '-')));
+  const logs = join(dir, 'logs');
+  mkdirSync(logs, { recursive: true });
+  say(`run folder ${dir} (logs in ${logs})`);
+  const files = await writeSiteFiles({
+    out: join(dir, 'sites'), sites: numSites, alpha: Number(f.alpha), seed: Number(f.seed),
+    limit: f['site-limit'] ? Number(f['site-limit']) : undefined, log: say,
+  });
+  const adminToken = randomBytes(24).toString('base64url');
+  const tokens = files.map((_, i) => `${siteName(i)}.${randomBytes(18).toString('base64url')}`);
+  const port = Number(f.port) || (await freePort());
+  const url = `http://127.0.0.1:${port}`;
+  const coordArgs = [
+    join(repo, 'coordinator/bin/fedlora-coordinator.js'), '--port', String(port), '--host', '127.0.0.1',
+    '--data-dir', join(dir, 'coordinator'), '--rounds', String(rounds), '--min-sites', String(Math.min(2, numSites)),
+    '--sites-per-round', '1.0', '--max-steps', f['max-steps'] as string, '--lr', f.lr as string,
+    '--max-length', f['max-length'] as string, '--strategy', f.strategy as string, '--encoding', f.encoding as string,
+    ...(f['heldout-limit'] ? ['--heldout-limit', f['heldout-limit']] : []),
+    ...tokens.flatMap((t, i) => ['--site-token', `${siteName(i)}=${t}`]),
+  ];
+  // the admin token goes through the environment, not argv (argv is visible to every user of the machine)
+  writeFileSync(join(dir, 'admin-token'), adminToken + '\n', { mode: 0o600 });
+  const coordinator = launch('coordinator', coordArgs, logs, { FEDLORA_ADMIN_TOKEN: adminToken });
+  coordinator.once('exit', (code) => {
+    if (!finished) {
+      say(`the coordinator exited early (code ${code}); see ${join(logs, 'coordinator.log')}`);
+      void stopAll().then(() => process.exit(1));
+    }
+  });
+  let finished = false;
+  const started = Date.now();
+  for (;;) {
+    try {
+      if ((await fetch(`${url}/healthz`)).ok) break;
+    } catch {
+      /* not listening yet */
+    }
+    if (Date.now() - started > 120_000) throw new Error(`the coordinator did not answer on ${url} within 120 s`);
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  say(`coordinator up at ${url}; evaluating version 0 and starting ${numSites} sites`);
+  const siteBin = join(repo, 'client-node/bin/fedlora-site.js');
+  await Promise.all(
+    files.map(async (file, i) => {
+      const state = join(dir, siteName(i));
+      // the join token travels in the environment (FEDLORA_TOKEN), not in argv
+      const join_ = launch(siteName(i), [siteBin, 'join', '--coordinator', url, '--data', file, '--state-dir', state], logs, { FEDLORA_TOKEN: tokens[i] });
+      const code = await new Promise<number | null>((r) => join_.once('exit', r));
+      if (code !== 0) throw new Error(`${siteName(i)} could not join (exit ${code}); see ${join(logs, siteName(i) + '.log')}`);
+      launch(siteName(i), [siteBin, 'run', '--state-dir', state], logs);
+    }),
+  );
+  say(`${numSites} sites joined and running`);
+
+  const printed = new Set<string>();
+  let lastStage = '';
+  for (;;) {
+    const [{ versions }, status] = await Promise.all([
+      api<{ versions: Version[] }>(`${url}/api/versions`, adminToken),
+      api<{ state: string; lastRound: number; round: { round: number; stage: string; sampled: string[] } | null }>(`${url}/api/status`, adminToken),
+    ]);
+    for (const v of versions)
+      if (!printed.has(v.id) && v.metrics) {
+        printed.add(v.id);
+        const what = v.round === 0 ? 'version 0 (frozen base + untrained adapter)' : `round ${v.round} → version ${v.id} (${v.sites} sites)`;
+        console.log(`${what}: held-out accuracy ${v.metrics.accuracy.toFixed(4)}, macro-F1 ${v.metrics.macroF1.toFixed(4)}`);
+      }
+    const stage = status.round ? `round ${status.round.round}: ${status.round.stage} (${status.round.sampled?.length ?? 0} sites)` : '';
+    if (stage && stage !== lastStage) say(stage);
+    lastStage = stage;
+    const done = versions.some((v) => v.round >= rounds && v.metrics) || (status.lastRound >= rounds && status.state !== 'running');
+    if (done) break;
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+  finished = true;
+  const { versions } = await api<{ versions: Version[] }>(`${url}/api/versions`, adminToken);
+  const history = await api<RoundRecord[]>(`${url}/api/rounds`, adminToken);
+  const aggregated = history.filter((r) => r.updates > 0);
+  const bytesPerSiteRound = aggregated.length
+    ? aggregated.reduce((a, r) => a + r.uploadedBytes / r.updates, 0) / aggregated.length
+    : 0;
+  for (const r of history)
+    if (r.failures.length || r.rejections.length)
+      say(`round ${r.round}: failures ${JSON.stringify(r.failures)} rejections ${JSON.stringify(r.rejections)}`);
+  await stopAll(children.filter((c) => c !== coordinator));
+  if (f.json) {
+    await stopAll();
+    console.log(
+      JSON.stringify({
+        versions: versions.map((v) => ({ id: v.id, round: v.round, accuracy: v.metrics?.accuracy ?? null, macroF1: v.metrics?.macroF1 ?? null })),
+        bytesUploadedPerSitePerRound: Math.round(bytesPerSiteRound),
+        roundSeconds: aggregated.map((r) => r.durationMs / 1000),
+        runDir: dir,
+      }),
+    );
+    process.exit(0);
+  }
+  console.log(`done: ${rounds} rounds. The coordinator keeps serving at ${url} (admin token in ${join(dir, 'admin-token')}, e.g. curl -H "Authorization: Bearer $(cat ${join(dir, 'admin-token')})" ${url}/api/versions); Ctrl-C stops it.`);
+}
+
+main().catch(async (err) => {
+  say(`failed: ${(err as Error).message}`);
+  await stopAll();
+  process.exit(1);
+});
