@@ -19,6 +19,7 @@ import { hashModelFiles } from './model-files';
 import { DEFAULT_SETTINGS, DEFAULT_STOP } from './rounds/settings';
 import { FakeEvaluator, makeUpload, tinyAdapter } from './rounds/fakes';
 import type { ConfigureMessage } from './rounds/types';
+import type { VersionRecord } from './registry/types';
 
 const ADMIN = 'admin-token-for-tests-0123456789';
 let dir: string;
@@ -34,7 +35,10 @@ before(async () => {
   mkdirSync(modelDir);
   writeFileSync(join(modelDir, 'config.json'), '{"hidden_size": 2}');
   writeFileSync(join(modelDir, 'vocab.txt'), '[PAD]\n[UNK]\nhello\n');
-  writeFileSync(join(modelDir, 'model.safetensors'), new Uint8Array(3000).map((_, i) => i % 251));
+  writeFileSync(
+    join(modelDir, 'model.safetensors'),
+    new Uint8Array(3000).map((_, i) => i % 251),
+  );
   coord = await createCoordinator({
     adminToken: ADMIN,
     storage: new DirStorage(join(dir, 'data')),
@@ -81,7 +85,11 @@ function open(ns = ''): Promise<Socket> {
   });
 }
 
-const ask = (s: Socket, event: string, payload: unknown) => s.timeout(5000).emitWithAck(event, payload) as Promise<{ ok: boolean; code?: string; data?: any }>;
+// acks are loose JSON here: each test asserts the fields it reads
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type LooseAck = { ok: boolean; code?: string; data?: any };
+const ask = (s: Socket, event: string, payload: unknown) =>
+  s.timeout(5000).emitWithAck(event, payload) as Promise<LooseAck>;
 
 async function newSite(name: string): Promise<{ siteId: string; token: string; keys: SiteKeys }> {
   const r = await api('/api/sites', { method: 'POST', body: JSON.stringify({ name }) });
@@ -93,7 +101,11 @@ async function newSite(name: string): Promise<{ siteId: string; token: string; k
 async function authenticate(s: Socket, siteId: string, keys: SiteKeys) {
   const ch = await ask(s, 'auth:challenge', { siteId });
   assert.equal(ch.ok, true, JSON.stringify(ch));
-  const signature = signChallenge(new Uint8Array(ch.data.challenge), { siteId, coordinatorId: ch.data.coordinatorId }, keys.signing.secretKey);
+  const signature = signChallenge(
+    new Uint8Array(ch.data.challenge),
+    { siteId, coordinatorId: ch.data.coordinatorId },
+    keys.signing.secretKey,
+  );
   return ask(s, 'auth:prove', { siteId, signature });
 }
 
@@ -111,19 +123,33 @@ test('when a join token is reused or unknown, or a signature is forged, then the
   const site = await newSite('Hospital A');
   assert.match(site.token, /^hospital-a\./);
   const s = await open();
-  const enroll = (token: string, keys: SiteKeys) => ask(s, 'site:enroll', { token, siteId: site.siteId, ...publicIdentity(keys) });
+  const enroll = (token: string, keys: SiteKeys) =>
+    ask(s, 'site:enroll', { token, siteId: site.siteId, ...publicIdentity(keys) });
 
-  assert.equal((await ask(s, 'site:ready', { numExamples: 1, encodings: ['fp32'], backend: 'cpu' })).code, 'UNAUTHORIZED');
+  assert.equal(
+    (await ask(s, 'site:ready', { numExamples: 1, encodings: ['fp32'], backend: 'cpu' })).code,
+    'UNAUTHORIZED',
+  );
   assert.equal((await ask(s, 'auth:challenge', { siteId: site.siteId })).code, 'UNKNOWN_SITE');
   assert.equal((await enroll('not-a-real-token-0000', site.keys)).code, 'UNAUTHORIZED');
   assert.deepEqual(await enroll(site.token, site.keys), { ok: true, data: { siteId: 'hospital-a' } });
   const sitesFile = readFileSync(join(dir, 'data', 'sites.json'), 'utf8');
   assert.equal((await enroll(site.token, generateSiteKeys())).code, 'TOKEN_USED');
   assert.equal((await authenticate(s, site.siteId, generateSiteKeys())).code, 'BAD_SIGNATURE');
-  assert.equal((await ask(s, 'auth:prove', { siteId: site.siteId, signature: new Uint8Array(64) })).code, 'UNAUTHORIZED');
-  assert.equal(readFileSync(join(dir, 'data', 'sites.json'), 'utf8'), sitesFile, 'rejections leave sites.json as it was');
+  assert.equal(
+    (await ask(s, 'auth:prove', { siteId: site.siteId, signature: new Uint8Array(64) })).code,
+    'UNAUTHORIZED',
+  );
+  assert.equal(
+    readFileSync(join(dir, 'data', 'sites.json'), 'utf8'),
+    sitesFile,
+    'rejections leave sites.json as it was',
+  );
   assert.ok(!sitesFile.includes(site.token), 'the token itself is never stored');
-  assert.ok(log.lines.every((l) => !l.includes(site.token) && !l.includes(ADMIN)), 'no token is logged');
+  assert.ok(
+    log.lines.every((l) => !l.includes(site.token) && !l.includes(ADMIN)),
+    'no token is logged',
+  );
   assert.ok(log.lines.some((l) => l.includes('request.rejected') && l.includes('code=TOKEN_USED')));
 
   const ok = await authenticate(s, site.siteId, site.keys);
@@ -134,35 +160,72 @@ test('when a join token is reused or unknown, or a signature is forged, then the
   // an authenticated site can download the base model in chunks; the bytes hash to the manifest's sha256
   const f = ok.data.manifest.baseModel.files.find((x: { path: string }) => x.path === 'model.safetensors');
   const parts: Uint8Array[] = [];
-  for (let off = 0; off < f.bytes; off += 1024) parts.push(new Uint8Array((await ask(s, 'model:chunk', { path: f.path, offset: off, length: 1024 })).data.data));
+  for (let off = 0; off < f.bytes; off += 1024)
+    parts.push(
+      new Uint8Array((await ask(s, 'model:chunk', { path: f.path, offset: off, length: 1024 })).data.data),
+    );
   const { createHash } = await import('node:crypto');
   assert.equal(createHash('sha256').update(Buffer.concat(parts)).digest('hex'), f.sha256);
-  assert.equal((await ask(s, 'model:chunk', { path: 'secrets.txt', offset: 0, length: 10 })).code, 'NOT_FOUND');
+  assert.equal(
+    (await ask(s, 'model:chunk', { path: 'secrets.txt', offset: 0, length: 10 })).code,
+    'NOT_FOUND',
+  );
   s.disconnect();
 });
 
 test('when two sites train through the sockets, then a version is made, published, and downloadable as PEFT and native', async () => {
-  const admin = connect(url + '/admin', { transports: ['websocket'], reconnection: false, forceNew: true, auth: { token: ADMIN } });
+  const admin = connect(url + '/admin', {
+    transports: ['websocket'],
+    reconnection: false,
+    forceNew: true,
+    auth: { token: ADMIN },
+  });
   sockets.push(admin);
-  const newVersion = new Promise<any>((resolve) => admin.on('version:new', resolve));
+  const newVersion = new Promise<VersionRecord>((resolve) => admin.on('version:new', resolve));
   await new Promise<void>((r) => admin.once('connect', () => r()));
 
-  for (const [name, bias, n] of [['Site B', 0.1, 10], ['Site C', 0.4, 30]] as const) {
+  for (const [name, bias, n] of [
+    ['Site B', 0.1, 10],
+    ['Site C', 0.4, 30],
+  ] as const) {
     const site = await newSite(name);
     const s = await open();
-    assert.equal((await ask(s, 'site:enroll', { token: site.token, siteId: site.siteId, ...publicIdentity(site.keys) })).ok, true);
+    assert.equal(
+      (await ask(s, 'site:enroll', { token: site.token, siteId: site.siteId, ...publicIdentity(site.keys) }))
+        .ok,
+      true,
+    );
     assert.equal((await authenticate(s, site.siteId, site.keys)).ok, true);
     let cfg: ConfigureMessage;
-    s.on('round:configure', (m: ConfigureMessage, ack: (a: unknown) => void) => ((cfg = m), ack({ ok: true, data: { accepted: true } })));
+    s.on(
+      'round:configure',
+      (m: ConfigureMessage, ack: (a: unknown) => void) => (
+        (cfg = m),
+        ack({ ok: true, data: { accepted: true } })
+      ),
+    );
     s.on('round:train', (m: { adapter: ArrayBuffer }, ack: (a: unknown) => void) => {
       ack({ ok: true, data: { started: true } });
       const global = decodeAdapter(new Uint8Array(m.adapter));
       assert.equal(global.versionId, 'v0');
       const delta = tinyAdapter(0);
       delta['classifier.bias'].data.fill(bias);
-      void ask(s, 'update:upload', makeUpload(site.keys, site.siteId, { ...cfg, coordinatorBoxPublicKey: new Uint8Array(cfg.coordinatorBoxPublicKey) }, delta, { numExamples: n }));
+      void ask(
+        s,
+        'update:upload',
+        makeUpload(
+          site.keys,
+          site.siteId,
+          { ...cfg, coordinatorBoxPublicKey: new Uint8Array(cfg.coordinatorBoxPublicKey) },
+          delta,
+          { numExamples: n },
+        ),
+      );
     });
-    assert.equal((await ask(s, 'site:ready', { numExamples: n, encodings: ['fp32'], backend: 'cpu' })).ok, true);
+    assert.equal(
+      (await ask(s, 'site:ready', { numExamples: n, encodings: ['fp32'], backend: 'cpu' })).ok,
+      true,
+    );
   }
   assert.equal((await api('/api/federation/start', { method: 'POST' })).status, 200);
 
@@ -175,13 +238,25 @@ test('when two sites train through the sockets, then a version is made, publishe
   assert.equal(versions.currentId, 'v1');
   const native = decodeAdapter(new Uint8Array(await (await api('/api/versions/v1/native')).arrayBuffer()));
   assert.ok(Math.abs(native.adapter['classifier.bias'].data[0] - 0.325) < 1e-6);
-  const peft = parseSafetensors(new Uint8Array(await (await api('/api/versions/v1/peft?file=adapter_model.safetensors')).arrayBuffer()));
-  assert.deepEqual([...peft.tensors['base_model.model.classifier.bias'].data], [...native.adapter['classifier.bias'].data]);
-  const cfgJson = (await (await api('/api/versions/v1/peft?file=adapter_config.json')).json()) as { peft_type: string; r: number };
+  const peft = parseSafetensors(
+    new Uint8Array(await (await api('/api/versions/v1/peft?file=adapter_model.safetensors')).arrayBuffer()),
+  );
+  assert.deepEqual(
+    [...peft.tensors['base_model.model.classifier.bias'].data],
+    [...native.adapter['classifier.bias'].data],
+  );
+  const cfgJson = (await (await api('/api/versions/v1/peft?file=adapter_config.json')).json()) as {
+    peft_type: string;
+    r: number;
+  };
   assert.deepEqual([cfgJson.peft_type, cfgJson.r], ['LORA', 2]);
   assert.equal((await api('/api/versions/v1/peft?file=../x')).status, 400);
   await coord.federation.whenStopped();
-  const rounds = (await (await api('/api/rounds')).json()) as { outcome: string; updates: number; uploadedBytes: number }[];
+  const rounds = (await (await api('/api/rounds')).json()) as {
+    outcome: string;
+    updates: number;
+    uploadedBytes: number;
+  }[];
   assert.deepEqual([rounds[0].outcome, rounds[0].updates], ['aggregated', 2]);
   assert.ok(rounds[0].uploadedBytes > 0);
   assert.equal(coord.federation.state, 'finished');
@@ -191,8 +266,17 @@ test('when two sites train through the sockets, then a version is made, publishe
   assert.equal(promoted.status, 200);
   assert.equal(coord.store.currentId(), 'v0');
   assert.equal((await api('/api/versions/v9/promote', { method: 'POST' })).status, 404);
-  assert.equal((await api('/api/settings', { method: 'PUT', body: JSON.stringify({ minSites: 0 }) })).status, 400);
-  assert.equal((await api('/api/settings', { method: 'PUT', body: JSON.stringify({ rounds: 3, lr: 1 }) })).status, 400);
-  const put = await api('/api/settings', { method: 'PUT', body: JSON.stringify({ rounds: 3, learningRate: 0.01 }) });
+  assert.equal(
+    (await api('/api/settings', { method: 'PUT', body: JSON.stringify({ minSites: 0 }) })).status,
+    400,
+  );
+  assert.equal(
+    (await api('/api/settings', { method: 'PUT', body: JSON.stringify({ rounds: 3, lr: 1 }) })).status,
+    400,
+  );
+  const put = await api('/api/settings', {
+    method: 'PUT',
+    body: JSON.stringify({ rounds: 3, learningRate: 0.01 }),
+  });
   assert.equal(((await put.json()) as { learningRate: number }).learningRate, 0.01);
 });

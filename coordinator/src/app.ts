@@ -92,22 +92,35 @@ export async function createCoordinator(o: CoordinatorOptions): Promise<Coordina
 
   const httpServer = createServer();
   // an upload frame is the encoded update plus the envelope's few hundred bytes
-  const io: SiteServer = new Server(httpServer, { maxHttpBufferSize: LIMITS.maxFrameBytes + 64 * 1024, serveClient: false });
-  const admin = (io as unknown as Server).of('/admin') as unknown as Namespace<Record<string, never>, AdminServerEvents>;
+  const io: SiteServer = new Server(httpServer, {
+    maxHttpBufferSize: LIMITS.maxFrameBytes + 64 * 1024,
+    serveClient: false,
+  });
+  const admin = (io as unknown as Server).of('/admin') as unknown as Namespace<
+    Record<string, never>,
+    AdminServerEvents
+  >;
   const expected = createHash('sha256').update(o.adminToken).digest();
   admin.use((socket, next) => {
     const t = socket.handshake.auth?.token;
-    if (typeof t === 'string' && timingSafeEqual(createHash('sha256').update(t).digest(), expected)) return next();
+    if (typeof t === 'string' && timingSafeEqual(createHash('sha256').update(t).digest(), expected))
+      return next();
     log('admin.unauthorized', { transport: 'socket.io' });
     next(new Error('UNAUTHORIZED'));
   });
 
-  const presence = new Presence(io, () => sites.activeCount(), (s) => admin.emit('site:status', s));
+  const presence = new Presence(
+    io,
+    () => sites.activeCount(),
+    (s) => admin.emit('site:status', s),
+  );
   const forward = (e: FederationEvent) => {
-    if (e.type === 'round:stage') admin.emit('round:stage', { round: e.round, roundId: e.roundId, stage: e.stage });
+    if (e.type === 'round:stage')
+      admin.emit('round:stage', { round: e.round, roundId: e.roundId, stage: e.stage });
     else if (e.type === 'version:new') admin.emit('version:new', e.version);
     else if (e.type === 'round:end') admin.emit('round:end', e.record);
-    else if (e.type === 'upload') admin.emit('upload', { round: e.round, siteId: e.siteId, accepted: e.accepted, code: e.code });
+    else if (e.type === 'upload')
+      admin.emit('upload', { round: e.round, siteId: e.siteId, accepted: e.accepted, code: e.code });
     else admin.emit('federation:state', { state: e.state, reason: e.reason });
   };
   const federation = new Federation({
@@ -128,14 +141,26 @@ export async function createCoordinator(o: CoordinatorOptions): Promise<Coordina
 
   const manifest = (): Manifest => ({
     v: 1,
-    baseModel: { id: o.task.modelId, files: o.task.modelFiles.map(({ path, sha256, bytes }) => ({ path, sha256, bytes })) },
+    baseModel: {
+      id: o.task.modelId,
+      files: o.task.modelFiles.map(({ path, sha256, bytes }) => ({ path, sha256, bytes })),
+    },
     lora: o.task.lora,
     labels: [...o.task.labels],
     pooling: o.task.pooling,
     maxSeqLength: federation.settings.maxLength,
     versionId: store.currentId(),
   });
-  attachSiteHandlers(io, { sites, federation, store, presence, manifest, coordinatorId: id, modelFiles: o.task.modelFiles, log });
+  attachSiteHandlers(io, {
+    sites,
+    federation,
+    store,
+    presence,
+    manifest,
+    coordinatorId: id,
+    modelFiles: o.task.modelFiles,
+    log,
+  });
   httpServer.on(
     'request',
     createApi({

@@ -7,7 +7,13 @@ import { isStrategyName, STRATEGY_NAMES, type StrategyName } from '@fedlora/shar
 import { LORA_TARGETS, type LoraConfig, type LoraTarget } from '@fedlora/shared/lora/config.ts';
 import { POOLINGS, type Pooling } from '@fedlora/shared/model/classifier.ts';
 import { DEFAULT_MODEL_DIR, DEFAULT_MODEL_ID, DEFAULT_RECIPE } from '@fedlora/shared/site/defaults.ts';
-import { DEFAULT_SETTINGS, DEFAULT_STOP, updateSettings, type RoundSettings, type StopRules } from './rounds/settings';
+import {
+  DEFAULT_SETTINGS,
+  DEFAULT_STOP,
+  updateSettings,
+  type RoundSettings,
+  type StopRules,
+} from './rounds/settings';
 
 export const HELP = `fedlora-coordinator [options]
   Runs the federation coordinator: site enrollment, rounds, held-out evaluation and the adapter registry.
@@ -67,10 +73,17 @@ export interface CoordinatorConfig {
 
 const bad = (why: string) => new FedloraError('CONFIG_INVALID', why);
 
-function int(v: string | undefined, flag: string, fallback: number, min = 0, max = Number.MAX_SAFE_INTEGER): number {
+function int(
+  v: string | undefined,
+  flag: string,
+  fallback: number,
+  min = 0,
+  max = Number.MAX_SAFE_INTEGER,
+): number {
   if (v === undefined) return fallback;
   const n = Number(v);
-  if (!Number.isInteger(n) || n < min || n > max) throw bad(`--${flag} must be an integer in [${min}, ${max}], got "${v}"`);
+  if (!Number.isInteger(n) || n < min || n > max)
+    throw bad(`--${flag} must be an integer in [${min}, ${max}], got "${v}"`);
   return n;
 }
 
@@ -84,14 +97,19 @@ function num(v: string | undefined, flag: string): number | undefined {
 function parsePresets(items: string[]): { name: string; token: string }[] {
   return items.map((item) => {
     const eq = item.indexOf('=');
-    if (eq <= 0 || eq === item.length - 1) throw bad('--site-token / FEDLORA_SITE_TOKENS entries must be NAME=TOKEN');
+    if (eq <= 0 || eq === item.length - 1)
+      throw bad('--site-token / FEDLORA_SITE_TOKENS entries must be NAME=TOKEN');
     const token = item.slice(eq + 1);
-    if (token.length < 16) throw bad(`the join token for site "${item.slice(0, eq)}" must be at least 16 characters`);
+    if (token.length < 16)
+      throw bad(`the join token for site "${item.slice(0, eq)}" must be at least 16 characters`);
     return { name: item.slice(0, eq), token };
   });
 }
 
-export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env): CoordinatorConfig | 'help' {
+export function parseConfig(
+  argv: string[],
+  env: NodeJS.ProcessEnv = process.env,
+): CoordinatorConfig | 'help' {
   const S = { type: 'string' } as const;
   let f: Record<string, string | boolean | string[] | undefined>;
   try {
@@ -100,13 +118,46 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
       strict: true,
       allowPositionals: false,
       options: {
-        help: { type: 'boolean', short: 'h' }, paused: { type: 'boolean' }, 'exit-when-done': { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+        paused: { type: 'boolean' },
+        'exit-when-done': { type: 'boolean' },
         'site-token': { type: 'string', multiple: true },
-        'admin-token': S, port: S, host: S, 'data-dir': S, model: S, 'model-id': S, heldout: S, 'heldout-limit': S,
-        labels: S, 'text-column': S, 'label-column': S, rank: S, alpha: S, targets: S, pooling: S, seed: S,
-        strategy: S, 'server-lr': S, mu: S, 'sites-per-round': S, 'min-sites': S, 'deadline-s': S, 'sample-wait-s': S,
-        'ack-timeout-s': S, 'local-epochs': S, 'batch-size': S, lr: S, 'max-steps': S, 'max-length': S, encoding: S,
-        'max-delta-norm': S, 'max-upload-bytes': S, rounds: S, patience: S, 'target-accuracy': S, backend: S,
+        'admin-token': S,
+        port: S,
+        host: S,
+        'data-dir': S,
+        model: S,
+        'model-id': S,
+        heldout: S,
+        'heldout-limit': S,
+        labels: S,
+        'text-column': S,
+        'label-column': S,
+        rank: S,
+        alpha: S,
+        targets: S,
+        pooling: S,
+        seed: S,
+        strategy: S,
+        'server-lr': S,
+        mu: S,
+        'sites-per-round': S,
+        'min-sites': S,
+        'deadline-s': S,
+        'sample-wait-s': S,
+        'ack-timeout-s': S,
+        'local-epochs': S,
+        'batch-size': S,
+        lr: S,
+        'max-steps': S,
+        'max-length': S,
+        encoding: S,
+        'max-delta-norm': S,
+        'max-upload-bytes': S,
+        rounds: S,
+        patience: S,
+        'target-accuracy': S,
+        backend: S,
       },
     }).values;
   } catch (err) {
@@ -120,33 +171,55 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
   if (adminToken.length < 16) throw bad('the admin token must be at least 16 characters');
 
   const strategy = s('strategy') ?? 'fedavg';
-  if (!isStrategyName(strategy)) throw bad(`--strategy must be one of ${STRATEGY_NAMES.join(', ')}, got "${strategy}"`);
+  if (!isStrategyName(strategy))
+    throw bad(`--strategy must be one of ${STRATEGY_NAMES.join(', ')}, got "${strategy}"`);
   const pooling = (s('pooling') ?? DEFAULT_RECIPE.pooling) as Pooling;
   if (!POOLINGS.includes(pooling)) throw bad(`--pooling must be one of ${POOLINGS.join(', ')}`);
   const targets = (s('targets')?.split(',') ?? DEFAULT_RECIPE.lora.targetModules) as LoraTarget[];
-  for (const t of targets) if (!LORA_TARGETS.includes(t)) throw bad(`--targets: unknown module "${t}" (known: ${LORA_TARGETS.join(', ')})`);
+  for (const t of targets)
+    if (!LORA_TARGETS.includes(t))
+      throw bad(`--targets: unknown module "${t}" (known: ${LORA_TARGETS.join(', ')})`);
 
   // round settings go through the same validator as PUT /api/settings; flag names are mapped to its fields
   const patch: Record<string, unknown> = {};
   const map: [string, string, 'num' | 'str'][] = [
-    ['sites-per-round', 'sitesPerRound', 'str'], ['min-sites', 'minSites', 'num'], ['deadline-s', 'deadlineS', 'num'],
-    ['sample-wait-s', 'sampleWaitS', 'num'], ['ack-timeout-s', 'ackTimeoutS', 'num'], ['local-epochs', 'localEpochs', 'num'],
-    ['batch-size', 'batchSize', 'num'], ['lr', 'learningRate', 'num'], ['max-steps', 'maxSteps', 'num'],
-    ['max-length', 'maxLength', 'num'], ['mu', 'proximalMu', 'num'], ['encoding', 'encoding', 'str'],
-    ['max-delta-norm', 'maxDeltaNorm', 'num'], ['max-upload-bytes', 'maxUploadBytes', 'num'], ['rounds', 'rounds', 'num'],
-    ['patience', 'patience', 'num'], ['target-accuracy', 'targetAccuracy', 'num'],
+    ['sites-per-round', 'sitesPerRound', 'str'],
+    ['min-sites', 'minSites', 'num'],
+    ['deadline-s', 'deadlineS', 'num'],
+    ['sample-wait-s', 'sampleWaitS', 'num'],
+    ['ack-timeout-s', 'ackTimeoutS', 'num'],
+    ['local-epochs', 'localEpochs', 'num'],
+    ['batch-size', 'batchSize', 'num'],
+    ['lr', 'learningRate', 'num'],
+    ['max-steps', 'maxSteps', 'num'],
+    ['max-length', 'maxLength', 'num'],
+    ['mu', 'proximalMu', 'num'],
+    ['encoding', 'encoding', 'str'],
+    ['max-delta-norm', 'maxDeltaNorm', 'num'],
+    ['max-upload-bytes', 'maxUploadBytes', 'num'],
+    ['rounds', 'rounds', 'num'],
+    ['patience', 'patience', 'num'],
+    ['target-accuracy', 'targetAccuracy', 'num'],
   ];
-  for (const [flag, field, kind] of map) if (s(flag) !== undefined) patch[field] = kind === 'num' ? num(s(flag), flag) : s(flag);
+  for (const [flag, field, kind] of map)
+    if (s(flag) !== undefined) patch[field] = kind === 'num' ? num(s(flag), flag) : s(flag);
   let rs: { settings: RoundSettings; stop: StopRules };
   try {
     rs = updateSettings({ settings: DEFAULT_SETTINGS, stop: DEFAULT_STOP }, patch);
   } catch (err) {
     const field = /^(\w+)/.exec((err as Error).message)?.[1];
     const flag = map.find(([, fl]) => fl === field)?.[0];
-    throw bad(flag ? `--${flag}: ${(err as Error).message.slice((field as string).length + 1)}` : (err as Error).message);
+    throw bad(
+      flag
+        ? `--${flag}: ${(err as Error).message.slice((field as string).length + 1)}`
+        : (err as Error).message,
+    );
   }
 
-  const siteItems = [...((f['site-token'] as string[] | undefined) ?? []), ...(env.FEDLORA_SITE_TOKENS?.split(',').filter(Boolean) ?? [])];
+  const siteItems = [
+    ...((f['site-token'] as string[] | undefined) ?? []),
+    ...(env.FEDLORA_SITE_TOKENS?.split(',').filter(Boolean) ?? []),
+  ];
   return {
     adminToken,
     port: int(s('port'), 'port', 8080, 0, 65535),
@@ -156,8 +229,11 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
     modelDir: s('model') ?? DEFAULT_MODEL_DIR,
     modelId: s('model-id') ?? DEFAULT_MODEL_ID,
     heldout: s('heldout'),
-    heldoutLimit: s('heldout-limit') === undefined ? undefined : int(s('heldout-limit'), 'heldout-limit', 0, 2),
-    labels: s('labels')?.split(',').map((x) => x.trim()),
+    heldoutLimit:
+      s('heldout-limit') === undefined ? undefined : int(s('heldout-limit'), 'heldout-limit', 0, 2),
+    labels: s('labels')
+      ?.split(',')
+      .map((x) => x.trim()),
     textColumn: s('text-column'),
     labelColumn: s('label-column'),
     lora: {

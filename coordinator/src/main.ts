@@ -44,14 +44,25 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
   }
   const c = config;
   try {
-    const backend = await initNodeBackend({ force: c.backend as BackendName | undefined, log: (l) => log('backend', { detail: l }) });
+    const backend = await initNodeBackend({
+      force: c.backend as BackendName | undefined,
+      log: (l) => log('backend', { detail: l }),
+    });
     log('backend.ready', { backend: backend.name });
     const { heldout, labels } = await loadHeldout(c);
     log('heldout.loaded', { name: heldout.name, examples: heldout.examples.length, labels: labels.length });
     const modelFiles = await hashModelFiles(c.modelDir);
     // the evaluator reads the current maxLength at each evaluation (PUT /api/settings may change it)
     let settingsOf: () => { maxLength: number } = () => c.settings;
-    const task = loadModelTask({ modelDir: c.modelDir, lora: c.lora, labels, pooling: c.pooling, heldout, maxLength: () => settingsOf().maxLength, seed: c.seed });
+    const task = loadModelTask({
+      modelDir: c.modelDir,
+      lora: c.lora,
+      labels,
+      pooling: c.pooling,
+      heldout,
+      maxLength: () => settingsOf().maxLength,
+      seed: c.seed,
+    });
     const strategy =
       c.strategy === 'fedadam'
         ? createStrategy('fedadam', { minResults: c.settings.minSites, eta: c.serverLr })
@@ -65,7 +76,15 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
       strategy,
       settings: c.settings,
       stop: c.stop,
-      task: { modelId: c.modelId, modelFiles, lora: c.lora, labels, pooling: c.pooling, initialState: task.initialState, evaluator: task.evaluator },
+      task: {
+        modelId: c.modelId,
+        modelFiles,
+        lora: c.lora,
+        labels,
+        pooling: c.pooling,
+        initialState: task.initialState,
+        evaluator: task.evaluator,
+      },
       autostart: !c.paused,
       presetSites: c.presetSites,
       log,

@@ -30,7 +30,13 @@ export interface ModelTask {
 }
 
 export function loadModelTask(o: ModelTaskOptions): ModelTask {
-  const model = loadLocalModel({ modelDir: o.modelDir, lora: o.lora, labels: o.labels, pooling: o.pooling, seed: o.seed });
+  const model = loadLocalModel({
+    modelDir: o.modelDir,
+    lora: o.lora,
+    labels: o.labels,
+    pooling: o.pooling,
+    seed: o.seed,
+  });
   const initial = model.classifier.getTrainableState();
   const encoded = new Map<number, EncodedExample[]>();
   const examples = (maxLength: number) => {
@@ -44,7 +50,12 @@ export function loadModelTask(o: ModelTaskOptions): ModelTask {
     evaluate(state) {
       const run = async (): Promise<HeldoutMetrics> => {
         const ex = examples(o.maxLength());
-        const { report, loss } = await evaluateState(model.classifier, state, ex, model.tokenizer.special.pad);
+        const { report, loss } = await evaluateState(
+          model.classifier,
+          state,
+          ex,
+          model.tokenizer.special.pad,
+        );
         return {
           accuracy: report.accuracy,
           macroF1: report.macroF1,

@@ -49,7 +49,14 @@ export function adminAuth(token: string, log: Logger) {
     const m = /^Bearer (.+)$/.exec(req.get('authorization') ?? '');
     if (m && timingSafeEqual(digest(m[1]), expected)) return next();
     log('admin.unauthorized', { method: req.method, path: req.path });
-    res.status(401).json({ error: { code: 'UNAUTHORIZED', message: 'missing or wrong admin token (Authorization: Bearer <token>)' } });
+    res
+      .status(401)
+      .json({
+        error: {
+          code: 'UNAUTHORIZED',
+          message: 'missing or wrong admin token (Authorization: Bearer <token>)',
+        },
+      });
   };
 }
 
@@ -132,15 +139,25 @@ export function createApi(d: ApiDeps): express.Express {
   });
   api.get('/versions/:id/native', async (req, res) => {
     const v = version(req.params.id);
-    res.type('application/octet-stream').set('Content-Disposition', `attachment; filename="${v.id}.fedlora-adapter"`).set('X-Content-SHA256', v.sha256);
+    res
+      .type('application/octet-stream')
+      .set('Content-Disposition', `attachment; filename="${v.id}.fedlora-adapter"`)
+      .set('X-Content-SHA256', v.sha256);
     res.send(Buffer.from(await d.store.loadNative(v.id)));
   });
   api.get('/versions/:id/peft', async (req, res) => {
     const v = version(req.params.id);
     const file = req.query.file;
     if (file !== 'adapter_config.json' && file !== 'adapter_model.safetensors')
-      throw new HttpError(400, 'BAD_MESSAGE', '?file= must be adapter_config.json or adapter_model.safetensors');
-    const peft = exportPeft(d.model.lora, await d.store.loadState(v.id), { baseModel: d.model.id, labels: d.model.labels });
+      throw new HttpError(
+        400,
+        'BAD_MESSAGE',
+        '?file= must be adapter_config.json or adapter_model.safetensors',
+      );
+    const peft = exportPeft(d.model.lora, await d.store.loadState(v.id), {
+      baseModel: d.model.id,
+      labels: d.model.labels,
+    });
     res.set('Content-Disposition', `attachment; filename="${file}"`);
     if (file === 'adapter_config.json') res.json(peft.adapterConfig);
     else res.type('application/octet-stream').send(Buffer.from(peft.weights));
@@ -155,10 +172,19 @@ export function createApi(d: ApiDeps): express.Express {
     let code = 'INTERNAL';
     let message = 'internal error';
     if (err instanceof HttpError) [status, code, message] = [err.status, err.code, err.message];
-    else if (isFedloraError(err) && STATUS[err.code]) [status, code, message] = [STATUS[err.code] as number, err.code, err.message];
-    else if ((err as { type?: string }).type === 'entity.parse.failed') [status, code, message] = [400, 'BAD_MESSAGE', 'body is not valid JSON'];
-    else if ((err as { type?: string }).type === 'entity.too.large') [status, code, message] = [413, 'FRAME_TOO_LARGE', 'body too large'];
-    d.log(status >= 500 ? 'api.error' : 'api.rejected', { method: req.method, path: req.path, status, code, reason: describeError(err) });
+    else if (isFedloraError(err) && STATUS[err.code])
+      [status, code, message] = [STATUS[err.code] as number, err.code, err.message];
+    else if ((err as { type?: string }).type === 'entity.parse.failed')
+      [status, code, message] = [400, 'BAD_MESSAGE', 'body is not valid JSON'];
+    else if ((err as { type?: string }).type === 'entity.too.large')
+      [status, code, message] = [413, 'FRAME_TOO_LARGE', 'body too large'];
+    d.log(status >= 500 ? 'api.error' : 'api.rejected', {
+      method: req.method,
+      path: req.path,
+      status,
+      code,
+      reason: describeError(err),
+    });
     res.status(status).json({ error: { code, message } });
   });
   return app;

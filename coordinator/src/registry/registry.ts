@@ -37,7 +37,10 @@ export class AdapterRegistry implements AdapterStore {
       if (idx.v !== 1 || !Array.isArray(idx.versions) || !Array.isArray(idx.rounds))
         throw new FedloraError('FILE_CORRUPT', `${storage.where}: ${INDEX} has an unknown layout`);
       if (idx.currentId !== null && !idx.versions.some((v) => v.id === idx.currentId))
-        throw new FedloraError('FILE_CORRUPT', `${storage.where}: current version ${idx.currentId} is not in the index`);
+        throw new FedloraError(
+          'FILE_CORRUPT',
+          `${storage.where}: current version ${idx.currentId} is not in the index`,
+        );
       r.index = idx;
     }
     return r;
@@ -69,9 +72,13 @@ export class AdapterRegistry implements AdapterStore {
   async loadNative(id: string): Promise<Uint8Array> {
     const v = this.require(id);
     const bytes = await this.storage.read(adapterFile(id));
-    if (!bytes) throw new FedloraError('FILE_NOT_FOUND', `${this.storage.where}: ${adapterFile(id)} is missing`);
+    if (!bytes)
+      throw new FedloraError('FILE_NOT_FOUND', `${this.storage.where}: ${adapterFile(id)} is missing`);
     if ((await sha256Hex(bytes)) !== v.sha256)
-      throw new FedloraError('FILE_CORRUPT', `${this.storage.where}: ${adapterFile(id)} does not match its recorded sha256`);
+      throw new FedloraError(
+        'FILE_CORRUPT',
+        `${this.storage.where}: ${adapterFile(id)} does not match its recorded sha256`,
+      );
     return bytes;
   }
 
@@ -96,7 +103,11 @@ export class AdapterRegistry implements AdapterStore {
     return next;
   }
 
-  addVersion(v: NewVersion, state: NamedTensors, strategyState: StrategyState | null): Promise<VersionRecord> {
+  addVersion(
+    v: NewVersion,
+    state: NamedTensors,
+    strategyState: StrategyState | null,
+  ): Promise<VersionRecord> {
     return this.serialized(async () => {
       const id = `v${this.index.versions.length}`;
       const native = encodeAdapter({ versionId: id, round: v.round, adapter: state });

@@ -55,7 +55,10 @@ export class ManualClock implements Clock {
 
 /** A tiny adapter: one LoRA pair and a 2-label head (12 + 12 + 4 + 2 floats). */
 export function tinyAdapter(fill = 0): NamedTensors {
-  const t = (shape: number[]) => ({ shape, data: new Float32Array(shape.reduce((a, b) => a * b, 1)).fill(fill) });
+  const t = (shape: number[]) => ({
+    shape,
+    data: new Float32Array(shape.reduce((a, b) => a * b, 1)).fill(fill),
+  });
   return {
     'encoder.layer.0.attention.self.query.lora_A': t([2, 6]),
     'encoder.layer.0.attention.self.query.lora_B': t([6, 2]),
@@ -91,7 +94,11 @@ export class FakeTransport implements RoundTransport {
   }
 
   available(): AvailableSite[] {
-    return [...this.sites.values()].map(({ siteId, numExamples, encodings }) => ({ siteId, numExamples, encodings }));
+    return [...this.sites.values()].map(({ siteId, numExamples, encodings }) => ({
+      siteId,
+      numExamples,
+      encodings,
+    }));
   }
 
   enrolledCount(): number {
@@ -146,7 +153,13 @@ export function makeUpload(
   siteId: string,
   cfg: Pick<ConfigureMessage, 'roundId' | 'coordinatorBoxPublicKey'>,
   delta: NamedTensors,
-  opts: { numExamples?: number; encoding?: TensorEncoding; nonce?: string; roundIdInside?: string; siteIdInside?: string } = {},
+  opts: {
+    numExamples?: number;
+    encoding?: TensorEncoding;
+    nonce?: string;
+    roundIdInside?: string;
+    siteIdInside?: string;
+  } = {},
 ): UploadRequest {
   const payload = encodeUpdate(
     {
@@ -159,7 +172,11 @@ export function makeUpload(
     },
     opts.encoding ?? 'fp32',
   );
-  const envelope = sealAndSign(payload, { roundId: cfg.roundId, recipientBoxPublicKey: cfg.coordinatorBoxPublicKey, signing: keys.signing });
+  const envelope = sealAndSign(payload, {
+    roundId: cfg.roundId,
+    recipientBoxPublicKey: cfg.coordinatorBoxPublicKey,
+    signing: keys.signing,
+  });
   return { roundId: cfg.roundId, envelope };
 }
 

@@ -11,7 +11,14 @@ import { MemoryStorage } from '../storage';
 import { AdapterRegistry } from '../registry/registry';
 import { Federation, type FederationEvent } from './federation';
 import { DEFAULT_SETTINGS, DEFAULT_STOP, type RoundSettings, type StopRules } from './settings';
-import { FakeEvaluator, FakeTransport, ManualClock, generateSiteKeys, makeUpload, tinyAdapter } from './fakes';
+import {
+  FakeEvaluator,
+  FakeTransport,
+  ManualClock,
+  generateSiteKeys,
+  makeUpload,
+  tinyAdapter,
+} from './fakes';
 import type { ConfigureMessage } from './types';
 
 const code = (c: string) => (err: unknown) => isFedloraError(err) && err.code === c;
@@ -54,12 +61,16 @@ async function setup(settings: Partial<RoundSettings> = {}, stop: Partial<StopRu
   const uploader = (siteId: string, delta: NamedTensors, n: number) => {
     keys.set(siteId, generateSiteKeys());
     const k = keys.get(siteId) as SiteKeys;
-    transport.addSite(siteId, {
-      onTrain: (cfg) => {
-        lastConfig.set(siteId, cfg);
-        fed.upload(siteId, k.signing.publicKey, makeUpload(k, siteId, cfg, delta, { numExamples: n }));
+    transport.addSite(
+      siteId,
+      {
+        onTrain: (cfg) => {
+          lastConfig.set(siteId, cfg);
+          fed.upload(siteId, k.signing.publicKey, makeUpload(k, siteId, cfg, delta, { numExamples: n }));
+        },
       },
-    }, n);
+      n,
+    );
   };
   const silent = (siteId: string, onTrain?: () => void) => {
     keys.set(siteId, generateSiteKeys());
@@ -90,7 +101,13 @@ test('when three sites upload, then the new version is the example-weighted mean
   assert.ok(Math.abs((v1?.metrics?.accuracy ?? 0) - 0.72) < 1e-6);
   assert.equal(t.store.currentId(), 'v1');
   assert.equal(t.transport.publishedMessages.at(-1)?.versionId, 'v1');
-  assert.deepEqual(t.transport.closedMessages.at(-1), { roundId: rec?.roundId, round: 1, outcome: 'aggregated', updates: 3, failures: 0 });
+  assert.deepEqual(t.transport.closedMessages.at(-1), {
+    roundId: rec?.roundId,
+    round: 1,
+    outcome: 'aggregated',
+    updates: 3,
+    failures: 0,
+  });
   const stages = t.events.filter((e) => e.type === 'round:stage').map((e) => (e as { stage: string }).stage);
   assert.deepEqual(stages, ['sample', 'configure', 'train', 'collect', 'aggregate', 'evaluate', 'version']);
 });
@@ -103,7 +120,9 @@ test('when one sampled site stays silent, then the round waits for the deadline 
 
   const running = t.fed.runRound();
   await t.until((e) => e.type === 'round:stage' && e.stage === 'collect');
-  await t.until((e) => t.events.filter((x) => x.type === 'upload' && x.accepted).length === 2 || e.type === 'round:end');
+  await t.until(
+    (e) => t.events.filter((x) => x.type === 'upload' && x.accepted).length === 2 || e.type === 'round:end',
+  );
   assert.equal(t.fed.status().round?.stage, 'collect', 'still waiting for c before the deadline');
   t.clock.advance(60_000);
   const rec = await running;
@@ -139,7 +158,10 @@ test('when an upload arrives after its round closed, then it is refused with ROU
   const k = t.keys.get('c') as SiteKeys;
   const late = makeUpload(k, 'c', t.lastConfig.get('c') as ConfigureMessage, biasDelta(0.5));
   assert.throws(() => t.fed.upload('c', k.signing.publicKey, late), code('ROUND_CLOSED'));
-  assert.throws(() => t.fed.upload('c', k.signing.publicKey, { ...late, roundId: 'r99-x' }), code('WRONG_ROUND'));
+  assert.throws(
+    () => t.fed.upload('c', k.signing.publicKey, { ...late, roundId: 'r99-x' }),
+    code('WRONG_ROUND'),
+  );
   assert.equal(t.store.list().length, versions);
   assert.ok(t.log.lines.some((l) => l.includes('upload.rejected') && l.includes('code=ROUND_CLOSED')));
 });
@@ -147,7 +169,13 @@ test('when an upload arrives after its round closed, then it is refused with ROU
 test('when fewer than minSites deliver, then the round keeps the old adapter and makes no version', async () => {
   const t = await setup({ minSites: 2 });
   t.uploader('a', biasDelta(0.1), 10);
-  t.silent('b', () => t.fed.reportFailure('b', { roundId: t.lastConfig.get('b')?.roundId as string, code: 'NON_FINITE', message: 'loss diverged' }));
+  t.silent('b', () =>
+    t.fed.reportFailure('b', {
+      roundId: t.lastConfig.get('b')?.roundId as string,
+      code: 'NON_FINITE',
+      message: 'loss diverged',
+    }),
+  );
 
   const rec = await t.fed.runRound();
 
@@ -161,7 +189,18 @@ test('when a site claims more examples than it declared when ready, then its wei
   const t = await setup();
   t.uploader('a', biasDelta(0.1), 10);
   const k = generateSiteKeys();
-  t.transport.addSite('b', { onTrain: (cfg) => t.fed.upload('b', k.signing.publicKey, makeUpload(k, 'b', cfg, biasDelta(0.4), { numExamples: 1000 })) }, 10);
+  t.transport.addSite(
+    'b',
+    {
+      onTrain: (cfg) =>
+        t.fed.upload(
+          'b',
+          k.signing.publicKey,
+          makeUpload(k, 'b', cfg, biasDelta(0.4), { numExamples: 1000 }),
+        ),
+    },
+    10,
+  );
 
   await t.fed.runRound();
 
@@ -191,7 +230,14 @@ test('when started with rounds = 2, then the loop runs two rounds and finishes',
   await t.fed.whenStopped();
 
   assert.equal(t.fed.state, 'finished');
-  assert.deepEqual(t.store.list().map((v) => [v.id, v.round]), [['v0', 0], ['v1', 1], ['v2', 2]]);
+  assert.deepEqual(
+    t.store.list().map((v) => [v.id, v.round]),
+    [
+      ['v0', 0],
+      ['v1', 1],
+      ['v2', 2],
+    ],
+  );
   assert.throws(() => t.fed.start(), code('CONFIG_INVALID'));
 });
 
@@ -220,4 +266,51 @@ test('when fewer than minSites are online, then sampling waits until another sit
 
   assert.equal(rec?.outcome, 'aggregated');
   assert.equal(rec?.sampled, 2);
+});
+
+test('when a federation is rebuilt on the same store, then it continues from the current version and round number', async () => {
+  const t = await setup();
+  t.uploader('a', biasDelta(0.1), 10);
+  t.uploader('b', biasDelta(0.1), 10);
+  await t.fed.runRound();
+  const evaluator = new FakeEvaluator();
+
+  const again = new Federation({
+    strategy: createStrategy('fedavg', {}),
+    transport: t.transport,
+    evaluator,
+    store: t.store,
+    initialState: () => tinyAdapter(9),
+    settings: { ...DEFAULT_SETTINGS, minSites: 2, sampleWaitS: 0 },
+    stop: DEFAULT_STOP,
+    log: memoryLogger(),
+    clock: t.clock,
+  });
+  await again.init();
+  for (const id of ['a', 'b']) {
+    const k = t.keys.get(id) as SiteKeys;
+    t.transport.addSite(id, {
+      onTrain: (cfg) => again.upload(id, k.signing.publicKey, makeUpload(k, id, cfg, biasDelta(0.1))),
+    });
+  }
+  const rec = await again.runRound();
+
+  assert.equal(evaluator.calls, 1, 'version 0 is not evaluated again, only the new version');
+  assert.equal(rec?.round, 2);
+  assert.equal(rec?.baseVersionId, 'v1');
+  assert.equal(t.store.get('v2')?.parent, 'v1');
+});
+
+test('when paused while sampling, then the round is cancelled without a record', async () => {
+  const t = await setup({ minSites: 2 });
+  t.uploader('a', biasDelta(0.1), 10);
+  t.fed.start();
+  await t.until((e) => e.type === 'round:stage' && e.stage === 'sample');
+
+  t.fed.pause();
+  await t.fed.whenStopped();
+
+  assert.equal(t.fed.state, 'paused');
+  assert.equal(t.store.rounds().length, 0);
+  assert.equal(t.store.lastRound(), 0);
 });

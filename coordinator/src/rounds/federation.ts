@@ -1,18 +1,26 @@
 // The round loop: runs rounds one after another (start/pause), each as the explicit stage sequence of stages.ts,
 // until a stop rule holds; takes uploads, failure reports and disconnects from the transport edge; keeps
 // version 0 (the initial adapter) and the strategy's state in the AdapterStore so a restart continues.
+// (Over 400 lines because the edge methods at the end share the running round's private state with the loop.)
 
-import { randomBytes } from 'node:crypto';
 import { FedloraError, describeError } from '@fedlora/shared/errors.ts';
 import type { NamedTensors } from '@fedlora/shared/tensor.ts';
-import { generateBoxKeyPair } from '@fedlora/shared/crypto/keys.ts';
 import { ROUND_STAGES, type RoundStage } from '@fedlora/shared/protocol/messages.ts';
 import type { ClientRequest } from '@fedlora/shared/protocol/events.ts';
 import type { Strategy } from '@fedlora/shared/aggregation/strategy.ts';
 import type { Logger } from '../log';
 import type { AdapterStore, RoundRecord, VersionRecord } from '../registry/types';
-import { updateSettings, type RoundSettings, type StopRules } from './settings';
-import { Pulse, raceTimer, STAGES, failSite, type RoundContext, type RoundEnv, type StageResult } from './stages';
+import { stopRuleHolding, updateSettings, type RoundSettings, type StopRules } from './settings';
+import {
+  newRoundContext,
+  Pulse,
+  raceTimer,
+  STAGES,
+  failSite,
+  type RoundContext,
+  type RoundEnv,
+  type StageResult,
+} from './stages';
 import { systemClock, type Clock, type Evaluator, type RoundTransport } from './types';
 import { NonceLog, openUpload, type UploadRequest } from './upload';
 
@@ -69,22 +77,45 @@ export class Federation {
       const state = await this.d.initialState();
       const metrics = await this.d.evaluator.evaluate(state);
       const v = await store.addVersion(
-        { parent: null, round: 0, strategy: this.d.strategy.name, sites: 0, examples: 0, metrics, trainMetrics: {}, uploadedBytes: 0 },
+        {
+          parent: null,
+          round: 0,
+          strategy: this.d.strategy.name,
+          sites: 0,
+          examples: 0,
+          metrics,
+          trainMetrics: {},
+          uploadedBytes: 0,
+        },
         state,
         null,
       );
-      log('version.new', { id: v.id, round: 0, accuracy: metrics.accuracy, macroF1: metrics.macroF1, loss: metrics.loss });
+      log('version.new', {
+        id: v.id,
+        round: 0,
+        accuracy: metrics.accuracy,
+        macroF1: metrics.macroF1,
+        loss: metrics.loss,
+      });
       this.emit({ type: 'version:new', version: v });
     } else {
       await this.restoreStrategy(store.currentId() as string);
-      log('registry.loaded', { versions: store.list().length, current: store.currentId(), lastRound: store.lastRound() });
+      log('registry.loaded', {
+        versions: store.list().length,
+        current: store.currentId(),
+        lastRound: store.lastRound(),
+      });
     }
   }
 
   private async restoreStrategy(versionId: string): Promise<void> {
     const state = await this.d.store.loadStrategyState(versionId);
     if (state && state.strategy !== this.d.strategy.name) {
-      this.d.log('strategy.state.ignored', { version: versionId, savedBy: state.strategy, strategy: this.d.strategy.name });
+      this.d.log('strategy.state.ignored', {
+        version: versionId,
+        savedBy: state.strategy,
+        strategy: this.d.strategy.name,
+      });
       this.d.strategy.setState(null);
       return;
     }
@@ -115,7 +146,11 @@ export class Federation {
     if (this.st === 'running') return;
     if (this.st === 'pausing') return this.setState('running');
     const why = this.stopReason();
-    if (why) throw new FedloraError('CONFIG_INVALID', `a stop rule already holds (${why}); change the settings first`);
+    if (why)
+      throw new FedloraError(
+        'CONFIG_INVALID',
+        `a stop rule already holds (${why}); change the settings first`,
+      );
     this.setState('running');
     this.loopDone = this.loop();
   }
@@ -146,7 +181,16 @@ export class Federation {
       strategy: this.d.strategy.name,
       currentVersionId: this.d.store.currentId(),
       lastRound: this.d.store.lastRound(),
-      round: a ? { round: a.round, roundId: a.roundId, stage: a.stage, sampled: a.sampled.size, delivered: a.delivered.size, deadline: a.deadline } : null,
+      round: a
+        ? {
+            round: a.round,
+            roundId: a.roundId,
+            stage: a.stage,
+            sampled: a.sampled.size,
+            delivered: a.delivered.size,
+            deadline: a.deadline,
+          }
+        : null,
       sitesAvailable: this.d.transport.available().length,
     };
   }
@@ -169,22 +213,7 @@ export class Federation {
 
   /** Why the federation should stop now, or null. */
   stopReason(): string | null {
-    const { rounds, patience, targetAccuracy } = this.stop;
-    const store = this.d.store;
-    if (rounds !== null && store.lastRound() >= rounds) return `round ${rounds} reached`;
-    const versions = store.list().filter((v) => v.metrics);
-    const last = versions.at(-1);
-    if (targetAccuracy !== null && last && last.round > 0 && (last.metrics?.accuracy ?? 0) >= targetAccuracy)
-      return `accuracy ${last.metrics?.accuracy.toFixed(4)} reached the target ${targetAccuracy}`;
-    if (patience !== null && versions.length > 0) {
-      let best = 0;
-      versions.forEach((v, i) => {
-        if ((v.metrics?.accuracy ?? 0) > (versions[best].metrics?.accuracy ?? 0)) best = i;
-      });
-      const since = versions.length - 1 - best;
-      if (since >= patience) return `no better accuracy in ${since} version(s) (patience ${patience})`;
-    }
-    return null;
+    return stopRuleHolding(this.stop, this.d.store.list(), this.d.store.lastRound());
   }
 
   private async loop(): Promise<void> {
@@ -204,7 +233,12 @@ export class Federation {
       }
       if ((this.st as FederationState) === 'pausing') this.setState('paused');
       if (record?.outcome !== 'aggregated' && this.st === 'running') {
-        await raceTimer({ clock: this.clock, signal: this.abort.signal }, this.d.retryDelayMs ?? 2000, this.availability.wait(), () => undefined).catch(() => {});
+        await raceTimer(
+          { clock: this.clock, signal: this.abort.signal },
+          this.d.retryDelayMs ?? 2000,
+          this.availability.wait(),
+          () => undefined,
+        ).catch(() => {});
       }
     }
   }
@@ -218,12 +252,9 @@ export class Federation {
     const base = await store.loadState(baseVersionId);
     const baseBytes = await store.loadNative(baseVersionId);
     const s = this.settings;
-    const fp32Bytes = Object.values(base).reduce((n, t) => n + t.data.length * 4, 0);
-    const ctx: RoundContext = {
+    const ctx = newRoundContext({
       round,
-      roundId: `r${round}-${randomBytes(4).toString('hex')}`,
-      startedAt: this.clock.now(),
-      stage: 'sample',
+      now: this.clock.now(),
       baseVersionId,
       base,
       baseBytes,
@@ -236,26 +267,9 @@ export class Federation {
         maxSteps: s.maxSteps,
         maxLength: s.maxLength,
       }),
-      key: generateBoxKeyPair(),
-      deadline: 0,
-      maxUploadBytes: s.maxUploadBytes ?? 2 * fp32Bytes + 64 * 1024,
-      sampled: new Set(),
-      declaredExamples: new Map(),
-      participants: new Set(),
-      pending: new Set(),
-      delivered: new Set(),
-      failures: new Map(),
-      rejections: [],
-      accepting: false,
       aggregator: strategy.createAggregator(round, base),
-      uploadedBytes: 0,
-      bytesPerUpload: [],
-      outcome: null,
-      metrics: null,
-      version: null,
-      progress: new Pulse(),
-      leaving: new Map(),
-    };
+      maxUploadBytes: s.maxUploadBytes,
+    });
     const env: RoundEnv = {
       ...this.d,
       settings: s,
@@ -298,7 +312,10 @@ export class Federation {
     return this.finishRound(ctx, end);
   }
 
-  private async finishRound(ctx: RoundContext, end: Exclude<StageResult, 'next'> | null): Promise<RoundRecord> {
+  private async finishRound(
+    ctx: RoundContext,
+    end: Exclude<StageResult, 'next'> | null,
+  ): Promise<RoundRecord> {
     const outcome = end ? end.end : 'aggregated';
     const failures = [...ctx.failures].map(([siteId, code]) => ({ siteId, code }));
     const record: RoundRecord = {
@@ -359,7 +376,11 @@ export class Federation {
     let ctx: RoundContext | null = null;
     try {
       ctx = this.roundFor(req.roundId);
-      if (!ctx.accepting) throw new FedloraError(ctx.stage === 'configure' ? 'WRONG_ROUND' : 'ROUND_CLOSED', `round is in stage ${ctx.stage}`);
+      if (!ctx.accepting)
+        throw new FedloraError(
+          ctx.stage === 'configure' ? 'WRONG_ROUND' : 'ROUND_CLOSED',
+          `round is in stage ${ctx.stage}`,
+        );
       const opened = openUpload(req, {
         roundId: ctx.roundId,
         siteId,
@@ -384,7 +405,13 @@ export class Federation {
       ctx.uploadedBytes += opened.bytes;
       ctx.bytesPerUpload.push(opened.bytes);
       ctx.progress.fire();
-      this.d.log('upload.accepted', { round: ctx.round, site: siteId, bytes: opened.bytes, encoding: opened.encoding, examples: opened.result.numExamples });
+      this.d.log('upload.accepted', {
+        round: ctx.round,
+        site: siteId,
+        bytes: opened.bytes,
+        encoding: opened.encoding,
+        examples: opened.result.numExamples,
+      });
       this.emit({ type: 'upload', round: ctx.round, siteId, accepted: true });
     } catch (err) {
       const code = err instanceof FedloraError ? err.code : 'INTERNAL';
@@ -398,7 +425,8 @@ export class Federation {
   /** A site reports it cannot finish the round: it is not waited for. */
   reportFailure(siteId: string, req: ClientRequest<'round:fail'>): void {
     const ctx = this.roundFor(req.roundId);
-    if (!ctx.sampled.has(siteId)) throw new FedloraError('NOT_SAMPLED', 'this site was not sampled for this round');
+    if (!ctx.sampled.has(siteId))
+      throw new FedloraError('NOT_SAMPLED', 'this site was not sampled for this round');
     this.d.log('site.failed', { round: ctx.round, site: siteId, code: req.code });
     failSite(ctx, siteId, req.code);
   }

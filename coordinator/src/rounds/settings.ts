@@ -4,6 +4,7 @@
 
 import { FedloraError } from '@fedlora/shared/errors.ts';
 import { ENCODINGS, type TensorEncoding } from '@fedlora/shared/protocol/quantize.ts';
+import type { VersionRecord } from '../registry/types';
 
 /** "0.5" = half of the available sites, "3" = three sites; a value < 1 or written with a "." is a fraction. */
 export type SitesPerRound = { kind: 'fraction'; value: number } | { kind: 'count'; value: number };
@@ -66,7 +67,8 @@ export const DEFAULT_STOP: StopRules = { rounds: null, patience: null, targetAcc
 
 export function parseSitesPerRound(s: string): SitesPerRound {
   const v = Number(s);
-  if (!Number.isFinite(v) || v <= 0) throw bad('sitesPerRound', `must be a fraction in (0, 1] or a count ≥ 1, got "${s}"`);
+  if (!Number.isFinite(v) || v <= 0)
+    throw bad('sitesPerRound', `must be a fraction in (0, 1] or a count ≥ 1, got "${s}"`);
   if (v < 1 || s.includes('.')) {
     if (v > 1) throw bad('sitesPerRound', `a fraction must be at most 1, got "${s}"`);
     return { kind: 'fraction', value: v };
@@ -83,19 +85,29 @@ type Check = (v: unknown) => unknown;
 const fail = (why: string): never => {
   throw new Error(why);
 };
-const int = (min: number, max = Number.MAX_SAFE_INTEGER): Check => (v) =>
-  Number.isInteger(v) && (v as number) >= min && (v as number) <= max ? v : fail(`must be an integer in [${min}, ${max}]`);
-const num = (min: number, max = Infinity, open = false): Check => (v) =>
-  typeof v === 'number' && Number.isFinite(v) && (open ? v > min : v >= min) && v <= max
-    ? v
-    : fail(`must be a number ${open ? '>' : '≥'} ${min}${max < Infinity ? ` and ≤ ${max}` : ''}`);
-const nullable = (c: Check): Check => (v) => (v === null ? null : c(v));
+const int =
+  (min: number, max = Number.MAX_SAFE_INTEGER): Check =>
+  (v) =>
+    Number.isInteger(v) && (v as number) >= min && (v as number) <= max
+      ? v
+      : fail(`must be an integer in [${min}, ${max}]`);
+const num =
+  (min: number, max = Infinity, open = false): Check =>
+  (v) =>
+    typeof v === 'number' && Number.isFinite(v) && (open ? v > min : v >= min) && v <= max
+      ? v
+      : fail(`must be a number ${open ? '>' : '≥'} ${min}${max < Infinity ? ` and ≤ ${max}` : ''}`);
+const nullable =
+  (c: Check): Check =>
+  (v) =>
+    v === null ? null : c(v);
 
 const SETTINGS_CHECKS: { [K in keyof RoundSettings]: Check } = {
   sitesPerRound: (v) => {
     if (typeof v === 'string' || typeof v === 'number') return parseSitesPerRound(String(v));
     const o = v as SitesPerRound | null;
-    if (o && o.kind === 'fraction' && typeof o.value === 'number' && o.value > 0 && o.value <= 1) return { ...o };
+    if (o && o.kind === 'fraction' && typeof o.value === 'number' && o.value > 0 && o.value <= 1)
+      return { ...o };
     if (o && o.kind === 'count' && Number.isInteger(o.value) && o.value >= 1) return { ...o };
     return fail('must be a fraction in (0, 1] or a count ≥ 1');
   },
@@ -110,7 +122,8 @@ const SETTINGS_CHECKS: { [K in keyof RoundSettings]: Check } = {
   maxSteps: int(1, 1_000_000),
   maxLength: int(8, 512),
   proximalMu: num(0, 1e6),
-  encoding: (v) => (ENCODINGS.includes(v as TensorEncoding) ? v : fail(`must be one of ${ENCODINGS.join(', ')}`)),
+  encoding: (v) =>
+    ENCODINGS.includes(v as TensorEncoding) ? v : fail(`must be one of ${ENCODINGS.join(', ')}`),
   maxDeltaNorm: num(0, Infinity, true),
   maxUploadBytes: nullable(int(1024, 64 * 1024 * 1024)),
 };
@@ -121,10 +134,15 @@ const STOP_CHECKS: { [K in keyof StopRules]: Check } = {
   targetAccuracy: nullable(num(0, 1)),
 };
 
-function applyChecks<T extends object>(base: T, patch: Record<string, unknown>, checks: Record<string, Check>): T {
+function applyChecks<T extends object>(
+  base: T,
+  patch: Record<string, unknown>,
+  checks: Record<string, Check>,
+): T {
   const out = { ...base } as Record<string, unknown>;
   for (const [k, v] of Object.entries(patch)) {
-    if (!Object.hasOwn(checks, k)) throw bad(k, `is not a setting (known: ${Object.keys(checks).join(', ')})`);
+    if (!Object.hasOwn(checks, k))
+      throw bad(k, `is not a setting (known: ${Object.keys(checks).join(', ')})`);
     try {
       out[k] = checks[k](v);
     } catch (err) {
@@ -139,19 +157,46 @@ export function updateSettings(
   current: { settings: RoundSettings; stop: StopRules },
   patch: Record<string, unknown>,
 ): { settings: RoundSettings; stop: StopRules } {
-  if (typeof patch !== 'object' || patch === null || Array.isArray(patch)) throw bad('settings', 'must be an object');
+  if (typeof patch !== 'object' || patch === null || Array.isArray(patch))
+    throw bad('settings', 'must be an object');
   const sPatch: Record<string, unknown> = {};
   const stopPatch: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(patch)) (Object.hasOwn(STOP_CHECKS, k) ? stopPatch : sPatch)[k] = v;
   const settings = applyChecks(current.settings, sPatch, SETTINGS_CHECKS);
   const stop = applyChecks(current.stop, stopPatch, STOP_CHECKS);
   if (settings.sitesPerRound.kind === 'count' && settings.sitesPerRound.value < settings.minSites)
-    throw bad('sitesPerRound', `(${settings.sitesPerRound.value}) must be at least minSites (${settings.minSites})`);
+    throw bad(
+      'sitesPerRound',
+      `(${settings.sitesPerRound.value}) must be at least minSites (${settings.minSites})`,
+    );
   return { settings, stop };
 }
 
 /** How many of `available` sites to sample. */
 export function sampleSize(s: RoundSettings, available: number): number {
-  const want = s.sitesPerRound.kind === 'count' ? s.sitesPerRound.value : Math.ceil(s.sitesPerRound.value * available);
+  const want =
+    s.sitesPerRound.kind === 'count' ? s.sitesPerRound.value : Math.ceil(s.sitesPerRound.value * available);
   return Math.min(available, Math.max(want, s.minSites));
+}
+
+/** Which stop rule holds for these versions (in creation order) and the last round number, or null. */
+export function stopRuleHolding(
+  stop: StopRules,
+  allVersions: readonly VersionRecord[],
+  lastRound: number,
+): string | null {
+  const { rounds, patience, targetAccuracy } = stop;
+  if (rounds !== null && lastRound >= rounds) return `round ${rounds} reached`;
+  const versions = allVersions.filter((v) => v.metrics);
+  const acc = (i: number) => versions[i].metrics?.accuracy ?? 0;
+  const last = versions.length - 1;
+  if (targetAccuracy !== null && last >= 0 && versions[last].round > 0 && acc(last) >= targetAccuracy)
+    return `accuracy ${acc(last).toFixed(4)} reached the target ${targetAccuracy}`;
+  if (patience !== null && last >= 0) {
+    let best = 0;
+    for (let i = 1; i <= last; i++) if (acc(i) > acc(best)) best = i;
+    if (last - best >= patience)
+      return `no better accuracy in ${last - best} version(s) (patience ${patience})`;
+  }
+  return null;
 }

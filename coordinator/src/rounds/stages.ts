@@ -2,11 +2,18 @@
 // timeout: sample → configure → train → collect → aggregate → evaluate → version. A stage either lets the round go
 // on or ends it (no new version). New stages (SecAgg key exchange, unmasking) slot in without touching the others.
 
+import { randomBytes } from 'node:crypto';
 import { FedloraError, describeError } from '@fedlora/shared/errors.ts';
+import { generateBoxKeyPair } from '@fedlora/shared/crypto/keys.ts';
 import type { NamedTensors } from '@fedlora/shared/tensor.ts';
 import type { KeyPair } from '@fedlora/shared/crypto/keys.ts';
 import type { RoundStage } from '@fedlora/shared/protocol/messages.ts';
-import type { AggregateOutcome, RoundAggregator, RoundConfig, Strategy } from '@fedlora/shared/aggregation/strategy.ts';
+import type {
+  AggregateOutcome,
+  RoundAggregator,
+  RoundConfig,
+  Strategy,
+} from '@fedlora/shared/aggregation/strategy.ts';
 import type { Logger } from '../log';
 import type { AdapterStore, HeldoutMetrics, RoundFailureRecord, VersionRecord } from '../registry/types';
 import { sampleSize, type RoundSettings } from './settings';
@@ -78,6 +85,52 @@ export interface RoundContext {
   progress: Pulse;
   /** per-site rejecters for in-flight sends, called when the site disconnects */
   leaving: Map<string, (err: Error) => void>;
+}
+
+/** A fresh context for round `round`: new round id and X25519 key, nothing sampled yet. */
+export function newRoundContext(a: {
+  round: number;
+  now: number;
+  baseVersionId: string;
+  base: NamedTensors;
+  baseBytes: Uint8Array;
+  baseSha256: string;
+  config: RoundConfig;
+  aggregator: RoundAggregator;
+  /** null: 2 × the fp32 adapter + 64 KiB */
+  maxUploadBytes: number | null;
+}): RoundContext {
+  const fp32Bytes = Object.values(a.base).reduce((n, t) => n + t.data.length * 4, 0);
+  return {
+    round: a.round,
+    roundId: `r${a.round}-${randomBytes(4).toString('hex')}`,
+    startedAt: a.now,
+    stage: 'sample',
+    baseVersionId: a.baseVersionId,
+    base: a.base,
+    baseBytes: a.baseBytes,
+    baseSha256: a.baseSha256,
+    config: a.config,
+    key: generateBoxKeyPair(),
+    deadline: 0,
+    maxUploadBytes: a.maxUploadBytes ?? 2 * fp32Bytes + 64 * 1024,
+    sampled: new Set(),
+    declaredExamples: new Map(),
+    participants: new Set(),
+    pending: new Set(),
+    delivered: new Set(),
+    failures: new Map(),
+    rejections: [],
+    accepting: false,
+    aggregator: a.aggregator,
+    uploadedBytes: 0,
+    bytesPerUpload: [],
+    outcome: null,
+    metrics: null,
+    version: null,
+    progress: new Pulse(),
+    leaving: new Map(),
+  };
 }
 
 export type StageResult = 'next' | { end: 'kept' | 'cancelled'; reason: string };
@@ -182,7 +235,10 @@ async function configure(ctx: RoundContext, env: RoundEnv): Promise<StageResult>
     }),
   );
   if (ctx.participants.size < env.settings.minSites)
-    return { end: 'kept', reason: `${ctx.participants.size} site(s) accepted, fewer than minSites ${env.settings.minSites}` };
+    return {
+      end: 'kept',
+      reason: `${ctx.participants.size} site(s) accepted, fewer than minSites ${env.settings.minSites}`,
+    };
   return 'next';
 }
 
@@ -201,7 +257,11 @@ async function train(ctx: RoundContext, env: RoundEnv): Promise<StageResult> {
         await untilLeft(
           ctx,
           siteId,
-          env.transport.train(siteId, { roundId: ctx.roundId, adapter: ctx.baseBytes, adapterSha256: ctx.baseSha256 }, timeout),
+          env.transport.train(
+            siteId,
+            { roundId: ctx.roundId, adapter: ctx.baseBytes, adapterSha256: ctx.baseSha256 },
+            timeout,
+          ),
         );
       } catch (err) {
         if (!ctx.delivered.has(siteId)) fail(ctx, siteId, ctx.failures.get(siteId) ?? codeOf(err));
@@ -241,9 +301,17 @@ async function aggregate(ctx: RoundContext): Promise<StageResult> {
 async function evaluate(ctx: RoundContext, env: RoundEnv): Promise<StageResult> {
   try {
     const ms = env.settings.evaluateTimeoutS * 1000;
-    ctx.metrics = await raceTimer(env, ms, env.evaluator.evaluate((ctx.outcome as AggregateOutcome).adapter), () => {
-      throw new FedloraError('INTERNAL', `held-out evaluation took longer than ${env.settings.evaluateTimeoutS} s`);
-    });
+    ctx.metrics = await raceTimer(
+      env,
+      ms,
+      env.evaluator.evaluate((ctx.outcome as AggregateOutcome).adapter),
+      () => {
+        throw new FedloraError(
+          'INTERNAL',
+          `held-out evaluation took longer than ${env.settings.evaluateTimeoutS} s`,
+        );
+      },
+    );
   } catch (err) {
     env.log('evaluate.failed', { round: ctx.round, error: describeError(err) });
   }
@@ -278,7 +346,10 @@ async function version(ctx: RoundContext, env: RoundEnv): Promise<StageResult> {
 }
 
 /** Each stage with the timeout it runs under (collect is bounded by the round deadline itself). */
-export const STAGES: Record<RoundStage, { timeoutMs(s: RoundSettings): number; run(ctx: RoundContext, env: RoundEnv): Promise<StageResult> }> = {
+export const STAGES: Record<
+  RoundStage,
+  { timeoutMs(s: RoundSettings): number; run(ctx: RoundContext, env: RoundEnv): Promise<StageResult> }
+> = {
   sample: { timeoutMs: () => Infinity, run: sample },
   configure: { timeoutMs: (s) => s.ackTimeoutS * 1000 + 5_000, run: configure },
   train: { timeoutMs: (s) => s.ackTimeoutS * 1000 + 5_000, run: train },

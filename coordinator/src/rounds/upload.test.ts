@@ -57,12 +57,18 @@ test('when the upload names another round, then it is WRONG_ROUND', () => {
 
 test('when the site was not sampled, then it is NOT_SAMPLED', () => {
   const { site, cfg, check } = setup({ sampled: new Set(['site-b']) });
-  assert.throws(() => openUpload(makeUpload(site, 'site-a', cfg, tinyAdapter(0)), check), code('NOT_SAMPLED'));
+  assert.throws(
+    () => openUpload(makeUpload(site, 'site-a', cfg, tinyAdapter(0)), check),
+    code('NOT_SAMPLED'),
+  );
 });
 
 test('when the sealed frame is over the round limit, then it is FRAME_TOO_LARGE', () => {
   const { site, cfg, check } = setup({ maxUploadBytes: 100 });
-  assert.throws(() => openUpload(makeUpload(site, 'site-a', cfg, tinyAdapter(0)), check), code('FRAME_TOO_LARGE'));
+  assert.throws(
+    () => openUpload(makeUpload(site, 'site-a', cfg, tinyAdapter(0)), check),
+    code('FRAME_TOO_LARGE'),
+  );
 });
 
 test('when the envelope is signed by a key other than the registered one, then it is BAD_SIGNATURE', () => {
@@ -102,7 +108,10 @@ test('when tensor names or shapes differ from the adapter, then it is DELTA_INVA
 test('when the delta norm is over the bound, then it is DELTA_INVALID', () => {
   const { site, cfg, check } = setup({ maxDeltaNorm: 10 });
   // 30 values of 2: norm = 2·√30 ≈ 10.95 > 10
-  assert.throws(() => openUpload(makeUpload(site, 'site-a', cfg, tinyAdapter(2)), check), code('DELTA_INVALID'));
+  assert.throws(
+    () => openUpload(makeUpload(site, 'site-a', cfg, tinyAdapter(2)), check),
+    code('DELTA_INVALID'),
+  );
   // 30 values of 1.8: norm ≈ 9.86 passes
   assert.doesNotThrow(() => openUpload(makeUpload(site, 'site-a', cfg, tinyAdapter(1.8)), check));
 });
@@ -116,14 +125,32 @@ test('when a hand-made update carries NaN, then it is NON_FINITE', () => {
     if (k === 'classifier.bias') d[0] = NaN;
     tensors[k] = { shape: t.shape, data: new Uint8Array(d.buffer) };
   }
-  const wire = { v: 1, kind: 'update', roundId: cfg.roundId, siteId: 'site-a', nonce: newMessageNonce(), numExamples: 5, metrics: { loss: 1 }, encoding: 'fp32', tensors };
+  const wire = {
+    v: 1,
+    kind: 'update',
+    roundId: cfg.roundId,
+    siteId: 'site-a',
+    nonce: newMessageNonce(),
+    numExamples: 5,
+    metrics: { loss: 1 },
+    encoding: 'fp32',
+    tensors,
+  };
   const payload = new Uint8Array(new Packr({ useRecords: false }).pack(wire));
-  const envelope = sealAndSign(payload, { roundId: cfg.roundId, recipientBoxPublicKey: cfg.coordinatorBoxPublicKey, signing: site.signing });
+  const envelope = sealAndSign(payload, {
+    roundId: cfg.roundId,
+    recipientBoxPublicKey: cfg.coordinatorBoxPublicKey,
+    signing: site.signing,
+  });
   assert.throws(() => openUpload({ roundId: cfg.roundId, envelope }, check), code('NON_FINITE'));
 });
 
 test('when the decrypted payload is not an update, then it is BAD_MESSAGE', () => {
   const { site, cfg, check } = setup();
-  const envelope = sealAndSign(new Uint8Array([1, 2, 3]), { roundId: cfg.roundId, recipientBoxPublicKey: cfg.coordinatorBoxPublicKey, signing: site.signing });
+  const envelope = sealAndSign(new Uint8Array([1, 2, 3]), {
+    roundId: cfg.roundId,
+    recipientBoxPublicKey: cfg.coordinatorBoxPublicKey,
+    signing: site.signing,
+  });
   assert.throws(() => openUpload({ roundId: cfg.roundId, envelope }, check), code('BAD_MESSAGE'));
 });

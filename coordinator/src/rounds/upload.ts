@@ -61,10 +61,14 @@ export function l2Norm(t: NamedTensors): number {
 
 export function openUpload(req: UploadRequest, c: UploadCheck): OpenedUpload {
   if (req.roundId !== c.roundId) throw new FedloraError('WRONG_ROUND', 'upload is for another round');
-  if (!c.sampled.has(c.siteId)) throw new FedloraError('NOT_SAMPLED', 'this site was not sampled for this round');
+  if (!c.sampled.has(c.siteId))
+    throw new FedloraError('NOT_SAMPLED', 'this site was not sampled for this round');
   const bytes = req.envelope.ciphertext.byteLength;
   if (bytes > c.maxUploadBytes)
-    throw new FedloraError('FRAME_TOO_LARGE', `upload is ${bytes} bytes, over the round's limit of ${c.maxUploadBytes}`);
+    throw new FedloraError(
+      'FRAME_TOO_LARGE',
+      `upload is ${bytes} bytes, over the round's limit of ${c.maxUploadBytes}`,
+    );
   // signature first (BAD_SIGNATURE), then decryption (DECRYPT_FAILED); the envelope's round id is signed
   const payload = openAndVerify(req.envelope, {
     expectedSigningPublicKey: c.siteSigningKey,
@@ -72,16 +76,24 @@ export function openUpload(req: UploadRequest, c: UploadCheck): OpenedUpload {
     expectedRoundId: c.roundId,
   });
   // schema, sizes and finite values (NON_FINITE); the payload must name this round and this site
-  const u = decodeUpdate(payload, { maxBytes: c.maxUploadBytes, expect: { roundId: c.roundId, siteId: c.siteId } });
+  const u = decodeUpdate(payload, {
+    maxBytes: c.maxUploadBytes,
+    expect: { roundId: c.roundId, siteId: c.siteId },
+  });
   if (!c.nonces.add(u.nonce)) throw new FedloraError('REPLAY', 'this update was already received');
-  if (c.delivered.has(c.siteId)) throw new FedloraError('REPLAY', 'this site already delivered its update for this round');
+  if (c.delivered.has(c.siteId))
+    throw new FedloraError('REPLAY', 'this site already delivered its update for this round');
   assertSameLayout(u.delta, c.layout, 'update', 'DELTA_INVALID');
   for (const [k, v] of Object.entries(u.delta))
     for (let i = 0; i < v.data.length; i++)
-      if (!Number.isFinite(v.data[i])) throw new FedloraError('NON_FINITE', `tensor ${k} has a non-finite value`);
+      if (!Number.isFinite(v.data[i]))
+        throw new FedloraError('NON_FINITE', `tensor ${k} has a non-finite value`);
   const norm = l2Norm(u.delta);
   if (!(norm <= c.maxDeltaNorm))
-    throw new FedloraError('DELTA_INVALID', `update norm ${norm.toPrecision(4)} exceeds the bound ${c.maxDeltaNorm}`);
+    throw new FedloraError(
+      'DELTA_INVALID',
+      `update norm ${norm.toPrecision(4)} exceeds the bound ${c.maxDeltaNorm}`,
+    );
   const numExamples = c.declaredExamples > 0 ? Math.min(u.numExamples, c.declaredExamples) : u.numExamples;
   return {
     result: { siteId: c.siteId, numExamples, delta: u.delta, metrics: { ...u.metrics } },

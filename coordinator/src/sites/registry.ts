@@ -48,7 +48,8 @@ export class SiteRegistry {
     const r = new SiteRegistry(storage);
     const f = await readJson<{ v: 1; sites: SiteRecord[] }>(storage, FILE);
     if (f) {
-      if (f.v !== 1 || !Array.isArray(f.sites)) throw new FedloraError('FILE_CORRUPT', `${storage.where}: ${FILE} has an unknown layout`);
+      if (f.v !== 1 || !Array.isArray(f.sites))
+        throw new FedloraError('FILE_CORRUPT', `${storage.where}: ${FILE} has an unknown layout`);
       r.sites = f.sites;
     }
     return r;
@@ -87,9 +88,11 @@ export class SiteRegistry {
     const id = siteIdFromName(name);
     if (!IdSchema.safeParse(id).success || id.length === 0)
       throw new FedloraError('BAD_MESSAGE', 'name must contain letters or digits');
-    if (this.sites.some((s) => s.id === id)) throw new FedloraError('CONFIG_INVALID', `a site with id ${id} exists`);
+    if (this.sites.some((s) => s.id === id))
+      throw new FedloraError('CONFIG_INVALID', `a site with id ${id} exists`);
     const joinToken = token ?? `${id}.${randomBytes(32).toString('base64url')}`;
-    if (joinToken.length < 16 || joinToken.length > 256) throw new FedloraError('CONFIG_INVALID', `join token for ${id} must be 16-256 characters`);
+    if (joinToken.length < 16 || joinToken.length > 256)
+      throw new FedloraError('CONFIG_INVALID', `join token for ${id} must be 16-256 characters`);
     const rec: SiteRecord = {
       id,
       name: name.trim(),
@@ -105,7 +108,10 @@ export class SiteRegistry {
   }
 
   /** Redeems a join token: UNAUTHORIZED for an unknown token or revoked site, TOKEN_USED the second time. */
-  async enroll(token: string, keys: { signingPublicKey: string; boxPublicKey: string }): Promise<PublicSiteRecord> {
+  async enroll(
+    token: string,
+    keys: { signingPublicKey: string; boxPublicKey: string },
+  ): Promise<PublicSiteRecord> {
     const h = hashToken(token);
     const site = this.sites.find((s) => timingSafeEqual(Buffer.from(s.tokenHash, 'hex'), h));
     if (!site || site.revokedAt) throw new FedloraError('UNAUTHORIZED', 'unknown join token');
@@ -114,7 +120,9 @@ export class SiteRegistry {
     const now = new Date().toISOString();
     await this.save(
       this.sites.map((s) =>
-        s.id === site.id ? { ...s, enrolledAt: now, signingPublicKey: pub.signingPublicKey, boxPublicKey: pub.boxPublicKey } : s,
+        s.id === site.id
+          ? { ...s, enrolledAt: now, signingPublicKey: pub.signingPublicKey, boxPublicKey: pub.boxPublicKey }
+          : s,
       ),
     );
     return this.get(site.id) as PublicSiteRecord;
@@ -123,7 +131,10 @@ export class SiteRegistry {
   async revoke(id: string): Promise<PublicSiteRecord> {
     const site = this.sites.find((s) => s.id === id);
     if (!site) throw new FedloraError('NOT_FOUND', `no site ${id}`);
-    if (!site.revokedAt) await this.save(this.sites.map((s) => (s.id === id ? { ...s, revokedAt: new Date().toISOString() } : s)));
+    if (!site.revokedAt)
+      await this.save(
+        this.sites.map((s) => (s.id === id ? { ...s, revokedAt: new Date().toISOString() } : s)),
+      );
     return this.get(id) as PublicSiteRecord;
   }
 

@@ -5,14 +5,31 @@ import type { Server, Socket } from 'socket.io';
 import type { ClientToServerEvents, ServerToClientEvents } from '@fedlora/shared/protocol/events.ts';
 import { parseServerReply } from '@fedlora/shared/protocol/events.ts';
 import { FedloraError } from '@fedlora/shared/errors.ts';
-import type { AvailableSite, ConfigureMessage, RoundClosedMessage, RoundTransport, TrainMessage, VersionPublishedMessage } from '../rounds/types';
+import type {
+  AvailableSite,
+  ConfigureMessage,
+  RoundClosedMessage,
+  RoundTransport,
+  TrainMessage,
+  VersionPublishedMessage,
+} from '../rounds/types';
 
 export interface SocketData {
   siteId?: string;
   challenge?: { siteId: string; challenge: Uint8Array };
 }
-export type SiteServer = Server<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>;
-export type SiteSocket = Socket<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>;
+export type SiteServer = Server<
+  ClientToServerEvents,
+  ServerToClientEvents,
+  Record<string, never>,
+  SocketData
+>;
+export type SiteSocket = Socket<
+  ClientToServerEvents,
+  ServerToClientEvents,
+  Record<string, never>,
+  SocketData
+>;
 
 export interface SiteStatus {
   siteId: string;
@@ -28,7 +45,10 @@ interface AckEmitter {
 }
 
 export class Presence implements RoundTransport {
-  private readonly bySite = new Map<string, { socket: SiteSocket; ready: (AvailableSite & { backend: string }) | null }>();
+  private readonly bySite = new Map<
+    string,
+    { socket: SiteSocket; ready: (AvailableSite & { backend: string }) | null }
+  >();
   private listeners: (() => void)[] = [];
 
   constructor(
@@ -39,7 +59,13 @@ export class Presence implements RoundTransport {
 
   private changed(siteId: string): void {
     const e = this.bySite.get(siteId);
-    this.onStatus({ siteId, online: !!e, ready: !!e?.ready, numExamples: e?.ready?.numExamples, backend: e?.ready?.backend });
+    this.onStatus({
+      siteId,
+      online: !!e,
+      ready: !!e?.ready,
+      numExamples: e?.ready?.numExamples,
+      backend: e?.ready?.backend,
+    });
     for (const l of this.listeners) l();
   }
 
@@ -51,7 +77,10 @@ export class Presence implements RoundTransport {
     this.changed(siteId);
   }
 
-  ready(siteId: string, info: { numExamples: number; encodings: AvailableSite['encodings']; backend: string }): void {
+  ready(
+    siteId: string,
+    info: { numExamples: number; encodings: AvailableSite['encodings']; backend: string },
+  ): void {
     const e = this.bySite.get(siteId);
     if (!e) return;
     e.ready = { siteId, numExamples: info.numExamples, encodings: info.encodings, backend: info.backend };
@@ -72,7 +101,13 @@ export class Presence implements RoundTransport {
 
   status(siteId: string): SiteStatus {
     const e = this.bySite.get(siteId);
-    return { siteId, online: !!e, ready: !!e?.ready, numExamples: e?.ready?.numExamples, backend: e?.ready?.backend };
+    return {
+      siteId,
+      online: !!e,
+      ready: !!e?.ready,
+      numExamples: e?.ready?.numExamples,
+      backend: e?.ready?.backend,
+    };
   }
 
   disconnect(siteId: string): void {
@@ -81,7 +116,9 @@ export class Presence implements RoundTransport {
 
   available(): AvailableSite[] {
     return [...this.bySite.values()].flatMap((e) =>
-      e.ready ? [{ siteId: e.ready.siteId, numExamples: e.ready.numExamples, encodings: [...e.ready.encodings] }] : [],
+      e.ready
+        ? [{ siteId: e.ready.siteId, numExamples: e.ready.numExamples, encodings: [...e.ready.encodings] }]
+        : [],
     );
   }
 
@@ -100,17 +137,25 @@ export class Presence implements RoundTransport {
     return e.socket;
   }
 
-  private async ask(siteId: string, event: 'round:configure' | 'round:train', msg: unknown, timeoutMs: number): Promise<unknown> {
+  private async ask(
+    siteId: string,
+    event: 'round:configure' | 'round:train',
+    msg: unknown,
+    timeoutMs: number,
+  ): Promise<unknown> {
     const socket = this.socketOf(siteId) as unknown as AckEmitter;
     try {
       return await socket.timeout(timeoutMs).emitWithAck(event, msg);
     } catch (err) {
-      throw new FedloraError('INTERNAL', `${event}: no ack from ${siteId} within ${timeoutMs} ms (timeout)`, { cause: err });
+      throw new FedloraError('INTERNAL', `${event}: no ack from ${siteId} within ${timeoutMs} ms (timeout)`, {
+        cause: err,
+      });
     }
   }
 
   async configure(siteId: string, msg: ConfigureMessage, timeoutMs: number): Promise<boolean> {
-    return parseServerReply('round:configure', await this.ask(siteId, 'round:configure', msg, timeoutMs)).accepted;
+    return parseServerReply('round:configure', await this.ask(siteId, 'round:configure', msg, timeoutMs))
+      .accepted;
   }
 
   async train(siteId: string, msg: TrainMessage, timeoutMs: number): Promise<void> {

@@ -46,24 +46,40 @@ const logged = new WeakSet<object>();
 
 export function attachSiteHandlers(io: SiteServer, d: SiteHandlerDeps): void {
   io.on('connection', (socket) => {
-    const on = <E extends ClientEventName>(event: E, fn: (req: ClientRequest<E>, siteId: string) => Promise<ClientReply<E>> | ClientReply<E>) => {
-      socket.on(event as never, (async (raw: unknown, ack: unknown) => {
-        if (typeof ack !== 'function') {
-          d.log('request.rejected', { event, site: socket.data.siteId, code: 'BAD_MESSAGE', reason: 'no ack callback' });
-          return;
-        }
-        try {
-          const siteId = socket.data.siteId;
-          if (!OPEN_EVENTS.has(event) && !siteId)
-            throw new FedloraError('UNAUTHORIZED', 'authenticate first (auth:challenge, then auth:prove)');
-          const req = parseClientRequest(event, raw);
-          ack(ackOk(await fn(req, siteId ?? '')));
-        } catch (err) {
-          if (!(err instanceof Object && logged.has(err)))
-            d.log('request.rejected', { event, site: socket.data.siteId, code: ackError(err).code, reason: describeError(err) });
-          ack(ackError(err));
-        }
-      }) as never);
+    const on = <E extends ClientEventName>(
+      event: E,
+      fn: (req: ClientRequest<E>, siteId: string) => Promise<ClientReply<E>> | ClientReply<E>,
+    ) => {
+      socket.on(
+        event as never,
+        (async (raw: unknown, ack: unknown) => {
+          if (typeof ack !== 'function') {
+            d.log('request.rejected', {
+              event,
+              site: socket.data.siteId,
+              code: 'BAD_MESSAGE',
+              reason: 'no ack callback',
+            });
+            return;
+          }
+          try {
+            const siteId = socket.data.siteId;
+            if (!OPEN_EVENTS.has(event) && !siteId)
+              throw new FedloraError('UNAUTHORIZED', 'authenticate first (auth:challenge, then auth:prove)');
+            const req = parseClientRequest(event, raw);
+            ack(ackOk(await fn(req, siteId ?? '')));
+          } catch (err) {
+            if (!(err instanceof Object && logged.has(err)))
+              d.log('request.rejected', {
+                event,
+                site: socket.data.siteId,
+                code: ackError(err).code,
+                reason: describeError(err),
+              });
+            ack(ackError(err));
+          }
+        }) as never,
+      );
     };
 
     on('site:enroll', async (req) => {
@@ -88,8 +104,18 @@ export function attachSiteHandlers(io: SiteServer, d: SiteHandlerDeps): void {
         throw new FedloraError('UNAUTHORIZED', 'ask for a challenge for this site first (auth:challenge)');
       const key = d.sites.signingKey(req.siteId);
       if (!key) throw new FedloraError('UNKNOWN_SITE', 'no enrolled site with this id');
-      if (!verifyChallenge(pending.challenge, { siteId: req.siteId, coordinatorId: d.coordinatorId }, req.signature, key))
-        throw new FedloraError('BAD_SIGNATURE', 'the challenge signature does not verify with the registered key');
+      if (
+        !verifyChallenge(
+          pending.challenge,
+          { siteId: req.siteId, coordinatorId: d.coordinatorId },
+          req.signature,
+          key,
+        )
+      )
+        throw new FedloraError(
+          'BAD_SIGNATURE',
+          'the challenge signature does not verify with the registered key',
+        );
       socket.data.siteId = req.siteId;
       d.presence.authenticated(req.siteId, socket);
       d.log('site.authenticated', { site: req.siteId });
@@ -129,7 +155,8 @@ export function attachSiteHandlers(io: SiteServer, d: SiteHandlerDeps): void {
     on('model:chunk', async (req) => {
       const f = d.modelFiles.find((m) => m.path === req.path);
       if (!f) throw new FedloraError('NOT_FOUND', 'not a file of the manifest');
-      if (req.offset > f.bytes) throw new FedloraError('BAD_MESSAGE', `offset is past the end of the file (${f.bytes} bytes)`);
+      if (req.offset > f.bytes)
+        throw new FedloraError('BAD_MESSAGE', `offset is past the end of the file (${f.bytes} bytes)`);
       const n = Math.min(req.length, f.bytes - req.offset);
       const data = new Uint8Array(n);
       const fh = await open(f.absPath, 'r');
@@ -143,7 +170,12 @@ export function attachSiteHandlers(io: SiteServer, d: SiteHandlerDeps): void {
 
     socket.onAny((event: string, ...args: unknown[]) => {
       if (Object.hasOwn(CLIENT_EVENTS, event)) return;
-      d.log('request.rejected', { event: event.slice(0, 64), site: socket.data.siteId, code: 'BAD_MESSAGE', reason: 'unknown event' });
+      d.log('request.rejected', {
+        event: event.slice(0, 64),
+        site: socket.data.siteId,
+        code: 'BAD_MESSAGE',
+        reason: 'unknown event',
+      });
       const ack = args.at(-1);
       if (typeof ack === 'function') ack(ackError(new FedloraError('BAD_MESSAGE', 'unknown event')));
     });

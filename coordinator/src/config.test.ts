@@ -1,0 +1,83 @@
+// Command-line configuration: defaults, flag → setting mapping, and startup errors that name the flag.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { isFedloraError } from '@fedlora/shared/errors.ts';
+import { parseConfig } from './config';
+import { sampleSize, updateSettings, DEFAULT_SETTINGS, DEFAULT_STOP } from './rounds/settings';
+
+const TOKEN = { FEDLORA_ADMIN_TOKEN: 'a-long-enough-admin-token' };
+const invalid = (re: RegExp) => (err: unknown) =>
+  isFedloraError(err, 'CONFIG_INVALID') && re.test(err.message);
+
+test('when only the admin token is given, then the defaults are the CPU federation recipe', () => {
+  const c = parseConfig([], TOKEN);
+  assert.ok(c !== 'help');
+  assert.equal(c.port, 8080);
+  assert.equal(c.dataDir, '.fedlora/coordinator');
+  assert.equal(c.strategy, 'fedavg');
+  assert.deepEqual(
+    [c.settings.maxLength, c.settings.batchSize, c.settings.learningRate, c.settings.maxSteps],
+    [64, 16, 2e-3, 12],
+  );
+  assert.deepEqual(c.stop, { rounds: null, patience: null, targetAccuracy: null });
+});
+
+test('when round flags are given, then they land in the settings and stop rules', () => {
+  const c = parseConfig(
+    [
+      '--sites-per-round',
+      '0.5',
+      '--min-sites',
+      '3',
+      '--lr',
+      '0.01',
+      '--encoding',
+      'int8',
+      '--rounds',
+      '5',
+      '--target-accuracy',
+      '0.9',
+      '--site-token',
+      'Site A=0123456789abcdef',
+      '--port',
+      '0',
+    ],
+    { ...TOKEN, FEDLORA_SITE_TOKENS: 'site-b=fedcba9876543210' },
+  );
+  assert.ok(c !== 'help');
+  assert.deepEqual(c.settings.sitesPerRound, { kind: 'fraction', value: 0.5 });
+  assert.equal(c.settings.minSites, 3);
+  assert.equal(c.settings.learningRate, 0.01);
+  assert.equal(c.settings.encoding, 'int8');
+  assert.deepEqual(c.stop, { rounds: 5, patience: null, targetAccuracy: 0.9 });
+  assert.deepEqual(c.presetSites, [
+    { name: 'Site A', token: '0123456789abcdef' },
+    { name: 'site-b', token: 'fedcba9876543210' },
+  ]);
+  assert.equal(c.port, 0);
+});
+
+test('when the config is bad, then parsing fails with CONFIG_INVALID naming the flag', () => {
+  assert.throws(() => parseConfig([], {}), invalid(/admin token is required/));
+  assert.throws(() => parseConfig(['--strategy', 'fedsgd'], TOKEN), invalid(/--strategy/));
+  assert.throws(() => parseConfig(['--encoding', 'fp8'], TOKEN), invalid(/--encoding/));
+  assert.throws(() => parseConfig(['--lr', 'fast'], TOKEN), invalid(/--lr/));
+  assert.throws(
+    () => parseConfig(['--sites-per-round', '2', '--min-sites', '3'], TOKEN),
+    invalid(/at least minSites/),
+  );
+  assert.throws(() => parseConfig(['--bogus'], TOKEN), invalid(/bogus/));
+  assert.throws(() => parseConfig(['--site-token', 'nameonly'], TOKEN), invalid(/NAME=TOKEN/));
+});
+
+test('when sites per round is a fraction or a count, then the sample size follows it and never drops below minSites', () => {
+  const s = (spr: string, minSites: number) =>
+    updateSettings({ settings: DEFAULT_SETTINGS, stop: DEFAULT_STOP }, { sitesPerRound: spr, minSites })
+      .settings;
+  assert.equal(sampleSize(s('0.5', 1), 5), 3); // ceil(2.5)
+  assert.equal(sampleSize(s('1.0', 1), 5), 5);
+  assert.equal(sampleSize(s('1', 1), 5), 1); // "1" is a count
+  assert.equal(sampleSize(s('0.1', 2), 5), 2);
+  assert.equal(sampleSize(s('4', 2), 3), 3);
+});
