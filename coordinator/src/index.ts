@@ -1,0 +1,22 @@
+// Public API of @fedlora/coordinator: build a coordinator in-process (tests, simulations, the start script).
+
+export { createCoordinator, type Coordinator, type CoordinatorOptions, type CoordinatorTask } from './app';
+export { parseConfig, HELP, type CoordinatorConfig } from './config';
+export { loadModelTask, type ModelTask, type ModelTaskOptions } from './eval/model-task';
+export { hashModelFiles } from './model-files';
+export { DirStorage, MemoryStorage, type Storage } from './storage';
+export { stderrLogger, memoryLogger, silentLogger, type Logger } from './log';
+export { AdapterRegistry } from './registry/registry';
+export type { AdapterStore, HeldoutMetrics, RoundRecord, VersionRecord } from './registry/types';
+export { Federation, type FederationEvent, type FederationState } from './rounds/federation';
+export {
+  DEFAULT_SETTINGS,
+  DEFAULT_STOP,
+  updateSettings,
+  type RoundSettings,
+  type StopRules,
+} from './rounds/settings';
+export type { Clock, Evaluator, RoundTransport } from './rounds/types';
+export { FakeEvaluator, FakeTransport, ManualClock, makeUpload, tinyAdapter } from './rounds/fakes';
+export type { AdminServerEvents } from './socket/admin-events';
+export { SiteRegistry } from './sites/registry';
