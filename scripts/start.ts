@@ -91,10 +91,19 @@ function launch(name: string, args: string[], logDir: string, env: Record<string
   return child;
 }
 
+/** GET with the admin token; retried for up to 2 minutes, since the coordinator may be busy evaluating on a small CPU. */
 async function api<T>(url: string, token: string): Promise<T> {
-  const r = await fetch(url, { headers: { authorization: `Bearer ${token}` } });
-  if (!r.ok) throw new Error(`${url}: HTTP ${r.status}`);
-  return (await r.json()) as T;
+  const until = Date.now() + 120_000;
+  for (;;) {
+    try {
+      const r = await fetch(url, { headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(30_000) });
+      if (!r.ok) throw new Error(`${url}: HTTP ${r.status}`);
+      return (await r.json()) as T;
+    } catch (err) {
+      if (Date.now() > until) throw err;
+      await new Promise((res) => setTimeout(res, 1000));
+    }
+  }
 }
 
 interface Version { id: string; round: number; sites: number; metrics: { accuracy: number; macroF1: number } | null; uploadedBytes?: number }

@@ -142,6 +142,8 @@ export async function raceTimer<T>(
   p: Promise<T>,
   onTimeout: () => T | Promise<T>,
 ): Promise<T> {
+  // no time limit (the sample stage waits for sites): setTimeout would clamp Infinity to 1 ms
+  if (!Number.isFinite(ms)) return p;
   const ac = new AbortController();
   const timer = env.clock.sleep(ms, AbortSignal.any([ac.signal, env.signal])).then(() => onTimeout());
   timer.catch(() => {});
