@@ -16,6 +16,8 @@ export interface TrainBudget {
 
 export interface CentralizedResult {
   curve: number[];
+  /** mean training loss of each round's steps (NaN for a round with no budget) */
+  trainLoss: number[];
   macroF1: number;
   accuracy: number;
   samplesSeen: number;
@@ -29,17 +31,19 @@ export async function runCentralized(
   ctx: SimContext,
   samplesPerRound: readonly number[],
   b: TrainBudget,
-  onRound?: (round: number, accuracy: number) => void,
+  onRound?: (round: number, accuracy: number, trainLoss: number) => void,
 ): Promise<CentralizedResult> {
   let state = cloneNamed(ctx.initial);
   const curve: number[] = [];
+  const trainLoss: number[] = [];
   let macroF1 = 0;
   let seen = 0;
   for (let r = 0; r < samplesPerRound.length; r++) {
     const steps = Math.ceil(samplesPerRound[r] / b.batchSize);
+    let loss = NaN;
     if (steps > 0) {
       const epochs = Math.ceil((steps * b.batchSize) / ctx.trainEx.length);
-      await runLocalRound(
+      const local = await runLocalRound(
         ctx.clf,
         ctx.trainEx,
         ctx.padId,
@@ -49,13 +53,15 @@ export async function runCentralized(
       );
       state = cloneNamed(ctx.clf.getTrainableState()); // the trained state itself (= state + delta, without a rounding step)
       seen += Math.min(steps * b.batchSize, epochs * ctx.trainEx.length);
+      loss = local.metrics.loss;
     }
+    trainLoss.push(loss);
     const ev = await evaluateState(ctx.clf, state, ctx.heldEx, ctx.padId);
     curve.push(ev.report.accuracy);
     macroF1 = ev.report.macroF1;
-    onRound?.(r + 1, ev.report.accuracy);
+    onRound?.(r + 1, ev.report.accuracy, loss);
   }
-  return { curve, accuracy: curve[curve.length - 1] ?? NaN, macroF1, samplesSeen: seen };
+  return { curve, trainLoss, accuracy: curve[curve.length - 1] ?? NaN, macroF1, samplesSeen: seen };
 }
 
 export interface LocalOnlyResult {

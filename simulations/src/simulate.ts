@@ -108,8 +108,8 @@ export async function runSimulation(o: SimOptions, deps: SimDeps = {}): Promise<
       const perRound = arms[o.strategies[0]].rounds.map((x) => x.samplesSeen);
       let t0 = performance.now();
       emit({ kind: 'arm-start', name: 'centralized', total: o.rounds });
-      centralized = await runCentralized(ctx, perRound, budget, (round, acc) =>
-        emit({ kind: 'arm-step', name: 'centralized', done: round, fields: { acc: acc.toFixed(4), loss: '-', s: '-' } }),
+      centralized = await runCentralized(ctx, perRound, budget, (round, acc, loss) =>
+        emit({ kind: 'arm-step', name: 'centralized', done: round, fields: { acc: acc.toFixed(4), loss: loss.toFixed(4), s: '-' } }),
       );
       emit({ kind: 'arm-end', name: 'centralized' });
       tCentral = (performance.now() - t0) / 1000;
