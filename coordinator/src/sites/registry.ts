@@ -55,8 +55,14 @@ export class SiteRegistry {
     return r;
   }
 
-  private save(next: SiteRecord[]): Promise<void> {
+  /**
+   * Check-and-change one at a time: `change` sees the sites as left by every earlier change, so concurrent
+   * enrollments (three sites joining at once) cannot overwrite each other's keys with a stale list.
+   */
+  private mutate(change: (sites: readonly SiteRecord[]) => SiteRecord[] | null): Promise<void> {
     const run = async () => {
+      const next = change(this.sites);
+      if (!next) return;
       await writeJson(this.storage, FILE, { v: 1, sites: next });
       this.sites = next;
     };
@@ -88,8 +94,6 @@ export class SiteRegistry {
     const id = siteIdFromName(name);
     if (!IdSchema.safeParse(id).success || id.length === 0)
       throw new FedloraError('BAD_MESSAGE', 'name must contain letters or digits');
-    if (this.sites.some((s) => s.id === id))
-      throw new FedloraError('CONFIG_INVALID', `a site with id ${id} exists`);
     const joinToken = token ?? `${id}.${randomBytes(32).toString('base64url')}`;
     if (joinToken.length < 16 || joinToken.length > 256)
       throw new FedloraError('CONFIG_INVALID', `join token for ${id} must be 16-256 characters`);
@@ -103,7 +107,11 @@ export class SiteRegistry {
       signingPublicKey: null,
       boxPublicKey: null,
     };
-    await this.save([...this.sites, rec]);
+    await this.mutate((sites) => {
+      if (sites.some((s) => s.id === id))
+        throw new FedloraError('CONFIG_INVALID', `a site with id ${id} exists`);
+      return [...sites, rec];
+    });
     return { site: this.get(id) as PublicSiteRecord, joinToken };
   }
 
@@ -113,28 +121,30 @@ export class SiteRegistry {
     keys: { signingPublicKey: string; boxPublicKey: string },
   ): Promise<PublicSiteRecord> {
     const h = hashToken(token);
-    const site = this.sites.find((s) => timingSafeEqual(Buffer.from(s.tokenHash, 'hex'), h));
-    if (!site || site.revokedAt) throw new FedloraError('UNAUTHORIZED', 'unknown join token');
-    if (site.enrolledAt) throw new FedloraError('TOKEN_USED', 'this join token was already used');
     const pub = parsePublicIdentity(keys);
     const now = new Date().toISOString();
-    await this.save(
-      this.sites.map((s) =>
+    let id = '';
+    await this.mutate((sites) => {
+      const site = sites.find((s) => timingSafeEqual(Buffer.from(s.tokenHash, 'hex'), h));
+      if (!site || site.revokedAt) throw new FedloraError('UNAUTHORIZED', 'unknown join token');
+      if (site.enrolledAt) throw new FedloraError('TOKEN_USED', 'this join token was already used');
+      id = site.id;
+      return sites.map((s) =>
         s.id === site.id
           ? { ...s, enrolledAt: now, signingPublicKey: pub.signingPublicKey, boxPublicKey: pub.boxPublicKey }
           : s,
-      ),
-    );
-    return this.get(site.id) as PublicSiteRecord;
+      );
+    });
+    return this.get(id) as PublicSiteRecord;
   }
 
   async revoke(id: string): Promise<PublicSiteRecord> {
-    const site = this.sites.find((s) => s.id === id);
-    if (!site) throw new FedloraError('NOT_FOUND', `no site ${id}`);
-    if (!site.revokedAt)
-      await this.save(
-        this.sites.map((s) => (s.id === id ? { ...s, revokedAt: new Date().toISOString() } : s)),
-      );
+    await this.mutate((sites) => {
+      const site = sites.find((s) => s.id === id);
+      if (!site) throw new FedloraError('NOT_FOUND', `no site ${id}`);
+      if (site.revokedAt) return null;
+      return sites.map((s) => (s.id === id ? { ...s, revokedAt: new Date().toISOString() } : s));
+    });
     return this.get(id) as PublicSiteRecord;
   }
 
