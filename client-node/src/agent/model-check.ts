@@ -8,8 +8,10 @@ import { createHash } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import { FedloraError } from '@fedlora/shared/errors.ts';
 import type { Manifest } from '@fedlora/shared/protocol/manifest.ts';
+import { MODEL_CHUNK_BYTES, type ModelChunkSource } from '@fedlora/shared/site/model-files.ts';
 
-export type ManifestFile = Manifest['baseModel']['files'][number];
+export type { ManifestFile } from '@fedlora/shared/site/model-files.ts';
+type ManifestFile = Manifest['baseModel']['files'][number];
 
 export interface FileProblem {
   path: string;
@@ -72,13 +74,7 @@ export async function verifyBaseModel(modelDir: string, baseModel: Manifest['bas
     );
 }
 
-/** Where model bytes come from: the coordinator, over the agent's authenticated connection. */
-export interface ModelChunkSource {
-  /** up to `length` bytes of `path` from `offset`; fewer only at the end of the file */
-  fetchChunk(path: string, offset: number, length: number): Promise<Uint8Array>;
-}
-
-export const MODEL_CHUNK_BYTES = 1024 * 1024;
+export { MODEL_CHUNK_BYTES, type ModelChunkSource } from '@fedlora/shared/site/model-files.ts';
 
 /**
  * Downloads every manifest file that is missing or wrong in `targetDir`, chunk by chunk into a temp file, then

@@ -12,13 +12,12 @@ import { ENCODINGS } from '@fedlora/shared/protocol/quantize.ts';
 import { DEFAULT_RECIPE } from '@fedlora/shared/site/defaults.ts';
 import { loadLocalModel, type LocalModel } from '@fedlora/shared/site/local-model.ts';
 import type { Pooling } from '@fedlora/shared/model/classifier.ts';
-import { runLocalRound } from '@fedlora/shared/training/local-round.ts';
 import type { GlobalAdapter } from '@fedlora/shared/protocol/codec.ts';
 import { progressBar, type Progress } from '../progress';
 import { Backoff, DEFAULT_BACKOFF, type BackoffOptions } from './backoff';
 import { authenticate, openSocket, request, DEFAULT_REQUEST_TIMEOUT_MS, type SiteSocket } from './connection';
 import { chunkSource, resolveBaseModelDir } from './base-model';
-import { buildUpload, checkAdapterShapes, failureFor, localTrainConfig, openAdapter, roundMaxLength, type ConfiguredRound } from './participant';
+import { checkAdapterShapes, failureFor, localTrainConfig, openAdapter, roundMaxLength, trainRound, type ConfiguredRound } from './participant';
 import { checkLabelMapping, EncodedDataCache, formatLabelMapping, labelMapping, loadSiteData } from './site-data';
 import { loadKeys, loadSiteConfig, type SiteConfig } from './state';
 
@@ -283,8 +282,14 @@ export class SiteAgent {
     try {
       const examples = (this.data as EncodedDataCache).get(tok, manifest.labels, maxLength);
       const perEpoch = Math.ceil(examples.length / train.batchSize);
-      const result = await runLocalRound(model.classifier, examples, tok.special.pad, adapter.adapter, train, {
-        seed: round.round,
+      const { result, upload: up } = await trainRound({
+        classifier: model.classifier,
+        examples,
+        padId: tok.special.pad,
+        round,
+        adapter,
+        siteId: cfg.siteId,
+        signing: keys.signing,
         shouldStop: () => this.stopping || socket.disconnected || this.closedRounds.has(round.roundId),
         onStep: (p) => {
           if (p.epoch !== barEpoch) {
@@ -298,16 +303,6 @@ export class SiteAgent {
       });
       (bar as Progress | null)?.stop();
       bar = null;
-      const up = buildUpload({
-        roundId: round.roundId,
-        siteId: cfg.siteId,
-        delta: result.delta,
-        numExamples: result.numExamples,
-        metrics: result.metrics,
-        encoding: round.encoding,
-        recipientBoxPublicKey: round.coordinatorBoxPublicKey,
-        signing: keys.signing,
-      });
       await request(socket, 'update:upload', up.request, this.opts.requestTimeoutMs);
       this.log(
         `round ${round.round}: uploaded ${up.payload.length} bytes (${round.encoding}), ${result.numExamples} examples, ` +

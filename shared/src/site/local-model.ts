@@ -6,14 +6,9 @@ import { SequenceClassifier, type Pooling } from '../model/classifier';
 import { LoraAdapter } from '../lora/adapter';
 import type { LoraConfig } from '../lora/config';
 import { loadTokenizer } from '../tokenizer/load';
-import type { WordPieceTokenizer } from '../tokenizer/wordpiece';
+import type { LocalModel } from './model-files';
 
-export interface LocalModel {
-  bert: BertModel;
-  tokenizer: WordPieceTokenizer;
-  classifier: SequenceClassifier;
-  dispose(): void;
-}
+export type { LocalModel } from './model-files';
 
 export function loadLocalModel(opts: {
   modelDir: string;

@@ -1,0 +1,66 @@
+// The site's side of the socket.io request/ack contract, shared by the Node agent and the browser site: send a
+// request and validate the coordinator's ack (every reply goes through parseClientReply), enroll with a one-time
+// token, and authenticate by signing the coordinator's challenge. Opening the socket stays with each client.
+
+import { FedloraError, isFedloraError } from '../errors';
+import { publicIdentity, type SiteKeys } from '../crypto/keys';
+import { signChallenge } from '../crypto/envelope';
+import { parseManifest, type Manifest } from '../protocol/manifest';
+import { parseClientReply, type ClientEventName, type ClientReply, type ClientRequest } from '../protocol/events';
+
+export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
+
+/**
+ * What a request needs from a socket.io-client Socket. Its typed emitWithAck does not let a generic event name
+ * through, so clients pass their socket through asAckSocket (shared/ does not depend on socket.io-client).
+ */
+export interface AckSocket {
+  timeout(ms: number): { emitWithAck(event: string, payload: unknown): Promise<unknown> };
+}
+
+export function asAckSocket(socket: object): AckSocket {
+  return socket as unknown as AckSocket;
+}
+
+/** Sends one request and returns the coordinator's validated reply; its error ack is thrown as a FedloraError. */
+export async function request<E extends ClientEventName>(
+  socket: AckSocket,
+  event: E,
+  payload: ClientRequest<E>,
+  timeoutMs = DEFAULT_REQUEST_TIMEOUT_MS,
+): Promise<ClientReply<E>> {
+  let raw: unknown;
+  try {
+    raw = await socket.timeout(timeoutMs).emitWithAck(event, payload);
+  } catch (err) {
+    throw new FedloraError('UNREACHABLE', `${event}: no reply from the coordinator within ${timeoutMs} ms`, { cause: err });
+  }
+  return parseClientReply(event, raw);
+}
+
+/** Registers the site's public keys with a one-time token; returns the site id the coordinator assigned. */
+export async function enroll(socket: AckSocket, token: string, siteId: string, keys: SiteKeys): Promise<string> {
+  try {
+    const reply = await request(socket, 'site:enroll', { token, siteId, ...publicIdentity(keys) });
+    return reply.siteId;
+  } catch (err) {
+    if (isFedloraError(err, 'TOKEN_USED'))
+      throw new FedloraError('TOKEN_USED', 'this join token was already used: ask the coordinator admin for a new one', { cause: err });
+    if (isFedloraError(err, 'UNAUTHORIZED'))
+      throw new FedloraError('UNAUTHORIZED', `the coordinator refused the join token (${err.message})`, { cause: err });
+    throw err;
+  }
+}
+
+export interface Session {
+  coordinatorId: string;
+  manifest: Manifest;
+}
+
+/** Challenge → signature → manifest. The signature binds the coordinator id and site id (crypto/envelope.ts). */
+export async function authenticate(socket: AckSocket, siteId: string, keys: SiteKeys, timeoutMs?: number): Promise<Session> {
+  const { challenge, coordinatorId } = await request(socket, 'auth:challenge', { siteId }, timeoutMs);
+  const signature = signChallenge(challenge, { siteId, coordinatorId }, keys.signing.secretKey);
+  const { manifest } = await request(socket, 'auth:prove', { siteId, signature }, timeoutMs);
+  return { coordinatorId, manifest: parseManifest(manifest) };
+}
