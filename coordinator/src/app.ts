@@ -6,7 +6,6 @@ import { createServer, type Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { Server, type Namespace } from 'socket.io';
-import { createHash, timingSafeEqual } from 'node:crypto';
 import { FedloraError } from '@fedlora/shared/errors.ts';
 import type { NamedTensors } from '@fedlora/shared/tensor.ts';
 import type { Strategy } from '@fedlora/shared/aggregation/strategy.ts';
@@ -24,6 +23,8 @@ import type { Clock, Evaluator } from './rounds/types';
 import { Presence, type SiteServer } from './socket/presence';
 import { attachSiteHandlers, type ModelFile } from './socket/site-handlers';
 import { createApi } from './http/api';
+import { AdminSessions } from './http/session';
+import { ActivityTracker } from './sites/activity';
 import type { AdminServerEvents } from './socket/admin-events';
 
 /** The learning task: base model, adapter layout, labels, the initial state and the held-out evaluator. */
@@ -53,6 +54,8 @@ export interface CoordinatorOptions {
   clock?: Clock;
   rng?: () => number;
   retryDelayMs?: number;
+  /** the built admin console served at / (default coordinator/dist/console) */
+  consoleDir?: string;
 }
 
 export interface Coordinator {
@@ -89,6 +92,8 @@ export async function createCoordinator(o: CoordinatorOptions): Promise<Coordina
     }
   }
   const id = await coordinatorId(o.storage);
+  const activity = await ActivityTracker.open(o.storage, { log });
+  const sessions = new AdminSessions(o.adminToken);
 
   const httpServer = createServer();
   // an upload frame is the encoded update plus the envelope's few hundred bytes
@@ -100,10 +105,14 @@ export async function createCoordinator(o: CoordinatorOptions): Promise<Coordina
     Record<string, never>,
     AdminServerEvents
   >;
-  const expected = createHash('sha256').update(o.adminToken).digest();
+  // the console connects with its session cookie (same origin); scripts pass the token in `auth`
   admin.use((socket, next) => {
     const t = socket.handshake.auth?.token;
-    if (typeof t === 'string' && timingSafeEqual(createHash('sha256').update(t).digest(), expected))
+    if (
+      t !== undefined
+        ? sessions.checkToken(t)
+        : sessions.valid(sessions.fromCookies(socket.handshake.headers.cookie))
+    )
       return next();
     log('admin.unauthorized', { transport: 'socket.io' });
     next(new Error('UNAUTHORIZED'));
@@ -112,9 +121,13 @@ export async function createCoordinator(o: CoordinatorOptions): Promise<Coordina
   const presence = new Presence(
     io,
     () => sites.activeCount(),
-    (s) => admin.emit('site:status', s),
+    (s) => {
+      activity.onStatus(s);
+      admin.emit('site:status', s);
+    },
   );
   const forward = (e: FederationEvent) => {
+    activity.onEvent(e);
     if (e.type === 'round:stage')
       admin.emit('round:stage', { round: e.round, roundId: e.roundId, stage: e.stage });
     else if (e.type === 'version:new') admin.emit('version:new', e.version);
@@ -171,6 +184,9 @@ export async function createCoordinator(o: CoordinatorOptions): Promise<Coordina
       presence,
       model: { id: o.task.modelId, lora: o.task.lora, labels: o.task.labels },
       log,
+      sessions,
+      activity,
+      consoleDir: o.consoleDir,
     }),
   );
 

@@ -1,7 +1,7 @@
-// The admin REST API (docs/API.md) and /healthz. Everything under /api needs `Authorization: Bearer <admin token>`,
-// compared in constant time; errors are JSON {error: {code, message}} with a status derived from the code.
+// The admin REST API (docs/API.md), /healthz and the console's static files. Everything under /api needs
+// `Authorization: Bearer <admin token>` (constant-time) or the console's session cookie from POST /api/login;
+// errors are JSON {error: {code, message}} with a status derived from the code.
 
-import { createHash, timingSafeEqual } from 'node:crypto';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { FedloraError, describeError, isFedloraError } from '@fedlora/shared/errors.ts';
 import { exportPeft } from '@fedlora/shared/lora/peft.ts';
@@ -11,6 +11,9 @@ import type { Federation } from '../rounds/federation';
 import type { AdapterStore } from '../registry/types';
 import type { SiteRegistry } from '../sites/registry';
 import type { Presence } from '../socket/presence';
+import type { ActivityTracker } from '../sites/activity';
+import { AdminSessions } from './session';
+import { consoleRoutes } from './console';
 
 export interface ApiDeps {
   adminToken: string;
@@ -20,6 +23,12 @@ export interface ApiDeps {
   presence: Presence;
   model: { id: string; lora: LoraConfig; labels: string[] };
   log: Logger;
+  /** console sessions, shared with the /admin namespace (default: a fresh store for this token) */
+  sessions?: AdminSessions;
+  /** per-site last seen / rounds contributed / last error for GET /api/sites */
+  activity?: ActivityTracker;
+  /** built console files (default coordinator/dist/console) */
+  consoleDir?: string;
 }
 
 const STATUS: Partial<Record<string, number>> = {
@@ -40,23 +49,18 @@ class HttpError extends Error {
   }
 }
 
-const digest = (s: string) => createHash('sha256').update(s, 'utf8').digest();
-
-/** Constant-time bearer check: both sides are hashed first so that lengths do not leak either. */
-export function adminAuth(token: string, log: Logger) {
-  const expected = digest(token);
+/** Bearer token (constant-time) or a live console session cookie; anything else is 401. */
+export function adminAuth(sessions: AdminSessions, log: Logger) {
   return (req: Request, res: Response, next: NextFunction) => {
-    const m = /^Bearer (.+)$/.exec(req.get('authorization') ?? '');
-    if (m && timingSafeEqual(digest(m[1]), expected)) return next();
+    if (sessions.authorize({ authorization: req.get('authorization'), cookie: req.get('cookie') }))
+      return next();
     log('admin.unauthorized', { method: req.method, path: req.path });
-    res
-      .status(401)
-      .json({
-        error: {
-          code: 'UNAUTHORIZED',
-          message: 'missing or wrong admin token (Authorization: Bearer <token>)',
-        },
-      });
+    res.status(401).json({
+      error: {
+        code: 'UNAUTHORIZED',
+        message: 'missing or wrong admin token (Authorization: Bearer <token>, or log in to the console)',
+      },
+    });
   };
 }
 
@@ -67,9 +71,25 @@ export function createApi(d: ApiDeps): express.Express {
     res.json({ ok: true, state: d.federation.state });
   });
 
+  const sessions = d.sessions ?? new AdminSessions(d.adminToken);
   const api = express.Router();
-  api.use(adminAuth(d.adminToken, d.log));
   api.use(express.json({ limit: '64kb' }));
+  // the two routes that do not need a session: trading the token for one, and dropping one
+  api.post('/login', (req, res) => {
+    if (!sessions.checkToken(req.body?.token)) {
+      d.log('admin.login_refused', {});
+      throw new HttpError(401, 'UNAUTHORIZED', 'wrong admin token');
+    }
+    res.set('Set-Cookie', sessions.cookie(sessions.create(), req.secure));
+    d.log('admin.login', {});
+    res.json({ ok: true });
+  });
+  api.post('/logout', (req, res) => {
+    sessions.destroy(sessions.fromCookies(req.get('cookie')));
+    res.set('Set-Cookie', sessions.clearCookie());
+    res.json({ ok: true });
+  });
+  api.use(adminAuth(sessions, d.log));
 
   const version = (id: string) => {
     const v = d.store.get(id);
@@ -94,7 +114,13 @@ export function createApi(d: ApiDeps): express.Express {
     res.status(201).json({ siteId: site.id, name: site.name, joinToken });
   });
   api.get('/sites', (_req, res) => {
-    res.json(d.sites.list().map((s) => ({ ...s, ...d.presence.status(s.id) })));
+    res.json(
+      d.sites.list().map((s) => ({
+        ...s,
+        ...d.presence.status(s.id),
+        ...(d.activity?.get(s.id) ?? { lastSeen: null, roundsContributed: 0, lastError: null }),
+      })),
+    );
   });
   api.delete('/sites/:id', async (req, res) => {
     const site = await d.sites.revoke(req.params.id);
@@ -164,6 +190,7 @@ export function createApi(d: ApiDeps): express.Express {
   });
 
   app.use('/api', api);
+  app.use(consoleRoutes(d.consoleDir));
   app.use((_req: Request, res: Response) => {
     res.status(404).json({ error: { code: 'NOT_FOUND', message: 'no such route' } });
   });

@@ -1,0 +1,105 @@
+// Admin sessions for the web console: POST /api/login trades the admin token for a random session id kept
+// server-side and sent back as an HttpOnly, SameSite=Strict cookie, so the token never sits in page JS storage or a
+// URL. The REST API and the /admin socket.io namespace accept either `Authorization: Bearer <token>` or the cookie.
+
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+
+export const SESSION_COOKIE = 'fedlora_session';
+/** a console left open over a working day stays logged in; after that the operator logs in again */
+export const SESSION_TTL_MS = 12 * 60 * 60 * 1000;
+/** bounds memory if someone with the token logs in in a loop; the oldest sessions go first */
+const MAX_SESSIONS = 256;
+
+const digest = (s: string) => createHash('sha256').update(s, 'utf8').digest();
+
+/** `a=1; b=2` → {a: '1', b: '2'} (values URI-decoded; a malformed value is skipped, not thrown). */
+export function parseCookies(header: string | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const raw of (header ?? '').split(';')) {
+    const part = raw.trim();
+    const eq = part.indexOf('=');
+    if (eq < 1) continue;
+    const name = part.slice(0, eq).trim();
+    try {
+      out[name] = decodeURIComponent(part.slice(eq + 1).trim());
+    } catch {
+      /* not ours to fix */
+    }
+  }
+  return out;
+}
+
+export class AdminSessions {
+  private readonly expected: Buffer;
+  /** session id hash → expiry (ms); ids are hashed so that a heap dump does not hand out live cookies */
+  private readonly sessions = new Map<string, number>();
+
+  constructor(
+    adminToken: string,
+    private readonly now: () => number = Date.now,
+    readonly ttlMs = SESSION_TTL_MS,
+  ) {
+    this.expected = digest(adminToken);
+  }
+
+  /** Constant-time: both sides are hashed first, so neither length nor prefix leaks. */
+  checkToken(token: unknown): boolean {
+    return typeof token === 'string' && timingSafeEqual(digest(token), this.expected);
+  }
+
+  /** A new session id (256 random bits). */
+  create(): string {
+    const id = randomBytes(32).toString('base64url');
+    const t = this.now();
+    for (const [k, exp] of this.sessions) if (exp <= t) this.sessions.delete(k);
+    while (this.sessions.size >= MAX_SESSIONS)
+      this.sessions.delete(this.sessions.keys().next().value as string);
+    this.sessions.set(digest(id).toString('hex'), t + this.ttlMs);
+    return id;
+  }
+
+  valid(id: string | undefined): boolean {
+    if (!id) return false;
+    const k = digest(id).toString('hex');
+    const exp = this.sessions.get(k);
+    if (exp === undefined) return false;
+    if (exp <= this.now()) {
+      this.sessions.delete(k);
+      return false;
+    }
+    return true;
+  }
+
+  destroy(id: string | undefined): void {
+    if (id) this.sessions.delete(digest(id).toString('hex'));
+  }
+
+  /** The session id carried by a Cookie header, if any. */
+  fromCookies(header: string | undefined): string | undefined {
+    return parseCookies(header)[SESSION_COOKIE];
+  }
+
+  /** true if the request proves the admin: a Bearer token or a live session cookie */
+  authorize(h: { authorization?: string; cookie?: string }): boolean {
+    const m = /^Bearer (.+)$/.exec(h.authorization ?? '');
+    if (m) return this.checkToken(m[1]);
+    return this.valid(this.fromCookies(h.cookie));
+  }
+
+  /** Set-Cookie value for a new session (Secure when served over https, e.g. behind a TLS proxy). */
+  cookie(id: string, secure: boolean): string {
+    return [
+      `${SESSION_COOKIE}=${id}`,
+      'Path=/',
+      'HttpOnly',
+      'SameSite=Strict',
+      `Max-Age=${Math.floor(this.ttlMs / 1000)}`,
+      ...(secure ? ['Secure'] : []),
+    ].join('; ');
+  }
+
+  /** Set-Cookie value that removes the cookie */
+  clearCookie(): string {
+    return `${SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0`;
+  }
+}
