@@ -1,0 +1,278 @@
+// The browser site: the same protocol as the Node agent (client-node/src/agent/site-agent.ts) through the same shared
+// code: enroll/authenticate (shared/src/site/session.ts), model:chunk download with SHA-256 (site/model-files.ts),
+// label mapping (site/site-data.ts) and the round core trainRound (site/participant.ts). Only the socket, the
+// IndexedDB store and the UI events are browser-specific. The data set stays in the tab: only sealed deltas leave.
+
+import { io, type Socket } from 'socket.io-client';
+import { FedloraError, describeError, isFedloraError } from '@fedlora/shared/errors.ts';
+import { generateSiteKeys } from '@fedlora/shared/crypto/keys.ts';
+import type { LabeledDataset } from '@fedlora/shared/data/dataset.ts';
+import { ackError, ackOk, parseServerMessage, type ClientToServerEvents, type ServerToClientEvents } from '@fedlora/shared/protocol/events.ts';
+import type { Manifest } from '@fedlora/shared/protocol/manifest.ts';
+import type { GlobalAdapter } from '@fedlora/shared/protocol/codec.ts';
+import { ENCODINGS } from '@fedlora/shared/protocol/quantize.ts';
+import type { Pooling } from '@fedlora/shared/model/classifier.ts';
+import { Backoff, DEFAULT_BACKOFF } from '@fedlora/shared/site/backoff.ts';
+import { asAckSocket, authenticate, enroll, request, type AckSocket } from '@fedlora/shared/site/session.ts';
+import { fetchModelFile, localModelFromFiles, type LocalModel, type ModelFiles } from '@fedlora/shared/site/model-files.ts';
+import { checkLabelMapping, EncodedDataCache, labelMapping, type LabelMapping } from '@fedlora/shared/site/site-data.ts';
+import { checkAdapterShapes, failureFor, openAdapter, roundMaxLength, trainRound, type ConfiguredRound } from '@fedlora/shared/site/participant.ts';
+import type { SiteStore } from './store';
+import type { WebBackendInfo } from './backend';
+
+type SiteSocket = Socket<ServerToClientEvents, ClientToServerEvents>;
+
+/** What the page shows; never carries examples. */
+export type SiteEvent =
+  | { type: 'status'; text: string }
+  | { type: 'enrolled'; siteId: string }
+  | { type: 'mapping'; mapping: LabelMapping; labels: string[] }
+  | { type: 'download'; path: string; done: number; total: number; cached: boolean }
+  | { type: 'ready'; numExamples: number }
+  | { type: 'step'; round: number; step: number; totalSteps: number; loss: number; samplesPerSecond: number }
+  | { type: 'uploaded'; round: number; bytes: number; loss: number; samplesPerSecond: number }
+  | { type: 'version'; versionId: string; round: number; accuracy?: number }
+  | { type: 'fatal'; code: string; message: string };
+
+export interface BrowserSiteOptions {
+  /** the coordinator's origin (the page's own when served at /site) */
+  coordinator: string;
+  /** one-time join token; only needed until this browser is enrolled */
+  token: string | null;
+  dataset: LabeledDataset;
+  store: SiteStore;
+  backend: WebBackendInfo;
+  on: (e: SiteEvent) => void;
+}
+
+/** Errors a retry cannot fix: the page shows them and stops (a revoked site is UNAUTHORIZED or UNKNOWN_SITE). */
+const FATAL = new Set(['UNKNOWN_SITE', 'BAD_SIGNATURE', 'UNAUTHORIZED', 'TOKEN_USED', 'HASH_MISMATCH', 'DATA_INVALID', 'CONFIG_INVALID', 'MODEL_INVALID']);
+
+function openSocket(url: string): Promise<SiteSocket> {
+  const socket: SiteSocket = io(url, { transports: ['websocket'], reconnection: false, forceNew: true, timeout: 10_000 });
+  return new Promise((resolve, reject) => {
+    socket.once('connect', () => resolve(socket));
+    socket.once('connect_error', (err) => {
+      socket.close();
+      reject(new FedloraError('UNREACHABLE', `cannot reach the coordinator at ${url}: ${err.message}`, { cause: err }));
+    });
+  });
+}
+
+export class BrowserSite {
+  private stopped = false;
+  private socket: SiteSocket | null = null;
+  private model: LocalModel | null = null;
+  private modelKey = '';
+  private readonly data: EncodedDataCache;
+  private configured: ConfiguredRound | null = null;
+  private training = false;
+  private readonly closedRounds = new Set<string>();
+
+  constructor(private readonly o: BrowserSiteOptions) {
+    this.data = new EncodedDataCache(o.dataset);
+  }
+
+  /** Connects, and reconnects with backoff until stop() or a fatal error (shown as a 'fatal' event). */
+  async run(): Promise<void> {
+    const backoff = new Backoff(DEFAULT_BACKOFF);
+    while (!this.stopped) {
+      let reason: string;
+      try {
+        reason = await this.session(() => backoff.reset());
+      } catch (err) {
+        if (isFedloraError(err) && FATAL.has(err.code)) {
+          this.o.on({ type: 'fatal', code: err.code, message: err.message });
+          return;
+        }
+        reason = describeError(err);
+      }
+      if (this.stopped) break;
+      const delay = backoff.next();
+      this.o.on({ type: 'status', text: `disconnected (${reason}); reconnecting in ${(delay / 1000).toFixed(1)} s` });
+      await new Promise((r) => setTimeout(r, delay));
+    }
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.socket?.close();
+    this.model?.dispose();
+    this.model = null;
+  }
+
+  private async session(onAuthenticated: () => void): Promise<string> {
+    const socket = await openSocket(this.o.coordinator);
+    this.socket = socket;
+    const ended = new Promise<string>((resolve) => socket.on('disconnect', (r) => resolve(`connection lost: ${r}`)));
+    const ack = asAckSocket(socket);
+    try {
+      const siteId = await this.identity(ack);
+      const { keys } = (await this.o.store.identity(this.o.coordinator))!;
+      let session;
+      try {
+        session = await authenticate(ack, siteId, keys);
+      } catch (err) {
+        if (isFedloraError(err, 'UNAUTHORIZED') || isFedloraError(err, 'UNKNOWN_SITE'))
+          throw new FedloraError(err.code, `the coordinator refused site ${siteId}: it was revoked or is unknown (${err.message})`, { cause: err });
+        throw err;
+      }
+      onAuthenticated();
+      this.o.on({ type: 'status', text: `authenticated as ${siteId}; global adapter ${session.manifest.versionId ?? '(none yet)'}` });
+      await this.prepare(session.manifest, ack);
+      this.attachRoundHandlers(socket, session.manifest, siteId, keys.signing);
+      const numExamples = this.o.dataset.examples.length;
+      await request(ack, 'site:ready', { numExamples, encodings: [...ENCODINGS], backend: this.o.backend.name });
+      this.o.on({ type: 'ready', numExamples });
+      this.o.on({ type: 'status', text: 'ready: waiting for rounds' });
+      return await ended;
+    } finally {
+      socket.close();
+      if (this.socket === socket) this.socket = null;
+      this.configured = null;
+    }
+  }
+
+  /** The enrolled site id; enrolls first (keys generated and stored before the token is spent) when needed. */
+  private async identity(ack: AckSocket): Promise<string> {
+    const store = this.o.store;
+    let id = await store.identity(this.o.coordinator);
+    if (id?.siteId) return id.siteId;
+    if (!id) {
+      id = { coordinator: this.o.coordinator, siteId: null, keys: generateSiteKeys() };
+      await store.saveIdentity(id);
+    }
+    if (!this.o.token) throw new FedloraError('CONFIG_INVALID', 'this browser is not enrolled yet: paste the join token from the coordinator admin');
+    const hex = [...id.keys.signing.publicKey.slice(0, 6)].map((b) => b.toString(16).padStart(2, '0')).join('');
+    const siteId = await enroll(ack, this.o.token, `web-${hex}`, id.keys);
+    await store.saveIdentity({ ...id, siteId });
+    this.o.on({ type: 'enrolled', siteId });
+    return siteId;
+  }
+
+  private async prepare(manifest: Manifest, ack: AckSocket): Promise<void> {
+    const mapping = labelMapping(this.o.dataset, manifest.labels);
+    this.o.on({ type: 'mapping', mapping, labels: manifest.labels });
+    checkLabelMapping(mapping, this.o.dataset.name);
+    const pooling = (manifest as { pooling?: Pooling }).pooling ?? 'mean';
+    const key = JSON.stringify([manifest.baseModel.files, manifest.lora, manifest.labels, pooling]);
+    if (!this.model || this.modelKey !== key) {
+      const files: ModelFiles = {};
+      const source = {
+        fetchChunk: async (path: string, offset: number, length: number) => {
+          const r = await request(ack, 'model:chunk', { path, offset, length });
+          if (r.path !== path || r.offset !== offset) throw new FedloraError('BAD_MESSAGE', `model:chunk: asked for ${path}@${offset}, got ${r.path}@${r.offset}`);
+          return r.data;
+        },
+      };
+      for (const f of manifest.baseModel.files) {
+        const cached = await this.o.store.modelFile(f);
+        if (cached) {
+          files[f.path] = cached;
+          this.o.on({ type: 'download', path: f.path, done: f.bytes, total: f.bytes, cached: true });
+          continue;
+        }
+        files[f.path] = await fetchModelFile(source, f, (done, total) => this.o.on({ type: 'download', path: f.path, done, total, cached: false }));
+        await this.o.store.saveModelFile(f, files[f.path]);
+      }
+      this.model?.dispose();
+      this.data.clear();
+      this.model = localModelFromFiles(files, { lora: manifest.lora, labels: manifest.labels, pooling, seed: 0, source: manifest.baseModel.id });
+      this.modelKey = key;
+    }
+    const tok = this.model.tokenizer;
+    this.data.get(tok, manifest.labels, Math.min(manifest.maxSeqLength, tok.maxLength, this.model.bert.config.maxPositions));
+  }
+
+  private attachRoundHandlers(socket: SiteSocket, manifest: Manifest, siteId: string, signing: { publicKey: Uint8Array; secretKey: Uint8Array }): void {
+    socket.on('round:configure', (raw, ack) => {
+      try {
+        const msg = parseServerMessage('round:configure', raw);
+        const accepted = !this.stopped && !this.training && msg.deadline > Date.now();
+        if (accepted) this.configured = msg;
+        this.o.on({ type: 'status', text: `round ${msg.round}: ${accepted ? 'accepted' : 'declined'}` });
+        ack(ackOk({ accepted }));
+      } catch (err) {
+        ack(ackError(err));
+      }
+    });
+
+    socket.on('round:train', (raw, ack) => {
+      void (async () => {
+        let round: ConfiguredRound;
+        let adapter: GlobalAdapter;
+        try {
+          const msg = parseServerMessage('round:train', raw);
+          const c = this.configured;
+          if (!c || c.roundId !== msg.roundId) throw new FedloraError('WRONG_ROUND', `round ${msg.roundId} was not configured with this site`);
+          adapter = await openAdapter(msg.adapter, msg.adapterSha256, c.adapterVersionId);
+          checkAdapterShapes(adapter.adapter, (this.model as LocalModel).classifier.trainableShapes());
+          round = c;
+        } catch (err) {
+          ack(ackError(err));
+          return;
+        }
+        this.configured = null;
+        this.training = true;
+        ack(ackOk({ started: true as const }));
+        try {
+          await this.trainAndUpload(socket, manifest, siteId, signing, round, adapter);
+        } finally {
+          this.training = false;
+        }
+      })();
+    });
+
+    socket.on('round:closed', (raw) => {
+      try {
+        const msg = parseServerMessage('round:closed', raw);
+        this.closedRounds.add(msg.roundId);
+        this.o.on({ type: 'status', text: `round ${msg.round} closed: ${msg.outcome} (${msg.updates} updates)` });
+      } catch {
+        /* a malformed broadcast changes nothing here */
+      }
+    });
+
+    socket.on('version:published', (raw) => {
+      try {
+        const msg = parseServerMessage('version:published', raw);
+        this.o.on({ type: 'version', versionId: msg.versionId, round: msg.round, accuracy: msg.metrics.accuracy });
+      } catch {
+        /* idem */
+      }
+    });
+  }
+
+  private async trainAndUpload(
+    socket: SiteSocket,
+    manifest: Manifest,
+    siteId: string,
+    signing: { publicKey: Uint8Array; secretKey: Uint8Array },
+    round: ConfiguredRound,
+    adapter: GlobalAdapter,
+  ): Promise<void> {
+    const model = this.model as LocalModel;
+    const tok = model.tokenizer;
+    const ack = asAckSocket(socket);
+    try {
+      const maxLength = roundMaxLength(round.config, manifest.maxSeqLength, Math.min(tok.maxLength, model.bert.config.maxPositions));
+      const { result, upload } = await trainRound({
+        classifier: model.classifier,
+        examples: this.data.get(tok, manifest.labels, maxLength),
+        padId: tok.special.pad,
+        round,
+        adapter,
+        siteId,
+        signing,
+        shouldStop: () => this.stopped || socket.disconnected || this.closedRounds.has(round.roundId),
+        onStep: (p) => this.o.on({ type: 'step', round: round.round, step: p.step, totalSteps: p.totalSteps, loss: p.loss, samplesPerSecond: p.samplesPerSecond }),
+      });
+      await request(ack, 'update:upload', upload.request);
+      this.o.on({ type: 'uploaded', round: round.round, bytes: upload.payload.length, loss: result.metrics.loss, samplesPerSecond: result.metrics.samplesPerSecond });
+    } catch (err) {
+      const fail = failureFor(round.roundId, err);
+      this.o.on({ type: 'status', text: `round ${round.round} failed: ${describeError(err)}` });
+      if (socket.connected && !this.closedRounds.has(round.roundId) && !this.stopped) await request(ack, 'round:fail', fail).catch(() => undefined);
+    }
+  }
+}
