@@ -14,6 +14,7 @@ import type { Presence } from '../socket/presence';
 import type { ActivityTracker } from '../sites/activity';
 import { AdminSessions } from './session';
 import { consoleRoutes } from './console';
+import { sitePageRoutes } from './site-page';
 
 export interface ApiDeps {
   adminToken: string;
@@ -190,6 +191,7 @@ export function createApi(d: ApiDeps): express.Express {
   });
 
   app.use('/api', api);
+  app.use('/site', sitePageRoutes());
   app.use(consoleRoutes(d.consoleDir));
   app.use((_req: Request, res: Response) => {
     res.status(404).json({ error: { code: 'NOT_FOUND', message: 'no such route' } });
