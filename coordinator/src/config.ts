@@ -22,6 +22,7 @@ export const HELP = `fedlora-coordinator [options]
 
   --admin-token T        admin API token (or FEDLORA_ADMIN_TOKEN; required, ≥ 16 characters)
   --port N (8080)        --host H (127.0.0.1; 0.0.0.0 in containers)     port 0 = any free port
+                         (or FEDLORA_PORT / FEDLORA_HOST, as docker-compose.yml sets them)
   --data-dir DIR         versions, rounds, sites (default .fedlora/coordinator, or FEDLORA_DATA_DIR)
   --site-token NAME=T    create site NAME with join token T at startup if absent (repeatable; or
                          FEDLORA_SITE_TOKENS="name=T,name2=T2")
@@ -222,8 +223,8 @@ export function parseConfig(
   ];
   return {
     adminToken,
-    port: int(s('port'), 'port', 8080, 0, 65535),
-    host: s('host') ?? '127.0.0.1',
+    port: int(s('port') ?? env.FEDLORA_PORT, 'port', 8080, 0, 65535),
+    host: s('host') ?? env.FEDLORA_HOST ?? '127.0.0.1',
     dataDir: s('data-dir') ?? env.FEDLORA_DATA_DIR ?? '.fedlora/coordinator',
     presetSites: parsePresets(siteItems.map((x) => x.trim())),
     modelDir: s('model') ?? DEFAULT_MODEL_DIR,
