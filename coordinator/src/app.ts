@@ -174,21 +174,23 @@ export async function createCoordinator(o: CoordinatorOptions): Promise<Coordina
     modelFiles: o.task.modelFiles,
     log,
   });
-  httpServer.on(
-    'request',
-    createApi({
-      adminToken: o.adminToken,
-      federation,
-      store,
-      sites,
-      presence,
-      model: { id: o.task.modelId, lora: o.task.lora, labels: o.task.labels },
-      log,
-      sessions,
-      activity,
-      consoleDir: o.consoleDir,
-    }),
-  );
+  const api = createApi({
+    adminToken: o.adminToken,
+    federation,
+    store,
+    sites,
+    presence,
+    model: { id: o.task.modelId, lora: o.task.lora, labels: o.task.labels },
+    log,
+    sessions,
+    activity,
+    consoleDir: o.consoleDir,
+  });
+  // socket.io answers its own long-polling requests (browsers start with polling) through a 'request' listener it
+  // installed first; express must not answer them a second time ("headers already sent")
+  httpServer.on('request', (req, res) => {
+    if (!req.url?.startsWith('/socket.io/')) void api(req, res);
+  });
 
   let url: string | null = null;
   return {
