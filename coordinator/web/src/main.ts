@@ -1,0 +1,286 @@
+// The admin console: login (the token is posted once to /api/login and forgotten; an HttpOnly cookie carries the
+// session), then the Sites, Rounds, Versions and Charts sections, kept live by the /admin socket.io namespace.
+
+import './style.css';
+import { io, type Socket } from 'socket.io-client';
+import type { AdminServerEvents } from '../../src/socket/admin-events';
+import {
+  api,
+  ApiError,
+  type RoundRecord,
+  type Settings,
+  type SiteRow,
+  type Status,
+  type VersionRecord,
+} from './api';
+import { Charts } from './charts';
+import { byId } from './dom';
+import {
+  renderCurrent,
+  renderEnrolled,
+  renderRounds,
+  renderSettings,
+  renderSites,
+  renderVersions,
+  type LiveRound,
+} from './views';
+
+const state = {
+  status: null as Status | null,
+  sites: [] as SiteRow[],
+  rounds: [] as RoundRecord[],
+  versions: [] as VersionRecord[],
+  currentId: null as string | null,
+  settings: null as Settings | null,
+  live: null as LiveRound | null,
+};
+let socket: Socket<AdminServerEvents, Record<string, never>> | null = null;
+let charts: Charts | null = null;
+
+const el = {
+  login: byId('login'),
+  loginForm: byId<HTMLFormElement>('login-form'),
+  token: byId<HTMLInputElement>('token'),
+  loginError: byId('login-error'),
+  app: byId('app'),
+  message: byId('message'),
+  fedState: byId('fed-state'),
+  start: byId<HTMLButtonElement>('btn-start'),
+  pause: byId<HTMLButtonElement>('btn-pause'),
+  logout: byId<HTMLButtonElement>('btn-logout'),
+  enrollForm: byId<HTMLFormElement>('enroll-form'),
+  enrollName: byId<HTMLInputElement>('enroll-name'),
+  enrolled: byId('enroll-result'),
+  sites: byId('sites-body'),
+  current: byId('current-round'),
+  rounds: byId('rounds-body'),
+  settings: byId<HTMLFormElement>('settings-form'),
+  versions: byId('versions-body'),
+};
+
+function say(text: string, kind: 'info' | 'error' = 'info'): void {
+  el.message.textContent = text;
+  el.message.className = kind;
+  el.message.hidden = text === '';
+}
+
+/** Runs an action; a lost session sends the operator back to the login form, other errors are shown. */
+async function guarded(what: string, action: () => Promise<unknown>): Promise<void> {
+  try {
+    await action();
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 401) return showLogin('Your session ended: log in again.');
+    say(`${what}: ${err instanceof ApiError ? `${err.code}: ${err.message}` : String(err)}`, 'error');
+  }
+}
+
+function renderHeader(): void {
+  const s = state.status;
+  const st = s?.state ?? 'idle';
+  el.fedState.textContent = s?.finishedReason && st === 'finished' ? `${st} (${s.finishedReason})` : st;
+  el.fedState.dataset.state = st;
+  el.start.disabled = st === 'running';
+  el.pause.disabled = st !== 'running';
+  byId('summary').textContent = s
+    ? `strategy ${s.strategy} · current version ${s.currentVersionId ?? '–'} · sites: ${s.sitesOnline} online, ${s.sitesAvailable} ready, ${s.sitesEnrolled} enrolled`
+    : '';
+}
+
+const renderSitesNow = () =>
+  renderSites(
+    el.sites,
+    state.sites,
+    (id) =>
+      void guarded(`revoke ${id}`, async () => {
+        await api.revoke(id);
+        say(`Site ${id} revoked: its token and keys no longer work.`);
+        await refreshSites();
+      }),
+  );
+const renderVersionsNow = () => {
+  renderVersions(
+    el.versions,
+    state.versions,
+    state.currentId,
+    (id) =>
+      void guarded(`promote ${id}`, async () => {
+        await api.promote(id);
+        say(`${id} is now the current version; the next round trains from it.`);
+        await refreshVersions();
+      }),
+  );
+  charts?.update(state.versions, state.rounds);
+};
+
+async function refreshStatus(): Promise<void> {
+  state.status = await api.status();
+  if (!state.status.round) state.live = null;
+  renderHeader();
+  renderCurrent(el.current, state.status, state.live);
+}
+async function refreshSites(): Promise<void> {
+  state.sites = await api.sites();
+  renderSitesNow();
+}
+async function refreshVersions(): Promise<void> {
+  const v = await api.versions();
+  state.versions = v.versions;
+  state.currentId = v.currentId;
+  renderVersionsNow();
+}
+async function refreshRounds(): Promise<void> {
+  state.rounds = await api.rounds();
+  renderRounds(el.rounds, state.rounds);
+  charts?.update(state.versions, state.rounds);
+}
+async function refreshSettings(): Promise<void> {
+  state.settings = await api.settings();
+  renderSettings(
+    el.settings,
+    state.settings,
+    state.status?.strategy ?? '',
+    (patch) =>
+      void guarded('settings', async () => {
+        if (Object.keys(patch).length === 0) return say('No setting changed.');
+        await api.saveSettings(patch);
+        say(`Saved ${Object.keys(patch).join(', ')}; applies from the next round.`);
+        await Promise.all([refreshSettings(), refreshStatus()]);
+      }),
+  );
+}
+async function refreshAll(): Promise<void> {
+  await refreshStatus();
+  await Promise.all([refreshSites(), refreshVersions(), refreshRounds(), refreshSettings()]);
+}
+
+function connectLive(): void {
+  socket?.disconnect();
+  // same origin: the handshake carries the session cookie, so no token is handed to the socket
+  const s: Socket<AdminServerEvents, Record<string, never>> = io('/admin', { withCredentials: true });
+  socket = s;
+  const live = (on: boolean) => (el.app.dataset.socket = on ? 'connected' : 'disconnected');
+  s.on('connect', () => {
+    live(true);
+    // events may have been missed while disconnected: take a fresh snapshot
+    void guarded('refresh', refreshAll);
+  });
+  s.on('disconnect', () => live(false));
+  s.on('connect_error', (err) => {
+    live(false);
+    if (err.message === 'UNAUTHORIZED') {
+      s.disconnect();
+      showLogin('Your session ended: log in again.');
+    }
+  });
+  s.on('round:stage', (e) => {
+    state.live = { ...e, uploads: state.live?.roundId === e.roundId ? state.live.uploads : [] };
+    renderCurrent(el.current, state.status, state.live);
+    void guarded('status', refreshStatus);
+  });
+  s.on('upload', (e) => {
+    if (state.live && state.live.round === e.round) state.live.uploads.push(e);
+    renderCurrent(el.current, state.status, state.live);
+  });
+  s.on('round:end', (r) => {
+    state.rounds = [...state.rounds.filter((x) => x.roundId !== r.roundId), r];
+    renderRounds(el.rounds, state.rounds);
+    charts?.update(state.versions, state.rounds);
+    void guarded('refresh', () => Promise.all([refreshSites(), refreshStatus()]));
+  });
+  s.on('version:new', (v) => {
+    state.versions = [...state.versions.filter((x) => x.id !== v.id), v];
+    renderVersionsNow();
+    void guarded('refresh', async () => {
+      await refreshStatus();
+      state.currentId = state.status?.currentVersionId ?? state.currentId;
+      renderVersionsNow();
+    });
+  });
+  s.on('site:status', () => void guarded('sites', () => Promise.all([refreshSites(), refreshStatus()])));
+  s.on('federation:state', (e) => {
+    if (state.status) state.status = { ...state.status, state: e.state, finishedReason: e.reason ?? null };
+    renderHeader();
+    void guarded('status', refreshStatus);
+  });
+}
+
+function showLogin(message = ''): void {
+  socket?.disconnect();
+  socket = null;
+  el.app.hidden = true;
+  el.login.hidden = false;
+  el.loginError.textContent = message;
+  el.token.focus();
+}
+
+async function showApp(): Promise<void> {
+  el.login.hidden = true;
+  el.app.hidden = false;
+  charts ??= new Charts({
+    accuracy: byId<HTMLCanvasElement>('chart-accuracy'),
+    loss: byId<HTMLCanvasElement>('chart-loss'),
+    bytes: byId<HTMLCanvasElement>('chart-bytes'),
+  });
+  await refreshAll();
+  connectLive();
+}
+
+el.loginForm.addEventListener('submit', (e) => {
+  e.preventDefault();
+  const token = el.token.value;
+  el.token.value = ''; // the page keeps no copy; from here on the HttpOnly cookie is the credential
+  el.loginError.textContent = '';
+  void (async () => {
+    try {
+      await api.login(token);
+      await showApp();
+    } catch (err) {
+      showLogin(
+        err instanceof ApiError && err.status === 401 ? 'Wrong admin token.' : `Login failed: ${String(err)}`,
+      );
+    }
+  })();
+});
+
+el.logout.addEventListener('click', () => void api.logout().finally(() => showLogin('Logged out.')));
+el.start.addEventListener(
+  'click',
+  () =>
+    void guarded('start', async () => {
+      await api.start();
+      say('Federation started.');
+      await refreshStatus();
+    }),
+);
+el.pause.addEventListener(
+  'click',
+  () =>
+    void guarded('pause', async () => {
+      await api.pause();
+      say('Pausing: no new round starts; a round under way finishes.');
+      await refreshStatus();
+    }),
+);
+el.enrollForm.addEventListener('submit', (e) => {
+  e.preventDefault();
+  void guarded('enroll', async () => {
+    const r = await api.enroll(el.enrollName.value.trim());
+    el.enrollName.value = '';
+    renderEnrolled(el.enrolled, r);
+    await refreshSites();
+  });
+});
+// relative times ("12 s ago") age without new events
+setInterval(() => el.app.hidden || renderSitesNow(), 10_000);
+
+// an existing session cookie skips the login form
+void (async () => {
+  try {
+    await api.status();
+    await showApp();
+  } catch (err) {
+    showLogin(
+      err instanceof ApiError && err.status === 401 ? '' : `The coordinator did not answer: ${String(err)}`,
+    );
+  }
+})();
