@@ -6,7 +6,7 @@ import { FedloraError } from '../errors';
 import { sha256Hex } from '../crypto/hash';
 import type { Manifest } from '../protocol/manifest';
 import { BertModel } from '../model/bert';
-import { bertCheckpointFromFiles } from '../model/checkpoint';
+import { bertCheckpointFromFiles, type BertCheckpoint } from '../model/checkpoint';
 import { SequenceClassifier, type Pooling } from '../model/classifier';
 import { LoraAdapter } from '../lora/adapter';
 import type { LoraConfig } from '../lora/config';
@@ -83,7 +83,16 @@ export function localModelFromFiles(
   } catch (err) {
     throw new FedloraError('MODEL_INVALID', `${source}/config.json is not valid JSON`, { cause: err });
   }
-  const bert = new BertModel(bertCheckpointFromFiles(configJson, files['model.safetensors'], source));
+  return assembleLocalModel(bertCheckpointFromFiles(configJson, files['model.safetensors'], source), tokenizer, o);
+}
+
+/** Frozen BERT + fresh LoRA adapter + head on a loaded checkpoint: the one place a site's classifier is put together. */
+export function assembleLocalModel(
+  ckpt: BertCheckpoint,
+  tokenizer: WordPieceTokenizer,
+  o: { lora: LoraConfig; labels: string[]; pooling: Pooling; seed?: number },
+): LocalModel {
+  const bert = new BertModel(ckpt);
   const adapter = new LoraAdapter(o.lora, bert.config, o.seed ?? 0);
   const classifier = new SequenceClassifier(bert, adapter, o.labels, o.pooling, o.seed ?? 0);
   return {
