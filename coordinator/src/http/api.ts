@@ -81,7 +81,10 @@ export function createApi(d: ApiDeps): express.Express {
       d.log('admin.login_refused', {});
       throw new HttpError(401, 'UNAUTHORIZED', 'wrong admin token');
     }
-    res.set('Set-Cookie', sessions.cookie(sessions.create(), req.secure));
+    // behind a TLS-terminating proxy the coordinator itself sees http; only the browser's own request carries the
+    // header, so trusting it here can only add the Secure flag, never remove it
+    const https = req.secure || req.get('x-forwarded-proto') === 'https';
+    res.set('Set-Cookie', sessions.cookie(sessions.create(), https));
     d.log('admin.login', {});
     res.json({ ok: true });
   });

@@ -117,6 +117,17 @@ test('when the console logs in with the admin token, then the HttpOnly cookie op
   );
   await assert.rejects(adminSocket(url, `${SESSION_COOKIE}=forged`), /UNAUTHORIZED/);
 
+  const proxied = await fetch(url + '/api/login', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-forwarded-proto': 'https' },
+    body: JSON.stringify({ token: ADMIN }),
+  });
+  assert.match(
+    proxied.headers.get('set-cookie') ?? '',
+    /; Secure$/,
+    'behind a TLS proxy the cookie is Secure',
+  );
+
   const out = await fetch(url + '/api/logout', { method: 'POST', headers: { cookie } });
   assert.equal(out.status, 200);
   assert.match(out.headers.get('set-cookie') ?? '', /Max-Age=0/);
