@@ -38,8 +38,9 @@ export interface BrowserSession {
   artifacts: string;
   /** the page's console lines and uncaught errors, in order ("[error] …", "[pageerror] …") */
   log: string[];
-  /** full-page PNG into the artifacts folder (and `copyTo` too, e.g. docs/img/); returns its path */
-  screenshot(file: string, o?: { copyTo?: string; fullPage?: boolean }): Promise<string>;
+  /** PNG of the page (full page by default) or of one element (`selector`) into the artifacts folder, and into
+   * `copyTo` too when given (e.g. docs/img/); returns the artifact's path */
+  screenshot(file: string, o?: { copyTo?: string; fullPage?: boolean; selector?: string }): Promise<string>;
   /** a second tab in the same profile (its log lines are prefixed with `tag`) */
   newPage(tag: string): Promise<Page>;
   close(): Promise<void>;
@@ -74,7 +75,9 @@ export async function openBrowser(
     log,
     async screenshot(file, so = {}) {
       const path = join(artifacts, file);
-      const png = await page.screenshot({ path, fullPage: so.fullPage ?? true });
+      const png = so.selector
+        ? await page.locator(so.selector).screenshot({ path })
+        : await page.screenshot({ path, fullPage: so.fullPage ?? true });
       if (so.copyTo) {
         mkdirSync(so.copyTo, { recursive: true });
         writeFileSync(join(so.copyTo, file), png);
