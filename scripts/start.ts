@@ -140,6 +140,7 @@ async function main(): Promise<void> {
     }
   });
   let finished = false;
+  let siteExits = 0;
   const started = Date.now();
   for (;;) {
     try {
@@ -159,7 +160,16 @@ async function main(): Promise<void> {
       const join_ = launch(siteName(i), [siteBin, 'join', '--coordinator', url, '--data', file, '--state-dir', state], logs, { FEDLORA_TOKEN: tokens[i] });
       const code = await new Promise<number | null>((r) => join_.once('exit', r));
       if (code !== 0) throw new Error(`${siteName(i)} could not join (exit ${code}); see ${join(logs, siteName(i) + '.log')}`);
-      launch(siteName(i), [siteBin, 'run', '--state-dir', state], logs);
+      const run = launch(siteName(i), [siteBin, 'run', '--state-dir', state], logs);
+      run.once('exit', (c, sig) => {
+        if (finished || sig === 'SIGTERM') return;
+        siteExits++;
+        say(`${siteName(i)} stopped (exit ${c ?? sig}); see ${join(logs, siteName(i) + '.log')}`);
+        if (siteExits > numSites - Math.min(2, numSites)) {
+          say('too few sites left to aggregate a round; stopping');
+          void stopAll().then(() => process.exit(1));
+        }
+      });
     }),
   );
   say(`${numSites} sites joined and running`);
@@ -169,7 +179,7 @@ async function main(): Promise<void> {
   for (;;) {
     const [{ versions }, status] = await Promise.all([
       api<{ versions: Version[] }>(`${url}/api/versions`, adminToken),
-      api<{ state: string; lastRound: number; round: { round: number; stage: string; sampled: string[] } | null }>(`${url}/api/status`, adminToken),
+      api<{ state: string; lastRound: number; round: { round: number; stage: string; sampled: string[] | number } | null }>(`${url}/api/status`, adminToken),
     ]);
     for (const v of versions)
       if (!printed.has(v.id) && v.metrics) {
@@ -177,7 +187,8 @@ async function main(): Promise<void> {
         const what = v.round === 0 ? 'version 0 (frozen base + untrained adapter)' : `round ${v.round} → version ${v.id} (${v.sites} sites)`;
         console.log(`${what}: held-out accuracy ${v.metrics.accuracy.toFixed(4)}, macro-F1 ${v.metrics.macroF1.toFixed(4)}`);
       }
-    const stage = status.round ? `round ${status.round.round}: ${status.round.stage} (${status.round.sampled?.length ?? 0} sites)` : '';
+    const sampled = status.round?.sampled;
+    const stage = status.round ? `round ${status.round.round}: ${status.round.stage} (${Array.isArray(sampled) ? sampled.length : Number(sampled ?? 0)} sites)` : '';
     if (stage && stage !== lastStage) say(stage);
     lastStage = stage;
     const done = versions.some((v) => v.round >= rounds && v.metrics) || (status.lastRound >= rounds && status.state !== 'running');
