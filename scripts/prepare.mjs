@@ -2,7 +2,6 @@
 // admin console into coordinator/dist/console, the browser site into client-web/dist). Skipped, with a note, when
 // the sources are not there yet: a Docker dependency layer installs from the package manifests alone and must run
 // `npm run build` after copying the sources. FEDLORA_SKIP_BUILD=1 skips it on purpose.
-/* global process, console, URL */
 import { existsSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 

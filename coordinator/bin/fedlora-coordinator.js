@@ -1,6 +1,5 @@
 #!/usr/bin/env node
 // Entry point of the coordinator: runs the TypeScript sources through tsx (no build step).
-/* global process */
 import { register } from 'tsx/esm/api';
 register();
 const { main } = await import('../src/main.ts');

@@ -143,7 +143,9 @@ export interface TrainLocalSummary {
 export async function run(o: TrainLocalOptions, out: (line: string) => void = console.log): Promise<number> {
   const log = (line: string) => o.quiet || process.stderr.write(line + '\n');
   const backend = await initNodeBackend({ force: o.backend, log });
-  let { train, heldout, labels } = await loadData(o);
+  const data = await loadData(o);
+  const labels = data.labels;
+  let { train, heldout } = data;
   if (o.limit && o.limit < train.examples.length) train = subsetDataset(train, stratifiedSubset(labelIds(train), o.limit, o.seed));
   if (o.heldoutLimit && o.heldoutLimit < heldout.examples.length)
     heldout = subsetDataset(heldout, stratifiedSubset(labelIds(heldout), o.heldoutLimit, o.seed + 1));

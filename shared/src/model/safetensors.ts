@@ -33,7 +33,7 @@ export function floatToHalf(f: number): number {
   const exp = (x >>> 23) & 0xff;
   let mant = x & 0x7fffff;
   if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0); // inf / nan
-  let e = exp - 127 + 15;
+  const e = exp - 127 + 15;
   if (e >= 0x1f) return sign | 0x7c00; // overflow → inf
   if (e <= 0) {
     if (e < -10) return sign; // underflow → ±0
@@ -48,7 +48,6 @@ export function floatToHalf(f: number): number {
   let half = (e << 10) | (mant >> 13);
   const rem = mant & 0x1fff;
   if (rem > 0x1000 || (rem === 0x1000 && half & 1)) half++; // may carry into the exponent: still correct
-  e = half >> 10;
   return sign | half;
 }
 
