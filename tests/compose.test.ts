@@ -1,7 +1,8 @@
 // The deployment files, checked without a Docker engine: docker-compose.yml parses, has the coordinator (named data
 // volume, admin token from the environment, /healthz health check, port 8080) and three sites (own read-only data
 // file, own state volume, token from the environment, started after the coordinator is healthy), and every
-// Dockerfile and host path it references exists (the gitignored site CSVs: the script that writes them).
+// Dockerfile and host path it references exists (the gitignored site CSVs: the script that writes them); the
+// coordinator image builds the console and the site page from its sources.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -101,6 +102,21 @@ test('when the Dockerfiles are read, then they pin node:20.20-bookworm-slim, run
     }
     for (const bin of text.match(/[\w-]+\/bin\/[\w-]+\.js/g) ?? []) assert.ok(existsSync(join(ROOT, bin)), `${file}: ${bin} exists`);
   }
+});
+
+test('when Dockerfile.coordinator is read, then it builds the web pages after copying the sources, so the image serves the console and the site page', () => {
+  const text = readFileSync(join(ROOT, 'Dockerfile.coordinator'), 'utf8');
+  const copy = text.search(/^COPY \. \.$/m);
+  const build = text.search(/^RUN npm run build$/m);
+  const user = text.search(/^USER node$/m);
+  // npm ci's prepare hook runs before the sources are copied and skips the build; dist is not in the build context
+  assert.ok(copy >= 0 && build > copy, 'RUN npm run build comes after COPY . .');
+  assert.ok(build < user, 'the build runs before USER node (it writes into /app)');
+  const ignored = readFileSync(join(ROOT, '.dockerignore'), 'utf8').split('\n').map((l) => l.trim());
+  assert.ok(ignored.includes('dist'), 'a local dist never stands in for the build');
+  const pkg = (dir: string) => JSON.parse(readFileSync(join(ROOT, dir, 'package.json'), 'utf8')) as { scripts?: Record<string, string> };
+  assert.match(pkg('.').scripts?.build ?? '', /--workspaces/);
+  for (const w of ['coordinator', 'client-web']) assert.ok(pkg(w).scripts?.build, `${w} has a build script`);
 });
 
 test('when the docker build context is filtered, then node_modules, local state and site data stay out of the image', () => {
