@@ -13,6 +13,7 @@ import { openAndVerify, sealAndSign } from '@fedlora/shared/crypto/envelope.ts';
 import { generateBoxKeyPair, type KeyPair } from '@fedlora/shared/crypto/keys.ts';
 import { Rng } from '@fedlora/shared/data/random.ts';
 import { evaluateState, runLocalRound } from '@fedlora/shared/training/local-round.ts';
+import { localRoundSeed, localTrainConfig } from '@fedlora/shared/site/participant.ts';
 import type { EncodedExample } from '@fedlora/shared/training/batches.ts';
 import type { SequenceClassifier } from '@fedlora/shared/model/classifier.ts';
 import { cloneNamed, type NamedTensors } from '@fedlora/shared/tensor.ts';
@@ -100,11 +101,6 @@ export function siteId(site: number): string {
   return `site-${String(site).padStart(4, '0')}`;
 }
 
-/** Seed of one site's local shuffling in one round (same across arms, different across rounds and sites). */
-export function trainSeed(seed: number, round: number, site: number): number {
-  return (seed * 1_000_003 + round * 10_007 + site) >>> 0;
-}
-
 function memoryMB() {
   const m = process.memoryUsage();
   return { rssMB: m.rss / 2 ** 20, heapUsedMB: m.heapUsed / 2 ** 20 };
@@ -149,8 +145,10 @@ export async function runFederatedArm(
       const maxSteps = s.straggler ? 1 + Math.floor(s.fraction * arm.maxSteps) : arm.maxSteps;
       if (s.straggler) stragglers++;
       const examples = ctx.sites[s.site].map((i) => ctx.trainEx[i]);
-      const local = await runLocalRound(ctx.clf, examples, ctx.padId, received, { ...cfg, maxSteps } as typeof cfg & { maxSteps: number }, {
-        seed: trainSeed(ctx.seed, round, s.site),
+      // the production site's config and shuffling seed (participant.ts), so that the socket federation on the same
+      // data, seed and round config publishes the same version (tests/sim-vs-socket.e2e.test.ts)
+      const local = await runLocalRound(ctx.clf, examples, ctx.padId, received, { ...localTrainConfig(cfg), maxSteps }, {
+        seed: localRoundSeed(round),
       });
       samplesSeen += local.metrics.steps > 0 ? Math.min(local.numExamples * cfg.localEpochs, local.metrics.steps * cfg.batchSize) : 0;
       const t1 = performance.now();

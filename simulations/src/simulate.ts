@@ -8,7 +8,7 @@ import { loadLocalModel } from '@fedlora/shared/site/local-model.ts';
 import { encodeDataset } from '@fedlora/shared/training/encode.ts';
 import { cloneNamed } from '@fedlora/shared/tensor.ts';
 import { labelHistograms, loadSimData, partitionSites, type SimData } from './data';
-import { runFederatedArm, type ArmConfig, type RoundRecord, type SimContext } from './federation';
+import { runFederatedArm, type ArmConfig, type ArmResult, type RoundRecord, type SimContext } from './federation';
 import { runCentralized, runLocalOnly, type CentralizedResult, type LocalOnlyResult } from './baselines';
 import type { SimOptions } from './options';
 
@@ -42,6 +42,10 @@ export interface SimDeps {
   onEvent?: (e: SimEvent) => void;
   /** injected data (tests); default loadSimData(options.dataset, …) */
   data?: SimData;
+  /** injected example indices of each site (tests: the same files as real site agents); default partitionSites(…) */
+  sites?: number[][];
+  /** every federated arm's result, final adapter included (tests compare it with the socket federation's) */
+  onArmResult?: (r: ArmResult) => void;
 }
 
 export async function runSimulation(o: SimOptions, deps: SimDeps = {}): Promise<SimResult> {
@@ -51,7 +55,7 @@ export async function runSimulation(o: SimOptions, deps: SimDeps = {}): Promise<
   const backend = await initNodeBackend({ force: o.backend, log });
   const data = deps.data ?? (await loadSimData(o.dataset, { limit: o.limit, heldoutLimit: o.heldoutLimit, seed: o.seed }));
   const trainLabels = labelIds(data.train);
-  const sites = partitionSites(trainLabels, { sites: o.sites, alpha: o.alpha, quantitySkew: o.quantitySkew, seed: o.seed });
+  const sites = deps.sites ?? partitionSites(trainLabels, { sites: o.sites, alpha: o.alpha, quantitySkew: o.quantitySkew, seed: o.seed });
   const sizes = sites.map((s) => s.length);
   log(
     `data: ${data.train.name} ${data.train.examples.length} training examples over ${o.sites} sites ` +
@@ -87,6 +91,7 @@ export async function runSimulation(o: SimOptions, deps: SimDeps = {}): Promise<
         }),
       );
       emit({ kind: 'arm-end', name: strategy });
+      deps.onArmResult?.(res);
       armSeconds[strategy] = (performance.now() - t0) / 1000;
       arms[strategy] = {
         strategy,

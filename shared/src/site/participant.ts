@@ -134,12 +134,20 @@ export interface TrainRoundInput {
 }
 
 /**
- * The round-participation core of every site client: train from the global adapter (seeded by the round number, so
- * two clients with the same data compute the same delta), then encode, seal and sign the upload.
+ * Seed of a site's local shuffling in `round`: the round number alone, so that two clients (Node, browser, or the
+ * simulator's virtual sites) with the same data and global adapter compute the same delta.
+ */
+export function localRoundSeed(round: number): number {
+  return round;
+}
+
+/**
+ * The round-participation core of every site client: train from the global adapter (seeded by localRoundSeed), then
+ * encode, seal and sign the upload.
  */
 export async function trainRound(i: TrainRoundInput): Promise<{ result: LocalRoundResult; upload: Upload }> {
   const result = await runLocalRound(i.classifier, i.examples, i.padId, i.adapter.adapter, localTrainConfig(i.round.config), {
-    seed: i.round.round,
+    seed: localRoundSeed(i.round.round),
     onStep: i.onStep,
     shouldStop: i.shouldStop,
   });
