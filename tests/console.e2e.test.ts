@@ -9,17 +9,17 @@ import assert from 'node:assert/strict';
 import { cpSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { browserUnavailable, openBrowser, REPO, type BrowserSession } from './browser';
+import { browserUnavailable, openBrowser, type BrowserSession } from './browser';
 import { ConsolePage } from './console-page';
-import { joinSite, runSite, siteFiles, startCoordinator, type Proc } from './federation-harness';
+import { joinSite, Procs, ROOT, runSite, siteFiles, startCoordinator } from './federation-harness';
 
-const BUILT = join(REPO, 'coordinator/dist/console/index.html');
+const BUILT = join(ROOT, 'coordinator/dist/console/index.html');
 const skip =
   browserUnavailable() ??
   (existsSync(BUILT) ? null : `the console is not built (${BUILT}): run npm run build`);
 if (skip) console.log(`# skipping the console e2e test: ${skip}`);
 // the operator guide's pictures are refreshed on request only, so a test run leaves committed files alone
-const DOCS_IMG = process.env.FEDLORA_DOCS_IMG === '1' ? join(REPO, 'docs/img') : undefined;
+const DOCS_IMG = process.env.FEDLORA_DOCS_IMG === '1' ? join(ROOT, 'docs/img') : undefined;
 
 const cleanup: (() => Promise<void>)[] = [];
 after(async () => {
@@ -33,10 +33,11 @@ test(
     const dir = mkdtempSync(join(tmpdir(), 'fedlora-console-e2e-'));
     cleanup.push(async () => rmSync(dir, { recursive: true, force: true }));
     const [data] = await siteFiles(dir, 1, 60);
-    const wasm = { FEDLORA_BACKEND: 'wasm' };
-    const coord = await startCoordinator(
-      dir,
-      [
+    const procs = new Procs(join(dir, 'logs'));
+    cleanup.push(() => procs.stopAll());
+    const coord = await startCoordinator(procs, {
+      dataDir: join(dir, 'coordinator'),
+      args: [
         '--heldout-limit',
         '60',
         '--max-steps',
@@ -51,11 +52,6 @@ test(
         '1',
         '--paused',
       ],
-      wasm,
-    );
-    const procs: Proc[] = [coord];
-    cleanup.push(async () => {
-      for (const p of procs.reverse()) await p.stop();
     });
     const browser: BrowserSession = await openBrowser('console-e2e');
     cleanup.push(async () => {
@@ -96,16 +92,15 @@ test(
     const enrolled = await ui.enroll('Node site A');
     assert.match(enrolled.token, /^node-site-a\./);
     assert.equal(enrolled.link, `${coord.url}/site#token=${encodeURIComponent(enrolled.token)}`);
-    const joined = await joinSite({
+    const joined = await joinSite(procs, {
       dir,
       name: 'node-a',
       url: coord.url,
       token: enrolled.token,
       data,
-      env: wasm,
     });
     assert.equal(joined.code, 0, joined.output);
-    procs.push(runSite({ dir, name: 'node-a', env: wasm }));
+    runSite(procs, { dir, name: 'node-a' });
     await ui.waitForSite('node-site-a', /online, ready/);
     assert.equal((await ui.siteCells('node-site-a'))[3], 'wasm', 'the backend the agent reported');
     await browser.screenshot('console-sites.png', { copyTo: DOCS_IMG });

@@ -17,16 +17,12 @@ import {
   ROOT,
   SITE_BIN,
   Procs,
-  adminApi,
-  adminFeed,
   launchFederation,
   poll,
   processesMentioning,
   within,
-  type AdminFeed,
-  type RoundRecord,
-  type VersionRecord,
-} from './harness';
+} from './federation-harness';
+import { adminApi, adminFeed, type AdminFeed, type RoundRecord, type VersionRecord } from './admin-client';
 
 const TRAIN = ['--max-steps', '8', '--max-length', '48', '--lr', '0.005'];
 const COORD = [...TRAIN, '--heldout-limit', '120', '--min-sites', '2', '--sites-per-round', '1.0'];

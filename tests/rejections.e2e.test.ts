@@ -29,7 +29,8 @@ import { sealAndSign, signChallenge } from '@fedlora/shared/crypto/envelope.ts';
 import { decodeAdapter, newMessageNonce } from '@fedlora/shared/protocol/codec.ts';
 import { LIMITS } from '@fedlora/shared/protocol/limits.ts';
 import type { NamedTensors } from '@fedlora/shared/tensor.ts';
-import { ADMIN_TOKEN, adminApi, adminFeed, poll, within, type AdminFeed, type RoundRecord } from './harness';
+import { ADMIN_TOKEN, poll, within } from './federation-harness';
+import { adminApi, adminFeed, type AdminFeed, type RoundRecord } from './admin-client';
 
 type Ack = { ok: boolean; code?: string; data?: Record<string, unknown> };
 interface Cfg {

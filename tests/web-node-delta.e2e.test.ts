@@ -5,7 +5,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { initNodeBackend } from '@fedlora/shared/backend/node.ts';
@@ -16,7 +16,7 @@ import { encodeDataset } from '@fedlora/shared/training/encode.ts';
 import { runLocalRound, type LocalTrainConfig } from '@fedlora/shared/training/local-round.ts';
 import type { NamedTensors } from '@fedlora/shared/tensor.ts';
 import type { ComputeDeltaInput, ComputeDeltaOutput, PlainTensors } from '../client-web/src/test-hook';
-import { CHROMIUM, ensureSiteBuild, launchChromium, serveStatic } from './web-harness';
+import { browserUnavailable, ensureSiteBuild, openBrowser, serveStatic } from './browser';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const FIXTURE = join(ROOT, 'tests/fixtures/bert-reference');
@@ -69,11 +69,11 @@ async function nodeDelta(lora: ComputeDeltaInput['lora'], state: NamedTensors): 
   }
 }
 
-test('when the browser page (WebGPU) and the Node agent train the same round, then their deltas agree within 5e-5', { skip: existsSync(CHROMIUM) ? false : `no ${CHROMIUM}` }, async (t) => {
+test('when the browser page (WebGPU) and the Node agent train the same round, then their deltas agree within 5e-5', { skip: browserUnavailable() ?? false }, async (t) => {
   // Arrange
   const dist = ensureSiteBuild();
   const server = await serveStatic({ '/site/': dist, '/fixture/': FIXTURE });
-  const browser = await launchChromium();
+  const browser = await openBrowser('web-node-delta');
   t.after(async () => {
     await browser.close();
     await server.close();
@@ -92,15 +92,13 @@ test('when the browser page (WebGPU) and the Node agent train the same round, th
   };
 
   // Act
-  const page = await browser.newPage();
-  const pageErrors: string[] = [];
-  page.on('pageerror', (e) => pageErrors.push(e.message));
+  const { page } = browser;
   await page.goto(`${server.url}/site/`);
   const web = (await page.evaluate((i) => window.__fedlora.computeDelta(i), input)) as ComputeDeltaOutput;
   const node = await nodeDelta(lora, state);
 
   // Assert
-  assert.deepEqual(pageErrors, []);
+  assert.deepEqual(browser.log.filter((l) => l.includes('[pageerror]')), []);
   assert.equal(web.backend, 'webgpu', 'the page must train on WebGPU');
   assert.equal(await page.locator('#backend').textContent().then((s) => s?.split(' ')[0]), 'webgpu');
   assert.deepEqual(Object.keys(web.delta).sort(), Object.keys(node.delta).sort());
