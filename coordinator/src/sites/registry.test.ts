@@ -15,10 +15,16 @@ test('when three sites enroll concurrently, then all three keep their keys, in m
 
   const enrolled = await Promise.all(tokens.map((t) => reg.enroll(t, publicIdentity(generateSiteKeys()))));
 
-  assert.deepEqual(enrolled.map((s) => s.id), ['site-a', 'site-b', 'site-c']);
+  assert.deepEqual(
+    enrolled.map((s) => s.id),
+    ['site-a', 'site-b', 'site-c'],
+  );
   for (const id of ['site-a', 'site-b', 'site-c']) assert.ok(reg.signingKey(id), `${id} lost its key`);
   const file = await readJson<{ sites: SiteRecord[] }>(storage, 'sites.json');
-  assert.deepEqual(file?.sites.map((s) => s.enrolledAt !== null), [true, true, true]);
+  assert.deepEqual(
+    file?.sites.map((s) => s.enrolledAt !== null),
+    [true, true, true],
+  );
   const again = await SiteRegistry.open(storage);
   assert.ok(['site-a', 'site-b', 'site-c'].every((id) => again.signingKey(id)));
 });
