@@ -123,6 +123,9 @@ function tryBackend(name: BackendName, forced: boolean): Promise<Attempt> {
     case 'wasm':
       return tryWasm();
     case 'cpu':
+      // the cpu backend's first write prints an advert for tfjs-node through tfjs's logger, which PROD silences;
+      // our own selection line already says which backend runs and why
+      tf.env().set('PROD', true);
       return activate('cpu', 'tfjs-backend-cpu, plain JavaScript', false);
   }
 }
