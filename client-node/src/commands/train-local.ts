@@ -37,6 +37,8 @@ export const help = `fedlora-site train-local [options]
   --limit N            train on a stratified subset of N examples   --heldout-limit N   likewise for evaluation
   --save DIR           write the trained adapter (PEFT format: adapter_config.json + adapter_model.safetensors)
   --backend NAME       tensorflow|webgpu|wasm|cpu (default: FEDLORA_BACKEND or automatic)
+  --no-base-dropout    train without dropout inside the frozen encoder (default: HF training-mode dropout, as the
+                       PyTorch yardstick; without it runs are deterministic and frozen lower layers can be cached)
   --workers N          extra worker threads sharing each batch (default: cores − 1 on wasm/cpu, 0 on GPU backends)
   --json               print a JSON summary as the last stdout line
   --quiet              no progress output`;
@@ -62,6 +64,7 @@ export interface TrainLocalOptions {
   save?: string;
   backend?: BackendName;
   workers?: number;
+  baseDropout: boolean;
   json: boolean;
   quiet: boolean;
 }
@@ -73,7 +76,7 @@ export function parse(argv: string[]): TrainLocalOptions | 'help' {
     'max-length': { type: 'string' }, seed: { type: 'string' }, rank: { type: 'string' }, alpha: { type: 'string' },
     targets: { type: 'string' }, layers: { type: 'string' }, pooling: { type: 'string' }, limit: { type: 'string' },
     'heldout-limit': { type: 'string' }, save: { type: 'string' }, backend: { type: 'string' }, json: { type: 'boolean' },
-    workers: { type: 'string' },
+    workers: { type: 'string' }, 'no-base-dropout': { type: 'boolean' },
     quiet: { type: 'boolean' },
   });
   if (f.help) return 'help';
@@ -104,6 +107,7 @@ export function parse(argv: string[]): TrainLocalOptions | 'help' {
     save: strFlag(f.save),
     backend: strFlag(f.backend) as BackendName | undefined,
     workers: f.workers === undefined ? undefined : intFlag(f.workers, 'workers', 0, 0),
+    baseDropout: !f['no-base-dropout'],
     json: Boolean(f.json),
     quiet: Boolean(f.quiet),
   };
@@ -176,6 +180,7 @@ export async function run(o: TrainLocalOptions, out: (line: string) => void = co
       weightDecay: DEFAULT_RECIPE.weightDecay,
       seed: o.seed,
       pool,
+      baseDropout: o.baseDropout,
       onStep: (p) => bar.update(p.step, { loss: p.loss.toFixed(4), sps: p.samplesPerSecond.toFixed(1) }),
     }).finally(() => pool?.close());
     bar.stop();

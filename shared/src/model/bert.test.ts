@@ -70,3 +70,19 @@ test('when the fixture LoRA adapter is applied, then the hidden states match the
   adapter.dispose();
   model.dispose();
 });
+
+test('when base dropout is on, then training outputs vary and an encode without it equals the eval forward pass', () => {
+  const model = new BertModel(loadBertCheckpoint(dir));
+  const b = batchOf(fixtures.cases[0]);
+  const run = (dropout: { hidden: number; attention: number } | null) =>
+    tf.tidy(() => model.encode(model.embed(b), model.maskBias(b), { dropout }).dataSync() as Float32Array);
+  const evalOut = model.forward(b);
+  const plain = run(null);
+  assert.ok(maxAbsDiff(plain, Array.from(evalOut.dataSync())) === 0, 'no dropout must be the eval pass');
+  const a = run({ hidden: 0.1, attention: 0.1 });
+  const c = run({ hidden: 0.1, attention: 0.1 });
+  assert.ok(maxAbsDiff(a, Array.from(plain)) > 1e-3, 'dropout had no effect');
+  assert.ok(maxAbsDiff(a, Array.from(c)) > 1e-3, 'two dropout passes drew the same mask');
+  tf.dispose(evalOut);
+  model.dispose();
+});

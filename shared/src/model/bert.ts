@@ -30,6 +30,17 @@ export const LINEAR_PATHS = {
 } as const;
 export type LinearName = keyof typeof LINEAR_PATHS;
 
+/**
+ * Dropout inside the frozen encoder, as HF applies it in training mode (model.train()): after the embeddings, on
+ * attention probabilities, and on each sub-layer's output before the residual. Off (null) for inference.
+ */
+export interface BaseDropout {
+  hidden: number;
+  attention: number;
+}
+
+const drop = <T extends tf.Tensor>(x: T, rate: number | undefined): T => (rate ? (tf.dropout(x, rate) as T) : x);
+
 /** Adds a term to a linear layer's output: y = x·W + b + hook(x). Returns null when the layer is not adapted. */
 export type LinearHook = (layer: number, linear: LinearName, x: tf.Tensor2D) => tf.Tensor2D | null;
 
@@ -209,7 +220,7 @@ export class BertModel {
   }
 
   // ---- self-attention: softmax(Q·Kᵀ/√d + mask)·V over heads, then output projection + residual + LayerNorm --------
-  private attention(x: tf.Tensor2D, B: number, T: number, bias: tf.Tensor4D, layer: number, hook?: LinearHook) {
+  private attention(x: tf.Tensor2D, B: number, T: number, bias: tf.Tensor4D, layer: number, hook?: LinearHook, d?: BaseDropout | null) {
     const { hiddenSize: H, numHeads: nh } = this.config;
     const hd = H / nh;
     const heads = (t: tf.Tensor2D) => tf.transpose(tf.reshape(t, [B, T, nh, hd]), [0, 2, 1, 3]); // [B, nh, T, hd]
@@ -217,36 +228,42 @@ export class BertModel {
     const k = heads(this.linear(x, layer, 'key', hook));
     const v = heads(this.linear(x, layer, 'value', hook));
     const scores = tf.add(tf.mul(tf.matMul(q, k, false, true), 1 / Math.sqrt(hd)), bias); // [B, nh, T, T]
-    const ctx = tf.matMul(tf.softmax(scores), v); // [B, nh, T, hd]
+    const ctx = tf.matMul(drop(tf.softmax(scores), d?.attention), v); // [B, nh, T, hd]
     const merged = tf.reshape(tf.transpose(ctx, [0, 2, 1, 3]), [B * T, H]) as tf.Tensor2D; // [B*T, H]
-    const out = this.linear(merged, layer, 'attention.output', hook);
+    const out = drop(this.linear(merged, layer, 'attention.output', hook), d?.hidden);
     return this.layerNorm(tf.add(out, x), `encoder.layer.${layer}.attention.output.LayerNorm`) as tf.Tensor2D;
   }
 
   // ---- feed-forward: GELU(x·W1)·W2 + residual + LayerNorm ----------------------------------------------------------
-  private feedForward(x: tf.Tensor2D, layer: number, hook?: LinearHook): tf.Tensor2D {
+  private feedForward(x: tf.Tensor2D, layer: number, hook?: LinearHook, d?: BaseDropout | null): tf.Tensor2D {
     const h = this.linear(x, layer, 'intermediate', hook);
     // exact GELU, as HF "gelu": 0.5·x·(1 + erf(x/√2))
     const gelu = tf.mul(tf.mul(h, 0.5), tf.add(1, tf.erf(tf.mul(h, Math.SQRT1_2))));
-    const out = this.linear(gelu as tf.Tensor2D, layer, 'output', hook);
+    const out = drop(this.linear(gelu as tf.Tensor2D, layer, 'output', hook), d?.hidden);
     return this.layerNorm(tf.add(out, x), `encoder.layer.${layer}.output.LayerNorm`) as tf.Tensor2D;
   }
 
   /** One transformer layer. hidden: [B, T, H] → [B, T, H] */
-  layer(hidden: tf.Tensor3D, bias: tf.Tensor4D, layer: number, hook?: LinearHook): tf.Tensor3D {
+  layer(hidden: tf.Tensor3D, bias: tf.Tensor4D, layer: number, hook?: LinearHook, d?: BaseDropout | null): tf.Tensor3D {
     const [B, T, H] = hidden.shape;
     const x = tf.reshape(hidden, [B * T, H]) as tf.Tensor2D;
-    const attended = this.attention(x, B, T, bias, layer, hook);
-    return tf.reshape(this.feedForward(attended, layer, hook), [B, T, H]) as tf.Tensor3D;
+    const attended = this.attention(x, B, T, bias, layer, hook, d);
+    return tf.reshape(this.feedForward(attended, layer, hook, d), [B, T, H]) as tf.Tensor3D;
   }
 
   /**
    * The encoder: layers [fromLayer, numLayers) applied to `hidden` (the embeddings when fromLayer = 0, or cached
    * activations of frozen lower layers). Returns last_hidden_state [B, T, H].
    */
-  encode(hidden: tf.Tensor3D, bias: tf.Tensor4D, opts: { hook?: LinearHook; fromLayer?: number; toLayer?: number } = {}) {
-    let h = hidden;
-    for (let l = opts.fromLayer ?? 0; l < (opts.toLayer ?? this.config.numLayers); l++) h = this.layer(h, bias, l, opts.hook);
+  encode(
+    hidden: tf.Tensor3D,
+    bias: tf.Tensor4D,
+    opts: { hook?: LinearHook; fromLayer?: number; toLayer?: number; dropout?: BaseDropout | null } = {},
+  ) {
+    const from = opts.fromLayer ?? 0;
+    // HF drops out the embeddings' output too; it enters here when the encoder starts from the embeddings
+    let h = from === 0 ? drop(hidden, opts.dropout?.hidden) : hidden;
+    for (let l = from; l < (opts.toLayer ?? this.config.numLayers); l++) h = this.layer(h, bias, l, opts.hook, opts.dropout);
     return h;
   }
 

@@ -64,6 +64,8 @@ test('when the fixture dir is loaded, then config and every encoder weight (pref
     typeVocabSize: 2,
     layerNormEps: 1e-12,
     hiddenAct: 'gelu',
+    hiddenDropout: 0.1, // the fixture's hidden_dropout_prob
+    attentionDropout: 0.1, // its attention_probs_dropout_prob
   });
   assert.equal(ckpt.hasPooler, true);
   assert.equal(ckpt.mlmHead, null, 'the fixture has no cls.predictions.*');

@@ -16,6 +16,9 @@ export interface BertConfig {
   typeVocabSize: number;
   layerNormEps: number;
   hiddenAct: 'gelu';
+  /** dropout rates of HF training mode (used only when training asks for base dropout) */
+  hiddenDropout: number;
+  attentionDropout: number;
 }
 
 export interface BertCheckpoint {
@@ -54,6 +57,8 @@ export function parseBertConfig(raw: unknown, source = 'config.json'): BertConfi
     typeVocabSize: int('type_vocab_size', 2),
     layerNormEps: typeof c.layer_norm_eps === 'number' ? c.layer_norm_eps : 1e-12,
     hiddenAct: 'gelu',
+    hiddenDropout: typeof c.hidden_dropout_prob === 'number' ? c.hidden_dropout_prob : 0.1,
+    attentionDropout: typeof c.attention_probs_dropout_prob === 'number' ? c.attention_probs_dropout_prob : 0.1,
   };
   if (config.hiddenSize % config.numHeads !== 0)
     throw bad(`hidden_size ${config.hiddenSize} is not divisible by num_attention_heads ${config.numHeads}`);

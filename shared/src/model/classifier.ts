@@ -51,11 +51,13 @@ export class SequenceClassifier {
    * Logits [B, labels]. `prefix` (from frozenPrefix, possibly cached) skips the frozen lower layers.
    * Not wrapped in tidy: callers run it inside tf.variableGrads / tf.tidy.
    */
-  logits(b: BertBatch, training: boolean, prefix?: tf.Tensor3D): tf.Tensor2D {
+  logits(b: BertBatch, training: boolean, prefix?: tf.Tensor3D, baseDropout = false): tf.Tensor2D {
     const hook = this.adapter.hook(training);
     const from = prefix ? this.adapter.lowestLayer : 0;
     const start = prefix ?? this.bert.embed(b);
-    const hidden = this.bert.encode(start, this.bert.maskBias(b), { hook, fromLayer: from }); // [B, T, H]
+    const c = this.bert.config;
+    const dropout = training && baseDropout ? { hidden: c.hiddenDropout, attention: c.attentionDropout } : null;
+    const hidden = this.bert.encode(start, this.bert.maskBias(b), { hook, fromLayer: from, dropout }); // [B, T, H]
     return tf.add(tf.matMul(this.pool(hidden, b), this.headW, false, true), this.headB) as tf.Tensor2D;
   }
 

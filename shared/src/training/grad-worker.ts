@@ -26,6 +26,7 @@ export interface WorkerCompute {
   id: number;
   state: NamedTensors;
   indices: number[];
+  baseDropout?: boolean;
 }
 
 if (!parentPort) throw new Error('grad-worker must run in a worker thread');
@@ -48,7 +49,7 @@ port.on('message', async (msg: WorkerInit | WorkerCompute) => {
     const labels = tf.tensor1d(msg.indices.map((i) => examples[i].label), 'int32');
     const vars = clf.trainableVariables();
     const { value, grads } = tf.variableGrads(
-      () => tf.losses.softmaxCrossEntropy(tf.oneHot(labels, clf.numLabels), clf.logits(b, true), undefined, undefined, tf.Reduction.SUM) as tf.Scalar,
+      () => tf.losses.softmaxCrossEntropy(tf.oneHot(labels, clf.numLabels), clf.logits(b, true, undefined, msg.baseDropout ?? false), undefined, undefined, tf.Reduction.SUM) as tf.Scalar,
       vars,
     );
     const gradSums: Record<string, Float32Array> = {};

@@ -54,11 +54,11 @@ export class WorkerGradientPool implements GradientPool {
     return new WorkerGradientPool(workers);
   }
 
-  compute(helper: number, state: NamedTensors, indices: number[]) {
+  compute(helper: number, state: NamedTensors, indices: number[], baseDropout = false) {
     const id = this.nextId++;
     return new Promise<{ lossSum: number; gradSums: Record<string, Float32Array> }>((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
-      this.workers[helper].postMessage({ type: 'compute', id, state, indices });
+      this.workers[helper].postMessage({ type: 'compute', id, state, indices, baseDropout });
     });
   }
 

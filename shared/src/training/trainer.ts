@@ -24,6 +24,11 @@ export interface TrainOptions {
   groupByLength?: boolean;
   /** cache frozen lower-layer activations when LoRA skips layers (default true) */
   cacheFrozen?: boolean;
+  /**
+   * dropout inside the frozen encoder as in HF training mode (config's hidden/attention dropout), the recipe of the
+   * model's PyTorch yardstick; default false (deterministic, and the frozen-layer cache stays exact)
+   */
+  baseDropout?: boolean;
   /** keep the learning rate flat after warm-up (federated rounds) instead of decaying it to 0 */
   constantRate?: boolean;
   /** stop after this many optimizer steps (benchmarks, capped rounds) */
@@ -42,7 +47,7 @@ export interface TrainOptions {
  */
 export interface GradientPool {
   readonly helpers: number;
-  compute(helper: number, state: NamedTensors, indices: number[]): Promise<{ lossSum: number; gradSums: Record<string, Float32Array> }>;
+  compute(helper: number, state: NamedTensors, indices: number[], baseDropout?: boolean): Promise<{ lossSum: number; gradSums: Record<string, Float32Array> }>;
 }
 
 export interface StepProgress {
@@ -113,7 +118,9 @@ export async function trainClassifier(
   const vars = clf.trainableVariables();
   const mu = opts.proximalMu ?? 0;
   const anchor = mu > 0 ? vars.map((v) => tf.keep(v.clone())) : [];
-  const cache = (opts.cacheFrozen ?? true) && clf.adapter.lowestLayer > 0 ? new FrozenCache(clf, examples, padId) : null;
+  const dropout = opts.baseDropout ?? false;
+  // with dropout in the frozen layers their output is random, so it cannot be cached
+  const cache = (opts.cacheFrozen ?? true) && !dropout && clf.adapter.lowestLayer > 0 ? new FrozenCache(clf, examples, padId) : null;
 
   const start = performance.now();
   let step = 0;
@@ -127,7 +134,7 @@ export async function trainClassifier(
         stopped = true;
         break outer;
       }
-      const { loss, grads } = await batchGradients(clf, examples, idx, padId, cache, opts.pool, mu, anchor);
+      const { loss, grads } = await batchGradients(clf, examples, idx, padId, cache, opts.pool, mu, anchor, dropout);
       if (!Number.isFinite(loss)) {
         tf.dispose([...Object.values(grads), ...anchor]);
         optimizer.dispose();
@@ -159,19 +166,20 @@ async function batchGradients(
   pool: GradientPool | undefined,
   mu: number,
   anchor: tf.Tensor[],
+  baseDropout: boolean,
 ): Promise<{ loss: number; grads: Record<string, tf.Tensor> }> {
   const vars = clf.trainableVariables();
   const parts = pool ? Math.min(pool.helpers + 1, idx.length) : 1;
   const chunks = Array.from({ length: parts }, (_, p) => idx.filter((_, i) => i % parts === p));
   const state = parts > 1 ? await clf.readTrainableState() : null;
-  const remote = chunks.slice(1).map((c, h) => (pool as GradientPool).compute(h, state as NamedTensors, c));
+  const remote = chunks.slice(1).map((c, h) => (pool as GradientPool).compute(h, state as NamedTensors, c, baseDropout));
   const mine = chunks[0];
   const b = collate(mine.map((i) => examples[i]), padId);
   const labels = tf.tensor1d(mine.map((i) => examples[i].label), 'int32');
   const prefix = cache?.prefixFor(mine, b);
   // summed (not mean) cross-entropy so parts of different sizes add up exactly
   const { value, grads } = tf.variableGrads(
-    () => tf.losses.softmaxCrossEntropy(tf.oneHot(labels, clf.numLabels), clf.logits(b, true, prefix), undefined, undefined, tf.Reduction.SUM) as tf.Scalar,
+    () => tf.losses.softmaxCrossEntropy(tf.oneHot(labels, clf.numLabels), clf.logits(b, true, prefix, baseDropout), undefined, undefined, tf.Reduction.SUM) as tf.Scalar,
     vars,
   );
   let lossSum = (await value.data())[0];
