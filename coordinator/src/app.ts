@@ -9,6 +9,7 @@ import { Server, type Namespace } from 'socket.io';
 import { FedloraError } from '@fedlora/shared/errors.ts';
 import type { NamedTensors } from '@fedlora/shared/tensor.ts';
 import type { Strategy } from '@fedlora/shared/aggregation/strategy.ts';
+import type { StrategyName } from '@fedlora/shared/aggregation/index.ts';
 import type { LoraConfig } from '@fedlora/shared/lora/config.ts';
 import type { Pooling } from '@fedlora/shared/model/classifier.ts';
 import { LIMITS } from '@fedlora/shared/protocol/limits.ts';
@@ -43,6 +44,8 @@ export interface CoordinatorOptions {
   adminToken: string;
   storage: Storage;
   strategy: Strategy;
+  /** lets PUT /api/settings switch the strategy by name (main.ts passes one; absent = fixed) */
+  strategyFactory?: (name: StrategyName, settings: RoundSettings) => Strategy;
   settings: RoundSettings;
   stop: StopRules;
   task: CoordinatorTask;
@@ -138,6 +141,7 @@ export async function createCoordinator(o: CoordinatorOptions): Promise<Coordina
   };
   const federation = new Federation({
     strategy: o.strategy,
+    strategyFactory: o.strategyFactory,
     transport: presence,
     evaluator: o.task.evaluator,
     store,

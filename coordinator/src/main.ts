@@ -3,7 +3,7 @@
 
 import { resolve } from 'node:path';
 import { describeError, isFedloraError } from '@fedlora/shared/errors.ts';
-import { createStrategy } from '@fedlora/shared/aggregation/index.ts';
+import { createStrategy, type StrategyName } from '@fedlora/shared/aggregation/index.ts';
 import { initNodeBackend, type BackendName } from '@fedlora/shared/backend/node.ts';
 import { loadSpamAssassin, spamAssassinEvalSubset } from '@fedlora/shared/data/spam-assassin.ts';
 import { loadTabularFile } from '@fedlora/shared/data/tabular.ts';
@@ -15,6 +15,7 @@ import { loadModelTask } from './eval/model-task';
 import { stderrLogger } from './log';
 import { hashModelFiles } from './model-files';
 import { DirStorage } from './storage';
+import type { RoundSettings } from './rounds/settings';
 
 async function loadHeldout(c: CoordinatorConfig): Promise<{ heldout: LabeledDataset; labels: string[] }> {
   let heldout: LabeledDataset;
@@ -63,17 +64,19 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
       maxLength: () => settingsOf().maxLength,
       seed: c.seed,
     });
-    const strategy =
-      c.strategy === 'fedadam'
-        ? createStrategy('fedadam', { minResults: c.settings.minSites, eta: c.serverLr })
-        : c.strategy === 'fedprox'
-          ? createStrategy('fedprox', { minResults: c.settings.minSites, proximalMu: c.settings.proximalMu })
-          : createStrategy('fedavg', { minResults: c.settings.minSites });
+    const strategyFactory = (name: StrategyName, s: RoundSettings) =>
+      name === 'fedadam'
+        ? createStrategy('fedadam', { minResults: s.minSites, eta: c.serverLr })
+        : name === 'fedprox'
+          ? createStrategy('fedprox', { minResults: s.minSites, proximalMu: s.proximalMu })
+          : createStrategy('fedavg', { minResults: s.minSites });
+    const strategy = strategyFactory(c.strategy, c.settings);
     const dataDir = resolve(c.dataDir);
     const coord = await createCoordinator({
       adminToken: c.adminToken,
       storage: new DirStorage(dataDir),
       strategy,
+      strategyFactory,
       settings: c.settings,
       stop: c.stop,
       task: {

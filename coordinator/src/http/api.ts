@@ -147,11 +147,11 @@ export function createApi(d: ApiDeps): express.Express {
   });
 
   api.get('/settings', (_req, res) => {
-    res.json({ ...d.federation.settings, ...d.federation.stop });
+    res.json({ ...d.federation.settings, ...d.federation.stop, strategy: d.federation.status().strategy });
   });
   api.put('/settings', (req, res) => {
     const next = d.federation.updateSettings(req.body ?? {});
-    res.json({ ...next.settings, ...next.stop });
+    res.json({ ...next.settings, ...next.stop, strategy: d.federation.status().strategy });
   });
 
   api.get('/rounds', (_req, res) => {

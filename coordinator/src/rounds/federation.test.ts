@@ -314,3 +314,31 @@ test('when paused while sampling, then the round is cancelled without a record',
   assert.equal(t.store.rounds().length, 0);
   assert.equal(t.store.lastRound(), 0);
 });
+
+test('when the settings name another strategy, then it is built by the factory and a bad patch changes nothing', async () => {
+  // Arrange: a federation whose strategy can be switched by name
+  const store = await AdapterRegistry.open(new MemoryStorage());
+  const built: string[] = [];
+  const fed = new Federation({
+    strategy: createStrategy('fedavg', {}),
+    strategyFactory: (name, s) => (built.push(`${name}:${s.minSites}`), createStrategy(name, { minResults: s.minSites, proximalMu: s.proximalMu })),
+    transport: new FakeTransport(),
+    evaluator: new FakeEvaluator(),
+    store,
+    initialState: () => tinyAdapter(0),
+    settings: { ...DEFAULT_SETTINGS },
+    stop: { ...DEFAULT_STOP },
+    log: memoryLogger(),
+    clock: new ManualClock(),
+  });
+  await fed.init();
+  // Act + Assert: an unknown name and a bad field are both refused without switching
+  assert.throws(() => fed.updateSettings({ strategy: 'fedmagic' }), (e) => isFedloraError(e, 'CONFIG_INVALID'));
+  assert.throws(() => fed.updateSettings({ strategy: 'fedprox', minSites: -1 }));
+  assert.equal(fed.status().strategy, 'fedavg');
+  assert.deepEqual(built, []);
+  fed.updateSettings({ strategy: 'fedprox', minSites: 3 });
+  assert.equal(fed.status().strategy, 'fedprox');
+  assert.deepEqual(built, ['fedprox:3']);
+  await fed.close();
+});

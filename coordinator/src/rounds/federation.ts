@@ -8,6 +8,7 @@ import type { NamedTensors } from '@fedlora/shared/tensor.ts';
 import { ROUND_STAGES, type RoundStage } from '@fedlora/shared/protocol/messages.ts';
 import type { ClientRequest } from '@fedlora/shared/protocol/events.ts';
 import type { Strategy } from '@fedlora/shared/aggregation/strategy.ts';
+import { isStrategyName, STRATEGY_NAMES, type StrategyName } from '@fedlora/shared/aggregation/index.ts';
 import type { Logger } from '../log';
 import type { AdapterStore, RoundRecord, VersionRecord } from '../registry/types';
 import { stopRuleHolding, updateSettings, type RoundSettings, type StopRules } from './settings';
@@ -35,6 +36,8 @@ export type FederationEvent =
 
 export interface FederationDeps {
   strategy: Strategy;
+  /** builds a strategy by name for a settings change (PUT /api/settings {strategy}); absent = fixed at startup */
+  strategyFactory?: (name: StrategyName, settings: RoundSettings) => Strategy;
   transport: RoundTransport;
   evaluator: Evaluator;
   store: AdapterStore;
@@ -196,7 +199,22 @@ export class Federation {
   }
 
   updateSettings(patch: Record<string, unknown>): { settings: RoundSettings; stop: StopRules } {
-    const next = updateSettings({ settings: this.settings, stop: this.stop }, patch);
+    const { strategy: wanted, ...rest } = patch;
+    let strategy: Strategy | null = null;
+    if (wanted !== undefined && wanted !== this.d.strategy.name) {
+      if (!isStrategyName(wanted))
+        throw new FedloraError('CONFIG_INVALID', `strategy must be one of ${STRATEGY_NAMES.join(', ')}, got ${JSON.stringify(wanted)}`);
+      if (!this.d.strategyFactory) throw new FedloraError('CONFIG_INVALID', 'this coordinator fixes its strategy at startup');
+    }
+    const next = updateSettings({ settings: this.settings, stop: this.stop }, rest);
+    // built only after the other fields validated, so a bad patch changes nothing
+    if (wanted !== undefined && wanted !== this.d.strategy.name && this.d.strategyFactory)
+      strategy = this.d.strategyFactory(wanted as StrategyName, next.settings);
+    if (strategy) {
+      // a new strategy starts without server state; the next round trains from the current version as usual
+      this.d.strategy = strategy;
+      this.d.log('strategy.changed', { strategy: strategy.name });
+    }
     this.settings = next.settings;
     this.stop = next.stop;
     this.d.log('settings.updated', { fields: Object.keys(patch).join(',') });

@@ -302,6 +302,11 @@ export function renderSettings(
     keyof Settings,
     { el: HTMLInputElement | HTMLSelectElement; kind: FieldKind; was: string }
   >();
+  const strategySelect = h(
+    'select',
+    { name: 'strategy', id: 'set-strategy' },
+    ...['fedavg', 'fedprox', 'fedadam'].map((n) => h('option', { value: n, selected: n === strategy }, n)),
+  ) as HTMLSelectElement;
   const rows = FIELDS.map((f) => {
     const was = fieldText(s[f.key], f.kind);
     const el =
@@ -327,9 +332,9 @@ export function renderSettings(
       { class: 'fields' },
       h(
         'label',
-        { title: 'chosen at startup (--strategy)' },
+        { for: 'set-strategy', title: 'aggregation strategy from the next round (a new one starts without server state)' },
         h('span', {}, 'Strategy'),
-        h('input', { value: strategy, disabled: true }),
+        strategySelect,
       ),
       ...rows,
     ),
@@ -340,6 +345,7 @@ export function renderSettings(
     e.preventDefault();
     const patch: Record<string, unknown> = {};
     for (const [k, i] of inputs) if (i.el.value.trim() !== i.was) patch[k] = fieldValue(i.el.value, i.kind);
+    if (strategySelect.value !== strategy) patch.strategy = strategySelect.value;
     onSave(patch);
   };
 }
