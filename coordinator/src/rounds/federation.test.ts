@@ -321,7 +321,10 @@ test('when the settings name another strategy, then it is built by the factory a
   const built: string[] = [];
   const fed = new Federation({
     strategy: createStrategy('fedavg', {}),
-    strategyFactory: (name, s) => (built.push(`${name}:${s.minSites}`), createStrategy(name, { minResults: s.minSites, proximalMu: s.proximalMu })),
+    strategyFactory: (name, s) => (
+      built.push(`${name}:${s.minSites}`),
+      createStrategy(name, { minResults: s.minSites, proximalMu: s.proximalMu })
+    ),
     transport: new FakeTransport(),
     evaluator: new FakeEvaluator(),
     store,
@@ -333,7 +336,10 @@ test('when the settings name another strategy, then it is built by the factory a
   });
   await fed.init();
   // Act + Assert: an unknown name and a bad field are both refused without switching
-  assert.throws(() => fed.updateSettings({ strategy: 'fedmagic' }), (e) => isFedloraError(e, 'CONFIG_INVALID'));
+  assert.throws(
+    () => fed.updateSettings({ strategy: 'fedmagic' }),
+    (e) => isFedloraError(e, 'CONFIG_INVALID'),
+  );
   assert.throws(() => fed.updateSettings({ strategy: 'fedprox', minSites: -1 }));
   assert.equal(fed.status().strategy, 'fedavg');
   assert.deepEqual(built, []);

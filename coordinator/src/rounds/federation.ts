@@ -203,8 +203,12 @@ export class Federation {
     let strategy: Strategy | null = null;
     if (wanted !== undefined && wanted !== this.d.strategy.name) {
       if (!isStrategyName(wanted))
-        throw new FedloraError('CONFIG_INVALID', `strategy must be one of ${STRATEGY_NAMES.join(', ')}, got ${JSON.stringify(wanted)}`);
-      if (!this.d.strategyFactory) throw new FedloraError('CONFIG_INVALID', 'this coordinator fixes its strategy at startup');
+        throw new FedloraError(
+          'CONFIG_INVALID',
+          `strategy must be one of ${STRATEGY_NAMES.join(', ')}, got ${JSON.stringify(wanted)}`,
+        );
+      if (!this.d.strategyFactory)
+        throw new FedloraError('CONFIG_INVALID', 'this coordinator fixes its strategy at startup');
     }
     const next = updateSettings({ settings: this.settings, stop: this.stop }, rest);
     // built only after the other fields validated, so a bad patch changes nothing

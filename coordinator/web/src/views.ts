@@ -332,7 +332,10 @@ export function renderSettings(
       { class: 'fields' },
       h(
         'label',
-        { for: 'set-strategy', title: 'aggregation strategy from the next round (a new one starts without server state)' },
+        {
+          for: 'set-strategy',
+          title: 'aggregation strategy from the next round (a new one starts without server state)',
+        },
         h('span', {}, 'Strategy'),
         strategySelect,
       ),
