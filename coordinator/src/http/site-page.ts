@@ -2,10 +2,9 @@
 // so a site operator only needs the coordinator's address (enrollment links: /site/#token=…). Without a build,
 // `/site/` says how to make one instead of a 404.
 
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import express, { type Response } from 'express';
+import type express from 'express';
+import { builtPageRoutes } from './built-page';
 
 export const DEFAULT_SITE_DIR = fileURLToPath(new URL('../../../client-web/dist', import.meta.url));
 
@@ -25,16 +24,6 @@ const CSP = [
   "form-action 'none'",
 ].join('; ');
 
-function secure(res: Response): void {
-  res.set({
-    'Content-Security-Policy': CSP,
-    'X-Content-Type-Options': 'nosniff',
-    // the join token rides in the URL fragment, which is never sent; no referrer either
-    'Referrer-Policy': 'no-referrer',
-    'X-Frame-Options': 'DENY',
-  });
-}
-
 export const MISSING_SITE_BUILD = `<!doctype html>
 <meta charset="utf-8"><title>fedlora site page: not built</title>
 <h1>The fedlora site page is not built</h1>
@@ -44,17 +33,5 @@ export const MISSING_SITE_BUILD = `<!doctype html>
 
 /** Mount at '/site'. */
 export function sitePageRoutes(dir: string = DEFAULT_SITE_DIR): express.Router {
-  const r = express.Router();
-  const serve = express.static(dir, { index: 'index.html', setHeaders: (res) => secure(res as unknown as Response) });
-  r.use((req, res, next) => {
-    const root = req.path === '/' || req.path === '/index.html';
-    // checked per request: a build made after the coordinator started is picked up without a restart
-    if (root && (req.method === 'GET' || req.method === 'HEAD') && !existsSync(join(dir, 'index.html'))) {
-      secure(res);
-      res.status(503).type('html').send(MISSING_SITE_BUILD);
-      return;
-    }
-    serve(req, res, next);
-  });
-  return r;
+  return builtPageRoutes({ dir, csp: CSP, missingHtml: MISSING_SITE_BUILD });
 }
