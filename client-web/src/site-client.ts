@@ -7,16 +7,38 @@ import { io, type Socket } from 'socket.io-client';
 import { FedloraError, describeError, isFedloraError } from '@fedlora/shared/errors.ts';
 import { generateSiteKeys } from '@fedlora/shared/crypto/keys.ts';
 import type { LabeledDataset } from '@fedlora/shared/data/dataset.ts';
-import { ackError, ackOk, parseServerMessage, type ClientToServerEvents, type ServerToClientEvents } from '@fedlora/shared/protocol/events.ts';
+import {
+  ackError,
+  ackOk,
+  parseServerMessage,
+  type ClientToServerEvents,
+  type ServerToClientEvents,
+} from '@fedlora/shared/protocol/events.ts';
 import type { Manifest } from '@fedlora/shared/protocol/manifest.ts';
 import type { GlobalAdapter } from '@fedlora/shared/protocol/codec.ts';
 import { ENCODINGS } from '@fedlora/shared/protocol/quantize.ts';
 import type { Pooling } from '@fedlora/shared/model/classifier.ts';
 import { Backoff, DEFAULT_BACKOFF } from '@fedlora/shared/site/backoff.ts';
 import { asAckSocket, authenticate, enroll, request, type AckSocket } from '@fedlora/shared/site/session.ts';
-import { fetchModelFile, localModelFromFiles, type LocalModel, type ModelFiles } from '@fedlora/shared/site/model-files.ts';
-import { checkLabelMapping, EncodedDataCache, labelMapping, type LabelMapping } from '@fedlora/shared/site/site-data.ts';
-import { checkAdapterShapes, failureFor, openAdapter, roundMaxLength, trainRound, type ConfiguredRound } from '@fedlora/shared/site/participant.ts';
+import {
+  fetchModelFile,
+  localModelFromFiles,
+  type LocalModel,
+  type ModelFiles,
+} from '@fedlora/shared/site/model-files.ts';
+import {
+  checkLabelMapping,
+  EncodedDataCache,
+  labelMapping,
+  type LabelMapping,
+} from '@fedlora/shared/site/site-data.ts';
+import {
+  acceptTrainMessage,
+  failureFor,
+  roundMaxLength,
+  trainRound,
+  type ConfiguredRound,
+} from '@fedlora/shared/site/participant.ts';
 import type { SiteStore } from './store';
 import type { WebBackendInfo } from './backend';
 
@@ -46,15 +68,33 @@ export interface BrowserSiteOptions {
 }
 
 /** Errors a retry cannot fix: the page shows them and stops (a revoked site is UNAUTHORIZED or UNKNOWN_SITE). */
-const FATAL = new Set(['UNKNOWN_SITE', 'BAD_SIGNATURE', 'UNAUTHORIZED', 'TOKEN_USED', 'HASH_MISMATCH', 'DATA_INVALID', 'CONFIG_INVALID', 'MODEL_INVALID']);
+const FATAL = new Set([
+  'UNKNOWN_SITE',
+  'BAD_SIGNATURE',
+  'UNAUTHORIZED',
+  'TOKEN_USED',
+  'HASH_MISMATCH',
+  'DATA_INVALID',
+  'CONFIG_INVALID',
+  'MODEL_INVALID',
+]);
 
 function openSocket(url: string): Promise<SiteSocket> {
-  const socket: SiteSocket = io(url, { transports: ['websocket'], reconnection: false, forceNew: true, timeout: 10_000 });
+  const socket: SiteSocket = io(url, {
+    transports: ['websocket'],
+    reconnection: false,
+    forceNew: true,
+    timeout: 10_000,
+  });
   return new Promise((resolve, reject) => {
     socket.once('connect', () => resolve(socket));
     socket.once('connect_error', (err) => {
       socket.close();
-      reject(new FedloraError('UNREACHABLE', `cannot reach the coordinator at ${url}: ${err.message}`, { cause: err }));
+      reject(
+        new FedloraError('UNREACHABLE', `cannot reach the coordinator at ${url}: ${err.message}`, {
+          cause: err,
+        }),
+      );
     });
   });
 }
@@ -89,7 +129,10 @@ export class BrowserSite {
       }
       if (this.stopped) break;
       const delay = backoff.next();
-      this.o.on({ type: 'status', text: `disconnected (${reason}); reconnecting in ${(delay / 1000).toFixed(1)} s` });
+      this.o.on({
+        type: 'status',
+        text: `disconnected (${reason}); reconnecting in ${(delay / 1000).toFixed(1)} s`,
+      });
       await new Promise((r) => setTimeout(r, delay));
     }
   }
@@ -104,7 +147,9 @@ export class BrowserSite {
   private async session(onAuthenticated: () => void): Promise<string> {
     const socket = await openSocket(this.o.coordinator);
     this.socket = socket;
-    const ended = new Promise<string>((resolve) => socket.on('disconnect', (r) => resolve(`connection lost: ${r}`)));
+    const ended = new Promise<string>((resolve) =>
+      socket.on('disconnect', (r) => resolve(`connection lost: ${r}`)),
+    );
     const ack = asAckSocket(socket);
     try {
       const siteId = await this.identity(ack);
@@ -114,15 +159,26 @@ export class BrowserSite {
         session = await authenticate(ack, siteId, keys);
       } catch (err) {
         if (isFedloraError(err, 'UNAUTHORIZED') || isFedloraError(err, 'UNKNOWN_SITE'))
-          throw new FedloraError(err.code, `the coordinator refused site ${siteId}: it was revoked or is unknown (${err.message})`, { cause: err });
+          throw new FedloraError(
+            err.code,
+            `the coordinator refused site ${siteId}: it was revoked or is unknown (${err.message})`,
+            { cause: err },
+          );
         throw err;
       }
       onAuthenticated();
-      this.o.on({ type: 'status', text: `authenticated as ${siteId}; global adapter ${session.manifest.versionId ?? '(none yet)'}` });
+      this.o.on({
+        type: 'status',
+        text: `authenticated as ${siteId}; global adapter ${session.manifest.versionId ?? '(none yet)'}`,
+      });
       await this.prepare(session.manifest, ack);
       this.attachRoundHandlers(socket, session.manifest, siteId, keys.signing);
       const numExamples = this.o.dataset.examples.length;
-      await request(ack, 'site:ready', { numExamples, encodings: [...ENCODINGS], backend: this.o.backend.name });
+      await request(ack, 'site:ready', {
+        numExamples,
+        encodings: [...ENCODINGS],
+        backend: this.o.backend.name,
+      });
       this.o.on({ type: 'ready', numExamples });
       this.o.on({ type: 'status', text: 'ready: waiting for rounds' });
       return await ended;
@@ -142,8 +198,14 @@ export class BrowserSite {
       id = { coordinator: this.o.coordinator, siteId: null, keys: generateSiteKeys() };
       await store.saveIdentity(id);
     }
-    if (!this.o.token) throw new FedloraError('CONFIG_INVALID', 'this browser is not enrolled yet: paste the join token from the coordinator admin');
-    const hex = [...id.keys.signing.publicKey.slice(0, 6)].map((b) => b.toString(16).padStart(2, '0')).join('');
+    if (!this.o.token)
+      throw new FedloraError(
+        'CONFIG_INVALID',
+        'this browser is not enrolled yet: paste the join token from the coordinator admin',
+      );
+    const hex = [...id.keys.signing.publicKey.slice(0, 6)]
+      .map((b) => b.toString(16).padStart(2, '0'))
+      .join('');
     const siteId = await enroll(ack, this.o.token, `web-${hex}`, id.keys);
     await store.saveIdentity({ ...id, siteId });
     this.o.on({ type: 'enrolled', siteId });
@@ -161,7 +223,11 @@ export class BrowserSite {
       const source = {
         fetchChunk: async (path: string, offset: number, length: number) => {
           const r = await request(ack, 'model:chunk', { path, offset, length });
-          if (r.path !== path || r.offset !== offset) throw new FedloraError('BAD_MESSAGE', `model:chunk: asked for ${path}@${offset}, got ${r.path}@${r.offset}`);
+          if (r.path !== path || r.offset !== offset)
+            throw new FedloraError(
+              'BAD_MESSAGE',
+              `model:chunk: asked for ${path}@${offset}, got ${r.path}@${r.offset}`,
+            );
           return r.data;
         },
       };
@@ -172,19 +238,36 @@ export class BrowserSite {
           this.o.on({ type: 'download', path: f.path, done: f.bytes, total: f.bytes, cached: true });
           continue;
         }
-        files[f.path] = await fetchModelFile(source, f, (done, total) => this.o.on({ type: 'download', path: f.path, done, total, cached: false }));
+        files[f.path] = await fetchModelFile(source, f, (done, total) =>
+          this.o.on({ type: 'download', path: f.path, done, total, cached: false }),
+        );
         await this.o.store.saveModelFile(f, files[f.path]);
       }
       this.model?.dispose();
       this.data.clear();
-      this.model = localModelFromFiles(files, { lora: manifest.lora, labels: manifest.labels, pooling, seed: 0, source: manifest.baseModel.id });
+      this.model = localModelFromFiles(files, {
+        lora: manifest.lora,
+        labels: manifest.labels,
+        pooling,
+        seed: 0,
+        source: manifest.baseModel.id,
+      });
       this.modelKey = key;
     }
     const tok = this.model.tokenizer;
-    this.data.get(tok, manifest.labels, Math.min(manifest.maxSeqLength, tok.maxLength, this.model.bert.config.maxPositions));
+    this.data.get(
+      tok,
+      manifest.labels,
+      Math.min(manifest.maxSeqLength, tok.maxLength, this.model.bert.config.maxPositions),
+    );
   }
 
-  private attachRoundHandlers(socket: SiteSocket, manifest: Manifest, siteId: string, signing: { publicKey: Uint8Array; secretKey: Uint8Array }): void {
+  private attachRoundHandlers(
+    socket: SiteSocket,
+    manifest: Manifest,
+    siteId: string,
+    signing: { publicKey: Uint8Array; secretKey: Uint8Array },
+  ): void {
     socket.on('round:configure', (raw, ack) => {
       try {
         const msg = parseServerMessage('round:configure', raw);
@@ -202,12 +285,11 @@ export class BrowserSite {
         let round: ConfiguredRound;
         let adapter: GlobalAdapter;
         try {
-          const msg = parseServerMessage('round:train', raw);
-          const c = this.configured;
-          if (!c || c.roundId !== msg.roundId) throw new FedloraError('WRONG_ROUND', `round ${msg.roundId} was not configured with this site`);
-          adapter = await openAdapter(msg.adapter, msg.adapterSha256, c.adapterVersionId);
-          checkAdapterShapes(adapter.adapter, (this.model as LocalModel).classifier.trainableShapes());
-          round = c;
+          ({ round, adapter } = await acceptTrainMessage(
+            raw,
+            this.configured,
+            (this.model as LocalModel).classifier.trainableShapes(),
+          ));
         } catch (err) {
           ack(ackError(err));
           return;
@@ -227,7 +309,10 @@ export class BrowserSite {
       try {
         const msg = parseServerMessage('round:closed', raw);
         this.closedRounds.add(msg.roundId);
-        this.o.on({ type: 'status', text: `round ${msg.round} closed: ${msg.outcome} (${msg.updates} updates)` });
+        this.o.on({
+          type: 'status',
+          text: `round ${msg.round} closed: ${msg.outcome} (${msg.updates} updates)`,
+        });
       } catch {
         /* a malformed broadcast changes nothing here */
       }
@@ -236,7 +321,12 @@ export class BrowserSite {
     socket.on('version:published', (raw) => {
       try {
         const msg = parseServerMessage('version:published', raw);
-        this.o.on({ type: 'version', versionId: msg.versionId, round: msg.round, accuracy: msg.metrics.accuracy });
+        this.o.on({
+          type: 'version',
+          versionId: msg.versionId,
+          round: msg.round,
+          accuracy: msg.metrics.accuracy,
+        });
       } catch {
         /* idem */
       }
@@ -255,7 +345,11 @@ export class BrowserSite {
     const tok = model.tokenizer;
     const ack = asAckSocket(socket);
     try {
-      const maxLength = roundMaxLength(round.config, manifest.maxSeqLength, Math.min(tok.maxLength, model.bert.config.maxPositions));
+      const maxLength = roundMaxLength(
+        round.config,
+        manifest.maxSeqLength,
+        Math.min(tok.maxLength, model.bert.config.maxPositions),
+      );
       const { result, upload } = await trainRound({
         classifier: model.classifier,
         examples: this.data.get(tok, manifest.labels, maxLength),
@@ -265,14 +359,29 @@ export class BrowserSite {
         siteId,
         signing,
         shouldStop: () => this.stopped || socket.disconnected || this.closedRounds.has(round.roundId),
-        onStep: (p) => this.o.on({ type: 'step', round: round.round, step: p.step, totalSteps: p.totalSteps, loss: p.loss, samplesPerSecond: p.samplesPerSecond }),
+        onStep: (p) =>
+          this.o.on({
+            type: 'step',
+            round: round.round,
+            step: p.step,
+            totalSteps: p.totalSteps,
+            loss: p.loss,
+            samplesPerSecond: p.samplesPerSecond,
+          }),
       });
       await request(ack, 'update:upload', upload.request);
-      this.o.on({ type: 'uploaded', round: round.round, bytes: upload.payload.length, loss: result.metrics.loss, samplesPerSecond: result.metrics.samplesPerSecond });
+      this.o.on({
+        type: 'uploaded',
+        round: round.round,
+        bytes: upload.payload.length,
+        loss: result.metrics.loss,
+        samplesPerSecond: result.metrics.samplesPerSecond,
+      });
     } catch (err) {
       const fail = failureFor(round.roundId, err);
       this.o.on({ type: 'status', text: `round ${round.round} failed: ${describeError(err)}` });
-      if (socket.connected && !this.closedRounds.has(round.roundId) && !this.stopped) await request(ack, 'round:fail', fail).catch(() => undefined);
+      if (socket.connected && !this.closedRounds.has(round.roundId) && !this.stopped)
+        await request(ack, 'round:fail', fail).catch(() => undefined);
     }
   }
 }

@@ -17,8 +17,21 @@ import { progressBar, type Progress } from '../progress';
 import { Backoff, DEFAULT_BACKOFF, type BackoffOptions } from './backoff';
 import { authenticate, openSocket, request, DEFAULT_REQUEST_TIMEOUT_MS, type SiteSocket } from './connection';
 import { chunkSource, resolveBaseModelDir } from './base-model';
-import { checkAdapterShapes, failureFor, localTrainConfig, openAdapter, roundMaxLength, trainRound, type ConfiguredRound } from './participant';
-import { checkLabelMapping, EncodedDataCache, formatLabelMapping, labelMapping, loadSiteData } from './site-data';
+import {
+  acceptTrainMessage,
+  failureFor,
+  localTrainConfig,
+  roundMaxLength,
+  trainRound,
+  type ConfiguredRound,
+} from './participant';
+import {
+  checkLabelMapping,
+  EncodedDataCache,
+  formatLabelMapping,
+  labelMapping,
+  loadSiteData,
+} from './site-data';
 import { loadKeys, loadSiteConfig, type SiteConfig } from './state';
 
 export interface SiteAgentOptions {
@@ -46,14 +59,34 @@ export type AgentEvent =
   | { type: 'authenticated'; siteId: string; coordinatorId: string; versionId: string | null }
   | { type: 'ready'; numExamples: number }
   | { type: 'configured'; roundId: string; round: number; accepted: boolean }
-  | { type: 'uploaded'; roundId: string; round: number; payloadBytes: number; numExamples: number; loss: number; seconds: number }
+  | {
+      type: 'uploaded';
+      roundId: string;
+      round: number;
+      payloadBytes: number;
+      numExamples: number;
+      loss: number;
+      seconds: number;
+    }
   | { type: 'failed'; roundId: string; code: string; message: string }
   | { type: 'closed'; roundId: string; outcome: string }
   | { type: 'version'; versionId: string; round: number; metrics: Record<string, number> }
   | { type: 'disconnected'; reason: string; retryInMs: number | null };
 
 /** Errors a retry cannot fix: stop and tell the operator. */
-const FATAL = new Set(['UNKNOWN_SITE', 'BAD_SIGNATURE', 'UNAUTHORIZED', 'HASH_MISMATCH', 'DATA_INVALID', 'CONFIG_INVALID', 'FILE_NOT_FOUND', 'FILE_UNREADABLE', 'FILE_CORRUPT', 'BACKEND_UNAVAILABLE', 'MODEL_INVALID']);
+const FATAL = new Set([
+  'UNKNOWN_SITE',
+  'BAD_SIGNATURE',
+  'UNAUTHORIZED',
+  'HASH_MISMATCH',
+  'DATA_INVALID',
+  'CONFIG_INVALID',
+  'FILE_NOT_FOUND',
+  'FILE_UNREADABLE',
+  'FILE_CORRUPT',
+  'BACKEND_UNAVAILABLE',
+  'MODEL_INVALID',
+]);
 
 export class SiteAgent {
   private readonly log: (line: string) => void;
@@ -151,12 +184,19 @@ export class SiteAgent {
       if (this.stopping) return 'stopped';
       const { manifest, coordinatorId } = await authenticate(socket, cfg.siteId, keys, timeout);
       onAuthenticated();
-      this.log(`authenticated as ${cfg.siteId} with coordinator ${coordinatorId}; global adapter ${manifest.versionId ?? '(none yet)'}`);
+      this.log(
+        `authenticated as ${cfg.siteId} with coordinator ${coordinatorId}; global adapter ${manifest.versionId ?? '(none yet)'}`,
+      );
       this.emit({ type: 'authenticated', siteId: cfg.siteId, coordinatorId, versionId: manifest.versionId });
       await this.prepare(manifest, socket, cfg);
       this.attachRoundHandlers(socket, manifest, cfg, keys);
       const numExamples = (this.data as EncodedDataCache).dataset.examples.length;
-      await request(socket, 'site:ready', { numExamples, encodings: [...ENCODINGS], backend: (this.backend as BackendInfo).name }, timeout);
+      await request(
+        socket,
+        'site:ready',
+        { numExamples, encodings: [...ENCODINGS], backend: (this.backend as BackendInfo).name },
+        timeout,
+      );
       this.emit({ type: 'ready', numExamples });
       this.log('ready: waiting for rounds');
       return await ended;
@@ -191,12 +231,22 @@ export class SiteAgent {
       this.log(formatLabelMapping(mapping));
       this.model?.dispose();
       data.clear();
-      this.model = loadLocalModel({ modelDir, lora: manifest.lora, labels: manifest.labels, pooling, seed: 0 });
+      this.model = loadLocalModel({
+        modelDir,
+        lora: manifest.lora,
+        labels: manifest.labels,
+        pooling,
+        seed: 0,
+      });
       this.modelKey = key;
     }
     // tokenize now, not in the first round's time budget
     const tok = this.model.tokenizer;
-    data.get(tok, manifest.labels, Math.min(manifest.maxSeqLength, tok.maxLength, this.model.bert.config.maxPositions));
+    data.get(
+      tok,
+      manifest.labels,
+      Math.min(manifest.maxSeqLength, tok.maxLength, this.model.bert.config.maxPositions),
+    );
   }
 
   // ---- rounds ----
@@ -205,9 +255,15 @@ export class SiteAgent {
     socket.on('round:configure', (raw, ack) => {
       try {
         const msg = parseServerMessage('round:configure', raw);
-        const accepted = !this.stopping && this.trainingRound === null && msg.deadline > Date.now() && !(this.opts.once && this.onceRound !== null);
+        const accepted =
+          !this.stopping &&
+          this.trainingRound === null &&
+          msg.deadline > Date.now() &&
+          !(this.opts.once && this.onceRound !== null);
         if (accepted) this.configured = msg;
-        this.log(`round ${msg.round} (${msg.roundId}): ${accepted ? 'accepted' : 'declined'}; ${msg.encoding}, config ${JSON.stringify(msg.config)}`);
+        this.log(
+          `round ${msg.round} (${msg.roundId}): ${accepted ? 'accepted' : 'declined'}; ${msg.encoding}, config ${JSON.stringify(msg.config)}`,
+        );
         this.emit({ type: 'configured', roundId: msg.roundId, round: msg.round, accepted });
         ack(ackOk({ accepted }));
       } catch (err) {
@@ -221,12 +277,11 @@ export class SiteAgent {
         let round: ConfiguredRound;
         let adapter: GlobalAdapter;
         try {
-          const msg = parseServerMessage('round:train', raw);
-          const c = this.configured;
-          if (!c || c.roundId !== msg.roundId) throw new FedloraError('WRONG_ROUND', `round ${msg.roundId} was not configured with this site`);
-          adapter = await openAdapter(msg.adapter, msg.adapterSha256, c.adapterVersionId);
-          checkAdapterShapes(adapter.adapter, (this.model as LocalModel).classifier.trainableShapes());
-          round = c;
+          ({ round, adapter } = await acceptTrainMessage(
+            raw,
+            this.configured,
+            (this.model as LocalModel).classifier.trainableShapes(),
+          ));
         } catch (err) {
           this.log(`round:train rejected: ${describeError(err)}`);
           ack(ackError(err));
@@ -244,7 +299,9 @@ export class SiteAgent {
       try {
         const msg = parseServerMessage('round:closed', raw);
         this.closedRounds.add(msg.roundId);
-        this.log(`round ${msg.round} closed: ${msg.outcome} (${msg.updates} updates, ${msg.failures} failures)`);
+        this.log(
+          `round ${msg.round} closed: ${msg.outcome} (${msg.updates} updates, ${msg.failures} failures)`,
+        );
         this.emit({ type: 'closed', roundId: msg.roundId, outcome: msg.outcome });
         if (this.configured?.roundId === msg.roundId) this.configured = null;
         if (this.onceRound === msg.roundId && this.trainingRound === null) this.finish();
@@ -257,7 +314,9 @@ export class SiteAgent {
       try {
         const msg = parseServerMessage('version:published', raw);
         const acc = msg.metrics.accuracy;
-        this.log(`global adapter ${msg.versionId} (round ${msg.round})${acc === undefined ? '' : `: held-out accuracy ${acc.toFixed(4)}`}`);
+        this.log(
+          `global adapter ${msg.versionId} (round ${msg.round})${acc === undefined ? '' : `: held-out accuracy ${acc.toFixed(4)}`}`,
+        );
         this.emit({ type: 'version', versionId: msg.versionId, round: msg.round, metrics: msg.metrics });
       } catch (err) {
         this.log(`version:published ignored: ${describeError(err)}`);
@@ -276,7 +335,11 @@ export class SiteAgent {
     const model = this.model as LocalModel;
     const tok = model.tokenizer;
     const train = localTrainConfig(round.config);
-    const maxLength = roundMaxLength(round.config, manifest.maxSeqLength, Math.min(tok.maxLength, model.bert.config.maxPositions));
+    const maxLength = roundMaxLength(
+      round.config,
+      manifest.maxSeqLength,
+      Math.min(tok.maxLength, model.bert.config.maxPositions),
+    );
     let bar: Progress | null = null;
     let barEpoch = -1;
     try {
@@ -295,10 +358,17 @@ export class SiteAgent {
           if (p.epoch !== barEpoch) {
             bar?.stop();
             const left = p.totalSteps - (p.step - 1);
-            bar = progressBar(`round ${round.round} epoch ${p.epoch + 1}/${train.localEpochs}`, Math.min(perEpoch, left), this.opts.quiet);
+            bar = progressBar(
+              `round ${round.round} epoch ${p.epoch + 1}/${train.localEpochs}`,
+              Math.min(perEpoch, left),
+              this.opts.quiet,
+            );
             barEpoch = p.epoch;
           }
-          bar?.update(p.step - p.epoch * perEpoch, { loss: p.loss.toFixed(4), sps: p.samplesPerSecond.toFixed(1) });
+          bar?.update(p.step - p.epoch * perEpoch, {
+            loss: p.loss.toFixed(4),
+            sps: p.samplesPerSecond.toFixed(1),
+          });
         },
       });
       (bar as Progress | null)?.stop();
@@ -308,7 +378,15 @@ export class SiteAgent {
         `round ${round.round}: uploaded ${up.payload.length} bytes (${round.encoding}), ${result.numExamples} examples, ` +
           `loss ${result.metrics.loss.toFixed(4)}, ${result.metrics.seconds.toFixed(1)} s`,
       );
-      this.emit({ type: 'uploaded', roundId: round.roundId, round: round.round, payloadBytes: up.payload.length, numExamples: result.numExamples, loss: result.metrics.loss, seconds: result.metrics.seconds });
+      this.emit({
+        type: 'uploaded',
+        roundId: round.roundId,
+        round: round.round,
+        payloadBytes: up.payload.length,
+        numExamples: result.numExamples,
+        loss: result.metrics.loss,
+        seconds: result.metrics.seconds,
+      });
     } catch (err) {
       (bar as Progress | null)?.stop();
       const fail = failureFor(round.roundId, err);
@@ -316,7 +394,9 @@ export class SiteAgent {
       this.emit({ type: 'failed', roundId: round.roundId, code: fail.code, message: fail.message });
       // a closed round or a lost connection needs no report: the coordinator has already moved on
       if (socket.connected && !this.closedRounds.has(round.roundId) && !this.stopping)
-        await request(socket, 'round:fail', fail, this.opts.requestTimeoutMs).catch((e: unknown) => this.log(`round:fail not delivered: ${describeError(e)}`));
+        await request(socket, 'round:fail', fail, this.opts.requestTimeoutMs).catch((e: unknown) =>
+          this.log(`round:fail not delivered: ${describeError(e)}`),
+        );
       if (this.onceRound === round.roundId) this.finish();
     } finally {
       this.trainingRound = null;

@@ -10,7 +10,7 @@ import type { KeyPair } from '../crypto/keys';
 import { decodeAdapter, encodeUpdate, newMessageNonce, type GlobalAdapter } from '../protocol/codec';
 import type { TensorEncoding } from '../protocol/quantize';
 import { SITE_FAILURE_CODES, type RoundConfig } from '../protocol/messages';
-import type { ClientRequest, ServerMessage } from '../protocol/events';
+import { parseServerMessage, type ClientRequest, type ServerMessage } from '../protocol/events';
 import type { NamedTensors } from '../tensor';
 import { runLocalRound, type LocalRoundResult, type LocalTrainConfig } from '../training/local-round';
 import type { EncodedExample } from '../training/batches';
@@ -22,13 +22,23 @@ export type ConfiguredRound = ServerMessage<'round:configure'>;
 
 /** The round's local-training config; maxSteps and maxLength ride in RoundConfig's catch-all. */
 export function localTrainConfig(c: RoundConfig): LocalTrainConfig {
-  const maxSteps = typeof c.maxSteps === 'number' && Number.isInteger(c.maxSteps) && c.maxSteps > 0 ? c.maxSteps : undefined;
-  return { localEpochs: c.localEpochs, batchSize: c.batchSize, learningRate: c.learningRate, proximalMu: c.proximalMu, maxSteps };
+  const maxSteps =
+    typeof c.maxSteps === 'number' && Number.isInteger(c.maxSteps) && c.maxSteps > 0 ? c.maxSteps : undefined;
+  return {
+    localEpochs: c.localEpochs,
+    batchSize: c.batchSize,
+    learningRate: c.learningRate,
+    proximalMu: c.proximalMu,
+    maxSteps,
+  };
 }
 
 /** Tokens per example for this round: the round config may lower the manifest's maxSeqLength, never raise it. */
 export function roundMaxLength(c: RoundConfig, manifestMax: number, modelMax: number): number {
-  const fromRound = typeof c.maxLength === 'number' && Number.isInteger(c.maxLength) && c.maxLength >= 8 ? c.maxLength : manifestMax;
+  const fromRound =
+    typeof c.maxLength === 'number' && Number.isInteger(c.maxLength) && c.maxLength >= 8
+      ? c.maxLength
+      : manifestMax;
   return Math.min(fromRound, manifestMax, modelMax);
 }
 
@@ -36,17 +46,32 @@ export function roundMaxLength(c: RoundConfig, manifestMax: number, modelMax: nu
  * Checks and decodes the adapter of 'round:train' (or 'adapter:fetch'): its SHA-256 must match the one sent
  * with it, and when `expectedVersion` is given it must be the version the round was configured with.
  */
-export async function openAdapter(bytes: Uint8Array, sha256: string, expectedVersion?: string): Promise<GlobalAdapter> {
+export async function openAdapter(
+  bytes: Uint8Array,
+  sha256: string,
+  expectedVersion?: string,
+): Promise<GlobalAdapter> {
   const actual = await sha256Hex(bytes);
-  if (actual !== sha256) throw new FedloraError('HASH_MISMATCH', `global adapter sha256 ${actual.slice(0, 12)}… ≠ announced ${sha256.slice(0, 12)}…`);
+  if (actual !== sha256)
+    throw new FedloraError(
+      'HASH_MISMATCH',
+      `global adapter sha256 ${actual.slice(0, 12)}… ≠ announced ${sha256.slice(0, 12)}…`,
+    );
   let adapter: GlobalAdapter;
   try {
     adapter = decodeAdapter(bytes);
   } catch (err) {
-    throw new FedloraError('ADAPTER_INVALID', `global adapter does not decode: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+    throw new FedloraError(
+      'ADAPTER_INVALID',
+      `global adapter does not decode: ${err instanceof Error ? err.message : String(err)}`,
+      { cause: err },
+    );
   }
   if (expectedVersion !== undefined && adapter.versionId !== expectedVersion)
-    throw new FedloraError('ADAPTER_INVALID', `global adapter is version ${adapter.versionId}, the round was configured for ${expectedVersion}`);
+    throw new FedloraError(
+      'ADAPTER_INVALID',
+      `global adapter is version ${adapter.versionId}, the round was configured for ${expectedVersion}`,
+    );
   return adapter;
 }
 
@@ -63,13 +88,34 @@ export function checkAdapterShapes(state: NamedTensors, shapes: Record<string, n
     );
   for (const k of want)
     if (state[k].shape.join('x') !== shapes[k].join('x'))
-      throw new FedloraError('ADAPTER_INVALID', `global adapter tensor ${k} is [${state[k].shape}], the local model has [${shapes[k]}]`);
+      throw new FedloraError(
+        'ADAPTER_INVALID',
+        `global adapter tensor ${k} is [${state[k].shape}], the local model has [${shapes[k]}]`,
+      );
+}
+
+/**
+ * The train stage's message, checked the same way by every client: it must name the round this site accepted, and
+ * carry an adapter whose hash, version and tensor shapes match. Throws a FedloraError to send back in the ack.
+ */
+export async function acceptTrainMessage(
+  raw: unknown,
+  configured: ConfiguredRound | null,
+  shapes: Record<string, number[]>,
+): Promise<{ round: ConfiguredRound; adapter: GlobalAdapter }> {
+  const msg = parseServerMessage('round:train', raw);
+  if (!configured || configured.roundId !== msg.roundId)
+    throw new FedloraError('WRONG_ROUND', `round ${msg.roundId} was not configured with this site`);
+  const adapter = await openAdapter(msg.adapter, msg.adapterSha256, configured.adapterVersionId);
+  checkAdapterShapes(adapter.adapter, shapes);
+  return { round: configured, adapter };
 }
 
 export function assertFinite(delta: NamedTensors): void {
   for (const [name, t] of Object.entries(delta))
     for (let i = 0; i < t.data.length; i++)
-      if (!Number.isFinite(t.data[i])) throw new FedloraError('NON_FINITE', `delta ${name} has a non-finite value at ${i}`);
+      if (!Number.isFinite(t.data[i]))
+        throw new FedloraError('NON_FINITE', `delta ${name} has a non-finite value at ${i}`);
 }
 
 export interface UploadInput {
@@ -98,12 +144,24 @@ export function buildUpload(u: UploadInput): Upload {
   const metrics: Record<string, number> & { loss: number } = { loss: u.metrics.loss };
   // only finite numbers: a NaN loss (no step taken) must not make the whole update invalid
   for (const [k, v] of Object.entries(u.metrics)) if (Number.isFinite(v)) metrics[k] = v;
-  if (!Number.isFinite(metrics.loss)) throw new FedloraError('NON_FINITE', `local training loss is ${u.metrics.loss}`);
+  if (!Number.isFinite(metrics.loss))
+    throw new FedloraError('NON_FINITE', `local training loss is ${u.metrics.loss}`);
   const payload = encodeUpdate(
-    { roundId: u.roundId, siteId: u.siteId, nonce: newMessageNonce(), numExamples: u.numExamples, metrics, delta: u.delta },
+    {
+      roundId: u.roundId,
+      siteId: u.siteId,
+      nonce: newMessageNonce(),
+      numExamples: u.numExamples,
+      metrics,
+      delta: u.delta,
+    },
     u.encoding,
   );
-  const envelope = sealAndSign(payload, { roundId: u.roundId, recipientBoxPublicKey: u.recipientBoxPublicKey, signing: u.signing });
+  const envelope = sealAndSign(payload, {
+    roundId: u.roundId,
+    recipientBoxPublicKey: u.recipientBoxPublicKey,
+    signing: u.signing,
+  });
   return { payload, request: { roundId: u.roundId, envelope } };
 }
 
@@ -112,7 +170,9 @@ export type SiteFailureCode = (typeof SITE_FAILURE_CODES)[number];
 /** The 'round:fail' request for an error: a code from the closed list, and a message with no data in it. */
 export function failureFor(roundId: string, err: unknown): ClientRequest<'round:fail'> {
   const code: SiteFailureCode =
-    isFedloraError(err) && (SITE_FAILURE_CODES as readonly string[]).includes(err.code) ? (err.code as SiteFailureCode) : 'INTERNAL';
+    isFedloraError(err) && (SITE_FAILURE_CODES as readonly string[]).includes(err.code)
+      ? (err.code as SiteFailureCode)
+      : 'INTERNAL';
   // our own error messages name files and tensors, never examples; still, cap and keep the first line only
   const message = isFedloraError(err) ? err.message.split('\n')[0].slice(0, 256) : 'local training failed';
   return { roundId, code, message };
@@ -146,11 +206,18 @@ export function localRoundSeed(round: number): number {
  * encode, seal and sign the upload.
  */
 export async function trainRound(i: TrainRoundInput): Promise<{ result: LocalRoundResult; upload: Upload }> {
-  const result = await runLocalRound(i.classifier, i.examples, i.padId, i.adapter.adapter, localTrainConfig(i.round.config), {
-    seed: localRoundSeed(i.round.round),
-    onStep: i.onStep,
-    shouldStop: i.shouldStop,
-  });
+  const result = await runLocalRound(
+    i.classifier,
+    i.examples,
+    i.padId,
+    i.adapter.adapter,
+    localTrainConfig(i.round.config),
+    {
+      seed: localRoundSeed(i.round.round),
+      onStep: i.onStep,
+      shouldStop: i.shouldStop,
+    },
+  );
   const upload = buildUpload({
     roundId: i.round.roundId,
     siteId: i.siteId,
