@@ -237,8 +237,3 @@ export async function evaluateClassifier(
   }
   return { predictions, loss: lossSum / Math.max(1, examples.length) };
 }
-
-/** A snapshot of the trainable state (for delta = trained − received). */
-export function snapshot(clf: SequenceClassifier): NamedTensors {
-  return clf.getTrainableState();
-}
