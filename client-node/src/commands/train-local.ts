@@ -31,14 +31,15 @@ export const help = `fedlora-site train-local [options]
   --heldout FILE       held-out CSV/JSONL (default: a seeded stratified 20% split of --data)
   --text-column NAME   --label-column NAME   column names (default: auto-detected)
   --model DIR          Hugging Face BERT directory (default: the shipped fedlora-bert-mini)
-  --epochs N (2)       --batch-size N (32)   --lr X (0.002)   --max-length N (128)   --seed N (0)
+  --epochs N (3)       --batch-size N (32)   --lr X (0.002)   --max-length N (128)   --seed N (0)
   --rank N (8)         --alpha X (16)        --targets query,value   --layers 2,3 (default: all)
   --pooling mean|cls|pooler (mean)
   --limit N            train on a stratified subset of N examples   --heldout-limit N   likewise for evaluation
   --save DIR           write the trained adapter (PEFT format: adapter_config.json + adapter_model.safetensors)
   --backend NAME       tensorflow|webgpu|wasm|cpu (default: FEDLORA_BACKEND or automatic)
-  --no-base-dropout    train without dropout inside the frozen encoder (default: HF training-mode dropout, as the
-                       PyTorch yardstick; without it runs are deterministic and frozen lower layers can be cached)
+  --base-dropout       HF training-mode dropout inside the frozen encoder, as the PyTorch yardstick trains (off by
+                       default: measured 0.9428 with it vs 0.9493 without on the default data; off keeps runs
+                       deterministic and lets frozen lower layers be cached)
   --workers N          extra worker threads sharing each batch (default: cores − 1 on wasm/cpu, 0 on GPU backends)
   --json               print a JSON summary as the last stdout line
   --quiet              no progress output`;
@@ -76,7 +77,7 @@ export function parse(argv: string[]): TrainLocalOptions | 'help' {
     'max-length': { type: 'string' }, seed: { type: 'string' }, rank: { type: 'string' }, alpha: { type: 'string' },
     targets: { type: 'string' }, layers: { type: 'string' }, pooling: { type: 'string' }, limit: { type: 'string' },
     'heldout-limit': { type: 'string' }, save: { type: 'string' }, backend: { type: 'string' }, json: { type: 'boolean' },
-    workers: { type: 'string' }, 'no-base-dropout': { type: 'boolean' },
+    workers: { type: 'string' }, 'base-dropout': { type: 'boolean' }, 'no-base-dropout': { type: 'boolean' },
     quiet: { type: 'boolean' },
   });
   if (f.help) return 'help';
@@ -107,7 +108,7 @@ export function parse(argv: string[]): TrainLocalOptions | 'help' {
     save: strFlag(f.save),
     backend: strFlag(f.backend) as BackendName | undefined,
     workers: f.workers === undefined ? undefined : intFlag(f.workers, 'workers', 0, 0),
-    baseDropout: !f['no-base-dropout'],
+    baseDropout: Boolean(f['base-dropout']) && !f['no-base-dropout'],
     json: Boolean(f.json),
     quiet: Boolean(f.quiet),
   };
