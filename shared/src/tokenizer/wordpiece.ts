@@ -284,7 +284,8 @@ function checkMaxLength(n: number, what: string): void {
 
 /** Pads encodings to the longest in the batch (dynamic padding), or to padTo if given. Row-major Int32Arrays. */
 export function padBatch(
-  encs: Encoding[],
+  // attentionMask may be left out: it is then 1 over each row's tokens (what the trainer's examples carry)
+  encs: readonly (Pick<Encoding, 'inputIds' | 'tokenTypeIds'> & { attentionMask?: readonly number[] })[],
   padId: number,
   padTo?: number,
 ): {
@@ -308,15 +309,16 @@ export function padBatch(
   const tokenTypeIds = new Int32Array(batch * seqLen); // HF pads token types with 0
   encs.forEach((e, row) => {
     const n = e.inputIds.length;
-    if (e.attentionMask.length !== n || e.tokenTypeIds.length !== n) {
+    if ((e.attentionMask && e.attentionMask.length !== n) || e.tokenTypeIds.length !== n) {
       throw new FedloraError(
         'SHAPE_MISMATCH',
-        `encoding ${row}: inputIds ${n}, attentionMask ${e.attentionMask.length}, ` +
+        `encoding ${row}: inputIds ${n}, attentionMask ${e.attentionMask?.length}, ` +
           `tokenTypeIds ${e.tokenTypeIds.length}`,
       );
     }
     inputIds.set(e.inputIds, row * seqLen);
-    attentionMask.set(e.attentionMask, row * seqLen);
+    if (e.attentionMask) attentionMask.set(e.attentionMask, row * seqLen);
+    else attentionMask.fill(1, row * seqLen, row * seqLen + n);
     tokenTypeIds.set(e.tokenTypeIds, row * seqLen);
   });
   return { inputIds, attentionMask, tokenTypeIds, batch, seqLen };

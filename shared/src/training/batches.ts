@@ -2,6 +2,7 @@
 // length-grouped shuffling (HF's group_by_length), so short texts do not pay for long ones.
 
 import type { BertBatch } from '../model/bert';
+import { padBatch } from '../tokenizer/wordpiece';
 
 export interface EncodedExample {
   inputIds: number[];
@@ -9,19 +10,9 @@ export interface EncodedExample {
   label: number;
 }
 
-/** Pads a list of examples to the longest among them. attentionMask is 1 on real tokens. */
+/** Pads a list of examples to the longest among them (the tokenizer's padBatch; attentionMask is 1 on real tokens). */
 export function collate(examples: EncodedExample[], padId: number): BertBatch {
-  const batch = examples.length;
-  const seqLen = Math.max(...examples.map((e) => e.inputIds.length));
-  const inputIds = new Int32Array(batch * seqLen).fill(padId);
-  const tokenTypeIds = new Int32Array(batch * seqLen);
-  const attentionMask = new Int32Array(batch * seqLen);
-  examples.forEach((e, i) => {
-    inputIds.set(e.inputIds, i * seqLen);
-    tokenTypeIds.set(e.tokenTypeIds, i * seqLen);
-    attentionMask.fill(1, i * seqLen, i * seqLen + e.inputIds.length);
-  });
-  return { inputIds, tokenTypeIds, attentionMask, batch, seqLen };
+  return padBatch(examples, padId);
 }
 
 /** mulberry32: small, fast, seedable; enough for shuffling (not for cryptography). */
