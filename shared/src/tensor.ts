@@ -35,16 +35,3 @@ export function subtractNamed(a: NamedTensors, b: NamedTensors): NamedTensors {
   }
   return out;
 }
-
-/** a + b, key by key. */
-export function addNamed(a: NamedTensors, b: NamedTensors): NamedTensors {
-  const out: NamedTensors = {};
-  for (const k of Object.keys(a).sort()) {
-    const bk = b[k];
-    if (!bk || !sameShape(a[k].shape, bk.shape)) throw new Error(`addNamed: tensor ${k} missing or mis-shaped`);
-    const d = new Float32Array(a[k].data.length);
-    for (let i = 0; i < d.length; i++) d[i] = a[k].data[i] + bk.data[i];
-    out[k] = { shape: [...a[k].shape], data: d };
-  }
-  return out;
-}
