@@ -86,7 +86,7 @@ async function simulateOneRound(): Promise<NamedTensors> {
     encoding: 'fp32',
     stragglerProb: 0,
     dropoutProb: 0,
-    baselines: false,
+    centralized: false, localOnly: false,
     seed: SEED,
     backend: 'wasm',
     quiet: true,

@@ -89,6 +89,30 @@ export function sampleRound(seed: number, round: number, numSites: number, k: nu
   });
 }
 
+/**
+ * Σ training samples the sampled sites process in each round, computed from the plan alone (sampling, dropouts,
+ * stragglers' step caps, the trainer's ceil(n / batch) steps per epoch): what runFederatedArm records as
+ * samplesSeen, and the centralized baseline's budget.
+ */
+export function plannedSamplesPerRound(
+  sites: readonly (readonly number[])[],
+  o: { seed: number; rounds: number; sitesPerRound: number; localEpochs: number; maxSteps: number; batchSize: number; stragglerProb: number; dropoutProb: number },
+): number[] {
+  const out: number[] = [];
+  for (let round = 1; round <= o.rounds; round++) {
+    let samples = 0;
+    for (const s of sampleRound(o.seed, round, sites.length, o.sitesPerRound, o.stragglerProb, o.dropoutProb)) {
+      const n = sites[s.site].length;
+      if (s.dropped || n === 0) continue;
+      const cap = s.straggler ? 1 + Math.floor(s.fraction * o.maxSteps) : o.maxSteps;
+      const steps = Math.min(cap, o.localEpochs * Math.ceil(n / o.batchSize));
+      samples += Math.min(n * o.localEpochs, steps * o.batchSize);
+    }
+    out.push(samples);
+  }
+  return out;
+}
+
 /** A virtual site's Ed25519 identity, derived on demand from the run seed so no key is stored per site. */
 export function siteSigningKeys(seed: number, site: number): KeyPair {
   const rng = new Rng(seed * 7919 + site + 1);

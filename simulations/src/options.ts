@@ -22,6 +22,8 @@ export const HELP = `npm run simulate -- [options]
   --max-length N (64)   --heldout-limit N (500)  stratified subset of the held-out set   --limit N  of the training set
   --local-sites N (10)  local-only baseline: number of sites evaluated (a seeded sample when there are more)
   --no-baselines        federated arms only
+  --arms LIST           instead of --strategy/--no-baselines: any of fedavg,fedprox,fedadam,centralized,local-only
+                        (one arm per process: results are identical to the same arm in a combined run)
   --seed N (0)          --backend NAME   --out DIR (runs/<timestamp>-<dataset>)   --json   --quiet`;
 
 export interface SimOptions {
@@ -46,7 +48,10 @@ export interface SimOptions {
   heldoutLimit: number | null;
   limit: number | null;
   localSites: number;
-  baselines: boolean;
+  /** run the centralized baseline (budget: the federation's planned samples per round) */
+  centralized: boolean;
+  /** run the local-only baseline */
+  localOnly: boolean;
   seed: number;
   backend?: BackendName;
   out?: string;
@@ -75,7 +80,8 @@ export const DEFAULT_SIM_OPTIONS: SimOptions = {
   heldoutLimit: 500,
   limit: null,
   localSites: 10,
-  baselines: true,
+  centralized: true,
+  localOnly: true,
   seed: 0,
   json: false,
   quiet: false,
@@ -110,7 +116,7 @@ export function parseSimArgs(argv: string[]): SimOptions | 'help' {
         dataset: s, sites: s, 'sites-per-round': s, rounds: s, alpha: s, 'quantity-skew': s,
         'straggler-prob': s, 'dropout-prob': s, strategy: s, 'local-epochs': s, 'max-steps': s,
         'batch-size': s, lr: s, mu: s, 'server-lr': s, encoding: s, 'max-length': s, 'heldout-limit': s,
-        limit: s, 'local-sites': s, 'no-baselines': { type: 'boolean' }, seed: s, backend: s, out: s,
+        limit: s, 'local-sites': s, 'no-baselines': { type: 'boolean' }, arms: s, seed: s, backend: s, out: s,
         json: { type: 'boolean' }, quiet: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
       },
     }).values as Record<string, string | boolean | undefined>;
@@ -124,10 +130,24 @@ export function parseSimArgs(argv: string[]): SimOptions | 'help' {
   if (sitesPerRound > sites) throw bad('sites-per-round', `must be <= --sites (${sites})`, sitesPerRound);
   const alphaRaw = f.alpha as string | undefined;
   const alpha = alphaRaw === 'iid' ? null : num(alphaRaw, 'alpha', d.alpha as number, 1e-6);
-  const strategies = ((f.strategy as string | undefined) ?? 'fedavg').split(',').map((x) => x.trim());
-  for (const st of strategies)
-    if (!isStrategyName(st)) throw bad('strategy', `must be a comma list of ${STRATEGY_NAMES.join(', ')}`, st);
-  if (new Set(strategies).size !== strategies.length) throw bad('strategy', 'lists a strategy twice', f.strategy);
+  let strategies: string[];
+  let centralized = !f['no-baselines'];
+  let localOnly = !f['no-baselines'];
+  if (f.arms !== undefined) {
+    if (f.strategy !== undefined || f['no-baselines']) throw bad('arms', 'replaces --strategy and --no-baselines: give one of them', f.arms);
+    const arms = String(f.arms).split(',').map((x) => x.trim());
+    const known = [...STRATEGY_NAMES, 'centralized', 'local-only'];
+    for (const a of arms) if (!known.includes(a)) throw bad('arms', `must be a comma list of ${known.join(', ')}`, a);
+    if (new Set(arms).size !== arms.length) throw bad('arms', 'lists an arm twice', f.arms);
+    strategies = arms.filter(isStrategyName);
+    centralized = arms.includes('centralized');
+    localOnly = arms.includes('local-only');
+  } else {
+    strategies = ((f.strategy as string | undefined) ?? 'fedavg').split(',').map((x) => x.trim());
+    for (const st of strategies)
+      if (!isStrategyName(st)) throw bad('strategy', `must be a comma list of ${STRATEGY_NAMES.join(', ')}`, st);
+    if (new Set(strategies).size !== strategies.length) throw bad('strategy', 'lists a strategy twice', f.strategy);
+  }
   const encoding = ((f.encoding as string | undefined) ?? d.encoding) as TensorEncoding;
   if (!ENCODINGS.includes(encoding)) throw bad('encoding', `must be one of ${ENCODINGS.join(', ')}`, encoding);
   return {
@@ -151,7 +171,8 @@ export function parseSimArgs(argv: string[]): SimOptions | 'help' {
     heldoutLimit: f['heldout-limit'] === undefined ? d.heldoutLimit : int(f['heldout-limit'], 'heldout-limit', 0),
     limit: f.limit === undefined ? null : int(f.limit, 'limit', 0),
     localSites: int(f['local-sites'], 'local-sites', d.localSites),
-    baselines: !f['no-baselines'],
+    centralized,
+    localOnly,
     seed: int(f.seed, 'seed', d.seed, 0),
     backend: f.backend as BackendName | undefined,
     out: f.out as string | undefined,

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { makeDataset, type LabeledExample } from '@fedlora/shared/data/dataset.ts';
 import { DEFAULT_SIM_OPTIONS, parseSimArgs, type SimOptions } from './options';
 import { jsonSummary, runSimulation } from './simulate';
+import { plannedSamplesPerRound } from './federation';
 import { writeRun } from './report';
 import type { SimData } from './data';
 
@@ -77,14 +78,14 @@ test('when simulating 3 sites for 2 rounds with every strategy and int8 uploads,
 });
 
 test('when a site drops out with probability 1, then no round aggregates and the adapter is kept', async () => {
-  const res = await runSimulation({ ...TINY, dropoutProb: 1, baselines: false }, { data: tinyData() });
+  const res = await runSimulation({ ...TINY, dropoutProb: 1, centralized: false, localOnly: false }, { data: tinyData() });
   const arm = res.arms.fedavg;
   assert.ok(arm.rounds.every((r) => !r.aggregated && r.updates === 0 && r.failures === 3));
   assert.deepEqual(arm.curve, [arm.initialAccuracy, arm.initialAccuracy]);
 });
 
 test('when the same seed runs twice, then the accuracy curves and training losses are identical', async () => {
-  const opts = { ...TINY, strategies: ['fedavg', 'fedadam'] as SimOptions['strategies'], encoding: 'fp16' as const, baselines: false, seed: 5 };
+  const opts = { ...TINY, strategies: ['fedavg', 'fedadam'] as SimOptions['strategies'], encoding: 'fp16' as const, centralized: false, localOnly: false, seed: 5 };
   const a = await runSimulation(opts, { data: tinyData() });
   const b = await runSimulation(opts, { data: tinyData() });
   for (const k of ['fedavg', 'fedadam']) {
@@ -104,4 +105,34 @@ test('when flags are parsed, then defaults apply, a comma list makes several arm
   assert.throws(() => parseSimArgs(['--strategy', 'fedsgd']), /--strategy/);
   assert.throws(() => parseSimArgs(['--sites', '3', '--sites-per-round', '4']), /--sites-per-round/);
   assert.throws(() => parseSimArgs(['--encoding', 'int4']), /--encoding/);
+});
+
+test('when --arms names arms, then it selects federated arms and baselines, and it refuses to be mixed with --strategy', () => {
+  const o = parseSimArgs(['--arms', 'fedprox,local-only']) as SimOptions;
+  assert.deepEqual(o.strategies, ['fedprox']);
+  assert.equal(o.centralized, false);
+  assert.equal(o.localOnly, true);
+  const c = parseSimArgs(['--arms', 'centralized']) as SimOptions;
+  assert.deepEqual(c.strategies, []);
+  assert.equal(c.centralized, true);
+  assert.throws(() => parseSimArgs(['--arms', 'fedavg', '--strategy', 'fedavg']), /--arms/);
+  assert.throws(() => parseSimArgs(['--arms', 'fedavg,oracle']), /--arms/);
+  assert.throws(() => parseSimArgs(['--arms', 'fedavg,fedavg']), /twice/);
+});
+
+test('when stragglers and dropouts are on, then the planned samples per round equal what the sites processed', async () => {
+  const o = { ...TINY, rounds: 4, maxSteps: 5, stragglerProb: 0.5, dropoutProb: 0.3, localOnly: false, seed: 3 };
+  const res = await runSimulation(o, { data: tinyData() });
+  const sites = [0, 1, 2].map((s) => Array.from({ length: 48 }, (_, i) => s * 48 + i)); // IID sizes only matter here
+  const plan = plannedSamplesPerRound(sites, o);
+  assert.deepEqual(res.arms.fedavg.rounds.map((r) => r.samplesSeen), plan);
+  assert.ok(plan.some((x) => x > 0 && x < 3 * 5 * 8), 'some round had a straggler or a dropout');
+  assert.equal(res.centralized?.samplesSeen, plan.reduce((s, x) => s + x, 0));
+});
+
+test('when the centralized baseline runs alone (--arms centralized), then it equals the one run beside the federation', async () => {
+  const together = await runSimulation({ ...TINY, localOnly: false }, { data: tinyData() });
+  const alone = await runSimulation({ ...TINY, strategies: [], localOnly: false }, { data: tinyData() });
+  assert.deepEqual(Object.keys(alone.arms), []);
+  assert.deepEqual(alone.centralized, together.centralized);
 });

@@ -8,7 +8,7 @@ import { loadLocalModel } from '@fedlora/shared/site/local-model.ts';
 import { encodeDataset } from '@fedlora/shared/training/encode.ts';
 import { cloneNamed } from '@fedlora/shared/tensor.ts';
 import { labelHistograms, loadSimData, partitionSites, type SimData } from './data';
-import { runFederatedArm, type ArmConfig, type ArmResult, type RoundRecord, type SimContext } from './federation';
+import { plannedSamplesPerRound, runFederatedArm, type ArmConfig, type ArmResult, type RoundRecord, type SimContext } from './federation';
 import { runCentralized, runLocalOnly, type CentralizedResult, type LocalOnlyResult } from './baselines';
 import type { SimOptions } from './options';
 
@@ -107,18 +107,24 @@ export async function runSimulation(o: SimOptions, deps: SimDeps = {}): Promise<
     let localOnly: LocalOnlyResult | null = null;
     let tCentral = 0;
     let tLocal = 0;
-    if (o.baselines) {
-      const budget = { batchSize: o.batchSize, learningRate: o.learningRate, localEpochs: o.localEpochs, maxSteps: o.maxSteps };
-      // the first arm's per-round samples set the centralized budget (arms differ only when stragglers differ)
-      const perRound = arms[o.strategies[0]].rounds.map((x) => x.samplesSeen);
-      let t0 = performance.now();
+    const budget = { batchSize: o.batchSize, learningRate: o.learningRate, localEpochs: o.localEpochs, maxSteps: o.maxSteps };
+    if (o.centralized) {
+      // the budget is the federation's planned per-round samples (a function of partition, sampling and caps), so
+      // the centralized arm is the same whether it runs beside the federated arms or alone in another process
+      const perRound = plannedSamplesPerRound(sites, o);
+      for (const a of Object.values(arms))
+        if (a.rounds.some((x, i) => x.samplesSeen !== perRound[i]))
+          throw new Error(`${a.strategy}: samples seen ${a.rounds.map((x) => x.samplesSeen).join(',')} differ from the plan ${perRound.join(',')}`);
+      const t0 = performance.now();
       emit({ kind: 'arm-start', name: 'centralized', total: o.rounds });
       centralized = await runCentralized(ctx, perRound, budget, (round, acc, loss) =>
         emit({ kind: 'arm-step', name: 'centralized', done: round, fields: { acc: acc.toFixed(4), loss: loss.toFixed(4), s: '-' } }),
       );
       emit({ kind: 'arm-end', name: 'centralized' });
       tCentral = (performance.now() - t0) / 1000;
-      t0 = performance.now();
+    }
+    if (o.localOnly) {
+      const t0 = performance.now();
       const n = Math.min(o.localSites, o.sites);
       emit({ kind: 'arm-start', name: 'local-only', total: n });
       localOnly = await runLocalOnly(ctx, o.rounds, budget, o.localSites, (done) =>

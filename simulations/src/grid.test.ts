@@ -1,0 +1,81 @@
+// The grid runner's bookkeeping, without training: job list, centralized reuse across configs with equal inputs, and
+// the merge of per-arm run folders into one config folder and the grid table.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { dedupeCentralized, gridJobs, gridTable, mergeConfig, RESULTS_GRID, type GridSpec } from './grid';
+import { writeRun } from './report';
+import type { SimResult } from './simulate';
+import { DEFAULT_SIM_OPTIONS } from './options';
+
+test('when listing the RESULTS grid, then every dataset × alpha × sites config has all five arms and one extra encoding pair', () => {
+  const jobs = gridJobs(RESULTS_GRID, 0);
+  assert.equal(jobs.length, 2 * 2 * 2 * 5 + 2);
+  assert.ok(jobs.every((j) => j.args.includes('--arms') && j.args.includes('--seed')));
+  assert.deepEqual(new Set(jobs.map((j) => j.config)).size, 8);
+});
+
+test('when two configs plan the same samples per round, then the second centralized arm reuses the first; otherwise it runs', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'fedlora-grid-'));
+  try {
+    const csv = join(dir, 'toy.csv');
+    const rows = Array.from({ length: 120 }, (_, i) => `"text ${i}",${['a', 'b', 'c'][i % 3]}`);
+    writeFileSync(csv, 'text,label\n' + rows.join('\n') + '\n');
+    const spec = (maxSteps: string): GridSpec => ({
+      datasets: [{ dataset: csv, key: 'toy', flags: ['--rounds', '2', '--local-epochs', '100', '--max-steps', maxSteps, '--batch-size', '4'], cost: 1 }],
+      alphas: [1.0, 0.1],
+      sites: [3, 6],
+      sitesPerRound: { 3: 2, 6: 2 },
+      arms: ['fedavg', 'centralized'],
+      encodings: [],
+    });
+    // a cap of 2 steps of 4: every sampled site (>= 1 example, 100 epochs) processes 8 samples → one plan for all
+    const capped = (await dedupeCentralized(gridJobs(spec('2'), 0))).filter((j) => j.arm === 'centralized');
+    assert.equal(capped.filter((j) => !j.reuseOf).length, 1);
+    assert.ok(capped.slice(1).every((j) => j.reuseOf === capped[0].config));
+    // uncapped: 100 epochs of each site's own data → plans differ with the partition → every config runs its own
+    const uncapped = (await dedupeCentralized(gridJobs(spec('100000'), 0))).filter((j) => j.arm === 'centralized');
+    assert.ok(uncapped.filter((j) => !j.reuseOf).length > 1);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+function fakeArm(kind: 'fedavg' | 'centralized' | 'local-only'): SimResult {
+  const curve = [0.3, 0.6];
+  const rounds = curve.map((accuracy, i) => ({ round: i + 1, accuracy, macroF1: accuracy, heldoutLoss: 1, trainLoss: 1, sampled: 2, updates: 2, failures: 0, stragglers: 0, samplesSeen: 8, updateBytes: 100, envelopeBytes: 116, aggregated: true, seconds: 1, transportSeconds: 0.1, rssMB: 1, heapUsedMB: 1 }));
+  return {
+    options: { ...DEFAULT_SIM_OPTIONS, rounds: 2, strategies: kind === 'fedavg' ? ['fedavg'] : [], centralized: kind === 'centralized', localOnly: kind === 'local-only' },
+    model: 'm',
+    backend: 'wasm',
+    data: { name: 'toy', train: 10, heldout: 5, labels: 2, siteSizes: [5, 5] },
+    arms: kind === 'fedavg' ? { fedavg: { strategy: 'fedavg', initialAccuracy: 0.1, accuracy: 0.6, macroF1: 0.6, curve, rounds } } : {},
+    centralized: kind === 'centralized' ? { curve: [0.5, 0.8], trainLoss: [1, 0.5], macroF1: 0.8, accuracy: 0.8, samplesSeen: 16 } : null,
+    localOnly: kind === 'local-only' ? { sites: [0, 1], accuracies: [0.4, 0.2], mean: 0.3, worst: 0.2, best: 0.4, sampled: false } : null,
+    seconds: { total: 3, arms: kind === 'fedavg' ? { fedavg: 2 } : {}, centralized: kind === 'centralized' ? 2 : 0, localOnly: kind === 'local-only' ? 2 : 0 },
+  };
+}
+
+test('when per-arm run folders are merged, then the config folder has every arm, a plot and a summary, and the table a row', () => {
+  const out = mkdtempSync(join(tmpdir(), 'fedlora-grid-'));
+  try {
+    const cfg = join(out, 'banking77-a1.0-s10');
+    for (const k of ['fedavg', 'centralized', 'local-only'] as const) writeRun(fakeArm(k), join(cfg, k), `npm run simulate -- --arms ${k}`);
+    const m = mergeConfig(cfg, ['fedavg', 'fedprox', 'centralized', 'local-only']);
+    assert.ok(m, 'merged');
+    assert.deepEqual(Object.keys(m.res.arms), ['fedavg']);
+    assert.equal(m.res.centralized?.accuracy, 0.8);
+    assert.equal(m.res.localOnly?.worst, 0.2);
+    assert.equal(m.commands.length, 3);
+    writeRun(m.res, cfg, 'grid');
+    assert.ok(existsSync(join(cfg, 'accuracy.png')));
+    assert.match(readFileSync(join(cfg, 'summary.md'), 'utf8'), /\| centralized \(same samples seen\) \| 80\.0 \|/);
+    const table = gridTable(RESULTS_GRID, 'runs/grid', new Map([['banking77-a1.0-s10', m.res]]));
+    assert.match(table, /\| banking77 \| 1\.0 \| 10 \(5\) \| 60\.0 \| – \| – \| 80\.0 \| 30\.0 \/ 20\.0 \|/);
+  } finally {
+    rmSync(out, { recursive: true, force: true });
+  }
+});

@@ -1,0 +1,297 @@
+// `npm run simulate:grid`: the experiment grid of docs/RESULTS.md (datasets × Dirichlet alpha × site counts × arms),
+// one `npm run simulate -- --arms <arm>` process per arm so the grid uses every core (tfjs-wasm is single-threaded in
+// Node). A finished arm leaves <out>/<config>/<arm>/metrics.json and is skipped on a rerun, so an interrupted grid
+// resumes; when all arms of a config are there they are merged into <config>/ (metrics.json, accuracy.png/.svg,
+// summary.md) and the whole grid into <out>/results.md.
+
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, openSync, readFileSync, closeSync, writeFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { describeError, FedloraError } from '@fedlora/shared/errors.ts';
+import { labelIds } from '@fedlora/shared/data/dataset.ts';
+import type { ArmSummary, SimResult } from './simulate';
+import { loadSimData, partitionSites } from './data';
+import { plannedSamplesPerRound } from './federation';
+import { parseSimArgs } from './options';
+import { writeRun } from './report';
+
+/** Flags every arm of a dataset shares (the budget: rounds, local epochs, batch, lr, lengths, held-out size). */
+export interface GridDataset {
+  dataset: string;
+  /** short name used in folder names */
+  key: string;
+  flags: string[];
+  /** relative cost of one arm (orders the queue: longest first) */
+  cost: number;
+}
+
+export interface GridSpec {
+  datasets: GridDataset[];
+  alphas: number[];
+  sites: number[];
+  /** sites sampled per round, for each registered-site count */
+  sitesPerRound: Record<number, number>;
+  arms: string[];
+  /** extra FedAvg arms with other upload encodings, on one config per dataset (key of the config) */
+  encodings: { config: string; encodings: string[] }[];
+}
+
+/** The grid of docs/RESULTS.md. Budgets were chosen so that every arm of the grid fits the 2-core CI-class machine's
+ * afternoon when spread over 16 cores; see docs/RESULTS.md for why each number is what it is. */
+export const RESULTS_GRID: GridSpec = {
+  datasets: [
+    {
+      dataset: 'banking77',
+      key: 'banking77',
+      flags: ['--limit', '3000', '--rounds', '10', '--local-epochs', '100', '--max-steps', '40', '--batch-size', '16',
+        '--lr', '0.002', '--max-length', '32', '--heldout-limit', '1000', '--local-sites', '5'],
+      cost: 1,
+    },
+    {
+      dataset: 'medical-abstracts',
+      key: 'medical',
+      flags: ['--rounds', '10', '--local-epochs', '100', '--max-steps', '20', '--batch-size', '8',
+        '--lr', '0.002', '--max-length', '32', '--heldout-limit', '1000', '--local-sites', '5'],
+      cost: 1.1,
+    },
+  ],
+  alphas: [1.0, 0.1],
+  sites: [10, 50],
+  sitesPerRound: { 10: 5, 50: 5 },
+  arms: ['fedavg', 'fedprox', 'fedadam', 'centralized', 'local-only'],
+  encodings: [{ config: 'medical-a1.0-s10', encodings: ['fp16', 'int8'] }],
+};
+
+export interface GridJob {
+  /** config folder, e.g. banking77-a1.0-s10 */
+  config: string;
+  /** a centralized arm whose inputs equal another config's (see dedupeCentralized): copied from that config, not rerun */
+  reuseOf?: string;
+  /** arm folder, e.g. fedavg, centralized, fedavg-int8 */
+  arm: string;
+  args: string[];
+  cost: number;
+}
+
+export const configKey = (ds: GridDataset, alpha: number, sites: number) => `${ds.key}-a${alpha.toFixed(1)}-s${sites}`;
+
+export function gridJobs(spec: GridSpec, seed: number): GridJob[] {
+  const jobs: GridJob[] = [];
+  // alpha outermost, so that a partial grid has the IID-like (alpha 1.0) comparison of every dataset first
+  for (const alpha of spec.alphas)
+    for (const ds of spec.datasets)
+      for (const sites of spec.sites) {
+        const config = configKey(ds, alpha, sites);
+        const base = ['--dataset', ds.dataset, '--sites', String(sites), '--sites-per-round', String(spec.sitesPerRound[sites] ?? sites),
+          '--alpha', String(alpha), ...ds.flags, '--seed', String(seed)];
+        for (const arm of spec.arms) jobs.push({ config, arm, args: [...base, '--arms', arm], cost: ds.cost });
+        for (const e of spec.encodings.filter((x) => x.config === config))
+          for (const enc of e.encodings)
+            jobs.push({ config, arm: `fedavg-${enc}`, args: [...base, '--arms', 'fedavg', '--encoding', enc], cost: ds.cost });
+      }
+  return jobs;
+}
+
+/**
+ * The centralized baseline reads only the pooled training data, the seed and the federation's planned samples per
+ * round (plannedSamplesPerRound), not the partition itself. Configs whose plans agree (with the step cap, every
+ * sampled site usually processes the same number of samples) would train the identical run, so it runs once and the
+ * others reuse it (metrics.json says reusedFrom).
+ */
+export async function dedupeCentralized(jobs: GridJob[]): Promise<GridJob[]> {
+  const seen = new Map<string, string>();
+  const out: GridJob[] = [];
+  for (const j of jobs) {
+    if (j.arm !== 'centralized') {
+      out.push(j);
+      continue;
+    }
+    const o = parseSimArgs(j.args);
+    if (o === 'help') throw new Error('unreachable');
+    const data = await loadSimData(o.dataset, { limit: o.limit, heldoutLimit: o.heldoutLimit, seed: o.seed });
+    const sites = partitionSites(labelIds(data.train), { sites: o.sites, alpha: o.alpha, quantitySkew: o.quantitySkew, seed: o.seed });
+    const { dataset, limit, heldoutLimit, maxLength, batchSize, learningRate, localEpochs, maxSteps, seed, rounds, backend } = o;
+    const key = JSON.stringify({ dataset, limit, heldoutLimit, maxLength, batchSize, learningRate, localEpochs, maxSteps, seed, rounds, backend, plan: plannedSamplesPerRound(sites, o) });
+    const first = seen.get(key);
+    if (first === undefined) seen.set(key, j.config);
+    out.push(first === undefined ? j : { ...j, reuseOf: first });
+  }
+  return out;
+}
+
+interface ArmFile extends SimResult {
+  command: string;
+}
+
+const readArm = (dir: string): ArmFile => JSON.parse(readFileSync(join(dir, 'metrics.json'), 'utf8')) as ArmFile;
+
+/** Merges the arm folders of one config into one SimResult (federated arms, centralized, local-only). */
+export function mergeConfig(dir: string, armNames: string[]): { res: SimResult; commands: string[] } | null {
+  const parts = armNames.filter((a) => existsSync(join(dir, a, 'metrics.json'))).map((a) => ({ name: a, file: readArm(join(dir, a)) }));
+  if (parts.length === 0) return null;
+  const first = parts[0].file;
+  const arms: Record<string, ArmSummary> = {};
+  const armSeconds: Record<string, number> = {};
+  let centralized: SimResult['centralized'] = null;
+  let localOnly: SimResult['localOnly'] = null;
+  let tCentral = 0;
+  let tLocal = 0;
+  for (const { name, file } of parts) {
+    for (const a of Object.values(file.arms)) {
+      arms[name] = { ...a, strategy: name };
+      armSeconds[name] = file.seconds.arms[a.strategy];
+    }
+    if (file.centralized) {
+      centralized = file.centralized;
+      tCentral = file.seconds.centralized;
+    }
+    if (file.localOnly) {
+      localOnly = file.localOnly;
+      tLocal = file.seconds.localOnly;
+    }
+  }
+  const options = { ...first.options, strategies: Object.keys(arms) as SimResult['options']['strategies'], centralized: !!centralized, localOnly: !!localOnly };
+  const total = Object.values(armSeconds).reduce((s, x) => s + x, 0) + tCentral + tLocal;
+  return {
+    res: { ...first, options, arms, centralized, localOnly, seconds: { total, arms: armSeconds, centralized: tCentral, localOnly: tLocal } },
+    commands: parts.map((p) => p.file.command),
+  };
+}
+
+const pct = (x: number | undefined | null) => (x === undefined || x === null || !Number.isFinite(x) ? '–' : (100 * x).toFixed(1));
+
+/** The grid's Markdown table: one row per config, accuracy in % per arm. */
+export function gridTable(spec: GridSpec, out: string, merged: Map<string, SimResult>): string {
+  const lines = [
+    '| dataset | α | sites (per round) | FedAvg | FedProx | FedAdam | centralized | local-only mean / worst | plot |',
+    '|---|---|---|---|---|---|---|---|---|',
+  ];
+  for (const ds of spec.datasets)
+    for (const alpha of spec.alphas)
+      for (const sites of spec.sites) {
+        const key = configKey(ds, alpha, sites);
+        const r = merged.get(key);
+        const a = (n: string) => pct(r?.arms[n]?.accuracy);
+        const lo = r?.localOnly ? `${pct(r.localOnly.mean)} / ${pct(r.localOnly.worst)}` : '–';
+        lines.push(`| ${ds.dataset} | ${alpha.toFixed(1)} | ${sites} (${spec.sitesPerRound[sites] ?? sites}) | ${a('fedavg')} | ${a('fedprox')} | ${a('fedadam')} | ${pct(r?.centralized?.accuracy)} | ${lo} | ${r ? `${out}/${key}/accuracy.png` : '–'} |`);
+      }
+  return lines.join('\n');
+}
+
+function reuseJob(job: GridJob & { reuseOf: string }, out: string): boolean {
+  const src = join(out, job.reuseOf, job.arm, 'metrics.json');
+  if (!existsSync(src)) return false;
+  const dir = join(out, job.config, job.arm);
+  mkdirSync(dir, { recursive: true });
+  const file = JSON.parse(readFileSync(src, 'utf8')) as Record<string, unknown>;
+  writeFileSync(join(dir, 'metrics.json'), JSON.stringify({ ...file, reusedFrom: `${job.reuseOf}/${job.arm}` }, null, 2) + '\n');
+  return true;
+}
+
+function runJob(job: GridJob, out: string, simCommand: string[]): Promise<{ ok: boolean; seconds: number; tail: string }> {
+  const dir = join(out, job.config, job.arm);
+  mkdirSync(dir, { recursive: true });
+  const log = openSync(join(dir, 'run.log'), 'w');
+  const t0 = performance.now();
+  return new Promise((done) => {
+    const child = spawn(simCommand[0], [...simCommand.slice(1), ...job.args, '--out', dir, '--json'], { stdio: ['ignore', 'pipe', log] });
+    let stdout = '';
+    child.stdout?.on('data', (b: Buffer) => (stdout += b.toString()));
+    child.on('close', (code) => {
+      closeSync(log);
+      const tail = stdout.trim().split('\n').pop() ?? '';
+      done({ ok: code === 0 && existsSync(join(dir, 'metrics.json')), seconds: (performance.now() - t0) / 1000, tail });
+    });
+  });
+}
+
+export const GRID_HELP = `npm run simulate:grid -- [options]
+  Runs the docs/RESULTS.md grid (banking77 and medical-abstracts × alpha 0.1, 1.0 × 10, 50 sites × FedAvg, FedProx,
+  FedAdam, centralized, local-only, plus FedAvg with fp16/int8 uploads on one config), one process per arm.
+  --jobs N (cores)   arms run at once          --out DIR (runs/grid)     --seed N (0)
+  --only REGEX       only jobs whose "<config>/<arm>" matches         --list   print the jobs and exit
+  --merge-only       do not train; merge finished arms into per-config folders and results.md
+  --sim CMD          command that runs one simulation (default: this Node with tsx on simulations/src/main.ts)
+  Finished arms (<out>/<config>/<arm>/metrics.json) are skipped, so rerunning resumes an interrupted grid.`;
+
+async function main(argv: string[]): Promise<number> {
+  let f;
+  try {
+    f = parseArgs({
+      args: argv,
+      options: {
+        jobs: { type: 'string' }, out: { type: 'string' }, seed: { type: 'string' }, only: { type: 'string' },
+        list: { type: 'boolean' }, 'merge-only': { type: 'boolean' }, sim: { type: 'string' }, help: { type: 'boolean', short: 'h' },
+      },
+    }).values;
+  } catch (err) {
+    process.stderr.write(`${(err as Error).message}\n\n${GRID_HELP}\n`);
+    return 2;
+  }
+  if (f.help) {
+    process.stdout.write(GRID_HELP + '\n');
+    return 0;
+  }
+  const jobsAtOnce = f.jobs === undefined ? availableParallelism() : Number(f.jobs);
+  if (!Number.isInteger(jobsAtOnce) || jobsAtOnce < 1) throw new FedloraError('CONFIG_INVALID', `--jobs must be an integer >= 1, got "${f.jobs}"`);
+  const seed = f.seed === undefined ? 0 : Number(f.seed);
+  const out = resolve(f.out ?? fileURLToPath(new URL('../../runs/grid', import.meta.url)));
+  const only = f.only ? new RegExp(f.only) : null;
+  const mainTs = fileURLToPath(new URL('./main.ts', import.meta.url));
+  const simCommand = f.sim ? f.sim.split(' ').filter(Boolean) : [process.execPath, '--import', 'tsx', mainTs];
+  const all = (await dedupeCentralized(gridJobs(RESULTS_GRID, seed))).filter((j) => !only || only.test(`${j.config}/${j.arm}`));
+  if (f.list) {
+    for (const j of all)
+      process.stdout.write(j.reuseOf ? `${j.config}/${j.arm}: same inputs as ${j.reuseOf}/${j.arm}, reused\n` : `${j.config}/${j.arm}: npm run simulate -- ${j.args.join(' ')} --out ${join(out, j.config, j.arm)} --json\n`);
+    return 0;
+  }
+  let failed = 0;
+  if (!f['merge-only']) {
+    const todo = all.filter((j) => !j.reuseOf && !existsSync(join(out, j.config, j.arm, 'metrics.json')));
+    const reused = all.filter((j) => j.reuseOf).length;
+    process.stderr.write(`grid: ${all.length} arms: ${all.length - reused - todo.length} already done, ${reused} reused, ${todo.length} to run, ${jobsAtOnce} at once → ${out}\n`);
+    let next = 0;
+    let finished = 0;
+    const t0 = performance.now();
+    const worker = async () => {
+      while (next < todo.length) {
+        const job = todo[next++];
+        const r = await runJob(job, out, simCommand);
+        finished++;
+        if (!r.ok) failed++;
+        const el = ((performance.now() - t0) / 60000).toFixed(1);
+        process.stderr.write(`[${finished}/${todo.length} · ${el} min] ${r.ok ? 'done' : 'FAILED'} ${job.config}/${job.arm} in ${r.seconds.toFixed(0)} s ${r.ok ? r.tail.slice(0, 160) : `(see ${join(out, job.config, job.arm, 'run.log')})`}\n`);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(jobsAtOnce, todo.length) }, worker));
+  }
+  for (const j of all)
+    if (j.reuseOf && !existsSync(join(out, j.config, j.arm, 'metrics.json')) && !reuseJob(j as GridJob & { reuseOf: string }, out)) {
+      failed++;
+      process.stderr.write(`grid: ${j.config}/${j.arm} reuses ${j.reuseOf}/${j.arm}, which has not run\n`);
+    }
+  const merged = new Map<string, SimResult>();
+  for (const config of [...new Set(all.map((j) => j.config))]) {
+    const names = [...new Set(all.filter((j) => j.config === config).map((j) => j.arm))];
+    const m = mergeConfig(join(out, config), names);
+    if (!m) continue;
+    writeRun(m.res, join(out, config), `npm run simulate:grid -- --only '^${config}/' (one process per arm: ${m.commands.join(' ; ')})`);
+    merged.set(config, m.res);
+  }
+  writeFileSync(join(out, 'results.md'), gridTable(RESULTS_GRID, out, merged) + '\n');
+  process.stdout.write(readFileSync(join(out, 'results.md'), 'utf8'));
+  if (failed) process.stderr.write(`grid: ${failed} arm(s) failed; rerun the same command to retry only those\n`);
+  return failed ? 1 : 0;
+}
+
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url))
+  main(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (err) => {
+      process.stderr.write(`simulate:grid: ${describeError(err)}\n`);
+      process.exit(1);
+    },
+  );
