@@ -116,6 +116,17 @@ test('when alpha is large, then each site holds about 1/5 of every class; when s
   assert.ok(seen.reduce((s, x) => s + x, 0) / 5 < 5, `classes per site ${seen}`);
 });
 
+test('when alpha is small and there are many classes, then the last site is no more likely than the others to hold every class', () => {
+  // 77 classes of 39 (Banking77's subset in docs/RESULTS.md): cutting at floor(share × n) gave the last site every
+  // class's rounding remainder, i.e. all 77 labels on one site at alpha 0.1
+  const labels = makeLabels(new Array(77).fill(39));
+  for (const seed of [0, 1, 2]) {
+    const parts = dirichletPartition(labels, 10, 0.1, seed);
+    const classesPerSite = parts.map((p) => classCounts(labels, p, 77).filter((c) => c > 0).length);
+    assert.ok(classesPerSite[9] < 60, `last site holds ${classesPerSite[9]} of 77 classes (all sites: ${classesPerSite})`);
+  }
+});
+
 test('when the same seed is reused, then the Dirichlet partition is identical', () => {
   const labels = makeLabels([40, 40, 20]);
   assert.deepEqual(dirichletPartition(labels, 4, 0.3, 8), dirichletPartition(labels, 4, 0.3, 8));

@@ -118,7 +118,8 @@ function cutByProportions(items: readonly number[], p: readonly number[], sites:
   let cum = 0;
   for (let k = 0; k < p.length; k++) {
     cum += p[k];
-    const end = k === p.length - 1 ? items.length : Math.min(items.length, Math.floor(cum * items.length));
+    // round, not floor: floor leaves every class's remainder to the last site, which then holds every label
+    const end = k === p.length - 1 ? items.length : Math.min(items.length, Math.round(cum * items.length));
     for (let i = start; i < end; i++) sites[k].push(items[i]);
     start = Math.max(start, end);
   }
