@@ -17,7 +17,7 @@ import { memoryLogger } from './log';
 import { createCoordinator, type Coordinator } from './app';
 import { hashModelFiles } from './model-files';
 import { DEFAULT_SETTINGS, DEFAULT_STOP } from './rounds/settings';
-import { FakeEvaluator, makeUpload, tinyAdapter } from './rounds/fakes';
+import { makeUpload, tinyAdapter, tinyFakeTask } from './rounds/fakes';
 import type { ConfigureMessage } from './rounds/types';
 import type { VersionRecord } from './registry/types';
 
@@ -45,15 +45,7 @@ before(async () => {
     strategy: createStrategy('fedavg', {}),
     settings: { ...DEFAULT_SETTINGS, minSites: 2, sampleWaitS: 0, deadlineS: 30, ackTimeoutS: 5 },
     stop: { ...DEFAULT_STOP, rounds: 1 },
-    task: {
-      modelId: 'tiny-fake',
-      modelFiles: await hashModelFiles(modelDir),
-      lora: { r: 2, alpha: 4, dropout: 0, targetModules: ['query'], layers: null },
-      labels: ['ham', 'spam'],
-      pooling: 'mean',
-      initialState: () => tinyAdapter(0),
-      evaluator: new FakeEvaluator(),
-    },
+    task: tinyFakeTask(await hashModelFiles(modelDir)),
     autostart: false,
     log,
     retryDelayMs: 0,

@@ -17,6 +17,6 @@ export {
   type StopRules,
 } from './rounds/settings';
 export type { Clock, Evaluator, RoundTransport } from './rounds/types';
-export { FakeEvaluator, FakeTransport, ManualClock, makeUpload, tinyAdapter } from './rounds/fakes';
+export { FakeEvaluator, FakeTransport, ManualClock, makeUpload, tinyAdapter, tinyFakeTask } from './rounds/fakes';
 export type { AdminServerEvents } from './socket/admin-events';
 export { SiteRegistry } from './sites/registry';

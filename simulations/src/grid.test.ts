@@ -25,7 +25,7 @@ test('when two configs plan the same samples per round, then the second centrali
     const rows = Array.from({ length: 120 }, (_, i) => `"text ${i}",${['a', 'b', 'c'][i % 3]}`);
     writeFileSync(csv, 'text,label\n' + rows.join('\n') + '\n');
     const spec = (maxSteps: string): GridSpec => ({
-      datasets: [{ dataset: csv, key: 'toy', flags: ['--rounds', '2', '--local-epochs', '100', '--max-steps', maxSteps, '--batch-size', '4'], cost: 1 }],
+      datasets: [{ dataset: csv, key: 'toy', flags: ['--rounds', '2', '--local-epochs', '100', '--max-steps', maxSteps, '--batch-size', '4'] }],
       alphas: [1.0, 0.1],
       sites: [3, 6],
       sitesPerRound: { 3: 2, 6: 2 },

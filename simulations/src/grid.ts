@@ -16,7 +16,7 @@ import type { ArmSummary, SimResult } from './simulate';
 import { loadSimData, partitionSites } from './data';
 import { plannedSamplesPerRound } from './federation';
 import { parseSimArgs } from './options';
-import { writeRun } from './report';
+import { pct, writeRun } from './report';
 
 /** Flags every arm of a dataset shares (the budget: rounds, local epochs, batch, lr, lengths, held-out size). */
 export interface GridDataset {
@@ -24,8 +24,6 @@ export interface GridDataset {
   /** short name used in folder names */
   key: string;
   flags: string[];
-  /** relative cost of one arm (orders the queue: longest first) */
-  cost: number;
 }
 
 export interface GridSpec {
@@ -39,8 +37,7 @@ export interface GridSpec {
   encodings: { config: string; encodings: string[] }[];
 }
 
-/** The grid of docs/RESULTS.md. Budgets were chosen so that every arm of the grid fits the 2-core CI-class machine's
- * afternoon when spread over 16 cores; see docs/RESULTS.md for why each number is what it is. */
+/** The grid of docs/RESULTS.md; its "Budget" table says why each number is what it is. */
 export const RESULTS_GRID: GridSpec = {
   datasets: [
     {
@@ -48,14 +45,12 @@ export const RESULTS_GRID: GridSpec = {
       key: 'banking77',
       flags: ['--limit', '3000', '--rounds', '10', '--local-epochs', '100', '--max-steps', '40', '--batch-size', '16',
         '--lr', '0.002', '--max-length', '32', '--heldout-limit', '1000', '--local-sites', '5'],
-      cost: 1,
     },
     {
       dataset: 'medical-abstracts',
       key: 'medical',
       flags: ['--rounds', '10', '--local-epochs', '100', '--max-steps', '20', '--batch-size', '8',
         '--lr', '0.002', '--max-length', '32', '--heldout-limit', '1000', '--local-sites', '5'],
-      cost: 1.1,
     },
   ],
   alphas: [1.0, 0.1],
@@ -73,7 +68,6 @@ export interface GridJob {
   /** arm folder, e.g. fedavg, centralized, fedavg-int8 */
   arm: string;
   args: string[];
-  cost: number;
 }
 
 export const configKey = (ds: GridDataset, alpha: number, sites: number) => `${ds.key}-a${alpha.toFixed(1)}-s${sites}`;
@@ -87,10 +81,10 @@ export function gridJobs(spec: GridSpec, seed: number): GridJob[] {
         const config = configKey(ds, alpha, sites);
         const base = ['--dataset', ds.dataset, '--sites', String(sites), '--sites-per-round', String(spec.sitesPerRound[sites] ?? sites),
           '--alpha', String(alpha), ...ds.flags, '--seed', String(seed)];
-        for (const arm of spec.arms) jobs.push({ config, arm, args: [...base, '--arms', arm], cost: ds.cost });
+        for (const arm of spec.arms) jobs.push({ config, arm, args: [...base, '--arms', arm] });
         for (const e of spec.encodings.filter((x) => x.config === config))
           for (const enc of e.encodings)
-            jobs.push({ config, arm: `fedavg-${enc}`, args: [...base, '--arms', 'fedavg', '--encoding', enc], cost: ds.cost });
+            jobs.push({ config, arm: `fedavg-${enc}`, args: [...base, '--arms', 'fedavg', '--encoding', enc] });
       }
   return jobs;
 }
@@ -103,6 +97,7 @@ export function gridJobs(spec: GridSpec, seed: number): GridJob[] {
  */
 export async function dedupeCentralized(jobs: GridJob[]): Promise<GridJob[]> {
   const seen = new Map<string, string>();
+  const labelsOf = new Map<string, number[]>(); // one read of each dataset, not one per config
   const out: GridJob[] = [];
   for (const j of jobs) {
     if (j.arm !== 'centralized') {
@@ -111,8 +106,13 @@ export async function dedupeCentralized(jobs: GridJob[]): Promise<GridJob[]> {
     }
     const o = parseSimArgs(j.args);
     if (o === 'help') throw new Error('unreachable');
-    const data = await loadSimData(o.dataset, { limit: o.limit, heldoutLimit: o.heldoutLimit, seed: o.seed });
-    const sites = partitionSites(labelIds(data.train), { sites: o.sites, alpha: o.alpha, quantitySkew: o.quantitySkew, seed: o.seed });
+    const dataKey = JSON.stringify([o.dataset, o.limit, o.seed]);
+    let labels = labelsOf.get(dataKey);
+    if (!labels) {
+      labels = labelIds((await loadSimData(o.dataset, { limit: o.limit, heldoutLimit: o.heldoutLimit, seed: o.seed })).train);
+      labelsOf.set(dataKey, labels);
+    }
+    const sites = partitionSites(labels, { sites: o.sites, alpha: o.alpha, quantitySkew: o.quantitySkew, seed: o.seed });
     const { dataset, limit, heldoutLimit, maxLength, batchSize, learningRate, localEpochs, maxSteps, seed, rounds, backend } = o;
     const key = JSON.stringify({ dataset, limit, heldoutLimit, maxLength, batchSize, learningRate, localEpochs, maxSteps, seed, rounds, backend, plan: plannedSamplesPerRound(sites, o) });
     const first = seen.get(key);
@@ -161,7 +161,6 @@ export function mergeConfig(dir: string, armNames: string[]): { res: SimResult; 
   };
 }
 
-const pct = (x: number | undefined | null) => (x === undefined || x === null || !Number.isFinite(x) ? '–' : (100 * x).toFixed(1));
 
 /** The grid's Markdown table: one row per config, accuracy in % per arm. */
 export function gridTable(spec: GridSpec, out: string, merged: Map<string, SimResult>): string {

@@ -14,7 +14,8 @@ export function defaultRunDir(o: SimOptions, now = new Date()): string {
   return resolve(fileURLToPath(new URL('../../runs/', import.meta.url)), `${stamp}-${ds}`);
 }
 
-const pct = (x: number | undefined) => (x === undefined || !Number.isFinite(x) ? '–' : (100 * x).toFixed(1));
+/** A fraction as a percentage with one decimal; '–' when absent. */
+export const pct = (x: number | undefined | null) => (x === undefined || x === null || !Number.isFinite(x) ? '–' : (100 * x).toFixed(1));
 
 export function summaryMarkdown(res: SimResult, command: string): string {
   const o = res.options;

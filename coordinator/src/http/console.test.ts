@@ -13,7 +13,7 @@ import { MemoryStorage } from '../storage';
 import { memoryLogger } from '../log';
 import { createCoordinator, type Coordinator } from '../app';
 import { DEFAULT_SETTINGS, DEFAULT_STOP } from '../rounds/settings';
-import { FakeEvaluator, tinyAdapter } from '../rounds/fakes';
+import { tinyFakeTask } from '../rounds/fakes';
 import { SESSION_COOKIE } from './session';
 
 const ADMIN = 'admin-token-for-tests-0123456789';
@@ -29,15 +29,7 @@ async function coordinator(consoleDir: string): Promise<Coordinator> {
     strategy: createStrategy('fedavg', {}),
     settings: { ...DEFAULT_SETTINGS },
     stop: { ...DEFAULT_STOP },
-    task: {
-      modelId: 'tiny-fake',
-      modelFiles: [],
-      lora: { r: 2, alpha: 4, dropout: 0, targetModules: ['query'], layers: null },
-      labels: ['ham', 'spam'],
-      pooling: 'mean',
-      initialState: () => tinyAdapter(0),
-      evaluator: new FakeEvaluator(),
-    },
+    task: tinyFakeTask(),
     autostart: false,
     consoleDir,
     log,

@@ -18,6 +18,7 @@ import type {
   VersionPublishedMessage,
 } from './types';
 import type { UploadRequest } from './upload';
+import type { CoordinatorTask } from '../app';
 
 /** Time only moves when a test calls advance(). */
 export class ManualClock implements Clock {
@@ -181,3 +182,16 @@ export function makeUpload(
 }
 
 export { generateSiteKeys };
+
+/** A coordinator task for tests: a fake model id and files, a tiny 2-label adapter, the fixed-metrics evaluator. */
+export function tinyFakeTask(modelFiles: CoordinatorTask['modelFiles'] = []): CoordinatorTask {
+  return {
+    modelId: 'tiny-fake',
+    modelFiles,
+    lora: { r: 2, alpha: 4, dropout: 0, targetModules: ['query'], layers: null },
+    labels: ['ham', 'spam'],
+    pooling: 'mean',
+    initialState: () => tinyAdapter(0),
+    evaluator: new FakeEvaluator(),
+  };
+}

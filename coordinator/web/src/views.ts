@@ -4,16 +4,8 @@
 import { ago, bytes, duration, h, pct } from './dom';
 import type { RoundRecord, RoundStage, Settings, SiteRow, Status, VersionRecord } from './api';
 import { downloads } from './api';
+import { ROUND_STAGES } from '@fedlora/shared/protocol/stages.ts';
 
-export const STAGES: readonly RoundStage[] = [
-  'sample',
-  'configure',
-  'train',
-  'collect',
-  'aggregate',
-  'evaluate',
-  'version',
-];
 /** what each stage means to an operator (docs/OPERATOR.md uses the same words) */
 const STAGE_WORDS: Record<RoundStage, string> = {
   sample: 'sampling sites',
@@ -121,7 +113,7 @@ export function renderCurrent(el: HTMLElement, status: Status | null, live: Live
   const r = status?.round;
   const stage = live?.stage ?? r?.stage ?? null;
   const round = live?.round ?? r?.round ?? null;
-  const idx = stage ? STAGES.indexOf(stage) : -1;
+  const idx = stage ? ROUND_STAGES.indexOf(stage) : -1;
   el.dataset.stage = stage ?? '';
   el.dataset.round = round === null ? '' : String(round);
   if (round === null) {
@@ -143,7 +135,7 @@ export function renderCurrent(el: HTMLElement, status: Status | null, live: Live
     h(
       'ol',
       { class: 'stages' },
-      ...STAGES.map((s, i) => h('li', { class: i < idx ? 'done' : i === idx ? 'now' : '' }, STAGE_WORDS[s])),
+      ...ROUND_STAGES.map((s, i) => h('li', { class: i < idx ? 'done' : i === idx ? 'now' : '' }, STAGE_WORDS[s])),
     ),
     h(
       'p',

@@ -11,17 +11,8 @@ import { ManifestSchema, ModelFilePathSchema } from './manifest';
 import { ENCODINGS } from './quantize';
 import { bytesSchema, FiniteNumberSchema, IdSchema, NameSchema, Sha256HexSchema } from './schemas';
 
-/** The stages of one federated round, in order. Each stage has its own messages below. */
-export const ROUND_STAGES = [
-  'sample',
-  'configure',
-  'train',
-  'collect',
-  'aggregate',
-  'evaluate',
-  'version',
-] as const;
-export type RoundStage = (typeof ROUND_STAGES)[number];
+/** The stages of one federated round, in order (stages.ts). Each stage has its own messages below. */
+export { ROUND_STAGES, type RoundStage } from './stages';
 
 const PublicKeyB64Schema = z.string().regex(/^[A-Za-z0-9+/]{43}=$/, 'must be a base64 32-byte key');
 
