@@ -105,7 +105,7 @@ export async function dedupeCentralized(jobs: GridJob[]): Promise<GridJob[]> {
       continue;
     }
     const o = parseSimArgs(j.args);
-    if (o === 'help') throw new Error('unreachable');
+    if (o === 'help') throw new FedloraError('INTERNAL', `grid job ${j.config}/${j.arm} has no simulation flags`);
     const dataKey = JSON.stringify([o.dataset, o.limit, o.seed]);
     let labels = labelsOf.get(dataKey);
     if (!labels) {

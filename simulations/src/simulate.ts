@@ -2,6 +2,7 @@
 // partition and seed, then the centralized and local-only baselines. Returns plain results (files: report.ts).
 
 import { initNodeBackend } from '@fedlora/shared/backend/node.ts';
+import { FedloraError } from '@fedlora/shared/errors.ts';
 import { labelIds } from '@fedlora/shared/data/dataset.ts';
 import { DEFAULT_MODEL_DIR, DEFAULT_MODEL_ID, DEFAULT_RECIPE } from '@fedlora/shared/site/defaults.ts';
 import { loadLocalModel } from '@fedlora/shared/site/local-model.ts';
@@ -114,7 +115,7 @@ export async function runSimulation(o: SimOptions, deps: SimDeps = {}): Promise<
       const perRound = plannedSamplesPerRound(sites, o);
       for (const a of Object.values(arms))
         if (a.rounds.some((x, i) => x.samplesSeen !== perRound[i]))
-          throw new Error(`${a.strategy}: samples seen ${a.rounds.map((x) => x.samplesSeen).join(',')} differ from the plan ${perRound.join(',')}`);
+          throw new FedloraError('INTERNAL', `${a.strategy}: samples seen ${a.rounds.map((x) => x.samplesSeen).join(',')} differ from the plan ${perRound.join(',')}`);
       const t0 = performance.now();
       emit({ kind: 'arm-start', name: 'centralized', total: o.rounds });
       centralized = await runCentralized(ctx, perRound, budget, (round, acc, loss) =>
