@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { dedupeCentralized, gridJobs, gridTable, mergeConfig, RESULTS_GRID, type GridSpec } from './grid';
+import { dedupeCentralized, gridJobs, gridTable, mergeConfig, PLATEAU_GRID, RESULTS_GRID, type GridSpec } from './grid';
 import { writeRun } from './report';
 import type { SimResult } from './simulate';
 import { DEFAULT_SIM_OPTIONS } from './options';
@@ -16,6 +16,18 @@ test('when listing the RESULTS grid, then every dataset × alpha × sites config
   assert.equal(jobs.length, 2 * 2 * 2 * 5 + 2);
   assert.ok(jobs.every((j) => j.args.includes('--arms') && j.args.includes('--seed')));
   assert.deepEqual(new Set(jobs.map((j) => j.config)).size, 8);
+});
+
+test('when listing the plateau grid, then it is the alpha 1.0 configs with 50 rounds and only FedAvg and centralized', () => {
+  const jobs = gridJobs(PLATEAU_GRID, 0);
+  assert.deepEqual([...new Set(jobs.map((j) => j.config))], ['banking77-a1.0-s10', 'banking77-a1.0-s50', 'medical-a1.0-s10', 'medical-a1.0-s50']);
+  assert.deepEqual([...new Set(jobs.map((j) => j.arm))], ['fedavg', 'centralized']);
+  for (const j of jobs) assert.equal(j.args[j.args.indexOf('--rounds') + 1], '50');
+  // everything else is the RESULTS grid's budget: the same flags apart from the rounds
+  const results = gridJobs(RESULTS_GRID, 0).find((j) => j.config === 'banking77-a1.0-s10' && j.arm === 'fedavg');
+  const plateau = jobs.find((j) => j.config === 'banking77-a1.0-s10' && j.arm === 'fedavg');
+  assert.deepEqual(plateau?.args.map((a) => (a === '50' ? '10' : a)), results?.args);
+  assert.match(gridTable(PLATEAU_GRID, 'runs/plateau', new Map()), /^\| dataset \| α \| sites \(per round\) \| FedAvg \| centralized \| plot \|/);
 });
 
 test('when two configs plan the same samples per round, then the second centralized arm reuses the first; otherwise it runs', async () => {

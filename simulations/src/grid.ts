@@ -60,6 +60,31 @@ export const RESULTS_GRID: GridSpec = {
   encodings: [{ config: 'medical-a1.0-s10', encodings: ['fp16', 'int8'] }],
 };
 
+/** The same flags with `--rounds` replaced. */
+const withRounds = (ds: GridDataset, rounds: number): GridDataset => ({
+  ...ds,
+  flags: ds.flags.map((f, i) => (ds.flags[i - 1] === '--rounds' ? String(rounds) : f)),
+});
+
+/**
+ * The FedAvg-vs-centralized check of docs/RESULTS.md at the plateau: the alpha 1.0 configs of RESULTS_GRID with 5x the
+ * rounds. With 5 sites per round a federated round advances the global adapter by about one site's 40 (20) local steps
+ * while centralized spends the same samples on 200 (100) sequential steps, so after 50 rounds FedAvg has had the
+ * sequential steps centralized had after 10, and centralized (same samples seen) has long been on its plateau.
+ */
+export const PLATEAU_GRID: GridSpec = {
+  ...RESULTS_GRID,
+  datasets: RESULTS_GRID.datasets.map((ds) => withRounds(ds, 50)),
+  alphas: [1.0],
+  arms: ['fedavg', 'centralized'],
+  encodings: [],
+};
+
+export const GRIDS: Record<string, { spec: GridSpec; out: string }> = {
+  results: { spec: RESULTS_GRID, out: 'runs/grid' },
+  plateau: { spec: PLATEAU_GRID, out: 'runs/plateau' },
+};
+
 export interface GridJob {
   /** config folder, e.g. banking77-a1.0-s10 */
   config: string;
@@ -164,18 +189,22 @@ export function mergeConfig(dir: string, armNames: string[]): { res: SimResult; 
 
 /** The grid's Markdown table: one row per config, accuracy in % per arm. */
 export function gridTable(spec: GridSpec, out: string, merged: Map<string, SimResult>): string {
+  const title: Record<string, string> = { fedavg: 'FedAvg', fedprox: 'FedProx', fedadam: 'FedAdam', centralized: 'centralized', 'local-only': 'local-only mean / worst' };
+  const cols = spec.arms.filter((a) => a in title);
   const lines = [
-    '| dataset | α | sites (per round) | FedAvg | FedProx | FedAdam | centralized | local-only mean / worst | plot |',
-    '|---|---|---|---|---|---|---|---|---|',
+    `| dataset | α | sites (per round) | ${cols.map((c) => title[c]).join(' | ')} | plot |`,
+    `|---|---|---|${cols.map(() => '---|').join('')}---|`,
   ];
   for (const ds of spec.datasets)
     for (const alpha of spec.alphas)
       for (const sites of spec.sites) {
         const key = configKey(ds, alpha, sites);
         const r = merged.get(key);
-        const a = (n: string) => pct(r?.arms[n]?.accuracy);
-        const lo = r?.localOnly ? `${pct(r.localOnly.mean)} / ${pct(r.localOnly.worst)}` : '–';
-        lines.push(`| ${ds.dataset} | ${alpha.toFixed(1)} | ${sites} (${spec.sitesPerRound[sites] ?? sites}) | ${a('fedavg')} | ${a('fedprox')} | ${a('fedadam')} | ${pct(r?.centralized?.accuracy)} | ${lo} | ${r ? `${out}/${key}/accuracy.png` : '–'} |`);
+        const cell = (c: string) =>
+          c === 'centralized' ? pct(r?.centralized?.accuracy)
+          : c === 'local-only' ? (r?.localOnly ? `${pct(r.localOnly.mean)} / ${pct(r.localOnly.worst)}` : '–')
+          : pct(r?.arms[c]?.accuracy);
+        lines.push(`| ${ds.dataset} | ${alpha.toFixed(1)} | ${sites} (${spec.sitesPerRound[sites] ?? sites}) | ${cols.map(cell).join(' | ')} | ${r ? `${out}/${key}/accuracy.png` : '–'} |`);
       }
   return lines.join('\n');
 }
@@ -208,9 +237,11 @@ function runJob(job: GridJob, out: string, simCommand: string[]): Promise<{ ok: 
 }
 
 export const GRID_HELP = `npm run simulate:grid -- [options]
-  Runs the docs/RESULTS.md grid (banking77 and medical-abstracts × alpha 0.1, 1.0 × 10, 50 sites × FedAvg, FedProx,
-  FedAdam, centralized, local-only, plus FedAvg with fp16/int8 uploads on one config), one process per arm.
-  --jobs N (cores)   arms run at once          --out DIR (runs/grid)     --seed N (0)
+  Runs a grid of docs/RESULTS.md, one process per arm:
+    results  (default) banking77 and medical-abstracts × alpha 0.1, 1.0 × 10, 50 sites × FedAvg, FedProx, FedAdam,
+             centralized, local-only, 10 rounds, plus FedAvg with fp16/int8 uploads on one config
+    plateau  the alpha 1.0 configs with 50 rounds, FedAvg and centralized (FedAvg vs centralized at the plateau)
+  --grid NAME (results)   --jobs N (cores) arms run at once   --out DIR (runs/<grid folder>)   --seed N (0)
   --only REGEX       only jobs whose "<config>/<arm>" matches         --list   print the jobs and exit
   --merge-only       do not train; merge finished arms into per-config folders and results.md
   --sim CMD          command that runs one simulation (default: this Node with tsx on simulations/src/main.ts)
@@ -222,7 +253,7 @@ async function main(argv: string[]): Promise<number> {
     f = parseArgs({
       args: argv,
       options: {
-        jobs: { type: 'string' }, out: { type: 'string' }, seed: { type: 'string' }, only: { type: 'string' },
+        grid: { type: 'string' }, jobs: { type: 'string' }, out: { type: 'string' }, seed: { type: 'string' }, only: { type: 'string' },
         list: { type: 'boolean' }, 'merge-only': { type: 'boolean' }, sim: { type: 'string' }, help: { type: 'boolean', short: 'h' },
       },
     }).values;
@@ -237,11 +268,13 @@ async function main(argv: string[]): Promise<number> {
   const jobsAtOnce = f.jobs === undefined ? availableParallelism() : Number(f.jobs);
   if (!Number.isInteger(jobsAtOnce) || jobsAtOnce < 1) throw new FedloraError('CONFIG_INVALID', `--jobs must be an integer >= 1, got "${f.jobs}"`);
   const seed = f.seed === undefined ? 0 : Number(f.seed);
-  const out = resolve(f.out ?? fileURLToPath(new URL('../../runs/grid', import.meta.url)));
+  const grid = GRIDS[f.grid ?? 'results'];
+  if (!grid) throw new FedloraError('CONFIG_INVALID', `--grid must be one of ${Object.keys(GRIDS).join(', ')}, got "${f.grid}"`);
+  const out = resolve(f.out ?? fileURLToPath(new URL(`../../${grid.out}`, import.meta.url)));
   const only = f.only ? new RegExp(f.only) : null;
   const mainTs = fileURLToPath(new URL('./main.ts', import.meta.url));
   const simCommand = f.sim ? f.sim.split(' ').filter(Boolean) : [process.execPath, '--import', 'tsx', mainTs];
-  const all = (await dedupeCentralized(gridJobs(RESULTS_GRID, seed))).filter((j) => !only || only.test(`${j.config}/${j.arm}`));
+  const all = (await dedupeCentralized(gridJobs(grid.spec, seed))).filter((j) => !only || only.test(`${j.config}/${j.arm}`));
   if (f.list) {
     for (const j of all)
       process.stdout.write(j.reuseOf ? `${j.config}/${j.arm}: same inputs as ${j.reuseOf}/${j.arm}, reused\n` : `${j.config}/${j.arm}: npm run simulate -- ${j.args.join(' ')} --out ${join(out, j.config, j.arm)} --json\n`);
@@ -277,10 +310,10 @@ async function main(argv: string[]): Promise<number> {
     const names = [...new Set(all.filter((j) => j.config === config).map((j) => j.arm))];
     const m = mergeConfig(join(out, config), names);
     if (!m) continue;
-    writeRun(m.res, join(out, config), `npm run simulate:grid -- --only '^${config}/' (one process per arm: ${m.commands.join(' ; ')})`);
+    writeRun(m.res, join(out, config), `npm run simulate:grid -- ${f.grid ? `--grid ${f.grid} ` : ''}--only '^${config}/' (one process per arm: ${m.commands.join(' ; ')})`);
     merged.set(config, m.res);
   }
-  writeFileSync(join(out, 'results.md'), gridTable(RESULTS_GRID, out, merged) + '\n');
+  writeFileSync(join(out, 'results.md'), gridTable(grid.spec, out, merged) + '\n');
   process.stdout.write(readFileSync(join(out, 'results.md'), 'utf8'));
   if (failed) process.stderr.write(`grid: ${failed} arm(s) failed; rerun the same command to retry only those\n`);
   return failed ? 1 : 0;
