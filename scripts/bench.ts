@@ -186,7 +186,8 @@ if (want('target')) {
   out('|---|---|---|---|---|---|');
   const train = await loadSpamAssassin('train');
   const held = spamAssassinEvalSubset(await loadSpamAssassin('heldout'), 300, 7);
-  await timeToTarget('SpamAssassin (default), max length 64', train, held, 0.95, 64, 2);
+  // 0.93: reachable at length 64 (the length-64 two-epoch local run reached 0.9395, docs/BENCHMARKS.md); 0.95 needs 128 tokens
+  await timeToTarget('SpamAssassin (default), max length 64', train, held, 0.93, 64, 3);
   const dir = sharedDataDir();
   if (dir) await timeToTarget('Banking77', loadBanking77(dir, 'train'), loadBanking77(dir, 'test'), 0.7, 64, 3);
   else out('Banking77 skipped: ../shared/assets/data not found');

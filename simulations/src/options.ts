@@ -5,6 +5,7 @@ import { FedloraError } from '@fedlora/shared/errors.ts';
 import { STRATEGY_NAMES, isStrategyName, type StrategyName } from '@fedlora/shared/aggregation/index.ts';
 import { ENCODINGS, type TensorEncoding } from '@fedlora/shared/protocol/quantize.ts';
 import type { BackendName } from '@fedlora/shared/backend/node.ts';
+import type { ArmConfig } from './federation';
 
 export const HELP = `npm run simulate -- [options]
   Runs a federation of in-process virtual sites with the production strategy, trainer, codec and crypto, plus the
@@ -26,24 +27,14 @@ export const HELP = `npm run simulate -- [options]
                         (one arm per process: results are identical to the same arm in a combined run)
   --seed N (0)          --backend NAME   --out DIR (runs/<timestamp>-<dataset>)   --json   --quiet`;
 
-export interface SimOptions {
+/** What every federated arm shares (ArmConfig, less its strategy), plus the data, the baselines and the output. */
+export interface SimOptions extends Omit<ArmConfig, 'strategy'> {
   dataset: string;
   sites: number;
-  sitesPerRound: number;
-  rounds: number;
   /** null = IID */
   alpha: number | null;
   quantitySkew: number | null;
-  stragglerProb: number;
-  dropoutProb: number;
   strategies: StrategyName[];
-  localEpochs: number;
-  maxSteps: number;
-  batchSize: number;
-  learningRate: number;
-  mu: number;
-  serverLr: number;
-  encoding: TensorEncoding;
   maxLength: number;
   heldoutLimit: number | null;
   limit: number | null;
