@@ -268,7 +268,8 @@ async function main(argv: string[]): Promise<number> {
   const jobsAtOnce = f.jobs === undefined ? availableParallelism() : Number(f.jobs);
   if (!Number.isInteger(jobsAtOnce) || jobsAtOnce < 1) throw new FedloraError('CONFIG_INVALID', `--jobs must be an integer >= 1, got "${f.jobs}"`);
   const seed = f.seed === undefined ? 0 : Number(f.seed);
-  const grid = GRIDS[f.grid ?? 'results'];
+  const gridName = f.grid ?? 'results';
+  const grid = Object.hasOwn(GRIDS, gridName) ? GRIDS[gridName] : undefined;
   if (!grid) throw new FedloraError('CONFIG_INVALID', `--grid must be one of ${Object.keys(GRIDS).join(', ')}, got "${f.grid}"`);
   const out = resolve(f.out ?? fileURLToPath(new URL(`../../${grid.out}`, import.meta.url)));
   const only = f.only ? new RegExp(f.only) : null;
