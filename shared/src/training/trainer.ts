@@ -33,7 +33,8 @@ export interface TrainOptions {
   constantRate?: boolean;
   /** stop after this many optimizer steps (benchmarks, capped rounds) */
   maxSteps?: number;
-  onStep?: (p: StepProgress) => void;
+  /** after every step; a returned promise is awaited (e.g. a held-out evaluation mid-run) and its time is in `seconds` */
+  onStep?: (p: StepProgress) => unknown;
   /** helpers that compute part of each batch's gradient in parallel (Node worker threads: parallel-node.ts) */
   pool?: GradientPool;
   /** called between steps; return true to stop early (e.g. the round was cancelled) */
@@ -146,7 +147,7 @@ export async function trainClassifier(
       samples += idx.length;
       lossSum += loss;
       const seconds = (performance.now() - start) / 1000;
-      opts.onStep?.({ epoch, step, totalSteps, loss, samplesSeen: samples, samplesPerSecond: samples / seconds });
+      await opts.onStep?.({ epoch, step, totalSteps, loss, samplesSeen: samples, samplesPerSecond: samples / seconds });
       await yieldToEventLoop();
     }
   }
