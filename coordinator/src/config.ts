@@ -34,7 +34,9 @@ export const HELP = `fedlora-coordinator [options]
   --text-column NAME     --label-column NAME    columns of --heldout (default: auto-detected)
   --rank N (8)  --alpha X (16)  --targets query,value  --pooling mean|cls|pooler (mean)  --seed N (0)
  rounds:
-  --strategy fedavg|fedprox|fedadam (fedavg)   --server-lr X (fedadam's eta, 0.01)   --mu X (fedprox, 0.01)
+  --strategy fedavg|fedprox|fedadam|fedavgm (fedavg)   --mu X (fedprox, 0.01)
+  --server-lr X          server learning rate: fedadam's eta (0.01), fedavgm's (1)
+  --server-momentum X    fedavgm's server momentum (0.9)
   --sites-per-round X    fraction in (0, 1] ("1.0" = all ready sites) or a count ≥ 1 (default 1.0)
   --min-sites N (2)      --deadline-s S (300)   --sample-wait-s S (10)   --ack-timeout-s S (30)
   --local-epochs N (1)   --batch-size N (16)    --lr X (0.002)   --max-steps N (12)   --max-length N (64)
@@ -64,7 +66,10 @@ export interface CoordinatorConfig {
   pooling: Pooling;
   seed: number;
   strategy: StrategyName;
-  serverLr: number;
+  /** fedadam's / fedavgm's server learning rate; undefined = the strategy's default */
+  serverLr?: number;
+  /** fedavgm's server momentum; undefined = its default */
+  serverMomentum?: number;
   settings: RoundSettings;
   stop: StopRules;
   paused: boolean;
@@ -141,6 +146,7 @@ export function parseConfig(
         seed: S,
         strategy: S,
         'server-lr': S,
+        'server-momentum': S,
         mu: S,
         'sites-per-round': S,
         'min-sites': S,
@@ -247,7 +253,8 @@ export function parseConfig(
     pooling,
     seed: int(s('seed'), 'seed', 0),
     strategy,
-    serverLr: num(s('server-lr'), 'server-lr') ?? 1e-2,
+    serverLr: num(s('server-lr'), 'server-lr'),
+    serverMomentum: num(s('server-momentum'), 'server-momentum'),
     settings: rs.settings,
     stop: rs.stop,
     paused: Boolean(f.paused),

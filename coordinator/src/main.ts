@@ -65,11 +65,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
       seed: c.seed,
     });
     const strategyFactory = (name: StrategyName, s: RoundSettings) =>
-      name === 'fedadam'
-        ? createStrategy('fedadam', { minResults: s.minSites, eta: c.serverLr })
-        : name === 'fedprox'
-          ? createStrategy('fedprox', { minResults: s.minSites, proximalMu: s.proximalMu })
-          : createStrategy('fedavg', { minResults: s.minSites });
+      createStrategy(name, { minResults: s.minSites, proximalMu: s.proximalMu, eta: c.serverLr, momentum: c.serverMomentum });
     const strategy = strategyFactory(c.strategy, c.settings);
     const dataDir = resolve(c.dataDir);
     const coord = await createCoordinator({

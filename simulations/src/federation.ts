@@ -40,7 +40,10 @@ export interface ArmConfig {
   batchSize: number;
   learningRate: number;
   mu: number;
-  serverLr: number;
+  /** server learning rate η of fedadam / fedavgm; null = the strategy's default (0.01 / 1) */
+  serverLr: number | null;
+  /** fedavgm's server momentum β */
+  serverMomentum: number;
   encoding: TensorEncoding;
   stragglerProb: number;
   dropoutProb: number;
@@ -135,7 +138,11 @@ export async function runFederatedArm(
   arm: ArmConfig,
   onRound?: (r: RoundRecord) => void,
 ): Promise<ArmResult> {
-  const strategy = createStrategy(arm.strategy, { proximalMu: arm.mu, eta: arm.serverLr });
+  const strategy = createStrategy(arm.strategy, {
+    proximalMu: arm.mu,
+    eta: arm.serverLr ?? undefined,
+    momentum: arm.serverMomentum,
+  });
   const base: RoundConfig = {
     localEpochs: arm.localEpochs,
     batchSize: arm.batchSize,

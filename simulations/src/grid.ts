@@ -189,7 +189,7 @@ export function mergeConfig(dir: string, armNames: string[]): { res: SimResult; 
 
 /** The grid's Markdown table: one row per config, accuracy in % per arm. */
 export function gridTable(spec: GridSpec, out: string, merged: Map<string, SimResult>): string {
-  const title: Record<string, string> = { fedavg: 'FedAvg', fedprox: 'FedProx', fedadam: 'FedAdam', centralized: 'centralized', 'local-only': 'local-only mean / worst' };
+  const title: Record<string, string> = { fedavg: 'FedAvg', fedprox: 'FedProx', fedadam: 'FedAdam', fedavgm: 'FedAvgM', centralized: 'centralized', 'local-only': 'local-only mean / worst' };
   const cols = spec.arms.filter((a) => a in title);
   const lines = [
     `| dataset | α | sites (per round) | ${cols.map((c) => title[c]).join(' | ')} | plot |`,

@@ -16,14 +16,16 @@ export const HELP = `npm run simulate -- [options]
   --rounds N (10)       --alpha A|iid (1.0)  Dirichlet label skew   --quantity-skew A  Dirichlet site sizes instead
   --straggler-prob P (0)  a straggler trains only a random part of its step budget (Li et al. 2020, FedProx §5)
   --dropout-prob P (0)    a dropped site never answers: a round failure
-  --strategy fedavg[,fedprox,fedadam] (fedavg)  several = several arms on the same partition and seed
+  --strategy fedavg[,fedprox,fedadam,fedavgm] (fedavg)  several = several arms on the same partition and seed
   --local-epochs N (1)  --max-steps N (12) cap per round   --batch-size N (16)   --lr X (0.002)
-  --mu X (0.01)         FedProx proximal weight          --server-lr X (0.01) FedAdam eta
+  --mu X (0.01)         FedProx proximal weight
+  --server-lr X         server learning rate: FedAdam's eta (0.01), FedAvgM's (1)
+  --server-momentum X (0.9)  FedAvgM's server momentum beta (Hsu et al. 2019)
   --encoding fp32|fp16|int8 (fp32)   upload encoding of the deltas
   --max-length N (64)   --heldout-limit N (500)  stratified subset of the held-out set   --limit N  of the training set
   --local-sites N (10)  local-only baseline: number of sites evaluated (a seeded sample when there are more)
   --no-baselines        federated arms only
-  --arms LIST           instead of --strategy/--no-baselines: any of fedavg,fedprox,fedadam,centralized,local-only
+  --arms LIST           instead of --strategy/--no-baselines: any of fedavg,fedprox,fedadam,fedavgm,centralized,local-only
                         (one arm per process: results are identical to the same arm in a combined run)
   --seed N (0)          --backend NAME   --out DIR (runs/<timestamp>-<dataset>)   --json   --quiet`;
 
@@ -65,7 +67,8 @@ export const DEFAULT_SIM_OPTIONS: SimOptions = {
   batchSize: 16,
   learningRate: 2e-3,
   mu: 0.01,
-  serverLr: 1e-2,
+  serverLr: null,
+  serverMomentum: 0.9,
   encoding: 'fp32',
   maxLength: 64,
   heldoutLimit: 500,
@@ -106,7 +109,7 @@ export function parseSimArgs(argv: string[]): SimOptions | 'help' {
       options: {
         dataset: s, sites: s, 'sites-per-round': s, rounds: s, alpha: s, 'quantity-skew': s,
         'straggler-prob': s, 'dropout-prob': s, strategy: s, 'local-epochs': s, 'max-steps': s,
-        'batch-size': s, lr: s, mu: s, 'server-lr': s, encoding: s, 'max-length': s, 'heldout-limit': s,
+        'batch-size': s, lr: s, mu: s, 'server-lr': s, 'server-momentum': s, encoding: s, 'max-length': s, 'heldout-limit': s,
         limit: s, 'local-sites': s, 'no-baselines': { type: 'boolean' }, arms: s, seed: s, backend: s, out: s,
         json: { type: 'boolean' }, quiet: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
       },
@@ -156,7 +159,8 @@ export function parseSimArgs(argv: string[]): SimOptions | 'help' {
     batchSize: int(f['batch-size'], 'batch-size', d.batchSize),
     learningRate: num(f.lr, 'lr', d.learningRate, 1e-9),
     mu: num(f.mu, 'mu', d.mu),
-    serverLr: num(f['server-lr'], 'server-lr', d.serverLr, 1e-9),
+    serverLr: f['server-lr'] === undefined ? d.serverLr : num(f['server-lr'], 'server-lr', 1, 1e-9),
+    serverMomentum: num(f['server-momentum'], 'server-momentum', d.serverMomentum, 0, 0.999999),
     encoding,
     maxLength: int(f['max-length'], 'max-length', d.maxLength, 3),
     heldoutLimit: f['heldout-limit'] === undefined ? d.heldoutLimit : int(f['heldout-limit'], 'heldout-limit', 0),

@@ -42,8 +42,8 @@ const TINY: SimOptions = {
 };
 
 test('when simulating 3 sites for 2 rounds with every strategy and int8 uploads, then each arm and baseline reports and the run folder is written', async () => {
-  const res = await runSimulation({ ...TINY, strategies: ['fedavg', 'fedprox', 'fedadam'], encoding: 'int8' }, { data: tinyData() });
-  assert.deepEqual(Object.keys(res.arms), ['fedavg', 'fedprox', 'fedadam']);
+  const res = await runSimulation({ ...TINY, strategies: ['fedavg', 'fedprox', 'fedadam', 'fedavgm'], encoding: 'int8' }, { data: tinyData() });
+  assert.deepEqual(Object.keys(res.arms), ['fedavg', 'fedprox', 'fedadam', 'fedavgm']);
   assert.deepEqual(res.data.siteSizes, [48, 48, 48]);
   for (const arm of Object.values(res.arms)) {
     assert.equal(arm.curve.length, 2);
@@ -70,7 +70,7 @@ test('when simulating 3 sites for 2 rounds with every strategy and int8 uploads,
     assert.match(readFileSync(join(dir, 'summary.md'), 'utf8'), /\| fedadam \| \d+\.\d \|/);
     assert.equal(JSON.parse(readFileSync(join(dir, 'metrics.json'), 'utf8')).arms.fedavg.curve.length, 2);
     const line = JSON.parse(jsonSummary(res, dir));
-    assert.deepEqual(Object.keys(line.arms), ['fedavg', 'fedprox', 'fedadam', 'centralized', 'localOnly']);
+    assert.deepEqual(Object.keys(line.arms), ['fedavg', 'fedprox', 'fedadam', 'fedavgm', 'centralized', 'localOnly']);
     assert.equal(line.runDir, dir);
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -105,6 +105,11 @@ test('when flags are parsed, then defaults apply, a comma list makes several arm
   assert.throws(() => parseSimArgs(['--strategy', 'fedsgd']), /--strategy/);
   assert.throws(() => parseSimArgs(['--sites', '3', '--sites-per-round', '4']), /--sites-per-round/);
   assert.throws(() => parseSimArgs(['--encoding', 'int4']), /--encoding/);
+  // the server learning rate defaults per strategy (null here); momentum is fedavgm's
+  assert.equal(o.serverLr, null);
+  const m = parseSimArgs(['--strategy', 'fedavgm', '--server-lr', '0.5', '--server-momentum', '0.8']) as SimOptions;
+  assert.deepEqual([m.strategies, m.serverLr, m.serverMomentum], [['fedavgm'], 0.5, 0.8]);
+  assert.throws(() => parseSimArgs(['--server-momentum', '1']), /--server-momentum/);
 });
 
 test('when --arms names arms, then it selects federated arms and baselines, and it refuses to be mixed with --strategy', () => {

@@ -5,6 +5,7 @@ import { ago, bytes, duration, h, pct } from './dom';
 import type { RoundRecord, RoundStage, Settings, SiteRow, Status, VersionRecord } from './api';
 import { downloads } from './api';
 import { ROUND_STAGES } from '@fedlora/shared/protocol/stages.ts';
+import { STRATEGY_NAMES } from '@fedlora/shared/aggregation/index.ts';
 
 /** what each stage means to an operator (docs/OPERATOR.md uses the same words) */
 const STAGE_WORDS: Record<RoundStage, string> = {
@@ -297,7 +298,7 @@ export function renderSettings(
   const strategySelect = h(
     'select',
     { name: 'strategy', id: 'set-strategy' },
-    ...['fedavg', 'fedprox', 'fedadam'].map((n) => h('option', { value: n, selected: n === strategy }, n)),
+    ...STRATEGY_NAMES.map((n) => h('option', { value: n, selected: n === strategy }, n)),
   ) as HTMLSelectElement;
   const rows = FIELDS.map((f) => {
     const was = fieldText(s[f.key], f.kind);

@@ -8,6 +8,7 @@ import {
   aggregateAll,
   createStrategy,
   FedAdam,
+  FedAvgM,
   weightedMean,
   type ClientResult,
   type RoundConfig,
@@ -89,6 +90,48 @@ test('when fedadam state is saved and restored into a new instance, then the nex
   assert.throws(() => b.setState({ strategy: 'fedavg', step: 1, tensors: {} }), code('CONFIG_INVALID'));
 });
 
+test('when fedavgm (eta 0.5, momentum 0.5) takes two steps, then x follows the hand-computed momentum update', () => {
+  const s = createStrategy('fedavgm', { eta: 0.5, momentum: 0.5 });
+  // two sites whose weighted mean is Δ = [1, −2]: (1·[4, −2] + 3·[0, −2]) / 4
+  const round = (global: NamedTensors) =>
+    aggregateAll(s, 1, global, [res('a', 1, t(4, -2)), res('b', 3, t(0, -2))])!.adapter;
+  // step 1: m = 0.5·0 + Δ = [1, −2]; x = [1, 1] + 0.5·m = [1.5, 0]
+  const x1 = round(t(1, 1));
+  close(x1.w.data, [1.5, 0]);
+  // step 2: m = 0.5·[1, −2] + [1, −2] = [1.5, −3]; x = [1.5, 0] + 0.5·m = [2.25, −1.5]
+  close(round(x1).w.data, [2.25, -1.5]);
+  assert.equal(s.getState()?.step, 2);
+});
+
+test('when fedavgm has momentum 0 and eta 1, then it is fedavg', () => {
+  const results = [res('a', 1, t(1, 0)), res('b', 3, t(-1, 4))];
+  const m = aggregateAll(new FedAvgM({ momentum: 0 }), 1, t(1, 2), results)!.adapter;
+  close(m.w.data, [0.5, 5]);
+});
+
+test('when fedavgm state is saved and restored into a new instance, then the next step is identical', () => {
+  const a = new FedAvgM();
+  const g1 = aggregateAll(a, 1, t(0, 0), [res('a', 2, t(0.3, -0.1))])!.adapter;
+  const b = new FedAvgM();
+  b.setState(structuredClone(a.getState()));
+  const next = (s: FedAvgM) => aggregateAll(s, 2, g1, [res('a', 2, t(-0.2, 0.4))])!.adapter.w.data;
+  assert.deepEqual(next(b), next(a));
+  assert.throws(() => b.setState({ strategy: 'fedadam', step: 1, tensors: {} }), code('CONFIG_INVALID'));
+  assert.throws(() => b.setState({ strategy: 'fedavgm', step: 1, tensors: t(NaN, 0) }), code('CONFIG_INVALID'));
+  // a velocity of another layout is refused when the next round starts, not silently broadcast
+  const c = new FedAvgM();
+  c.setState({ strategy: 'fedavgm', step: 1, tensors: t(1, 2, 3) });
+  assert.throws(() => c.createAggregator(2, g1));
+});
+
+test('when fedavgm gets a pre-summed (unmasked secure-aggregation) input, then it equals the same results one by one', () => {
+  const results = [res('a', 2, t(0.5, -1)), res('b', 1, t(-0.25, 2))];
+  const oneByOne = aggregateAll(new FedAvgM(), 1, t(0, 0), results)!.adapter;
+  const agg = new FedAvgM().createAggregator(1, t(0, 0));
+  agg.acceptSum!(t(2 * 0.5 - 0.25, 2 * -1 + 2), 3, 2);
+  close(agg.finish([])!.adapter.w.data, [...oneByOne.w.data]);
+});
+
 test('when results stream in any order or arrive pre-summed, then the result equals the batch weighted mean', () => {
   let seed = 7; // small LCG: deterministic pseudo-random deltas
   const rnd = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31) * 2 - 1;
@@ -162,6 +205,8 @@ test('when a strategy name or option is invalid, then createStrategy fails with 
   assert.throws(() => createStrategy('fedsgd' as 'fedavg', {}), code('CONFIG_INVALID'));
   assert.throws(() => createStrategy('fedprox', { proximalMu: -1 }), code('CONFIG_INVALID'));
   assert.throws(() => createStrategy('fedadam', { beta2: 1 }), code('CONFIG_INVALID'));
+  assert.throws(() => createStrategy('fedavgm', { momentum: 1 }), code('CONFIG_INVALID'));
+  assert.throws(() => createStrategy('fedavgm', { eta: 0 }), code('CONFIG_INVALID'));
   assert.throws(() => createStrategy('fedavg', { minResults: 0 }), code('CONFIG_INVALID'));
 });
 

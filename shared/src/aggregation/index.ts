@@ -1,9 +1,10 @@
-// Public API of fedlora's aggregation: the Strategy contract, the three strategies and a factory by name.
+// Public API of fedlora's aggregation: the Strategy contract, the four strategies and a factory by name.
 // A new strategy is one file plus one entry in STRATEGIES below.
 
 import { FedloraError } from '../errors';
 import { FedAdam, type FedAdamOptions } from './fedadam';
 import { FedAvg, type FedAvgOptions } from './fedavg';
+import { FedAvgM, type FedAvgMOptions } from './fedavgm';
 import { FedProx, type FedProxOptions } from './fedprox';
 import type { Strategy } from './strategy';
 
@@ -12,11 +13,13 @@ export * from './math';
 export { FedAvg, type FedAvgOptions } from './fedavg';
 export { FedProx, type FedProxOptions } from './fedprox';
 export { FedAdam, type FedAdamOptions } from './fedadam';
+export { FedAvgM, type FedAvgMOptions } from './fedavgm';
 
 export interface StrategyOptionsByName {
   fedavg: FedAvgOptions;
   fedprox: FedProxOptions;
   fedadam: FedAdamOptions;
+  fedavgm: FedAvgMOptions;
 }
 export type StrategyName = keyof StrategyOptionsByName;
 
@@ -24,6 +27,7 @@ const STRATEGIES: { [N in StrategyName]: (o: StrategyOptionsByName[N]) => Strate
   fedavg: (o) => new FedAvg(o),
   fedprox: (o) => new FedProx(o),
   fedadam: (o) => new FedAdam(o),
+  fedavgm: (o) => new FedAvgM(o),
 };
 
 export const STRATEGY_NAMES = Object.keys(STRATEGIES) as StrategyName[];
