@@ -22,7 +22,7 @@ const HELP = `npm start [-- options]
   --site-limit N          use a stratified subset of N training messages in all (quick demos and tests)
   --heldout-limit N       evaluate on N held-out messages (default: the 612-message evaluation subset)
   --max-steps N (12)      local optimizer steps per site per round   --lr X (0.002)   --max-length N (64)
-  --strategy fedavg|fedprox|fedadam (fedavg)   --encoding fp32|fp16|int8 (fp32)
+  --strategy fedavg|fedprox|fedadam|fedavgm (fedavg)   --encoding fp32|fp16|int8 (fp32)
   --port N (0 = any free port)   --dir DIR (default .fedlora/runs/<time>: coordinator data, site states, logs)`;
 
 const repo = fileURLToPath(new URL('..', import.meta.url));

@@ -6,7 +6,9 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { dedupeCentralized, gridJobs, gridTable, mergeConfig, PLATEAU_GRID, RESULTS_GRID, type GridSpec } from './grid';
+import { dedupeCentralized, DRIFT_GRID, gridJobs, gridTable, mergeConfig, PLATEAU_GRID, RESULTS_GRID, type GridSpec } from './grid';
+import { plannedSamplesPerRound } from './federation';
+import { parseSimArgs } from './options';
 import { writeRun } from './report';
 import type { SimResult } from './simulate';
 import { DEFAULT_SIM_OPTIONS } from './options';
@@ -28,6 +30,23 @@ test('when listing the plateau grid, then it is the alpha 1.0 configs with 50 ro
   const plateau = jobs.find((j) => j.config === 'banking77-a1.0-s10' && j.arm === 'fedavg');
   assert.deepEqual(plateau?.args.map((a) => (a === '50' ? '10' : a)), results?.args);
   assert.match(gridTable(PLATEAU_GRID, 'runs/plateau', new Map()), /^\| dataset \| α \| sites \(per round\) \| FedAvg \| centralized \| plot \|/);
+});
+
+test('when listing the drift grid, then it spreads each 50-site plateau round over 25 sites with a fifth of the steps', () => {
+  const jobs = gridJobs(DRIFT_GRID, 0);
+  assert.deepEqual([...new Set(jobs.map((j) => j.config))], ['banking77-a1.0-s50', 'medical-a1.0-s50']);
+  assert.deepEqual([...new Set(jobs.map((j) => j.arm))], ['fedavg', 'fedavgm', 'centralized']);
+  const plateau = gridJobs(PLATEAU_GRID, 0);
+  for (const j of jobs.filter((x) => x.arm === 'fedavg')) {
+    const p = plateau.find((x) => x.config === j.config && x.arm === 'fedavg')!;
+    const o = parseSimArgs(j.args) as Exclude<ReturnType<typeof parseSimArgs>, 'help'>;
+    const po = parseSimArgs(p.args) as typeof o;
+    assert.deepEqual([o.sitesPerRound, o.maxSteps * 5, o.rounds], [25, po.maxSteps, 50]);
+    // the same samples per round whenever every site holds at least a round's steps of data (all sites, 45+ examples,
+    // 100 local epochs): so the centralized baseline is the plateau grid's
+    const sizes = Array.from({ length: 50 }, () => Array.from({ length: 45 }, (_, i) => i));
+    assert.deepEqual(plannedSamplesPerRound(sizes, o), plannedSamplesPerRound(sizes, po));
+  }
 });
 
 test('when two configs plan the same samples per round, then the second centralized arm reuses the first; otherwise it runs', async () => {

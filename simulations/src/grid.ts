@@ -80,9 +80,31 @@ export const PLATEAU_GRID: GridSpec = {
   encodings: [],
 };
 
+/** The same flags with `--max-steps` divided by `by` (rounded up): the per-round budget spread over `by`x the sites. */
+const withStepsDividedBy = (ds: GridDataset, by: number): GridDataset => ({
+  ...ds,
+  flags: ds.flags.map((f, i) => (ds.flags[i - 1] === '--max-steps' ? String(Math.ceil(Number(f) / by)) : f)),
+});
+
+/**
+ * Client drift at 50 sites (docs/RESULTS.md, "Client drift with 50 sites"): the 50-site alpha 1.0 configs of
+ * PLATEAU_GRID with the same samples per round spread over 25 sites instead of 5, each taking a fifth of the local
+ * steps (Banking77: 8 steps of 16 = ~2 epochs of a 45-76 example site instead of ~10). FedAvg shows what fewer local
+ * steps alone do; FedAvgM (server momentum 0.9) makes up for the shorter local runs. The centralized arm's plan (the
+ * samples per round) equals the plateau grid's, so its curve is the same.
+ */
+export const DRIFT_GRID: GridSpec = {
+  ...PLATEAU_GRID,
+  datasets: PLATEAU_GRID.datasets.map((ds) => withStepsDividedBy(ds, 5)),
+  sites: [50],
+  sitesPerRound: { 50: 25 },
+  arms: ['fedavg', 'fedavgm', 'centralized'],
+};
+
 export const GRIDS: Record<string, { spec: GridSpec; out: string }> = {
   results: { spec: RESULTS_GRID, out: 'runs/grid' },
   plateau: { spec: PLATEAU_GRID, out: 'runs/plateau' },
+  drift: { spec: DRIFT_GRID, out: 'runs/drift' },
 };
 
 export interface GridJob {
@@ -241,6 +263,8 @@ export const GRID_HELP = `npm run simulate:grid -- [options]
     results  (default) banking77 and medical-abstracts × alpha 0.1, 1.0 × 10, 50 sites × FedAvg, FedProx, FedAdam,
              centralized, local-only, 10 rounds, plus FedAvg with fp16/int8 uploads on one config
     plateau  the alpha 1.0 configs with 50 rounds, FedAvg and centralized (FedAvg vs centralized at the plateau)
+    drift    the plateau grid's 50-site configs with each round's samples spread over 25 sites (1/5 of the local
+             steps each), FedAvg, FedAvgM (server momentum) and centralized
   --grid NAME (results)   --jobs N (cores) arms run at once   --out DIR (runs/<grid folder>)   --seed N (0)
   --only REGEX       only jobs whose "<config>/<arm>" matches         --list   print the jobs and exit
   --merge-only       do not train; merge finished arms into per-config folders and results.md
