@@ -88,16 +88,18 @@ const withStepsDividedBy = (ds: GridDataset, by: number): GridDataset => ({
 
 /**
  * Client drift at 50 sites (docs/RESULTS.md, "Client drift with 50 sites"): the 50-site alpha 1.0 configs of
- * PLATEAU_GRID with the same samples per round spread over 25 sites instead of 5, each taking a fifth of the local
- * steps (Banking77: 8 steps of 16 = ~2 epochs of a 45-76 example site instead of ~10). FedAvg shows what fewer local
- * steps alone do; FedAvgM (server momentum 0.9) makes up for the shorter local runs. The centralized arm's plan (the
- * samples per round) equals the plateau grid's, so its curve is the same.
+ * PLATEAU_GRID with a fifth of the local steps per sampled site (Banking77: 8 steps of 16 = ~2 epochs of a 45-76
+ * example site instead of ~10), 10 sites per round instead of 5, and 200 rounds, so that the global adapter gets
+ * 1,600 sequential local steps (the plateau grid's 10-site FedAvg had 2,000). FedAvg shows what fewer local steps
+ * alone do; FedAvgM (server momentum 0.9) adds momentum across rounds. A round here costs 40 % of a plateau-grid
+ * round (1,280 samples instead of 3,200), so the centralized arm (same samples: 256,000 over 200 rounds) is defined
+ * but long; docs/RESULTS.md compares with the plateau grid's centralized run, which is flat from round ~15.
  */
 export const DRIFT_GRID: GridSpec = {
   ...PLATEAU_GRID,
-  datasets: PLATEAU_GRID.datasets.map((ds) => withStepsDividedBy(ds, 5)),
+  datasets: PLATEAU_GRID.datasets.map((ds) => withRounds(withStepsDividedBy(ds, 5), 200)),
   sites: [50],
-  sitesPerRound: { 50: 25 },
+  sitesPerRound: { 50: 10 },
   arms: ['fedavg', 'fedavgm', 'centralized'],
 };
 
@@ -263,8 +265,8 @@ export const GRID_HELP = `npm run simulate:grid -- [options]
     results  (default) banking77 and medical-abstracts × alpha 0.1, 1.0 × 10, 50 sites × FedAvg, FedProx, FedAdam,
              centralized, local-only, 10 rounds, plus FedAvg with fp16/int8 uploads on one config
     plateau  the alpha 1.0 configs with 50 rounds, FedAvg and centralized (FedAvg vs centralized at the plateau)
-    drift    the plateau grid's 50-site configs with each round's samples spread over 25 sites (1/5 of the local
-             steps each), FedAvg, FedAvgM (server momentum) and centralized
+    drift    the plateau grid's 50-site configs with 1/5 of the local steps, 10 sites per round and 200 rounds:
+             FedAvg, FedAvgM (server momentum) and centralized
   --grid NAME (results)   --jobs N (cores) arms run at once   --out DIR (runs/<grid folder>)   --seed N (0)
   --only REGEX       only jobs whose "<config>/<arm>" matches         --list   print the jobs and exit
   --merge-only       do not train; merge finished arms into per-config folders and results.md
