@@ -16,6 +16,10 @@ test('when only the admin token is given, then the defaults are the CPU federati
   assert.equal(c.port, 8080);
   assert.equal(c.dataDir, '.fedlora/coordinator');
   assert.equal(c.strategy, 'fedavg');
+  assert.deepEqual([c.serverLr, c.serverMomentum], [undefined, undefined], 'each strategy uses its own default');
+  const m = parseConfig(['--strategy', 'fedavgm', '--server-momentum', '0.8'], TOKEN);
+  assert.ok(m !== 'help');
+  assert.deepEqual([m.strategy, m.serverMomentum], ['fedavgm', 0.8]);
   assert.deepEqual(
     [c.settings.maxLength, c.settings.batchSize, c.settings.learningRate, c.settings.maxSteps],
     [64, 16, 2e-3, 12],
@@ -61,6 +65,8 @@ test('when round flags are given, then they land in the settings and stop rules'
 test('when the config is bad, then parsing fails with CONFIG_INVALID naming the flag', () => {
   assert.throws(() => parseConfig([], {}), invalid(/admin token is required/));
   assert.throws(() => parseConfig(['--strategy', 'fedsgd'], TOKEN), invalid(/--strategy/));
+  assert.throws(() => parseConfig(['--server-momentum', '1'], TOKEN), invalid(/--server-momentum/));
+  assert.throws(() => parseConfig(['--server-lr', '0'], TOKEN), invalid(/--server-lr/));
   assert.throws(() => parseConfig(['--encoding', 'fp8'], TOKEN), invalid(/--encoding/));
   assert.throws(() => parseConfig(['--lr', 'fast'], TOKEN), invalid(/--lr/));
   assert.throws(

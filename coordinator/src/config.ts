@@ -180,6 +180,12 @@ export function parseConfig(
   const strategy = s('strategy') ?? 'fedavg';
   if (!isStrategyName(strategy))
     throw bad(`--strategy must be one of ${STRATEGY_NAMES.join(', ')}, got "${strategy}"`);
+  // checked here, not only when the strategy is built, so a bad value fails at startup whichever strategy runs first
+  const serverLr = num(s('server-lr'), 'server-lr');
+  if (serverLr !== undefined && !(serverLr > 0)) throw bad(`--server-lr must be > 0, got ${serverLr}`);
+  const serverMomentum = num(s('server-momentum'), 'server-momentum');
+  if (serverMomentum !== undefined && !(serverMomentum >= 0 && serverMomentum < 1))
+    throw bad(`--server-momentum must be in [0, 1), got ${serverMomentum}`);
   const pooling = (s('pooling') ?? DEFAULT_RECIPE.pooling) as Pooling;
   if (!POOLINGS.includes(pooling)) throw bad(`--pooling must be one of ${POOLINGS.join(', ')}`);
   const targets = (s('targets')?.split(',') ?? DEFAULT_RECIPE.lora.targetModules) as LoraTarget[];
@@ -253,8 +259,8 @@ export function parseConfig(
     pooling,
     seed: int(s('seed'), 'seed', 0),
     strategy,
-    serverLr: num(s('server-lr'), 'server-lr'),
-    serverMomentum: num(s('server-momentum'), 'server-momentum'),
+    serverLr,
+    serverMomentum,
     settings: rs.settings,
     stop: rs.stop,
     paused: Boolean(f.paused),
