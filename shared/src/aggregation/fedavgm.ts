@@ -9,48 +9,36 @@
 
 import { FedloraError } from '../errors';
 import { cloneNamed, type NamedTensors } from '../tensor';
+import { FedAvg, type FedAvgOptions } from './fedavg';
 import { assertFinite, assertSameLayout } from './math';
-import {
-  MeanDeltaAggregator,
-  resolveCommonOptions,
-  type CommonStrategyOptions,
-  type RoundAggregator,
-  type RoundConfig,
-  type Strategy,
-  type StrategyState,
-} from './strategy';
+import { MeanDeltaAggregator, type RoundAggregator, type StrategyState } from './strategy';
 
-export interface FedAvgMOptions extends CommonStrategyOptions {
+export interface FedAvgMOptions extends FedAvgOptions {
   /** server learning rate η (default 1, as in Hsu et al.) */
   eta?: number;
   /** server momentum β in [0, 1) (default 0.9, as in Hsu et al.) */
   momentum?: number;
 }
 
-export class FedAvgM implements Strategy {
-  readonly name = 'fedavgm';
+/** FedAvg's round config and options; only the server step differs (and it has state). */
+export class FedAvgM extends FedAvg {
+  override readonly name: string = 'fedavgm';
   readonly eta: number;
   readonly momentum: number;
-  private readonly common: { minResults: number; acceptFailures: boolean };
   /** velocity m, null before the first aggregated round */
   private velocity: NamedTensors | null = null;
   private step = 0;
 
   constructor(options: FedAvgMOptions = {}) {
+    super(options);
     const bad = (f: string, why: string) => new FedloraError('CONFIG_INVALID', `fedavgm: ${f} ${why}`);
-    this.common = resolveCommonOptions(options, bad);
     this.eta = options.eta ?? 1;
     this.momentum = options.momentum ?? 0.9;
     if (!Number.isFinite(this.eta) || this.eta <= 0) throw bad('eta', `must be > 0, got ${this.eta}`);
     if (!(this.momentum >= 0 && this.momentum < 1)) throw bad('momentum', `must be in [0, 1), got ${this.momentum}`);
   }
 
-  /** Sites run plain local training, as in FedAvg. */
-  configureRound(_round: number, base: RoundConfig): RoundConfig {
-    return { ...base, proximalMu: 0 };
-  }
-
-  createAggregator(_round: number, global: NamedTensors): RoundAggregator {
+  override createAggregator(_round: number, global: NamedTensors): RoundAggregator {
     if (this.velocity) assertSameLayout(this.velocity, global, 'fedavgm velocity (adapter layout changed? clear the strategy state)');
     return new MeanDeltaAggregator(global, this.common, (g, delta) => this.momentumStep(g, delta));
   }
@@ -79,12 +67,12 @@ export class FedAvgM implements Strategy {
     return x;
   }
 
-  getState(): StrategyState | null {
+  override getState(): StrategyState | null {
     if (!this.velocity) return null;
     return { strategy: this.name, step: this.step, tensors: cloneNamed(this.velocity) };
   }
 
-  setState(state: StrategyState | null): void {
+  override setState(state: StrategyState | null): void {
     if (state === null) {
       this.velocity = null;
       this.step = 0;
