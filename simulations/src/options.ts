@@ -5,6 +5,8 @@ import { FedloraError } from '@fedlora/shared/errors.ts';
 import { STRATEGY_NAMES, isStrategyName, type StrategyName } from '@fedlora/shared/aggregation/index.ts';
 import { ENCODINGS, type TensorEncoding } from '@fedlora/shared/protocol/quantize.ts';
 import type { BackendName } from '@fedlora/shared/backend/node.ts';
+import { LORA_TARGETS, validateLoraConfig, type LoraConfig, type LoraTarget } from '@fedlora/shared/lora/config.ts';
+import { DEFAULT_RECIPE } from '@fedlora/shared/site/defaults.ts';
 import type { ArmConfig } from './federation';
 
 export const HELP = `npm run simulate -- [options]
@@ -22,6 +24,8 @@ export const HELP = `npm run simulate -- [options]
   --server-lr X         server learning rate: FedAdam's eta (0.01), FedAvgM's (1)
   --server-momentum X (0.9)  FedAvgM's server momentum beta (Hsu et al. 2019)
   --encoding fp32|fp16|int8 (fp32)   upload encoding of the deltas
+  --rank N (8)  --lora-alpha X (16)  --targets LIST (query,value)  the adapter: LoRA rank, scale alpha/r and the
+                        adapted modules of every layer (any of ${LORA_TARGETS.join(', ')})
   --max-length N (64)   --heldout-limit N (500)  stratified subset of the held-out set   --limit N  of the training set
   --local-sites N (10)  local-only baseline: number of sites evaluated (a seeded sample when there are more)
   --no-baselines        federated arms only
@@ -37,6 +41,8 @@ export interface SimOptions extends Omit<ArmConfig, 'strategy'> {
   alpha: number | null;
   quantitySkew: number | null;
   strategies: StrategyName[];
+  /** the adapter every arm trains (the product's recipe unless --rank/--lora-alpha/--targets) */
+  lora: LoraConfig;
   maxLength: number;
   heldoutLimit: number | null;
   limit: number | null;
@@ -70,6 +76,7 @@ export const DEFAULT_SIM_OPTIONS: SimOptions = {
   serverLr: null,
   serverMomentum: 0.9,
   encoding: 'fp32',
+  lora: DEFAULT_RECIPE.lora,
   maxLength: 64,
   heldoutLimit: 500,
   limit: null,
@@ -109,7 +116,7 @@ export function parseSimArgs(argv: string[]): SimOptions | 'help' {
       options: {
         dataset: s, sites: s, 'sites-per-round': s, rounds: s, alpha: s, 'quantity-skew': s,
         'straggler-prob': s, 'dropout-prob': s, strategy: s, 'local-epochs': s, 'max-steps': s,
-        'batch-size': s, lr: s, mu: s, 'server-lr': s, 'server-momentum': s, encoding: s, 'max-length': s, 'heldout-limit': s,
+        'batch-size': s, lr: s, mu: s, 'server-lr': s, 'server-momentum': s, encoding: s, rank: s, 'lora-alpha': s, targets: s, 'max-length': s, 'heldout-limit': s,
         limit: s, 'local-sites': s, 'no-baselines': { type: 'boolean' }, arms: s, seed: s, backend: s, out: s,
         json: { type: 'boolean' }, quiet: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
       },
@@ -144,6 +151,15 @@ export function parseSimArgs(argv: string[]): SimOptions | 'help' {
   }
   const encoding = ((f.encoding as string | undefined) ?? d.encoding) as TensorEncoding;
   if (!ENCODINGS.includes(encoding)) throw bad('encoding', `must be one of ${ENCODINGS.join(', ')}`, encoding);
+  const targets = f.targets === undefined ? d.lora.targetModules : String(f.targets).split(',').map((x) => x.trim());
+  for (const t of targets)
+    if (!(LORA_TARGETS as readonly string[]).includes(t)) throw bad('targets', `must be a comma list of ${LORA_TARGETS.join(', ')}`, t);
+  const lora = validateLoraConfig({
+    ...d.lora,
+    r: int(f.rank, 'rank', d.lora.r),
+    alpha: num(f['lora-alpha'], 'lora-alpha', d.lora.alpha, 1e-9),
+    targetModules: targets as LoraTarget[],
+  });
   return {
     dataset: (f.dataset as string | undefined) ?? d.dataset,
     sites,
@@ -162,6 +178,7 @@ export function parseSimArgs(argv: string[]): SimOptions | 'help' {
     serverLr: f['server-lr'] === undefined ? d.serverLr : num(f['server-lr'], 'server-lr', 1, 1e-9),
     serverMomentum: num(f['server-momentum'], 'server-momentum', d.serverMomentum, 0, 0.999999),
     encoding,
+    lora,
     maxLength: int(f['max-length'], 'max-length', d.maxLength, 3),
     heldoutLimit: f['heldout-limit'] === undefined ? d.heldoutLimit : int(f['heldout-limit'], 'heldout-limit', 0),
     limit: f.limit === undefined ? null : int(f.limit, 'limit', 0),

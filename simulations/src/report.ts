@@ -28,7 +28,8 @@ export function summaryMarkdown(res: SimResult, command: string): string {
     `Model ${res.model} on ${res.backend}; ${res.data.train} training examples over ${o.sites} sites ` +
       `(${o.sitesPerRound} sampled per round), ${res.data.heldout} held-out, ${res.data.labels} labels; ${o.rounds} rounds ` +
       `of ${o.localEpochs} local epoch(s) capped at ${o.maxSteps} steps of ${o.batchSize}, lr ${o.learningRate}, ` +
-      `max length ${o.maxLength}, ${o.encoding} uploads, seed ${o.seed}. Wall time ${res.seconds.total.toFixed(0)} s.`,
+      `max length ${o.maxLength}, LoRA r ${o.lora.r} / alpha ${o.lora.alpha} on ${o.lora.targetModules.join(', ')}, ` +
+      `${o.encoding} uploads, seed ${o.seed}. Wall time ${res.seconds.total.toFixed(0)} s.`,
     '',
     '| arm | held-out accuracy | macro-F1 | best round acc. | update bytes/site/round | s/round |',
     '|---|---|---|---|---|---|',

@@ -110,6 +110,12 @@ test('when flags are parsed, then defaults apply, a comma list makes several arm
   const m = parseSimArgs(['--strategy', 'fedavgm', '--server-lr', '0.5', '--server-momentum', '0.8']) as SimOptions;
   assert.deepEqual([m.strategies, m.serverLr, m.serverMomentum], [['fedavgm'], 0.5, 0.8]);
   assert.throws(() => parseSimArgs(['--server-momentum', '1']), /--server-momentum/);
+  // the adapter: the product's recipe unless --rank/--lora-alpha/--targets
+  assert.deepEqual([o.lora.r, o.lora.alpha, o.lora.targetModules], [8, 16, ['query', 'value']]);
+  const l = parseSimArgs(['--rank', '16', '--lora-alpha', '32', '--targets', 'query,value,intermediate']) as SimOptions;
+  assert.deepEqual([l.lora.r, l.lora.alpha, l.lora.targetModules], [16, 32, ['query', 'value', 'intermediate']]);
+  assert.throws(() => parseSimArgs(['--targets', 'query,ffn']), /--targets/);
+  assert.throws(() => parseSimArgs(['--rank', '0']), /--rank/);
 });
 
 test('when --arms names arms, then it selects federated arms and baselines, and it refuses to be mixed with --strategy', () => {
@@ -140,4 +146,19 @@ test('when the centralized baseline runs alone (--arms centralized), then it equ
   const alone = await runSimulation({ ...TINY, strategies: [], localOnly: false }, { data: tinyData() });
   assert.deepEqual(Object.keys(alone.arms), []);
   assert.deepEqual(alone.centralized, together.centralized);
+});
+
+test('when --rank and --targets change the adapter, then every arm trains that adapter', async () => {
+  let final: Record<string, { shape: number[] }> = {};
+  const lora = { ...TINY.lora, r: 4, targetModules: ['query', 'intermediate'] as SimOptions['lora']['targetModules'] };
+  await runSimulation(
+    { ...TINY, rounds: 1, lora, centralized: false, localOnly: false },
+    { data: tinyData(), onArmResult: (r) => (final = r.final as unknown as typeof final) },
+  );
+  const names = Object.keys(final);
+  assert.ok(names.some((n) => n.includes('intermediate')), `an intermediate adapter among ${names.join(', ')}`);
+  assert.ok(!names.some((n) => n.includes('value')), 'no value adapter');
+  const loraNames = names.filter((x) => x.endsWith('.lora_A') || x.endsWith('.lora_B'));
+  assert.equal(loraNames.length, 4 * 2 * 2, '4 layers x 2 modules x (A, B)');
+  for (const n of loraNames) assert.ok(final[n].shape.includes(4), `${n} has rank 4`);
 });

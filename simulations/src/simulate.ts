@@ -64,7 +64,7 @@ export async function runSimulation(o: SimOptions, deps: SimDeps = {}): Promise<
   );
 
   const r = DEFAULT_RECIPE;
-  const model = loadLocalModel({ modelDir: DEFAULT_MODEL_DIR, lora: r.lora, labels: data.labels, pooling: r.pooling, seed: o.seed });
+  const model = loadLocalModel({ modelDir: DEFAULT_MODEL_DIR, lora: o.lora, labels: data.labels, pooling: r.pooling, seed: o.seed });
   try {
     const tok = model.tokenizer;
     const maxLength = Math.min(o.maxLength, tok.maxLength, model.bert.config.maxPositions);
