@@ -17,6 +17,13 @@ test('when listing the RESULTS grid, then every dataset × alpha × sites config
   assert.equal(jobs.length, 2 * 2 * 2 * 5 + 2);
   assert.ok(jobs.every((j) => j.args.includes('--arms') && j.args.includes('--seed')));
   assert.deepEqual(new Set(jobs.map((j) => j.config)).size, 8);
+  const enc = jobs.filter((j) => j.arm.startsWith('fedavg-'));
+  assert.deepEqual(enc.map((j) => `${j.config}/${j.arm}`), ['banking77-a1.0-s10/fedavg-fp16', 'banking77-a1.0-s10/fedavg-int8']);
+  const fp32 = jobs.find((j) => j.config === 'banking77-a1.0-s10' && j.arm === 'fedavg');
+  for (const j of enc) {
+    const i = j.args.indexOf('--encoding');
+    assert.deepEqual([...j.args.slice(0, i), ...j.args.slice(i + 2)].filter((a) => !a.includes('fedavg-')), fp32?.args.filter((a) => !a.includes('/fedavg')), 'only the encoding differs');
+  }
 });
 
 test('when listing the plateau grid, then it is the alpha 1.0 configs with 50 rounds and only FedAvg and centralized', () => {

@@ -57,7 +57,8 @@ export const RESULTS_GRID: GridSpec = {
   sites: [10, 50],
   sitesPerRound: { 10: 5, 50: 5 },
   arms: ['fedavg', 'fedprox', 'fedadam', 'centralized', 'local-only'],
-  encodings: [{ config: 'medical-a1.0-s10', encodings: ['fp16', 'int8'] }],
+  // on the config where FedAvg learns most within the grid's 10 rounds (4 -> 49 %): quantization error shows there
+  encodings: [{ config: 'banking77-a1.0-s10', encodings: ['fp16', 'int8'] }],
 };
 
 /** The same flags with `--rounds` replaced. */
