@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { dedupeCentralized, DRIFT_GRID, gridJobs, gridTable, mergeConfig, PLATEAU_GRID, RESULTS_GRID, type GridSpec } from './grid';
+import { dedupeCentralized, DRIFT_GRID, gridJobs, gridTable, MEDICAL_WIDE_DRIFT_GRID, MEDICAL_WIDE_GRID, mergeConfig, PLATEAU_GRID, RESULTS_GRID, type GridSpec } from './grid';
 import { parseSimArgs } from './options';
 import { writeRun } from './report';
 import type { SimResult } from './simulate';
@@ -54,6 +54,26 @@ test('when listing the drift grid, then it is the 50-site plateau configs with a
   }
 });
 
+test('when listing the medical-wide grids, then they are the plateau (10 sites) and drift (50 sites) Medical configs with an adapter on every linear layer', () => {
+  const wide = gridJobs(MEDICAL_WIDE_GRID, 0);
+  const drift = gridJobs(MEDICAL_WIDE_DRIFT_GRID, 0);
+  assert.deepEqual(wide.map((j) => `${j.config}/${j.arm}`), ['medical-a1.0-s10/fedavg', 'medical-a1.0-s10/centralized', 'medical-a1.0-s10/local-only']);
+  assert.deepEqual(drift.map((j) => `${j.config}/${j.arm}`), ['medical-a1.0-s50/fedavg']);
+  const parsed = (args: string[]) => parseSimArgs(args) as Exclude<ReturnType<typeof parseSimArgs>, 'help'>;
+  const pairs = [
+    [wide[0], gridJobs(PLATEAU_GRID, 0).find((j) => j.config === 'medical-a1.0-s10' && j.arm === 'fedavg')!],
+    [drift[0], gridJobs(DRIFT_GRID, 0).find((j) => j.config === 'medical-a1.0-s50' && j.arm === 'fedavg')!],
+  ];
+  for (const [j, base] of pairs) {
+    const o = parsed(j.args);
+    const b = parsed(base.args);
+    assert.deepEqual(o.lora.targetModules, ['query', 'key', 'value', 'attention.output', 'intermediate', 'output']);
+    assert.deepEqual(b.lora.targetModules, ['query', 'value']);
+    // only the adapter differs from the grid it extends
+    assert.deepEqual({ ...o, lora: null }, { ...b, lora: null });
+  }
+});
+
 test('when two configs plan the same samples per round, then the second centralized arm reuses the first; otherwise it runs', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'fedlora-grid-'));
   try {
@@ -75,6 +95,11 @@ test('when two configs plan the same samples per round, then the second centrali
     // uncapped: 100 epochs of each site's own data → plans differ with the partition → every config runs its own
     const uncapped = (await dedupeCentralized(gridJobs(spec('100000'), 0))).filter((j) => j.arm === 'centralized');
     assert.ok(uncapped.filter((j) => !j.reuseOf).length > 1);
+    // the same plan with another adapter is another run
+    const wider = spec('2');
+    wider.datasets[0] = { ...wider.datasets[0], key: 'toywide', flags: [...wider.datasets[0].flags, '--targets', 'query,value,intermediate'] };
+    const both = (await dedupeCentralized([...gridJobs(spec('2'), 0), ...gridJobs(wider, 0)])).filter((j) => j.arm === 'centralized');
+    assert.deepEqual(both.filter((j) => !j.reuseOf).map((j) => j.config), ['toy-a1.0-s3', 'toywide-a1.0-s3']);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -104,10 +104,35 @@ export const DRIFT_GRID: GridSpec = {
   arms: ['fedavg', 'fedavgm', 'centralized'],
 };
 
+/** Every LoRA target, not only the product's query/value (the --targets flag of `npm run simulate`). */
+export const ALL_LORA_TARGETS = 'query,key,value,attention.output,intermediate,output';
+
+const medicalWide = (spec: GridSpec): GridSpec => ({
+  ...spec,
+  datasets: spec.datasets.filter((ds) => ds.key === 'medical').map((ds) => ({ ...ds, flags: [...ds.flags, '--targets', ALL_LORA_TARGETS] })),
+});
+
+/**
+ * Medical Abstracts with an adapter on every linear layer (docs/RESULTS.md, "Medical Abstracts with a wider
+ * adapter"): the shipped model saw no clinical text in pretraining, and with query/value adapters it barely beats the
+ * majority class at any budget tried. 10 sites at the plateau grid's budget (50 rounds, FedAvg, centralized,
+ * local-only); 50 sites in MEDICAL_WIDE_DRIFT_GRID.
+ */
+export const MEDICAL_WIDE_GRID: GridSpec = {
+  ...medicalWide(PLATEAU_GRID),
+  sites: [10],
+  arms: ['fedavg', 'centralized', 'local-only'],
+};
+
+/** The same adapter with 50 sites at the drift grid's budget (4 local steps of 8, 10 sites per round, 200 rounds). */
+export const MEDICAL_WIDE_DRIFT_GRID: GridSpec = { ...medicalWide(DRIFT_GRID), arms: ['fedavg'] };
+
 export const GRIDS: Record<string, { spec: GridSpec; out: string }> = {
   results: { spec: RESULTS_GRID, out: 'runs/grid' },
   plateau: { spec: PLATEAU_GRID, out: 'runs/plateau' },
   drift: { spec: DRIFT_GRID, out: 'runs/drift' },
+  'medical-wide': { spec: MEDICAL_WIDE_GRID, out: 'runs/medical-wide' },
+  'medical-wide-drift': { spec: MEDICAL_WIDE_DRIFT_GRID, out: 'runs/medical-wide-drift' },
 };
 
 export interface GridJob {
@@ -163,8 +188,8 @@ export async function dedupeCentralized(jobs: GridJob[]): Promise<GridJob[]> {
       labelsOf.set(dataKey, labels);
     }
     const sites = partitionSites(labels, { sites: o.sites, alpha: o.alpha, quantitySkew: o.quantitySkew, seed: o.seed });
-    const { dataset, limit, heldoutLimit, maxLength, batchSize, learningRate, localEpochs, maxSteps, seed, rounds, backend } = o;
-    const key = JSON.stringify({ dataset, limit, heldoutLimit, maxLength, batchSize, learningRate, localEpochs, maxSteps, seed, rounds, backend, plan: plannedSamplesPerRound(sites, o) });
+    const { dataset, limit, heldoutLimit, maxLength, batchSize, learningRate, localEpochs, maxSteps, seed, rounds, backend, lora } = o;
+    const key = JSON.stringify({ dataset, limit, heldoutLimit, maxLength, batchSize, learningRate, localEpochs, maxSteps, seed, rounds, backend, lora, plan: plannedSamplesPerRound(sites, o) });
     const first = seen.get(key);
     if (first === undefined) seen.set(key, j.config);
     out.push(first === undefined ? j : { ...j, reuseOf: first });
@@ -268,6 +293,9 @@ export const GRID_HELP = `npm run simulate:grid -- [options]
     plateau  the alpha 1.0 configs with 50 rounds, FedAvg and centralized (FedAvg vs centralized at the plateau)
     drift    the plateau grid's 50-site configs with 1/5 of the local steps, 10 sites per round and 200 rounds:
              FedAvg, FedAvgM (server momentum) and centralized
+    medical-wide        Medical Abstracts, alpha 1.0, 10 sites, plateau budget, LoRA on every linear layer:
+                        FedAvg, centralized, local-only
+    medical-wide-drift  the same adapter with 50 sites at the drift budget: FedAvg
   --grid NAME (results)   --jobs N (cores) arms run at once   --out DIR (runs/<grid folder>)   --seed N (0)
   --only REGEX       only jobs whose "<config>/<arm>" matches         --list   print the jobs and exit
   --merge-only       do not train; merge finished arms into per-config folders and results.md
