@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { describeError, FedloraError } from '@fedlora/shared/errors.ts';
 import { labelIds } from '@fedlora/shared/data/dataset.ts';
+import { LORA_TARGETS } from '@fedlora/shared/lora/config.ts';
 import type { ArmSummary, SimResult } from './simulate';
 import { loadSimData, partitionSites } from './data';
 import { plannedSamplesPerRound } from './federation';
@@ -105,7 +106,7 @@ export const DRIFT_GRID: GridSpec = {
 };
 
 /** Every LoRA target, not only the product's query/value (the --targets flag of `npm run simulate`). */
-export const ALL_LORA_TARGETS = 'query,key,value,attention.output,intermediate,output';
+export const ALL_LORA_TARGETS = LORA_TARGETS.join(',');
 
 const medicalWide = (spec: GridSpec): GridSpec => ({
   ...spec,
@@ -113,8 +114,8 @@ const medicalWide = (spec: GridSpec): GridSpec => ({
 });
 
 /**
- * Medical Abstracts with an adapter on every linear layer (docs/RESULTS.md, "Medical Abstracts with a wider
- * adapter"): the shipped model saw no clinical text in pretraining, and with query/value adapters it barely beats the
+ * Medical Abstracts with an adapter on every linear layer (docs/RESULTS.md, "Medical Abstracts with an adapter
+ * on every linear layer"): the shipped model saw no clinical text in pretraining, and with query/value adapters it barely beats the
  * majority class at any budget tried. 10 sites at the plateau grid's budget (50 rounds, FedAvg, centralized,
  * local-only); 50 sites in MEDICAL_WIDE_DRIFT_GRID.
  */
