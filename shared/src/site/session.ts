@@ -18,8 +18,45 @@ export interface AckSocket {
   timeout(ms: number): { emitWithAck(event: string, payload: unknown): Promise<unknown> };
 }
 
+/** The part of a socket.io-client Socket that tells a lost connection. */
+export interface ConnectionSocket {
+  readonly connected: boolean;
+  once(event: 'disconnect', listener: (reason: string) => void): unknown;
+  off(event: 'disconnect', listener: (reason: string) => void): unknown;
+}
+
+/** The socket as an AckSocket whose pending acks fail as soon as the connection is lost (failOnDisconnect). */
 export function asAckSocket(socket: object): AckSocket {
-  return socket as unknown as AckSocket;
+  const s = socket as unknown as AckSocket & ConnectionSocket;
+  return {
+    timeout: (ms) => ({
+      emitWithAck: (event, payload) => failOnDisconnect(s, event, () => s.timeout(ms).emitWithAck(event, payload)),
+    }),
+  };
+}
+
+/**
+ * Runs `send` but fails with UNREACHABLE as soon as the socket disconnects (at once if it already has, without
+ * sending). socket.io-client fails a pending ack on disconnect only if its packet went out: one emitted on a dead
+ * socket, or while the engine's ping had expired (the event loop was busy training), is buffered for a
+ * reconnection that never comes (one socket per connection here), so its ack waited the full request timeout
+ * while the site declined every round.
+ */
+export function failOnDisconnect<T>(socket: ConnectionSocket, what: string, send: () => Promise<T>): Promise<T> {
+  if (!socket.connected)
+    return Promise.reject(new FedloraError('UNREACHABLE', `${what}: not connected to the coordinator`));
+  return new Promise<T>((resolve, reject) => {
+    const onDisconnect = (reason: string) =>
+      reject(new FedloraError('UNREACHABLE', `${what}: connection to the coordinator lost (${reason})`));
+    socket.once('disconnect', onDisconnect);
+    const stopListening = () => socket.off('disconnect', onDisconnect);
+    try {
+      send().then(resolve, reject).finally(stopListening);
+    } catch (err) {
+      stopListening();
+      reject(err);
+    }
+  });
 }
 
 /** Sends one request and returns the coordinator's validated reply; its error ack is thrown as a FedloraError. */
