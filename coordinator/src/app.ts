@@ -25,6 +25,8 @@ import { Presence, type SiteServer } from './socket/presence';
 import { attachSiteHandlers, type ModelFile } from './socket/site-handlers';
 import { createApi } from './http/api';
 import { AdminSessions } from './http/session';
+import { crossOriginReason } from './http/origin-check';
+import type { LoginLimits } from './http/login-limits';
 import { ActivityTracker } from './sites/activity';
 import type { AdminServerEvents } from './socket/admin-events';
 
@@ -59,6 +61,10 @@ export interface CoordinatorOptions {
   retryDelayMs?: number;
   /** the built admin console served at / (default coordinator/dist/console) */
   consoleDir?: string;
+  /** origins besides the coordinator's own allowed to act with the console cookie (--allowed-origin, normalized) */
+  allowedOrigins?: readonly string[];
+  /** POST /api/login rate limit and lockout (default DEFAULT_LOGIN_LIMITS) */
+  loginLimits?: LoginLimits;
 }
 
 export interface Coordinator {
@@ -108,9 +114,24 @@ export async function createCoordinator(o: CoordinatorOptions): Promise<Coordina
     Record<string, never>,
     AdminServerEvents
   >;
-  // the console connects with its session cookie (same origin); scripts pass the token in `auth`
+  // the console connects with its session cookie (same origin); scripts pass the token in `auth`. WebSockets are
+  // outside CORS, so a page on another origin of the same site could open this feed with the SameSite=Strict cookie:
+  // a cookie handshake must come from an allowed origin, as cookie writes to /api must
+  const allowedOrigins = new Set(o.allowedOrigins ?? []);
   admin.use((socket, next) => {
     const t = socket.handshake.auth?.token;
+    if (t === undefined) {
+      const h = socket.handshake.headers;
+      const header = (name: string) => (typeof h[name] === 'string' ? h[name] : undefined);
+      const why = crossOriginReason(
+        { origin: header('origin'), host: header('host'), secFetchSite: header('sec-fetch-site') },
+        allowedOrigins,
+      );
+      if (why !== null) {
+        log('admin.cross_origin_refused', { transport: 'socket.io', origin: header('origin') });
+        return next(new Error('CROSS_ORIGIN'));
+      }
+    }
     if (
       t !== undefined
         ? sessions.checkToken(t)
@@ -189,6 +210,8 @@ export async function createCoordinator(o: CoordinatorOptions): Promise<Coordina
     sessions,
     activity,
     consoleDir: o.consoleDir,
+    allowedOrigins: o.allowedOrigins,
+    loginLimits: o.loginLimits,
   });
   // socket.io answers its own long-polling requests (browsers start with polling) through a 'request' listener it
   // installed first; express must not answer them a second time ("headers already sent")

@@ -16,7 +16,11 @@ test('when only the admin token is given, then the defaults are the CPU federati
   assert.equal(c.port, 8080);
   assert.equal(c.dataDir, '.fedlora/coordinator');
   assert.equal(c.strategy, 'fedavg');
-  assert.deepEqual([c.serverLr, c.serverMomentum], [undefined, undefined], 'each strategy uses its own default');
+  assert.deepEqual(
+    [c.serverLr, c.serverMomentum],
+    [undefined, undefined],
+    'each strategy uses its own default',
+  );
   const m = parseConfig(['--strategy', 'fedavgm', '--server-momentum', '0.8'], TOKEN);
   assert.ok(m !== 'help');
   assert.deepEqual([m.strategy, m.serverMomentum], ['fedavgm', 0.8]);
@@ -86,4 +90,60 @@ test('when sites per round is a fraction or a count, then the sample size follow
   assert.equal(sampleSize(s('1', 1), 5), 1); // "1" is a count
   assert.equal(sampleSize(s('0.1', 2), 5), 2);
   assert.equal(sampleSize(s('4', 2), 3), 3);
+});
+
+test('when admin edge flags are given, then allowed origins are normalized and login limits replace the defaults', () => {
+  const d = parseConfig([], TOKEN);
+  assert.ok(d !== 'help');
+  assert.deepEqual(d.allowedOrigins, [], 'default: only the coordinator’s own origin');
+  assert.deepEqual(d.loginLimits, {
+    attemptsPerWindow: 10,
+    windowMs: 60_000,
+    maxFailures: 10,
+    lockoutMs: 15 * 60_000,
+  });
+  const c = parseConfig(
+    [
+      '--allowed-origin',
+      'https://Fedlora.example.org/',
+      '--allowed-origin',
+      'http://10.0.0.5:8080,https://b.example',
+      '--login-attempts-per-minute',
+      '5',
+      '--login-lockout-failures',
+      '3',
+      '--login-lockout-minutes',
+      '60',
+    ],
+    { ...TOKEN, FEDLORA_ALLOWED_ORIGINS: 'https://b.example, https://c.example' },
+  );
+  assert.ok(c !== 'help');
+  assert.deepEqual(c.allowedOrigins, [
+    'https://fedlora.example.org',
+    'http://10.0.0.5:8080',
+    'https://b.example',
+    'https://c.example',
+  ]);
+  assert.deepEqual(c.loginLimits, {
+    attemptsPerWindow: 5,
+    windowMs: 60_000,
+    maxFailures: 3,
+    lockoutMs: 3_600_000,
+  });
+  assert.throws(
+    () => parseConfig(['--allowed-origin', 'fedlora.example.org'], TOKEN),
+    invalid(/--allowed-origin/),
+  );
+  assert.throws(
+    () => parseConfig(['--allowed-origin', 'https://x.example/console'], TOKEN),
+    invalid(/--allowed-origin/),
+  );
+  assert.throws(
+    () => parseConfig(['--login-lockout-failures', '0'], TOKEN),
+    invalid(/--login-lockout-failures/),
+  );
+  assert.throws(
+    () => parseConfig(['--login-attempts-per-minute', 'many'], TOKEN),
+    invalid(/--login-attempts-per-minute/),
+  );
 });

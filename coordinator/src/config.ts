@@ -14,6 +14,8 @@ import {
   type RoundSettings,
   type StopRules,
 } from './rounds/settings';
+import { parseAllowedOrigin } from './http/origin-check';
+import { DEFAULT_LOGIN_LIMITS, type LoginLimits } from './http/login-limits';
 
 export const HELP = `fedlora-coordinator [options]
   Runs the federation coordinator: site enrollment, rounds, held-out evaluation and the adapter registry.
@@ -47,7 +49,14 @@ export const HELP = `fedlora-coordinator [options]
   --target-accuracy X    stop once a version reaches held-out accuracy X
   --paused               do not start rounds until POST /api/federation/start
   --exit-when-done       exit once a stop rule holds (default: keep serving the API)
-  --backend NAME         tfjs backend for evaluation: tensorflow|webgpu|wasm|cpu (default: FEDLORA_BACKEND or auto)`;
+  --backend NAME         tfjs backend for evaluation: tensorflow|webgpu|wasm|cpu (default: FEDLORA_BACKEND or auto)
+ admin edge (the console's cookie and POST /api/login; Bearer requests are not affected):
+  --allowed-origin URL   another origin whose cookie-authenticated writes are accepted, e.g. the public
+                         https://host behind a reverse proxy (repeatable or comma list; or FEDLORA_ALLOWED_ORIGINS;
+                         default: only the coordinator's own origin, Origin's host = Host)
+  --login-attempts-per-minute N (10)   per client address, right or wrong
+  --login-lockout-failures N (10)      consecutive wrong tokens that lock an address out
+  --login-lockout-minutes M (15)       how long a locked-out address is refused`;
 
 export interface CoordinatorConfig {
   adminToken: string;
@@ -75,6 +84,9 @@ export interface CoordinatorConfig {
   paused: boolean;
   exitWhenDone: boolean;
   backend?: string;
+  /** normalized origins (scheme://host[:port]) allowed besides the coordinator's own */
+  allowedOrigins: string[];
+  loginLimits: LoginLimits;
 }
 
 const bad = (why: string) => new FedloraError('CONFIG_INVALID', why);
@@ -128,6 +140,10 @@ export function parseConfig(
         paused: { type: 'boolean' },
         'exit-when-done': { type: 'boolean' },
         'site-token': { type: 'string', multiple: true },
+        'allowed-origin': { type: 'string', multiple: true },
+        'login-attempts-per-minute': S,
+        'login-lockout-failures': S,
+        'login-lockout-minutes': S,
         'admin-token': S,
         port: S,
         host: S,
@@ -233,6 +249,14 @@ export function parseConfig(
     ...((f['site-token'] as string[] | undefined) ?? []),
     ...(env.FEDLORA_SITE_TOKENS?.split(',').filter(Boolean) ?? []),
   ];
+  const allowedOrigins = [
+    ...((f['allowed-origin'] as string[] | undefined) ?? []),
+    ...(env.FEDLORA_ALLOWED_ORIGINS === undefined ? [] : [env.FEDLORA_ALLOWED_ORIGINS]),
+  ]
+    .flatMap((x) => x.split(','))
+    .map((x) => x.trim())
+    .filter(Boolean)
+    .map(parseAllowedOrigin);
   return {
     adminToken,
     port: int(s('port') ?? env.FEDLORA_PORT, 'port', 8080, 0, 65535),
@@ -266,5 +290,31 @@ export function parseConfig(
     paused: Boolean(f.paused),
     exitWhenDone: Boolean(f['exit-when-done']),
     backend: s('backend'),
+    allowedOrigins: [...new Set(allowedOrigins)],
+    loginLimits: {
+      attemptsPerWindow: int(
+        s('login-attempts-per-minute'),
+        'login-attempts-per-minute',
+        DEFAULT_LOGIN_LIMITS.attemptsPerWindow,
+        1,
+        10_000,
+      ),
+      windowMs: 60_000, // the flag counts per minute
+      maxFailures: int(
+        s('login-lockout-failures'),
+        'login-lockout-failures',
+        DEFAULT_LOGIN_LIMITS.maxFailures,
+        1,
+        10_000,
+      ),
+      lockoutMs:
+        int(
+          s('login-lockout-minutes'),
+          'login-lockout-minutes',
+          DEFAULT_LOGIN_LIMITS.lockoutMs / 60_000,
+          1,
+          24 * 60,
+        ) * 60_000,
+    },
   };
 }

@@ -86,6 +86,8 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
       },
       autostart: !c.paused,
       presetSites: c.presetSites,
+      allowedOrigins: c.allowedOrigins,
+      loginLimits: c.loginLimits,
       log,
     });
     settingsOf = () => coord.federation.settings;

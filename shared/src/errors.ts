@@ -31,6 +31,9 @@ export type FedloraErrorCode =
   | 'DELTA_INVALID'
   | 'HASH_MISMATCH'
   | 'NOT_FOUND'
+  // admin API edge: a cookie-authenticated write from another origin; too many login attempts from one address
+  | 'CROSS_ORIGIN'
+  | 'RATE_LIMITED'
   | 'INTERNAL'
   // site agent: the coordinator could not be reached (refused, DNS, timeout); retried with backoff by `run`
   | 'UNREACHABLE';

@@ -1,6 +1,7 @@
 // The admin REST API (docs/API.md), /healthz and the console's static files. Everything under /api needs
 // `Authorization: Bearer <admin token>` (constant-time) or the console's session cookie from POST /api/login;
-// errors are JSON {error: {code, message}} with a status derived from the code.
+// errors are JSON {error: {code, message}} with a status derived from the code. At the edge: writes that rely on the
+// cookie must come from the coordinator's own origin (origin-check.ts), and logins are rate-limited (login-limits.ts).
 
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { FedloraError, describeError, isFedloraError } from '@fedlora/shared/errors.ts';
@@ -13,6 +14,15 @@ import type { SiteRegistry } from '../sites/registry';
 import type { Presence } from '../socket/presence';
 import type { ActivityTracker } from '../sites/activity';
 import { AdminSessions } from './session';
+import { cookieWriteOriginCheck } from './origin-check';
+import {
+  DEFAULT_LOGIN_LIMITS,
+  LoginLockout,
+  loginAddress,
+  loginLockoutCheck,
+  loginRateLimit,
+  type LoginLimits,
+} from './login-limits';
 import { consoleRoutes } from './console';
 import { sitePageRoutes } from './site-page';
 
@@ -30,14 +40,20 @@ export interface ApiDeps {
   activity?: ActivityTracker;
   /** built console files (default coordinator/dist/console) */
   consoleDir?: string;
+  /** origins besides the coordinator's own whose cookie-authenticated writes are accepted (normalized, no slash) */
+  allowedOrigins?: readonly string[];
+  /** POST /api/login rate limit and lockout (default DEFAULT_LOGIN_LIMITS) */
+  loginLimits?: LoginLimits;
 }
 
 const STATUS: Partial<Record<string, number>> = {
   BAD_MESSAGE: 400,
   CONFIG_INVALID: 400,
   UNAUTHORIZED: 401,
+  CROSS_ORIGIN: 403,
   NOT_FOUND: 404,
   CONFLICT: 409,
+  RATE_LIMITED: 429,
 };
 
 class HttpError extends Error {
@@ -72,20 +88,27 @@ export function createApi(d: ApiDeps): express.Express {
     res.json({ ok: true, state: d.federation.state });
   });
 
+  app.use(cookieWriteOriginCheck(d.allowedOrigins ?? [], d.log));
+
   const sessions = d.sessions ?? new AdminSessions(d.adminToken);
+  const loginLimits = d.loginLimits ?? DEFAULT_LOGIN_LIMITS;
+  const lockout = new LoginLockout(loginLimits);
   const api = express.Router();
   api.use(express.json({ limit: '64kb' }));
   // the two routes that do not need a session: trading the token for one, and dropping one
-  api.post('/login', (req, res) => {
+  api.post('/login', loginRateLimit(loginLimits, d.log), loginLockoutCheck(lockout), (req, res) => {
+    const address = loginAddress(req);
     if (!sessions.checkToken(req.body?.token)) {
-      d.log('admin.login_refused', {});
+      const locked = lockout.failed(address);
+      d.log('admin.login_refused', { address, locked: locked || undefined });
       throw new HttpError(401, 'UNAUTHORIZED', 'wrong admin token');
     }
+    lockout.succeeded(address);
     // behind a TLS-terminating proxy the coordinator itself sees http; only the browser's own request carries the
     // header, so trusting it here can only add the Secure flag, never remove it
     const https = req.secure || req.get('x-forwarded-proto') === 'https';
     res.set('Set-Cookie', sessions.cookie(sessions.create(), https));
-    d.log('admin.login', {});
+    d.log('admin.login', { address });
     res.json({ ok: true });
   });
   api.post('/logout', (req, res) => {

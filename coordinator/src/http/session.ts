@@ -29,6 +29,14 @@ export function parseCookies(header: string | undefined): Record<string, string>
   return out;
 }
 
+/**
+ * The token of an `Authorization: Bearer <token>` header, or undefined. A request that carries one is judged by it
+ * alone (a cookie next to it is ignored), so it has no ambient browser authority.
+ */
+export function bearerToken(authorization: string | undefined): string | undefined {
+  return /^Bearer (.+)$/.exec(authorization ?? '')?.[1];
+}
+
 export class AdminSessions {
   private readonly expected: Buffer;
   /** session id hash → expiry (ms); ids are hashed so that a heap dump does not hand out live cookies */
@@ -81,8 +89,8 @@ export class AdminSessions {
 
   /** true if the request proves the admin: a Bearer token or a live session cookie */
   authorize(h: { authorization?: string; cookie?: string }): boolean {
-    const m = /^Bearer (.+)$/.exec(h.authorization ?? '');
-    if (m) return this.checkToken(m[1]);
+    const token = bearerToken(h.authorization);
+    if (token !== undefined) return this.checkToken(token);
     return this.valid(this.fromCookies(h.cookie));
   }
 
