@@ -136,8 +136,8 @@ export function createApi(d: ApiDeps): express.Express {
   });
 
   api.post('/sites', async (req, res) => {
-    const { site, joinToken } = await d.sites.create(req.body?.name);
-    d.log('site.created', { site: site.id });
+    const { site, joinToken, reenrolled } = await d.sites.create(req.body?.name);
+    d.log('site.created', { site: site.id, reenrolled: reenrolled || undefined });
     res.status(201).json({ siteId: site.id, name: site.name, joinToken });
   });
   api.get('/sites', (_req, res) => {

@@ -49,3 +49,35 @@ test('when two sites with the same name are created concurrently, then the secon
   assert.equal(results.filter((r) => r.status === 'fulfilled').length, 1);
   assert.equal(reg.list().length, 1);
 });
+
+test('when a revoked site is created again, then the same record takes a new token and no keys, on storage too', async () => {
+  const storage = new MemoryStorage();
+  const reg = await SiteRegistry.open(storage);
+  const first = await reg.create('Hospital A');
+  assert.equal(first.reenrolled, false);
+  const oldKeys = publicIdentity(generateSiteKeys());
+  await reg.enroll(first.joinToken, oldKeys);
+  await assert.rejects(reg.create('hospital a'), /revoke it first/, 'an active site is not replaced');
+  await reg.revoke('hospital-a');
+
+  const second = await reg.create('Hospital A');
+  assert.equal(second.reenrolled, true);
+  assert.equal(second.site.id, 'hospital-a');
+  assert.deepEqual(
+    [second.site.revokedAt, second.site.enrolledAt, second.site.signingPublicKey, second.site.boxPublicKey],
+    [null, null, null, null],
+  );
+  assert.equal(second.site.createdAt, first.site.createdAt, 'the site keeps its history');
+  assert.equal(reg.signingKey('hospital-a'), null, 'the old signing key authenticates nothing');
+  await assert.rejects(reg.enroll(first.joinToken, oldKeys), /unknown join token/);
+  assert.equal(reg.activeCount(), 1);
+
+  const newKeys = publicIdentity(generateSiteKeys());
+  await reg.enroll(second.joinToken, newKeys);
+  const reopened = await SiteRegistry.open(storage);
+  assert.equal(reopened.list().length, 1);
+  assert.equal(
+    Buffer.from(reopened.signingKey('hospital-a') as Uint8Array).toString('base64'),
+    newKeys.signingPublicKey,
+  );
+});

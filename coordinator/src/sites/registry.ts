@@ -1,5 +1,7 @@
 // Enrolled sites: an admin creates a site and gets a one-time join token (only its SHA-256 is stored); the site
-// redeems it once to register its public keys. Persisted as sites.json on the coordinator's Storage.
+// redeems it once to register its public keys. A revoked site can be created again under its name: it gets a new
+// token and must enroll new keys, and keeps its id, so its history (rounds, activity) stays with it. Persisted as
+// sites.json on the coordinator's Storage.
 
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { FedloraError } from '@fedlora/shared/errors.ts';
@@ -85,10 +87,14 @@ export class SiteRegistry {
   }
 
   /**
-   * Creates a site. The join token is `<siteId>.<32 random bytes, base64url>` so a site can read its id from it;
-   * `token` pre-provisions one (deployment files that hand tokens to sites through the environment).
+   * Creates a site, or re-enrolls a revoked one with the same id. The join token is `<siteId>.<32 random bytes,
+   * base64url>` so a site can read its id from it; `token` pre-provisions one (deployment files that hand tokens to
+   * sites through the environment). A site that exists and is not revoked is refused (CONFIG_INVALID).
    */
-  async create(name: string, token?: string): Promise<{ site: PublicSiteRecord; joinToken: string }> {
+  async create(
+    name: string,
+    token?: string,
+  ): Promise<{ site: PublicSiteRecord; joinToken: string; reenrolled: boolean }> {
     if (typeof name !== 'string' || name.trim().length === 0 || name.length > 64)
       throw new FedloraError('BAD_MESSAGE', 'name must be a non-empty string of at most 64 characters');
     const id = siteIdFromName(name);
@@ -107,12 +113,20 @@ export class SiteRegistry {
       signingPublicKey: null,
       boxPublicKey: null,
     };
+    let reenrolled = false;
     await this.mutate((sites) => {
-      if (sites.some((s) => s.id === id))
-        throw new FedloraError('CONFIG_INVALID', `a site with id ${id} exists`);
-      return [...sites, rec];
+      const old = sites.find((s) => s.id === id);
+      reenrolled = old !== undefined;
+      if (!old) return [...sites, rec];
+      if (!old.revokedAt)
+        throw new FedloraError(
+          'CONFIG_INVALID',
+          `a site with id ${id} exists; revoke it first to enroll it again with new keys`,
+        );
+      // re-enrollment: the old token and keys are dropped (they must never authenticate again), the id stays
+      return sites.map((s) => (s.id === id ? { ...rec, createdAt: old.createdAt } : s));
     });
-    return { site: this.get(id) as PublicSiteRecord, joinToken };
+    return { site: this.get(id) as PublicSiteRecord, joinToken, reenrolled };
   }
 
   /** Redeems a join token: UNAUTHORIZED for an unknown token or revoked site, TOKEN_USED the second time. */
