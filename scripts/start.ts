@@ -12,6 +12,7 @@ import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { siteName, writeSiteFiles } from './make-site-data';
+import { coordinatorCommand, siteJoinCommand, siteRunCommand, type ChildCommand } from './start-commands';
 
 const HELP = `npm start [-- options]
   Runs a local federation: a coordinator + --sites site agents (child processes) on a non-IID split of the embedded
@@ -82,7 +83,7 @@ async function freePort(): Promise<number> {
   });
 }
 
-function launch(name: string, args: string[], logDir: string, env: Record<string, string> = {}): ChildProcess {
+function launch(name: string, { args, env }: ChildCommand, logDir: string): ChildProcess {
   const log = createWriteStream(join(logDir, `${name}.log`), { flags: 'a' });
   const child = spawn(process.execPath, args, { cwd: repo, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   child.stdout?.pipe(log);
@@ -122,17 +123,15 @@ async function main(): Promise<void> {
   const tokens = files.map((_, i) => `${siteName(i)}.${randomBytes(18).toString('base64url')}`);
   const port = Number(f.port) || (await freePort());
   const url = `http://127.0.0.1:${port}`;
-  const coordArgs = [
-    join(repo, 'coordinator/bin/fedlora-coordinator.js'), '--port', String(port), '--host', '127.0.0.1',
-    '--data-dir', join(dir, 'coordinator'), '--rounds', String(rounds), '--min-sites', String(Math.min(2, numSites)),
-    '--sites-per-round', '1.0', '--max-steps', f['max-steps'] as string, '--lr', f.lr as string,
-    '--max-length', f['max-length'] as string, '--strategy', f.strategy as string, '--encoding', f.encoding as string,
-    ...(f['heldout-limit'] ? ['--heldout-limit', f['heldout-limit']] : []),
-    ...tokens.flatMap((t, i) => ['--site-token', `${siteName(i)}=${t}`]),
-  ];
-  // the admin token goes through the environment, not argv (argv is visible to every user of the machine)
+  // the admin and join tokens go through the environment, not argv (argv is visible to every user of the machine)
+  const coordCommand = coordinatorCommand({
+    repo, port, dataDir: join(dir, 'coordinator'), rounds, minSites: Math.min(2, numSites),
+    maxSteps: f['max-steps'] as string, lr: f.lr as string, maxLength: f['max-length'] as string,
+    strategy: f.strategy as string, encoding: f.encoding as string, heldoutLimit: f['heldout-limit'],
+    adminToken, siteTokens: tokens.map((token, i) => ({ name: siteName(i), token })),
+  });
   writeFileSync(join(dir, 'admin-token'), adminToken + '\n', { mode: 0o600 });
-  const coordinator = launch('coordinator', coordArgs, logs, { FEDLORA_ADMIN_TOKEN: adminToken });
+  const coordinator = launch('coordinator', coordCommand, logs);
   coordinator.once('exit', (code) => {
     if (!finished) {
       say(`the coordinator exited early (code ${code}); see ${join(logs, 'coordinator.log')}`);
@@ -152,15 +151,13 @@ async function main(): Promise<void> {
     await new Promise((r) => setTimeout(r, 500));
   }
   say(`coordinator up at ${url}; evaluating version 0 and starting ${numSites} sites`);
-  const siteBin = join(repo, 'client-node/bin/fedlora-site.js');
   await Promise.all(
     files.map(async (file, i) => {
       const state = join(dir, siteName(i));
-      // the join token travels in the environment (FEDLORA_TOKEN), not in argv
-      const join_ = launch(siteName(i), [siteBin, 'join', '--coordinator', url, '--data', file, '--state-dir', state], logs, { FEDLORA_TOKEN: tokens[i] });
+      const join_ = launch(siteName(i), siteJoinCommand({ repo, coordinator: url, data: file, stateDir: state, token: tokens[i] }), logs);
       const code = await new Promise<number | null>((r) => join_.once('exit', r));
       if (code !== 0) throw new Error(`${siteName(i)} could not join (exit ${code}); see ${join(logs, siteName(i) + '.log')}`);
-      const run = launch(siteName(i), [siteBin, 'run', '--state-dir', state], logs);
+      const run = launch(siteName(i), siteRunCommand({ repo, stateDir: state }), logs);
       run.once('exit', (c, sig) => {
         if (finished || sig === 'SIGTERM') return;
         siteExits++;
