@@ -214,7 +214,10 @@ test(
       await send(makeUpload(m.keys, m.siteId, cfg, biasDelta(0.2), { siteIdInside: 'site-a' })); // names another site
       // meanwhile an unknown site knocks, then sends a frame over the transport's limit
       const x = await open();
-      unknownSite.push((await ask(x, 'auth:challenge', { siteId: 'mallory' })).code);
+      // a challenge is answered as for any id (no enumeration); the proof then fails like every failed proof
+      const knock = await ask(x, 'auth:challenge', { siteId: 'mallory' });
+      unknownSite.push(knock.ok ? 'challenged' : knock.code);
+      unknownSite.push((await ask(x, 'auth:prove', { siteId: 'mallory', signature: new Uint8Array(64) })).code);
       unknownSite.push(
         (
           await ask(x, 'site:enroll', {
@@ -260,8 +263,8 @@ test(
       'REPLAY',
     ]);
     assert.deepEqual(codes[2], ['ROUND_CLOSED', 'WRONG_ROUND', undefined]);
-    assert.deepEqual(unknownSite.slice(0, 3), ['UNKNOWN_SITE', 'UNAUTHORIZED', 'UNAUTHORIZED']);
-    assert.match(unknownSite[3] ?? '', /transport (close|error)/);
+    assert.deepEqual(unknownSite.slice(0, 4), ['challenged', 'UNAUTHORIZED', 'UNAUTHORIZED', 'UNAUTHORIZED']);
+    assert.match(unknownSite[4] ?? '', /transport (close|error)/);
     // both rounds completed with all three good updates: (10·0.1 + 30·0.4 + 20·0.2) / 60 = 17/60 per round
     const rounds = await api.json<RoundRecord[]>('/api/rounds');
     assert.deepEqual(
@@ -306,6 +309,6 @@ test(
       20,
     );
     assert.equal(refusedEvents(), 10);
-    assert.ok(log.lines.some((l) => l.includes('code=UNKNOWN_SITE')));
+    assert.ok(log.lines.some((l) => l.includes('code=UNAUTHORIZED') && l.includes('reason="unknown site"')));
   },
 );

@@ -28,6 +28,9 @@ import { AdminSessions } from './http/session';
 import { crossOriginReason } from './http/origin-check';
 import type { LoginLimits } from './http/login-limits';
 import { ActivityTracker } from './sites/activity';
+import { ConnectionGate, type ConnectionGateOptions, type EngineConnection } from './socket/connection-gate';
+import { PartBudget } from './socket/frame-assembly';
+import { RejectionLog, type RejectionLogOptions } from './socket/rejection-log';
 import type { AdminServerEvents } from './socket/admin-events';
 
 /** The learning task: base model, adapter layout, labels, the initial state and the held-out evaluator. */
@@ -40,6 +43,18 @@ export interface CoordinatorTask {
   /** version 0's adapter state (seeded fresh LoRA + head) */
   initialState: () => NamedTensors | Promise<NamedTensors>;
   evaluator: Evaluator;
+}
+
+/** bytes all sockets' unfinished parted uploads may hold at once: 16 full-size (32 MiB) updates */
+export const DEFAULT_MAX_PARTED_BYTES = 16 * (LIMITS.maxFrameBytes + 64 * 1024);
+
+export interface EdgeOptions {
+  /** unauthenticated connections per address and the deadline to authenticate */
+  connections?: Partial<ConnectionGateOptions>;
+  /** per-peer budget of rejection log lines */
+  rejectionLog?: Partial<RejectionLogOptions>;
+  /** bytes all unfinished parted uploads may hold (default DEFAULT_MAX_PARTED_BYTES) */
+  maxPartedBytes?: number;
 }
 
 export interface CoordinatorOptions {
@@ -61,6 +76,8 @@ export interface CoordinatorOptions {
   retryDelayMs?: number;
   /** the built admin console served at / (default coordinator/dist/console) */
   consoleDir?: string;
+  /** limits at the socket edge, each with a default (docs/SECURITY.md) */
+  edge?: EdgeOptions;
   /** origins besides the coordinator's own allowed to act with the console cookie (--allowed-origin, normalized) */
   allowedOrigins?: readonly string[];
   /** POST /api/login rate limit and lockout (default DEFAULT_LOGIN_LIMITS) */
@@ -105,11 +122,20 @@ export async function createCoordinator(o: CoordinatorOptions): Promise<Coordina
   const sessions = new AdminSessions(o.adminToken);
 
   const httpServer = createServer();
-  // an upload frame is the encoded update plus the envelope's few hundred bytes
+  const rejections = new RejectionLog(log, o.edge?.rejectionLog);
+  rejections.start();
+  const gate = new ConnectionGate(o.edge?.connections, ({ address, reason }) =>
+    rejections.record('connection.refused', address, { code: 'UNAUTHORIZED', reason }),
+  );
+  const partBudget = new PartBudget(o.edge?.maxPartedBytes ?? DEFAULT_MAX_PARTED_BYTES);
+  // frames stay small for every peer (the transport parses them before auth); updates larger than one frame come
+  // from authenticated sites as 'frame:part's (socket/frame-assembly.ts)
   const io: SiteServer = new Server(httpServer, {
-    maxHttpBufferSize: LIMITS.maxFrameBytes + 64 * 1024,
+    maxHttpBufferSize: LIMITS.maxSocketFrameBytes,
+    allowRequest: gate.allowRequest,
     serveClient: false,
   });
+  io.engine.on('connection', (conn: EngineConnection) => gate.opened(conn));
   const admin = (io as unknown as Server).of('/admin') as unknown as Namespace<
     Record<string, never>,
     AdminServerEvents
@@ -136,9 +162,11 @@ export async function createCoordinator(o: CoordinatorOptions): Promise<Coordina
       t !== undefined
         ? sessions.checkToken(t)
         : sessions.valid(sessions.fromCookies(socket.handshake.headers.cookie))
-    )
+    ) {
+      gate.authenticated(socket.conn);
       return next();
-    log('admin.unauthorized', { transport: 'socket.io' });
+    }
+    rejections.record('admin.unauthorized', socket.handshake.address, { code: 'UNAUTHORIZED', transport: 'socket.io' });
     next(new Error('UNAUTHORIZED'));
   });
 
@@ -198,6 +226,9 @@ export async function createCoordinator(o: CoordinatorOptions): Promise<Coordina
     coordinatorId: id,
     modelFiles: o.task.modelFiles,
     log,
+    rejections,
+    gate,
+    partBudget,
   });
   const api = createApi({
     adminToken: o.adminToken,
@@ -250,6 +281,8 @@ export async function createCoordinator(o: CoordinatorOptions): Promise<Coordina
     async close() {
       await federation.close();
       await new Promise<void>((resolve) => io.close(() => resolve()));
+      gate.close();
+      rejections.close();
       if (httpServer.listening) await new Promise<void>((resolve) => httpServer.close(() => resolve()));
     },
   };

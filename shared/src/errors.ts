@@ -31,6 +31,8 @@ export type FedloraErrorCode =
   | 'DELTA_INVALID'
   | 'HASH_MISMATCH'
   | 'NOT_FOUND'
+  // the coordinator holds as many parted uploads as it allows at once: retry shortly
+  | 'BUSY'
   // admin API edge: a cookie-authenticated write from another origin; too many login attempts from one address
   | 'CROSS_ORIGIN'
   | 'RATE_LIMITED'

@@ -3,11 +3,13 @@
 // has proved its identity (auth:challenge + auth:prove) it may only enroll or authenticate.
 
 import { open } from 'node:fs/promises';
+import nacl from 'tweetnacl';
 import { FedloraError, describeError } from '@fedlora/shared/errors.ts';
 import { createChallenge, verifyChallenge } from '@fedlora/shared/crypto/envelope.ts';
 import {
   ackError,
   ackOk,
+  type Ack,
   CLIENT_EVENTS,
   parseClientRequest,
   type ClientEventName,
@@ -20,6 +22,9 @@ import type { Federation } from '../rounds/federation';
 import type { AdapterStore } from '../registry/types';
 import type { SiteRegistry } from '../sites/registry';
 import type { Presence, SiteServer, SiteSocket } from './presence';
+import type { ConnectionGate } from './connection-gate';
+import { FrameAssembly, type PartBudget } from './frame-assembly';
+import type { RejectionLog } from './rejection-log';
 
 /** A base-model file the coordinator serves in chunks ('model:chunk'). */
 export interface ModelFile {
@@ -38,48 +43,88 @@ export interface SiteHandlerDeps {
   coordinatorId: string;
   modelFiles: readonly ModelFile[];
   log: Logger;
+  /** throttled per-peer log of refused requests */
+  rejections: RejectionLog;
+  /** unauthenticated connections: per-address cap and authentication deadline */
+  gate: ConnectionGate;
+  /** bytes all sockets' unfinished parted uploads may hold */
+  partBudget: PartBudget;
 }
 
 const OPEN_EVENTS = new Set<ClientEventName>(['site:enroll', 'auth:challenge', 'auth:prove']);
 /** errors the round loop already logged */
 const logged = new WeakSet<object>();
+/** what a failed prove says, whatever failed: unknown, revoked and enrolled ids must look alike before auth */
+const AUTH_FAILED = 'authentication failed: unknown or revoked site, or a signature that does not verify';
+/** verified against when the id has no key, so that an unknown id costs the same time as a wrong signature */
+const DECOY_SIGNING_KEY = nacl.sign.keyPair().publicKey;
+
+type AnyAck = Ack<unknown>;
 
 export function attachSiteHandlers(io: SiteServer, d: SiteHandlerDeps): void {
   io.on('connection', (socket) => {
+    const peer = socket.handshake.address;
+    const assembly = new FrameAssembly(d.partBudget);
+    const reject = (event: string, code: string, reason: string) =>
+      d.rejections.record('request.rejected', peer, { event, site: socket.data.siteId, code, reason });
+    /** a thrown value that is not a peer's fault: logged in full (never reaching the process), answered INTERNAL */
+    const internal = (where: string, err: unknown) =>
+      d.log('socket.handler.failed', { where, site: socket.data.siteId, error: describeError(err) });
+
+    const handlers = new Map<ClientEventName, (raw: unknown, siteId: string) => Promise<unknown>>();
+
+    /** Runs the handler of `event` on an unparsed request and returns the ack (never throws). */
+    const answer = async (event: ClientEventName, raw: unknown): Promise<AnyAck> => {
+      try {
+        const siteId = socket.data.siteId;
+        if (!OPEN_EVENTS.has(event) && !siteId)
+          throw new FedloraError('UNAUTHORIZED', 'authenticate first (auth:challenge, then auth:prove)');
+        const handler = handlers.get(event);
+        if (!handler) throw new FedloraError('BAD_MESSAGE', 'unknown event');
+        return ackOk(await handler(raw, siteId ?? ''));
+      } catch (err) {
+        if (!(err instanceof Object && logged.has(err))) reject(event, ackError(err).code, describeError(err));
+        return ackError(err);
+      }
+    };
+
+    /**
+     * Every listener on the socket goes through here: a peer can send any number of arguments of any type under
+     * any name, so the ack is taken only if it is a function, a request is exactly one argument, and no exception
+     * (from a handler, a logger or the ack itself) can leave the listener.
+     */
+    const listen = (event: string, respond: (raw: unknown) => Promise<AnyAck>) => {
+      socket.on(event as never, ((...args: unknown[]) => {
+        try {
+          const ack = typeof args.at(-1) === 'function' ? (args.pop() as (a: AnyAck) => void) : null;
+          if (!ack || args.length !== 1) {
+            const why = !ack ? 'no ack callback' : `${args.length} arguments where 1 request was expected`;
+            reject(event, 'BAD_MESSAGE', why);
+            ack?.(ackError(new FedloraError('BAD_MESSAGE', why)));
+            return;
+          }
+          respond(args[0]).then(
+            (reply) => {
+              try {
+                ack(reply);
+              } catch (err) {
+                internal(event, err);
+              }
+            },
+            (err: unknown) => internal(event, err),
+          );
+        } catch (err) {
+          internal(event, err);
+        }
+      }) as never);
+    };
+
     const on = <E extends ClientEventName>(
       event: E,
       fn: (req: ClientRequest<E>, siteId: string) => Promise<ClientReply<E>> | ClientReply<E>,
     ) => {
-      socket.on(
-        event as never,
-        (async (raw: unknown, ack: unknown) => {
-          if (typeof ack !== 'function') {
-            d.log('request.rejected', {
-              event,
-              site: socket.data.siteId,
-              code: 'BAD_MESSAGE',
-              reason: 'no ack callback',
-            });
-            return;
-          }
-          try {
-            const siteId = socket.data.siteId;
-            if (!OPEN_EVENTS.has(event) && !siteId)
-              throw new FedloraError('UNAUTHORIZED', 'authenticate first (auth:challenge, then auth:prove)');
-            const req = parseClientRequest(event, raw);
-            ack(ackOk(await fn(req, siteId ?? '')));
-          } catch (err) {
-            if (!(err instanceof Object && logged.has(err)))
-              d.log('request.rejected', {
-                event,
-                site: socket.data.siteId,
-                code: ackError(err).code,
-                reason: describeError(err),
-              });
-            ack(ackError(err));
-          }
-        }) as never,
-      );
+      handlers.set(event, async (raw, siteId) => fn(parseClientRequest(event, raw), siteId));
+      listen(event, (raw) => answer(event, raw));
     };
 
     on('site:enroll', async (req) => {
@@ -88,10 +133,8 @@ export function attachSiteHandlers(io: SiteServer, d: SiteHandlerDeps): void {
       return { siteId: site.id };
     });
 
+    // the same answer for enrolled, revoked and unknown ids: a peer learns nothing about which sites exist
     on('auth:challenge', (req) => {
-      const site = d.sites.get(req.siteId);
-      if (!site || !site.enrolledAt) throw new FedloraError('UNKNOWN_SITE', 'no enrolled site with this id');
-      if (site.revokedAt) throw new FedloraError('UNAUTHORIZED', 'this site was revoked');
       const challenge = createChallenge();
       socket.data.challenge = { siteId: req.siteId, challenge };
       return { challenge, coordinatorId: d.coordinatorId };
@@ -100,23 +143,33 @@ export function attachSiteHandlers(io: SiteServer, d: SiteHandlerDeps): void {
     on('auth:prove', (req) => {
       const pending = socket.data.challenge;
       socket.data.challenge = undefined; // one attempt per challenge
-      if (!pending || pending.siteId !== req.siteId)
-        throw new FedloraError('UNAUTHORIZED', 'ask for a challenge for this site first (auth:challenge)');
-      const key = d.sites.signingKey(req.siteId);
-      if (!key) throw new FedloraError('UNKNOWN_SITE', 'no enrolled site with this id');
-      if (
-        !verifyChallenge(
+      const site = d.sites.get(req.siteId);
+      const key = site?.enrolledAt && !site.revokedAt ? d.sites.signingKey(req.siteId) : undefined;
+      const verified =
+        !!pending &&
+        pending.siteId === req.siteId &&
+        verifyChallenge(
           pending.challenge,
           { siteId: req.siteId, coordinatorId: d.coordinatorId },
           req.signature,
-          key,
-        )
-      )
-        throw new FedloraError(
-          'BAD_SIGNATURE',
-          'the challenge signature does not verify with the registered key',
+          key ?? DECOY_SIGNING_KEY,
         );
+      if (!verified || !key) {
+        // the precise reason stays in the coordinator's log; the peer gets one answer for all of them
+        const why = !pending || pending.siteId !== req.siteId
+          ? 'no challenge for this site on this connection'
+          : !site?.enrolledAt
+            ? 'unknown site'
+            : site.revokedAt
+              ? 'revoked site'
+              : 'signature does not verify';
+        const err = new FedloraError('UNAUTHORIZED', AUTH_FAILED);
+        reject('auth:prove', 'UNAUTHORIZED', why);
+        logged.add(err);
+        throw err;
+      }
       socket.data.siteId = req.siteId;
+      d.gate.authenticated(socket.conn);
       d.presence.authenticated(req.siteId, socket);
       d.log('site.authenticated', { site: req.siteId });
       return { manifest: d.manifest() };
@@ -168,23 +221,44 @@ export function attachSiteHandlers(io: SiteServer, d: SiteHandlerDeps): void {
       return { path: f.path, offset: req.offset, totalBytes: f.bytes, data };
     });
 
-    socket.onAny((event: string, ...args: unknown[]) => {
-      if (Object.hasOwn(CLIENT_EVENTS, event)) return;
-      d.log('request.rejected', {
-        event: event.slice(0, 64),
-        site: socket.data.siteId,
-        code: 'BAD_MESSAGE',
-        reason: 'unknown event',
-      });
-      const ack = args.at(-1);
-      if (typeof ack === 'function') ack(ackError(new FedloraError('BAD_MESSAGE', 'unknown event')));
+    // a request too large for one frame, in parts; the last part is answered like the event it carries
+    listen('frame:part', async (raw) => {
+      let done;
+      try {
+        if (!socket.data.siteId)
+          throw new FedloraError('UNAUTHORIZED', 'authenticate first (auth:challenge, then auth:prove)');
+        done = assembly.add(parseClientRequest('frame:part', raw));
+      } catch (err) {
+        assembly.abandon();
+        reject('frame:part', ackError(err).code, describeError(err));
+        return ackError(err);
+      }
+      return done.complete ? answer(done.event, done.payload) : ackOk({ received: done.received });
+    });
+
+    // events nobody listens for; the name can be any JSON value (a number, an array), never assume a string
+    socket.onAny((event: unknown, ...args: unknown[]) => {
+      try {
+        if (typeof event === 'string' && Object.hasOwn(CLIENT_EVENTS, event)) return;
+        const name = typeof event === 'string' ? event.slice(0, 64) : `(${typeof event} name)`;
+        reject(name, 'BAD_MESSAGE', 'unknown event');
+        const ack = args.at(-1);
+        if (typeof ack === 'function') ack(ackError(new FedloraError('BAD_MESSAGE', 'unknown event')));
+      } catch (err) {
+        internal('onAny', err);
+      }
     });
 
     socket.on('disconnect', () => {
-      const siteId = socket.data.siteId;
-      if (siteId && d.presence.left(siteId, socket)) {
-        d.log('site.disconnected', { site: siteId });
-        d.federation.siteLeft(siteId);
+      try {
+        assembly.abandon();
+        const siteId = socket.data.siteId;
+        if (siteId && d.presence.left(siteId, socket)) {
+          d.log('site.disconnected', { site: siteId });
+          d.federation.siteLeft(siteId);
+        }
+      } catch (err) {
+        internal('disconnect', err);
       }
     });
   });

@@ -31,6 +31,7 @@ import {
 } from './messages';
 import { LIMITS } from './limits';
 import { parseWith } from './schemas';
+import { FramePartReplySchema, FramePartSchema } from './frame-parts';
 
 /** Site → coordinator. Every event carries an ack callback answered with Ack<reply>. */
 export const CLIENT_EVENTS = {
@@ -50,6 +51,11 @@ export const CLIENT_EVENTS = {
   'adapter:fetch': { request: AdapterFetchRequestSchema, reply: AdapterFetchReplySchema },
   /** connect (authenticated): one chunk of a base-model file listed in the manifest, for sites without it */
   'model:chunk': { request: ModelChunkRequestSchema, reply: ModelChunkReplySchema },
+  /**
+   * authenticated: one part of a request too large for one frame (protocol/frame-parts.ts); every part but the
+   * last is answered {received}, the last with the reply of the event the parts carry
+   */
+  'frame:part': { request: FramePartSchema, reply: FramePartReplySchema },
 } as const;
 
 /** Coordinator → site. `reply: null` marks a broadcast without ack. */
@@ -105,6 +111,7 @@ export const PEER_VISIBLE_CODES = [
   'NON_FINITE',
   'HASH_MISMATCH',
   'NOT_FOUND',
+  'BUSY',
   'INTERNAL',
 ] as const satisfies readonly FedloraErrorCode[];
 export type PeerVisibleCode = (typeof PEER_VISIBLE_CODES)[number];

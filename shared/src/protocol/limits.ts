@@ -3,10 +3,19 @@
 export const LIMITS = {
   /**
    * Largest encoded update/adapter frame. A BERT-base LoRA adapter (r=8, query+value, 12 layers) is
-   * 294,912 floats = 1.2 MB in fp32; 32 MiB leaves room for r=64 on every module. Socket.io's own
-   * maxHttpBufferSize (default 1 MB) must be set at least this large on the coordinator.
+   * 294,912 floats = 1.2 MB in fp32; 32 MiB leaves room for r=64 on every module. A request this large
+   * crosses the socket in 'frame:part's (protocol/frame-parts.ts), never as one transport frame.
    */
   maxFrameBytes: 32 * 1024 * 1024,
+  /**
+   * socket.io's frame limit (maxHttpBufferSize) on the coordinator, for every peer: the transport parses a frame
+   * before anyone is authenticated, so it stays small (32 unauthenticated 32 MiB frames once cost ~1 GB of RSS).
+   */
+  maxSocketFrameBytes: 1024 * 1024,
+  /** request bytes per 'frame:part'; polling base64-encodes binary (×4/3), still under maxSocketFrameBytes */
+  framePartBytes: 512 * 1024,
+  /** parts of one request: a full-size request in parts of 64 KiB or more */
+  maxFrameParts: 512,
   /** tensors per adapter: BERT-large with all six modules adapted has 24 * 6 * 2 = 288 */
   maxTensors: 4096,
   /** LoRA matrices are rank 2; a little slack for biases and heads */
@@ -23,6 +32,6 @@ export const LIMITS = {
   maxMessageLength: 1024,
   /** labels of a classification task (Banking77 has 77) */
   maxLabels: 10_000,
-  /** bytes per base-model download chunk ('model:chunk'); below socket.io's frame limit */
+  /** bytes per base-model download chunk ('model:chunk', coordinator → site: sites set no frame limit) */
   maxModelChunkBytes: 4 * 1024 * 1024,
 } as const;

@@ -7,6 +7,7 @@ import { publicIdentity, type SiteKeys } from '../crypto/keys';
 import { signChallenge } from '../crypto/envelope';
 import { parseManifest, type Manifest } from '../protocol/manifest';
 import { parseClientReply, type ClientEventName, type ClientReply, type ClientRequest } from '../protocol/events';
+import { isPartedEvent, splitRequest } from '../protocol/frame-parts';
 
 export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
 
@@ -59,20 +60,35 @@ export function failOnDisconnect<T>(socket: ConnectionSocket, what: string, send
   });
 }
 
-/** Sends one request and returns the coordinator's validated reply; its error ack is thrown as a FedloraError. */
+/** How a request is sent; `partBytes` cuts a large update into smaller 'frame:part's (tests use tiny parts). */
+export interface RequestOptions {
+  partBytes?: number;
+}
+
+async function sendOnce(socket: AckSocket, event: string, payload: unknown, timeoutMs: number): Promise<unknown> {
+  try {
+    return await socket.timeout(timeoutMs).emitWithAck(event, payload);
+  } catch (err) {
+    if (isFedloraError(err)) throw err; // e.g. the connection was lost (failOnDisconnect)
+    throw new FedloraError('UNREACHABLE', `${event}: no reply from the coordinator within ${timeoutMs} ms`, { cause: err });
+  }
+}
+
+/**
+ * Sends one request and returns the coordinator's validated reply; its error ack is thrown as a FedloraError.
+ * An update larger than one transport frame goes as numbered parts, each acked (protocol/frame-parts.ts).
+ */
 export async function request<E extends ClientEventName>(
   socket: AckSocket,
   event: E,
   payload: ClientRequest<E>,
   timeoutMs = DEFAULT_REQUEST_TIMEOUT_MS,
+  opts: RequestOptions = {},
 ): Promise<ClientReply<E>> {
-  let raw: unknown;
-  try {
-    raw = await socket.timeout(timeoutMs).emitWithAck(event, payload);
-  } catch (err) {
-    throw new FedloraError('UNREACHABLE', `${event}: no reply from the coordinator within ${timeoutMs} ms`, { cause: err });
-  }
-  return parseClientReply(event, raw);
+  const parts = isPartedEvent(event) ? splitRequest(event, payload, opts.partBytes) : [];
+  if (parts.length <= 1) return parseClientReply(event, await sendOnce(socket, event, payload, timeoutMs));
+  for (const part of parts.slice(0, -1)) parseClientReply('frame:part', await sendOnce(socket, 'frame:part', part, timeoutMs));
+  return parseClientReply(event, await sendOnce(socket, 'frame:part', parts[parts.length - 1], timeoutMs));
 }
 
 /** Registers the site's public keys with a one-time token; returns the site id the coordinator assigned. */
