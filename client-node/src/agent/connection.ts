@@ -1,6 +1,6 @@
 // The Node site's socket: open a connection, then request/enroll/authenticate through the shared implementation
 // (shared/src/site/session.ts, also used by the browser site). Each connection attempt is one socket; reconnecting
-// is the agent's loop (backoff.ts), so authentication always runs again on a fresh socket.
+// is the agent's loop (shared/src/site/backoff.ts), so authentication always runs again on a fresh socket.
 
 import { io, type Socket } from 'socket.io-client';
 import { FedloraError } from '@fedlora/shared/errors.ts';

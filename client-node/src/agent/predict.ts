@@ -7,10 +7,10 @@ import { initNodeBackend, type BackendName } from '@fedlora/shared/backend/node.
 import type { Pooling } from '@fedlora/shared/model/classifier.ts';
 import { DEFAULT_RECIPE } from '@fedlora/shared/site/defaults.ts';
 import { loadLocalModel } from '@fedlora/shared/site/local-model.ts';
+import { checkAdapterShapes, openAdapter } from '@fedlora/shared/site/participant.ts';
 import { collate } from '@fedlora/shared/training/batches.ts';
 import { chunkSource, resolveBaseModelDir } from './base-model';
 import { connectAndAuthenticate, request } from './connection';
-import { checkAdapterShapes, openAdapter } from './participant';
 import { loadKeys, loadSiteConfig } from './state';
 
 export interface PredictOptions {

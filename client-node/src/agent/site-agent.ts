@@ -1,6 +1,7 @@
 // The long-running site agent behind `fedlora-site run`: connect, authenticate, check (or fetch) the base model
 // against the manifest, announce availability, then take part in rounds (configure → train → upload) until
-// stopped. When the coordinator goes away it reconnects with capped, jittered exponential backoff (backoff.ts).
+// stopped. When the coordinator goes away it reconnects with capped, jittered exponential backoff
+// (shared/src/site/backoff.ts).
 // Usable in-process (tests, simulations): new SiteAgent(opts).run(), stop() from anywhere.
 
 import { FedloraError, describeError, isFedloraError } from '@fedlora/shared/errors.ts';
@@ -14,9 +15,7 @@ import { loadLocalModel, type LocalModel } from '@fedlora/shared/site/local-mode
 import type { Pooling } from '@fedlora/shared/model/classifier.ts';
 import type { GlobalAdapter } from '@fedlora/shared/protocol/codec.ts';
 import { progressBar, type Progress } from '../progress';
-import { Backoff, DEFAULT_BACKOFF, type BackoffOptions } from './backoff';
-import { authenticate, openSocket, request, DEFAULT_REQUEST_TIMEOUT_MS, type SiteSocket } from './connection';
-import { chunkSource, resolveBaseModelDir } from './base-model';
+import { Backoff, DEFAULT_BACKOFF, type BackoffOptions } from '@fedlora/shared/site/backoff.ts';
 import {
   acceptTrainMessage,
   failureFor,
@@ -24,14 +23,16 @@ import {
   roundMaxLength,
   trainRound,
   type ConfiguredRound,
-} from './participant';
+} from '@fedlora/shared/site/participant.ts';
 import {
   checkLabelMapping,
   EncodedDataCache,
   formatLabelMapping,
   labelMapping,
-  loadSiteData,
-} from './site-data';
+} from '@fedlora/shared/site/site-data.ts';
+import { authenticate, openSocket, request, DEFAULT_REQUEST_TIMEOUT_MS, type SiteSocket } from './connection';
+import { chunkSource, resolveBaseModelDir } from './base-model';
+import { loadSiteData } from './site-data';
 import { loadKeys, loadSiteConfig, type SiteConfig } from './state';
 
 export interface SiteAgentOptions {

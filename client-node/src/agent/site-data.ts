@@ -5,14 +5,6 @@ import { FedloraError } from '@fedlora/shared/errors.ts';
 import { loadTabularFile } from '@fedlora/shared/data/tabular.ts';
 import type { LabeledDataset } from '@fedlora/shared/data/dataset.ts';
 
-export {
-  checkLabelMapping,
-  EncodedDataCache,
-  formatLabelMapping,
-  labelMapping,
-  type LabelMapping,
-} from '@fedlora/shared/site/site-data.ts';
-
 export interface DataLocation {
   data: string;
   textColumn?: string;

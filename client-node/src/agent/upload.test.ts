@@ -11,9 +11,9 @@ import { openAndVerify } from '@fedlora/shared/crypto/envelope.ts';
 import { decodeUpdate, ENCODINGS } from '@fedlora/shared/protocol/codec.ts';
 import { DEFAULT_MODEL_DIR, DEFAULT_RECIPE } from '@fedlora/shared/site/defaults.ts';
 import { loadLocalModel } from '@fedlora/shared/site/local-model.ts';
+import { buildUpload } from '@fedlora/shared/site/participant.ts';
+import { EncodedDataCache } from '@fedlora/shared/site/site-data.ts';
 import { runLocalRound } from '@fedlora/shared/training/local-round.ts';
-import { EncodedDataCache } from './site-data';
-import { buildUpload } from './participant';
 
 const TEXTS = [
   ['Quarterly invoice reconciliation for the Hartwell account is attached', 'ham'],
