@@ -14,7 +14,7 @@ import { generateBoxKeyPair, type KeyPair } from '@fedlora/shared/crypto/keys.ts
 import { Rng } from '@fedlora/shared/data/random.ts';
 import { evaluateState, runLocalRound } from '@fedlora/shared/training/local-round.ts';
 import { localRoundSeed, localTrainConfig } from '@fedlora/shared/site/participant.ts';
-import type { EncodedExample } from '@fedlora/shared/training/batches.ts';
+import { epochBatches, seededRandom, type EncodedExample } from '@fedlora/shared/training/batches.ts';
 import type { SequenceClassifier } from '@fedlora/shared/model/classifier.ts';
 import { cloneNamed, type NamedTensors } from '@fedlora/shared/tensor.ts';
 
@@ -94,8 +94,8 @@ export function sampleRound(seed: number, round: number, numSites: number, k: nu
 
 /**
  * Σ training samples the sampled sites process in each round, computed from the plan alone (sampling, dropouts,
- * stragglers' step caps, the trainer's ceil(n / batch) steps per epoch): what runFederatedArm records as
- * samplesSeen, and the centralized baseline's budget.
+ * stragglers' step caps, the trainer's batch order): what runFederatedArm records as samplesSeen, and the centralized
+ * baseline's budget.
  */
 export function plannedSamplesPerRound(
   sites: readonly (readonly number[])[],
@@ -108,12 +108,34 @@ export function plannedSamplesPerRound(
       const n = sites[s.site].length;
       if (s.dropped || n === 0) continue;
       const cap = s.straggler ? 1 + Math.floor(s.fraction * o.maxSteps) : o.maxSteps;
-      const steps = Math.min(cap, o.localEpochs * Math.ceil(n / o.batchSize));
-      samples += Math.min(n * o.localEpochs, steps * o.batchSize);
+      samples += plannedSiteSamples(n, o.localEpochs, o.batchSize, cap, localRoundSeed(round));
     }
     out.push(samples);
   }
   return out;
+}
+
+/**
+ * Samples a site of `n` examples processes in a round of at most `maxSteps` steps. Not min(n·epochs, steps·batch):
+ * every epoch has one partial batch (n mod batch examples) at a shuffled position, and when the cap cuts an epoch
+ * short it depends on that order whether the partial batch was among the steps taken. So this replays the trainer's
+ * order (trainClassifier: epochBatches drawn from seededRandom(seed), epoch after epoch, until the cap). Batch sizes
+ * and random draws do not depend on the examples' lengths (grouping by length only reorders within a chunk of whole
+ * batches), so equal lengths give the same sizes in the same order.
+ */
+export function plannedSiteSamples(n: number, localEpochs: number, batchSize: number, maxSteps: number, seed: number): number {
+  if (maxSteps >= localEpochs * Math.ceil(n / batchSize)) return n * localEpochs; // the cap does not bite
+  const rand = seededRandom(seed);
+  const lengths = new Array<number>(n).fill(0);
+  let steps = 0;
+  let samples = 0;
+  for (let epoch = 0; epoch < localEpochs; epoch++)
+    for (const batch of epochBatches(lengths, batchSize, rand)) {
+      if (steps >= maxSteps) return samples;
+      steps++;
+      samples += batch.length;
+    }
+  return samples;
 }
 
 /** A virtual site's Ed25519 identity, derived on demand from the run seed so no key is stored per site. */
@@ -176,12 +198,16 @@ export async function runFederatedArm(
       const maxSteps = s.straggler ? 1 + Math.floor(s.fraction * arm.maxSteps) : arm.maxSteps;
       if (s.straggler) stragglers++;
       const examples = ctx.sites[s.site].map((i) => ctx.trainEx[i]);
+      // samples seen: the trainer's own count, reported after every step (not numExamples, which is capped at the
+      // site's size, nor steps × batch, which counts a partial batch as a full one)
+      let trained = 0;
       // the production site's config and shuffling seed (participant.ts), so that the socket federation on the same
       // data, seed and round config publishes the same version (tests/sim-vs-socket.e2e.test.ts)
       const local = await runLocalRound(ctx.clf, examples, ctx.padId, received, { ...localTrainConfig(cfg), maxSteps }, {
         seed: localRoundSeed(round),
+        onStep: (p) => (trained = p.samplesSeen),
       });
-      samplesSeen += local.metrics.steps > 0 ? Math.min(local.numExamples * cfg.localEpochs, local.metrics.steps * cfg.batchSize) : 0;
+      samplesSeen += trained;
       const t1 = performance.now();
       const keys = siteSigningKeys(ctx.seed, s.site);
       const payload = encodeUpdate(

@@ -47,7 +47,10 @@ async function main(argv: string[]): Promise<number> {
   const command = `npm run simulate -- ${argv.join(' ')}`.trim();
   const runDir = opts.out ?? defaultRunDir(opts);
   const res = await runSimulation(opts, { onEvent: progressHandler(opts.quiet) });
+  // the results first, so that a failed bookkeeping check cannot cost the rounds it checks; its warnings come after
+  // (stderr) and are in metrics.json, summary.md and the JSON line too. The JSON line stays the last line of stdout.
   writeRun(res, runDir, command);
+  for (const w of res.warnings ?? []) process.stderr.write(`simulate: warning: ${w}\n`);
   if (!opts.json) process.stdout.write(summaryMarkdown(res, command) + `\nrun folder: ${runDir}\n`);
   else process.stdout.write(jsonSummary(res, runDir) + '\n');
   return 0;

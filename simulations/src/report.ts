@@ -48,6 +48,8 @@ export function summaryMarkdown(res: SimResult, command: string): string {
     lines.push(`| local-only worst site | ${pct(l.worst)} | – | – | – | – |`);
   }
   lines.push('', 'Accuracy in %. Plot: accuracy.png (accuracy.svg); all numbers: metrics.json.', '');
+  const warnings = res.warnings ?? [];
+  if (warnings.length) lines.push('Warnings (bookkeeping checks; the results above are as measured):', '', ...warnings.map((w) => `- ${w}`), '');
   return lines.join('\n');
 }
 

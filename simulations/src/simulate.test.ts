@@ -162,3 +162,39 @@ test('when --rank and --targets change the adapter, then every arm trains that a
   assert.equal(loraNames.length, 4 * 2 * 2, '4 layers x 2 modules x (A, B)');
   for (const n of loraNames) assert.ok(final[n].shape.includes(4), `${n} has rank 4`);
 });
+
+test('when sites end an epoch on a partial batch and the step cap cuts it, then every round\'s samples seen equal the plan, without a warning', async () => {
+  // sizes not multiples of the batch of 8; 3 steps cut the epochs of the larger two, so whether their partial batch
+  // (5 or 7 examples) is among the steps taken depends on the round's shuffle
+  const sites = [20, 45, 79].map((n, s) => Array.from({ length: n }, (_, i) => [0, 20, 65][s] + i));
+  const o = { ...TINY, rounds: 3, maxSteps: 3, localOnly: false };
+  const res = await runSimulation(o, { data: tinyData(), sites });
+  const plan = plannedSamplesPerRound(sites, o);
+  assert.deepEqual(res.arms.fedavg.rounds.map((r) => r.samplesSeen), plan);
+  assert.ok(plan.some((x) => x < 20 + 2 * 3 * 8), `some round trained a partial batch: ${plan.join(',')}`);
+  assert.deepEqual(res.warnings, []);
+  assert.equal(res.centralized?.curve.length, 3);
+});
+
+test('when the samples seen differ from the plan after the rounds, then the finished arms and baselines are kept and written, and the mismatch is a warning beside them', async () => {
+  const wrongPlan: typeof plannedSamplesPerRound = (sites, o) => plannedSamplesPerRound(sites, o).map((x) => x + 1);
+  const res = await runSimulation({ ...TINY, localOnly: false }, { data: tinyData(), plan: wrongPlan });
+  assert.equal(res.arms.fedavg.curve.length, 2, 'both finished rounds are kept');
+  assert.equal(res.centralized?.curve.length, 2, 'the centralized baseline still ran');
+  assert.equal(res.warnings?.length, 1);
+  assert.match(res.warnings?.[0] ?? '', /^fedavg: samples seen per round 48,48 differ from the plan 49,49/);
+
+  const dir = mkdtempSync(join(tmpdir(), 'fedlora-sim-'));
+  try {
+    writeRun(res, dir, 'npm run simulate -- (test)');
+    const metrics = JSON.parse(readFileSync(join(dir, 'metrics.json'), 'utf8'));
+    assert.equal(metrics.arms.fedavg.curve.length, 2);
+    assert.deepEqual(metrics.warnings, res.warnings);
+    assert.match(readFileSync(join(dir, 'summary.md'), 'utf8'), /Warnings[^\n]*\n\n- fedavg: samples seen per round 48,48/);
+    const line = JSON.parse(jsonSummary(res, dir));
+    assert.deepEqual(Object.keys(line.arms), ['fedavg', 'centralized']);
+    assert.deepEqual(line.warnings, res.warnings);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
