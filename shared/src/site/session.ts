@@ -8,6 +8,7 @@ import { signChallenge } from '../crypto/envelope';
 import { parseManifest, type Manifest } from '../protocol/manifest';
 import { parseClientReply, type ClientEventName, type ClientReply, type ClientRequest } from '../protocol/events';
 import { isPartedEvent, splitRequest } from '../protocol/frame-parts';
+import type { RoundTransport } from './round-handler';
 
 export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
 
@@ -89,6 +90,26 @@ export async function request<E extends ClientEventName>(
   if (parts.length <= 1) return parseClientReply(event, await sendOnce(socket, event, payload, timeoutMs));
   for (const part of parts.slice(0, -1)) parseClientReply('frame:part', await sendOnce(socket, 'frame:part', part, timeoutMs));
   return parseClientReply(event, await sendOnce(socket, 'frame:part', parts[parts.length - 1], timeoutMs));
+}
+
+/** The part of a socket.io-client Socket that listens to the coordinator's events. */
+interface ListeningSocket {
+  readonly connected: boolean;
+  on(event: string, listener: (...args: never[]) => void): unknown;
+}
+
+/** A connected socket as the round handler's transport (round-handler.ts): its round events, and requests sent
+ * with request() through asAckSocket. */
+export function roundTransport(socket: object, timeoutMs = DEFAULT_REQUEST_TIMEOUT_MS): RoundTransport {
+  const s = socket as unknown as ListeningSocket;
+  const ack = asAckSocket(socket);
+  return {
+    on: (event, listener) => void s.on(event, listener),
+    request: (event, payload) => request(ack, event, payload, timeoutMs),
+    get connected() {
+      return s.connected;
+    },
+  };
 }
 
 /** Registers the site's public keys with a one-time token; returns the site id the coordinator assigned. */

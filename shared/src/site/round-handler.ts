@@ -1,0 +1,301 @@
+// A site's round protocol, the one implementation behind the Node agent (client-node/src/agent/site-agent.ts) and
+// the browser site (client-web/src/site-client.ts): answer 'round:configure' (accept or decline), check
+// 'round:train', then train → seal → upload, or report 'round:fail'; take note of 'round:closed' and
+// 'version:published'. What differs between the clients sits behind small ports: the connection (RoundTransport,
+// session.ts roundTransport), the local model and its encoded data (RoundModel, RoundData: localRoundModel and
+// localRoundData over a LocalModel), what the site shows (report) and the clock. New site-side stages of a round
+// (secure aggregation's) belong here, so that a site's round protocol stays in one place.
+
+import type { KeyPair } from '../crypto/keys';
+import type { GlobalAdapter } from '../protocol/codec';
+import {
+  ackError,
+  ackOk,
+  parseServerMessage,
+  type Ack,
+  type ClientReply,
+  type ClientRequest,
+  type ServerMessage,
+  type ServerReply,
+} from '../protocol/events';
+import type { NamedTensors } from '../tensor';
+import type { EncodedExample } from '../training/batches';
+import { runLocalRound, type LocalRoundResult, type LocalTrainConfig } from '../training/local-round';
+import type { StepProgress } from '../training/trainer';
+import type { LocalModel } from './model-files';
+import {
+  acceptTrainMessage,
+  buildUpload,
+  failureFor,
+  localRoundSeed,
+  localTrainConfig,
+  roundMaxLength,
+  type ConfiguredRound,
+} from './participant';
+import type { EncodedDataCache } from './site-data';
+
+// ---- ports ----
+
+/** The coordinator's round events a site listens to; the first two wait for the site's ack. */
+export interface RoundListeners {
+  'round:configure': (raw: unknown, ack: (reply: Ack<ServerReply<'round:configure'>>) => void) => void;
+  'round:train': (raw: unknown, ack: (reply: Ack<ServerReply<'round:train'>>) => void) => void;
+  'round:closed': (raw: unknown) => void;
+  'version:published': (raw: unknown) => void;
+}
+
+/** What a site sends during a round. */
+export type RoundRequestName = 'update:upload' | 'round:fail';
+
+/** One authenticated connection to the coordinator. */
+export interface RoundTransport {
+  on<E extends keyof RoundListeners>(event: E, listener: RoundListeners[E]): void;
+  /** the coordinator's validated reply; fails as soon as the connection is lost (session.ts request) */
+  request<E extends RoundRequestName>(event: E, payload: ClientRequest<E>): Promise<ClientReply<E>>;
+  readonly connected: boolean;
+}
+
+/** How a round's local training is seeded, followed and stopped (training/local-round.ts runLocalRound). */
+export interface RoundTrainControl {
+  seed: number;
+  onStep: (p: StepProgress) => void;
+  /** asked between steps: the site is leaving, the connection is gone or the round has closed */
+  shouldStop: () => boolean;
+}
+
+/** The local model that trains a round. */
+export interface RoundModel {
+  /** names and shapes of the trainable tensors: a global adapter must have exactly these */
+  trainableShapes(): Record<string, number[]>;
+  /** the most tokens per example the model takes (tokenizer and position embeddings) */
+  readonly maxLength: number;
+  /** trains from `global` on `examples` and returns delta = trained − global with the example count */
+  train(
+    examples: EncodedExample[],
+    global: NamedTensors,
+    config: LocalTrainConfig,
+    control: RoundTrainControl,
+  ): Promise<LocalRoundResult>;
+}
+
+/** The site's labelled data, encoded for the model. Never sent: only deltas computed from it leave. */
+export interface RoundData {
+  examples(maxLength: number): EncodedExample[];
+}
+
+export interface Clock {
+  /** epoch milliseconds, as the coordinator's deadlines are */
+  now(): number;
+}
+
+const SYSTEM_CLOCK: Clock = { now: () => Date.now() };
+
+/** What the handler tells its site; each client turns these into its own log lines, progress and page events. */
+export type RoundEvent =
+  | { type: 'configured'; round: ConfiguredRound; accepted: boolean }
+  /** a round event the site did not take: acked with the error */
+  | { type: 'rejected'; event: 'round:configure' | 'round:train'; error: unknown }
+  /** a malformed broadcast: it changes nothing */
+  | { type: 'ignored'; event: 'round:closed' | 'version:published'; error: unknown }
+  | { type: 'step'; round: ConfiguredRound; progress: StepProgress; stepsPerEpoch: number }
+  | { type: 'trained'; round: ConfiguredRound; result: LocalRoundResult }
+  | { type: 'uploaded'; round: ConfiguredRound; result: LocalRoundResult; payloadBytes: number }
+  | { type: 'failed'; round: ConfiguredRound; failure: ClientRequest<'round:fail'>; error: unknown }
+  | { type: 'fail-undelivered'; round: ConfiguredRound; error: unknown }
+  | { type: 'closed'; message: ServerMessage<'round:closed'> }
+  | { type: 'version'; message: ServerMessage<'version:published'> };
+
+export interface SiteRoundsOptions {
+  report: (e: RoundEvent) => void;
+  /** true once the site is leaving: it declines rounds, stops training between steps and reports no failure */
+  leaving: () => boolean;
+  clock?: Clock;
+  /** take part in one round only; `over` runs when that round is over for this site (it closed, or failed here) */
+  once?: { over: () => void };
+}
+
+/** What one authenticated connection brings: who the site is, its transport, and the model and data prepared for
+ * this connection's manifest. */
+export interface RoundConnection {
+  siteId: string;
+  /** the site's Ed25519 keypair: signs every upload */
+  signing: KeyPair;
+  transport: RoundTransport;
+  model: RoundModel;
+  data: RoundData;
+  /** the manifest's cap on tokens per example; a round may lower it (participant.ts roundMaxLength) */
+  maxSeqLength: number;
+}
+
+/** The round a connection accepted in 'round:configure' and has not trained yet; forgotten with the connection. */
+interface Offer {
+  round: ConfiguredRound | null;
+}
+
+// ---- the handler ----
+
+/** A site's rounds across its connections: one trains at a time, and a closed round is never trained or reported. */
+export class SiteRounds {
+  private trainingRound: string | null = null;
+  /** with `once`: the round this site trained in */
+  private onceRound: string | null = null;
+  private readonly closedRounds = new Set<string>();
+  private readonly clock: Clock;
+
+  constructor(private readonly o: SiteRoundsOptions) {
+    this.clock = o.clock ?? SYSTEM_CLOCK;
+  }
+
+  /** true while a round trains, uploads or reports its failure */
+  get training(): boolean {
+    return this.trainingRound !== null;
+  }
+
+  /** with `once`: this site trained in its round and is done with it, so a lost connection leaves nothing to do */
+  get onceDone(): boolean {
+    return this.onceRound !== null && this.trainingRound === null;
+  }
+
+  /** Takes part in rounds over `c` until it closes. */
+  attach(c: RoundConnection): void {
+    const offer: Offer = { round: null };
+    c.transport.on('round:configure', (raw, ack) => this.configure(offer, raw, ack));
+    c.transport.on('round:train', (raw, ack) => void this.train(c, offer, raw, ack));
+    c.transport.on('round:closed', (raw) => this.closed(offer, raw));
+    c.transport.on('version:published', (raw) => this.published(raw));
+  }
+
+  private configure(offer: Offer, raw: unknown, ack: (r: Ack<ServerReply<'round:configure'>>) => void): void {
+    try {
+      const msg = parseServerMessage('round:configure', raw);
+      const accepted =
+        !this.o.leaving() &&
+        this.trainingRound === null &&
+        msg.deadline > this.clock.now() &&
+        !(this.o.once && this.onceRound !== null);
+      if (accepted) offer.round = msg;
+      this.o.report({ type: 'configured', round: msg, accepted });
+      ack(ackOk({ accepted }));
+    } catch (err) {
+      this.o.report({ type: 'rejected', event: 'round:configure', error: err });
+      ack(ackError(err));
+    }
+  }
+
+  private async train(
+    c: RoundConnection,
+    offer: Offer,
+    raw: unknown,
+    ack: (r: Ack<ServerReply<'round:train'>>) => void,
+  ): Promise<void> {
+    let round: ConfiguredRound;
+    let adapter: GlobalAdapter;
+    try {
+      ({ round, adapter } = await acceptTrainMessage(raw, offer.round, c.model.trainableShapes()));
+    } catch (err) {
+      this.o.report({ type: 'rejected', event: 'round:train', error: err });
+      ack(ackError(err));
+      return;
+    }
+    offer.round = null;
+    this.trainingRound = round.roundId;
+    if (this.o.once) this.onceRound = round.roundId;
+    ack(ackOk({ started: true as const }));
+    let failed = false;
+    try {
+      await this.trainAndUpload(c, round, adapter);
+    } catch (err) {
+      failed = true;
+      await this.reportFailure(c, round, err);
+    } finally {
+      this.trainingRound = null;
+    }
+    // --once: a failed round is over here; an uploaded one once it has closed (now, or later in closed())
+    if (this.onceRound === round.roundId && (failed || this.closedRounds.has(round.roundId)))
+      this.o.once?.over();
+  }
+
+  /** train → seal → upload */
+  private async trainAndUpload(
+    c: RoundConnection,
+    round: ConfiguredRound,
+    adapter: GlobalAdapter,
+  ): Promise<void> {
+    const config = localTrainConfig(round.config);
+    const examples = c.data.examples(roundMaxLength(round.config, c.maxSeqLength, c.model.maxLength));
+    const stepsPerEpoch = Math.ceil(examples.length / config.batchSize);
+    const result = await c.model.train(examples, adapter.adapter, config, {
+      seed: localRoundSeed(round.round),
+      onStep: (progress) => this.o.report({ type: 'step', round, progress, stepsPerEpoch }),
+      shouldStop: () => this.o.leaving() || !c.transport.connected || this.closedRounds.has(round.roundId),
+    });
+    this.o.report({ type: 'trained', round, result });
+    const upload = buildUpload({
+      roundId: round.roundId,
+      siteId: c.siteId,
+      delta: result.delta,
+      numExamples: result.numExamples,
+      metrics: result.metrics,
+      encoding: round.encoding,
+      recipientBoxPublicKey: round.coordinatorBoxPublicKey,
+      signing: c.signing,
+    });
+    await c.transport.request('update:upload', upload.request);
+    this.o.report({ type: 'uploaded', round, result, payloadBytes: upload.payload.length });
+  }
+
+  private async reportFailure(c: RoundConnection, round: ConfiguredRound, err: unknown): Promise<void> {
+    const failure = failureFor(round.roundId, err);
+    this.o.report({ type: 'failed', round, failure, error: err });
+    // a closed round or a lost connection needs no report: the coordinator has already moved on
+    if (c.transport.connected && !this.closedRounds.has(round.roundId) && !this.o.leaving())
+      await c.transport
+        .request('round:fail', failure)
+        .catch((error: unknown) => this.o.report({ type: 'fail-undelivered', round, error }));
+  }
+
+  private closed(offer: Offer, raw: unknown): void {
+    let msg: ServerMessage<'round:closed'>;
+    try {
+      msg = parseServerMessage('round:closed', raw);
+    } catch (err) {
+      this.o.report({ type: 'ignored', event: 'round:closed', error: err });
+      return;
+    }
+    this.closedRounds.add(msg.roundId);
+    if (offer.round?.roundId === msg.roundId) offer.round = null;
+    this.o.report({ type: 'closed', message: msg });
+    if (this.onceRound === msg.roundId && this.trainingRound === null) this.o.once?.over();
+  }
+
+  private published(raw: unknown): void {
+    let msg: ServerMessage<'version:published'>;
+    try {
+      msg = parseServerMessage('version:published', raw);
+    } catch (err) {
+      this.o.report({ type: 'ignored', event: 'version:published', error: err });
+      return;
+    }
+    this.o.report({ type: 'version', message: msg });
+  }
+}
+
+// ---- the model and data ports over a LocalModel, as both clients hold one ----
+
+export function localRoundModel(model: LocalModel): RoundModel {
+  return {
+    trainableShapes: () => model.classifier.trainableShapes(),
+    maxLength: Math.min(model.tokenizer.maxLength, model.bert.config.maxPositions),
+    train: (examples, global, config, control) =>
+      runLocalRound(model.classifier, examples, model.tokenizer.special.pad, global, config, control),
+  };
+}
+
+/** The site's data tokenized by `model` against the federation's labels, once per max length. */
+export function localRoundData(
+  cache: EncodedDataCache,
+  model: LocalModel,
+  labels: readonly string[],
+): RoundData {
+  return { examples: (maxLength) => cache.get(model.tokenizer, labels, maxLength) };
+}
