@@ -1,29 +1,21 @@
 // The long-running site agent behind `fedlora-site run`: connect, authenticate, check (or fetch) the base model
-// against the manifest, announce availability, then take part in rounds (configure → train → upload) until
-// stopped. When the coordinator goes away it reconnects with capped, jittered exponential backoff
-// (shared/src/site/backoff.ts).
+// against the manifest, announce availability, then take part in rounds until stopped. The round protocol
+// (configure → train → upload) is the one the browser site runs too, shared/src/site/round-handler.ts; this file
+// gives it the socket, the model and data, and shows its events (round-log.ts). When the coordinator goes away it
+// reconnects with capped, jittered exponential backoff (shared/src/site/backoff.ts).
 // Usable in-process (tests, simulations): new SiteAgent(opts).run(), stop() from anywhere.
 
 import { FedloraError, describeError, isFedloraError } from '@fedlora/shared/errors.ts';
 import { initNodeBackend, type BackendInfo, type BackendName } from '@fedlora/shared/backend/node.ts';
 import type { SiteKeys } from '@fedlora/shared/crypto/keys.ts';
-import { ackError, ackOk, parseServerMessage } from '@fedlora/shared/protocol/events.ts';
 import type { Manifest } from '@fedlora/shared/protocol/manifest.ts';
 import { ENCODINGS } from '@fedlora/shared/protocol/quantize.ts';
 import { DEFAULT_RECIPE } from '@fedlora/shared/site/defaults.ts';
 import { loadLocalModel, type LocalModel } from '@fedlora/shared/site/local-model.ts';
 import type { Pooling } from '@fedlora/shared/model/classifier.ts';
-import type { GlobalAdapter } from '@fedlora/shared/protocol/codec.ts';
-import { progressBar, type Progress } from '../progress';
 import { Backoff, DEFAULT_BACKOFF, type BackoffOptions } from '@fedlora/shared/site/backoff.ts';
-import {
-  acceptTrainMessage,
-  failureFor,
-  localTrainConfig,
-  roundMaxLength,
-  trainRound,
-  type ConfiguredRound,
-} from '@fedlora/shared/site/participant.ts';
+import { localRoundData, localRoundModel, SiteRounds } from '@fedlora/shared/site/round-handler.ts';
+import { roundTransport } from '@fedlora/shared/site/session.ts';
 import {
   checkLabelMapping,
   EncodedDataCache,
@@ -32,6 +24,7 @@ import {
 } from '@fedlora/shared/site/site-data.ts';
 import { authenticate, openSocket, request, DEFAULT_REQUEST_TIMEOUT_MS, type SiteSocket } from './connection';
 import { chunkSource, resolveBaseModelDir } from './base-model';
+import { roundLog } from './round-log';
 import { loadSiteData } from './site-data';
 import { loadKeys, loadSiteConfig, type SiteConfig } from './state';
 
@@ -99,14 +92,17 @@ export class SiteAgent {
   private modelKey = '';
   private data: EncodedDataCache | null = null;
   private backend: BackendInfo | null = null;
-  private configured: ConfiguredRound | null = null;
-  private trainingRound: string | null = null;
-  private readonly closedRounds = new Set<string>();
-  private onceRound: string | null = null;
+  /** the round protocol (shared with the browser site), across this agent's connections */
+  private readonly rounds: SiteRounds;
   private readonly verified = new Map<string, string>();
 
   constructor(private readonly opts: SiteAgentOptions) {
     this.log = opts.log ?? ((line) => process.stderr.write(line + '\n'));
+    this.rounds = new SiteRounds({
+      report: roundLog({ log: this.log, emit: (e) => this.emit(e), quiet: opts.quiet }),
+      leaving: () => this.stopping,
+      once: opts.once ? { over: () => this.finish() } : undefined,
+    });
   }
 
   private emit(e: AgentEvent): void {
@@ -133,7 +129,7 @@ export class SiteAgent {
           reason = describeError(err);
         }
         // --once: the round this site trained in is over for it once the connection is gone
-        if (this.onceRound !== null && this.trainingRound === null) this.done = true;
+        if (this.rounds.onceDone) this.done = true;
         if (this.stopping || this.done) break;
         if (this.opts.maxAttempts !== undefined && backoff.attempts + 1 >= this.opts.maxAttempts)
           throw new FedloraError('UNREACHABLE', `gave up after ${backoff.attempts + 1} attempts: ${reason}`);
@@ -190,8 +186,17 @@ export class SiteAgent {
       );
       this.emit({ type: 'authenticated', siteId: cfg.siteId, coordinatorId, versionId: manifest.versionId });
       await this.prepare(manifest, socket, cfg);
-      this.attachRoundHandlers(socket, manifest, cfg, keys);
-      const numExamples = (this.data as EncodedDataCache).dataset.examples.length;
+      const model = this.model as LocalModel;
+      const data = this.data as EncodedDataCache;
+      this.rounds.attach({
+        siteId: cfg.siteId,
+        signing: keys.signing,
+        transport: roundTransport(socket, timeout),
+        model: localRoundModel(model),
+        data: localRoundData(data, model, manifest.labels),
+        maxSeqLength: manifest.maxSeqLength,
+      });
+      const numExamples = data.dataset.examples.length;
       await request(
         socket,
         'site:ready',
@@ -204,7 +209,6 @@ export class SiteAgent {
     } finally {
       socket.close();
       if (this.socket === socket) this.socket = null;
-      this.configured = null;
     }
   }
 
@@ -248,160 +252,5 @@ export class SiteAgent {
       manifest.labels,
       Math.min(manifest.maxSeqLength, tok.maxLength, this.model.bert.config.maxPositions),
     );
-  }
-
-  // ---- rounds ----
-
-  private attachRoundHandlers(socket: SiteSocket, manifest: Manifest, cfg: SiteConfig, keys: SiteKeys): void {
-    socket.on('round:configure', (raw, ack) => {
-      try {
-        const msg = parseServerMessage('round:configure', raw);
-        const accepted =
-          !this.stopping &&
-          this.trainingRound === null &&
-          msg.deadline > Date.now() &&
-          !(this.opts.once && this.onceRound !== null);
-        if (accepted) this.configured = msg;
-        this.log(
-          `round ${msg.round} (${msg.roundId}): ${accepted ? 'accepted' : 'declined'}; ${msg.encoding}, config ${JSON.stringify(msg.config)}`,
-        );
-        this.emit({ type: 'configured', roundId: msg.roundId, round: msg.round, accepted });
-        ack(ackOk({ accepted }));
-      } catch (err) {
-        this.log(`round:configure rejected: ${describeError(err)}`);
-        ack(ackError(err));
-      }
-    });
-
-    socket.on('round:train', (raw, ack) => {
-      void (async () => {
-        let round: ConfiguredRound;
-        let adapter: GlobalAdapter;
-        try {
-          ({ round, adapter } = await acceptTrainMessage(
-            raw,
-            this.configured,
-            (this.model as LocalModel).classifier.trainableShapes(),
-          ));
-        } catch (err) {
-          this.log(`round:train rejected: ${describeError(err)}`);
-          ack(ackError(err));
-          return;
-        }
-        this.configured = null;
-        this.trainingRound = round.roundId;
-        if (this.opts.once) this.onceRound = round.roundId;
-        ack(ackOk({ started: true as const }));
-        await this.trainAndUpload(socket, manifest, cfg, keys, round, adapter);
-      })();
-    });
-
-    socket.on('round:closed', (raw) => {
-      try {
-        const msg = parseServerMessage('round:closed', raw);
-        this.closedRounds.add(msg.roundId);
-        this.log(
-          `round ${msg.round} closed: ${msg.outcome} (${msg.updates} updates, ${msg.failures} failures)`,
-        );
-        this.emit({ type: 'closed', roundId: msg.roundId, outcome: msg.outcome });
-        if (this.configured?.roundId === msg.roundId) this.configured = null;
-        if (this.onceRound === msg.roundId && this.trainingRound === null) this.finish();
-      } catch (err) {
-        this.log(`round:closed ignored: ${describeError(err)}`);
-      }
-    });
-
-    socket.on('version:published', (raw) => {
-      try {
-        const msg = parseServerMessage('version:published', raw);
-        const acc = msg.metrics.accuracy;
-        this.log(
-          `global adapter ${msg.versionId} (round ${msg.round})${acc === undefined ? '' : `: held-out accuracy ${acc.toFixed(4)}`}`,
-        );
-        this.emit({ type: 'version', versionId: msg.versionId, round: msg.round, metrics: msg.metrics });
-      } catch (err) {
-        this.log(`version:published ignored: ${describeError(err)}`);
-      }
-    });
-  }
-
-  private async trainAndUpload(
-    socket: SiteSocket,
-    manifest: Manifest,
-    cfg: SiteConfig,
-    keys: SiteKeys,
-    round: ConfiguredRound,
-    adapter: GlobalAdapter,
-  ): Promise<void> {
-    const model = this.model as LocalModel;
-    const tok = model.tokenizer;
-    const train = localTrainConfig(round.config);
-    const maxLength = roundMaxLength(
-      round.config,
-      manifest.maxSeqLength,
-      Math.min(tok.maxLength, model.bert.config.maxPositions),
-    );
-    let bar: Progress | null = null;
-    let barEpoch = -1;
-    try {
-      const examples = (this.data as EncodedDataCache).get(tok, manifest.labels, maxLength);
-      const perEpoch = Math.ceil(examples.length / train.batchSize);
-      const { result, upload: up } = await trainRound({
-        classifier: model.classifier,
-        examples,
-        padId: tok.special.pad,
-        round,
-        adapter,
-        siteId: cfg.siteId,
-        signing: keys.signing,
-        shouldStop: () => this.stopping || socket.disconnected || this.closedRounds.has(round.roundId),
-        onStep: (p) => {
-          if (p.epoch !== barEpoch) {
-            bar?.stop();
-            const left = p.totalSteps - (p.step - 1);
-            bar = progressBar(
-              `round ${round.round} epoch ${p.epoch + 1}/${train.localEpochs}`,
-              Math.min(perEpoch, left),
-              this.opts.quiet,
-            );
-            barEpoch = p.epoch;
-          }
-          bar?.update(p.step - p.epoch * perEpoch, {
-            loss: p.loss.toFixed(4),
-            sps: p.samplesPerSecond.toFixed(1),
-          });
-        },
-      });
-      (bar as Progress | null)?.stop();
-      bar = null;
-      await request(socket, 'update:upload', up.request, this.opts.requestTimeoutMs);
-      this.log(
-        `round ${round.round}: uploaded ${up.payload.length} bytes (${round.encoding}), ${result.numExamples} examples, ` +
-          `loss ${result.metrics.loss.toFixed(4)}, ${result.metrics.seconds.toFixed(1)} s`,
-      );
-      this.emit({
-        type: 'uploaded',
-        roundId: round.roundId,
-        round: round.round,
-        payloadBytes: up.payload.length,
-        numExamples: result.numExamples,
-        loss: result.metrics.loss,
-        seconds: result.metrics.seconds,
-      });
-    } catch (err) {
-      (bar as Progress | null)?.stop();
-      const fail = failureFor(round.roundId, err);
-      this.log(`round ${round.round}: failed: ${describeError(err)}`);
-      this.emit({ type: 'failed', roundId: round.roundId, code: fail.code, message: fail.message });
-      // a closed round or a lost connection needs no report: the coordinator has already moved on
-      if (socket.connected && !this.closedRounds.has(round.roundId) && !this.stopping)
-        await request(socket, 'round:fail', fail, this.opts.requestTimeoutMs).catch((e: unknown) =>
-          this.log(`round:fail not delivered: ${describeError(e)}`),
-        );
-      if (this.onceRound === round.roundId) this.finish();
-    } finally {
-      this.trainingRound = null;
-    }
-    if (this.onceRound === round.roundId && this.closedRounds.has(round.roundId)) this.finish();
   }
 }
