@@ -5,7 +5,6 @@
 //               dynamic padding, vs the same number of fixed-length (64) steps at the reference's measured step time
 //   aggregate   FedAvg of N ∈ {10, 100, 1000} deltas of the default adapter size: ms and MB/s
 //   bytes       bytes per site per round (fp32 / fp16 / int8 sealed update) vs full-model bytes
-// Usage: npm run bench [-- step target aggregate bytes]   (default: step aggregate bytes; `target` takes minutes)
 
 import { spawnSync } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
@@ -29,10 +28,25 @@ import { sealAndSign } from '@fedlora/shared/crypto/envelope.ts';
 import { generateSiteKeys, generateBoxKeyPair } from '@fedlora/shared/crypto/keys.ts';
 import type { NamedTensors } from '@fedlora/shared/tensor.ts';
 import { encode as msgpack } from 'msgpackr';
+import { exitWithUsageError, parseCommandLineOrExit } from '@fedlora/shared/command-line.ts';
+import { FedloraError } from '@fedlora/shared/errors.ts';
+
+const SECTIONS = ['step', 'target', 'aggregate', 'bytes'];
+const DEFAULT_SECTIONS = ['step', 'aggregate', 'bytes'];
+const HELP = `npm run bench [-- section…]
+  Performance figures, each against a reference measured in the same run (markdown tables on stdout).
+  sections: step target aggregate bytes   (default: step aggregate bytes; \`target\` takes minutes)
+    step        one training step at the PyTorch yardstick's shape, 1 thread and main + worker threads
+    target      time to a held-out accuracy target (SpamAssassin; Banking77 when ../shared has it)
+    aggregate   FedAvg of 10, 100, 1000 deltas of the default adapter size
+    bytes       bytes per site per round (fp32 / fp16 / int8 sealed update) vs the full model`;
 
 const repo = fileURLToPath(new URL('..', import.meta.url));
-const sections = process.argv.slice(2).filter((a) => !a.startsWith('-'));
-const want = (s: string) => (sections.length ? sections.includes(s) : ['step', 'aggregate', 'bytes'].includes(s));
+const { positionals: sections } = parseCommandLineOrExit('npm run bench', HELP, process.argv.slice(2), {}, { positionals: true });
+const unknown = sections.filter((s) => !SECTIONS.includes(s));
+if (unknown.length)
+  exitWithUsageError('npm run bench', new FedloraError('CONFIG_INVALID', `unknown section(s) ${unknown.map((s) => `"${s}"`).join(', ')}`), HELP);
+const want = (s: string) => (sections.length ? sections : DEFAULT_SECTIONS).includes(s);
 const out = (line: string) => console.log(line);
 
 function torchReference(): { msPerStep: number; samplesPerSecond: number } | string {

@@ -9,8 +9,8 @@ import { createWriteStream, mkdirSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
+import { parseCommandLineOrExit } from '@fedlora/shared/command-line.ts';
 import { siteName, writeSiteFiles } from './make-site-data';
 import { coordinatorCommand, siteJoinCommand, siteRunCommand, type ChildCommand } from './start-commands';
 
@@ -27,20 +27,13 @@ const HELP = `npm start [-- options]
   --port N (0 = any free port)   --dir DIR (default .fedlora/runs/<time>: coordinator data, site states, logs)`;
 
 const repo = fileURLToPath(new URL('..', import.meta.url));
-const { values: f } = parseArgs({
-  options: {
-    rounds: { type: 'string', default: '5' }, json: { type: 'boolean', default: false }, sites: { type: 'string', default: '3' },
-    alpha: { type: 'string', default: '1' }, seed: { type: 'string', default: '42' }, 'site-limit': { type: 'string' },
-    'heldout-limit': { type: 'string' }, 'max-steps': { type: 'string', default: '12' }, lr: { type: 'string', default: '0.002' },
-    'max-length': { type: 'string', default: '64' }, strategy: { type: 'string', default: 'fedavg' },
-    encoding: { type: 'string', default: 'fp32' }, port: { type: 'string', default: '0' }, dir: { type: 'string' },
-    help: { type: 'boolean', short: 'h' },
-  },
+const { values: f } = parseCommandLineOrExit('npm start', HELP, process.argv.slice(2), {
+  rounds: { type: 'string', default: '5' }, json: { type: 'boolean', default: false }, sites: { type: 'string', default: '3' },
+  alpha: { type: 'string', default: '1' }, seed: { type: 'string', default: '42' }, 'site-limit': { type: 'string' },
+  'heldout-limit': { type: 'string' }, 'max-steps': { type: 'string', default: '12' }, lr: { type: 'string', default: '0.002' },
+  'max-length': { type: 'string', default: '64' }, strategy: { type: 'string', default: 'fedavg' },
+  encoding: { type: 'string', default: 'fp32' }, port: { type: 'string', default: '0' }, dir: { type: 'string' },
 });
-if (f.help) {
-  console.log(HELP);
-  process.exit(0);
-}
 const rounds = Number(f.rounds);
 const numSites = Number(f.sites);
 if (!Number.isInteger(rounds) || rounds < 1) fail(`--rounds must be a positive integer, got ${f.rounds}`);

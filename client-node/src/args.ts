@@ -1,17 +1,12 @@
-// Raw argv → typed options for the site CLI, on node:util parseArgs; errors name the flag and say what is expected.
+// Raw argv → typed options for the site CLI, on the shared strict parser (shared/command-line); errors name the flag
+// and say what is expected.
 
-import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { parseCommandLine, type FlagSpec } from '@fedlora/shared/command-line.ts';
 import { FedloraError } from '@fedlora/shared/errors.ts';
 
-export type OptionSpec = NonNullable<ParseArgsConfig['options']>;
-
-export function parseFlags(argv: string[], options: OptionSpec): Record<string, string | boolean | undefined> {
-  try {
-    return parseArgs({ args: argv, options: { ...options, help: { type: 'boolean', short: 'h' } }, strict: true, allowPositionals: false })
-      .values as Record<string, string | boolean | undefined>;
-  } catch (err) {
-    throw new FedloraError('CONFIG_INVALID', (err as Error).message, { cause: err });
-  }
+/** Flag values as the command parsers read them (none of the site's flags is `multiple`). */
+export function parseFlags(argv: string[], options: FlagSpec): Record<string, string | boolean | undefined> {
+  return parseCommandLine(argv, options).values as Record<string, string | boolean | undefined>;
 }
 
 export function intFlag(v: string | boolean | undefined, name: string, fallback: number, min = 1): number {

@@ -1,6 +1,7 @@
 // fedlora-site: the site agent's command line. One file per command under commands/, each with parse() and run().
 
-import { describeError, isFedloraError } from '@fedlora/shared/errors.ts';
+import { usageErrorText, USAGE_EXIT_CODE } from '@fedlora/shared/command-line.ts';
+import { describeError, FedloraError, isFedloraError } from '@fedlora/shared/errors.ts';
 import * as trainLocal from './commands/train-local';
 import * as inspect from './commands/inspect';
 import * as pretrain from './commands/pretrain';
@@ -34,20 +35,28 @@ export async function main(argv: string[]): Promise<number> {
     console.log(usage());
     return name ? 0 : 2;
   }
-  const entry = COMMANDS[name];
+  const entry = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
   if (!entry) {
-    console.error(`fedlora-site: unknown command "${name}"\n\n${usage()}`);
-    return 2;
+    const why = name.startsWith('-') ? `Unknown option '${name}' (options come after the command)` : `unknown command "${name}"`;
+    console.error(usageErrorText('fedlora-site', new FedloraError('CONFIG_INVALID', why), usage()));
+    return USAGE_EXIT_CODE;
   }
   const cmd = await entry.load();
+  let parsed = false;
   try {
     const opts = cmd.parse(rest);
+    parsed = true;
     if (opts === 'help') {
       console.log(cmd.help);
       return 0;
     }
     return await cmd.run(opts as never);
   } catch (err) {
+    // a bad command line (unknown flag, bad value): one line, then this command's usage
+    if (!parsed && isFedloraError(err, 'CONFIG_INVALID')) {
+      console.error(usageErrorText(`fedlora-site ${name}`, err, cmd.help));
+      return USAGE_EXIT_CODE;
+    }
     console.error(`fedlora-site ${name}: ${describeError(err)}`);
     if (!isFedloraError(err) && err instanceof Error && err.stack) console.error(err.stack);
     return isFedloraError(err, 'CONFIG_INVALID') ? 2 : 1;

@@ -2,6 +2,7 @@
 // coordinator (app.ts) and listens. Returns an exit code when it is done, or null while it keeps serving.
 
 import { resolve } from 'node:path';
+import { usageErrorText, USAGE_EXIT_CODE } from '@fedlora/shared/command-line.ts';
 import { describeError, isFedloraError } from '@fedlora/shared/errors.ts';
 import { createStrategy, type StrategyName } from '@fedlora/shared/aggregation/index.ts';
 import { initNodeBackend, type BackendName } from '@fedlora/shared/backend/node.ts';
@@ -36,8 +37,8 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
   try {
     config = parseConfig(argv, env);
   } catch (err) {
-    console.error(`fedlora-coordinator: ${describeError(err)}\n(see fedlora-coordinator --help)`);
-    return 2;
+    console.error(usageErrorText('fedlora-coordinator', err, HELP));
+    return USAGE_EXIT_CODE;
   }
   if (config === 'help') {
     console.log(HELP);

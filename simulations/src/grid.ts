@@ -9,8 +9,8 @@ import { existsSync, mkdirSync, openSync, readFileSync, closeSync, writeFileSync
 import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
-import { describeError, FedloraError } from '@fedlora/shared/errors.ts';
+import { parseCommandLine, usageErrorText, USAGE_EXIT_CODE } from '@fedlora/shared/command-line.ts';
+import { describeError, FedloraError, isFedloraError } from '@fedlora/shared/errors.ts';
 import { labelIds } from '@fedlora/shared/data/dataset.ts';
 import { LORA_TARGETS } from '@fedlora/shared/lora/config.ts';
 import type { ArmSummary, SimResult } from './simulate';
@@ -306,16 +306,13 @@ export const GRID_HELP = `npm run simulate:grid -- [options]
 async function main(argv: string[]): Promise<number> {
   let f;
   try {
-    f = parseArgs({
-      args: argv,
-      options: {
-        grid: { type: 'string' }, jobs: { type: 'string' }, out: { type: 'string' }, seed: { type: 'string' }, only: { type: 'string' },
-        list: { type: 'boolean' }, 'merge-only': { type: 'boolean' }, sim: { type: 'string' }, help: { type: 'boolean', short: 'h' },
-      },
+    f = parseCommandLine(argv, {
+      grid: { type: 'string' }, jobs: { type: 'string' }, out: { type: 'string' }, seed: { type: 'string' }, only: { type: 'string' },
+      list: { type: 'boolean' }, 'merge-only': { type: 'boolean' }, sim: { type: 'string' },
     }).values;
   } catch (err) {
-    process.stderr.write(`${(err as Error).message}\n\n${GRID_HELP}\n`);
-    return 2;
+    process.stderr.write(usageErrorText('simulate:grid', err, GRID_HELP) + '\n');
+    return USAGE_EXIT_CODE;
   }
   if (f.help) {
     process.stdout.write(GRID_HELP + '\n');
@@ -381,6 +378,6 @@ if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.ur
     (code) => process.exit(code),
     (err) => {
       process.stderr.write(`simulate:grid: ${describeError(err)}\n`);
-      process.exit(1);
+      process.exit(isFedloraError(err, 'CONFIG_INVALID') ? USAGE_EXIT_CODE : 1);
     },
   );

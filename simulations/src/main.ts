@@ -2,6 +2,7 @@
 // folder, print the summary table (and with --json, a JSON line last on stdout). Exit codes: 0 ok, 1 error, 2 usage.
 
 import cliProgress from 'cli-progress';
+import { usageErrorText, USAGE_EXIT_CODE } from '@fedlora/shared/command-line.ts';
 import { describeError, isFedloraError } from '@fedlora/shared/errors.ts';
 import { HELP, parseSimArgs } from './options';
 import { jsonSummary, runSimulation, type SimEvent } from './simulate';
@@ -37,8 +38,8 @@ async function main(argv: string[]): Promise<number> {
   try {
     opts = parseSimArgs(argv);
   } catch (err) {
-    process.stderr.write(`${describeError(err)}\n\n${HELP}\n`);
-    return 2;
+    process.stderr.write(usageErrorText('simulate', err, HELP) + '\n');
+    return USAGE_EXIT_CODE;
   }
   if (opts === 'help') {
     process.stdout.write(HELP + '\n');

@@ -1,6 +1,6 @@
-// `npm run simulate` flags → typed SimOptions (node:util parseArgs); errors name the flag and what it expects.
+// `npm run simulate` flags → typed SimOptions (strict, shared/command-line); errors name the flag and what it expects.
 
-import { parseArgs } from 'node:util';
+import { parseCommandLine } from '@fedlora/shared/command-line.ts';
 import { FedloraError } from '@fedlora/shared/errors.ts';
 import { STRATEGY_NAMES, isStrategyName, type StrategyName } from '@fedlora/shared/aggregation/index.ts';
 import { ENCODINGS, type TensorEncoding } from '@fedlora/shared/protocol/quantize.ts';
@@ -106,24 +106,14 @@ function num(v: unknown, flag: string, fallback: number, lo = 0, hi = Infinity):
 }
 
 export function parseSimArgs(argv: string[]): SimOptions | 'help' {
-  let f: Record<string, string | boolean | undefined>;
   const s = { type: 'string' } as const;
-  try {
-    f = parseArgs({
-      args: argv,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        dataset: s, sites: s, 'sites-per-round': s, rounds: s, alpha: s, 'quantity-skew': s,
-        'straggler-prob': s, 'dropout-prob': s, strategy: s, 'local-epochs': s, 'max-steps': s,
-        'batch-size': s, lr: s, mu: s, 'server-lr': s, 'server-momentum': s, encoding: s, rank: s, 'lora-alpha': s, targets: s, 'max-length': s, 'heldout-limit': s,
-        limit: s, 'local-sites': s, 'no-baselines': { type: 'boolean' }, arms: s, seed: s, backend: s, out: s,
-        json: { type: 'boolean' }, quiet: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
-      },
-    }).values as Record<string, string | boolean | undefined>;
-  } catch (err) {
-    throw new FedloraError('CONFIG_INVALID', (err as Error).message, { cause: err });
-  }
+  const f: Record<string, string | boolean | undefined> = parseCommandLine(argv, {
+    dataset: s, sites: s, 'sites-per-round': s, rounds: s, alpha: s, 'quantity-skew': s,
+    'straggler-prob': s, 'dropout-prob': s, strategy: s, 'local-epochs': s, 'max-steps': s,
+    'batch-size': s, lr: s, mu: s, 'server-lr': s, 'server-momentum': s, encoding: s, rank: s, 'lora-alpha': s, targets: s, 'max-length': s, 'heldout-limit': s,
+    limit: s, 'local-sites': s, 'no-baselines': { type: 'boolean' }, arms: s, seed: s, backend: s, out: s,
+    json: { type: 'boolean' }, quiet: { type: 'boolean' },
+  }).values;
   if (f.help) return 'help';
   const d = DEFAULT_SIM_OPTIONS;
   const sites = int(f.sites, 'sites', d.sites);
