@@ -147,3 +147,37 @@ test('when admin edge flags are given, then allowed origins are normalized and l
     invalid(/--login-attempts-per-minute/),
   );
 });
+
+test('when update-bound flags are given, then they land in the settings; by default the bounds are derived', () => {
+  const d = parseConfig([], TOKEN);
+  assert.ok(d !== 'help');
+  assert.deepEqual(
+    [d.settings.maxDeltaNorm, d.settings.deltaNormPolicy, d.settings.siteWeights, d.settings.maxSiteWeight],
+    [null, 'clip', 'examples', null],
+  );
+  const c = parseConfig(
+    [
+      ...['--max-delta-norm', '2.5', '--delta-norm-policy', 'reject'],
+      ...['--site-weights', 'equal', '--max-site-weight', '500'],
+    ],
+    TOKEN,
+  );
+  assert.ok(c !== 'help');
+  assert.deepEqual(
+    [c.settings.maxDeltaNorm, c.settings.deltaNormPolicy, c.settings.siteWeights, c.settings.maxSiteWeight],
+    [2.5, 'reject', 'equal', 500],
+  );
+  const auto = parseConfig(['--max-delta-norm', 'auto', '--max-site-weight', 'auto'], TOKEN);
+  assert.ok(auto !== 'help');
+  assert.deepEqual([auto.settings.maxDeltaNorm, auto.settings.maxSiteWeight], [null, null]);
+  assert.throws(() => parseConfig(['--max-delta-norm', '0'], TOKEN), invalid(/--max-delta-norm/));
+  assert.throws(() => parseConfig(['--delta-norm-policy', 'drop'], TOKEN), invalid(/--delta-norm-policy/));
+  assert.throws(() => parseConfig(['--site-weights', 'sqrt'], TOKEN), invalid(/--site-weights/));
+  assert.throws(() => parseConfig(['--max-site-weight', '0.5'], TOKEN), invalid(/--max-site-weight/));
+  // the same validator takes PUT /api/settings: null or "auto" derive the value again
+  const back = updateSettings(
+    { settings: c.settings, stop: DEFAULT_STOP },
+    { maxDeltaNorm: null, maxSiteWeight: 'auto' },
+  );
+  assert.deepEqual([back.settings.maxDeltaNorm, back.settings.maxSiteWeight], [null, null]);
+});

@@ -42,9 +42,15 @@ export const HELP = `fedlora-coordinator [options]
   --sites-per-round X    fraction in (0, 1] ("1.0" = all ready sites) or a count ≥ 1 (default 1.0)
   --min-sites N (2)      --deadline-s S (300)   --sample-wait-s S (10)   --ack-timeout-s S (30)
   --local-epochs N (1)   --batch-size N (16)    --lr X (0.002)   --max-steps N (12)   --max-length N (64)
-  --encoding fp32|fp16|int8 (fp32)    --max-delta-norm X (1000)    --max-upload-bytes N (auto)
+  --encoding fp32|fp16|int8 (fp32)    --max-upload-bytes N (auto)
+ update bounds (docs/API.md, "Update policy"):
+  --max-delta-norm X|auto (auto)       L2 bound on a delta; auto = what the sites' AdamW can move the adapter in
+                                       --max-steps, then 3 × the median accepted norm of recent rounds
+  --delta-norm-policy clip|reject (clip)   an update over the bound is scaled down to it, or refused
+  --site-weights examples|equal (examples) FedAvg weight = the site's example count (capped), or 1 for every site
+  --max-site-weight N|auto (auto)      cap on a site's weight; auto = 3 × the median count the round's sites declared
  stopping (any that holds stops the rounds; the coordinator keeps serving):
-  --rounds N             stop at round N (counted across restarts)
+  --rounds N             stop once N rounds made a version (counted across restarts; rounds without one do not count)
   --patience K           stop after K versions without a better held-out accuracy
   --target-accuracy X    stop once a version reaches held-out accuracy X
   --paused               do not start rounds until POST /api/federation/start
@@ -176,6 +182,9 @@ export function parseConfig(
         'max-length': S,
         encoding: S,
         'max-delta-norm': S,
+        'delta-norm-policy': S,
+        'site-weights': S,
+        'max-site-weight': S,
         'max-upload-bytes': S,
         rounds: S,
         patience: S,
@@ -211,7 +220,8 @@ export function parseConfig(
 
   // round settings go through the same validator as PUT /api/settings; flag names are mapped to its fields
   const patch: Record<string, unknown> = {};
-  const map: [string, string, 'num' | 'str'][] = [
+  // 'num|auto': a number, or "auto" (null: the coordinator derives it)
+  const map: [string, string, 'num' | 'str' | 'num|auto'][] = [
     ['sites-per-round', 'sitesPerRound', 'str'],
     ['min-sites', 'minSites', 'num'],
     ['deadline-s', 'deadlineS', 'num'],
@@ -224,14 +234,19 @@ export function parseConfig(
     ['max-length', 'maxLength', 'num'],
     ['mu', 'proximalMu', 'num'],
     ['encoding', 'encoding', 'str'],
-    ['max-delta-norm', 'maxDeltaNorm', 'num'],
+    ['max-delta-norm', 'maxDeltaNorm', 'num|auto'],
+    ['delta-norm-policy', 'deltaNormPolicy', 'str'],
+    ['site-weights', 'siteWeights', 'str'],
+    ['max-site-weight', 'maxSiteWeight', 'num|auto'],
     ['max-upload-bytes', 'maxUploadBytes', 'num'],
     ['rounds', 'rounds', 'num'],
     ['patience', 'patience', 'num'],
     ['target-accuracy', 'targetAccuracy', 'num'],
   ];
   for (const [flag, field, kind] of map)
-    if (s(flag) !== undefined) patch[field] = kind === 'num' ? num(s(flag), flag) : s(flag);
+    if (s(flag) !== undefined)
+      patch[field] =
+        kind === 'str' || (kind === 'num|auto' && s(flag) === 'auto') ? s(flag) : num(s(flag), flag);
   let rs: { settings: RoundSettings; stop: StopRules };
   try {
     rs = updateSettings({ settings: DEFAULT_SETTINGS, stop: DEFAULT_STOP }, patch);

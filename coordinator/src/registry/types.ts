@@ -78,6 +78,12 @@ export interface RoundRecord {
   uploadedBytes: number;
   /** accepted uploads' size per site (for the benchmarks: bytes per site per round) */
   bytesPerUpload: number[];
+  /** the largest FedAvg weight (examples) one update carried; 1 with equal weights; null = no cap (absent before issue 23) */
+  weightCap?: number | null;
+  /** the L2 bound this round applied to update deltas (absent before issue 23) */
+  deltaNormBound?: number;
+  /** accepted updates whose delta was scaled down to deltaNormBound, with their norm as sent */
+  clipped?: { siteId: string; norm: number }[];
 }
 
 /** The round loop's view of the registry. */

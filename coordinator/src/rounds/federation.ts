@@ -24,6 +24,7 @@ import {
 } from './stages';
 import { systemClock, type Clock, type Evaluator, type RoundTransport } from './types';
 import { NonceLog, openUpload, type UploadRequest } from './upload';
+import { deltaNormBound, NormHistory, optimizerNormCeiling } from './update-bounds';
 
 export type FederationState = 'idle' | 'running' | 'pausing' | 'paused' | 'finished' | 'closed';
 
@@ -48,8 +49,13 @@ export interface FederationDeps {
   log: Logger;
   clock?: Clock;
   rng?: () => number;
-  /** pause after a round that made no version, so a federation without sites does not spin (default 2 s) */
+  /**
+   * pause after a round that made no version, doubled for each such round in a row up to maxRetryDelayMs, so that
+   * rounds nobody can join (sites gone, or all still busy after a coordinator restart) do not spin (default 2 s)
+   */
   retryDelayMs?: number;
+  /** the longest pause between rounds that make no version (default 60 s) */
+  maxRetryDelayMs?: number;
   onEvent?: (e: FederationEvent) => void;
 }
 
@@ -59,6 +65,7 @@ export class Federation {
   private readonly closedRounds = new Set<string>();
   private readonly nonces = new NonceLog();
   private readonly availability = new Pulse();
+  private readonly normHistory = new NormHistory();
   private readonly abort = new AbortController();
   private loopDone: Promise<void> = Promise.resolve();
   private finishedReason: string | null = null;
@@ -211,6 +218,9 @@ export class Federation {
         throw new FedloraError('CONFIG_INVALID', 'this coordinator fixes its strategy at startup');
     }
     const next = updateSettings({ settings: this.settings, stop: this.stop }, rest);
+    const trainingChanged = (['learningRate', 'maxSteps', 'localEpochs'] as const).some(
+      (k) => next.settings[k] !== this.settings[k],
+    );
     // built only after the other fields validated, so a bad patch changes nothing
     if (wanted !== undefined && wanted !== this.d.strategy.name && this.d.strategyFactory)
       strategy = this.d.strategyFactory(wanted as StrategyName, next.settings);
@@ -219,6 +229,8 @@ export class Federation {
       this.d.strategy = strategy;
       this.d.log('strategy.changed', { strategy: strategy.name });
     }
+    // honest update norms scale with the learning rate and the steps: the adaptive bound starts again from the ceiling
+    if (trainingChanged) this.normHistory.clear();
     this.settings = next.settings;
     this.stop = next.stop;
     this.d.log('settings.updated', { fields: Object.keys(patch).join(',') });
@@ -235,10 +247,11 @@ export class Federation {
 
   /** Why the federation should stop now, or null. */
   stopReason(): string | null {
-    return stopRuleHolding(this.stop, this.d.store.list(), this.d.store.lastRound());
+    return stopRuleHolding(this.stop, this.d.store.list());
   }
 
   private async loop(): Promise<void> {
+    let roundsWithoutVersion = 0;
     while (this.st === 'running') {
       const why = this.stopReason();
       if (why) {
@@ -254,15 +267,29 @@ export class Federation {
         this.d.log('round.error', { error: describeError(err) });
       }
       if ((this.st as FederationState) === 'pausing') this.setState('paused');
-      if (record?.outcome !== 'aggregated' && this.st === 'running') {
-        await raceTimer(
-          { clock: this.clock, signal: this.abort.signal },
-          this.d.retryDelayMs ?? 2000,
-          this.availability.wait(),
-          () => undefined,
-        ).catch(() => {});
-      }
+      if (record?.outcome === 'aggregated') roundsWithoutVersion = 0;
+      else if (this.st === 'running') await this.backOff(++roundsWithoutVersion);
     }
+  }
+
+  /**
+   * Waits retryDelayMs · 2^(n−1), at most maxRetryDelayMs, after the n-th round in a row that made no version.
+   * Pause and close end the wait; sites coming online do not (after a coordinator restart they all reconnect at once).
+   */
+  private async backOff(n: number): Promise<void> {
+    const base = this.d.retryDelayMs ?? 2000;
+    const ms = Math.min(this.d.maxRetryDelayMs ?? 60_000, base * 2 ** Math.min(n - 1, 30));
+    this.d.log('round.retry', { afterMs: ms, roundsWithoutVersion: n });
+    const until = this.clock.now() + ms;
+    // at least one wait even for 0 ms, so that back-to-back empty rounds still yield to the event loop
+    do {
+      await raceTimer(
+        { clock: this.clock, signal: this.abort.signal },
+        Math.max(0, until - this.clock.now()),
+        this.availability.wait(),
+        () => undefined,
+      ).catch(() => {});
+    } while (this.st === 'running' && this.clock.now() < until);
   }
 
   /** One round through every stage; returns its record (null when it was cancelled while sampling). */
@@ -274,6 +301,7 @@ export class Federation {
     const base = await store.loadState(baseVersionId);
     const baseBytes = await store.loadNative(baseVersionId);
     const s = this.settings;
+    const deltaNormCeiling = optimizerNormCeiling(base, s);
     const ctx = newRoundContext({
       round,
       now: this.clock.now(),
@@ -291,6 +319,9 @@ export class Federation {
       }),
       aggregator: strategy.createAggregator(round, base),
       maxUploadBytes: s.maxUploadBytes,
+      deltaNormCeiling,
+      deltaNormBound: deltaNormBound(s, deltaNormCeiling, this.normHistory.norms()),
+      deltaNormPolicy: s.deltaNormPolicy,
     });
     const env: RoundEnv = {
       ...this.d,
@@ -358,7 +389,11 @@ export class Federation {
       rejections: ctx.rejections,
       uploadedBytes: ctx.uploadedBytes,
       bytesPerUpload: ctx.bytesPerUpload,
+      weightCap: Number.isFinite(ctx.weightCap) ? ctx.weightCap : null,
+      deltaNormBound: ctx.deltaNormBound,
+      clipped: ctx.clipped,
     };
+    this.normHistory.addRound(ctx.acceptedNorms);
     this.d.transport.closed([...ctx.sampled], {
       roundId: ctx.roundId,
       round: ctx.round,
@@ -374,6 +409,7 @@ export class Federation {
       reason: record.reason,
       updates: record.updates,
       failures: failures.length,
+      clipped: ctx.clipped.length || undefined,
       version: record.versionId,
       accuracy: m?.accuracy,
       macroF1: m?.macroF1,
@@ -413,11 +449,15 @@ export class Federation {
         nonces: this.nonces,
         layout: ctx.base,
         maxUploadBytes: ctx.maxUploadBytes,
-        maxDeltaNorm: this.settings.maxDeltaNorm,
+        maxDeltaNorm: ctx.deltaNormBound,
+        deltaNormPolicy: ctx.deltaNormPolicy,
         declaredExamples: ctx.declaredExamples.get(siteId) ?? 0,
       });
+      // the coordinator's weight policy, whatever the strategy: a site cannot make itself the whole average
+      const claimed = opened.result.numExamples;
+      const weight = Math.min(claimed, ctx.weightCap);
       try {
-        ctx.aggregator.accumulate(opened.result);
+        ctx.aggregator.accumulate({ ...opened.result, numExamples: weight });
       } catch (err) {
         throw new FedloraError('DELTA_INVALID', describeError(err), { cause: err });
       }
@@ -426,13 +466,26 @@ export class Federation {
       ctx.failures.delete(siteId);
       ctx.uploadedBytes += opened.bytes;
       ctx.bytesPerUpload.push(opened.bytes);
+      // as sent, so that honest norms can raise a bound that became too tight; at most the ceiling, so that no
+      // upload raises it past what an honest optimizer can do
+      ctx.acceptedNorms.push(Math.min(opened.clippedFrom ?? opened.norm, ctx.deltaNormCeiling));
+      if (opened.clippedFrom !== null) ctx.clipped.push({ siteId, norm: opened.clippedFrom });
       ctx.progress.fire();
+      if (opened.clippedFrom !== null)
+        this.d.log('upload.clipped', {
+          round: ctx.round,
+          site: siteId,
+          norm: opened.clippedFrom,
+          bound: ctx.deltaNormBound,
+        });
       this.d.log('upload.accepted', {
         round: ctx.round,
         site: siteId,
         bytes: opened.bytes,
         encoding: opened.encoding,
-        examples: opened.result.numExamples,
+        examples: weight,
+        claimedExamples: weight < claimed ? claimed : undefined,
+        norm: opened.norm,
       });
       this.emit({ type: 'upload', round: ctx.round, siteId, accepted: true });
     } catch (err) {

@@ -29,14 +29,31 @@ export interface RoundSettings {
   /** FedProx's mu (only the fedprox strategy sends it) */
   proximalMu: number;
   encoding: TensorEncoding;
-  /** an update whose delta has a larger L2 norm (over all tensors) is DELTA_INVALID */
-  maxDeltaNorm: number;
+  /**
+   * bound on the L2 norm (over all tensors) of an update's delta; null = adaptive (update-bounds.ts): the most the
+   * sites' AdamW can move the adapter in maxSteps steps, then 3 × the median accepted norm of recent rounds
+   */
+  maxDeltaNorm: number | null;
+  /** an update over the bound: 'clip' scales its delta down to the bound, 'reject' refuses it (DELTA_INVALID) */
+  deltaNormPolicy: DeltaNormPolicy;
+  /** FedAvg weight of an update: 'examples' = its example count (capped), 'equal' = every site the same */
+  siteWeights: SiteWeights;
+  /** cap on an update's weight in examples; null = 3 × the median count declared by the round's sampled sites */
+  maxSiteWeight: number | null;
   /** sealed upload size limit; null = 2 × the fp32 adapter + 64 KiB */
   maxUploadBytes: number | null;
 }
 
+export const DELTA_NORM_POLICIES = ['clip', 'reject'] as const;
+export type DeltaNormPolicy = (typeof DELTA_NORM_POLICIES)[number];
+export const SITE_WEIGHTS = ['examples', 'equal'] as const;
+export type SiteWeights = (typeof SITE_WEIGHTS)[number];
+
 export interface StopRules {
-  /** stop once this round number is reached (it counts across restarts); null = no limit */
+  /**
+   * stop once this many rounds made a version (counted across restarts); a round that ends without one (no or too
+   * few updates) does not count, so rounds nobody could join do not use up the run; null = no limit
+   */
   rounds: number | null;
   /** stop after this many versions without a better held-out accuracy; null = off */
   patience: number | null;
@@ -58,8 +75,12 @@ export const DEFAULT_SETTINGS: RoundSettings = {
   maxLength: 64,
   proximalMu: 0.01,
   encoding: 'fp32',
-  // Adam moves each weight by about lr per step: 12 steps × 2e-3 over ~3·10⁵ weights is a norm of ~13
-  maxDeltaNorm: 1000,
+  // derived from the adapter and the learning rate each round, then from honest norms (update-bounds.ts)
+  maxDeltaNorm: null,
+  // clipping keeps an honest outlier's direction and holds a poisoned update to the bound
+  deltaNormPolicy: 'clip',
+  siteWeights: 'examples',
+  maxSiteWeight: null,
   maxUploadBytes: null,
 };
 
@@ -101,6 +122,15 @@ const nullable =
   (c: Check): Check =>
   (v) =>
     v === null ? null : c(v);
+/** null or "auto": the coordinator derives the value */
+const auto =
+  (c: Check): Check =>
+  (v) =>
+    v === null || v === 'auto' ? null : c(v);
+const oneOf =
+  (values: readonly string[]): Check =>
+  (v) =>
+    values.includes(v as string) ? v : fail(`must be one of ${values.join(', ')}`);
 
 const SETTINGS_CHECKS: { [K in keyof RoundSettings]: Check } = {
   sitesPerRound: (v) => {
@@ -122,9 +152,11 @@ const SETTINGS_CHECKS: { [K in keyof RoundSettings]: Check } = {
   maxSteps: int(1, 1_000_000),
   maxLength: int(8, 512),
   proximalMu: num(0, 1e6),
-  encoding: (v) =>
-    ENCODINGS.includes(v as TensorEncoding) ? v : fail(`must be one of ${ENCODINGS.join(', ')}`),
-  maxDeltaNorm: num(0, Infinity, true),
+  encoding: oneOf(ENCODINGS),
+  maxDeltaNorm: auto(num(0, Infinity, true)),
+  deltaNormPolicy: oneOf(DELTA_NORM_POLICIES),
+  siteWeights: oneOf(SITE_WEIGHTS),
+  maxSiteWeight: auto(int(1, 1e9)),
   maxUploadBytes: nullable(int(1024, 64 * 1024 * 1024)),
 };
 
@@ -179,14 +211,12 @@ export function sampleSize(s: RoundSettings, available: number): number {
   return Math.min(available, Math.max(want, s.minSites));
 }
 
-/** Which stop rule holds for these versions (in creation order) and the last round number, or null. */
-export function stopRuleHolding(
-  stop: StopRules,
-  allVersions: readonly VersionRecord[],
-  lastRound: number,
-): string | null {
+/** Which stop rule holds for these versions (in creation order), or null. */
+export function stopRuleHolding(stop: StopRules, allVersions: readonly VersionRecord[]): string | null {
   const { rounds, patience, targetAccuracy } = stop;
-  if (rounds !== null && lastRound >= rounds) return `round ${rounds} reached`;
+  // rounds that made a version: version 0 is the initial adapter, not a round
+  const versionedRounds = allVersions.filter((v) => v.round > 0).length;
+  if (rounds !== null && versionedRounds >= rounds) return `${rounds} round(s) made a version`;
   const versions = allVersions.filter((v) => v.metrics);
   const acc = (i: number) => versions[i].metrics?.accuracy ?? 0;
   const last = versions.length - 1;

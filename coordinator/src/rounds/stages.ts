@@ -16,7 +16,8 @@ import type {
 } from '@fedlora/shared/aggregation/strategy.ts';
 import type { Logger } from '../log';
 import type { AdapterStore, HeldoutMetrics, RoundFailureRecord, VersionRecord } from '../registry/types';
-import { sampleSize, type RoundSettings } from './settings';
+import { sampleSize, type DeltaNormPolicy, type RoundSettings } from './settings';
+import { siteWeightCap } from './update-bounds';
 import type { Clock, Evaluator, RoundTransport } from './types';
 import { NonceLog } from './upload';
 
@@ -66,6 +67,17 @@ export interface RoundContext {
   maxUploadBytes: number;
   sampled: Set<string>;
   declaredExamples: Map<string, number>;
+  /** the largest FedAvg weight an update carries this round (set when sampling; update-bounds.ts) */
+  weightCap: number;
+  /** the most an honest site's optimizer can move the adapter this round (update-bounds.ts) */
+  deltaNormCeiling: number;
+  /** the L2 bound on an update's delta this round, and what happens to one over it */
+  deltaNormBound: number;
+  deltaNormPolicy: DeltaNormPolicy;
+  /** L2 norms of the accepted deltas as sent (at most the ceiling), for the adaptive bound of later rounds */
+  acceptedNorms: number[];
+  /** accepted updates that were scaled down to deltaNormBound, with their norm as sent */
+  clipped: { siteId: string; norm: number }[];
   /** sites that accepted configure and got the adapter */
   participants: Set<string>;
   /** sampled sites that may still deliver */
@@ -99,6 +111,9 @@ export function newRoundContext(a: {
   aggregator: RoundAggregator;
   /** null: 2 × the fp32 adapter + 64 KiB */
   maxUploadBytes: number | null;
+  deltaNormCeiling: number;
+  deltaNormBound: number;
+  deltaNormPolicy: DeltaNormPolicy;
 }): RoundContext {
   const fp32Bytes = Object.values(a.base).reduce((n, t) => n + t.data.length * 4, 0);
   return {
@@ -116,6 +131,12 @@ export function newRoundContext(a: {
     maxUploadBytes: a.maxUploadBytes ?? 2 * fp32Bytes + 64 * 1024,
     sampled: new Set(),
     declaredExamples: new Map(),
+    weightCap: Infinity,
+    deltaNormCeiling: a.deltaNormCeiling,
+    deltaNormBound: a.deltaNormBound,
+    deltaNormPolicy: a.deltaNormPolicy,
+    acceptedNorms: [],
+    clipped: [],
     participants: new Set(),
     pending: new Set(),
     delivered: new Set(),
@@ -196,6 +217,7 @@ async function sample(ctx: RoundContext, env: RoundEnv): Promise<StageResult> {
           ctx.pending.add(a.siteId);
           ctx.declaredExamples.set(a.siteId, a.numExamples);
         }
+        ctx.weightCap = siteWeightCap([...ctx.declaredExamples.values()], s);
         return 'next';
       }
       await raceTimer(env, s.sampleWaitS * 1000 - waited, env.availability.wait(), () => undefined);

@@ -27,6 +27,7 @@ function setup(over: Partial<UploadCheck> = {}) {
     layout: tinyAdapter(0),
     maxUploadBytes: 64 * 1024,
     maxDeltaNorm: 10,
+    deltaNormPolicy: 'reject',
     declaredExamples: 0,
     ...over,
   };
@@ -105,8 +106,8 @@ test('when tensor names or shapes differ from the adapter, then it is DELTA_INVA
   assert.throws(() => openUpload(makeUpload(site, 'site-a', cfg, missing), check), code('DELTA_INVALID'));
 });
 
-test('when the delta norm is over the bound, then it is DELTA_INVALID', () => {
-  const { site, cfg, check } = setup({ maxDeltaNorm: 10 });
+test('when the delta norm is over the bound and the policy rejects, then it is DELTA_INVALID', () => {
+  const { site, cfg, check } = setup({ maxDeltaNorm: 10, deltaNormPolicy: 'reject' });
   // 30 values of 2: norm = 2·√30 ≈ 10.95 > 10
   assert.throws(
     () => openUpload(makeUpload(site, 'site-a', cfg, tinyAdapter(2)), check),
@@ -114,6 +115,20 @@ test('when the delta norm is over the bound, then it is DELTA_INVALID', () => {
   );
   // 30 values of 1.8: norm ≈ 9.86 passes
   assert.doesNotThrow(() => openUpload(makeUpload(site, 'site-a', cfg, tinyAdapter(1.8)), check));
+});
+
+test('when the delta norm is over the bound and the policy clips, then the delta is scaled down to the bound and marked', () => {
+  const { site, cfg, check } = setup({ maxDeltaNorm: 10, deltaNormPolicy: 'clip' });
+  // 30 values of 4: norm = 4·√30 ≈ 21.9, scaled by 10 / 21.9 to norm 10 (every value 10 / √30)
+  const r = openUpload(makeUpload(site, 'site-a', cfg, tinyAdapter(4)), check);
+  assert.ok(Math.abs((r.clippedFrom ?? 0) - 4 * Math.sqrt(30)) < 1e-4, `clipped from ${r.clippedFrom}`);
+  assert.equal(r.norm, 10);
+  for (const t of Object.values(r.result.delta))
+    for (const x of t.data) assert.ok(Math.abs(x - 10 / Math.sqrt(30)) < 1e-6, `value ${x}`);
+  // within the bound: the delta passes as sent
+  const within = openUpload(makeUpload(site, 'site-a', cfg, tinyAdapter(1.8)), check);
+  assert.equal(within.clippedFrom, null);
+  assert.equal(within.result.delta['classifier.bias'].data[0], Math.fround(1.8));
 });
 
 test('when a hand-made update carries NaN, then it is NON_FINITE', () => {

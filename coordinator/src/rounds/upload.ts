@@ -9,6 +9,8 @@ import type { ClientRequest } from '@fedlora/shared/protocol/events.ts';
 import type { TensorEncoding } from '@fedlora/shared/protocol/quantize.ts';
 import { assertSameLayout } from '@fedlora/shared/aggregation/math.ts';
 import type { ClientResult } from '@fedlora/shared/aggregation/strategy.ts';
+import type { DeltaNormPolicy } from './settings';
+import { scaleDelta } from './update-bounds';
 
 export type UploadRequest = ClientRequest<'update:upload'>;
 
@@ -41,7 +43,10 @@ export interface UploadCheck {
   /** the adapter the sites trained from: the delta must have exactly its names and shapes */
   layout: NamedTensors;
   maxUploadBytes: number;
+  /** the round's bound on the delta's L2 norm (update-bounds.ts) */
   maxDeltaNorm: number;
+  /** over the bound: 'clip' scales the delta down to it, 'reject' refuses the update (DELTA_INVALID) */
+  deltaNormPolicy: DeltaNormPolicy;
   /** cap on the FedAvg weight: the example count the site declared when ready (0 = unknown, no cap) */
   declaredExamples: number;
 }
@@ -51,6 +56,10 @@ export interface OpenedUpload {
   encoding: TensorEncoding;
   /** sealed size, for the bandwidth record */
   bytes: number;
+  /** L2 norm of result.delta (after clipping) */
+  norm: number;
+  /** the norm as sent, when the delta was clipped to the bound; null when it was within */
+  clippedFrom: number | null;
 }
 
 export function l2Norm(t: NamedTensors): number {
@@ -89,15 +98,19 @@ export function openUpload(req: UploadRequest, c: UploadCheck): OpenedUpload {
       if (!Number.isFinite(v.data[i]))
         throw new FedloraError('NON_FINITE', `tensor ${k} has a non-finite value`);
   const norm = l2Norm(u.delta);
-  if (!(norm <= c.maxDeltaNorm))
+  const over = !(norm <= c.maxDeltaNorm);
+  if (over && c.deltaNormPolicy === 'reject')
     throw new FedloraError(
       'DELTA_INVALID',
-      `update norm ${norm.toPrecision(4)} exceeds the bound ${c.maxDeltaNorm}`,
+      `update norm ${norm.toPrecision(4)} exceeds the bound ${c.maxDeltaNorm.toPrecision(4)}`,
     );
+  const delta = over ? scaleDelta(u.delta, c.maxDeltaNorm / norm) : u.delta;
   const numExamples = c.declaredExamples > 0 ? Math.min(u.numExamples, c.declaredExamples) : u.numExamples;
   return {
-    result: { siteId: c.siteId, numExamples, delta: u.delta, metrics: { ...u.metrics } },
+    result: { siteId: c.siteId, numExamples, delta, metrics: { ...u.metrics } },
     encoding: u.encoding,
     bytes,
+    norm: over ? c.maxDeltaNorm : norm,
+    clippedFrom: over ? norm : null,
   };
 }

@@ -258,7 +258,12 @@ const FIELDS: { key: keyof Settings; label: string; kind: FieldKind; help: strin
   { key: 'maxLength', label: 'Max length', kind: 'int', help: 'tokens per example' },
   { key: 'proximalMu', label: 'FedProx mu', kind: 'num', help: 'only the fedprox strategy uses it' },
   { key: 'encoding', label: 'Upload encoding', kind: 'encoding', help: '' },
-  { key: 'rounds', label: 'Stop at round', kind: 'int?', help: 'empty = no limit' },
+  {
+    key: 'rounds',
+    label: 'Stop after rounds',
+    kind: 'int?',
+    help: 'rounds that made a version (counted across restarts); empty = no limit',
+  },
   {
     key: 'patience',
     label: 'Patience',
