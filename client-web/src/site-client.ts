@@ -1,25 +1,25 @@
 // The browser site: the same protocol as the Node agent (client-node/src/agent/site-agent.ts) through the same shared
 // code: enroll/authenticate (shared/src/site/session.ts), model:chunk download with SHA-256 (site/model-files.ts),
-// label mapping (site/site-data.ts) and the round core trainRound (site/participant.ts). Only the socket, the
-// IndexedDB store and the UI events are browser-specific. The data set stays in the tab: only sealed deltas leave.
+// label mapping (site/site-data.ts) and the round handler (site/round-handler.ts). Only the socket, the IndexedDB
+// store and the UI events are browser-specific. The data set stays in the tab: only sealed deltas leave.
 
 import { io, type Socket } from 'socket.io-client';
 import { FedloraError, describeError, isFedloraError } from '@fedlora/shared/errors.ts';
 import { generateSiteKeys } from '@fedlora/shared/crypto/keys.ts';
 import type { LabeledDataset } from '@fedlora/shared/data/dataset.ts';
-import {
-  ackError,
-  ackOk,
-  parseServerMessage,
-  type ClientToServerEvents,
-  type ServerToClientEvents,
-} from '@fedlora/shared/protocol/events.ts';
+import type { ClientToServerEvents, ServerToClientEvents } from '@fedlora/shared/protocol/events.ts';
 import type { Manifest } from '@fedlora/shared/protocol/manifest.ts';
-import type { GlobalAdapter } from '@fedlora/shared/protocol/codec.ts';
 import { ENCODINGS } from '@fedlora/shared/protocol/quantize.ts';
 import type { Pooling } from '@fedlora/shared/model/classifier.ts';
 import { Backoff, DEFAULT_BACKOFF } from '@fedlora/shared/site/backoff.ts';
-import { asAckSocket, authenticate, enroll, request, type AckSocket } from '@fedlora/shared/site/session.ts';
+import {
+  asAckSocket,
+  authenticate,
+  enroll,
+  request,
+  roundTransport,
+  type AckSocket,
+} from '@fedlora/shared/site/session.ts';
 import {
   fetchModelFile,
   localModelFromFiles,
@@ -33,12 +33,11 @@ import {
   type LabelMapping,
 } from '@fedlora/shared/site/site-data.ts';
 import {
-  acceptTrainMessage,
-  failureFor,
-  roundMaxLength,
-  trainRound,
-  type ConfiguredRound,
-} from '@fedlora/shared/site/participant.ts';
+  localRoundData,
+  localRoundModel,
+  SiteRounds,
+  type RoundEvent,
+} from '@fedlora/shared/site/round-handler.ts';
 import type { SiteStore } from './store';
 import type { WebBackendInfo } from './backend';
 
@@ -105,12 +104,12 @@ export class BrowserSite {
   private model: LocalModel | null = null;
   private modelKey = '';
   private readonly data: EncodedDataCache;
-  private configured: ConfiguredRound | null = null;
-  private training = false;
-  private readonly closedRounds = new Set<string>();
+  /** the round protocol (shared with the Node agent), across this page's connections */
+  private readonly rounds: SiteRounds;
 
   constructor(private readonly o: BrowserSiteOptions) {
     this.data = new EncodedDataCache(o.dataset);
+    this.rounds = new SiteRounds({ report: (e) => this.show(e), leaving: () => this.stopped });
   }
 
   /** Connects, and reconnects with backoff until stop() or a fatal error (shown as a 'fatal' event). */
@@ -172,7 +171,15 @@ export class BrowserSite {
         text: `authenticated as ${siteId}; global adapter ${session.manifest.versionId ?? '(none yet)'}`,
       });
       await this.prepare(session.manifest, ack);
-      this.attachRoundHandlers(socket, session.manifest, siteId, keys.signing);
+      const model = this.model as LocalModel;
+      this.rounds.attach({
+        siteId,
+        signing: keys.signing,
+        transport: roundTransport(socket),
+        model: localRoundModel(model),
+        data: localRoundData(this.data, model, session.manifest.labels),
+        maxSeqLength: session.manifest.maxSeqLength,
+      });
       const numExamples = this.o.dataset.examples.length;
       await request(ack, 'site:ready', {
         numExamples,
@@ -185,7 +192,6 @@ export class BrowserSite {
     } finally {
       socket.close();
       if (this.socket === socket) this.socket = null;
-      this.configured = null;
     }
   }
 
@@ -262,126 +268,46 @@ export class BrowserSite {
     );
   }
 
-  private attachRoundHandlers(
-    socket: SiteSocket,
-    manifest: Manifest,
-    siteId: string,
-    signing: { publicKey: Uint8Array; secretKey: Uint8Array },
-  ): void {
-    socket.on('round:configure', (raw, ack) => {
-      try {
-        const msg = parseServerMessage('round:configure', raw);
-        const accepted = !this.stopped && !this.training && msg.deadline > Date.now();
-        if (accepted) this.configured = msg;
-        this.o.on({ type: 'status', text: `round ${msg.round}: ${accepted ? 'accepted' : 'declined'}` });
-        ack(ackOk({ accepted }));
-      } catch (err) {
-        ack(ackError(err));
-      }
-    });
-
-    socket.on('round:train', (raw, ack) => {
-      void (async () => {
-        let round: ConfiguredRound;
-        let adapter: GlobalAdapter;
-        try {
-          ({ round, adapter } = await acceptTrainMessage(
-            raw,
-            this.configured,
-            (this.model as LocalModel).classifier.trainableShapes(),
-          ));
-        } catch (err) {
-          ack(ackError(err));
-          return;
-        }
-        this.configured = null;
-        this.training = true;
-        ack(ackOk({ started: true as const }));
-        try {
-          await this.trainAndUpload(socket, manifest, siteId, signing, round, adapter);
-        } finally {
-          this.training = false;
-        }
-      })();
-    });
-
-    socket.on('round:closed', (raw) => {
-      try {
-        const msg = parseServerMessage('round:closed', raw);
-        this.closedRounds.add(msg.roundId);
-        this.o.on({
+  /** What the page shows of a round; refused messages and the training → upload handover show nothing. */
+  private show(e: RoundEvent): void {
+    const on = this.o.on;
+    switch (e.type) {
+      case 'configured':
+        return on({
           type: 'status',
-          text: `round ${msg.round} closed: ${msg.outcome} (${msg.updates} updates)`,
+          text: `round ${e.round.round}: ${e.accepted ? 'accepted' : 'declined'}`,
         });
-      } catch {
-        /* a malformed broadcast changes nothing here */
-      }
-    });
-
-    socket.on('version:published', (raw) => {
-      try {
-        const msg = parseServerMessage('version:published', raw);
-        this.o.on({
+      case 'step':
+        return on({
+          type: 'step',
+          round: e.round.round,
+          step: e.progress.step,
+          totalSteps: e.progress.totalSteps,
+          loss: e.progress.loss,
+          samplesPerSecond: e.progress.samplesPerSecond,
+        });
+      case 'uploaded':
+        return on({
+          type: 'uploaded',
+          round: e.round.round,
+          bytes: e.payloadBytes,
+          loss: e.result.metrics.loss,
+          samplesPerSecond: e.result.metrics.samplesPerSecond,
+        });
+      case 'failed':
+        return on({ type: 'status', text: `round ${e.round.round} failed: ${describeError(e.error)}` });
+      case 'closed':
+        return on({
+          type: 'status',
+          text: `round ${e.message.round} closed: ${e.message.outcome} (${e.message.updates} updates)`,
+        });
+      case 'version':
+        return on({
           type: 'version',
-          versionId: msg.versionId,
-          round: msg.round,
-          accuracy: msg.metrics.accuracy,
+          versionId: e.message.versionId,
+          round: e.message.round,
+          accuracy: e.message.metrics.accuracy,
         });
-      } catch {
-        /* idem */
-      }
-    });
-  }
-
-  private async trainAndUpload(
-    socket: SiteSocket,
-    manifest: Manifest,
-    siteId: string,
-    signing: { publicKey: Uint8Array; secretKey: Uint8Array },
-    round: ConfiguredRound,
-    adapter: GlobalAdapter,
-  ): Promise<void> {
-    const model = this.model as LocalModel;
-    const tok = model.tokenizer;
-    const ack = asAckSocket(socket);
-    try {
-      const maxLength = roundMaxLength(
-        round.config,
-        manifest.maxSeqLength,
-        Math.min(tok.maxLength, model.bert.config.maxPositions),
-      );
-      const { result, upload } = await trainRound({
-        classifier: model.classifier,
-        examples: this.data.get(tok, manifest.labels, maxLength),
-        padId: tok.special.pad,
-        round,
-        adapter,
-        siteId,
-        signing,
-        shouldStop: () => this.stopped || socket.disconnected || this.closedRounds.has(round.roundId),
-        onStep: (p) =>
-          this.o.on({
-            type: 'step',
-            round: round.round,
-            step: p.step,
-            totalSteps: p.totalSteps,
-            loss: p.loss,
-            samplesPerSecond: p.samplesPerSecond,
-          }),
-      });
-      await request(ack, 'update:upload', upload.request);
-      this.o.on({
-        type: 'uploaded',
-        round: round.round,
-        bytes: upload.payload.length,
-        loss: result.metrics.loss,
-        samplesPerSecond: result.metrics.samplesPerSecond,
-      });
-    } catch (err) {
-      const fail = failureFor(round.roundId, err);
-      this.o.on({ type: 'status', text: `round ${round.round} failed: ${describeError(err)}` });
-      if (socket.connected && !this.closedRounds.has(round.roundId) && !this.stopped)
-        await request(ack, 'round:fail', fail).catch(() => undefined);
     }
   }
 }

@@ -255,13 +255,8 @@ export class SiteRounds {
   }
 
   private closed(offer: Offer, raw: unknown): void {
-    let msg: ServerMessage<'round:closed'>;
-    try {
-      msg = parseServerMessage('round:closed', raw);
-    } catch (err) {
-      this.o.report({ type: 'ignored', event: 'round:closed', error: err });
-      return;
-    }
+    const msg = this.parseBroadcast('round:closed', raw);
+    if (!msg) return;
     this.closedRounds.add(msg.roundId);
     if (offer.round?.roundId === msg.roundId) offer.round = null;
     this.o.report({ type: 'closed', message: msg });
@@ -269,14 +264,21 @@ export class SiteRounds {
   }
 
   private published(raw: unknown): void {
-    let msg: ServerMessage<'version:published'>;
+    const msg = this.parseBroadcast('version:published', raw);
+    if (msg) this.o.report({ type: 'version', message: msg });
+  }
+
+  /** The broadcast, or null when it is malformed: then it changes nothing and is only reported. */
+  private parseBroadcast<E extends 'round:closed' | 'version:published'>(
+    event: E,
+    raw: unknown,
+  ): ServerMessage<E> | null {
     try {
-      msg = parseServerMessage('version:published', raw);
+      return parseServerMessage(event, raw);
     } catch (err) {
-      this.o.report({ type: 'ignored', event: 'version:published', error: err });
-      return;
+      this.o.report({ type: 'ignored', event, error: err });
+      return null;
     }
-    this.o.report({ type: 'version', message: msg });
   }
 }
 
