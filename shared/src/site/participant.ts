@@ -1,7 +1,8 @@
-// One round from the site's side, without the socket, shared by the Node agent and the browser site: check the
-// received global adapter, train locally from it, and turn the delta into the sealed, signed 'update:upload'
-// request. Only the delta, the example count and training metrics are encoded: encodeUpdate copies declared fields
-// one by one, so neither text nor token ids can reach the frame.
+// The steps of one round from the site's side, without the socket, that the round handler (round-handler.ts) runs
+// for the Node agent and the browser site: check the received global adapter, read the round's training config and
+// seed, turn the delta into the sealed, signed 'update:upload' request, or a failure into 'round:fail'. Only the
+// delta, the example count and training metrics are encoded: encodeUpdate copies declared fields one by one, so
+// neither text nor token ids can reach the frame.
 
 import { FedloraError, isFedloraError } from '../errors';
 import { sha256Hex } from '../crypto/hash';
@@ -12,10 +13,7 @@ import type { TensorEncoding } from '../protocol/quantize';
 import { SITE_FAILURE_CODES, type RoundConfig } from '../protocol/messages';
 import { parseServerMessage, type ClientRequest, type ServerMessage } from '../protocol/events';
 import type { NamedTensors } from '../tensor';
-import { runLocalRound, type LocalRoundResult, type LocalTrainConfig } from '../training/local-round';
-import type { EncodedExample } from '../training/batches';
-import type { StepProgress } from '../training/trainer';
-import type { SequenceClassifier } from '../model/classifier';
+import type { LocalTrainConfig } from '../training/local-round';
 
 /** What the site keeps between 'round:configure' and the upload. */
 export type ConfiguredRound = ServerMessage<'round:configure'>;
@@ -178,55 +176,10 @@ export function failureFor(roundId: string, err: unknown): ClientRequest<'round:
   return { roundId, code, message };
 }
 
-export interface TrainRoundInput {
-  classifier: SequenceClassifier;
-  /** the site's examples, encoded at roundMaxLength(...) for this round */
-  examples: EncodedExample[];
-  padId: number;
-  round: ConfiguredRound;
-  /** the opened global adapter of 'round:train' */
-  adapter: GlobalAdapter;
-  siteId: string;
-  /** the site's Ed25519 keypair */
-  signing: KeyPair;
-  onStep?: (p: StepProgress) => void;
-  shouldStop?: () => boolean;
-}
-
 /**
  * Seed of a site's local shuffling in `round`: the round number alone, so that two clients (Node, browser, or the
  * simulator's virtual sites) with the same data and global adapter compute the same delta.
  */
 export function localRoundSeed(round: number): number {
   return round;
-}
-
-/**
- * The round-participation core of every site client: train from the global adapter (seeded by localRoundSeed), then
- * encode, seal and sign the upload.
- */
-export async function trainRound(i: TrainRoundInput): Promise<{ result: LocalRoundResult; upload: Upload }> {
-  const result = await runLocalRound(
-    i.classifier,
-    i.examples,
-    i.padId,
-    i.adapter.adapter,
-    localTrainConfig(i.round.config),
-    {
-      seed: localRoundSeed(i.round.round),
-      onStep: i.onStep,
-      shouldStop: i.shouldStop,
-    },
-  );
-  const upload = buildUpload({
-    roundId: i.round.roundId,
-    siteId: i.siteId,
-    delta: result.delta,
-    numExamples: result.numExamples,
-    metrics: result.metrics,
-    encoding: i.round.encoding,
-    recipientBoxPublicKey: i.round.coordinatorBoxPublicKey,
-    signing: i.signing,
-  });
-  return { result, upload };
 }
