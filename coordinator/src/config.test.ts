@@ -181,3 +181,17 @@ test('when update-bound flags are given, then they land in the settings; by defa
   );
   assert.deepEqual([back.settings.maxDeltaNorm, back.settings.maxSiteWeight], [null, null]);
 });
+
+test('when site edge flags are given, then the unauthenticated-connection cap and deadline replace the defaults', () => {
+  const d = parseConfig([], TOKEN);
+  assert.ok(d !== 'help');
+  assert.deepEqual(d.connections, { maxPerAddress: 32, authDeadlineMs: 30_000 });
+  const c = parseConfig(['--max-unauthenticated-per-address', '500', '--auth-deadline-s', '10'], TOKEN);
+  assert.ok(c !== 'help');
+  assert.deepEqual(c.connections, { maxPerAddress: 500, authDeadlineMs: 10_000 });
+  assert.throws(
+    () => parseConfig(['--max-unauthenticated-per-address', '0'], TOKEN),
+    invalid(/--max-unauthenticated-per-address/),
+  );
+  assert.throws(() => parseConfig(['--auth-deadline-s', '1.5'], TOKEN), invalid(/--auth-deadline-s/));
+});

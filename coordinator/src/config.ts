@@ -16,6 +16,7 @@ import {
 } from './rounds/settings';
 import { parseAllowedOrigin } from './http/origin-check';
 import { DEFAULT_LOGIN_LIMITS, type LoginLimits } from './http/login-limits';
+import { DEFAULT_CONNECTION_GATE, type ConnectionGateOptions } from './socket/connection-gate';
 
 export const HELP = `fedlora-coordinator [options]
   Runs the federation coordinator: site enrollment, rounds, held-out evaluation and the adapter registry.
@@ -62,7 +63,13 @@ export const HELP = `fedlora-coordinator [options]
                          default: only the coordinator's own origin, Origin's host = Host)
   --login-attempts-per-minute N (10)   per client address, right or wrong
   --login-lockout-failures N (10)      consecutive wrong tokens that lock an address out
-  --login-lockout-minutes M (15)       how long a locked-out address is refused`;
+  --login-lockout-minutes M (15)       how long a locked-out address is refused
+ site edge (docs/SECURITY.md):
+  --max-unauthenticated-per-address N (32)  connections from one address that have not authenticated yet; behind a
+                                       reverse proxy every site has the proxy's address: raise it to the sites that
+                                       may connect at once
+  --auth-deadline-s S (30)             a connection that has not authenticated (or enrolled and authenticated)
+                                       within S seconds is closed`;
 
 export interface CoordinatorConfig {
   adminToken: string;
@@ -93,6 +100,8 @@ export interface CoordinatorConfig {
   /** normalized origins (scheme://host[:port]) allowed besides the coordinator's own */
   allowedOrigins: string[];
   loginLimits: LoginLimits;
+  /** unauthenticated socket connections: per-address cap and authentication deadline */
+  connections: ConnectionGateOptions;
 }
 
 const bad = (why: string) => new FedloraError('CONFIG_INVALID', why);
@@ -150,6 +159,8 @@ export function parseConfig(
         'login-attempts-per-minute': S,
         'login-lockout-failures': S,
         'login-lockout-minutes': S,
+        'max-unauthenticated-per-address': S,
+        'auth-deadline-s': S,
         'admin-token': S,
         port: S,
         host: S,
@@ -330,6 +341,17 @@ export function parseConfig(
           1,
           24 * 60,
         ) * 60_000,
+    },
+    connections: {
+      maxPerAddress: int(
+        s('max-unauthenticated-per-address'),
+        'max-unauthenticated-per-address',
+        DEFAULT_CONNECTION_GATE.maxPerAddress,
+        1,
+        1_000_000,
+      ),
+      authDeadlineMs:
+        int(s('auth-deadline-s'), 'auth-deadline-s', DEFAULT_CONNECTION_GATE.authDeadlineMs / 1000, 1, 3600) * 1000,
     },
   };
 }

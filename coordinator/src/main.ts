@@ -89,6 +89,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
       presetSites: c.presetSites,
       allowedOrigins: c.allowedOrigins,
       loginLimits: c.loginLimits,
+      edge: { connections: c.connections },
       log,
     });
     settingsOf = () => coord.federation.settings;
