@@ -181,7 +181,9 @@ async function main(): Promise<void> {
     const stage = status.round ? `round ${status.round.round}: ${status.round.stage} (${Array.isArray(sampled) ? sampled.length : Number(sampled ?? 0)} sites)` : '';
     if (stage && stage !== lastStage) say(stage);
     lastStage = stage;
-    const done = versions.some((v) => v.round >= rounds && v.metrics) || (status.lastRound >= rounds && status.state !== 'running');
+    // the coordinator's --rounds counts rounds that made a version (a round without one does not use up the run)
+    const versioned = versions.filter((v) => v.round > 0 && v.metrics).length;
+    const done = versioned >= rounds || status.state === 'finished';
     if (done) break;
     await new Promise((r) => setTimeout(r, 1000));
   }

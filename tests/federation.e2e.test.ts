@@ -164,7 +164,7 @@ test(
     assert.ok(revoked.revokedAt);
     const exit = await within(fed.sites[1].exited, 2 * MIN, 'the revoked site agent to exit');
     assert.notEqual(exit.code, 0);
-    assert.match(fed.sites[1].output(), /UNAUTHORIZED: this site was revoked/);
+    assert.match(fed.sites[1].output(), /UNAUTHORIZED: authentication failed: unknown or revoked site/);
     // and a fresh `run` from its state dir is refused the same way
     const again = procs.spawn('site-b again', [
       SITE_BIN,
@@ -174,7 +174,7 @@ test(
       '--quiet',
     ]);
     assert.notEqual((await within(again.exited, 2 * MIN, 'the second run of the revoked site')).code, 0);
-    assert.match(again.output(), /UNAUTHORIZED: this site was revoked/);
+    assert.match(again.output(), /UNAUTHORIZED: authentication failed: unknown or revoked site/);
     const sites = await api.json<{ id: string; online: boolean; revokedAt: string | null }[]>('/api/sites');
     assert.deepEqual(
       sites.map((s) => [s.id, s.online, s.revokedAt !== null]),
