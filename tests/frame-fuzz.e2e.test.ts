@@ -27,7 +27,7 @@ import { createStrategy } from '@fedlora/shared/aggregation/index.ts';
 import { generateSiteKeys, publicIdentity, type SiteKeys } from '@fedlora/shared/crypto/keys.ts';
 import { signChallenge } from '@fedlora/shared/crypto/envelope.ts';
 import { decodeAdapter } from '@fedlora/shared/protocol/codec.ts';
-import { seededRandom } from '@fedlora/shared/training/batches.ts';
+import { seededRandom } from '@fedlora/shared/random.ts';
 import { ADMIN_TOKEN, within } from './federation-harness';
 import { adminApi } from './admin-client';
 import { rawPolling, rawWebSocket, type RawConnection } from './raw-socket';

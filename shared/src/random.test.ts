@@ -1,7 +1,7 @@
 // Tests for the seeded PRNG: determinism, ranges, and moments of the normal / gamma / Dirichlet samplers.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Rng } from './random';
+import { Rng, seededRandom } from './random';
 
 function moments(xs: number[]): { mean: number; variance: number } {
   const mean = xs.reduce((s, x) => s + x, 0) / xs.length;
@@ -32,6 +32,16 @@ test('when the algorithm is unchanged, then seed 1 still yields the pinned first
   const r = new Rng(1);
   const first = Array.from({ length: 3 }, () => r.nextUint32());
   assert.deepEqual(first, [1130556604, 2591592147, 3014952990]);
+});
+
+test('when seededRandom and an Rng get the same seed, then the function draws exactly the Rng\'s next() stream', () => {
+  // training batch order and MLM masking take the function form; it must be the same generator, not a second one
+  const r = new Rng(5);
+  const f = seededRandom(5);
+  assert.deepEqual(
+    Array.from({ length: 5 }, () => f()),
+    Array.from({ length: 5 }, () => r.next()),
+  );
 });
 
 test('when drawing next() 20k times, then every value is in [0, 1) with mean near 1/2 and variance near 1/12', () => {

@@ -1,7 +1,7 @@
-// Seeded PRNG for reproducible splits and simulations: sfc32 (Chris Doty-Humphrey's PractRand "small fast counting"
-// generator) seeded through splitmix32; normal() by Box-Muller; gamma() by Marsaglia & Tsang (2000),
-// "A Simple Method for Generating Gamma Variables", ACM TOMS 26(3).
-// Only 32-bit integer ops (Math.imul, >>> 0), so a seed gives the same stream on every JS engine.
+// The one seeded PRNG of fedlora, for reproducible splits, training batch order, MLM masking and simulations: sfc32
+// (Chris Doty-Humphrey's PractRand "small fast counting" generator) seeded through splitmix32; normal() by Box-Muller;
+// gamma() by Marsaglia & Tsang (2000), "A Simple Method for Generating Gamma Variables", ACM TOMS 26(3).
+// Only 32-bit integer ops (Math.imul, >>> 0), so a seed gives the same stream on every JS engine. Not for secrets.
 
 export class Rng {
   private a: number;
@@ -126,4 +126,10 @@ export class Rng {
 
 export function createRng(seed: number): Rng {
   return new Rng(seed);
+}
+
+/** The generator as a plain `() => number` uniform in [0, 1): the form shuffles and masking take (tests pass stubs). */
+export function seededRandom(seed: number): () => number {
+  const rng = new Rng(seed);
+  return () => rng.next();
 }

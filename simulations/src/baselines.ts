@@ -2,7 +2,7 @@
 // centralized LoRA (all sites' data pooled, the same number of training samples per round as the federation
 // processed) and local-only (a site trains alone on its own data for the rounds' whole per-site budget).
 
-import { Rng } from '@fedlora/shared/data/random.ts';
+import { Rng } from '@fedlora/shared/random.ts';
 import { evaluateState, runLocalRound } from '@fedlora/shared/training/local-round.ts';
 import { cloneNamed } from '@fedlora/shared/tensor.ts';
 import type { SimContext } from './federation';

@@ -11,10 +11,10 @@ import type { TensorEncoding } from '@fedlora/shared/protocol/quantize.ts';
 import type { RoundConfig } from '@fedlora/shared/protocol/messages.ts';
 import { openAndVerify, sealAndSign } from '@fedlora/shared/crypto/envelope.ts';
 import { generateBoxKeyPair, type KeyPair } from '@fedlora/shared/crypto/keys.ts';
-import { Rng } from '@fedlora/shared/data/random.ts';
+import { Rng, seededRandom } from '@fedlora/shared/random.ts';
 import { evaluateState, runLocalRound } from '@fedlora/shared/training/local-round.ts';
 import { localRoundSeed, localTrainConfig } from '@fedlora/shared/site/participant.ts';
-import { epochBatches, seededRandom, type EncodedExample } from '@fedlora/shared/training/batches.ts';
+import { epochBatches, type EncodedExample } from '@fedlora/shared/training/batches.ts';
 import type { SequenceClassifier } from '@fedlora/shared/model/classifier.ts';
 import { cloneNamed, type NamedTensors } from '@fedlora/shared/tensor.ts';
 

@@ -5,7 +5,7 @@
 // Every function returns indices into the input, sorted ascending, so callers keep the dataset's own order.
 
 import { FedloraError } from '../errors';
-import { Rng } from './random';
+import { Rng } from '../random';
 
 export interface PartitionOptions {
   /** Every site ends with at least this many examples (default 1); examples are moved from the largest sites. */

@@ -8,7 +8,8 @@ import type { BertModel } from '../model/bert';
 import { maskTokens, type MaskedSequence, type MlmHead } from '../model/mlm';
 import type { SpecialTokenIds, WordPieceTokenizer } from '../tokenizer/wordpiece';
 import { AdamW } from './optimizer';
-import { collate, epochBatches, evalBatches, seededRandom, shuffleInPlace } from './batches';
+import { collate, epochBatches, evalBatches, shuffleInPlace } from './batches';
+import { seededRandom } from '../random';
 
 /**
  * One document per line; or, when the text has blank lines, blank-line separated paragraphs (their line breaks

@@ -19,7 +19,8 @@ import type { LoraConfig } from '../lora/config';
 import { cloneNamed, type NamedTensors } from '../tensor';
 import { evaluateClassifier, trainClassifier, type TrainOptions } from './trainer';
 import { runLocalRound } from './local-round';
-import { seededRandom, type EncodedExample } from './batches';
+import type { EncodedExample } from './batches';
+import { seededRandom } from '../random';
 import { WorkerGradientPool } from './parallel-node';
 
 const FIXTURE = fileURLToPath(new URL('../../../tests/fixtures/bert-reference/', import.meta.url));

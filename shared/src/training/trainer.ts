@@ -9,7 +9,8 @@ import type { NamedTensors } from '../tensor';
 import type { SequenceClassifier } from '../model/classifier';
 import type { BertBatch } from '../model/bert';
 import { AdamW } from './optimizer';
-import { collate, epochBatches, evalBatches, seededRandom, type EncodedExample } from './batches';
+import { collate, epochBatches, evalBatches, type EncodedExample } from './batches';
+import { seededRandom } from '../random';
 
 export interface TrainOptions {
   epochs: number;
