@@ -16,6 +16,8 @@ export type FedloraErrorCode =
   | 'BACKEND_UNAVAILABLE'
   | 'NON_FINITE'
   | 'AGGREGATION_FAILED'
+  // a peer did not answer a request within its time limit (the coordinator's acks to round:configure/round:train)
+  | 'TIMEOUT'
   // protocol and security (what a remote peer may be told)
   | 'BAD_MESSAGE'
   | 'FRAME_TOO_LARGE'

@@ -266,8 +266,8 @@ async function configure(ctx: RoundContext, env: RoundEnv): Promise<StageResult>
   return 'next';
 }
 
+/** why a send to a site failed, for the round record (the transport raises TIMEOUT when an ack does not come) */
 function codeOf(err: unknown): string {
-  if (/\btime(d)? ?out\b/i.test(String((err as Error)?.message))) return 'TIMEOUT';
   return err instanceof FedloraError ? err.code : 'INTERNAL';
 }
 

@@ -147,9 +147,8 @@ export class Presence implements RoundTransport {
     try {
       return await socket.timeout(timeoutMs).emitWithAck(event, msg);
     } catch (err) {
-      throw new FedloraError('INTERNAL', `${event}: no ack from ${siteId} within ${timeoutMs} ms (timeout)`, {
-        cause: err,
-      });
+      // socket.io's emitWithAck rejects only when the ack timer runs out; the round records the site as TIMEOUT
+      throw new FedloraError('TIMEOUT', `${event}: no ack from ${siteId} within ${timeoutMs} ms`, { cause: err });
     }
   }
 
