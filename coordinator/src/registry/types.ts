@@ -3,6 +3,7 @@
 
 import type { NamedTensors } from '@fedlora/shared/tensor.ts';
 import type { StrategyState } from '@fedlora/shared/aggregation/strategy.ts';
+import type { RoundConfig } from '@fedlora/shared/protocol/messages.ts';
 
 export interface ClassMetrics {
   label: string;
@@ -84,6 +85,8 @@ export interface RoundRecord {
   deltaNormBound?: number;
   /** accepted updates whose delta was scaled down to deltaNormBound, with their norm as sent */
   clipped?: { siteId: string; norm: number }[];
+  /** the local-training config the round's sites got, as the strategy set it (e.g. FedProx's proximalMu; absent before issue 16) */
+  config?: RoundConfig;
 }
 
 /** The round loop's view of the registry. */

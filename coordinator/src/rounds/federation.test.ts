@@ -9,7 +9,7 @@ import type { SiteKeys } from '@fedlora/shared/crypto/keys.ts';
 import { memoryLogger } from '../log';
 import { MemoryStorage } from '../storage';
 import { AdapterRegistry } from '../registry/registry';
-import { Federation, type FederationEvent } from './federation';
+import { Federation, type FederationDeps, type FederationEvent } from './federation';
 import { DEFAULT_SETTINGS, DEFAULT_STOP, type RoundSettings, type StopRules } from './settings';
 import {
   FakeEvaluator,
@@ -40,6 +40,7 @@ async function setup(
   settings: Partial<RoundSettings> = {},
   stop: Partial<StopRules> = {},
   loop: { retryDelayMs?: number; maxRetryDelayMs?: number } = {},
+  strategy: Pick<FederationDeps, 'strategy' | 'strategyFactory'> = { strategy: createStrategy('fedavg', {}) },
 ) {
   const clock = new ManualClock();
   const transport = new FakeTransport();
@@ -48,7 +49,7 @@ async function setup(
   const waiters: { pred: (e: FederationEvent) => boolean; resolve: () => void }[] = [];
   const log = memoryLogger();
   const fed = new Federation({
-    strategy: createStrategy('fedavg', {}),
+    ...strategy,
     transport,
     evaluator: new FakeEvaluator(),
     store,
@@ -604,3 +605,30 @@ test(
     assert.equal(t.fed.state, 'paused');
   },
 );
+
+test('when fedprox runs and its mu is changed between rounds, then the next round trains with the new mu and the round history shows it', async () => {
+  // Arrange: fedprox (mu 0.01) built by the coordinator's factory from the settings, two sites that upload
+  const strategyFactory: NonNullable<FederationDeps['strategyFactory']> = (name, s) =>
+    createStrategy(name, { proximalMu: s.proximalMu });
+  const t = await setup({ proximalMu: 0.01 }, {}, {}, {
+    strategy: strategyFactory('fedprox', { ...DEFAULT_SETTINGS, proximalMu: 0.01 }),
+    strategyFactory,
+  });
+  t.uploader('a', biasDelta(0.1), 10);
+  t.uploader('b', biasDelta(0.2), 10);
+  const r1 = await t.fed.runRound();
+  assert.equal(t.lastConfig.get('a')?.config.proximalMu, 0.01);
+
+  // Act: the operator changes mu only (PUT /api/settings underneath)
+  t.fed.updateSettings({ proximalMu: 0.5 });
+  const r2 = await t.fed.runRound();
+
+  // Assert: the sites of round 2 got the new mu, and each round's record carries the config its sites got
+  assert.equal(t.lastConfig.get('a')?.config.proximalMu, 0.5);
+  assert.equal(t.lastConfig.get('b')?.config.proximalMu, 0.5);
+  assert.deepEqual(
+    [r1?.config?.proximalMu, r2?.config?.proximalMu, r2?.strategy],
+    [0.01, 0.5, 'fedprox'],
+  );
+  assert.equal(t.store.rounds()[1].config?.proximalMu, 0.5);
+});

@@ -228,6 +228,12 @@ export class Federation {
       // a new strategy starts without server state; the next round trains from the current version as usual
       this.d.strategy = strategy;
       this.d.log('strategy.changed', { strategy: strategy.name });
+    } else if (next.settings.proximalMu !== this.settings.proximalMu && this.d.strategyFactory) {
+      // the strategy holds its options (FedProx sends its own mu): rebuilt with the new ones, its server state kept
+      const rebuilt = this.d.strategyFactory(this.d.strategy.name as StrategyName, next.settings);
+      rebuilt.setState(this.d.strategy.getState());
+      this.d.strategy = rebuilt;
+      this.d.log('strategy.options', { strategy: rebuilt.name });
     }
     // honest update norms scale with the learning rate and the steps: the adaptive bound starts again from the ceiling
     if (trainingChanged) this.normHistory.clear();
@@ -392,6 +398,7 @@ export class Federation {
       weightCap: Number.isFinite(ctx.weightCap) ? ctx.weightCap : null,
       deltaNormBound: ctx.deltaNormBound,
       clipped: ctx.clipped,
+      config: ctx.config,
     };
     this.normHistory.addRound(ctx.acceptedNorms);
     this.d.transport.closed([...ctx.sampled], {
