@@ -16,13 +16,11 @@ import {
   DEFAULT_SETTINGS,
   DEFAULT_STOP,
   hashModelFiles,
-  makeUpload,
   memoryLogger,
-  tinyAdapter,
-  tinyFakeTask,
   type Coordinator,
   type CoordinatorOptions,
 } from '@fedlora/coordinator';
+import { makeUpload, tinyAdapter, tinyFakeTask } from '@fedlora/coordinator/testing';
 import { createStrategy } from '@fedlora/shared/aggregation/index.ts';
 import { generateSiteKeys, publicIdentity, type SiteKeys } from '@fedlora/shared/crypto/keys.ts';
 import { signChallenge } from '@fedlora/shared/crypto/envelope.ts';

@@ -1,4 +1,5 @@
 // Public API of @fedlora/coordinator: build a coordinator in-process (tests, simulations, the start script).
+// Fakes for tests are in testing.ts ("@fedlora/coordinator/testing"), not here.
 
 export { createCoordinator, type Coordinator, type CoordinatorOptions, type CoordinatorTask } from './app';
 export { parseConfig, HELP, type CoordinatorConfig } from './config';
@@ -17,6 +18,5 @@ export {
   type StopRules,
 } from './rounds/settings';
 export type { Clock, Evaluator, RoundTransport } from './rounds/types';
-export { FakeEvaluator, FakeTransport, ManualClock, makeUpload, tinyAdapter, tinyFakeTask } from './rounds/fakes';
 export type { AdminServerEvents } from './socket/admin-events';
 export { SiteRegistry } from './sites/registry';
