@@ -5,9 +5,9 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { exitWithUsageError, parseCommandLineOrExit } from '@fedlora/shared/command-line.ts';
+import { exitWithUsageError, parseCommandLineOrExit } from '@fedlora/shared/node/command-line.ts';
 import { FedloraError, isFedloraError } from '@fedlora/shared/errors.ts';
-import { loadSpamAssassin } from '@fedlora/shared/data/spam-assassin.ts';
+import { loadSpamAssassin } from '@fedlora/shared/node/data/spam-assassin.ts';
 import { countByLabel, labelIds, subsetDataset } from '@fedlora/shared/data/dataset.ts';
 import { dirichletPartition, stratifiedSubset } from '@fedlora/shared/data/split.ts';
 

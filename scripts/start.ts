@@ -10,7 +10,7 @@ import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
-import { parseCommandLineOrExit } from '@fedlora/shared/command-line.ts';
+import { parseCommandLineOrExit } from '@fedlora/shared/node/command-line.ts';
 import { siteName, writeSiteFiles } from './make-site-data';
 import { coordinatorCommand, siteJoinCommand, siteRunCommand, type ChildCommand } from './start-commands';
 

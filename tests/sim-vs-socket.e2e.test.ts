@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadTabularFile } from '@fedlora/shared/data/tabular.ts';
+import { loadTabularFile } from '@fedlora/shared/node/data/tabular.ts';
 import { makeDataset } from '@fedlora/shared/data/dataset.ts';
 import { decodeAdapter } from '@fedlora/shared/protocol/codec.ts';
 import type { NamedTensors } from '@fedlora/shared/tensor.ts';

@@ -1,7 +1,7 @@
-// Raw argv → typed options for the site CLI, on the shared strict parser (shared/command-line); errors name the flag
+// Raw argv → typed options for the site CLI, on the shared strict parser (shared/node/command-line); errors name the flag
 // and say what is expected.
 
-import { parseCommandLine, type FlagSpec } from '@fedlora/shared/command-line.ts';
+import { parseCommandLine, type FlagSpec } from '@fedlora/shared/node/command-line.ts';
 import { FedloraError } from '@fedlora/shared/errors.ts';
 
 /** Flag values as the command parsers read them (none of the site's flags is `multiple`). */

@@ -1,6 +1,6 @@
 // fedlora-site: the site agent's command line. One file per command under commands/, each with parse() and run().
 
-import { usageErrorText, USAGE_EXIT_CODE } from '@fedlora/shared/command-line.ts';
+import { usageErrorText, USAGE_EXIT_CODE } from '@fedlora/shared/node/command-line.ts';
 import { describeError, FedloraError, isFedloraError } from '@fedlora/shared/errors.ts';
 import * as trainLocal from './commands/train-local';
 import * as inspect from './commands/inspect';

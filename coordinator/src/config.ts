@@ -6,7 +6,8 @@ import { FedloraError } from '@fedlora/shared/errors.ts';
 import { isStrategyName, STRATEGY_NAMES, type StrategyName } from '@fedlora/shared/aggregation/index.ts';
 import { LORA_TARGETS, type LoraConfig, type LoraTarget } from '@fedlora/shared/lora/config.ts';
 import { POOLINGS, type Pooling } from '@fedlora/shared/model/classifier.ts';
-import { DEFAULT_MODEL_DIR, DEFAULT_MODEL_ID, DEFAULT_RECIPE } from '@fedlora/shared/site/defaults.ts';
+import { DEFAULT_MODEL_DIR, DEFAULT_MODEL_ID } from '@fedlora/shared/node/default-model.ts';
+import { DEFAULT_RECIPE } from '@fedlora/shared/training/recipe.ts';
 import {
   DEFAULT_SETTINGS,
   DEFAULT_STOP,

@@ -2,12 +2,12 @@
 // coordinator (app.ts) and listens. Returns an exit code when it is done, or null while it keeps serving.
 
 import { resolve } from 'node:path';
-import { usageErrorText, USAGE_EXIT_CODE } from '@fedlora/shared/command-line.ts';
+import { usageErrorText, USAGE_EXIT_CODE } from '@fedlora/shared/node/command-line.ts';
 import { describeError, isFedloraError } from '@fedlora/shared/errors.ts';
 import { createStrategy, type StrategyName } from '@fedlora/shared/aggregation/index.ts';
-import { initNodeBackend, type BackendName } from '@fedlora/shared/backend/node.ts';
-import { loadSpamAssassin, spamAssassinEvalSubset } from '@fedlora/shared/data/spam-assassin.ts';
-import { loadTabularFile } from '@fedlora/shared/data/tabular.ts';
+import { initNodeBackend, type BackendName } from '@fedlora/shared/node/backend.ts';
+import { loadSpamAssassin, spamAssassinEvalSubset } from '@fedlora/shared/node/data/spam-assassin.ts';
+import { loadTabularFile } from '@fedlora/shared/node/data/tabular.ts';
 import { labelIds, sortedLabels, subsetDataset, type LabeledDataset } from '@fedlora/shared/data/dataset.ts';
 import { stratifiedSubset } from '@fedlora/shared/data/split.ts';
 import { createCoordinator } from './app';

@@ -4,9 +4,9 @@
 
 import { FedloraError } from '@fedlora/shared/errors.ts';
 import { labelIds, subsetDataset, type LabeledDataset } from '@fedlora/shared/data/dataset.ts';
-import { loadSpamAssassin, spamAssassinEvalSubset } from '@fedlora/shared/data/spam-assassin.ts';
-import { loadBanking77, loadMedicalAbstractsSplit, sharedDataDir } from '@fedlora/shared/data/public-datasets.ts';
-import { loadTabularFile } from '@fedlora/shared/data/tabular.ts';
+import { loadSpamAssassin, spamAssassinEvalSubset } from '@fedlora/shared/node/data/spam-assassin.ts';
+import { loadBanking77, loadMedicalAbstractsSplit, sharedDataDir } from '@fedlora/shared/node/data/public-datasets.ts';
+import { loadTabularFile } from '@fedlora/shared/node/data/tabular.ts';
 import {
   dirichletPartition,
   iidPartition,

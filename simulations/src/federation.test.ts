@@ -5,8 +5,8 @@
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
-import { initNodeBackend } from '@fedlora/shared/backend/node.ts';
-import { loadBertCheckpoint } from '@fedlora/shared/model/load-node.ts';
+import { initNodeBackend } from '@fedlora/shared/node/backend.ts';
+import { loadBertCheckpoint } from '@fedlora/shared/node/model/load.ts';
 import { BertModel } from '@fedlora/shared/model/bert.ts';
 import { SequenceClassifier } from '@fedlora/shared/model/classifier.ts';
 import { LoraAdapter } from '@fedlora/shared/lora/adapter.ts';

@@ -9,7 +9,7 @@ import { existsSync, mkdirSync, openSync, readFileSync, closeSync, writeFileSync
 import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseCommandLine, usageErrorText, USAGE_EXIT_CODE } from '@fedlora/shared/command-line.ts';
+import { parseCommandLine, usageErrorText, USAGE_EXIT_CODE } from '@fedlora/shared/node/command-line.ts';
 import { describeError, FedloraError, isFedloraError } from '@fedlora/shared/errors.ts';
 import { labelIds } from '@fedlora/shared/data/dataset.ts';
 import { LORA_TARGETS } from '@fedlora/shared/lora/config.ts';

@@ -2,7 +2,7 @@
 // folder, print the summary table (and with --json, a JSON line last on stdout). Exit codes: 0 ok, 1 error, 2 usage.
 
 import cliProgress from 'cli-progress';
-import { usageErrorText, USAGE_EXIT_CODE } from '@fedlora/shared/command-line.ts';
+import { usageErrorText, USAGE_EXIT_CODE } from '@fedlora/shared/node/command-line.ts';
 import { describeError, isFedloraError } from '@fedlora/shared/errors.ts';
 import { HELP, parseSimArgs } from './options';
 import { jsonSummary, runSimulation, type SimEvent } from './simulate';

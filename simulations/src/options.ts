@@ -1,12 +1,12 @@
 // `npm run simulate` flags → typed SimOptions (strict, shared/command-line); errors name the flag and what it expects.
 
-import { parseCommandLine } from '@fedlora/shared/command-line.ts';
+import { parseCommandLine } from '@fedlora/shared/node/command-line.ts';
 import { FedloraError } from '@fedlora/shared/errors.ts';
 import { STRATEGY_NAMES, isStrategyName, type StrategyName } from '@fedlora/shared/aggregation/index.ts';
 import { ENCODINGS, type TensorEncoding } from '@fedlora/shared/protocol/quantize.ts';
-import type { BackendName } from '@fedlora/shared/backend/node.ts';
+import type { BackendName } from '@fedlora/shared/node/backend.ts';
 import { LORA_TARGETS, validateLoraConfig, type LoraConfig, type LoraTarget } from '@fedlora/shared/lora/config.ts';
-import { DEFAULT_RECIPE } from '@fedlora/shared/site/defaults.ts';
+import { DEFAULT_RECIPE } from '@fedlora/shared/training/recipe.ts';
 import type { ArmConfig } from './federation';
 
 export const HELP = `npm run simulate -- [options]

@@ -1,10 +1,11 @@
 // One simulation run: load and partition the data, build the one shared model, run every federated arm on the same
 // partition and seed, then the centralized and local-only baselines. Returns plain results (files: report.ts).
 
-import { initNodeBackend } from '@fedlora/shared/backend/node.ts';
+import { initNodeBackend } from '@fedlora/shared/node/backend.ts';
 import { labelIds } from '@fedlora/shared/data/dataset.ts';
-import { DEFAULT_MODEL_DIR, DEFAULT_MODEL_ID, DEFAULT_RECIPE } from '@fedlora/shared/site/defaults.ts';
-import { loadLocalModel } from '@fedlora/shared/site/local-model.ts';
+import { DEFAULT_MODEL_DIR, DEFAULT_MODEL_ID } from '@fedlora/shared/node/default-model.ts';
+import { DEFAULT_RECIPE } from '@fedlora/shared/training/recipe.ts';
+import { loadLocalModel } from '@fedlora/shared/node/model/local-model.ts';
 import { encodeDataset } from '@fedlora/shared/training/encode.ts';
 import { cloneNamed } from '@fedlora/shared/tensor.ts';
 import { labelHistograms, loadSimData, partitionSites, type SimData } from './data';

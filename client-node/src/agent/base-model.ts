@@ -6,7 +6,7 @@ import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { FedloraError } from '@fedlora/shared/errors.ts';
 import type { Manifest } from '@fedlora/shared/protocol/manifest.ts';
-import { DEFAULT_MODEL_DIR } from '@fedlora/shared/site/defaults.ts';
+import { DEFAULT_MODEL_DIR } from '@fedlora/shared/node/default-model.ts';
 import { progressBar, type Progress } from '../progress';
 import { request, type SiteSocket } from './connection';
 import { checkModelFiles, describeProblems, downloadBaseModel, type ModelChunkSource } from './model-check';

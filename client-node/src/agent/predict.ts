@@ -3,10 +3,10 @@
 
 import * as tf from '@tensorflow/tfjs';
 import { FedloraError, isFedloraError } from '@fedlora/shared/errors.ts';
-import { initNodeBackend, type BackendName } from '@fedlora/shared/backend/node.ts';
+import { initNodeBackend, type BackendName } from '@fedlora/shared/node/backend.ts';
 import type { Pooling } from '@fedlora/shared/model/classifier.ts';
-import { DEFAULT_RECIPE } from '@fedlora/shared/site/defaults.ts';
-import { loadLocalModel } from '@fedlora/shared/site/local-model.ts';
+import { DEFAULT_RECIPE } from '@fedlora/shared/training/recipe.ts';
+import { loadLocalModel } from '@fedlora/shared/node/model/local-model.ts';
 import { checkAdapterShapes, openAdapter } from '@fedlora/shared/site/participant.ts';
 import { collate } from '@fedlora/shared/training/batches.ts';
 import { chunkSource, resolveBaseModelDir } from './base-model';

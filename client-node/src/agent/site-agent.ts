@@ -6,12 +6,12 @@
 // Usable in-process (tests, simulations): new SiteAgent(opts).run(), stop() from anywhere.
 
 import { FedloraError, describeError, isFedloraError } from '@fedlora/shared/errors.ts';
-import { initNodeBackend, type BackendInfo, type BackendName } from '@fedlora/shared/backend/node.ts';
+import { initNodeBackend, type BackendInfo, type BackendName } from '@fedlora/shared/node/backend.ts';
 import type { SiteKeys } from '@fedlora/shared/crypto/keys.ts';
 import type { Manifest } from '@fedlora/shared/protocol/manifest.ts';
 import { ENCODINGS } from '@fedlora/shared/protocol/quantize.ts';
-import { DEFAULT_RECIPE } from '@fedlora/shared/site/defaults.ts';
-import { loadLocalModel, type LocalModel } from '@fedlora/shared/site/local-model.ts';
+import { DEFAULT_RECIPE } from '@fedlora/shared/training/recipe.ts';
+import { loadLocalModel, type LocalModel } from '@fedlora/shared/node/model/local-model.ts';
 import type { Pooling } from '@fedlora/shared/model/classifier.ts';
 import { Backoff, DEFAULT_BACKOFF, type BackoffOptions } from '@fedlora/shared/site/backoff.ts';
 import { localRoundData, localRoundModel, SiteRounds } from '@fedlora/shared/site/round-handler.ts';

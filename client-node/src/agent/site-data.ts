@@ -2,7 +2,7 @@
 // shared with the browser site (shared/src/site/site-data.ts). Nothing here is ever sent.
 
 import { FedloraError } from '@fedlora/shared/errors.ts';
-import { loadTabularFile } from '@fedlora/shared/data/tabular.ts';
+import { loadTabularFile } from '@fedlora/shared/node/data/tabular.ts';
 import type { LabeledDataset } from '@fedlora/shared/data/dataset.ts';
 
 export interface DataLocation {

@@ -5,12 +5,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { io } from 'socket.io-client';
-import { initNodeBackend } from '@fedlora/shared/backend/node.ts';
+import { initNodeBackend } from '@fedlora/shared/node/backend.ts';
 import { generateBoxKeyPair, generateSiteKeys } from '@fedlora/shared/crypto/keys.ts';
 import { openAndVerify } from '@fedlora/shared/crypto/envelope.ts';
 import { decodeUpdate, ENCODINGS } from '@fedlora/shared/protocol/codec.ts';
-import { DEFAULT_MODEL_DIR, DEFAULT_RECIPE } from '@fedlora/shared/site/defaults.ts';
-import { loadLocalModel } from '@fedlora/shared/site/local-model.ts';
+import { DEFAULT_MODEL_DIR } from '@fedlora/shared/node/default-model.ts';
+import { DEFAULT_RECIPE } from '@fedlora/shared/training/recipe.ts';
+import { loadLocalModel } from '@fedlora/shared/node/model/local-model.ts';
 import { buildUpload } from '@fedlora/shared/site/participant.ts';
 import { EncodedDataCache } from '@fedlora/shared/site/site-data.ts';
 import { runLocalRound } from '@fedlora/shared/training/local-round.ts';

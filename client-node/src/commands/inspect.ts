@@ -3,12 +3,12 @@
 
 import * as tf from '@tensorflow/tfjs';
 import { FedloraError } from '@fedlora/shared/errors.ts';
-import { initNodeBackend, type BackendName } from '@fedlora/shared/backend/node.ts';
-import { loadBertCheckpoint } from '@fedlora/shared/model/load-node.ts';
+import { initNodeBackend, type BackendName } from '@fedlora/shared/node/backend.ts';
+import { loadBertCheckpoint } from '@fedlora/shared/node/model/load.ts';
 import { BertModel } from '@fedlora/shared/model/bert.ts';
-import { loadTokenizer } from '@fedlora/shared/tokenizer/load.ts';
+import { loadTokenizer } from '@fedlora/shared/node/tokenizer/load.ts';
 import { padBatch } from '@fedlora/shared/tokenizer/wordpiece.ts';
-import { DEFAULT_MODEL_DIR } from '@fedlora/shared/site/defaults.ts';
+import { DEFAULT_MODEL_DIR } from '@fedlora/shared/node/default-model.ts';
 import { parseFlags, strFlag } from '../args';
 
 export const help = `fedlora-site inspect --text T [--pair T2] [--model DIR] [--json] [--backend NAME]

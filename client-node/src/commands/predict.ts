@@ -1,6 +1,6 @@
 // `fedlora-site predict`: classify a text with the federation's current (or a given) global adapter.
 
-import { BACKEND_NAMES, type BackendName } from '@fedlora/shared/backend/node.ts';
+import { BACKEND_NAMES, type BackendName } from '@fedlora/shared/node/backend.ts';
 import { FedloraError } from '@fedlora/shared/errors.ts';
 import { parseFlags, strFlag } from '../args';
 import { DEFAULT_STATE_DIR } from '../agent/state';

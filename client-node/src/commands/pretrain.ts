@@ -4,13 +4,13 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { FedloraError } from '@fedlora/shared/errors.ts';
-import { initNodeBackend, type BackendName } from '@fedlora/shared/backend/node.ts';
-import { loadBertCheckpoint } from '@fedlora/shared/model/load-node.ts';
+import { initNodeBackend, type BackendName } from '@fedlora/shared/node/backend.ts';
+import { loadBertCheckpoint } from '@fedlora/shared/node/model/load.ts';
 import { BertModel } from '@fedlora/shared/model/bert.ts';
 import { MlmHead } from '@fedlora/shared/model/mlm.ts';
-import { assertWritableDir, saveBertCheckpoint } from '@fedlora/shared/model/save-node.ts';
-import { loadTokenizer } from '@fedlora/shared/tokenizer/load.ts';
-import { DEFAULT_MODEL_DIR } from '@fedlora/shared/site/defaults.ts';
+import { assertWritableDir, saveBertCheckpoint } from '@fedlora/shared/node/model/save.ts';
+import { loadTokenizer } from '@fedlora/shared/node/tokenizer/load.ts';
+import { DEFAULT_MODEL_DIR } from '@fedlora/shared/node/default-model.ts';
 import { evaluateMlm, prepareCorpus, pretrainMlm, splitDocuments } from '@fedlora/shared/training/pretrain.ts';
 import { intFlag, numFlag, parseFlags, strFlag } from '../args';
 import { progressBar } from '../progress';

@@ -1,7 +1,7 @@
 // `fedlora-site run`: the site agent. Takes part in federated rounds until stopped (SIGINT/SIGTERM), reconnecting
 // with backoff when the coordinator goes away.
 
-import { BACKEND_NAMES, type BackendName } from '@fedlora/shared/backend/node.ts';
+import { BACKEND_NAMES, type BackendName } from '@fedlora/shared/node/backend.ts';
 import { FedloraError } from '@fedlora/shared/errors.ts';
 import { parseFlags, strFlag } from '../args';
 import { DEFAULT_STATE_DIR } from '../agent/state';

@@ -8,8 +8,8 @@ import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync,
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadTokenizer } from '@fedlora/shared/tokenizer/load.ts';
-import { DEFAULT_MODEL_DIR } from '@fedlora/shared/site/defaults.ts';
+import { loadTokenizer } from '@fedlora/shared/node/tokenizer/load.ts';
+import { DEFAULT_MODEL_DIR } from '@fedlora/shared/node/default-model.ts';
 import { importPeft } from '@fedlora/shared/lora/peft.ts';
 import { main } from '../cli';
 

@@ -4,7 +4,7 @@
 import type { LabeledDataset } from '@fedlora/shared/data/dataset.ts';
 import type { LoraConfig } from '@fedlora/shared/lora/config.ts';
 import type { Pooling } from '@fedlora/shared/model/classifier.ts';
-import { loadLocalModel } from '@fedlora/shared/site/local-model.ts';
+import { loadLocalModel } from '@fedlora/shared/node/model/local-model.ts';
 import { encodeDataset } from '@fedlora/shared/training/encode.ts';
 import { evaluateState } from '@fedlora/shared/training/local-round.ts';
 import type { EncodedExample } from '@fedlora/shared/training/batches.ts';

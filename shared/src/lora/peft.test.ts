@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isFedloraError, type FedloraErrorCode } from '../errors';
 import { cloneNamed, type NamedTensors } from '../tensor';
-import { initNodeBackend } from '../backend/node';
+import { initNodeBackend } from '../node/backend';
 import { parseSafetensors } from '../model/safetensors';
 import { parseBertConfig } from '../model/checkpoint';
 import { LoraAdapter } from './adapter';

@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs';
-import { loadBertCheckpoint } from './load-node';
+import { loadBertCheckpoint } from '../node/model/load';
 import { BertModel, type BertBatch } from './bert';
 import { LoraAdapter } from '../lora/adapter';
 import { importPeft } from '../lora/peft';

@@ -1,4 +1,4 @@
-// Tests for loading Hugging Face BERT directories (checkpoint.ts + load-node.ts): the parity fixture as shipped and
+// Tests for loading Hugging Face BERT directories (checkpoint.ts + node/model/load.ts): the parity fixture as shipped and
 // rewritten copies in a temp dir (no "bert." prefix, extra MLM tensors, missing/mis-shaped/truncated tensors, a
 // pytorch_model.bin, an unsupported activation), and the shipped model's special token ids.
 
@@ -11,10 +11,10 @@ import { fileURLToPath } from 'node:url';
 import { isFedloraError, type FedloraErrorCode } from '../errors';
 import type { NamedTensors } from '../tensor';
 import { expectedBertShapes } from './checkpoint';
-import { loadBertCheckpoint } from './load-node';
+import { loadBertCheckpoint } from '../node/model/load';
 import { parseSafetensors, serializeSafetensors } from './safetensors';
-import { loadTokenizer } from '../tokenizer/load';
-import { DEFAULT_MODEL_DIR } from '../site/defaults';
+import { loadTokenizer } from '../node/tokenizer/load';
+import { DEFAULT_MODEL_DIR } from '../node/default-model';
 
 const FIXTURE = fileURLToPath(new URL('../../../tests/fixtures/bert-reference/', import.meta.url));
 const fixtureBytes = new Uint8Array(readFileSync(join(FIXTURE, 'model.safetensors')));

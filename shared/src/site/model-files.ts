@@ -51,7 +51,7 @@ export async function fetchModelFile(
   return out;
 }
 
-/** The trainable model of a site (the Node agent builds it with local-model.ts, the browser with localModelFromFiles). */
+/** The trainable model of a site (the Node agent builds it with node/model/local-model.ts, the browser with localModelFromFiles). */
 export interface LocalModel {
   bert: BertModel;
   tokenizer: WordPieceTokenizer;
@@ -64,7 +64,7 @@ export type ModelFiles = Record<string, Uint8Array>;
 
 const utf8 = new TextDecoder();
 
-/** Tokenizer + BERT + LoRA classifier from the files' bytes (the Node twin: local-model.ts reads a directory). */
+/** Tokenizer + BERT + LoRA classifier from the files' bytes (the Node twin: node/model/local-model.ts reads a directory). */
 export function localModelFromFiles(
   files: ModelFiles,
   o: { lora: LoraConfig; labels: string[]; pooling: Pooling; seed?: number; source?: string },

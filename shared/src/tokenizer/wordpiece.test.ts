@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isFedloraError } from '../errors';
 import { padBatch, WordPieceTokenizer, type Encoding } from './wordpiece';
-import { loadTokenizer } from './load';
+import { loadTokenizer } from '../node/tokenizer/load';
 
 const ROOT = fileURLToPath(new URL('../../..', import.meta.url));
 const FIXTURE_DIR = join(ROOT, 'tests/fixtures/bert-reference');

@@ -9,10 +9,10 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { isFedloraError } from '../errors';
 import { BertModel, gatherRows, plainMatMul, type BertBatch } from '../model/bert';
-import { loadBertCheckpoint } from '../model/load-node';
+import { loadBertCheckpoint } from '../node/model/load';
 import { MlmHead, maskTokens } from '../model/mlm';
-import { saveBertCheckpoint } from '../model/save-node';
-import { loadTokenizer } from '../tokenizer/load';
+import { saveBertCheckpoint } from '../node/model/save';
+import { loadTokenizer } from '../node/tokenizer/load';
 import { seededRandom } from '../random';
 import { evaluateMlm, packSequences, prepareCorpus, pretrainMlm, splitDocuments } from './pretrain';
 

@@ -8,8 +8,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
-import { initNodeBackend } from '../backend/node';
-import { loadBertCheckpoint } from '../model/load-node';
+import { initNodeBackend } from '../node/backend';
+import { loadBertCheckpoint } from '../node/model/load';
 import { expectedBertShapes } from '../model/checkpoint';
 import { BertModel } from '../model/bert';
 import { SequenceClassifier } from '../model/classifier';
@@ -21,7 +21,7 @@ import { evaluateClassifier, trainClassifier, type TrainOptions } from './traine
 import { runLocalRound } from './local-round';
 import type { EncodedExample } from './batches';
 import { seededRandom } from '../random';
-import { WorkerGradientPool } from './parallel-node';
+import { WorkerGradientPool } from '../node/training/parallel';
 
 const FIXTURE = fileURLToPath(new URL('../../../tests/fixtures/bert-reference/', import.meta.url));
 const ckpt = loadBertCheckpoint(FIXTURE);

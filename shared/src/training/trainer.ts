@@ -36,7 +36,7 @@ export interface TrainOptions {
   maxSteps?: number;
   /** after every step; a returned promise is awaited (e.g. a held-out evaluation mid-run) and its time is in `seconds` */
   onStep?: (p: StepProgress) => unknown;
-  /** helpers that compute part of each batch's gradient in parallel (Node worker threads: parallel-node.ts) */
+  /** helpers that compute part of each batch's gradient in parallel (Node worker threads: node/training/parallel.ts) */
   pool?: GradientPool;
   /** called between steps; return true to stop early (e.g. the round was cancelled) */
   shouldStop?: () => boolean;

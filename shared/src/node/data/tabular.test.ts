@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { isFedloraError, type FedloraErrorCode } from '../errors';
+import { isFedloraError, type FedloraErrorCode } from '../../errors';
 import { loadTabularFile, readTabularFile } from './tabular';
 
 const dir = mkdtempSync(join(tmpdir(), 'fedlora-tabular-'));

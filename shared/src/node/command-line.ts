@@ -4,7 +4,7 @@
 // never ends in a stack trace, and never in a long run that ignored it. Node only (process, node:util).
 
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { describeError, FedloraError } from './errors';
+import { describeError, FedloraError } from '../errors';
 
 export type FlagSpec = NonNullable<ParseArgsConfig['options']>;
 type WithHelp<T extends FlagSpec> = T & { help: { type: 'boolean'; short: 'h' } };

@@ -5,15 +5,15 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { FedloraError } from '../errors';
+import { FedloraError } from '../../errors';
 import {
   dropConflictsAndDuplicates,
   labelIds,
   makeDataset,
   subsetDataset,
   type LabeledDataset,
-} from './dataset';
-import { stratifiedSplit } from './split';
+} from '../../data/dataset';
+import { stratifiedSplit } from '../../data/split';
 import { loadTabularFile, readTabularFile } from './tabular';
 
 /** Seed and held-out share of the fixed Medical Abstracts train/held-out split (the shipped file is the test split). */
@@ -21,7 +21,7 @@ export const MEDICAL_ABSTRACTS_SPLIT = { seed: 13, heldoutFraction: 0.2 } as con
 
 /** `<repo>/../shared/assets/data` when it exists (tests and benchmarks only; the product never reads it by default). */
 export function sharedDataDir(): string | null {
-  const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
+  const repoRoot = fileURLToPath(new URL('../../../../', import.meta.url));
   const dir = resolve(repoRoot, '..', 'shared', 'assets', 'data');
   return existsSync(dir) && statSync(dir).isDirectory() ? dir : null;
 }

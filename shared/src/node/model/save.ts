@@ -1,12 +1,12 @@
-// Node-only: writes a Hugging Face BERT directory that load-node.ts (and transformers' BertForMaskedLM) reads back:
+// Node-only: writes a Hugging Face BERT directory that load.ts (and transformers' BertForMaskedLM) reads back:
 // config.json and tokenizer files copied from the source directory, model.safetensors with "bert."-prefixed encoder
 // tensors and the cls.predictions.* head. The decoder is tied to the word embeddings, so it is not stored (as HF).
 
 import { copyFileSync, existsSync, mkdirSync, readdirSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { FedloraError } from '../errors';
-import type { NamedTensors } from '../tensor';
-import { serializeSafetensors } from './safetensors';
+import { FedloraError } from '../../errors';
+import type { NamedTensors } from '../../tensor';
+import { serializeSafetensors } from '../../model/safetensors';
 
 /** Files copied verbatim from the source model directory; vocab.txt and config.json are required. */
 const COPIED = ['config.json', 'vocab.txt', 'tokenizer_config.json', 'special_tokens_map.json'] as const;

@@ -1,26 +1,16 @@
-// Node-only loader for labeled text in CSV/TSV and JSONL files; the parsing is isomorphic (tabular-text.ts, also
-// used by the browser site), this file only reads the file.
+// Node-only loader for labeled text in CSV/TSV and JSONL files; the parsing is isomorphic (data/tabular-text.ts, also
+// used by the browser site, which imports it from there), this file only reads the file.
 
 import { readFileSync } from 'node:fs';
-import { FedloraError } from '../errors';
-import type { LabeledDataset } from './dataset';
+import { FedloraError } from '../../errors';
+import type { LabeledDataset } from '../../data/dataset';
 import {
   checkTabularExtension,
   datasetFromTable,
   parseTabularText,
   type TabularOptions,
   type TabularTable,
-} from './tabular-text';
-
-export {
-  LABEL_COLUMN_CANDIDATES,
-  TEXT_COLUMN_CANDIDATES,
-  datasetFromTable,
-  parseTabularText,
-  type TabularOptions,
-  type TabularRow,
-  type TabularTable,
-} from './tabular-text';
+} from '../../data/tabular-text';
 
 function readText(path: string): string {
   try {

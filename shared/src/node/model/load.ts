@@ -2,8 +2,8 @@
 
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { FedloraError } from '../errors';
-import { bertCheckpointFromFiles, type BertCheckpoint } from './checkpoint';
+import { FedloraError } from '../../errors';
+import { bertCheckpointFromFiles, type BertCheckpoint } from '../../model/checkpoint';
 
 export function loadBertCheckpoint(dir: string): BertCheckpoint {
   if (!existsSync(dir) || !statSync(dir).isDirectory())

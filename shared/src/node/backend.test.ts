@@ -7,12 +7,12 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
-import { backendFromEnv, currentBackend, initNodeBackend, type BackendInfo } from './node';
+import { backendFromEnv, currentBackend, initNodeBackend, type BackendInfo } from './backend';
 import { isFedloraError } from '../errors';
 
 const SWIFTSHADER_ICD = '/usr/lib/chromium/vk_swiftshader_icd.json';
 const REPO_ROOT = fileURLToPath(new URL('../../..', import.meta.url));
-const NODE_TS = new URL('./node.ts', import.meta.url).href;
+const NODE_TS = new URL('./backend.ts', import.meta.url).href;
 const ATOL = 1e-4;
 
 // The Vulkan loader reads this when Dawn first creates its instance (the first webgpu probe), so set it up front; only

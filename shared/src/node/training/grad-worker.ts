@@ -1,15 +1,15 @@
 // A worker thread holding its own copy of the classifier: given the current trainable state and example indices it
-// returns the summed cross-entropy loss and gradients. Used by parallel-node.ts (tfjs-wasm is single-threaded in
+// returns the summed cross-entropy loss and gradients. Used by parallel.ts (tfjs-wasm is single-threaded in
 // Node, tfjs#3830, so data parallelism over worker threads is how a site uses more than one core).
 
 import { parentPort } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs';
-import { initNodeBackend, type BackendName } from '../backend/node';
-import { loadLocalModel } from '../site/local-model';
-import type { LoraConfig } from '../lora/config';
-import type { Pooling } from '../model/classifier';
-import type { NamedTensors } from '../tensor';
-import { collate, type EncodedExample } from './batches';
+import { initNodeBackend, type BackendName } from '../backend';
+import { loadLocalModel } from '../model/local-model';
+import type { LoraConfig } from '../../lora/config';
+import type { Pooling } from '../../model/classifier';
+import type { NamedTensors } from '../../tensor';
+import { collate, type EncodedExample } from '../../training/batches';
 
 export interface WorkerInit {
   type: 'init';

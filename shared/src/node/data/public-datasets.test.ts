@@ -4,8 +4,8 @@ import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { isFedloraError } from '../errors';
-import { countByLabel } from './dataset';
+import { isFedloraError } from '../../errors';
+import { countByLabel } from '../../data/dataset';
 import { loadBanking77, loadMedicalAbstractsSplit, sharedDataDir } from './public-datasets';
 
 const tmp = mkdtempSync(join(tmpdir(), 'fedlora-public-'));
