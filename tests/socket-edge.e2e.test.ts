@@ -26,7 +26,7 @@ import { generateSiteKeys, publicIdentity, type SiteKeys } from '@fedlora/shared
 import { signChallenge } from '@fedlora/shared/crypto/envelope.ts';
 import { decodeAdapter } from '@fedlora/shared/protocol/codec.ts';
 import { LIMITS } from '@fedlora/shared/protocol/limits.ts';
-import { asAckSocket, request } from '@fedlora/shared/site/session.ts';
+import { asAckSocket, request } from '@fedlora/shared/connection/session.ts';
 import { isFedloraError } from '@fedlora/shared/errors.ts';
 import { ADMIN_TOKEN, within } from './federation-harness';
 import { adminApi } from './admin-client';

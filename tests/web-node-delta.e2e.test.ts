@@ -1,5 +1,5 @@
 // Must-show 3 of issue 5: the browser site and the Node agent compute the same round delta from the same data, seed
-// and adapter state, because both run the shared round core (shared/src/site/participant.ts → runLocalRound). The
+// and adapter state, because both run the shared round core (shared/src/round/participant.ts → runLocalRound). The
 // browser side is the built page (client-web/dist) in headless Chromium on WebGPU (SwiftShader), called through its
 // test hook window.__fedlora.computeDelta; the Node side is loadLocalModel + runLocalRound on the agent's backend.
 

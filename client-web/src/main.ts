@@ -5,7 +5,7 @@
 import { describeError, isFedloraError } from '@fedlora/shared/errors.ts';
 import { countByLabel, type LabeledDataset } from '@fedlora/shared/data/dataset.ts';
 import { datasetFromTable, parseTabularText } from '@fedlora/shared/data/tabular-text.ts';
-import type { LabelMapping } from '@fedlora/shared/site/site-data.ts';
+import type { LabelMapping } from '@fedlora/shared/data/site-data.ts';
 import { initWebBackend, type WebBackendInfo, type WebBackendName } from './backend';
 import { BrowserSite, type SiteEvent } from './site-client';
 import { SiteStore } from './store';

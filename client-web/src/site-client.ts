@@ -1,6 +1,6 @@
 // The browser site: the same protocol as the Node agent (client-node/src/agent/site-agent.ts) through the same shared
-// code: enroll/authenticate (shared/src/site/session.ts), model:chunk download with SHA-256 (site/model-files.ts),
-// label mapping (site/site-data.ts) and the round handler (site/round-handler.ts). Only the socket, the IndexedDB
+// code: enroll/authenticate (shared/src/connection/session.ts), model:chunk download with SHA-256 (connection/model-download.ts),
+// label mapping (data/site-data.ts) and the round handler (round/round-handler.ts). Only the socket, the IndexedDB
 // store and the UI events are browser-specific. The data set stays in the tab: only sealed deltas leave.
 
 import { io, type Socket } from 'socket.io-client';
@@ -11,7 +11,7 @@ import type { ClientToServerEvents, ServerToClientEvents } from '@fedlora/shared
 import type { Manifest } from '@fedlora/shared/protocol/manifest.ts';
 import { ENCODINGS } from '@fedlora/shared/protocol/quantize.ts';
 import type { Pooling } from '@fedlora/shared/model/classifier.ts';
-import { Backoff, DEFAULT_BACKOFF } from '@fedlora/shared/site/backoff.ts';
+import { Backoff, DEFAULT_BACKOFF } from '@fedlora/shared/connection/backoff.ts';
 import {
   asAckSocket,
   authenticate,
@@ -19,25 +19,21 @@ import {
   request,
   roundTransport,
   type AckSocket,
-} from '@fedlora/shared/site/session.ts';
-import {
-  fetchModelFile,
-  localModelFromFiles,
-  type LocalModel,
-  type ModelFiles,
-} from '@fedlora/shared/site/model-files.ts';
+} from '@fedlora/shared/connection/session.ts';
+import { fetchModelFile } from '@fedlora/shared/connection/model-download.ts';
+import { localModelFromFiles, type LocalModel, type ModelFiles } from '@fedlora/shared/model/local-model.ts';
 import {
   checkLabelMapping,
   EncodedDataCache,
   labelMapping,
   type LabelMapping,
-} from '@fedlora/shared/site/site-data.ts';
+} from '@fedlora/shared/data/site-data.ts';
 import {
   localRoundData,
   localRoundModel,
   SiteRounds,
   type RoundEvent,
-} from '@fedlora/shared/site/round-handler.ts';
+} from '@fedlora/shared/round/round-handler.ts';
 import type { SiteStore } from './store';
 import type { WebBackendInfo } from './backend';
 

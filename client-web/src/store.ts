@@ -4,7 +4,7 @@
 
 import { FedloraError } from '@fedlora/shared/errors.ts';
 import type { SiteKeys } from '@fedlora/shared/crypto/keys.ts';
-import { verifyFileBytes, type ManifestFile } from '@fedlora/shared/site/model-files.ts';
+import { verifyFileBytes, type ManifestFile } from '@fedlora/shared/connection/model-download.ts';
 
 const DB_NAME = 'fedlora-site';
 const DB_VERSION = 1;

@@ -5,7 +5,7 @@
 import { makeDataset, type LabeledExample } from '@fedlora/shared/data/dataset.ts';
 import type { LoraConfig } from '@fedlora/shared/lora/config.ts';
 import type { Pooling } from '@fedlora/shared/model/classifier.ts';
-import { localModelFromFiles, type ModelFiles } from '@fedlora/shared/site/model-files.ts';
+import { localModelFromFiles, type ModelFiles } from '@fedlora/shared/model/local-model.ts';
 import { encodeDataset } from '@fedlora/shared/training/encode.ts';
 import { runLocalRound, type LocalTrainConfig } from '@fedlora/shared/training/local-round.ts';
 import type { NamedTensors } from '@fedlora/shared/tensor.ts';

@@ -11,7 +11,7 @@ import { BertModel } from '@fedlora/shared/model/bert.ts';
 import { SequenceClassifier } from '@fedlora/shared/model/classifier.ts';
 import { LoraAdapter } from '@fedlora/shared/lora/adapter.ts';
 import { cloneNamed } from '@fedlora/shared/tensor.ts';
-import { localRoundSeed } from '@fedlora/shared/site/participant.ts';
+import { localRoundSeed } from '@fedlora/shared/round/participant.ts';
 import { runLocalRound } from '@fedlora/shared/training/local-round.ts';
 import type { EncodedExample } from '@fedlora/shared/training/batches.ts';
 import { plannedSamplesPerRound } from './federation';

@@ -13,7 +13,7 @@ import { openAndVerify, sealAndSign } from '@fedlora/shared/crypto/envelope.ts';
 import { generateBoxKeyPair, type KeyPair } from '@fedlora/shared/crypto/keys.ts';
 import { Rng, seededRandom } from '@fedlora/shared/random.ts';
 import { evaluateState, runLocalRound } from '@fedlora/shared/training/local-round.ts';
-import { localRoundSeed, localTrainConfig } from '@fedlora/shared/site/participant.ts';
+import { localRoundSeed, localTrainConfig } from '@fedlora/shared/round/participant.ts';
 import { epochBatches, type EncodedExample } from '@fedlora/shared/training/batches.ts';
 import type { SequenceClassifier } from '@fedlora/shared/model/classifier.ts';
 import { cloneNamed, type NamedTensors } from '@fedlora/shared/tensor.ts';

@@ -9,11 +9,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FedloraError, isFedloraError } from '@fedlora/shared/errors.ts';
 import { generateSiteKeys } from '@fedlora/shared/crypto/keys.ts';
-import { backoffDelay, Backoff } from '@fedlora/shared/site/backoff.ts';
+import { backoffDelay, Backoff } from '@fedlora/shared/connection/backoff.ts';
 import { checkModelFiles, downloadBaseModel, verifyBaseModel, type ManifestFile } from './model-check';
 import { hasKeys, loadKeys, loadSiteConfig, saveKeys, saveSiteConfig, KEYS_FILE, SITE_FILE } from './state';
-import { checkLabelMapping, labelMapping } from '@fedlora/shared/site/site-data.ts';
-import { failureFor, localTrainConfig, roundMaxLength } from '@fedlora/shared/site/participant.ts';
+import { checkLabelMapping, labelMapping } from '@fedlora/shared/data/site-data.ts';
+import { failureFor, localTrainConfig, roundMaxLength } from '@fedlora/shared/round/participant.ts';
 
 function tmp(): string {
   return mkdtempSync(join(tmpdir(), 'fedlora-agent-'));

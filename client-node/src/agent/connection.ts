@@ -1,12 +1,12 @@
 // The Node site's socket: open a connection, then request/enroll/authenticate through the shared implementation
-// (shared/src/site/session.ts, also used by the browser site). Each connection attempt is one socket; reconnecting
-// is the agent's loop (shared/src/site/backoff.ts), so authentication always runs again on a fresh socket.
+// (shared/src/connection/session.ts, also used by the browser site). Each connection attempt is one socket; reconnecting
+// is the agent's loop (shared/src/connection/backoff.ts), so authentication always runs again on a fresh socket.
 
 import { io, type Socket } from 'socket.io-client';
 import { FedloraError } from '@fedlora/shared/errors.ts';
 import type { SiteKeys } from '@fedlora/shared/crypto/keys.ts';
-import * as shared from '@fedlora/shared/site/session.ts';
-import { asAckSocket, DEFAULT_REQUEST_TIMEOUT_MS, type Session } from '@fedlora/shared/site/session.ts';
+import * as shared from '@fedlora/shared/connection/session.ts';
+import { asAckSocket, DEFAULT_REQUEST_TIMEOUT_MS, type Session } from '@fedlora/shared/connection/session.ts';
 import type {
   ClientEventName,
   ClientReply,
@@ -53,7 +53,7 @@ export function openSocket(url: string, timeoutMs = DEFAULT_CONNECT_TIMEOUT_MS):
   });
 }
 
-/** Sends one request and returns the coordinator's validated reply (shared/src/site/session.ts). */
+/** Sends one request and returns the coordinator's validated reply (shared/src/connection/session.ts). */
 export function request<E extends ClientEventName>(
   socket: SiteSocket,
   event: E,
@@ -68,7 +68,7 @@ export function enroll(socket: SiteSocket, token: string, siteId: string, keys: 
   return shared.enroll(asAckSocket(socket), token, siteId, keys);
 }
 
-/** Challenge → signature → manifest (shared/src/site/session.ts). */
+/** Challenge → signature → manifest (shared/src/connection/session.ts). */
 export function authenticate(socket: SiteSocket, siteId: string, keys: SiteKeys, timeoutMs?: number): Promise<Session> {
   return shared.authenticate(asAckSocket(socket), siteId, keys, timeoutMs);
 }

@@ -4,6 +4,6 @@ export { SiteAgent, type AgentEvent, type SiteAgentOptions } from './site-agent'
 export { joinFederation, type JoinOptions, type JoinResult } from './join';
 export { predictText, type PredictOptions, type Prediction } from './predict';
 export { DEFAULT_STATE_DIR, loadKeys, loadSiteConfig, type SiteConfig } from './state';
-export { backoffDelay, Backoff, DEFAULT_BACKOFF, type BackoffOptions } from '@fedlora/shared/site/backoff.ts';
+export { backoffDelay, Backoff, DEFAULT_BACKOFF, type BackoffOptions } from '@fedlora/shared/connection/backoff.ts';
 export { verifyBaseModel, checkModelFiles, downloadBaseModel } from './model-check';
-export { buildUpload } from '@fedlora/shared/site/participant.ts';
+export { buildUpload } from '@fedlora/shared/round/participant.ts';

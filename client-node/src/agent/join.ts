@@ -7,7 +7,7 @@ import { resolve } from 'node:path';
 import { FedloraError } from '@fedlora/shared/errors.ts';
 import { generateSiteKeys, type SiteKeys } from '@fedlora/shared/crypto/keys.ts';
 import type { Manifest } from '@fedlora/shared/protocol/manifest.ts';
-import { checkLabelMapping, formatLabelMapping, labelMapping } from '@fedlora/shared/site/site-data.ts';
+import { checkLabelMapping, formatLabelMapping, labelMapping } from '@fedlora/shared/data/site-data.ts';
 import { authenticate, enroll, openSocket } from './connection';
 import { loadSiteData } from './site-data';
 import { hasKeys, loadKeys, saveKeys, saveSiteConfig, tryLoadSiteConfig, type SiteConfig } from './state';

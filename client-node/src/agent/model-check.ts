@@ -8,9 +8,9 @@ import { createHash } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import { FedloraError } from '@fedlora/shared/errors.ts';
 import type { Manifest } from '@fedlora/shared/protocol/manifest.ts';
-import { MODEL_CHUNK_BYTES, type ModelChunkSource } from '@fedlora/shared/site/model-files.ts';
+import { MODEL_CHUNK_BYTES, type ModelChunkSource } from '@fedlora/shared/connection/model-download.ts';
 
-export type { ManifestFile } from '@fedlora/shared/site/model-files.ts';
+export type { ManifestFile } from '@fedlora/shared/connection/model-download.ts';
 type ManifestFile = Manifest['baseModel']['files'][number];
 
 export interface FileProblem {
@@ -74,7 +74,7 @@ export async function verifyBaseModel(modelDir: string, baseModel: Manifest['bas
     );
 }
 
-export { MODEL_CHUNK_BYTES, type ModelChunkSource } from '@fedlora/shared/site/model-files.ts';
+export { MODEL_CHUNK_BYTES, type ModelChunkSource } from '@fedlora/shared/connection/model-download.ts';
 
 /**
  * Downloads every manifest file that is missing or wrong in `targetDir`, chunk by chunk into a temp file, then

@@ -7,7 +7,7 @@ import { initNodeBackend, type BackendName } from '@fedlora/shared/node/backend.
 import type { Pooling } from '@fedlora/shared/model/classifier.ts';
 import { DEFAULT_RECIPE } from '@fedlora/shared/training/recipe.ts';
 import { loadLocalModel } from '@fedlora/shared/node/model/local-model.ts';
-import { checkAdapterShapes, openAdapter } from '@fedlora/shared/site/participant.ts';
+import { checkAdapterShapes, openAdapter } from '@fedlora/shared/round/participant.ts';
 import { collate } from '@fedlora/shared/training/batches.ts';
 import { chunkSource, resolveBaseModelDir } from './base-model';
 import { connectAndAuthenticate, request } from './connection';

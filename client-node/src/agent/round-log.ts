@@ -1,8 +1,8 @@
-// How the Node agent shows a round that the shared round handler (shared/src/site/round-handler.ts) runs: one log
+// How the Node agent shows a round that the shared round handler (shared/src/round/round-handler.ts) runs: one log
 // line per stage, the AgentEvents of `run --json` and the tests, and a progress bar per local epoch on stderr.
 
 import { describeError } from '@fedlora/shared/errors.ts';
-import type { RoundEvent } from '@fedlora/shared/site/round-handler.ts';
+import type { RoundEvent } from '@fedlora/shared/round/round-handler.ts';
 import { progressBar, type Progress } from '../progress';
 import type { AgentEvent } from './site-agent';
 

@@ -1,8 +1,8 @@
 // The long-running site agent behind `fedlora-site run`: connect, authenticate, check (or fetch) the base model
 // against the manifest, announce availability, then take part in rounds until stopped. The round protocol
-// (configure → train → upload) is the one the browser site runs too, shared/src/site/round-handler.ts; this file
+// (configure → train → upload) is the one the browser site runs too, shared/src/round/round-handler.ts; this file
 // gives it the socket, the model and data, and shows its events (round-log.ts). When the coordinator goes away it
-// reconnects with capped, jittered exponential backoff (shared/src/site/backoff.ts).
+// reconnects with capped, jittered exponential backoff (shared/src/connection/backoff.ts).
 // Usable in-process (tests, simulations): new SiteAgent(opts).run(), stop() from anywhere.
 
 import { FedloraError, describeError, isFedloraError } from '@fedlora/shared/errors.ts';
@@ -13,15 +13,15 @@ import { ENCODINGS } from '@fedlora/shared/protocol/quantize.ts';
 import { DEFAULT_RECIPE } from '@fedlora/shared/training/recipe.ts';
 import { loadLocalModel, type LocalModel } from '@fedlora/shared/node/model/local-model.ts';
 import type { Pooling } from '@fedlora/shared/model/classifier.ts';
-import { Backoff, DEFAULT_BACKOFF, type BackoffOptions } from '@fedlora/shared/site/backoff.ts';
-import { localRoundData, localRoundModel, SiteRounds } from '@fedlora/shared/site/round-handler.ts';
-import { roundTransport } from '@fedlora/shared/site/session.ts';
+import { Backoff, DEFAULT_BACKOFF, type BackoffOptions } from '@fedlora/shared/connection/backoff.ts';
+import { localRoundData, localRoundModel, SiteRounds } from '@fedlora/shared/round/round-handler.ts';
+import { roundTransport } from '@fedlora/shared/connection/session.ts';
 import {
   checkLabelMapping,
   EncodedDataCache,
   formatLabelMapping,
   labelMapping,
-} from '@fedlora/shared/site/site-data.ts';
+} from '@fedlora/shared/data/site-data.ts';
 import { authenticate, openSocket, request, DEFAULT_REQUEST_TIMEOUT_MS, type SiteSocket } from './connection';
 import { chunkSource, resolveBaseModelDir } from './base-model';
 import { roundLog } from './round-log';

@@ -1,5 +1,5 @@
 // The Node site's labelled data, loaded once from its file. The label mapping check and the tokenization cache are
-// shared with the browser site (shared/src/site/site-data.ts). Nothing here is ever sent.
+// shared with the browser site (shared/src/data/site-data.ts). Nothing here is ever sent.
 
 import { FedloraError } from '@fedlora/shared/errors.ts';
 import { loadTabularFile } from '@fedlora/shared/node/data/tabular.ts';

@@ -12,8 +12,8 @@ import { decodeUpdate, ENCODINGS } from '@fedlora/shared/protocol/codec.ts';
 import { DEFAULT_MODEL_DIR } from '@fedlora/shared/node/default-model.ts';
 import { DEFAULT_RECIPE } from '@fedlora/shared/training/recipe.ts';
 import { loadLocalModel } from '@fedlora/shared/node/model/local-model.ts';
-import { buildUpload } from '@fedlora/shared/site/participant.ts';
-import { EncodedDataCache } from '@fedlora/shared/site/site-data.ts';
+import { buildUpload } from '@fedlora/shared/round/participant.ts';
+import { EncodedDataCache } from '@fedlora/shared/data/site-data.ts';
 import { runLocalRound } from '@fedlora/shared/training/local-round.ts';
 
 const TEXTS = [

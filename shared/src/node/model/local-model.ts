@@ -4,9 +4,9 @@ import { loadBertCheckpoint } from './load';
 import type { Pooling } from '../../model/classifier';
 import type { LoraConfig } from '../../lora/config';
 import { loadTokenizer } from '../tokenizer/load';
-import { assembleLocalModel, type LocalModel } from '../../site/model-files';
+import { assembleLocalModel, type LocalModel } from '../../model/local-model';
 
-export type { LocalModel } from '../../site/model-files';
+export type { LocalModel } from '../../model/local-model';
 
 export function loadLocalModel(opts: {
   modelDir: string;

@@ -8,7 +8,7 @@ import { signChallenge } from '../crypto/envelope';
 import { parseManifest, type Manifest } from '../protocol/manifest';
 import { parseClientReply, type ClientEventName, type ClientReply, type ClientRequest } from '../protocol/events';
 import { isPartedEvent, splitRequest } from '../protocol/frame-parts';
-import type { RoundTransport } from './round-handler';
+import type { RoundTransport } from '../round/round-handler';
 
 export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
 

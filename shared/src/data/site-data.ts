@@ -3,7 +3,7 @@
 // (EncodedDataCache). Nothing here is ever sent: only deltas computed from it leave the site.
 
 import { FedloraError } from '../errors';
-import { countByLabel, type LabeledDataset } from '../data/dataset';
+import { countByLabel, type LabeledDataset } from './dataset';
 import { encodeDataset } from '../training/encode';
 import type { EncodedExample } from '../training/batches';
 import type { WordPieceTokenizer } from '../tokenizer/wordpiece';

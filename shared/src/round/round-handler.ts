@@ -22,7 +22,7 @@ import type { NamedTensors } from '../tensor';
 import type { EncodedExample } from '../training/batches';
 import { runLocalRound, type LocalRoundResult, type LocalTrainConfig } from '../training/local-round';
 import type { StepProgress } from '../training/trainer';
-import type { LocalModel } from './model-files';
+import type { LocalModel } from '../model/local-model';
 import {
   acceptTrainMessage,
   buildUpload,
@@ -32,7 +32,7 @@ import {
   roundMaxLength,
   type ConfiguredRound,
 } from './participant';
-import type { EncodedDataCache } from './site-data';
+import type { EncodedDataCache } from '../data/site-data';
 
 // ---- ports ----
 
