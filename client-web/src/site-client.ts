@@ -4,36 +4,38 @@
 // store and the UI events are browser-specific. The data set stays in the tab: only sealed deltas leave.
 
 import { io, type Socket } from 'socket.io-client';
-import { FedloraError, describeError, isFedloraError } from '@fedlora/shared/errors.ts';
-import { generateSiteKeys } from '@fedlora/shared/crypto/keys.ts';
-import type { LabeledDataset } from '@fedlora/shared/data/dataset.ts';
-import type { ClientToServerEvents, ServerToClientEvents } from '@fedlora/shared/protocol/events.ts';
-import type { Manifest } from '@fedlora/shared/protocol/manifest.ts';
-import { ENCODINGS } from '@fedlora/shared/protocol/quantize.ts';
-import type { Pooling } from '@fedlora/shared/model/classifier.ts';
-import { Backoff, DEFAULT_BACKOFF } from '@fedlora/shared/connection/backoff.ts';
 import {
   asAckSocket,
   authenticate,
-  enroll,
-  request,
-  roundTransport,
-  type AckSocket,
-} from '@fedlora/shared/connection/session.ts';
-import { fetchModelFile } from '@fedlora/shared/connection/model-download.ts';
-import { localModelFromFiles, type LocalModel, type ModelFiles } from '@fedlora/shared/model/local-model.ts';
-import {
+  Backoff,
   checkLabelMapping,
+  DEFAULT_BACKOFF,
+  describeError,
   EncodedDataCache,
+  ENCODINGS,
+  enroll,
+  FedloraError,
+  fetchModelFile,
+  generateSiteKeys,
+  isFedloraError,
   labelMapping,
-  type LabelMapping,
-} from '@fedlora/shared/data/site-data.ts';
-import {
+  localModelFromFiles,
   localRoundData,
   localRoundModel,
+  request,
+  roundTransport,
   SiteRounds,
+  type AckSocket,
+  type ClientToServerEvents,
+  type LabeledDataset,
+  type LabelMapping,
+  type LocalModel,
+  type Manifest,
+  type ModelFiles,
+  type Pooling,
   type RoundEvent,
-} from '@fedlora/shared/round/round-handler.ts';
+  type ServerToClientEvents,
+} from '@fedlora/shared';
 import type { SiteStore } from './store';
 import type { WebBackendInfo } from './backend';
 
