@@ -1,7 +1,7 @@
 // The round loop: runs rounds one after another (start/pause), each as the explicit stage sequence of stages.ts,
-// until a stop rule holds; takes uploads, failure reports and disconnects from the transport edge; keeps
-// version 0 (the initial adapter) and the strategy's state in the AdapterStore so a restart continues.
-// (Over 400 lines because the edge methods at the end share the running round's private state with the loop.)
+// until a stop rule holds; keeps version 0 (the initial adapter) and the strategy's state in the AdapterStore so a
+// restart continues. The loop only sequences stages; what sites send (uploads, failure reports, disconnects) goes
+// to the running round's inbox (inbox.ts).
 
 import { FedloraError, describeError } from '@fedlora/shared/errors.ts';
 import type { NamedTensors } from '@fedlora/shared/tensor.ts';
@@ -13,17 +13,18 @@ import type { Logger } from '../log';
 import type { AdapterStore, RoundRecord, VersionRecord } from '../registry/types';
 import { stopRuleHolding, updateSettings, type RoundSettings, type StopRules } from './settings';
 import {
-  newRoundContext,
-  Pulse,
+  newRoundPlan,
   raceTimer,
+  roundRecord,
   STAGES,
-  failSite,
-  type RoundContext,
   type RoundEnv,
-  type StageResult,
+  type RunningRound,
+  type StageEnd,
 } from './stages';
+import { InboxRouter } from './inbox';
+import { Pulse } from './pulse';
 import { systemClock, type Clock, type Evaluator, type RoundTransport } from './types';
-import { NonceLog, openUpload, type UploadRequest } from './upload';
+import type { UploadRequest } from './upload';
 import { deltaNormBound, NormHistory, optimizerNormCeiling } from './update-bounds';
 
 export type FederationState = 'idle' | 'running' | 'pausing' | 'paused' | 'finished' | 'closed';
@@ -61,9 +62,9 @@ export interface FederationDeps {
 
 export class Federation {
   private st: FederationState = 'idle';
-  private active: RoundContext | null = null;
-  private readonly closedRounds = new Set<string>();
-  private readonly nonces = new NonceLog();
+  private active: RunningRound | null = null;
+  /** the edge's way into the running round */
+  private readonly inboxes: InboxRouter;
   private readonly availability = new Pulse();
   private readonly normHistory = new NormHistory();
   private readonly abort = new AbortController();
@@ -77,6 +78,7 @@ export class Federation {
     this.clock = d.clock ?? systemClock;
     this.settings = d.settings;
     this.stop = d.stop;
+    this.inboxes = new InboxRouter(d.log, (e) => this.emit({ type: 'upload', ...e }));
     d.transport.onAvailabilityChange(() => this.availability.fire());
   }
 
@@ -193,11 +195,11 @@ export class Federation {
       lastRound: this.d.store.lastRound(),
       round: a
         ? {
-            round: a.round,
-            roundId: a.roundId,
+            round: a.plan.round,
+            roundId: a.plan.roundId,
             stage: a.stage,
-            sampled: a.sampled.size,
-            delivered: a.delivered.size,
+            sampled: a.inbox.sampled.size,
+            delivered: a.inbox.delivered.size,
             deadline: a.deadline,
           }
         : null,
@@ -308,11 +310,10 @@ export class Federation {
     const baseBytes = await store.loadNative(baseVersionId);
     const s = this.settings;
     const deltaNormCeiling = optimizerNormCeiling(base, s);
-    const ctx = newRoundContext({
+    const plan = newRoundPlan({
       round,
-      now: this.clock.now(),
+      startedAt: this.clock.now(),
       baseVersionId,
-      base,
       baseBytes,
       baseSha256: (store.get(baseVersionId) as VersionRecord).sha256,
       config: strategy.configureRound(round, {
@@ -323,12 +324,27 @@ export class Federation {
         maxSteps: s.maxSteps,
         maxLength: s.maxLength,
       }),
-      aggregator: strategy.createAggregator(round, base),
-      maxUploadBytes: s.maxUploadBytes,
-      deltaNormCeiling,
-      deltaNormBound: deltaNormBound(s, deltaNormCeiling, this.normHistory.norms()),
-      deltaNormPolicy: s.deltaNormPolicy,
     });
+    const r: RunningRound = {
+      plan,
+      stage: 'sample',
+      deadline: 0,
+      outcome: null,
+      metrics: null,
+      version: null,
+      inbox: this.inboxes.open({
+        round,
+        roundId: plan.roundId,
+        roundSecretKey: plan.key.secretKey,
+        layout: base,
+        maxUploadBytes: s.maxUploadBytes,
+        deltaNormCeiling,
+        deltaNormBound: deltaNormBound(s, deltaNormCeiling, this.normHistory.norms()),
+        deltaNormPolicy: s.deltaNormPolicy,
+        aggregator: strategy.createAggregator(round, base),
+        stage: () => r.stage,
+      }),
+    };
     const env: RoundEnv = {
       ...this.d,
       settings: s,
@@ -337,17 +353,15 @@ export class Federation {
       signal: this.abort.signal,
       keepSampling: () => this.st !== 'paused' && this.st !== 'closed' && this.st !== 'finished',
       availability: this.availability,
-      nonces: this.nonces,
     };
-    this.active = ctx;
-    let end: Exclude<StageResult, 'next'> | null = null;
+    this.active = r;
+    let end: StageEnd | null = null;
     try {
       for (const stage of ROUND_STAGES) {
-        ctx.stage = stage;
-        if (stage === 'configure') ctx.deadline = this.clock.now() + s.deadlineS * 1000;
-        log('round.stage', { round, stage, sampled: ctx.sampled.size || undefined });
-        this.emit({ type: 'round:stage', round, roundId: ctx.roundId, stage });
-        const result = await raceTimer(env, STAGES[stage].timeoutMs(s), STAGES[stage].run(ctx, env), () => ({
+        r.stage = stage;
+        log('round.stage', { round, stage, sampled: r.inbox.sampled.size || undefined });
+        this.emit({ type: 'round:stage', round, roundId: plan.roundId, stage });
+        const result = await raceTimer(env, STAGES[stage].timeoutMs(s), STAGES[stage].run(r, env), () => ({
           end: 'kept' as const,
           reason: `stage ${stage} timed out`,
         }));
@@ -360,167 +374,61 @@ export class Federation {
       if (this.abort.signal.aborted) throw err;
       end = { end: 'kept', reason: describeError(err) };
     } finally {
-      ctx.accepting = false;
+      this.inboxes.close(r.inbox);
       this.active = null;
-      this.closedRounds.add(ctx.roundId);
     }
-    if (end?.end === 'cancelled' && ctx.sampled.size === 0) {
+    if (end?.end === 'cancelled' && r.inbox.sampled.size === 0) {
       log('round.cancelled', { round, reason: end.reason });
       return null;
     }
-    return this.finishRound(ctx, end);
+    return this.finishRound(r, end);
   }
 
-  private async finishRound(
-    ctx: RoundContext,
-    end: Exclude<StageResult, 'next'> | null,
-  ): Promise<RoundRecord> {
-    const outcome = end ? end.end : 'aggregated';
-    const failures = [...ctx.failures].map(([siteId, code]) => ({ siteId, code }));
-    const record: RoundRecord = {
-      round: ctx.round,
-      roundId: ctx.roundId,
-      startedAt: new Date(ctx.startedAt).toISOString(),
-      durationMs: this.clock.now() - ctx.startedAt,
-      outcome,
-      reason: end?.reason ?? null,
-      stage: ctx.stage,
-      strategy: this.d.strategy.name,
-      baseVersionId: ctx.baseVersionId,
-      versionId: ctx.version?.id ?? null,
-      sampled: ctx.sampled.size,
-      participants: ctx.participants.size,
-      updates: ctx.delivered.size,
-      failures,
-      rejections: ctx.rejections,
-      uploadedBytes: ctx.uploadedBytes,
-      bytesPerUpload: ctx.bytesPerUpload,
-      weightCap: Number.isFinite(ctx.weightCap) ? ctx.weightCap : null,
-      deltaNormBound: ctx.deltaNormBound,
-      clipped: ctx.clipped,
-      config: ctx.config,
-    };
-    this.normHistory.addRound(ctx.acceptedNorms);
-    this.d.transport.closed([...ctx.sampled], {
-      roundId: ctx.roundId,
-      round: ctx.round,
-      outcome,
-      updates: ctx.delivered.size,
-      failures: failures.length,
+  private async finishRound(r: RunningRound, end: StageEnd | null): Promise<RoundRecord> {
+    const record = roundRecord(r, end, this.d.strategy.name, this.clock.now());
+    const { round, roundId } = r.plan;
+    this.normHistory.addRound(r.inbox.acceptedNorms);
+    this.d.transport.closed([...r.inbox.sampled], {
+      roundId,
+      round,
+      outcome: record.outcome,
+      updates: record.updates,
+      failures: record.failures.length,
     });
     await this.d.store.addRound(record);
-    const m = ctx.version?.metrics;
+    const m = r.version?.metrics;
     this.d.log('round.end', {
-      round: ctx.round,
-      outcome,
+      round,
+      outcome: record.outcome,
       reason: record.reason,
       updates: record.updates,
-      failures: failures.length,
-      clipped: ctx.clipped.length || undefined,
+      failures: record.failures.length,
+      clipped: record.clipped?.length || undefined,
       version: record.versionId,
       accuracy: m?.accuracy,
       macroF1: m?.macroF1,
       seconds: record.durationMs / 1000,
     });
     this.emit({ type: 'round:end', record });
-    if (ctx.version) this.emit({ type: 'version:new', version: ctx.version });
+    if (r.version) this.emit({ type: 'version:new', version: r.version });
     return record;
   }
 
-  // ---- the edge: what sites send while a round runs ----
-
-  private roundFor(roundId: string): RoundContext {
-    const ctx = this.active;
-    if (ctx && ctx.roundId === roundId) return ctx;
-    if (this.closedRounds.has(roundId)) throw new FedloraError('ROUND_CLOSED', 'this round is closed');
-    throw new FedloraError('WRONG_ROUND', 'no such round is running');
-  }
+  // ---- the edge: what sites send, handed to the running round's inbox (inbox.ts) ----
 
   /** Validates and aggregates one upload; throws a peer-visible FedloraError on rejection (the round goes on). */
   upload(siteId: string, siteSigningKey: Uint8Array, req: UploadRequest): void {
-    let ctx: RoundContext | null = null;
-    try {
-      ctx = this.roundFor(req.roundId);
-      if (!ctx.accepting)
-        throw new FedloraError(
-          ctx.stage === 'configure' ? 'WRONG_ROUND' : 'ROUND_CLOSED',
-          `round is in stage ${ctx.stage}`,
-        );
-      const opened = openUpload(req, {
-        roundId: ctx.roundId,
-        siteId,
-        siteSigningKey,
-        roundSecretKey: ctx.key.secretKey,
-        sampled: ctx.sampled,
-        delivered: ctx.delivered,
-        nonces: this.nonces,
-        layout: ctx.base,
-        maxUploadBytes: ctx.maxUploadBytes,
-        maxDeltaNorm: ctx.deltaNormBound,
-        deltaNormPolicy: ctx.deltaNormPolicy,
-        declaredExamples: ctx.declaredExamples.get(siteId) ?? 0,
-      });
-      // the coordinator's weight policy, whatever the strategy: a site cannot make itself the whole average
-      const claimed = opened.result.numExamples;
-      const weight = Math.min(claimed, ctx.weightCap);
-      try {
-        ctx.aggregator.accumulate({ ...opened.result, numExamples: weight });
-      } catch (err) {
-        throw new FedloraError('DELTA_INVALID', describeError(err), { cause: err });
-      }
-      ctx.delivered.add(siteId);
-      ctx.pending.delete(siteId);
-      ctx.failures.delete(siteId);
-      ctx.uploadedBytes += opened.bytes;
-      ctx.bytesPerUpload.push(opened.bytes);
-      // as sent, so that honest norms can raise a bound that became too tight; at most the ceiling, so that no
-      // upload raises it past what an honest optimizer can do
-      ctx.acceptedNorms.push(Math.min(opened.clippedFrom ?? opened.norm, ctx.deltaNormCeiling));
-      if (opened.clippedFrom !== null) ctx.clipped.push({ siteId, norm: opened.clippedFrom });
-      ctx.progress.fire();
-      if (opened.clippedFrom !== null)
-        this.d.log('upload.clipped', {
-          round: ctx.round,
-          site: siteId,
-          norm: opened.clippedFrom,
-          bound: ctx.deltaNormBound,
-        });
-      this.d.log('upload.accepted', {
-        round: ctx.round,
-        site: siteId,
-        bytes: opened.bytes,
-        encoding: opened.encoding,
-        examples: weight,
-        claimedExamples: weight < claimed ? claimed : undefined,
-        norm: opened.norm,
-      });
-      this.emit({ type: 'upload', round: ctx.round, siteId, accepted: true });
-    } catch (err) {
-      const code = err instanceof FedloraError ? err.code : 'INTERNAL';
-      if (ctx) ctx.rejections.push({ siteId, code });
-      this.d.log('upload.rejected', { round: ctx?.round, site: siteId, code, reason: describeError(err) });
-      this.emit({ type: 'upload', round: ctx?.round ?? 0, siteId, accepted: false, code });
-      throw err;
-    }
+    this.inboxes.upload(siteId, siteSigningKey, req);
   }
 
   /** A site reports it cannot finish the round: it is not waited for. */
   reportFailure(siteId: string, req: ClientRequest<'round:fail'>): void {
-    const ctx = this.roundFor(req.roundId);
-    if (!ctx.sampled.has(siteId))
-      throw new FedloraError('NOT_SAMPLED', 'this site was not sampled for this round');
-    this.d.log('site.failed', { round: ctx.round, site: siteId, code: req.code });
-    failSite(ctx, siteId, req.code);
+    this.inboxes.reportFailure(siteId, req);
   }
 
   /** A site's connection closed: it leaves the running round (never blocking it) and the available pool. */
   siteLeft(siteId: string): void {
-    const ctx = this.active;
-    if (ctx && ctx.pending.has(siteId)) {
-      this.d.log('site.dropped', { round: ctx.round, site: siteId, stage: ctx.stage });
-      failSite(ctx, siteId, 'DISCONNECTED');
-      ctx.leaving.get(siteId)?.(new FedloraError('INTERNAL', 'site disconnected'));
-    }
+    this.inboxes.siteLeft(siteId);
     this.availability.fire();
   }
 }

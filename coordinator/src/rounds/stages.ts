@@ -1,38 +1,21 @@
 // The stages of one round as separate functions, run in ROUND_STAGES order by federation.ts, each under its own
 // timeout: sample → configure → train → collect → aggregate → evaluate → version. A stage either lets the round go
-// on or ends it (no new version). New stages (SecAgg key exchange, unmasking) slot in without touching the others.
+// on or ends it (no new version). Each takes only the parts of the round it reads or sets: the plan fixed at the
+// start, the round's inbox (inbox.ts: the sites' state and their updates), and what earlier stages produced. New
+// stages (SecAgg key exchange, unmasking) slot in without touching the others.
 
 import { randomBytes } from 'node:crypto';
 import { FedloraError, describeError } from '@fedlora/shared/errors.ts';
-import { generateBoxKeyPair } from '@fedlora/shared/crypto/keys.ts';
-import type { NamedTensors } from '@fedlora/shared/tensor.ts';
-import type { KeyPair } from '@fedlora/shared/crypto/keys.ts';
-import type { RoundStage } from '@fedlora/shared/protocol/messages.ts';
-import type {
-  AggregateOutcome,
-  RoundAggregator,
-  RoundConfig,
-  Strategy,
-} from '@fedlora/shared/aggregation/strategy.ts';
+import { generateBoxKeyPair, type KeyPair } from '@fedlora/shared/crypto/keys.ts';
+import type { RoundConfig, RoundStage } from '@fedlora/shared/protocol/messages.ts';
+import type { AggregateOutcome, Strategy } from '@fedlora/shared/aggregation/strategy.ts';
 import type { Logger } from '../log';
-import type { AdapterStore, HeldoutMetrics, RoundFailureRecord, VersionRecord } from '../registry/types';
-import { sampleSize, type DeltaNormPolicy, type RoundSettings } from './settings';
+import type { AdapterStore, HeldoutMetrics, RoundRecord, VersionRecord } from '../registry/types';
+import type { RoundInbox } from './inbox';
+import type { Pulse } from './pulse';
+import { sampleSize, type RoundSettings } from './settings';
 import { siteWeightCap } from './update-bounds';
 import type { Clock, Evaluator, RoundTransport } from './types';
-import { NonceLog } from './upload';
-
-/** Wakes every waiter; used for "a site reported / left / became available". */
-export class Pulse {
-  private waiters: (() => void)[] = [];
-  wait(): Promise<void> {
-    return new Promise((r) => this.waiters.push(r));
-  }
-  fire(): void {
-    const w = this.waiters;
-    this.waiters = [];
-    for (const r of w) r();
-  }
-}
 
 export interface RoundEnv {
   strategy: Strategy;
@@ -49,112 +32,67 @@ export interface RoundEnv {
   keepSampling: () => boolean;
   /** fires on availability changes and on pause */
   availability: Pulse;
-  nonces: NonceLog;
 }
 
-export interface RoundContext {
+/** What a round is, fixed when it starts: its number and id, the version it trains from, the config, its key. */
+export interface RoundPlan {
   round: number;
   roundId: string;
   startedAt: number;
-  stage: RoundStage;
   baseVersionId: string;
-  base: NamedTensors;
+  /** the base adapter as sites get it (encodeAdapter bytes) and its SHA-256 */
   baseBytes: Uint8Array;
   baseSha256: string;
   config: RoundConfig;
+  /** this round's X25519 key pair: sites seal their updates to the public half */
   key: KeyPair;
+}
+
+/** A round under way: its plan, its inbox, the stage it is in, and what each stage hands to the later ones. */
+export interface RunningRound {
+  readonly plan: RoundPlan;
+  readonly inbox: RoundInbox;
+  stage: RoundStage;
+  /** when updates must have arrived: set by configure, which sends it to the sites */
   deadline: number;
-  maxUploadBytes: number;
-  sampled: Set<string>;
-  declaredExamples: Map<string, number>;
-  /** the largest FedAvg weight an update carries this round (set when sampling; update-bounds.ts) */
-  weightCap: number;
-  /** the most an honest site's optimizer can move the adapter this round (update-bounds.ts) */
-  deltaNormCeiling: number;
-  /** the L2 bound on an update's delta this round, and what happens to one over it */
-  deltaNormBound: number;
-  deltaNormPolicy: DeltaNormPolicy;
-  /** L2 norms of the accepted deltas as sent (at most the ceiling), for the adaptive bound of later rounds */
-  acceptedNorms: number[];
-  /** accepted updates that were scaled down to deltaNormBound, with their norm as sent */
-  clipped: { siteId: string; norm: number }[];
-  /** sites that accepted configure and got the adapter */
-  participants: Set<string>;
-  /** sampled sites that may still deliver */
-  pending: Set<string>;
-  delivered: Set<string>;
-  failures: Map<string, string>;
-  rejections: RoundFailureRecord[];
-  /** true from train until collect ends: uploads are taken only then */
-  accepting: boolean;
-  aggregator: RoundAggregator;
-  uploadedBytes: number;
-  bytesPerUpload: number[];
+  /** aggregate's new adapter, evaluate's held-out metrics, version's record */
   outcome: AggregateOutcome | null;
   metrics: HeldoutMetrics | null;
   version: VersionRecord | null;
-  /** fires when a site delivers, fails or leaves */
-  progress: Pulse;
-  /** per-site rejecters for in-flight sends, called when the site disconnects */
-  leaving: Map<string, (err: Error) => void>;
 }
 
-/** A fresh context for round `round`: new round id and X25519 key, nothing sampled yet. */
-export function newRoundContext(a: {
-  round: number;
-  now: number;
-  baseVersionId: string;
-  base: NamedTensors;
-  baseBytes: Uint8Array;
-  baseSha256: string;
-  config: RoundConfig;
-  aggregator: RoundAggregator;
-  /** null: 2 × the fp32 adapter + 64 KiB */
-  maxUploadBytes: number | null;
-  deltaNormCeiling: number;
-  deltaNormBound: number;
-  deltaNormPolicy: DeltaNormPolicy;
-}): RoundContext {
-  const fp32Bytes = Object.values(a.base).reduce((n, t) => n + t.data.length * 4, 0);
+/** The plan of round `round`: a fresh round id and X25519 key pair. */
+export function newRoundPlan(a: Omit<RoundPlan, 'roundId' | 'key'>): RoundPlan {
+  return { ...a, roundId: `r${a.round}-${randomBytes(4).toString('hex')}`, key: generateBoxKeyPair() };
+}
+
+export type StageResult = 'next' | StageEnd;
+/** why a stage ended the round early (kept: no new version; cancelled: stopped while sampling) */
+export type StageEnd = { end: 'kept' | 'cancelled'; reason: string };
+
+/** What a round leaves in the registry: its plan, how it ended (null: through every stage), what its inbox saw. */
+export function roundRecord(
+  r: RunningRound,
+  end: StageEnd | null,
+  strategy: string,
+  now: number,
+): RoundRecord {
+  const { plan } = r;
   return {
-    round: a.round,
-    roundId: `r${a.round}-${randomBytes(4).toString('hex')}`,
-    startedAt: a.now,
-    stage: 'sample',
-    baseVersionId: a.baseVersionId,
-    base: a.base,
-    baseBytes: a.baseBytes,
-    baseSha256: a.baseSha256,
-    config: a.config,
-    key: generateBoxKeyPair(),
-    deadline: 0,
-    maxUploadBytes: a.maxUploadBytes ?? 2 * fp32Bytes + 64 * 1024,
-    sampled: new Set(),
-    declaredExamples: new Map(),
-    weightCap: Infinity,
-    deltaNormCeiling: a.deltaNormCeiling,
-    deltaNormBound: a.deltaNormBound,
-    deltaNormPolicy: a.deltaNormPolicy,
-    acceptedNorms: [],
-    clipped: [],
-    participants: new Set(),
-    pending: new Set(),
-    delivered: new Set(),
-    failures: new Map(),
-    rejections: [],
-    accepting: false,
-    aggregator: a.aggregator,
-    uploadedBytes: 0,
-    bytesPerUpload: [],
-    outcome: null,
-    metrics: null,
-    version: null,
-    progress: new Pulse(),
-    leaving: new Map(),
+    round: plan.round,
+    roundId: plan.roundId,
+    startedAt: new Date(plan.startedAt).toISOString(),
+    durationMs: now - plan.startedAt,
+    outcome: end ? end.end : 'aggregated',
+    reason: end?.reason ?? null,
+    stage: r.stage,
+    strategy,
+    baseVersionId: plan.baseVersionId,
+    versionId: r.version?.id ?? null,
+    ...r.inbox.report(),
+    config: plan.config,
   };
 }
-
-export type StageResult = 'next' | { end: 'kept' | 'cancelled'; reason: string };
 
 /** Races `p` with a clock timer; the timer is cancelled when `p` settles. */
 export async function raceTimer<T>(
@@ -175,22 +113,6 @@ export async function raceTimer<T>(
   }
 }
 
-/** A send to one site that fails as soon as the site disconnects, not only at the ack timeout. */
-function untilLeft<T>(ctx: RoundContext, siteId: string, p: Promise<T>): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    ctx.leaving.set(siteId, reject);
-    p.then(resolve, reject).finally(() => ctx.leaving.delete(siteId));
-  });
-}
-
-function fail(ctx: RoundContext, siteId: string, code: string): void {
-  if (!ctx.pending.has(siteId)) return;
-  ctx.pending.delete(siteId);
-  ctx.participants.delete(siteId);
-  ctx.failures.set(siteId, code);
-  ctx.progress.fire();
-}
-
 function shuffle<T>(xs: T[], rng: () => number): T[] {
   const a = [...xs];
   for (let i = a.length - 1; i > 0; i--) {
@@ -200,8 +122,13 @@ function shuffle<T>(xs: T[], rng: () => number): T[] {
   return a;
 }
 
+type SampleEnv = Pick<
+  RoundEnv,
+  'settings' | 'transport' | 'clock' | 'signal' | 'rng' | 'keepSampling' | 'availability'
+>;
+
 /** sample: wait for minSites ready sites (then up to sampleWaitS for the rest of the enrolled ones), pick some. */
-async function sample(ctx: RoundContext, env: RoundEnv): Promise<StageResult> {
+async function sample(r: Pick<RunningRound, 'inbox'>, env: SampleEnv): Promise<StageResult> {
   const s = env.settings;
   let quorumSince: number | null = null;
   for (;;) {
@@ -212,12 +139,8 @@ async function sample(ctx: RoundContext, env: RoundEnv): Promise<StageResult> {
       const waited = env.clock.now() - quorumSince;
       if (avail.length >= env.transport.enrolledCount() || waited >= s.sampleWaitS * 1000) {
         const chosen = shuffle(avail, env.rng).slice(0, sampleSize(s, avail.length));
-        for (const a of chosen) {
-          ctx.sampled.add(a.siteId);
-          ctx.pending.add(a.siteId);
-          ctx.declaredExamples.set(a.siteId, a.numExamples);
-        }
-        ctx.weightCap = siteWeightCap([...ctx.declaredExamples.values()], s);
+        const declared = chosen.map((a) => a.numExamples);
+        r.inbox.admit(chosen, siteWeightCap(declared, s));
         return 'next';
       }
       await raceTimer(env, s.sampleWaitS * 1000 - waited, env.availability.wait(), () => undefined);
@@ -228,67 +151,74 @@ async function sample(ctx: RoundContext, env: RoundEnv): Promise<StageResult> {
   }
 }
 
-/** configure: send hyper-parameters, deadline and the round key; sites that decline or do not answer drop out. */
-async function configure(ctx: RoundContext, env: RoundEnv): Promise<StageResult> {
-  const timeout = env.settings.ackTimeoutS * 1000;
-  await Promise.all(
-    [...ctx.sampled].map(async (siteId) => {
-      try {
-        const accepted = await untilLeft(
-          ctx,
-          siteId,
-          env.transport.configure(
-            siteId,
-            {
-              roundId: ctx.roundId,
-              round: ctx.round,
-              config: ctx.config,
-              adapterVersionId: ctx.baseVersionId,
-              coordinatorBoxPublicKey: ctx.key.publicKey,
-              encoding: env.settings.encoding,
-              deadline: ctx.deadline,
-            },
-            timeout,
-          ),
-        );
-        if (accepted) ctx.participants.add(siteId);
-        else fail(ctx, siteId, 'DECLINED');
-      } catch (err) {
-        fail(ctx, siteId, ctx.failures.get(siteId) ?? codeOf(err));
-      }
-    }),
-  );
-  if (ctx.participants.size < env.settings.minSites)
-    return {
-      end: 'kept',
-      reason: `${ctx.participants.size} site(s) accepted, fewer than minSites ${env.settings.minSites}`,
-    };
-  return 'next';
-}
-
 /** why a send to a site failed, for the round record (the transport raises TIMEOUT when an ack does not come) */
 function codeOf(err: unknown): string {
   return err instanceof FedloraError ? err.code : 'INTERNAL';
 }
 
-/** train: send the global adapter; from now on uploads are accepted. */
-async function train(ctx: RoundContext, env: RoundEnv): Promise<StageResult> {
-  ctx.accepting = true;
+/** configure: set the deadline; send it, the hyper-parameters and the round key; who declines or is silent drops out. */
+async function configure(
+  r: Pick<RunningRound, 'plan' | 'inbox' | 'deadline'>,
+  env: Pick<RoundEnv, 'settings' | 'transport' | 'clock'>,
+): Promise<StageResult> {
+  const { plan, inbox } = r;
+  r.deadline = env.clock.now() + env.settings.deadlineS * 1000;
   const timeout = env.settings.ackTimeoutS * 1000;
   await Promise.all(
-    [...ctx.participants].map(async (siteId) => {
+    [...inbox.sampled].map(async (siteId) => {
       try {
-        await untilLeft(
-          ctx,
+        const accepted = await inbox.untilLeft(
+          siteId,
+          env.transport.configure(
+            siteId,
+            {
+              roundId: plan.roundId,
+              round: plan.round,
+              config: plan.config,
+              adapterVersionId: plan.baseVersionId,
+              coordinatorBoxPublicKey: plan.key.publicKey,
+              encoding: env.settings.encoding,
+              deadline: r.deadline,
+            },
+            timeout,
+          ),
+        );
+        if (accepted) inbox.joined(siteId);
+        else inbox.fail(siteId, 'DECLINED');
+      } catch (err) {
+        inbox.fail(siteId, codeOf(err)); // a no-op when the site already failed (left: DISCONNECTED)
+      }
+    }),
+  );
+  if (inbox.participants.size < env.settings.minSites)
+    return {
+      end: 'kept',
+      reason: `${inbox.participants.size} site(s) accepted, fewer than minSites ${env.settings.minSites}`,
+    };
+  return 'next';
+}
+
+/** train: send the global adapter; from now on the inbox takes uploads. */
+async function train(
+  r: Pick<RunningRound, 'plan' | 'inbox'>,
+  env: Pick<RoundEnv, 'settings' | 'transport'>,
+): Promise<StageResult> {
+  const { plan, inbox } = r;
+  inbox.open();
+  const timeout = env.settings.ackTimeoutS * 1000;
+  await Promise.all(
+    [...inbox.participants].map(async (siteId) => {
+      try {
+        await inbox.untilLeft(
           siteId,
           env.transport.train(
             siteId,
-            { roundId: ctx.roundId, adapter: ctx.baseBytes, adapterSha256: ctx.baseSha256 },
+            { roundId: plan.roundId, adapter: plan.baseBytes, adapterSha256: plan.baseSha256 },
             timeout,
           ),
         );
       } catch (err) {
-        if (!ctx.delivered.has(siteId)) fail(ctx, siteId, ctx.failures.get(siteId) ?? codeOf(err));
+        inbox.fail(siteId, codeOf(err)); // a no-op when the site already delivered or failed
       }
     }),
   );
@@ -296,39 +226,45 @@ async function train(ctx: RoundContext, env: RoundEnv): Promise<StageResult> {
 }
 
 /** collect: until every participant delivered or failed, quorum became impossible, or the deadline passed. */
-async function collect(ctx: RoundContext, env: RoundEnv): Promise<StageResult> {
+async function collect(
+  r: Pick<RunningRound, 'inbox' | 'deadline'>,
+  env: Pick<RoundEnv, 'settings' | 'clock' | 'signal'>,
+): Promise<StageResult> {
+  const { inbox } = r;
   const min = env.settings.minSites;
   try {
-    while (ctx.pending.size > 0 && ctx.delivered.size + ctx.pending.size >= min) {
-      const left = ctx.deadline - env.clock.now();
+    while (inbox.pending.size > 0 && inbox.delivered.size + inbox.pending.size >= min) {
+      const left = r.deadline - env.clock.now();
       if (left <= 0) break;
-      await raceTimer(env, left, ctx.progress.wait(), () => undefined);
+      await raceTimer(env, left, inbox.progress.wait(), () => undefined);
     }
   } finally {
-    ctx.accepting = false;
+    inbox.close();
   }
-  for (const siteId of [...ctx.pending]) fail(ctx, siteId, 'TIMEOUT');
-  if (ctx.delivered.size < min)
-    return { end: 'kept', reason: `${ctx.delivered.size} update(s), fewer than minSites ${min}` };
+  for (const siteId of [...inbox.pending]) inbox.fail(siteId, 'TIMEOUT');
+  if (inbox.delivered.size < min)
+    return { end: 'kept', reason: `${inbox.delivered.size} update(s), fewer than minSites ${min}` };
   return 'next';
 }
 
 /** aggregate: the strategy's streaming aggregator already holds every accepted update. */
-async function aggregate(ctx: RoundContext): Promise<StageResult> {
-  const failures = [...ctx.failures].map(([siteId, code]) => ({ siteId, code }));
-  ctx.outcome = ctx.aggregator.finish(failures);
-  if (!ctx.outcome) return { end: 'kept', reason: 'the strategy kept the previous adapter' };
+async function aggregate(r: Pick<RunningRound, 'inbox' | 'outcome'>): Promise<StageResult> {
+  r.outcome = r.inbox.aggregate();
+  if (!r.outcome) return { end: 'kept', reason: 'the strategy kept the previous adapter' };
   return 'next';
 }
 
 /** evaluate: held-out metrics of the new adapter; a failure here still versions it, without metrics. */
-async function evaluate(ctx: RoundContext, env: RoundEnv): Promise<StageResult> {
+async function evaluate(
+  r: Pick<RunningRound, 'plan' | 'outcome' | 'metrics'>,
+  env: Pick<RoundEnv, 'settings' | 'evaluator' | 'clock' | 'signal' | 'log'>,
+): Promise<StageResult> {
   try {
     const ms = env.settings.evaluateTimeoutS * 1000;
-    ctx.metrics = await raceTimer(
+    r.metrics = await raceTimer(
       env,
       ms,
-      env.evaluator.evaluate((ctx.outcome as AggregateOutcome).adapter),
+      env.evaluator.evaluate((r.outcome as AggregateOutcome).adapter),
       () => {
         throw new FedloraError(
           'INTERNAL',
@@ -337,34 +273,37 @@ async function evaluate(ctx: RoundContext, env: RoundEnv): Promise<StageResult> 
       },
     );
   } catch (err) {
-    env.log('evaluate.failed', { round: ctx.round, error: describeError(err) });
+    env.log('evaluate.failed', { round: r.plan.round, error: describeError(err) });
   }
   return 'next';
 }
 
 /** version: store the adapter as a new immutable version, make it current, tell every site. */
-async function version(ctx: RoundContext, env: RoundEnv): Promise<StageResult> {
-  const o = ctx.outcome as AggregateOutcome;
-  ctx.version = await env.store.addVersion(
+async function version(
+  r: Pick<RunningRound, 'plan' | 'inbox' | 'outcome' | 'metrics' | 'version'>,
+  env: Pick<RoundEnv, 'store' | 'strategy' | 'transport'>,
+): Promise<StageResult> {
+  const o = r.outcome as AggregateOutcome;
+  r.version = await env.store.addVersion(
     {
-      parent: ctx.baseVersionId,
-      round: ctx.round,
+      parent: r.plan.baseVersionId,
+      round: r.plan.round,
       strategy: env.strategy.name,
       sites: o.numResults,
       examples: o.numExamples,
-      metrics: ctx.metrics,
+      metrics: r.metrics,
       trainMetrics: o.metrics,
-      uploadedBytes: ctx.uploadedBytes,
+      uploadedBytes: r.inbox.report().uploadedBytes,
     },
     o.adapter,
     env.strategy.getState(),
   );
-  const m = ctx.metrics;
+  const m = r.metrics;
   env.transport.published({
-    versionId: ctx.version.id,
-    round: ctx.round,
+    versionId: r.version.id,
+    round: r.plan.round,
     metrics: m ? { accuracy: m.accuracy, macroF1: m.macroF1, loss: m.loss } : {},
-    adapterSha256: ctx.version.sha256,
+    adapterSha256: r.version.sha256,
   });
   return 'next';
 }
@@ -372,15 +311,13 @@ async function version(ctx: RoundContext, env: RoundEnv): Promise<StageResult> {
 /** Each stage with the timeout it runs under (collect is bounded by the round deadline itself). */
 export const STAGES: Record<
   RoundStage,
-  { timeoutMs(s: RoundSettings): number; run(ctx: RoundContext, env: RoundEnv): Promise<StageResult> }
+  { timeoutMs(s: RoundSettings): number; run(r: RunningRound, env: RoundEnv): Promise<StageResult> }
 > = {
   sample: { timeoutMs: () => Infinity, run: sample },
   configure: { timeoutMs: (s) => s.ackTimeoutS * 1000 + 5_000, run: configure },
   train: { timeoutMs: (s) => s.ackTimeoutS * 1000 + 5_000, run: train },
   collect: { timeoutMs: (s) => s.deadlineS * 1000 + 5_000, run: collect },
-  aggregate: { timeoutMs: () => 120_000, run: (ctx) => aggregate(ctx) },
+  aggregate: { timeoutMs: () => 120_000, run: (r) => aggregate(r) },
   evaluate: { timeoutMs: (s) => s.evaluateTimeoutS * 1000 + 5_000, run: evaluate },
   version: { timeoutMs: () => 120_000, run: version },
 };
-
-export { fail as failSite };

@@ -1,5 +1,6 @@
 // The trust boundary for a site's update: everything an upload must pass before it reaches the strategy's
-// aggregator, in order from cheapest to most expensive, each failure a specific peer-visible code.
+// aggregator, in order from cheapest to most expensive, each failure a specific peer-visible code. The round's inbox
+// (inbox.ts) runs it on every upload and hands what passes to the aggregator.
 
 import { FedloraError } from '@fedlora/shared/errors.ts';
 import type { NamedTensors } from '@fedlora/shared/tensor.ts';
