@@ -1,6 +1,6 @@
 // Builds the whole coordinator from its dependencies (no env, no flags, no listening here: main.ts does that):
-// the adapter registry and site registry on a Storage, the round loop, the site socket handlers, the admin REST API
-// and the '/admin' socket.io namespace for live updates.
+// the adapter store and site store (given, or the file registries on a Storage), the round loop, the site socket
+// handlers, the admin REST API and the '/admin' socket.io namespace for live updates.
 
 import { createServer, type Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -17,7 +17,9 @@ import type { Manifest } from '@fedlora/shared/protocol/manifest.ts';
 import { readJson, writeJson, type Storage } from './storage';
 import { silentLogger, type Logger } from './log';
 import { AdapterRegistry } from './registry/registry';
+import type { AdapterStore } from './registry/types';
 import { SiteRegistry } from './sites/registry';
+import type { SiteStore } from './sites/types';
 import { Federation, type FederationEvent } from './rounds/federation';
 import type { RoundSettings, StopRules } from './rounds/settings';
 import type { Clock, Evaluator } from './rounds/types';
@@ -59,9 +61,14 @@ export interface EdgeOptions {
 
 export interface CoordinatorOptions {
   adminToken: string;
+  /** the coordinator's files (its id, site activity) and, unless given below, its adapter and site registries */
   storage: Storage;
+  /** versions and rounds (default: the AdapterRegistry on `storage`); a database store slots in here */
+  adapterStore?: AdapterStore;
+  /** enrolled sites (default: the SiteRegistry on `storage`) */
+  siteStore?: SiteStore;
   strategy: Strategy;
-  /** lets PUT /api/settings switch the strategy by name (main.ts passes one; absent = fixed) */
+  /** how PUT /api/settings rebuilds the strategy (switch or new options); default: strategyFromSettings */
   strategyFactory?: (name: StrategyName, settings: RoundSettings) => Strategy;
   settings: RoundSettings;
   stop: StopRules;
@@ -88,8 +95,8 @@ export interface Coordinator {
   httpServer: HttpServer;
   io: SiteServer;
   federation: Federation;
-  store: AdapterRegistry;
-  sites: SiteRegistry;
+  store: AdapterStore;
+  sites: SiteStore;
   /** listens (port 0 = any free port) and returns the base URL */
   listen(port?: number, host?: string): Promise<string>;
   readonly url: string | null;
@@ -109,10 +116,10 @@ export async function createCoordinator(o: CoordinatorOptions): Promise<Coordina
   if (typeof o.adminToken !== 'string' || o.adminToken.length < 16)
     throw new FedloraError('CONFIG_INVALID', 'the admin token must be at least 16 characters');
   const log = o.log ?? silentLogger;
-  const store = await AdapterRegistry.open(o.storage);
-  const sites = await SiteRegistry.open(o.storage);
+  const store = o.adapterStore ?? (await AdapterRegistry.open(o.storage));
+  const sites = o.siteStore ?? (await SiteRegistry.open(o.storage));
   for (const p of o.presetSites ?? []) {
-    if (!sites.list().some((s) => s.name === p.name)) {
+    if (!(await sites.list()).some((s) => s.name === p.name)) {
       const { site } = await sites.create(p.name, p.token);
       log('site.created', { site: site.id, preset: true });
     }
@@ -205,7 +212,7 @@ export async function createCoordinator(o: CoordinatorOptions): Promise<Coordina
   });
   await federation.init();
 
-  const manifest = (): Manifest => ({
+  const manifest = async (): Promise<Manifest> => ({
     v: 1,
     baseModel: {
       id: o.task.modelId,
@@ -215,7 +222,7 @@ export async function createCoordinator(o: CoordinatorOptions): Promise<Coordina
     labels: [...o.task.labels],
     pooling: o.task.pooling,
     maxSeqLength: federation.settings.maxLength,
-    versionId: store.currentId(),
+    versionId: await store.currentId(),
   });
   attachSiteHandlers(io, {
     sites,

@@ -16,14 +16,15 @@ test('when only the admin token is given, then the defaults are the CPU federati
   assert.equal(c.port, 8080);
   assert.equal(c.dataDir, '.fedlora/coordinator');
   assert.equal(c.strategy, 'fedavg');
+  const options = c.settings.strategyOptions;
   assert.deepEqual(
-    [c.serverLr, c.serverMomentum],
-    [undefined, undefined],
+    [options.fedadam.eta, options.fedavgm.eta, options.fedavgm.momentum],
+    [0.01, 1, 0.9],
     'each strategy uses its own default',
   );
   const m = parseConfig(['--strategy', 'fedavgm', '--server-momentum', '0.8'], TOKEN);
   assert.ok(m !== 'help');
-  assert.deepEqual([m.strategy, m.serverMomentum], ['fedavgm', 0.8]);
+  assert.deepEqual([m.strategy, m.settings.strategyOptions.fedavgm.momentum], ['fedavgm', 0.8]);
   assert.deepEqual(
     [c.settings.maxLength, c.settings.batchSize, c.settings.learningRate, c.settings.maxSteps],
     [64, 16, 2e-3, 12],

@@ -3,7 +3,14 @@
 
 import { parseArgs } from 'node:util';
 import { FedloraError } from '@fedlora/shared/errors.ts';
-import { isStrategyName, STRATEGY_NAMES, type StrategyName } from '@fedlora/shared/aggregation/index.ts';
+import {
+  isStrategyName,
+  strategyFlagHelp,
+  strategyFlagSpec,
+  strategyNames,
+  strategyOptionsFromFlags,
+  type StrategyName,
+} from '@fedlora/shared/aggregation/index.ts';
 import { LORA_TARGETS, type LoraConfig, type LoraTarget } from '@fedlora/shared/lora/config.ts';
 import { POOLINGS, type Pooling } from '@fedlora/shared/model/classifier.ts';
 import { DEFAULT_MODEL_DIR, DEFAULT_MODEL_ID } from '@fedlora/shared/node/default-model.ts';
@@ -19,7 +26,8 @@ import { parseAllowedOrigin } from './http/origin-check';
 import { DEFAULT_LOGIN_LIMITS, type LoginLimits } from './http/login-limits';
 import { DEFAULT_CONNECTION_GATE, type ConnectionGateOptions } from './socket/connection-gate';
 
-export const HELP = `fedlora-coordinator [options]
+/** The usage, with the registered strategies and their option flags as their schemas declare them. */
+export const coordinatorHelp = (): string => `fedlora-coordinator [options]
   Runs the federation coordinator: site enrollment, rounds, held-out evaluation and the adapter registry.
   With no options but the admin token: the shipped fedlora-bert-mini, held-out = the 612-message SpamAssassin
   evaluation subset, FedAvg, rounds of all ready sites (at least 2), until stopped.
@@ -38,9 +46,9 @@ export const HELP = `fedlora-coordinator [options]
   --text-column NAME     --label-column NAME    columns of --heldout (default: auto-detected)
   --rank N (8)  --alpha X (16)  --targets query,value  --pooling mean|cls|pooler (mean)  --seed N (0)
  rounds:
-  --strategy fedavg|fedprox|fedadam|fedavgm (fedavg)   --mu X (fedprox, 0.01)
-  --server-lr X          server learning rate: fedadam's eta (0.01), fedavgm's (1)
-  --server-momentum X    fedavgm's server momentum (0.9)
+  --strategy ${strategyNames().join('|')} (fedavg)
+ strategy options (a flag sets that option of every strategy that has it; PUT /api/settings {strategyOptions} later):
+${strategyFlagHelp().join('\n')}
   --sites-per-round X    fraction in (0, 1] ("1.0" = all ready sites) or a count ≥ 1 (default 1.0)
   --min-sites N (2)      --deadline-s S (300)   --sample-wait-s S (10)   --ack-timeout-s S (30)
   --local-epochs N (1)   --batch-size N (16)    --lr X (0.002)   --max-steps N (12)   --max-length N (64)
@@ -89,10 +97,7 @@ export interface CoordinatorConfig {
   pooling: Pooling;
   seed: number;
   strategy: StrategyName;
-  /** fedadam's / fedavgm's server learning rate; undefined = the strategy's default */
-  serverLr?: number;
-  /** fedavgm's server momentum; undefined = its default */
-  serverMomentum?: number;
+  /** round settings, with every strategy's options (settings.strategyOptions) */
   settings: RoundSettings;
   stop: StopRules;
   paused: boolean;
@@ -146,63 +151,62 @@ export function parseConfig(
 ): CoordinatorConfig | 'help' {
   const S = { type: 'string' } as const;
   let f: Record<string, string | boolean | string[] | undefined>;
+  const fixed = {
+    help: { type: 'boolean', short: 'h' },
+    paused: { type: 'boolean' },
+    'exit-when-done': { type: 'boolean' },
+    'site-token': { type: 'string', multiple: true },
+    'allowed-origin': { type: 'string', multiple: true },
+    'login-attempts-per-minute': S,
+    'login-lockout-failures': S,
+    'login-lockout-minutes': S,
+    'max-unauthenticated-per-address': S,
+    'auth-deadline-s': S,
+    'admin-token': S,
+    port: S,
+    host: S,
+    'data-dir': S,
+    model: S,
+    'model-id': S,
+    heldout: S,
+    'heldout-limit': S,
+    labels: S,
+    'text-column': S,
+    'label-column': S,
+    rank: S,
+    alpha: S,
+    targets: S,
+    pooling: S,
+    seed: S,
+    strategy: S,
+    'sites-per-round': S,
+    'min-sites': S,
+    'deadline-s': S,
+    'sample-wait-s': S,
+    'ack-timeout-s': S,
+    'local-epochs': S,
+    'batch-size': S,
+    lr: S,
+    'max-steps': S,
+    'max-length': S,
+    encoding: S,
+    'max-delta-norm': S,
+    'delta-norm-policy': S,
+    'site-weights': S,
+    'max-site-weight': S,
+    'max-upload-bytes': S,
+    rounds: S,
+    patience: S,
+    'target-accuracy': S,
+    backend: S,
+  } as const;
   try {
     f = parseArgs({
       args: argv,
       strict: true,
       allowPositionals: false,
-      options: {
-        help: { type: 'boolean', short: 'h' },
-        paused: { type: 'boolean' },
-        'exit-when-done': { type: 'boolean' },
-        'site-token': { type: 'string', multiple: true },
-        'allowed-origin': { type: 'string', multiple: true },
-        'login-attempts-per-minute': S,
-        'login-lockout-failures': S,
-        'login-lockout-minutes': S,
-        'max-unauthenticated-per-address': S,
-        'auth-deadline-s': S,
-        'admin-token': S,
-        port: S,
-        host: S,
-        'data-dir': S,
-        model: S,
-        'model-id': S,
-        heldout: S,
-        'heldout-limit': S,
-        labels: S,
-        'text-column': S,
-        'label-column': S,
-        rank: S,
-        alpha: S,
-        targets: S,
-        pooling: S,
-        seed: S,
-        strategy: S,
-        'server-lr': S,
-        'server-momentum': S,
-        mu: S,
-        'sites-per-round': S,
-        'min-sites': S,
-        'deadline-s': S,
-        'sample-wait-s': S,
-        'ack-timeout-s': S,
-        'local-epochs': S,
-        'batch-size': S,
-        lr: S,
-        'max-steps': S,
-        'max-length': S,
-        encoding: S,
-        'max-delta-norm': S,
-        'delta-norm-policy': S,
-        'site-weights': S,
-        'max-site-weight': S,
-        'max-upload-bytes': S,
-        rounds: S,
-        patience: S,
-        'target-accuracy': S,
-        backend: S,
-      },
+      // each strategy's options are flags as its schema declares them (--mu, --server-lr, …)
+      options: { ...fixed, ...strategyFlagSpec(fixed) },
     }).values;
   } catch (err) {
     throw bad((err as Error).message);
@@ -216,13 +220,7 @@ export function parseConfig(
 
   const strategy = s('strategy') ?? 'fedavg';
   if (!isStrategyName(strategy))
-    throw bad(`--strategy must be one of ${STRATEGY_NAMES.join(', ')}, got "${strategy}"`);
-  // checked here, not only when the strategy is built, so a bad value fails at startup whichever strategy runs first
-  const serverLr = num(s('server-lr'), 'server-lr');
-  if (serverLr !== undefined && !(serverLr > 0)) throw bad(`--server-lr must be > 0, got ${serverLr}`);
-  const serverMomentum = num(s('server-momentum'), 'server-momentum');
-  if (serverMomentum !== undefined && !(serverMomentum >= 0 && serverMomentum < 1))
-    throw bad(`--server-momentum must be in [0, 1), got ${serverMomentum}`);
+    throw bad(`--strategy must be one of ${strategyNames().join(', ')}, got "${strategy}"`);
   const pooling = (s('pooling') ?? DEFAULT_RECIPE.pooling) as Pooling;
   if (!POOLINGS.includes(pooling)) throw bad(`--pooling must be one of ${POOLINGS.join(', ')}`);
   const targets = (s('targets')?.split(',') ?? DEFAULT_RECIPE.lora.targetModules) as LoraTarget[];
@@ -244,7 +242,6 @@ export function parseConfig(
     ['lr', 'learningRate', 'num'],
     ['max-steps', 'maxSteps', 'num'],
     ['max-length', 'maxLength', 'num'],
-    ['mu', 'proximalMu', 'num'],
     ['encoding', 'encoding', 'str'],
     ['max-delta-norm', 'maxDeltaNorm', 'num|auto'],
     ['delta-norm-policy', 'deltaNormPolicy', 'str'],
@@ -259,6 +256,8 @@ export function parseConfig(
     if (s(flag) !== undefined)
       patch[field] =
         kind === 'str' || (kind === 'num|auto' && s(flag) === 'auto') ? s(flag) : num(s(flag), flag);
+  // checked here for every strategy that has the option, so a bad value fails at startup whichever strategy runs first
+  patch.strategyOptions = strategyOptionsFromFlags(f);
   let rs: { settings: RoundSettings; stop: StopRules };
   try {
     rs = updateSettings({ settings: DEFAULT_SETTINGS, stop: DEFAULT_STOP }, patch);
@@ -310,8 +309,6 @@ export function parseConfig(
     pooling,
     seed: int(s('seed'), 'seed', 0),
     strategy,
-    serverLr,
-    serverMomentum,
     settings: rs.settings,
     stop: rs.stop,
     paused: Boolean(f.paused),

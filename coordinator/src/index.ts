@@ -2,7 +2,7 @@
 // Fakes for tests are in testing.ts ("@fedlora/coordinator/testing"), not here.
 
 export { createCoordinator, type Coordinator, type CoordinatorOptions, type CoordinatorTask } from './app';
-export { parseConfig, HELP, type CoordinatorConfig } from './config';
+export { parseConfig, coordinatorHelp, type CoordinatorConfig } from './config';
 export { loadModelTask, type ModelTask, type ModelTaskOptions } from './eval/model-task';
 export { hashModelFiles } from './model-files';
 export { DirStorage, MemoryStorage, type Storage } from './storage';
@@ -14,6 +14,7 @@ export {
   DEFAULT_SETTINGS,
   DEFAULT_STOP,
   updateSettings,
+  strategyFromSettings,
   type RoundSettings,
   type StopRules,
 } from './rounds/settings';

@@ -4,19 +4,18 @@
 import { resolve } from 'node:path';
 import { usageErrorText, USAGE_EXIT_CODE } from '@fedlora/shared/node/command-line.ts';
 import { describeError, isFedloraError } from '@fedlora/shared/errors.ts';
-import { createStrategy, type StrategyName } from '@fedlora/shared/aggregation/index.ts';
 import { initNodeBackend, type BackendName } from '@fedlora/shared/node/backend.ts';
 import { loadSpamAssassin, spamAssassinEvalSubset } from '@fedlora/shared/node/data/spam-assassin.ts';
 import { loadTabularFile } from '@fedlora/shared/node/data/tabular.ts';
 import { labelIds, sortedLabels, subsetDataset, type LabeledDataset } from '@fedlora/shared/data/dataset.ts';
 import { stratifiedSubset } from '@fedlora/shared/data/split.ts';
 import { createCoordinator } from './app';
-import { HELP, parseConfig, type CoordinatorConfig } from './config';
+import { coordinatorHelp, parseConfig, type CoordinatorConfig } from './config';
 import { loadModelTask } from './eval/model-task';
 import { stderrLogger } from './log';
 import { hashModelFiles } from './model-files';
 import { DirStorage } from './storage';
-import type { RoundSettings } from './rounds/settings';
+import { strategyFromSettings } from './rounds/settings';
 
 async function loadHeldout(c: CoordinatorConfig): Promise<{ heldout: LabeledDataset; labels: string[] }> {
   let heldout: LabeledDataset;
@@ -37,11 +36,11 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
   try {
     config = parseConfig(argv, env);
   } catch (err) {
-    console.error(usageErrorText('fedlora-coordinator', err, HELP));
+    console.error(usageErrorText('fedlora-coordinator', err, coordinatorHelp()));
     return USAGE_EXIT_CODE;
   }
   if (config === 'help') {
-    console.log(HELP);
+    console.log(coordinatorHelp());
     return 0;
   }
   const c = config;
@@ -65,15 +64,13 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
       maxLength: () => settingsOf().maxLength,
       seed: c.seed,
     });
-    const strategyFactory = (name: StrategyName, s: RoundSettings) =>
-      createStrategy(name, { minResults: s.minSites, proximalMu: s.proximalMu, eta: c.serverLr, momentum: c.serverMomentum });
-    const strategy = strategyFactory(c.strategy, c.settings);
+    // the round loop rebuilds it the same way when the settings switch it or change its options
+    const strategy = strategyFromSettings(c.strategy, c.settings);
     const dataDir = resolve(c.dataDir);
     const coord = await createCoordinator({
       adminToken: c.adminToken,
       storage: new DirStorage(dataDir),
       strategy,
-      strategyFactory,
       settings: c.settings,
       stop: c.stop,
       task: {

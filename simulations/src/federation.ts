@@ -5,7 +5,12 @@
 // One model instance serves all sites (set global state, train, take the delta): a site is its data indices only.
 
 import nacl from 'tweetnacl';
-import { createStrategy, type RoundFailure, type StrategyName } from '@fedlora/shared/aggregation/index.ts';
+import {
+  createStrategy,
+  type RoundFailure,
+  type StrategyName,
+  type StrategyOptionValues,
+} from '@fedlora/shared/aggregation/index.ts';
 import { decodeAdapter, decodeUpdate, encodeAdapter, encodeUpdate, newMessageNonce } from '@fedlora/shared/protocol/codec.ts';
 import type { TensorEncoding } from '@fedlora/shared/protocol/quantize.ts';
 import type { RoundConfig } from '@fedlora/shared/protocol/messages.ts';
@@ -39,11 +44,8 @@ export interface ArmConfig {
   maxSteps: number;
   batchSize: number;
   learningRate: number;
-  mu: number;
-  /** server learning rate η of fedadam / fedavgm; null = the strategy's default (0.01 / 1) */
-  serverLr: number | null;
-  /** fedavgm's server momentum β */
-  serverMomentum: number;
+  /** options by strategy as the flags gave them (--mu, --server-lr, …); the strategy's defaults for the rest */
+  strategyOptions: Record<StrategyName, StrategyOptionValues>;
   encoding: TensorEncoding;
   stragglerProb: number;
   dropoutProb: number;
@@ -160,11 +162,7 @@ export async function runFederatedArm(
   arm: ArmConfig,
   onRound?: (r: RoundRecord) => void,
 ): Promise<ArmResult> {
-  const strategy = createStrategy(arm.strategy, {
-    proximalMu: arm.mu,
-    eta: arm.serverLr ?? undefined,
-    momentum: arm.serverMomentum,
-  });
+  const strategy = createStrategy(arm.strategy, arm.strategyOptions[arm.strategy] ?? {});
   const base: RoundConfig = {
     localEpochs: arm.localEpochs,
     batchSize: arm.batchSize,

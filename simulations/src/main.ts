@@ -4,7 +4,7 @@
 import cliProgress from 'cli-progress';
 import { usageErrorText, USAGE_EXIT_CODE } from '@fedlora/shared/node/command-line.ts';
 import { describeError, isFedloraError } from '@fedlora/shared/errors.ts';
-import { HELP, parseSimArgs } from './options';
+import { parseSimArgs, simHelp } from './options';
 import { jsonSummary, runSimulation, type SimEvent } from './simulate';
 import { defaultRunDir, summaryMarkdown, writeRun } from './report';
 
@@ -38,11 +38,11 @@ async function main(argv: string[]): Promise<number> {
   try {
     opts = parseSimArgs(argv);
   } catch (err) {
-    process.stderr.write(usageErrorText('simulate', err, HELP) + '\n');
+    process.stderr.write(usageErrorText('simulate', err, simHelp()) + '\n');
     return USAGE_EXIT_CODE;
   }
   if (opts === 'help') {
-    process.stdout.write(HELP + '\n');
+    process.stdout.write(simHelp() + '\n');
     return 0;
   }
   const command = `npm run simulate -- ${argv.join(' ')}`.trim();

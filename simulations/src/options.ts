@@ -2,14 +2,22 @@
 
 import { parseCommandLine } from '@fedlora/shared/node/command-line.ts';
 import { FedloraError } from '@fedlora/shared/errors.ts';
-import { STRATEGY_NAMES, isStrategyName, type StrategyName } from '@fedlora/shared/aggregation/index.ts';
+import {
+  isStrategyName,
+  strategyFlagHelp,
+  strategyFlagSpec,
+  strategyNames,
+  strategyOptionsFromFlags,
+  type StrategyName,
+} from '@fedlora/shared/aggregation/index.ts';
 import { ENCODINGS, type TensorEncoding } from '@fedlora/shared/protocol/quantize.ts';
 import type { BackendName } from '@fedlora/shared/node/backend.ts';
 import { LORA_TARGETS, validateLoraConfig, type LoraConfig, type LoraTarget } from '@fedlora/shared/lora/config.ts';
 import { DEFAULT_RECIPE } from '@fedlora/shared/training/recipe.ts';
 import type { ArmConfig } from './federation';
 
-export const HELP = `npm run simulate -- [options]
+/** The usage, with the registered strategies and their option flags as their schemas declare them. */
+export const simHelp = (): string => `npm run simulate -- [options]
   Runs a federation of in-process virtual sites with the production strategy, trainer, codec and crypto, plus the
   centralized and local-only baselines, and writes metrics.json, accuracy.png/.svg and summary.md to the run folder.
 
@@ -18,18 +26,17 @@ export const HELP = `npm run simulate -- [options]
   --rounds N (10)       --alpha A|iid (1.0)  Dirichlet label skew   --quantity-skew A  Dirichlet site sizes instead
   --straggler-prob P (0)  a straggler trains only a random part of its step budget (Li et al. 2020, FedProx §5)
   --dropout-prob P (0)    a dropped site never answers: a round failure
-  --strategy fedavg[,fedprox,fedadam,fedavgm] (fedavg)  several = several arms on the same partition and seed
+  --strategy LIST (fedavg)  any of ${strategyNames().join(',')}; several = several arms on the same partition and seed
   --local-epochs N (1)  --max-steps N (12) cap per round   --batch-size N (16)   --lr X (0.002)
-  --mu X (0.01)         FedProx proximal weight
-  --server-lr X         server learning rate: FedAdam's eta (0.01), FedAvgM's (1)
-  --server-momentum X (0.9)  FedAvgM's server momentum beta (Hsu et al. 2019)
+ strategy options (a flag sets that option of every strategy that has it):
+${strategyFlagHelp(24).join('\n')}
   --encoding fp32|fp16|int8 (fp32)   upload encoding of the deltas
   --rank N (8)  --lora-alpha X (16)  --targets LIST (query,value)  the adapter: LoRA rank, scale alpha/r and the
                         adapted modules of every layer (any of ${LORA_TARGETS.join(', ')})
   --max-length N (64)   --heldout-limit N (500)  stratified subset of the held-out set   --limit N  of the training set
   --local-sites N (10)  local-only baseline: number of sites evaluated (a seeded sample when there are more)
   --no-baselines        federated arms only
-  --arms LIST           instead of --strategy/--no-baselines: any of fedavg,fedprox,fedadam,fedavgm,centralized,local-only
+  --arms LIST           instead of --strategy/--no-baselines: any of ${[...strategyNames(), 'centralized', 'local-only'].join(',')}
                         (one arm per process: results are identical to the same arm in a combined run)
   --seed N (0)          --backend NAME   --out DIR (runs/<timestamp>-<dataset>)   --json   --quiet`;
 
@@ -72,9 +79,8 @@ export const DEFAULT_SIM_OPTIONS: SimOptions = {
   maxSteps: 12,
   batchSize: 16,
   learningRate: 2e-3,
-  mu: 0.01,
-  serverLr: null,
-  serverMomentum: 0.9,
+  // each strategy's schema holds its defaults (FedProx mu 0.01, FedAdam eta 0.01, FedAvgM eta 1 and momentum 0.9)
+  strategyOptions: {},
   encoding: 'fp32',
   lora: DEFAULT_RECIPE.lora,
   maxLength: 64,
@@ -107,12 +113,17 @@ function num(v: unknown, flag: string, fallback: number, lo = 0, hi = Infinity):
 
 export function parseSimArgs(argv: string[]): SimOptions | 'help' {
   const s = { type: 'string' } as const;
-  const f: Record<string, string | boolean | undefined> = parseCommandLine(argv, {
+  const fixed = {
     dataset: s, sites: s, 'sites-per-round': s, rounds: s, alpha: s, 'quantity-skew': s,
     'straggler-prob': s, 'dropout-prob': s, strategy: s, 'local-epochs': s, 'max-steps': s,
-    'batch-size': s, lr: s, mu: s, 'server-lr': s, 'server-momentum': s, encoding: s, rank: s, 'lora-alpha': s, targets: s, 'max-length': s, 'heldout-limit': s,
+    'batch-size': s, lr: s, encoding: s, rank: s, 'lora-alpha': s, targets: s, 'max-length': s, 'heldout-limit': s,
     limit: s, 'local-sites': s, 'no-baselines': { type: 'boolean' }, arms: s, seed: s, backend: s, out: s,
-    json: { type: 'boolean' }, quiet: { type: 'boolean' },
+    json: { type: 'boolean' }, quiet: { type: 'boolean' }, help: { type: 'boolean' },
+  } as const;
+  // each strategy's options are flags as its schema declares them (--mu, --server-lr, --server-momentum, …)
+  const f: Record<string, string | boolean | undefined> = parseCommandLine(argv, {
+    ...fixed,
+    ...strategyFlagSpec(fixed),
   }).values;
   if (f.help) return 'help';
   const d = DEFAULT_SIM_OPTIONS;
@@ -127,7 +138,7 @@ export function parseSimArgs(argv: string[]): SimOptions | 'help' {
   if (f.arms !== undefined) {
     if (f.strategy !== undefined || f['no-baselines']) throw bad('arms', 'replaces --strategy and --no-baselines: give one of them', f.arms);
     const arms = String(f.arms).split(',').map((x) => x.trim());
-    const known = [...STRATEGY_NAMES, 'centralized', 'local-only'];
+    const known = [...strategyNames(), 'centralized', 'local-only'];
     for (const a of arms) if (!known.includes(a)) throw bad('arms', `must be a comma list of ${known.join(', ')}`, a);
     if (new Set(arms).size !== arms.length) throw bad('arms', 'lists an arm twice', f.arms);
     strategies = arms.filter(isStrategyName);
@@ -136,7 +147,7 @@ export function parseSimArgs(argv: string[]): SimOptions | 'help' {
   } else {
     strategies = ((f.strategy as string | undefined) ?? 'fedavg').split(',').map((x) => x.trim());
     for (const st of strategies)
-      if (!isStrategyName(st)) throw bad('strategy', `must be a comma list of ${STRATEGY_NAMES.join(', ')}`, st);
+      if (!isStrategyName(st)) throw bad('strategy', `must be a comma list of ${strategyNames().join(', ')}`, st);
     if (new Set(strategies).size !== strategies.length) throw bad('strategy', 'lists a strategy twice', f.strategy);
   }
   const encoding = ((f.encoding as string | undefined) ?? d.encoding) as TensorEncoding;
@@ -164,9 +175,7 @@ export function parseSimArgs(argv: string[]): SimOptions | 'help' {
     maxSteps: int(f['max-steps'], 'max-steps', d.maxSteps),
     batchSize: int(f['batch-size'], 'batch-size', d.batchSize),
     learningRate: num(f.lr, 'lr', d.learningRate, 1e-9),
-    mu: num(f.mu, 'mu', d.mu),
-    serverLr: f['server-lr'] === undefined ? d.serverLr : num(f['server-lr'], 'server-lr', 1, 1e-9),
-    serverMomentum: num(f['server-momentum'], 'server-momentum', d.serverMomentum, 0, 0.999999),
+    strategyOptions: strategyOptionsFromFlags(f),
     encoding,
     lora,
     maxLength: int(f['max-length'], 'max-length', d.maxLength, 3),

@@ -105,10 +105,10 @@ test('when flags are parsed, then defaults apply, a comma list makes several arm
   assert.throws(() => parseSimArgs(['--strategy', 'fedsgd']), /--strategy/);
   assert.throws(() => parseSimArgs(['--sites', '3', '--sites-per-round', '4']), /--sites-per-round/);
   assert.throws(() => parseSimArgs(['--encoding', 'int4']), /--encoding/);
-  // the server learning rate defaults per strategy (null here); momentum is fedavgm's
-  assert.equal(o.serverLr, null);
+  // the server learning rate defaults per strategy (no option given here); momentum is fedavgm's
+  assert.deepEqual(o.strategyOptions, {});
   const m = parseSimArgs(['--strategy', 'fedavgm', '--server-lr', '0.5', '--server-momentum', '0.8']) as SimOptions;
-  assert.deepEqual([m.strategies, m.serverLr, m.serverMomentum], [['fedavgm'], 0.5, 0.8]);
+  assert.deepEqual([m.strategies, m.strategyOptions.fedavgm], [['fedavgm'], { eta: 0.5, momentum: 0.8 }]);
   assert.throws(() => parseSimArgs(['--server-momentum', '1']), /--server-momentum/);
   // the adapter: the product's recipe unless --rank/--lora-alpha/--targets
   assert.deepEqual([o.lora.r, o.lora.alpha, o.lora.targetModules], [8, 16, ['query', 'value']]);

@@ -5,6 +5,7 @@
 
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { FedloraError, describeError, isFedloraError } from '@fedlora/shared/errors.ts';
+import { describeStrategies } from '@fedlora/shared/aggregation/index.ts';
 import { exportPeft } from '@fedlora/shared/lora/peft.ts';
 import type { LoraConfig } from '@fedlora/shared/lora/config.ts';
 import type { Logger } from '../log';
@@ -169,6 +170,10 @@ export function createApi(d: ApiDeps): express.Express {
     res.json(d.federation.status());
   });
 
+  // the strategies and their options as their schemas declare them (the console's form is built from this)
+  api.get('/strategies', (_req, res) => {
+    res.json(describeStrategies());
+  });
   api.get('/settings', (_req, res) => {
     res.json({ ...d.federation.settings, ...d.federation.stop, strategy: d.federation.status().strategy });
   });

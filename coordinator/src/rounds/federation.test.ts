@@ -10,7 +10,7 @@ import { memoryLogger } from '../log';
 import { MemoryStorage } from '../storage';
 import { AdapterRegistry } from '../registry/registry';
 import { Federation, type FederationDeps, type FederationEvent } from './federation';
-import { DEFAULT_SETTINGS, DEFAULT_STOP, type RoundSettings, type StopRules } from './settings';
+import { DEFAULT_SETTINGS, DEFAULT_STOP, strategyFromSettings, type RoundSettings, type StopRules } from './settings';
 import {
   FakeEvaluator,
   FakeTransport,
@@ -354,7 +354,7 @@ test('when the settings name another strategy, then it is built by the factory a
     strategy: createStrategy('fedavg', {}),
     strategyFactory: (name, s) => (
       built.push(`${name}:${s.minSites}`),
-      createStrategy(name, { minResults: s.minSites, proximalMu: s.proximalMu })
+      createStrategy(name, { minResults: s.minSites, ...s.strategyOptions[name] })
     ),
     transport: new FakeTransport(),
     evaluator: new FakeEvaluator(),
@@ -607,12 +607,10 @@ test(
 );
 
 test('when fedprox runs and its mu is changed between rounds, then the next round trains with the new mu and the round history shows it', async () => {
-  // Arrange: fedprox (mu 0.01) built by the coordinator's factory from the settings, two sites that upload
-  const strategyFactory: NonNullable<FederationDeps['strategyFactory']> = (name, s) =>
-    createStrategy(name, { proximalMu: s.proximalMu });
-  const t = await setup({ proximalMu: 0.01 }, {}, {}, {
-    strategy: strategyFactory('fedprox', { ...DEFAULT_SETTINGS, proximalMu: 0.01 }),
-    strategyFactory,
+  // Arrange: fedprox (mu 0.01) built from the settings, as the coordinator builds it; two sites that upload
+  const settings = { strategyOptions: { ...DEFAULT_SETTINGS.strategyOptions, fedprox: { proximalMu: 0.01 } } };
+  const t = await setup(settings, {}, {}, {
+    strategy: strategyFromSettings('fedprox', { ...DEFAULT_SETTINGS, ...settings }),
   });
   t.uploader('a', biasDelta(0.1), 10);
   t.uploader('b', biasDelta(0.2), 10);
@@ -620,7 +618,7 @@ test('when fedprox runs and its mu is changed between rounds, then the next roun
   assert.equal(t.lastConfig.get('a')?.config.proximalMu, 0.01);
 
   // Act: the operator changes mu only (PUT /api/settings underneath)
-  t.fed.updateSettings({ proximalMu: 0.5 });
+  t.fed.updateSettings({ strategyOptions: { fedprox: { proximalMu: 0.5 } } });
   const r2 = await t.fed.runRound();
 
   // Assert: the sites of round 2 got the new mu, and each round's record carries the config its sites got
@@ -631,4 +629,27 @@ test('when fedprox runs and its mu is changed between rounds, then the next roun
     [0.01, 0.5, 'fedprox'],
   );
   assert.equal(t.store.rounds()[1].config?.proximalMu, 0.5);
+  assert.deepEqual(t.fed.settings.strategyOptions.fedprox, { proximalMu: 0.5 });
+});
+
+test('when fedadam’s eta is changed between rounds, then the rebuilt strategy keeps its server moments', async () => {
+  // Arrange: fedadam after one aggregated round (its moments m, v exist)
+  const t = await setup({}, {}, {}, { strategy: strategyFromSettings('fedadam', DEFAULT_SETTINGS) });
+  t.uploader('a', biasDelta(0.1), 10);
+  t.uploader('b', biasDelta(0.2), 10);
+  await t.fed.runRound();
+  const state = (await t.store.loadStrategyState('v1'))!;
+
+  // Act: a new server learning rate, and a bad option that must change nothing
+  assert.throws(
+    () => t.fed.updateSettings({ strategyOptions: { fedadam: { beta2: 1 } } }),
+    (e) => isFedloraError(e, 'CONFIG_INVALID') && /strategyOptions\.fedadam\.beta2/.test(e.message),
+  );
+  t.fed.updateSettings({ strategyOptions: { fedadam: { eta: 0.05 } } });
+  const r2 = await t.fed.runRound();
+
+  // Assert: step 2 continued from step 1's moments with the new eta
+  assert.equal(r2?.outcome, 'aggregated');
+  assert.equal((await t.store.loadStrategyState('v2'))?.step, state.step + 1);
+  assert.deepEqual(t.fed.settings.strategyOptions.fedadam, { eta: 0.05, beta1: 0.9, beta2: 0.99, tau: 1e-3 });
 });

@@ -8,10 +8,18 @@ import type { NamedTensors } from '@fedlora/shared/tensor.ts';
 import { ROUND_STAGES, type RoundStage } from '@fedlora/shared/protocol/messages.ts';
 import type { ClientRequest } from '@fedlora/shared/protocol/events.ts';
 import type { Strategy } from '@fedlora/shared/aggregation/strategy.ts';
-import { isStrategyName, STRATEGY_NAMES, type StrategyName } from '@fedlora/shared/aggregation/index.ts';
+import type { StrategyName } from '@fedlora/shared/aggregation/index.ts';
 import type { Logger } from '../log';
 import type { AdapterStore, RoundRecord, VersionRecord } from '../registry/types';
-import { stopRuleHolding, updateSettings, type RoundSettings, type StopRules } from './settings';
+import {
+  applySettingsPatch,
+  parseSettingsPatch,
+  stopRuleHolding,
+  strategyFromSettings,
+  withStrategyDefaults,
+  type RoundSettings,
+  type StopRules,
+} from './settings';
 import {
   newRoundPlan,
   raceTimer,
@@ -38,7 +46,10 @@ export type FederationEvent =
 
 export interface FederationDeps {
   strategy: Strategy;
-  /** builds a strategy by name for a settings change (PUT /api/settings {strategy}); absent = fixed at startup */
+  /**
+   * builds a strategy by name from the settings when PUT /api/settings switches it or changes its options (default:
+   * strategyFromSettings, the registered strategy with settings.strategyOptions[name] and minResults = minSites)
+   */
   strategyFactory?: (name: StrategyName, settings: RoundSettings) => Strategy;
   transport: RoundTransport;
   evaluator: Evaluator;
@@ -70,13 +81,20 @@ export class Federation {
   private readonly abort = new AbortController();
   private loopDone: Promise<void> = Promise.resolve();
   private finishedReason: string | null = null;
+  /** the store's index as of the federation's last write (it is the only writer), for status() and the stop rules */
+  private view: { versions: VersionRecord[]; currentId: string | null; lastRound: number } = {
+    versions: [],
+    currentId: null,
+    lastRound: 0,
+  };
   readonly clock: Clock;
   settings: RoundSettings;
   stop: StopRules;
 
   constructor(private readonly d: FederationDeps) {
     this.clock = d.clock ?? systemClock;
-    this.settings = d.settings;
+    // a strategy registered after the settings were made gets its defaults
+    this.settings = withStrategyDefaults(d.settings);
     this.stop = d.stop;
     this.inboxes = new InboxRouter(d.log, (e) => this.emit({ type: 'upload', ...e }));
     d.transport.onAvailabilityChange(() => this.availability.fire());
@@ -85,7 +103,8 @@ export class Federation {
   /** Creates and evaluates version 0 on a fresh store; restores the strategy state of the current version. */
   async init(): Promise<void> {
     const { store, log } = this.d;
-    if (store.currentId() === null) {
+    const current = await store.currentId();
+    if (current === null) {
       const state = await this.d.initialState();
       const metrics = await this.d.evaluator.evaluate(state);
       const v = await store.addVersion(
@@ -102,6 +121,7 @@ export class Federation {
         state,
         null,
       );
+      await this.refreshView();
       log('version.new', {
         id: v.id,
         round: 0,
@@ -111,13 +131,23 @@ export class Federation {
       });
       this.emit({ type: 'version:new', version: v });
     } else {
-      await this.restoreStrategy(store.currentId() as string);
+      await this.restoreStrategy(current);
+      await this.refreshView();
       log('registry.loaded', {
-        versions: store.list().length,
-        current: store.currentId(),
-        lastRound: store.lastRound(),
+        versions: this.view.versions.length,
+        current: this.view.currentId,
+        lastRound: this.view.lastRound,
       });
     }
+  }
+
+  private async refreshView(): Promise<void> {
+    const { store } = this.d;
+    this.view = {
+      versions: await store.list(),
+      currentId: await store.currentId(),
+      lastRound: await store.lastRound(),
+    };
   }
 
   private async restoreStrategy(versionId: string): Promise<void> {
@@ -191,8 +221,8 @@ export class Federation {
       state: this.st,
       finishedReason: this.finishedReason,
       strategy: this.d.strategy.name,
-      currentVersionId: this.d.store.currentId(),
-      lastRound: this.d.store.lastRound(),
+      currentVersionId: this.view.currentId,
+      lastRound: this.view.lastRound,
       round: a
         ? {
             round: a.plan.round,
@@ -207,41 +237,35 @@ export class Federation {
     };
   }
 
-  updateSettings(patch: Record<string, unknown>): { settings: RoundSettings; stop: StopRules } {
-    const { strategy: wanted, ...rest } = patch;
-    let strategy: Strategy | null = null;
-    if (wanted !== undefined && wanted !== this.d.strategy.name) {
-      if (!isStrategyName(wanted))
-        throw new FedloraError(
-          'CONFIG_INVALID',
-          `strategy must be one of ${STRATEGY_NAMES.join(', ')}, got ${JSON.stringify(wanted)}`,
-        );
-      if (!this.d.strategyFactory)
-        throw new FedloraError('CONFIG_INVALID', 'this coordinator fixes its strategy at startup');
-    }
-    const next = updateSettings({ settings: this.settings, stop: this.stop }, rest);
+  updateSettings(patch: unknown): { settings: RoundSettings; stop: StopRules } {
+    const p = parseSettingsPatch(patch);
+    const next = applySettingsPatch({ settings: this.settings, stop: this.stop }, p);
+    const name = p.strategy ?? this.d.strategy.name;
+    const switching = name !== this.d.strategy.name;
+    // the strategy holds its options (FedProx sends its own mu): a change of them rebuilds it for the next round
+    const optionsChanged =
+      JSON.stringify(next.settings.strategyOptions[name]) !==
+      JSON.stringify(this.settings.strategyOptions[name]);
     const trainingChanged = (['learningRate', 'maxSteps', 'localEpochs'] as const).some(
       (k) => next.settings[k] !== this.settings[k],
     );
-    // built only after the other fields validated, so a bad patch changes nothing
-    if (wanted !== undefined && wanted !== this.d.strategy.name && this.d.strategyFactory)
-      strategy = this.d.strategyFactory(wanted as StrategyName, next.settings);
-    if (strategy) {
-      // a new strategy starts without server state; the next round trains from the current version as usual
+    // built only after the whole patch validated, so a bad patch changes nothing
+    if (switching || optionsChanged) {
+      const strategy = (this.d.strategyFactory ?? strategyFromSettings)(name, next.settings);
+      // a new strategy starts without server state (the next round trains from the current version as usual); the
+      // same strategy with new options keeps its moments or velocity
+      if (!switching) strategy.setState(this.d.strategy.getState());
       this.d.strategy = strategy;
-      this.d.log('strategy.changed', { strategy: strategy.name });
-    } else if (next.settings.proximalMu !== this.settings.proximalMu && this.d.strategyFactory) {
-      // the strategy holds its options (FedProx sends its own mu): rebuilt with the new ones, its server state kept
-      const rebuilt = this.d.strategyFactory(this.d.strategy.name as StrategyName, next.settings);
-      rebuilt.setState(this.d.strategy.getState());
-      this.d.strategy = rebuilt;
-      this.d.log('strategy.options', { strategy: rebuilt.name });
+      this.d.log(switching ? 'strategy.changed' : 'strategy.options', {
+        strategy: name,
+        options: JSON.stringify(next.settings.strategyOptions[name]),
+      });
     }
     // honest update norms scale with the learning rate and the steps: the adaptive bound starts again from the ceiling
     if (trainingChanged) this.normHistory.clear();
     this.settings = next.settings;
     this.stop = next.stop;
-    this.d.log('settings.updated', { fields: Object.keys(patch).join(',') });
+    this.d.log('settings.updated', { fields: Object.keys(p).join(',') });
     return next;
   }
 
@@ -249,13 +273,14 @@ export class Federation {
   async promote(id: string): Promise<VersionRecord> {
     const v = await this.d.store.promote(id);
     await this.restoreStrategy(id);
+    await this.refreshView();
     this.d.log('version.promoted', { id });
     return v;
   }
 
   /** Why the federation should stop now, or null. */
   stopReason(): string | null {
-    return stopRuleHolding(this.stop, this.d.store.list());
+    return stopRuleHolding(this.stop, this.view.versions);
   }
 
   private async loop(): Promise<void> {
@@ -303,9 +328,9 @@ export class Federation {
   /** One round through every stage; returns its record (null when it was cancelled while sampling). */
   async runRound(): Promise<RoundRecord | null> {
     const { store, strategy, log } = this.d;
-    const baseVersionId = store.currentId();
+    const baseVersionId = await store.currentId();
     if (!baseVersionId) throw new FedloraError('INTERNAL', 'no current version: init() first');
-    const round = store.lastRound() + 1;
+    const round = (await store.lastRound()) + 1;
     const base = await store.loadState(baseVersionId);
     const baseBytes = await store.loadNative(baseVersionId);
     const s = this.settings;
@@ -315,12 +340,13 @@ export class Federation {
       startedAt: this.clock.now(),
       baseVersionId,
       baseBytes,
-      baseSha256: (store.get(baseVersionId) as VersionRecord).sha256,
+      baseSha256: ((await store.get(baseVersionId)) as VersionRecord).sha256,
       config: strategy.configureRound(round, {
         localEpochs: s.localEpochs,
         batchSize: s.batchSize,
         learningRate: s.learningRate,
-        proximalMu: s.proximalMu,
+        // a strategy that wants a proximal term sets its own mu (FedProx)
+        proximalMu: 0,
         maxSteps: s.maxSteps,
         maxLength: s.maxLength,
       }),
@@ -396,6 +422,7 @@ export class Federation {
       failures: record.failures.length,
     });
     await this.d.store.addRound(record);
+    await this.refreshView();
     const m = r.version?.metrics;
     this.d.log('round.end', {
       round,

@@ -1,90 +1,33 @@
-// Round settings and stop rules: defaults, and the one validator used by the command line and PUT /api/settings.
-// The defaults are the federation recipe for CPUs (docs/fed-context): 64 tokens, batch 16, lr 2e-3, 1 local epoch
-// capped at 12 steps, so that a round takes seconds per site on the wasm backend.
+// Round settings and stop rules: one zod schema per field (its bounds and the message that names it), the defaults,
+// and the one validator the command line, PUT /api/settings and the round loop share. Strategy options belong to the
+// strategies (shared/aggregation): the settings keep every registered strategy's values under strategyOptions, and
+// the round loop builds its strategy from them. The defaults are the federation recipe for CPUs (docs/fed-context):
+// 64 tokens, batch 16, lr 2e-3, 1 local epoch capped at 12 steps, so that a round takes seconds per site on wasm.
 
+import { z } from 'zod';
 import { FedloraError } from '@fedlora/shared/errors.ts';
-import { ENCODINGS, type TensorEncoding } from '@fedlora/shared/protocol/quantize.ts';
+import { ENCODINGS } from '@fedlora/shared/protocol/quantize.ts';
+import {
+  createStrategy,
+  defaultStrategyOptions,
+  isStrategyName,
+  parseStrategyOptions,
+  strategyDefinition,
+  strategyNames,
+  type Strategy,
+  type StrategyName,
+  type StrategyOptionValues,
+} from '@fedlora/shared/aggregation/index.ts';
+import { fieldErrors, parseFields } from '@fedlora/shared/schema-fields.ts';
 import type { VersionRecord } from '../registry/types';
 
 /** "0.5" = half of the available sites, "3" = three sites; a value < 1 or written with a "." is a fraction. */
 export type SitesPerRound = { kind: 'fraction'; value: number } | { kind: 'count'; value: number };
 
-export interface RoundSettings {
-  sitesPerRound: SitesPerRound;
-  /** fewer sites available than this: the round waits; fewer updates: no new version */
-  minSites: number;
-  /** seconds from configure until uploads are refused */
-  deadlineS: number;
-  /** once minSites are available, seconds to wait for the other enrolled sites before sampling */
-  sampleWaitS: number;
-  /** seconds a site has to ack 'round:configure' / 'round:train' */
-  ackTimeoutS: number;
-  /** seconds the held-out evaluation of a new adapter may take */
-  evaluateTimeoutS: number;
-  localEpochs: number;
-  batchSize: number;
-  learningRate: number;
-  maxSteps: number;
-  maxLength: number;
-  /** FedProx's mu (only the fedprox strategy sends it) */
-  proximalMu: number;
-  encoding: TensorEncoding;
-  /**
-   * bound on the L2 norm (over all tensors) of an update's delta; null = adaptive (update-bounds.ts): the most the
-   * sites' AdamW can move the adapter in maxSteps steps, then 3 × the median accepted norm of recent rounds
-   */
-  maxDeltaNorm: number | null;
-  /** an update over the bound: 'clip' scales its delta down to the bound, 'reject' refuses it (DELTA_INVALID) */
-  deltaNormPolicy: DeltaNormPolicy;
-  /** FedAvg weight of an update: 'examples' = its example count (capped), 'equal' = every site the same */
-  siteWeights: SiteWeights;
-  /** cap on an update's weight in examples; null = 3 × the median count declared by the round's sampled sites */
-  maxSiteWeight: number | null;
-  /** sealed upload size limit; null = 2 × the fp32 adapter + 64 KiB */
-  maxUploadBytes: number | null;
-}
-
 export const DELTA_NORM_POLICIES = ['clip', 'reject'] as const;
 export type DeltaNormPolicy = (typeof DELTA_NORM_POLICIES)[number];
 export const SITE_WEIGHTS = ['examples', 'equal'] as const;
 export type SiteWeights = (typeof SITE_WEIGHTS)[number];
-
-export interface StopRules {
-  /**
-   * stop once this many rounds made a version (counted across restarts); a round that ends without one (no or too
-   * few updates) does not count, so rounds nobody could join do not use up the run; null = no limit
-   */
-  rounds: number | null;
-  /** stop after this many versions without a better held-out accuracy; null = off */
-  patience: number | null;
-  /** stop once a version reaches this held-out accuracy; null = off */
-  targetAccuracy: number | null;
-}
-
-export const DEFAULT_SETTINGS: RoundSettings = {
-  sitesPerRound: { kind: 'fraction', value: 1 },
-  minSites: 2,
-  deadlineS: 300,
-  sampleWaitS: 10,
-  ackTimeoutS: 30,
-  evaluateTimeoutS: 900,
-  localEpochs: 1,
-  batchSize: 16,
-  learningRate: 2e-3,
-  maxSteps: 12,
-  maxLength: 64,
-  proximalMu: 0.01,
-  encoding: 'fp32',
-  // derived from the adapter and the learning rate each round, then from honest norms (update-bounds.ts)
-  maxDeltaNorm: null,
-  // clipping keeps an honest outlier's direction and holds a poisoned update to the bound
-  deltaNormPolicy: 'clip',
-  siteWeights: 'examples',
-  maxSiteWeight: null,
-  maxUploadBytes: null,
-};
-
-export const DEFAULT_STOP: StopRules = { rounds: null, patience: null, targetAccuracy: null };
 
 export function parseSitesPerRound(s: string): SitesPerRound {
   const v = Number(s);
@@ -101,107 +44,223 @@ function bad(field: string, why: string): FedloraError {
   return new FedloraError('CONFIG_INVALID', `${field} ${why}`);
 }
 
-/** A check returns the (normalized) value or throws a plain Error saying what is expected. */
-type Check = (v: unknown) => unknown;
-const fail = (why: string): never => {
-  throw new Error(why);
-};
-const int =
-  (min: number, max = Number.MAX_SAFE_INTEGER): Check =>
-  (v) =>
-    Number.isInteger(v) && (v as number) >= min && (v as number) <= max
-      ? v
-      : fail(`must be an integer in [${min}, ${max}]`);
-const num =
-  (min: number, max = Infinity, open = false): Check =>
-  (v) =>
-    typeof v === 'number' && Number.isFinite(v) && (open ? v > min : v >= min) && v <= max
-      ? v
-      : fail(`must be a number ${open ? '>' : '≥'} ${min}${max < Infinity ? ` and ≤ ${max}` : ''}`);
-const nullable =
-  (c: Check): Check =>
-  (v) =>
-    v === null ? null : c(v);
-/** null or "auto": the coordinator derives the value */
-const auto =
-  (c: Check): Check =>
-  (v) =>
-    v === null || v === 'auto' ? null : c(v);
-const oneOf =
-  (values: readonly string[]): Check =>
-  (v) =>
-    values.includes(v as string) ? v : fail(`must be one of ${values.join(', ')}`);
+// ---- the field schemas: each message completes "<field> …" ----
 
-const SETTINGS_CHECKS: { [K in keyof RoundSettings]: Check } = {
-  sitesPerRound: (v) => {
+const int = (min: number, max = Number.MAX_SAFE_INTEGER) => {
+  const error = `must be an integer in [${min}, ${max}]`;
+  return z.number({ error }).int({ error }).min(min, { error }).max(max, { error });
+};
+const num = (min: number, max = Infinity, open = false) => {
+  const error = `must be a number ${open ? '>' : '≥'} ${min}${max < Infinity ? ` and ≤ ${max}` : ''}`;
+  const lower = open ? z.number({ error }).gt(min, { error }) : z.number({ error }).min(min, { error });
+  return max < Infinity ? lower.max(max, { error }) : lower;
+};
+const oneOf = <const T extends readonly [string, ...string[]]>(values: T) =>
+  z.enum(values, { error: `must be one of ${values.join(', ')}` });
+/** null or "auto": the coordinator derives the value */
+const auto = <S extends z.ZodType>(s: S) => z.preprocess((v) => (v === 'auto' ? null : v), s.nullable());
+
+const SitesPerRoundSchema = z.unknown().transform((v, ctx): SitesPerRound => {
+  try {
     if (typeof v === 'string' || typeof v === 'number') return parseSitesPerRound(String(v));
-    const o = v as SitesPerRound | null;
-    if (o && o.kind === 'fraction' && typeof o.value === 'number' && o.value > 0 && o.value <= 1)
-      return { ...o };
-    if (o && o.kind === 'count' && Number.isInteger(o.value) && o.value >= 1) return { ...o };
-    return fail('must be a fraction in (0, 1] or a count ≥ 1');
-  },
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: (err as Error).message.replace(/^sitesPerRound /, '') });
+    return z.NEVER;
+  }
+  const o = v as SitesPerRound | null;
+  if (o && o.kind === 'fraction' && typeof o.value === 'number' && o.value > 0 && o.value <= 1)
+    return { kind: o.kind, value: o.value };
+  if (o && o.kind === 'count' && Number.isInteger(o.value) && o.value >= 1) return { kind: o.kind, value: o.value };
+  ctx.addIssue({ code: 'custom', message: 'must be a fraction in (0, 1] or a count ≥ 1' });
+  return z.NEVER;
+});
+
+/**
+ * Options by strategy name, each checked by that strategy's own schema (shared/aggregation): a patch gives any options
+ * of any registered strategies; the settings hold every registered strategy's complete options.
+ */
+const StrategyOptionsSchema = z
+  .record(z.string(), z.record(z.string(), z.unknown(), { error: 'must be an object of options' }), {
+    error: 'must be an object {<strategy>: {<option>: value}}',
+  })
+  .superRefine((byName, ctx) => {
+    for (const [name, options] of Object.entries(byName)) {
+      if (!isStrategyName(name)) {
+        ctx.addIssue({ code: 'custom', path: [name], message: `is not a strategy (known: ${strategyNames().join(', ')})` });
+        continue;
+      }
+      const shape = strategyDefinition(name).options.shape;
+      for (const [key, value] of Object.entries(options)) {
+        const field = Object.hasOwn(shape, key) ? (shape[key] as z.ZodType) : null;
+        if (!field) {
+          const known = Object.keys(shape).join(', ') || 'none';
+          ctx.addIssue({ code: 'custom', path: [name, key], message: `is not an option of ${name} (known: ${known})` });
+          continue;
+        }
+        const r = field.safeParse(value, fieldErrors);
+        for (const iss of r.error?.issues ?? [])
+          ctx.addIssue({ code: 'custom', path: [name, key, ...iss.path], message: iss.message });
+      }
+    }
+  });
+
+const SETTINGS_FIELDS = {
+  sitesPerRound: SitesPerRoundSchema,
+  /** fewer sites available than this: the round waits; fewer updates: no new version */
   minSites: int(1, 10_000),
+  /** seconds from configure until uploads are refused */
   deadlineS: num(0, 86_400, true),
+  /** once minSites are available, seconds to wait for the other enrolled sites before sampling */
   sampleWaitS: num(0, 86_400),
+  /** seconds a site has to ack 'round:configure' / 'round:train' */
   ackTimeoutS: num(0, 3_600, true),
+  /** seconds the held-out evaluation of a new adapter may take */
   evaluateTimeoutS: num(0, 86_400, true),
   localEpochs: int(1, 1000),
   batchSize: int(1, 65_536),
   learningRate: num(0, 10, true),
   maxSteps: int(1, 1_000_000),
   maxLength: int(8, 512),
-  proximalMu: num(0, 1e6),
   encoding: oneOf(ENCODINGS),
+  /**
+   * bound on the L2 norm (over all tensors) of an update's delta; null = adaptive (update-bounds.ts): the most the
+   * sites' AdamW can move the adapter in maxSteps steps, then 3 × the median accepted norm of recent rounds
+   */
   maxDeltaNorm: auto(num(0, Infinity, true)),
+  /** an update over the bound: 'clip' scales its delta down to the bound, 'reject' refuses it (DELTA_INVALID) */
   deltaNormPolicy: oneOf(DELTA_NORM_POLICIES),
+  /** FedAvg weight of an update: 'examples' = its example count (capped), 'equal' = every site the same */
   siteWeights: oneOf(SITE_WEIGHTS),
+  /** cap on an update's weight in examples; null = 3 × the median count declared by the round's sampled sites */
   maxSiteWeight: auto(int(1, 1e9)),
-  maxUploadBytes: nullable(int(1024, 64 * 1024 * 1024)),
+  /** sealed upload size limit; null = 2 × the fp32 adapter + 64 KiB */
+  maxUploadBytes: int(1024, 64 * 1024 * 1024).nullable(),
+  /** each strategy's own options (FedProx's mu, FedAdam's and FedAvgM's server step); the running one uses its own */
+  strategyOptions: StrategyOptionsSchema,
 };
 
-const STOP_CHECKS: { [K in keyof StopRules]: Check } = {
-  rounds: nullable(int(0)),
-  patience: nullable(int(1)),
-  targetAccuracy: nullable(num(0, 1)),
+const STOP_FIELDS = {
+  /**
+   * stop once this many rounds made a version (counted across restarts); a round that ends without one (no or too
+   * few updates) does not count, so rounds nobody could join do not use up the run; null = no limit
+   */
+  rounds: int(0).nullable(),
+  /** stop after this many versions without a better held-out accuracy; null = off */
+  patience: int(1).nullable(),
+  /** stop once a version reaches this held-out accuracy; null = off */
+  targetAccuracy: num(0, 1).nullable(),
 };
 
-function applyChecks<T extends object>(
-  base: T,
-  patch: Record<string, unknown>,
-  checks: Record<string, Check>,
-): T {
-  const out = { ...base } as Record<string, unknown>;
-  for (const [k, v] of Object.entries(patch)) {
-    if (!Object.hasOwn(checks, k))
-      throw bad(k, `is not a setting (known: ${Object.keys(checks).join(', ')})`);
-    try {
-      out[k] = checks[k](v);
-    } catch (err) {
-      throw bad(k, (err as Error).message.replace(/^sitesPerRound /, ''));
-    }
-  }
-  return out as T;
+export const RoundSettingsSchema = z.object(SETTINGS_FIELDS).strict();
+export type RoundSettings = z.output<typeof RoundSettingsSchema>;
+export const StopRulesSchema = z.object(STOP_FIELDS).strict();
+export type StopRules = z.output<typeof StopRulesSchema>;
+
+/**
+ * PUT /api/settings: any subset of the settings and stop rules, and the strategy to run from the next round. Strategy
+ * options go under strategyOptions.<strategy>, so that one name never means two things (FedAdam's and FedAvgM's eta).
+ */
+export const SettingsPatchSchema = z
+  .object({
+    ...SETTINGS_FIELDS,
+    ...STOP_FIELDS,
+    strategy: z
+      .string({ error: () => `must be one of ${strategyNames().join(', ')}` })
+      .refine(isStrategyName, { error: () => `must be one of ${strategyNames().join(', ')}` }),
+  })
+  .partial()
+  .strict();
+export type SettingsPatch = z.output<typeof SettingsPatchSchema>;
+
+const PATCH_KEYS = Object.keys(SettingsPatchSchema.shape);
+
+export const DEFAULT_SETTINGS: RoundSettings = {
+  sitesPerRound: { kind: 'fraction', value: 1 },
+  minSites: 2,
+  deadlineS: 300,
+  sampleWaitS: 10,
+  ackTimeoutS: 30,
+  evaluateTimeoutS: 900,
+  localEpochs: 1,
+  batchSize: 16,
+  learningRate: 2e-3,
+  maxSteps: 12,
+  maxLength: 64,
+  encoding: 'fp32',
+  // derived from the adapter and the learning rate each round, then from honest norms (update-bounds.ts)
+  maxDeltaNorm: null,
+  // clipping keeps an honest outlier's direction and holds a poisoned update to the bound
+  deltaNormPolicy: 'clip',
+  siteWeights: 'examples',
+  maxSiteWeight: null,
+  maxUploadBytes: null,
+  // each strategy's schema holds its defaults (FedProx mu 0.01, FedAdam eta 1e-2, FedAvgM momentum 0.9, …)
+  strategyOptions: defaultStrategyOptions(),
+};
+
+export const DEFAULT_STOP: StopRules = { rounds: null, patience: null, targetAccuracy: null };
+
+/** A patch of the settings, checked (unknown or bad field: CONFIG_INVALID naming it). */
+export function parseSettingsPatch(patch: unknown): SettingsPatch {
+  return parseFields(SettingsPatchSchema, patch, {
+    root: 'settings',
+    unknown: (k) => `${k} is not a setting (known: ${PATCH_KEYS.join(', ')})`,
+  });
+}
+
+/**
+ * Every registered strategy's complete options: `current`'s values with `patch`'s on top, the schemas' defaults for
+ * the rest (a strategy registered after the settings were made gets its defaults).
+ */
+export function mergeStrategyOptions(
+  current: Readonly<Record<StrategyName, StrategyOptionValues>>,
+  patch: Readonly<Record<StrategyName, StrategyOptionValues>> = {},
+): Record<StrategyName, StrategyOptionValues> {
+  return Object.fromEntries(
+    strategyNames().map((n) => [
+      n,
+      parseStrategyOptions(n, {
+        ...(Object.hasOwn(current, n) ? current[n] : {}),
+        ...(Object.hasOwn(patch, n) ? patch[n] : {}),
+      }),
+    ]),
+  );
+}
+
+/** `s` with every registered strategy's options complete. */
+export function withStrategyDefaults(s: RoundSettings): RoundSettings {
+  return { ...s, strategyOptions: mergeStrategyOptions(s.strategyOptions) };
+}
+
+/** Applies a checked patch (its `strategy` is the round loop's to act on): the new settings and stop rules. */
+export function applySettingsPatch(
+  current: { settings: RoundSettings; stop: StopRules },
+  patch: SettingsPatch,
+): { settings: RoundSettings; stop: StopRules } {
+  const { strategy: _strategy, strategyOptions, ...fields } = patch;
+  const settings: Record<string, unknown> = { ...current.settings };
+  const stop: Record<string, unknown> = { ...current.stop };
+  for (const [k, v] of Object.entries(fields)) (Object.hasOwn(STOP_FIELDS, k) ? stop : settings)[k] = v;
+  settings.strategyOptions = mergeStrategyOptions(current.settings.strategyOptions, strategyOptions);
+  const next = { settings: settings as RoundSettings, stop: stop as StopRules };
+  const spr = next.settings.sitesPerRound;
+  if (spr.kind === 'count' && spr.value < next.settings.minSites)
+    throw bad('sitesPerRound', `(${spr.value}) must be at least minSites (${next.settings.minSites})`);
+  return next;
 }
 
 /** Validates a partial update of the settings and stop rules (unknown or bad field: CONFIG_INVALID naming it). */
 export function updateSettings(
   current: { settings: RoundSettings; stop: StopRules },
-  patch: Record<string, unknown>,
+  patch: unknown,
 ): { settings: RoundSettings; stop: StopRules } {
-  if (typeof patch !== 'object' || patch === null || Array.isArray(patch))
-    throw bad('settings', 'must be an object');
-  const sPatch: Record<string, unknown> = {};
-  const stopPatch: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(patch)) (Object.hasOwn(STOP_CHECKS, k) ? stopPatch : sPatch)[k] = v;
-  const settings = applyChecks(current.settings, sPatch, SETTINGS_CHECKS);
-  const stop = applyChecks(current.stop, stopPatch, STOP_CHECKS);
-  if (settings.sitesPerRound.kind === 'count' && settings.sitesPerRound.value < settings.minSites)
-    throw bad(
-      'sitesPerRound',
-      `(${settings.sitesPerRound.value}) must be at least minSites (${settings.minSites})`,
-    );
-  return { settings, stop };
+  return applySettingsPatch(current, parseSettingsPatch(patch));
+}
+
+/** The strategy `name` as these settings configure it: its options, and minResults = minSites. */
+export function strategyFromSettings(name: StrategyName, s: RoundSettings): Strategy {
+  const options = Object.hasOwn(s.strategyOptions, name) ? s.strategyOptions[name] : {};
+  return createStrategy(name, { ...options, minResults: s.minSites });
 }
 
 /** How many of `available` sites to sample. */

@@ -5,8 +5,9 @@ import type { RoundRecord, VersionRecord } from '../../src/registry/types';
 import type { RoundSettings, StopRules } from '../../src/rounds/settings';
 import type { FederationState } from '../../src/rounds/federation';
 import type { RoundStage } from '@fedlora/shared/protocol/messages.ts';
+import type { StrategyDescription } from '@fedlora/shared/aggregation/registry.ts';
 
-export type { RoundRecord, VersionRecord, RoundSettings, StopRules, FederationState, RoundStage };
+export type { RoundRecord, VersionRecord, RoundSettings, StopRules, FederationState, RoundStage, StrategyDescription };
 
 export interface SiteRow {
   id: string;
@@ -44,7 +45,8 @@ export interface Status {
   stop: StopRules;
 }
 
-export type Settings = RoundSettings & StopRules;
+/** GET /api/settings: the round settings (every strategy's options under strategyOptions), stop rules, strategy */
+export type Settings = RoundSettings & StopRules & { strategy: string };
 
 /** An /api error with the coordinator's code ("UNAUTHORIZED", "CONFLICT", …) and message. */
 export class ApiError extends Error {
@@ -83,6 +85,7 @@ export const api = {
   start: () => call<unknown>('POST', '/federation/start'),
   pause: () => call<unknown>('POST', '/federation/pause'),
   settings: () => call<Settings>('GET', '/settings'),
+  strategies: () => call<StrategyDescription[]>('GET', '/strategies'),
   saveSettings: (patch: Record<string, unknown>) => call<Settings>('PUT', '/settings', patch),
   rounds: () => call<RoundRecord[]>('GET', '/rounds'),
   versions: () => call<{ currentId: string | null; versions: VersionRecord[] }>('GET', '/versions'),

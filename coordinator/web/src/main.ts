@@ -11,6 +11,7 @@ import {
   type Settings,
   type SiteRow,
   type Status,
+  type StrategyDescription,
   type VersionRecord,
 } from './api';
 import { Charts } from './charts';
@@ -32,6 +33,7 @@ const state = {
   versions: [] as VersionRecord[],
   currentId: null as string | null,
   settings: null as Settings | null,
+  strategies: [] as StrategyDescription[],
   live: null as LiveRound | null,
 };
 let socket: Socket<AdminServerEvents, Record<string, never>> | null = null;
@@ -134,11 +136,14 @@ async function refreshRounds(): Promise<void> {
   charts?.update(state.versions, state.rounds);
 }
 async function refreshSettings(): Promise<void> {
+  // the strategies and their option schemas do not change while the coordinator runs: fetched once
+  if (state.strategies.length === 0) state.strategies = await api.strategies();
   state.settings = await api.settings();
   renderSettings(
     el.settings,
     state.settings,
     state.status?.strategy ?? '',
+    state.strategies,
     (patch) =>
       void guarded('settings', async () => {
         if (Object.keys(patch).length === 0) return say('No setting changed.');

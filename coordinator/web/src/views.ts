@@ -2,10 +2,17 @@
 // versions and the settings form. Actions are callbacks, so main.ts owns every API call and refresh.
 
 import { ago, bytes, duration, h, pct } from './dom';
-import type { RoundRecord, RoundStage, Settings, SiteRow, Status, VersionRecord } from './api';
+import type {
+  RoundRecord,
+  RoundStage,
+  Settings,
+  SiteRow,
+  Status,
+  StrategyDescription,
+  VersionRecord,
+} from './api';
 import { downloads } from './api';
 import { ROUND_STAGES } from '@fedlora/shared/protocol/stages.ts';
-import { STRATEGY_NAMES } from '@fedlora/shared/aggregation/index.ts';
 
 /** what each stage means to an operator (docs/OPERATOR.md uses the same words) */
 const STAGE_WORDS: Record<RoundStage, string> = {
@@ -236,7 +243,8 @@ export function renderVersions(
 }
 
 type FieldKind = 'int' | 'num' | 'sites' | 'encoding' | 'int?' | 'num?';
-const FIELDS: { key: keyof Settings; label: string; kind: FieldKind; help: string }[] = [
+type RoundField = Exclude<keyof Settings, 'strategy' | 'strategyOptions'>;
+const FIELDS: { key: RoundField; label: string; kind: FieldKind; help: string }[] = [
   {
     key: 'sitesPerRound',
     label: 'Sites per round',
@@ -256,7 +264,6 @@ const FIELDS: { key: keyof Settings; label: string; kind: FieldKind; help: strin
   { key: 'learningRate', label: 'Learning rate', kind: 'num', help: '' },
   { key: 'maxSteps', label: 'Max steps', kind: 'int', help: 'local optimizer steps per round' },
   { key: 'maxLength', label: 'Max length', kind: 'int', help: 'tokens per example' },
-  { key: 'proximalMu', label: 'FedProx mu', kind: 'num', help: 'only the fedprox strategy uses it' },
   { key: 'encoding', label: 'Upload encoding', kind: 'encoding', help: '' },
   {
     key: 'rounds',
@@ -290,20 +297,51 @@ function fieldValue(text: string, kind: FieldKind): unknown {
   return Number(t);
 }
 
+type Option = StrategyDescription['options'][number];
+
+function optionText(v: unknown): string {
+  return v === null || v === undefined ? '' : String(v);
+}
+
+function optionValue(text: string, o: Option): unknown {
+  const t = text.trim();
+  if (o.type === 'number' || o.type === 'integer') return Number(t);
+  if (o.type === 'boolean') return t === 'true';
+  return t;
+}
+
+/**
+ * The strategy's own options as its schema declares them (GET /api/strategies): one field each, titled with the
+ * description, bounds and default. Returns the inputs and the values they started from.
+ */
+function optionFields(strategy: StrategyDescription | undefined, values: Record<string, unknown>) {
+  const inputs = new Map<string, { el: HTMLInputElement | HTMLSelectElement; option: Option; was: string }>();
+  const rows = (strategy?.options ?? []).map((o) => {
+    const was = optionText(values[o.key] ?? o.default);
+    const id = `set-opt-${o.key}`;
+    const choices = o.type === 'boolean' ? ['true', 'false'] : o.enum;
+    const el = choices
+      ? h('select', { name: o.key, id }, ...choices.map((c) => h('option', { value: c, selected: c === was }, c)))
+      : h('input', { name: o.key, id, value: was, inputmode: 'decimal', autocomplete: 'off' });
+    inputs.set(o.key, { el, option: o, was });
+    const title = [o.description, o.bounds, `default ${optionText(o.default)}`].filter(Boolean).join('; ');
+    return h('label', { for: id, title }, h('span', {}, `${strategy?.name} ${o.key}`), el);
+  });
+  return { inputs, rows };
+}
+
 export function renderSettings(
   form: HTMLFormElement,
   s: Settings,
   strategy: string,
+  strategies: readonly StrategyDescription[],
   onSave: (patch: Record<string, unknown>) => void,
 ): void {
-  const inputs = new Map<
-    keyof Settings,
-    { el: HTMLInputElement | HTMLSelectElement; kind: FieldKind; was: string }
-  >();
+  const inputs = new Map<RoundField, { el: HTMLInputElement | HTMLSelectElement; kind: FieldKind; was: string }>();
   const strategySelect = h(
     'select',
     { name: 'strategy', id: 'set-strategy' },
-    ...STRATEGY_NAMES.map((n) => h('option', { value: n, selected: n === strategy }, n)),
+    ...strategies.map((d) => h('option', { value: d.name, selected: d.name === strategy, title: d.summary }, d.name)),
   ) as HTMLSelectElement;
   const rows = FIELDS.map((f) => {
     const was = fieldText(s[f.key], f.kind);
@@ -324,6 +362,19 @@ export function renderSettings(
     inputs.set(f.key, { el, kind: f.kind, was });
     return h('label', { for: `set-${f.key}`, title: f.help }, h('span', {}, f.label), el);
   });
+  // the selected strategy's options; choosing another strategy shows its options, as stored for it
+  const optionBox = h('div', { class: 'fields', id: 'strategy-options' });
+  let options = optionFields(undefined, {});
+  const showOptions = () => {
+    const name = strategySelect.value;
+    options = optionFields(
+      strategies.find((d) => d.name === name),
+      s.strategyOptions[name] ?? {},
+    );
+    optionBox.replaceChildren(...options.rows);
+  };
+  strategySelect.onchange = showOptions;
+  showOptions();
   form.replaceChildren(
     h(
       'div',
@@ -339,6 +390,7 @@ export function renderSettings(
       ),
       ...rows,
     ),
+    optionBox,
     h('button', { type: 'submit' }, 'Save settings'),
     h('span', { class: 'muted' }, ' Changes apply from the next round.'),
   );
@@ -346,7 +398,12 @@ export function renderSettings(
     e.preventDefault();
     const patch: Record<string, unknown> = {};
     for (const [k, i] of inputs) if (i.el.value.trim() !== i.was) patch[k] = fieldValue(i.el.value, i.kind);
-    if (strategySelect.value !== strategy) patch.strategy = strategySelect.value;
+    const name = strategySelect.value;
+    if (name !== strategy) patch.strategy = name;
+    const changed: Record<string, unknown> = {};
+    for (const [k, i] of options.inputs)
+      if (i.el.value.trim() !== i.was) changed[k] = optionValue(i.el.value, i.option);
+    if (Object.keys(changed).length) patch.strategyOptions = { [name]: changed };
     onSave(patch);
   };
 }

@@ -7,8 +7,11 @@ import type { NamedTensors } from '../tensor';
 import {
   aggregateAll,
   createStrategy,
+  FEDAVG,
   FedAdam,
   FedAvgM,
+  parseStrategyOptions,
+  registerStrategy,
   weightedMean,
   type ClientResult,
   type RoundConfig,
@@ -214,4 +217,23 @@ test('when aggregation finishes, then the global adapter passed in is not modifi
   const g = t(1, 2);
   aggregateAll(createStrategy('fedadam', {}), 1, g, [res('a', 1, t(1, 1))]);
   assert.deepEqual([...g.w.data], [1, 2]);
+});
+
+test('when a strategy option is bad or unknown, then the error names the strategy and the option; a second registration is refused', () => {
+  const message = (f: () => unknown) => {
+    try {
+      f();
+    } catch (err) {
+      return isFedloraError(err, 'CONFIG_INVALID') ? err.message : `not CONFIG_INVALID: ${String(err)}`;
+    }
+    return 'no error';
+  };
+  assert.equal(message(() => createStrategy('fedprox', { proximalMu: -1 })), 'fedprox.proximalMu must be ≥ 0');
+  assert.equal(message(() => createStrategy('fedavgm', { momentum: 1 })), 'fedavgm.momentum must be < 1');
+  assert.match(message(() => createStrategy('fedavg', { mu: 1 })), /^fedavg\.mu is not an option of fedavg/);
+  assert.match(message(() => createStrategy('fedsgd', {})), /unknown strategy "fedsgd" \(known: fedavg, fedprox, fedadam, fedavgm/);
+  assert.match(message(() => registerStrategy(FEDAVG)), /fedavg is already registered/);
+  // every option has a default: each strategy runs with {}, and the defaults are the papers'
+  assert.deepEqual(parseStrategyOptions('fedadam'), { eta: 1e-2, beta1: 0.9, beta2: 0.99, tau: 1e-3 });
+  assert.deepEqual(parseStrategyOptions('fedavgm'), { eta: 1, momentum: 0.9 });
 });

@@ -3,29 +3,48 @@
 //   m ← β1·m + (1−β1)·Δ,  v ← β2·v + (1−β2)·Δ²,  x ← x + η·m / (√v + τ)
 // with no bias correction and v initialised to τ² (the paper's v₋₁ ≥ τ²). m, v persist across rounds.
 
+import { z } from 'zod';
 import { FedloraError } from '../errors';
+import { parseFields } from '../schema-fields';
 import { cloneNamed, type NamedTensors } from '../tensor';
 import { assertSameLayout, assertFinite } from './math';
+import { defineStrategy } from './registry';
 import {
+  CommonOptionsSchema,
   MeanDeltaAggregator,
-  resolveCommonOptions,
   type CommonStrategyOptions,
+  type ResolvedCommonOptions,
   type RoundAggregator,
   type RoundConfig,
   type Strategy,
   type StrategyState,
 } from './strategy';
 
-export interface FedAdamOptions extends CommonStrategyOptions {
-  /** server learning rate η (default 1e-2; the paper tunes it on a grid per task) */
-  eta?: number;
-  /** default 0.9 (paper) */
-  beta1?: number;
-  /** default 0.99 (paper) */
-  beta2?: number;
-  /** adaptivity τ (default 1e-3, inside the paper's grid 1e-9..1e-1) */
-  tau?: number;
-}
+export const FedAdamOptionsSchema = z.object({
+  eta: z
+    .number()
+    .positive()
+    .default(1e-2)
+    .meta({ flag: 'server-lr', description: 'server learning rate η (tuned per task in the paper)' }),
+  beta1: z
+    .number()
+    .min(0)
+    .lt(1)
+    .default(0.9)
+    .meta({ flag: 'server-beta1', description: 'decay β1 of the server’s first moment (paper: 0.9)' }),
+  beta2: z
+    .number()
+    .min(0)
+    .lt(1)
+    .default(0.99)
+    .meta({ flag: 'server-beta2', description: 'decay β2 of the server’s second moment (paper: 0.99)' }),
+  tau: z
+    .number()
+    .positive()
+    .default(1e-3)
+    .meta({ flag: 'server-tau', description: 'adaptivity τ (the paper’s grid: 1e-9..1e-1)' }),
+});
+export type FedAdamOptions = CommonStrategyOptions & z.input<typeof FedAdamOptionsSchema>;
 
 export class FedAdam implements Strategy {
   readonly name = 'fedadam';
@@ -33,22 +52,15 @@ export class FedAdam implements Strategy {
   readonly beta1: number;
   readonly beta2: number;
   readonly tau: number;
-  private readonly common: { minResults: number; acceptFailures: boolean };
+  private readonly common: ResolvedCommonOptions;
   private m: NamedTensors | null = null;
   private v: NamedTensors | null = null;
   private step = 0;
 
   constructor(options: FedAdamOptions = {}) {
-    const bad = (f: string, why: string) => new FedloraError('CONFIG_INVALID', `fedadam: ${f} ${why}`);
-    this.common = resolveCommonOptions(options, bad);
-    this.eta = options.eta ?? 1e-2;
-    this.beta1 = options.beta1 ?? 0.9;
-    this.beta2 = options.beta2 ?? 0.99;
-    this.tau = options.tau ?? 1e-3;
-    if (!Number.isFinite(this.eta) || this.eta <= 0) throw bad('eta', `must be > 0, got ${this.eta}`);
-    if (!(this.beta1 >= 0 && this.beta1 < 1)) throw bad('beta1', `must be in [0, 1), got ${this.beta1}`);
-    if (!(this.beta2 >= 0 && this.beta2 < 1)) throw bad('beta2', `must be in [0, 1), got ${this.beta2}`);
-    if (!Number.isFinite(this.tau) || this.tau <= 0) throw bad('tau', `must be > 0, got ${this.tau}`);
+    const o = parseFields(CommonOptionsSchema.extend(FedAdamOptionsSchema.shape), options, { prefix: 'fedadam' });
+    this.common = { minResults: o.minResults, acceptFailures: o.acceptFailures };
+    ({ eta: this.eta, beta1: this.beta1, beta2: this.beta2, tau: this.tau } = o);
   }
 
   /** Sites run plain local SGD; adaptivity is all on the server. */
@@ -129,3 +141,10 @@ export class FedAdam implements Strategy {
     this.step = state.step;
   }
 }
+
+export const FEDADAM = defineStrategy({
+  name: 'fedadam',
+  summary: 'Adam on the server over the mean delta as a pseudo-gradient (Reddi et al. 2021)',
+  options: FedAdamOptionsSchema,
+  create: (o) => new FedAdam(o),
+});

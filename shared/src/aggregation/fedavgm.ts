@@ -7,18 +7,29 @@
 // direction the sites agree on across rounds (about 1/(1−β) rounds' worth), so few local steps per round suffice.
 // Like FedAvg it needs only the sum of the deltas, so it takes a securely aggregated (masked) sum as is.
 
+import { z } from 'zod';
 import { FedloraError } from '../errors';
+import { parseFields } from '../schema-fields';
 import { cloneNamed, type NamedTensors } from '../tensor';
 import { FedAvg, type FedAvgOptions } from './fedavg';
 import { assertFinite, assertSameLayout } from './math';
-import { MeanDeltaAggregator, type RoundAggregator, type StrategyState } from './strategy';
+import { defineStrategy } from './registry';
+import { CommonOptionsSchema, MeanDeltaAggregator, type RoundAggregator, type StrategyState } from './strategy';
 
-export interface FedAvgMOptions extends FedAvgOptions {
-  /** server learning rate η (default 1, as in Hsu et al.) */
-  eta?: number;
-  /** server momentum β in [0, 1) (default 0.9, as in Hsu et al.) */
-  momentum?: number;
-}
+export const FedAvgMOptionsSchema = z.object({
+  eta: z
+    .number()
+    .positive()
+    .default(1)
+    .meta({ flag: 'server-lr', description: 'server learning rate η (Hsu et al.: 1)' }),
+  momentum: z
+    .number()
+    .min(0)
+    .lt(1)
+    .default(0.9)
+    .meta({ flag: 'server-momentum', description: 'server momentum β (Hsu et al.: 0.9)' }),
+});
+export type FedAvgMOptions = FedAvgOptions & z.input<typeof FedAvgMOptionsSchema>;
 
 /** FedAvg's round config and options; only the server step differs (and it has state). */
 export class FedAvgM extends FedAvg {
@@ -30,12 +41,10 @@ export class FedAvgM extends FedAvg {
   private step = 0;
 
   constructor(options: FedAvgMOptions = {}) {
-    super(options);
-    const bad = (f: string, why: string) => new FedloraError('CONFIG_INVALID', `fedavgm: ${f} ${why}`);
-    this.eta = options.eta ?? 1;
-    this.momentum = options.momentum ?? 0.9;
-    if (!Number.isFinite(this.eta) || this.eta <= 0) throw bad('eta', `must be > 0, got ${this.eta}`);
-    if (!(this.momentum >= 0 && this.momentum < 1)) throw bad('momentum', `must be in [0, 1), got ${this.momentum}`);
+    const o = parseFields(CommonOptionsSchema.extend(FedAvgMOptionsSchema.shape), options, { prefix: 'fedavgm' });
+    super(o);
+    this.eta = o.eta;
+    this.momentum = o.momentum;
   }
 
   override createAggregator(_round: number, global: NamedTensors): RoundAggregator {
@@ -88,3 +97,10 @@ export class FedAvgM extends FedAvg {
     this.step = state.step;
   }
 }
+
+export const FEDAVGM = defineStrategy({
+  name: 'fedavgm',
+  summary: 'FedAvg with server momentum across rounds (Hsu, Qi & Brown 2019)',
+  options: FedAvgMOptionsSchema,
+  create: (o) => new FedAvgM(o),
+});

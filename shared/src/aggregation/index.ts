@@ -1,49 +1,21 @@
-// Public API of fedlora's aggregation: the Strategy contract, the four strategies and a factory by name.
-// A new strategy is one file plus one entry in STRATEGIES below.
+// Public API of fedlora's aggregation: the Strategy contract, the strategy registry and the built-in strategies.
+// A new strategy is one file (its class and its definition: name, options schema, constructor) plus one line below.
 
-import { FedloraError } from '../errors';
-import { FedAdam, type FedAdamOptions } from './fedadam';
-import { FedAvg, type FedAvgOptions } from './fedavg';
-import { FedAvgM, type FedAvgMOptions } from './fedavgm';
-import { FedProx, type FedProxOptions } from './fedprox';
-import type { Strategy } from './strategy';
+import { registerStrategy } from './registry';
+import { FEDAVG } from './fedavg';
+import { FEDPROX } from './fedprox';
+import { FEDADAM } from './fedadam';
+import { FEDAVGM } from './fedavgm';
+
+registerStrategy(FEDAVG);
+registerStrategy(FEDPROX);
+registerStrategy(FEDADAM);
+registerStrategy(FEDAVGM);
 
 export * from './strategy';
 export * from './math';
-export { FedAvg, type FedAvgOptions } from './fedavg';
-export { FedProx, type FedProxOptions } from './fedprox';
-export { FedAdam, type FedAdamOptions } from './fedadam';
-export { FedAvgM, type FedAvgMOptions } from './fedavgm';
-
-export interface StrategyOptionsByName {
-  fedavg: FedAvgOptions;
-  fedprox: FedProxOptions;
-  fedadam: FedAdamOptions;
-  fedavgm: FedAvgMOptions;
-}
-export type StrategyName = keyof StrategyOptionsByName;
-
-const STRATEGIES: { [N in StrategyName]: (o: StrategyOptionsByName[N]) => Strategy } = {
-  fedavg: (o) => new FedAvg(o),
-  fedprox: (o) => new FedProx(o),
-  fedadam: (o) => new FedAdam(o),
-  fedavgm: (o) => new FedAvgM(o),
-};
-
-export const STRATEGY_NAMES = Object.keys(STRATEGIES) as StrategyName[];
-
-export function isStrategyName(s: unknown): s is StrategyName {
-  return typeof s === 'string' && Object.hasOwn(STRATEGIES, s);
-}
-
-/** Builds a strategy from config; an unknown name or bad option is CONFIG_INVALID (startup stops). */
-export function createStrategy<N extends StrategyName>(name: N, options: StrategyOptionsByName[N]): Strategy {
-  if (!isStrategyName(name))
-    throw new FedloraError(
-      'CONFIG_INVALID',
-      `unknown strategy "${String(name)}" (known: ${STRATEGY_NAMES.join(', ')})`,
-    );
-  return (STRATEGIES[name] as (o: StrategyOptionsByName[N]) => Strategy)(
-    options ?? ({} as StrategyOptionsByName[N]),
-  );
-}
+export * from './registry';
+export { FedAvg, FEDAVG, type FedAvgOptions } from './fedavg';
+export { FedProx, FEDPROX, type FedProxOptions } from './fedprox';
+export { FedAdam, FEDADAM, type FedAdamOptions } from './fedadam';
+export { FedAvgM, FEDAVGM, type FedAvgMOptions } from './fedavgm';

@@ -2,6 +2,7 @@
 // streaming weighted-mean-delta aggregator that FedAvg, FedProx and FedAdam share.
 // Stages stay explicit: configureRound → (sites train) → accumulate/acceptSum per result → finish.
 
+import { z } from 'zod';
 import type { NamedTensors } from '../tensor';
 import type { RoundConfig } from '../protocol/messages';
 import { AggregationError, WeightedMetrics, WeightedSum } from './math';
@@ -65,20 +66,19 @@ export interface Strategy {
   setState(state: StrategyState | null): void;
 }
 
-/** Options every strategy takes. */
-export interface CommonStrategyOptions {
-  /** fewer updates than this keeps the old adapter (default 1) */
-  minResults?: number;
-  /** false: any failure in a round keeps the old adapter (default true, as in Flower) */
-  acceptFailures?: boolean;
-}
-
-export function resolveCommonOptions(o: CommonStrategyOptions, bad: (field: string, why: string) => Error) {
-  const minResults = o.minResults ?? 1;
-  if (!Number.isInteger(minResults) || minResults < 1)
-    throw bad('minResults', `must be an integer >= 1, got ${minResults}`);
-  return { minResults, acceptFailures: o.acceptFailures ?? true };
-}
+/**
+ * Options every strategy takes, set by the coordinator (minResults follows its minSites), never a flag or a setting of
+ * their own. A strategy's own options are its definition's schema (registry.ts).
+ */
+export const CommonOptionsSchema = z.object({
+  minResults: z.number().int().min(1).default(1).describe('fewer updates than this keeps the old adapter'),
+  acceptFailures: z
+    .boolean()
+    .default(true)
+    .describe('false: any failure in a round keeps the old adapter (true, as in Flower)'),
+});
+export type CommonStrategyOptions = z.input<typeof CommonOptionsSchema>;
+export type ResolvedCommonOptions = z.output<typeof CommonOptionsSchema>;
 
 /**
  * Streams results into one WeightedSum (weights = numExamples) and, at finish, hands the weighted mean delta
