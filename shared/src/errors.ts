@@ -38,6 +38,8 @@ export type FedloraErrorCode =
   // admin API edge: a cookie-authenticated write from another origin; too many login attempts from one address
   | 'CROSS_ORIGIN'
   | 'RATE_LIMITED'
+  // an admin request that the federation's state refuses (start while a stop rule holds)
+  | 'CONFLICT'
   | 'INTERNAL'
   // site agent: the coordinator could not be reached (refused, DNS, timeout); retried with backoff by `run`
   | 'UNREACHABLE';

@@ -1,6 +1,8 @@
 // Plain (framework-free) tensors: what is stored, serialized, sent and aggregated.
 // Everything that crosses a process, file or network boundary is a NamedTensors, never a tf.Tensor.
 
+import { FedloraError } from './errors';
+
 export interface HostTensor {
   shape: number[];
   data: Float32Array;
@@ -28,7 +30,7 @@ export function subtractNamed(a: NamedTensors, b: NamedTensors): NamedTensors {
   const out: NamedTensors = {};
   for (const k of Object.keys(a).sort()) {
     const bk = b[k];
-    if (!bk || !sameShape(a[k].shape, bk.shape)) throw new Error(`subtractNamed: tensor ${k} missing or mis-shaped`);
+    if (!bk || !sameShape(a[k].shape, bk.shape)) throw new FedloraError('SHAPE_MISMATCH', `subtractNamed: tensor ${k} missing or mis-shaped`);
     const d = new Float32Array(a[k].data.length);
     for (let i = 0; i < d.length; i++) d[i] = a[k].data[i] - bk.data[i];
     out[k] = { shape: [...a[k].shape], data: d };

@@ -5,6 +5,7 @@
 // `{ trainable: true }` (continued MLM pretraining): every weight is then a tf.Variable with fast-path gradients.
 
 import * as tf from '@tensorflow/tfjs';
+import { FedloraError } from '../errors';
 import type { BertCheckpoint, BertConfig } from './checkpoint';
 import type { NamedTensors } from '../tensor';
 
@@ -120,7 +121,7 @@ export class BertModel {
 
   weight(name: string): tf.Tensor {
     const t = this.w.get(name);
-    if (!t) throw new Error(`BertModel: no weight ${name}`);
+    if (!t) throw new FedloraError('MODEL_INVALID', `BertModel: no weight ${name}`);
     return t;
   }
 
@@ -274,7 +275,7 @@ export class BertModel {
 
   /** HF pooler: tanh(W·h[CLS] + b). hidden: [B, T, H] → [B, H] */
   pooler(hidden: tf.Tensor3D): tf.Tensor2D {
-    if (!this.hasPooler) throw new Error('BertModel: this checkpoint has no pooler');
+    if (!this.hasPooler) throw new FedloraError('MODEL_UNSUPPORTED', 'BertModel: this checkpoint has no pooler');
     return tf.tidy(() => {
       const cls = tf.squeeze(tf.slice(hidden, [0, 0, 0], [-1, 1, -1]), [1]) as tf.Tensor2D;
       return tf.tanh(tf.add(tf.matMul(cls, this.weight('pooler.dense.weight') as tf.Tensor2D), this.weight('pooler.dense.bias'))) as tf.Tensor2D;
