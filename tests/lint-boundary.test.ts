@@ -1,7 +1,8 @@
 // The boundary of shared/ in eslint.config.js, checked through ESLint's Node API on one-line modules: a browser-safe
 // shared/ module may import no Node module (node: built-ins, bare built-ins, Node-only packages, dynamic imports,
 // Node globals) and not shared/src/node/; shared/src/node/ may; shared/ tests may use node: built-ins; nothing in
-// shared/ imports the workspaces built on it. Then the tree itself: shared/src has no boundary error.
+// shared/ imports the workspaces built on it; the browser workspaces follow the browser-safe rules too. Then the tree
+// itself: shared/src and the browser workspaces have no boundary error.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -46,8 +47,12 @@ const CASES: { when: string; file: string; code: string; errors: string[] }[] = 
   { when: 'a shared/src/node/ module imports @fedlora/coordinator', file: NODE_ONLY, code: "import '@fedlora/coordinator/src/app.ts';", errors: ['no-restricted-imports'] },
   { when: 'a shared/ test imports client-node/ by relative path', file: SHARED_TEST, code: "import '../../../client-node/src/agent/index.ts';", errors: ['no-restricted-imports'] },
   { when: 'a shared/src/node/ module imports simulations/', file: NODE_ONLY, code: "import '../../../../simulations/src/federation.ts';", errors: ['no-restricted-imports'] },
-  // outside shared/
-  { when: 'the coordinator imports node:fs', file: 'coordinator/src/boundary-probe.ts', code: "import 'node:fs';", errors: [] },
+  // the browser workspaces
+  { when: 'the browser site imports the Node half of shared/', file: 'client-web/src/boundary-probe.ts', code: "import '@fedlora/shared/node/backend.ts';", errors: ['no-restricted-imports'] },
+  { when: "the coordinator's console imports node:fs", file: 'coordinator/web/src/boundary-probe.ts', code: "import 'node:fs';", errors: ['no-restricted-imports'] },
+  { when: 'the browser site imports the package root and socket.io-client', file: 'client-web/src/boundary-probe.ts', code: "import '@fedlora/shared';\nimport 'socket.io-client';", errors: [] },
+  // Node code
+  { when: 'the coordinator imports node:fs and the Node half of shared/', file: 'coordinator/src/boundary-probe.ts', code: "import 'node:fs';\nimport '@fedlora/shared/node';", errors: [] },
 ];
 
 for (const c of CASES) {
@@ -56,8 +61,8 @@ for (const c of CASES) {
   });
 }
 
-test('when shared/src is linted as it is, then no module breaks the boundary', async () => {
-  const results = await eslint.lintFiles(['shared/src']);
+test('when shared/src and the browser workspaces are linted as they are, then no module breaks the boundary', async () => {
+  const results = await eslint.lintFiles(['shared/src', 'client-web/src', 'coordinator/web/src']);
   const broken = results.flatMap((r) =>
     r.messages
       .filter((m) => m.ruleId !== null && BOUNDARY_RULES.has(m.ruleId))
