@@ -7,6 +7,9 @@ export * from './errors';
 export * from './tensor';
 export * from './random';
 
+// zod at config and admin edges: one-sentence parse errors, option fields described from a schema
+export * from './schema-fields';
+
 // crypto: site keys, sealed + signed envelopes, SHA-256
 export * from './crypto/index';
 
