@@ -8,7 +8,7 @@ export { hashModelFiles } from './model-files';
 export { DirStorage, MemoryStorage, type Storage } from './storage';
 export { stderrLogger, memoryLogger, silentLogger, type Logger } from './log';
 export { AdapterRegistry } from './registry/registry';
-export type { AdapterStore, HeldoutMetrics, RoundRecord, VersionRecord } from './registry/types';
+export type { AdapterStore, Awaitable, HeldoutMetrics, RoundRecord, VersionRecord } from './registry/types';
 export { Federation, type FederationEvent, type FederationState } from './rounds/federation';
 export {
   DEFAULT_SETTINGS,
@@ -21,3 +21,4 @@ export {
 export type { Clock, Evaluator, RoundTransport } from './rounds/types';
 export type { AdminServerEvents } from './socket/admin-events';
 export { SiteRegistry } from './sites/registry';
+export type { PublicSiteRecord, SiteRecord, SiteStore } from './sites/types';

@@ -11,7 +11,7 @@ import type { LoraConfig } from '@fedlora/shared/lora/config.ts';
 import type { Logger } from '../log';
 import type { Federation } from '../rounds/federation';
 import type { AdapterStore } from '../registry/types';
-import type { SiteRegistry } from '../sites/registry';
+import type { SiteStore } from '../sites/types';
 import type { Presence } from '../socket/presence';
 import type { ActivityTracker } from '../sites/activity';
 import { AdminSessions } from './session';
@@ -31,7 +31,7 @@ export interface ApiDeps {
   adminToken: string;
   federation: Federation;
   store: AdapterStore;
-  sites: SiteRegistry;
+  sites: SiteStore;
   presence: Presence;
   model: { id: string; lora: LoraConfig; labels: string[] };
   log: Logger;
@@ -119,14 +119,14 @@ export function createApi(d: ApiDeps): express.Express {
   });
   api.use(adminAuth(sessions, d.log));
 
-  const version = (id: string) => {
-    const v = d.store.get(id);
+  const version = async (id: string) => {
+    const v = await d.store.get(id);
     if (!v) throw new HttpError(404, 'NOT_FOUND', `no version ${id}`);
     return v;
   };
 
-  api.get('/status', (_req, res) => {
-    const sites = d.sites.list();
+  api.get('/status', async (_req, res) => {
+    const sites = await d.sites.list();
     res.json({
       ...d.federation.status(),
       sitesEnrolled: sites.filter((s) => s.enrolledAt && !s.revokedAt).length,
@@ -141,9 +141,9 @@ export function createApi(d: ApiDeps): express.Express {
     d.log('site.created', { site: site.id, reenrolled: reenrolled || undefined });
     res.status(201).json({ siteId: site.id, name: site.name, joinToken });
   });
-  api.get('/sites', (_req, res) => {
+  api.get('/sites', async (_req, res) => {
     res.json(
-      d.sites.list().map((s) => ({
+      (await d.sites.list()).map((s) => ({
         ...s,
         ...d.presence.status(s.id),
         ...(d.activity?.get(s.id) ?? { lastSeen: null, roundsContributed: 0, lastError: null }),
@@ -182,21 +182,21 @@ export function createApi(d: ApiDeps): express.Express {
     res.json({ ...next.settings, ...next.stop, strategy: d.federation.status().strategy });
   });
 
-  api.get('/rounds', (_req, res) => {
-    res.json(d.store.rounds());
+  api.get('/rounds', async (_req, res) => {
+    res.json(await d.store.rounds());
   });
-  api.get('/versions', (_req, res) => {
-    res.json({ currentId: d.store.currentId(), versions: d.store.list() });
+  api.get('/versions', async (_req, res) => {
+    res.json({ currentId: await d.store.currentId(), versions: await d.store.list() });
   });
-  api.get('/versions/:id', (req, res) => {
-    res.json(version(req.params.id));
+  api.get('/versions/:id', async (req, res) => {
+    res.json(await version(req.params.id));
   });
   api.post('/versions/:id/promote', async (req, res) => {
-    version(req.params.id);
+    await version(req.params.id);
     res.json(await d.federation.promote(req.params.id));
   });
   api.get('/versions/:id/native', async (req, res) => {
-    const v = version(req.params.id);
+    const v = await version(req.params.id);
     res
       .type('application/octet-stream')
       .set('Content-Disposition', `attachment; filename="${v.id}.fedlora-adapter"`)
@@ -204,7 +204,7 @@ export function createApi(d: ApiDeps): express.Express {
     res.send(Buffer.from(await d.store.loadNative(v.id)));
   });
   api.get('/versions/:id/peft', async (req, res) => {
-    const v = version(req.params.id);
+    const v = await version(req.params.id);
     const file = req.query.file;
     if (file !== 'adapter_config.json' && file !== 'adapter_model.safetensors')
       throw new HttpError(

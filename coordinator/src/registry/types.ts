@@ -1,5 +1,5 @@
 // What the adapter registry records: immutable versions (one per aggregated round, plus version 0 = the initial
-// adapter) and the history of rounds, and the AdapterStore interface the round loop sees.
+// adapter) and the history of rounds, and the AdapterStore interface the round loop and the API see.
 
 import type { NamedTensors } from '@fedlora/shared/tensor.ts';
 import type { StrategyState } from '@fedlora/shared/aggregation/strategy.ts';
@@ -89,14 +89,20 @@ export interface RoundRecord {
   config?: RoundConfig;
 }
 
-/** The round loop's view of the registry. */
+/** A value now or later: what a store's read returns, so that a database store can answer asynchronously. */
+export type Awaitable<T> = T | Promise<T>;
+
+/**
+ * The round loop's and the API's view of the registry. Callers await every method: the file registry
+ * (registry.ts) answers reads from its in-memory index at once, a database store (a later issue) with a query.
+ */
 export interface AdapterStore {
-  list(): VersionRecord[];
-  get(id: string): VersionRecord | undefined;
+  list(): Awaitable<VersionRecord[]>;
+  get(id: string): Awaitable<VersionRecord | undefined>;
   /** the promoted version rounds train from (null before v0 exists) */
-  currentId(): string | null;
+  currentId(): Awaitable<string | null>;
   /** highest round number of any version or round record (0 if none) */
-  lastRound(): number;
+  lastRound(): Awaitable<number>;
   loadState(id: string): Promise<NamedTensors>;
   /** encodeAdapter() bytes, hash-checked */
   loadNative(id: string): Promise<Uint8Array>;
@@ -105,6 +111,6 @@ export interface AdapterStore {
   addVersion(v: NewVersion, state: NamedTensors, strategyState: StrategyState | null): Promise<VersionRecord>;
   /** makes an existing version current (promote, or roll back to an older one) */
   promote(id: string): Promise<VersionRecord>;
-  rounds(): RoundRecord[];
+  rounds(): Awaitable<RoundRecord[]>;
   addRound(r: RoundRecord): Promise<void>;
 }

@@ -132,21 +132,24 @@ async function sample(r: Pick<RunningRound, 'inbox'>, env: SampleEnv): Promise<S
   const s = env.settings;
   let quorumSince: number | null = null;
   for (;;) {
+    // taken before the count is awaited, so that a site coming or going meanwhile (or a pause) still wakes the loop
+    const changed = env.availability.wait();
+    const enrolled = await env.transport.enrolledCount();
     if (!env.keepSampling()) return { end: 'cancelled', reason: 'federation paused' };
     const avail = env.transport.available();
     if (avail.length >= s.minSites) {
       quorumSince ??= env.clock.now();
       const waited = env.clock.now() - quorumSince;
-      if (avail.length >= env.transport.enrolledCount() || waited >= s.sampleWaitS * 1000) {
+      if (avail.length >= enrolled || waited >= s.sampleWaitS * 1000) {
         const chosen = shuffle(avail, env.rng).slice(0, sampleSize(s, avail.length));
         const declared = chosen.map((a) => a.numExamples);
         r.inbox.admit(chosen, siteWeightCap(declared, s));
         return 'next';
       }
-      await raceTimer(env, s.sampleWaitS * 1000 - waited, env.availability.wait(), () => undefined);
+      await raceTimer(env, s.sampleWaitS * 1000 - waited, changed, () => undefined);
     } else {
       quorumSince = null;
-      await raceTimer(env, 60_000, env.availability.wait(), () => undefined); // re-check now and then
+      await raceTimer(env, 60_000, changed, () => undefined); // re-check now and then
     }
   }
 }

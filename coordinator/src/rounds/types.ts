@@ -5,7 +5,7 @@
 import type { NamedTensors } from '@fedlora/shared/tensor.ts';
 import type { ServerMessage } from '@fedlora/shared/protocol/events.ts';
 import type { TensorEncoding } from '@fedlora/shared/protocol/quantize.ts';
-import type { HeldoutMetrics } from '../registry/types';
+import type { Awaitable, HeldoutMetrics } from '../registry/types';
 
 export type ConfigureMessage = ServerMessage<'round:configure'>;
 export type TrainMessage = ServerMessage<'round:train'>;
@@ -23,7 +23,7 @@ export interface RoundTransport {
   /** online, authenticated, ready sites */
   available(): AvailableSite[];
   /** enrolled, not revoked sites (the sample stage stops waiting for more once all of them are available) */
-  enrolledCount(): number;
+  enrolledCount(): Awaitable<number>;
   /** calls `listener` whenever availability changes; returns the unsubscribe function */
   onAvailabilityChange(listener: () => void): () => void;
   /** 'round:configure' with ack; resolves to the site's accept flag, rejects on timeout/disconnect/bad reply */

@@ -8,22 +8,9 @@ import { FedloraError } from '@fedlora/shared/errors.ts';
 import { parsePublicIdentity } from '@fedlora/shared/crypto/keys.ts';
 import { IdSchema } from '@fedlora/shared/protocol/schemas.ts';
 import { readJson, writeJson, type Storage } from '../storage';
+import type { PublicSiteRecord, SiteRecord, SiteStore } from './types';
 
-export interface SiteRecord {
-  id: string;
-  name: string;
-  /** sha256 hex of the join token */
-  tokenHash: string;
-  createdAt: string;
-  enrolledAt: string | null;
-  revokedAt: string | null;
-  /** base64 Ed25519 / X25519 public keys, set at enrollment */
-  signingPublicKey: string | null;
-  boxPublicKey: string | null;
-}
-
-/** What the admin API shows: never the token hash. */
-export type PublicSiteRecord = Omit<SiteRecord, 'tokenHash'>;
+export type { PublicSiteRecord, SiteRecord, SiteStore };
 
 const FILE = 'sites.json';
 
@@ -40,7 +27,7 @@ export function siteIdFromName(name: string): string {
     .slice(0, 64);
 }
 
-export class SiteRegistry {
+export class SiteRegistry implements SiteStore {
   private sites: SiteRecord[] = [];
   private queue: Promise<unknown> = Promise.resolve();
 

@@ -5,6 +5,7 @@ import type { Server, Socket } from 'socket.io';
 import type { ClientToServerEvents, ServerToClientEvents } from '@fedlora/shared/protocol/events.ts';
 import { parseServerReply } from '@fedlora/shared/protocol/events.ts';
 import { FedloraError } from '@fedlora/shared/errors.ts';
+import type { Awaitable } from '../registry/types';
 import type {
   AvailableSite,
   ConfigureMessage,
@@ -53,7 +54,7 @@ export class Presence implements RoundTransport {
 
   constructor(
     private readonly io: SiteServer,
-    private readonly activeSites: () => number,
+    private readonly activeSites: () => Awaitable<number>,
     private readonly onStatus: (s: SiteStatus) => void,
   ) {}
 
@@ -122,7 +123,7 @@ export class Presence implements RoundTransport {
     );
   }
 
-  enrolledCount(): number {
+  enrolledCount(): Awaitable<number> {
     return this.activeSites();
   }
 
@@ -148,7 +149,9 @@ export class Presence implements RoundTransport {
       return await socket.timeout(timeoutMs).emitWithAck(event, msg);
     } catch (err) {
       // socket.io's emitWithAck rejects only when the ack timer runs out; the round records the site as TIMEOUT
-      throw new FedloraError('TIMEOUT', `${event}: no ack from ${siteId} within ${timeoutMs} ms`, { cause: err });
+      throw new FedloraError('TIMEOUT', `${event}: no ack from ${siteId} within ${timeoutMs} ms`, {
+        cause: err,
+      });
     }
   }
 

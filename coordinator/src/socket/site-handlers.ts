@@ -20,7 +20,7 @@ import type { Manifest } from '@fedlora/shared/protocol/manifest.ts';
 import type { Logger } from '../log';
 import type { Federation } from '../rounds/federation';
 import type { AdapterStore } from '../registry/types';
-import type { SiteRegistry } from '../sites/registry';
+import type { SiteStore } from '../sites/types';
 import type { Presence, SiteServer, SiteSocket } from './presence';
 import type { ConnectionGate } from './connection-gate';
 import { FrameAssembly, type PartBudget } from './frame-assembly';
@@ -35,11 +35,11 @@ export interface ModelFile {
 }
 
 export interface SiteHandlerDeps {
-  sites: SiteRegistry;
+  sites: SiteStore;
   federation: Federation;
   store: AdapterStore;
   presence: Presence;
-  manifest: () => Manifest;
+  manifest: () => Promise<Manifest>;
   coordinatorId: string;
   modelFiles: readonly ModelFile[];
   log: Logger;
@@ -140,11 +140,11 @@ export function attachSiteHandlers(io: SiteServer, d: SiteHandlerDeps): void {
       return { challenge, coordinatorId: d.coordinatorId };
     });
 
-    on('auth:prove', (req) => {
+    on('auth:prove', async (req) => {
       const pending = socket.data.challenge;
-      socket.data.challenge = undefined; // one attempt per challenge
-      const site = d.sites.get(req.siteId);
-      const key = site?.enrolledAt && !site.revokedAt ? d.sites.signingKey(req.siteId) : undefined;
+      socket.data.challenge = undefined; // one attempt per challenge, taken before anything is awaited
+      const site = await d.sites.get(req.siteId);
+      const key = site?.enrolledAt && !site.revokedAt ? await d.sites.signingKey(req.siteId) : undefined;
       const verified =
         !!pending &&
         pending.siteId === req.siteId &&
@@ -168,11 +168,15 @@ export function attachSiteHandlers(io: SiteServer, d: SiteHandlerDeps): void {
         logged.add(err);
         throw err;
       }
+      const manifest = await d.manifest();
+      // the connection may have closed while the stores answered: a closed socket must not become the site's session
+      if (socket.disconnected)
+        throw new FedloraError('UNAUTHORIZED', 'the connection closed during authentication');
       socket.data.siteId = req.siteId;
       d.gate.authenticated(socket.conn);
       d.presence.authenticated(req.siteId, socket);
       d.log('site.authenticated', { site: req.siteId });
-      return { manifest: d.manifest() };
+      return { manifest };
     });
 
     on('site:ready', (req, siteId) => {
@@ -181,8 +185,8 @@ export function attachSiteHandlers(io: SiteServer, d: SiteHandlerDeps): void {
       return {};
     });
 
-    on('update:upload', (req, siteId) => {
-      const key = d.sites.signingKey(siteId);
+    on('update:upload', async (req, siteId) => {
+      const key = await d.sites.signingKey(siteId);
       if (!key) throw new FedloraError('UNAUTHORIZED', 'this site is no longer enrolled');
       try {
         d.federation.upload(siteId, key, req);
@@ -199,8 +203,8 @@ export function attachSiteHandlers(io: SiteServer, d: SiteHandlerDeps): void {
     });
 
     on('adapter:fetch', async (req) => {
-      const id = req.versionId === 'latest' ? d.store.currentId() : req.versionId;
-      const v = id ? d.store.get(id) : undefined;
+      const id = req.versionId === 'latest' ? await d.store.currentId() : req.versionId;
+      const v = id ? await d.store.get(id) : undefined;
       if (!v) throw new FedloraError('NOT_FOUND', 'no such version');
       return { versionId: v.id, adapter: await d.store.loadNative(v.id), adapterSha256: v.sha256 };
     });
