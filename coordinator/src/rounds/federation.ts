@@ -1,7 +1,8 @@
 // The round loop: runs rounds one after another (start/pause), each as the explicit stage sequence of stages.ts,
 // until a stop rule holds; keeps version 0 (the initial adapter) and the strategy's state in the AdapterStore so a
 // restart continues. The loop only sequences stages; what sites send (uploads, failure reports, disconnects) goes
-// to the running round's inbox (inbox.ts).
+// to the running round's inbox (inbox.ts). (Over 400 lines: start/pause/close, settings changes that rebuild the
+// strategy, promote and the round loop share the federation's state: its phase, strategy, settings, running round.)
 
 import { FedloraError, describeError } from '@fedlora/shared/errors.ts';
 import type { NamedTensors } from '@fedlora/shared/tensor.ts';
