@@ -1,10 +1,13 @@
 // The admin REST API (docs/API.md), /healthz and the console's static files. Everything under /api needs
 // `Authorization: Bearer <admin token>` (constant-time) or the console's session cookie from POST /api/login;
 // errors are JSON {error: {code, message}} with a status derived from the code. At the edge: writes that rely on the
-// cookie must come from the coordinator's own origin (origin-check.ts), and logins are rate-limited (login-limits.ts).
+// cookie must come from the coordinator's own origin (origin-check.ts), logins are rate-limited (login-limits.ts), and
+// every route's params, query and body are parsed with its schema (admin-schemas.ts) before its handler runs.
 
-import express, { type NextFunction, type Request, type Response } from 'express';
-import { FedloraError, describeError, isFedloraError } from '@fedlora/shared/errors.ts';
+import { z } from 'zod';
+import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express';
+import { FedloraError, describeError, isFedloraError, type FedloraErrorCode } from '@fedlora/shared/errors.ts';
+import { parseFields } from '@fedlora/shared/schema-fields.ts';
 import { describeStrategies } from '@fedlora/shared/aggregation/index.ts';
 import { exportPeft } from '@fedlora/shared/lora/peft.ts';
 import type { LoraConfig } from '@fedlora/shared/lora/config.ts';
@@ -24,6 +27,17 @@ import {
   loginRateLimit,
   type LoginLimits,
 } from './login-limits';
+import {
+  ADMIN_ROUTES,
+  type AdminRoute,
+  type CreatedSite,
+  type RouteInput,
+  type RouteSchemas,
+  type Settings,
+  type SiteRow,
+  type Status,
+  type VersionList,
+} from './admin-schemas';
 import { consoleRoutes } from './console';
 import { sitePageRoutes } from './site-page';
 
@@ -47,7 +61,7 @@ export interface ApiDeps {
   loginLimits?: LoginLimits;
 }
 
-const STATUS: Partial<Record<string, number>> = {
+const STATUS: Partial<Record<FedloraErrorCode, number>> = {
   BAD_MESSAGE: 400,
   CONFIG_INVALID: 400,
   UNAUTHORIZED: 401,
@@ -57,14 +71,26 @@ const STATUS: Partial<Record<string, number>> = {
   RATE_LIMITED: 429,
 };
 
-class HttpError extends Error {
-  constructor(
-    readonly status: number,
-    readonly code: string,
-    message: string,
-  ) {
-    super(message);
-  }
+const NO_FIELDS = z.object({}).strict();
+
+/** The route's params, query and body, each parsed with its schema; BAD_MESSAGE naming the field otherwise. */
+function parseRequest<R extends AdminRoute>(route: R, req: Request): RouteInput<R> {
+  const schemas: RouteSchemas = ADMIN_ROUTES[route];
+  const part = (name: 'params' | 'query' | 'body', value: unknown, what: string) =>
+    parseFields(schemas[name] ?? NO_FIELDS, value, {
+      code: 'BAD_MESSAGE',
+      root: name,
+      unknown: (k) => {
+        const known = Object.keys((schemas[name] as z.ZodObject | undefined)?.shape ?? {});
+        return `${k} is not ${what} of ${route} (known: ${known.join(', ') || 'none'})`;
+      },
+    });
+  return {
+    params: part('params', req.params, 'a parameter'),
+    query: part('query', req.query, 'a query parameter'),
+    // no body and an empty one are the same (a client need not send {} to a route that takes nothing)
+    body: part('body', req.body ?? {}, 'a field'),
+  } as RouteInput<R>;
 }
 
 /** Bearer token (constant-time) or a live console session cookie; anything else is 401. */
@@ -96,13 +122,29 @@ export function createApi(d: ApiDeps): express.Express {
   const lockout = new LoginLockout(loginLimits);
   const api = express.Router();
   api.use(express.json({ limit: '64kb' }));
+  /**
+   * Registers a route of ADMIN_ROUTES: `before` runs first (rate limits count malformed requests too), then the
+   * request is parsed with the route's schemas, and only then does the handler see it.
+   */
+  const on = <R extends AdminRoute>(
+    route: R,
+    before: RequestHandler[],
+    handler: (input: RouteInput<R>, req: Request, res: Response) => unknown,
+  ) => {
+    const [method, path] = route.split(' ') as ['GET' | 'POST' | 'PUT' | 'DELETE', string];
+    const verb = ({ GET: 'get', POST: 'post', PUT: 'put', DELETE: 'delete' } as const)[method];
+    api[verb](path, ...before, async (req: Request, res: Response) => {
+      await handler(parseRequest(route, req), req, res);
+    });
+  };
+
   // the two routes that do not need a session: trading the token for one, and dropping one
-  api.post('/login', loginRateLimit(loginLimits, d.log), loginLockoutCheck(lockout), (req, res) => {
+  on('POST /login', [loginRateLimit(loginLimits, d.log), loginLockoutCheck(lockout)], ({ body }, req, res) => {
     const address = loginAddress(req);
-    if (!sessions.checkToken(req.body?.token)) {
+    if (!sessions.checkToken(body.token)) {
       const locked = lockout.failed(address);
       d.log('admin.login_refused', { address, locked: locked || undefined });
-      throw new HttpError(401, 'UNAUTHORIZED', 'wrong admin token');
+      throw new FedloraError('UNAUTHORIZED', 'wrong admin token');
     }
     lockout.succeeded(address);
     // behind a TLS-terminating proxy the coordinator itself sees http; only the browser's own request carries the
@@ -112,7 +154,7 @@ export function createApi(d: ApiDeps): express.Express {
     d.log('admin.login', { address });
     res.json({ ok: true });
   });
-  api.post('/logout', (req, res) => {
+  on('POST /logout', [], (_input, req, res) => {
     sessions.destroy(sessions.fromCookies(req.get('cookie')));
     res.set('Set-Cookie', sessions.clearCookie());
     res.json({ ok: true });
@@ -121,103 +163,101 @@ export function createApi(d: ApiDeps): express.Express {
 
   const version = async (id: string) => {
     const v = await d.store.get(id);
-    if (!v) throw new HttpError(404, 'NOT_FOUND', `no version ${id}`);
+    if (!v) throw new FedloraError('NOT_FOUND', `no version ${id}`);
     return v;
   };
+  const settings = (): Settings => ({
+    ...d.federation.settings,
+    ...d.federation.stop,
+    strategy: d.federation.status().strategy,
+  });
 
-  api.get('/status', async (_req, res) => {
+  on('GET /status', [], async (_input, _req, res) => {
     const sites = await d.sites.list();
-    res.json({
+    const status: Status = {
       ...d.federation.status(),
       sitesEnrolled: sites.filter((s) => s.enrolledAt && !s.revokedAt).length,
       sitesOnline: sites.filter((s) => d.presence.isOnline(s.id)).length,
       settings: d.federation.settings,
       stop: d.federation.stop,
-    });
+    };
+    res.json(status);
   });
 
-  api.post('/sites', async (req, res) => {
-    const { site, joinToken, reenrolled } = await d.sites.create(req.body?.name);
+  on('POST /sites', [], async ({ body }, _req, res) => {
+    const { site, joinToken, reenrolled } = await d.sites.create(body.name);
     d.log('site.created', { site: site.id, reenrolled: reenrolled || undefined });
-    res.status(201).json({ siteId: site.id, name: site.name, joinToken });
+    res.status(201).json({ siteId: site.id, name: site.name, joinToken } satisfies CreatedSite);
   });
-  api.get('/sites', async (_req, res) => {
-    res.json(
-      (await d.sites.list()).map((s) => ({
-        ...s,
-        ...d.presence.status(s.id),
-        ...(d.activity?.get(s.id) ?? { lastSeen: null, roundsContributed: 0, lastError: null }),
-      })),
-    );
+  on('GET /sites', [], async (_input, _req, res) => {
+    const rows: SiteRow[] = (await d.sites.list()).map((s) => ({
+      ...s,
+      ...d.presence.status(s.id),
+      ...(d.activity?.get(s.id) ?? { lastSeen: null, roundsContributed: 0, lastError: null }),
+    }));
+    res.json(rows);
   });
-  api.delete('/sites/:id', async (req, res) => {
-    const site = await d.sites.revoke(req.params.id);
+  on('DELETE /sites/:id', [], async ({ params }, _req, res) => {
+    const site = await d.sites.revoke(params.id);
     d.presence.disconnect(site.id);
     d.log('site.revoked', { site: site.id });
     res.json(site);
   });
 
-  api.post('/federation/start', (_req, res) => {
+  on('POST /federation/start', [], (_input, _req, res) => {
     try {
       d.federation.start();
     } catch (err) {
-      throw new HttpError(409, 'CONFLICT', describeError(err));
+      throw new FedloraError('CONFLICT', describeError(err), { cause: err });
     }
     res.json(d.federation.status());
   });
-  api.post('/federation/pause', (_req, res) => {
+  on('POST /federation/pause', [], (_input, _req, res) => {
     d.federation.pause();
     res.json(d.federation.status());
   });
 
   // the strategies and their options as their schemas declare them (the console's form is built from this)
-  api.get('/strategies', (_req, res) => {
+  on('GET /strategies', [], (_input, _req, res) => {
     res.json(describeStrategies());
   });
-  api.get('/settings', (_req, res) => {
-    res.json({ ...d.federation.settings, ...d.federation.stop, strategy: d.federation.status().strategy });
+  on('GET /settings', [], (_input, _req, res) => {
+    res.json(settings());
   });
-  api.put('/settings', (req, res) => {
-    const next = d.federation.updateSettings(req.body ?? {});
-    res.json({ ...next.settings, ...next.stop, strategy: d.federation.status().strategy });
+  on('PUT /settings', [], ({ body }, _req, res) => {
+    d.federation.updateSettings(body);
+    res.json(settings());
   });
 
-  api.get('/rounds', async (_req, res) => {
+  on('GET /rounds', [], async (_input, _req, res) => {
     res.json(await d.store.rounds());
   });
-  api.get('/versions', async (_req, res) => {
-    res.json({ currentId: await d.store.currentId(), versions: await d.store.list() });
+  on('GET /versions', [], async (_input, _req, res) => {
+    res.json({ currentId: await d.store.currentId(), versions: await d.store.list() } satisfies VersionList);
   });
-  api.get('/versions/:id', async (req, res) => {
-    res.json(await version(req.params.id));
+  on('GET /versions/:id', [], async ({ params }, _req, res) => {
+    res.json(await version(params.id));
   });
-  api.post('/versions/:id/promote', async (req, res) => {
-    await version(req.params.id);
-    res.json(await d.federation.promote(req.params.id));
+  on('POST /versions/:id/promote', [], async ({ params }, _req, res) => {
+    await version(params.id);
+    res.json(await d.federation.promote(params.id));
   });
-  api.get('/versions/:id/native', async (req, res) => {
-    const v = await version(req.params.id);
+  on('GET /versions/:id/native', [], async ({ params }, _req, res) => {
+    const v = await version(params.id);
     res
       .type('application/octet-stream')
       .set('Content-Disposition', `attachment; filename="${v.id}.fedlora-adapter"`)
       .set('X-Content-SHA256', v.sha256);
     res.send(Buffer.from(await d.store.loadNative(v.id)));
   });
-  api.get('/versions/:id/peft', async (req, res) => {
-    const v = await version(req.params.id);
-    const file = req.query.file;
-    if (file !== 'adapter_config.json' && file !== 'adapter_model.safetensors')
-      throw new HttpError(
-        400,
-        'BAD_MESSAGE',
-        '?file= must be adapter_config.json or adapter_model.safetensors',
-      );
+  on('GET /versions/:id/peft', [], async ({ params, query }, _req, res) => {
+    const v = await version(params.id);
     const peft = exportPeft(d.model.lora, await d.store.loadState(v.id), {
       baseModel: d.model.id,
       labels: d.model.labels,
     });
-    res.set('Content-Disposition', `attachment; filename="${file}"`);
-    if (file === 'adapter_config.json') res.json(peft.adapterConfig);
+    res.set('Content-Disposition', `attachment; filename="${query.file}"`);
+    if (query.file === 'adapter_config.json') res.json(peft.adapterConfig);
     else res.type('application/octet-stream').send(Buffer.from(peft.weights));
   });
 
@@ -231,8 +271,7 @@ export function createApi(d: ApiDeps): express.Express {
     let status = 500;
     let code = 'INTERNAL';
     let message = 'internal error';
-    if (err instanceof HttpError) [status, code, message] = [err.status, err.code, err.message];
-    else if (isFedloraError(err) && STATUS[err.code])
+    if (isFedloraError(err) && STATUS[err.code])
       [status, code, message] = [STATUS[err.code] as number, err.code, err.message];
     else if ((err as { type?: string }).type === 'entity.parse.failed')
       [status, code, message] = [400, 'BAD_MESSAGE', 'body is not valid JSON'];

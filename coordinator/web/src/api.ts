@@ -1,52 +1,38 @@
 // The console's REST client: same-origin fetch that carries the HttpOnly session cookie (never the token itself,
-// which the page holds only while the login form is submitted), and the shapes of what /api answers (docs/API.md).
+// which the page holds only while the login form is submitted). What /api takes and answers is the coordinator's
+// admin contract (src/http/admin-schemas.ts, docs/API.md); its types come from there only.
 
-import type { RoundRecord, VersionRecord } from '../../src/registry/types';
-import type { RoundSettings, StopRules } from '../../src/rounds/settings';
-import type { FederationState } from '../../src/rounds/federation';
-import type { RoundStage } from '@fedlora/shared/protocol/messages.ts';
-import type { StrategyDescription } from '@fedlora/shared/aggregation/registry.ts';
+import type {
+  AdminServerEvents,
+  ApiErrorBody,
+  CreatedSite,
+  FederationState,
+  RouteBody,
+  RoundRecord,
+  RoundSettings,
+  RoundStage,
+  Settings,
+  SiteRow,
+  Status,
+  StopRules,
+  StrategyDescription,
+  VersionList,
+  VersionRecord,
+} from '../../src/http/admin-schemas';
 
-export type { RoundRecord, VersionRecord, RoundSettings, StopRules, FederationState, RoundStage, StrategyDescription };
-
-export interface SiteRow {
-  id: string;
-  name: string;
-  createdAt: string;
-  enrolledAt: string | null;
-  revokedAt: string | null;
-  online: boolean;
-  ready: boolean;
-  numExamples?: number;
-  backend?: string;
-  lastSeen: string | null;
-  roundsContributed: number;
-  lastError: { code: string; round: number; at: string } | null;
-}
-
-export interface Status {
-  state: FederationState;
-  finishedReason: string | null;
-  strategy: string;
-  currentVersionId: string | null;
-  lastRound: number;
-  round: {
-    round: number;
-    roundId: string;
-    stage: RoundStage;
-    sampled: number;
-    delivered: number;
-    deadline: number | null;
-  } | null;
-  sitesAvailable: number;
-  sitesEnrolled: number;
-  sitesOnline: number;
-  settings: RoundSettings;
-  stop: StopRules;
-}
-
-/** GET /api/settings: the round settings (every strategy's options under strategyOptions), stop rules, strategy */
-export type Settings = RoundSettings & StopRules & { strategy: string };
+export type {
+  AdminServerEvents,
+  FederationState,
+  RoundRecord,
+  RoundSettings,
+  RoundStage,
+  Settings,
+  SiteRow,
+  Status,
+  StopRules,
+  StrategyDescription,
+  VersionRecord,
+};
 
 /** An /api error with the coordinator's code ("UNAUTHORIZED", "CONFLICT", …) and message. */
 export class ApiError extends Error {
@@ -66,7 +52,7 @@ async function call<T>(method: string, path: string, body?: unknown): Promise<T>
     headers: body === undefined ? {} : { 'content-type': 'application/json' },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
-  const data = (await r.json().catch(() => null)) as { error?: { code: string; message: string } } | null;
+  const data = (await r.json().catch(() => null)) as Partial<ApiErrorBody> | null;
   if (!r.ok) {
     const e = data?.error;
     throw new ApiError(r.status, e?.code ?? 'INTERNAL', e?.message ?? `HTTP ${r.status}`);
@@ -75,20 +61,19 @@ async function call<T>(method: string, path: string, body?: unknown): Promise<T>
 }
 
 export const api = {
-  login: (token: string) => call<{ ok: true }>('POST', '/login', { token }),
+  login: (token: string) => call<{ ok: true }>('POST', '/login', { token } satisfies RouteBody<'POST /login'>),
   logout: () => call<{ ok: true }>('POST', '/logout'),
   status: () => call<Status>('GET', '/status'),
   sites: () => call<SiteRow[]>('GET', '/sites'),
-  enroll: (name: string) =>
-    call<{ siteId: string; name: string; joinToken: string }>('POST', '/sites', { name }),
+  enroll: (name: string) => call<CreatedSite>('POST', '/sites', { name } satisfies RouteBody<'POST /sites'>),
   revoke: (id: string) => call<SiteRow>('DELETE', `/sites/${encodeURIComponent(id)}`),
   start: () => call<unknown>('POST', '/federation/start'),
   pause: () => call<unknown>('POST', '/federation/pause'),
   settings: () => call<Settings>('GET', '/settings'),
   strategies: () => call<StrategyDescription[]>('GET', '/strategies'),
-  saveSettings: (patch: Record<string, unknown>) => call<Settings>('PUT', '/settings', patch),
+  saveSettings: (patch: RouteBody<'PUT /settings'>) => call<Settings>('PUT', '/settings', patch),
   rounds: () => call<RoundRecord[]>('GET', '/rounds'),
-  versions: () => call<{ currentId: string | null; versions: VersionRecord[] }>('GET', '/versions'),
+  versions: () => call<VersionList>('GET', '/versions'),
   promote: (id: string) => call<unknown>('POST', `/versions/${encodeURIComponent(id)}/promote`),
 };
 

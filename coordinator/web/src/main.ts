@@ -3,10 +3,10 @@
 
 import './style.css';
 import { io, type Socket } from 'socket.io-client';
-import type { AdminServerEvents } from '../../src/socket/admin-events';
 import {
   api,
   ApiError,
+  type AdminServerEvents,
   type RoundRecord,
   type Settings,
   type SiteRow,

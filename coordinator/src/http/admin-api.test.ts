@@ -1,0 +1,152 @@
+// Issue 16 part 5: the admin API is schema-checked at its edge. One table holds requests that break each route's
+// schema (ADMIN_ROUTES: body, params, query); every one is answered 400 with a message naming the offending field,
+// never 500, and no handler acts on it. A route added to ADMIN_ROUTES without a row here fails the test.
+
+import { test, after, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { createStrategy } from '@fedlora/shared/aggregation/index.ts';
+import { MemoryStorage } from '../storage';
+import { memoryLogger } from '../log';
+import { createCoordinator, type Coordinator } from '../app';
+import { DEFAULT_SETTINGS, DEFAULT_STOP } from '../rounds/settings';
+import { tinyFakeTask } from '../rounds/fakes';
+import { ADMIN_ROUTES, type AdminRoute, type ApiErrorBody, type RouteSchemas, type Settings } from './admin-schemas';
+
+const ADMIN = 'admin-token-for-tests-0123456789';
+const log = memoryLogger();
+let coord: Coordinator;
+
+before(async () => {
+  coord = await createCoordinator({
+    adminToken: ADMIN,
+    storage: new MemoryStorage(),
+    strategy: createStrategy('fedavg', {}),
+    settings: { ...DEFAULT_SETTINGS },
+    stop: { ...DEFAULT_STOP },
+    task: tinyFakeTask(),
+    autostart: false,
+    log,
+  });
+  await coord.listen(0);
+});
+
+after(async () => {
+  await coord.close();
+});
+
+/** A request that breaks the route's schema, and the field its 400 must name. */
+interface Bad {
+  /** replaces the route's :id (default: a well-formed id) */
+  id?: string;
+  /** the query string (default: what the route needs, e.g. ?file=… for peft) */
+  query?: string;
+  /** JSON body (GET routes cannot carry one) */
+  body?: unknown;
+  field: RegExp;
+}
+
+const BAD: Record<AdminRoute, Bad[]> = {
+  'POST /login': [{ body: { token: 5 }, field: /^token must be a string/ }],
+  'POST /logout': [{ body: { everywhere: true }, field: /^everywhere is not a field of POST \/logout/ }],
+  'GET /status': [{ query: 'verbose=1', field: /^verbose is not a query parameter of GET \/status/ }],
+  'POST /sites': [
+    { body: { name: 7 }, field: /^name must be a non-empty string/ },
+    { body: { name: '   ' }, field: /^name must be a non-empty string/ },
+    { body: { name: 'x'.repeat(65) }, field: /^name must be a non-empty string/ },
+    { body: {}, field: /^name must be a non-empty string/ },
+    { body: { name: 'Lab', color: 'red' }, field: /^color is not a field of POST \/sites \(known: name\)/ },
+  ],
+  'GET /sites': [{ query: 'limit=5', field: /^limit is not a query parameter/ }],
+  'DELETE /sites/:id': [{ id: encodeURIComponent('no spaces!'), field: /^id must be letters, digits/ }],
+  'POST /federation/start': [{ body: { now: true }, field: /^now is not a field/ }],
+  'POST /federation/pause': [{ body: { until: 5 }, field: /^until is not a field/ }],
+  'GET /strategies': [{ query: 'name=fedavg', field: /^name is not a query parameter/ }],
+  'GET /settings': [{ query: 'field=minSites', field: /^field is not a query parameter/ }],
+  'PUT /settings': [
+    { body: { minSites: 0 }, field: /^minSites must be an integer in \[1, 10000\]/ },
+    { body: { lr: 1 }, field: /^lr is not a field of PUT \/settings \(known: sitesPerRound, / },
+    { body: { encoding: 'fp8' }, field: /^encoding must be one of fp32, fp16, int8/ },
+    { body: { strategy: 'fedmagic' }, field: /^strategy must be one of fedavg, fedprox, fedadam, fedavgm/ },
+    { body: { strategyOptions: { fedprox: { proximalMu: -1 } } }, field: /^strategyOptions\.fedprox\.proximalMu must be ≥ 0/ },
+    { body: { strategyOptions: { fedsgd: {} } }, field: /^strategyOptions\.fedsgd is not a strategy/ },
+    { body: { strategyOptions: { fedavg: { mu: 1 } } }, field: /^strategyOptions\.fedavg\.mu is not an option of fedavg/ },
+    // a cross-field rule, checked after the fields
+    { body: { sitesPerRound: '2', minSites: 3 }, field: /^sitesPerRound \(2\) must be at least minSites \(3\)/ },
+  ],
+  'GET /rounds': [{ query: 'page=2', field: /^page is not a query parameter/ }],
+  'GET /versions': [{ query: 'current=1', field: /^current is not a query parameter/ }],
+  'GET /versions/:id': [{ id: 'latest', field: /^id must be a version id/ }],
+  'POST /versions/:id/promote': [{ id: 'v1.5', field: /^id must be a version id/ }],
+  'GET /versions/:id/native': [{ id: 'V0', field: /^id must be a version id/ }],
+  'GET /versions/:id/peft': [
+    { query: 'file=../x', field: /^file must be adapter_config.json or adapter_model.safetensors/ },
+    { query: '', field: /^file must be adapter_config.json or adapter_model.safetensors/ },
+    { query: 'file=adapter_config.json&file=adapter_config.json', field: /^file must be/ },
+  ],
+};
+
+/** Breaks every route the same ways too: an unknown query parameter, and a body that is not the route's object. */
+function generic(route: AdminRoute): Bad[] {
+  const method = route.split(' ')[0];
+  const schemas: RouteSchemas = ADMIN_ROUTES[route];
+  const query = defaultQuery(route);
+  const out: Bad[] = [{ query: `${query ? `${query}&` : ''}zz=1`, field: /^zz is not a query parameter/ }];
+  if (method !== 'GET') {
+    out.push({ body: [1, 2], field: /^body must be an object/ });
+    if (!schemas.body) out.push({ body: { zz: 1 }, field: /^zz is not a field/ });
+  }
+  return out;
+}
+
+const defaultQuery = (route: AdminRoute) => (route.endsWith('/peft') ? 'file=adapter_config.json' : '');
+
+function send(route: AdminRoute, bad: Bad): Promise<Response> {
+  const [method, path] = route.split(' ');
+  const id = bad.id ?? (path.startsWith('/sites') ? 'site-a' : 'v0');
+  const query = bad.query ?? defaultQuery(route);
+  return fetch(`${coord.url}/api${path.replace(':id', id)}${query ? `?${query}` : ''}`, {
+    method,
+    headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' },
+    body: bad.body === undefined ? undefined : JSON.stringify(bad.body),
+  });
+}
+
+test('when any admin route gets a body, param or query its schema refuses, then it answers 400 naming the field, never 500', async () => {
+  const before = (await (await send('GET /settings', { query: '', field: /./ })).json()) as Settings;
+  for (const route of Object.keys(ADMIN_ROUTES) as AdminRoute[]) {
+    assert.ok(BAD[route]?.length, `no bad request for ${route} in the table`);
+    for (const bad of [...BAD[route], ...generic(route)]) {
+      const r = await send(route, bad);
+      const what = `${route} ${JSON.stringify({ id: bad.id, query: bad.query, body: bad.body })}`;
+      const body = (await r.json()) as ApiErrorBody;
+      assert.equal(r.status, 400, `${what}: ${JSON.stringify(body)}`);
+      assert.ok(['BAD_MESSAGE', 'CONFIG_INVALID'].includes(body.error.code), `${what}: ${body.error.code}`);
+      assert.match(body.error.message, bad.field, what);
+    }
+  }
+
+  // nothing acted on any of them: no site, the same settings, rounds not started, v0 still current
+  const get = async <T>(path: string) =>
+    (await (await fetch(`${coord.url}/api${path}`, { headers: { authorization: `Bearer ${ADMIN}` } })).json()) as T;
+  assert.deepEqual(await get('/sites'), []);
+  assert.deepEqual(await get<Settings>('/settings'), before);
+  assert.equal(coord.federation.state, 'idle');
+  assert.equal((await get<{ currentId: string }>('/versions')).currentId, 'v0');
+  assert.ok(!log.lines.some((l) => l.includes('api.error')), 'no request ended as a 500');
+});
+
+test('when a request is well-formed but names what does not exist or cannot be done, then it is 404 or 409, not 400', async () => {
+  const call = (method: string, path: string) =>
+    fetch(`${coord.url}/api${path}`, { method, headers: { authorization: `Bearer ${ADMIN}` } });
+  assert.equal((await call('GET', '/versions/v9')).status, 404);
+  assert.equal((await call('DELETE', '/sites/no-such-site')).status, 404);
+  const put = await fetch(`${coord.url}/api/settings`, {
+    method: 'PUT',
+    headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ rounds: 0 }),
+  });
+  assert.equal(put.status, 200);
+  const start = await call('POST', '/federation/start');
+  assert.equal(start.status, 409);
+  assert.equal(((await start.json()) as ApiErrorBody).error.code, 'CONFLICT');
+});
