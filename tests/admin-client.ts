@@ -109,6 +109,9 @@ export interface RoundRecord {
   rejections: { siteId: string; code: string }[];
   uploadedBytes: number;
   durationMs: number;
+  strategy: string;
+  /** the training config the round's sites got (FedProx's proximalMu among it) */
+  config?: { proximalMu: number } & Record<string, unknown>;
 }
 export interface SiteRecord {
   id: string;

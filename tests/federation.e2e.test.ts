@@ -127,11 +127,14 @@ test(
 );
 
 test(
-  'when one of three sites is SIGKILLed while training, then round 1 still makes a version from the other two and records the drop; a revoked site is refused; the admin API needs its token',
-  { timeout: 6 * MIN },
+  'when one of three sites is SIGKILLed while training, then round 1 still makes a version from the other two and records the drop; FedProx mu changed over the API reaches round 2; a revoked site is refused; the admin API needs its token',
+  { timeout: 8 * MIN },
   async () => {
     const scenarioDir = join(dir, 'dropout');
-    const fed = await launchFederation(procs, scenarioDir, siteFiles, [...COORD, '--rounds', '1']);
+    const fed = await launchFederation(procs, scenarioDir, siteFiles, [
+      ...COORD,
+      ...['--rounds', '1', '--strategy', 'fedprox', '--mu', '0.01'],
+    ]);
     const feed = await adminFeed(fed.url);
     feeds.push(feed);
     const api = adminApi(fed.url);
@@ -149,6 +152,18 @@ test(
     assert.equal(r1.updates, 2);
     assert.deepEqual(r1.failures, [{ siteId: 'site-c', code: 'DISCONNECTED' }]);
     console.log(`dropout round: ${r1.durationMs} ms, ${r1.uploadedBytes} B uploaded by 2 sites`);
+
+    // issue 16: FedProx's mu changed between rounds over the API is what round 2's sites train with
+    assert.deepEqual([r1.strategy, r1.config?.proximalMu], ['fedprox', 0.01]);
+    const put = await api.json<{ strategyOptions: { fedprox: { proximalMu: number } } }>('/api/settings', {
+      method: 'PUT',
+      body: JSON.stringify({ strategyOptions: { fedprox: { proximalMu: 0.5 } }, rounds: 2 }),
+    });
+    assert.equal(put.strategyOptions.fedprox.proximalMu, 0.5);
+    await api.json('/api/federation/start', { method: 'POST' });
+    await feed.next('version:new', (d) => d.round === 2, 4 * MIN);
+    const r2 = (await api.json<RoundRecord[]>('/api/rounds')).find((r) => r.round === 2);
+    assert.deepEqual([r2?.strategy, r2?.config?.proximalMu, r2?.updates], ['fedprox', 0.5, 2]);
 
     // the admin API without (or with a wrong) token
     const none = await adminApi(fed.url, null).call('/api/status');
