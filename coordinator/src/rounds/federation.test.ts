@@ -630,6 +630,19 @@ test('when fedprox runs and its mu is changed between rounds, then the next roun
   );
   assert.equal(t.store.rounds()[1].config?.proximalMu, 0.5);
   assert.deepEqual(t.fed.settings.strategyOptions.fedprox, { proximalMu: 0.5 });
+
+  // the issue's own call, {"proximalMu": 0.3}: an option of the running strategy may be given flat
+  t.fed.updateSettings({ proximalMu: 0.3 });
+  await t.fed.runRound();
+  assert.equal(t.lastConfig.get('a')?.config.proximalMu, 0.3);
+  // a flat name that is no option of the running strategy is still refused, naming the field
+  assert.throws(
+    () => t.fed.updateSettings({ eta: 0.1 }),
+    (e) => isFedloraError(e, 'CONFIG_INVALID') && /eta is not a setting/.test(e.message),
+  );
+  // with a strategy switch, flat options are the new strategy's
+  t.fed.updateSettings({ strategy: 'fedadam', eta: 0.07 });
+  assert.equal(t.fed.settings.strategyOptions.fedadam.eta, 0.07);
 });
 
 test('when fedadam’s eta is changed between rounds, then the rebuilt strategy keeps its server moments', async () => {

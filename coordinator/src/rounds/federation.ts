@@ -14,6 +14,7 @@ import type { Logger } from '../log';
 import type { AdapterStore, RoundRecord, VersionRecord } from '../registry/types';
 import {
   applySettingsPatch,
+  expandStrategyShorthand,
   parseSettingsPatch,
   stopRuleHolding,
   strategyFromSettings,
@@ -239,7 +240,7 @@ export class Federation {
   }
 
   updateSettings(patch: unknown): { settings: RoundSettings; stop: StopRules } {
-    const p = parseSettingsPatch(patch);
+    const p = parseSettingsPatch(expandStrategyShorthand(patch, this.d.strategy.name));
     const next = applySettingsPatch({ settings: this.settings, stop: this.stop }, p);
     const name = p.strategy ?? this.d.strategy.name;
     const switching = name !== this.d.strategy.name;

@@ -249,6 +249,31 @@ export function applySettingsPatch(
   return next;
 }
 
+/**
+ * `{proximalMu: 0.5}` while FedProx runs means `{strategyOptions: {fedprox: {proximalMu: 0.5}}}`: an option of the
+ * strategy the patch is about (its `strategy`, else the running one) may be given flat, as the flags give it. Names
+ * of settings win; anything else stays where it is, for the schema to refuse with the known fields.
+ */
+export function expandStrategyShorthand(patch: unknown, running: StrategyName): unknown {
+  if (typeof patch !== 'object' || patch === null || Array.isArray(patch)) return patch;
+  const p = patch as Record<string, unknown>;
+  const target = typeof p.strategy === 'string' && isStrategyName(p.strategy) ? p.strategy : running;
+  if (!isStrategyName(target)) return patch;
+  const optionNames = Object.keys(strategyDefinition(target).options.shape);
+  const flat = Object.keys(p).filter((k) => !PATCH_KEYS.includes(k) && optionNames.includes(k));
+  if (flat.length === 0) return patch;
+  const rest = Object.fromEntries(Object.entries(p).filter(([k]) => !flat.includes(k)));
+  const given = (p.strategyOptions ?? {}) as Record<string, Record<string, unknown>>;
+  if (typeof given !== 'object' || given === null) return patch;
+  return {
+    ...rest,
+    strategyOptions: {
+      ...given,
+      [target]: { ...(Object.hasOwn(given, target) ? given[target] : {}), ...Object.fromEntries(flat.map((k) => [k, p[k]])) },
+    },
+  };
+}
+
 /** Validates a partial update of the settings and stop rules (unknown or bad field: CONFIG_INVALID naming it). */
 export function updateSettings(
   current: { settings: RoundSettings; stop: StopRules },
