@@ -4,7 +4,7 @@
 
 import { createServer, type Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { Server, type Namespace } from 'socket.io';
 import { FedloraError } from '@fedlora/shared/errors.ts';
 import type { NamedTensors } from '@fedlora/shared/tensor.ts';
@@ -104,11 +104,42 @@ export interface Coordinator {
 }
 
 /** A stable id for this coordinator (sites bind their challenge signatures to it), kept in the data dir. */
-async function coordinatorId(storage: Storage): Promise<string> {
-  const f = await readJson<{ coordinatorId: string }>(storage, 'coordinator.json');
-  if (f?.coordinatorId) return f.coordinatorId;
-  const id = `coord-${randomBytes(8).toString('hex')}`;
-  await writeJson(storage, 'coordinator.json', { coordinatorId: id });
+/** The base model as the data dir records it: its id and one SHA-256 over its files' (path, sha256) list. */
+export interface BaseModelRecord {
+  id: string;
+  sha256: string;
+}
+
+export function baseModelRecord(task: Pick<CoordinatorTask, 'modelId' | 'modelFiles'>): BaseModelRecord {
+  const listing = [...task.modelFiles]
+    .sort((a, b) => (a.path < b.path ? -1 : 1))
+    .map((f) => `${f.path}\t${f.sha256}\n`)
+    .join('');
+  return { id: task.modelId, sha256: createHash('sha256').update(listing).digest('hex') };
+}
+
+/**
+ * A stable id for this coordinator (sites bind their challenge signatures to it), and the base model its adapters
+ * were trained on, both kept in the data dir. Adapters belong to one base model: a data dir made with another one
+ * (say version 1 of the shipped model) is refused with both hashes named, rather than retrained silently on the new
+ * base. A data dir from before the base was recorded adopts the current one.
+ */
+async function coordinatorIdentity(storage: Storage, base: BaseModelRecord, log: Logger): Promise<string> {
+  const f = await readJson<{ coordinatorId?: string; baseModel?: BaseModelRecord }>(storage, 'coordinator.json');
+  const recorded = f?.baseModel;
+  if (recorded && recorded.sha256 !== base.sha256)
+    throw new FedloraError(
+      'HASH_MISMATCH',
+      `the data dir (${storage.where}) holds adapters of base model ${recorded.id} (files sha256 ` +
+        `${recorded.sha256.slice(0, 16)}…), but this coordinator serves ${base.id} (files sha256 ` +
+        `${base.sha256.slice(0, 16)}…): adapters do not carry over to another base model; start it with a new ` +
+        `--data-dir, or serve the base model the data dir was made with`,
+    );
+  const id = f?.coordinatorId ?? `coord-${randomBytes(8).toString('hex')}`;
+  if (!recorded || !f?.coordinatorId) {
+    await writeJson(storage, 'coordinator.json', { ...f, coordinatorId: id, baseModel: base });
+    if (f?.coordinatorId) log('base_model.recorded', { id: base.id, sha256: base.sha256.slice(0, 16) });
+  }
   return id;
 }
 
@@ -124,7 +155,7 @@ export async function createCoordinator(o: CoordinatorOptions): Promise<Coordina
       log('site.created', { site: site.id, preset: true });
     }
   }
-  const id = await coordinatorId(o.storage);
+  const id = await coordinatorIdentity(o.storage, baseModelRecord(o.task), log);
   const activity = await ActivityTracker.open(o.storage, { log });
   const sessions = new AdminSessions(o.adminToken);
 

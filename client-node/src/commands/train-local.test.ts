@@ -131,6 +131,14 @@ test('when the model dir lacks model.safetensors, then train-local exits 1 sayin
   assertFails(await cli('train-local', '--data', train, '--heldout', train, '--model', dir, '--backend', 'wasm', '--quiet'), 1, /MODEL_INVALID: .*no-weights has no model\.safetensors/);
 });
 
+test('when --max-length is more than the model has positions for, then train-local refuses it naming the limit', async () => {
+  const train = file('train3.csv', 'text,label\ngood card,pos\nbad card,neg\ngreat refund,pos\nawful refund,neg\n');
+  const r = await cli('train-local', '--data', train, '--heldout', train, '--model', FIXTURE, '--max-length', '100000', '--backend', 'wasm', '--quiet');
+  assert.notEqual(r.code, 0);
+  assert.match(r.err, /CONFIG_INVALID: --max-length 100000 is more than .* can take: \d+ tokens \(max_position_embeddings \d+/);
+  assert.doesNotMatch(r.err, /\n\s+at /);
+});
+
 test('when a flag has a bad value or is unknown, then train-local exits 2 naming the flag', async () => {
   assertFails(await cli('train-local', '--epochs', 'abc'), 2, /CONFIG_INVALID: --epochs must be an integer ≥ 1, got "abc"/);
   assertFails(await cli('train-local', '--batch-size', '0'), 2, /--batch-size must be an integer ≥ 1, got "0"/);

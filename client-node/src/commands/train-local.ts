@@ -15,6 +15,7 @@ import { evaluateClassifier, trainClassifier } from '@fedlora/shared/training/tr
 import { DEFAULT_MODEL_DIR, DEFAULT_MODEL_ID } from '@fedlora/shared/node/default-model.ts';
 import { DEFAULT_RECIPE } from '@fedlora/shared/training/recipe.ts';
 import { loadLocalModel } from '@fedlora/shared/node/model/local-model.ts';
+import { resolveMaxLength } from '@fedlora/shared/model/local-model.ts';
 import { WorkerGradientPool } from '@fedlora/shared/node/training/parallel.ts';
 import { exportPeft } from '@fedlora/shared/lora/peft.ts';
 import { serializeSafetensors } from '@fedlora/shared/model/safetensors.ts';
@@ -54,7 +55,8 @@ export interface TrainLocalOptions {
   epochs: number;
   batchSize: number;
   learningRate: number;
-  maxLength: number;
+  /** tokens per input; undefined = the recipe's (capped to the model) */
+  maxLength?: number;
   seed: number;
   rank: number;
   alpha: number;
@@ -97,7 +99,7 @@ export function parse(argv: string[]): TrainLocalOptions | 'help' {
     epochs: intFlag(f.epochs, 'epochs', r.epochs),
     batchSize: intFlag(f['batch-size'], 'batch-size', r.batchSize),
     learningRate: numFlag(f.lr, 'lr', r.learningRate),
-    maxLength: intFlag(f['max-length'], 'max-length', r.maxLength, 3),
+    maxLength: f['max-length'] === undefined ? undefined : intFlag(f['max-length'], 'max-length', r.maxLength, 3),
     seed: intFlag(f.seed, 'seed', 0, 0),
     rank: intFlag(f.rank, 'rank', r.lora.r),
     alpha: numFlag(f.alpha, 'alpha', r.lora.alpha),
@@ -161,7 +163,7 @@ export async function run(o: TrainLocalOptions, out: (line: string) => void = co
   const model = loadLocalModel({ modelDir: o.modelDir, lora, labels, pooling: o.pooling, seed: o.seed });
   try {
     const { classifier: clf, tokenizer: tok } = model;
-    const maxLength = Math.min(o.maxLength, tok.maxLength, model.bert.config.maxPositions);
+    const maxLength = resolveMaxLength(model, o.maxLength, DEFAULT_RECIPE.maxLength, o.modelDir);
     const trainEx = encodeDataset(tok, train, labels, maxLength);
     const heldEx = encodeDataset(tok, heldout, labels, maxLength);
     const yTrue = heldEx.map((e) => e.label);

@@ -154,7 +154,7 @@ test('when config.json asks for hidden_act relu (or another model type), then MO
 test('when the shipped model is loaded, then its special token ids come from its vocab ([PAD]=0 … [MASK]=4)', () => {
   const tok = loadTokenizer(DEFAULT_MODEL_DIR);
   assert.deepEqual(tok.special, { pad: 0, unk: 1, cls: 2, sep: 3, mask: 4 });
-  assert.equal(tok.maxLength, 128);
+  assert.equal(tok.maxLength, 512); // version 2: 512 positions
   const enc = tok.encode('hello');
   assert.equal(enc.inputIds[0], 2);
   assert.equal(enc.inputIds.at(-1), 3);

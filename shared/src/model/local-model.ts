@@ -19,6 +19,32 @@ export interface LocalModel {
   dispose(): void;
 }
 
+/** Tokens one input may have on this model: its position table (max_position_embeddings) and its tokenizer's limit. */
+export function tokenLimit(m: Pick<LocalModel, 'bert' | 'tokenizer'>): number {
+  return Math.min(m.tokenizer.maxLength, m.bert.config.maxPositions);
+}
+
+/**
+ * The --max-length to use on this model: one the user gave must fit (CONFIG_INVALID naming the limit otherwise); the
+ * recipe's default is capped to the model quietly, since the user did not ask for it.
+ */
+export function resolveMaxLength(
+  m: Pick<LocalModel, 'bert' | 'tokenizer'>,
+  given: number | undefined,
+  recipeDefault: number,
+  source = 'the model',
+): number {
+  const limit = tokenLimit(m);
+  if (given === undefined) return Math.min(recipeDefault, limit);
+  if (given > limit)
+    throw new FedloraError(
+      'CONFIG_INVALID',
+      `--max-length ${given} is more than ${source} can take: ${limit} tokens (max_position_embeddings ` +
+        `${m.bert.config.maxPositions}, tokenizer model_max_length ${m.tokenizer.maxLength})`,
+    );
+  return given;
+}
+
 /** A base model's files by manifest path (config.json, vocab.txt, model.safetensors, tokenizer_config.json?). */
 export type ModelFiles = Record<string, Uint8Array>;
 

@@ -120,7 +120,7 @@ test('when a pair exceeds maxLength, then longest_first cuts the longer side, th
 
 test('when no maxLength is given, then the tokenizer default applies (512, or the model limit when loaded)', () => {
   assert.equal(fixture().maxLength, 512);
-  assert.equal(mini.maxLength, 128);
+  assert.equal(mini.maxLength, 512); // the shipped model (version 2) has 512 positions
   const enc = fixture({ maxLength: 5 }).encode('the new study of blood');
   assert.deepEqual(enc.tokens, ['[CLS]', 'the', 'new', 'study', '[SEP]']);
 });
