@@ -6,7 +6,7 @@
 
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { io as connect, type Socket } from 'socket.io-client';
@@ -20,7 +20,7 @@ import {
   type Coordinator,
   type CoordinatorOptions,
 } from '@fedlora/coordinator';
-import { makeUpload, tinyAdapter, tinyFakeTask } from '@fedlora/coordinator/testing';
+import { makeUpload, tinyAdapter, tinyFakeTask, writeTinyModelDir } from '@fedlora/coordinator/testing';
 import { createStrategy } from '@fedlora/shared/aggregation/index.ts';
 import { generateSiteKeys, publicIdentity, type SiteKeys } from '@fedlora/shared/crypto/keys.ts';
 import { signChallenge } from '@fedlora/shared/crypto/envelope.ts';
@@ -46,11 +46,7 @@ after(async () => {
 async function coordinator(edge: CoordinatorOptions['edge'] = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'fedlora-edge-'));
   dirs.push(dir);
-  const modelDir = join(dir, 'model');
-  mkdirSync(modelDir);
-  writeFileSync(join(modelDir, 'config.json'), '{"hidden_size": 2}');
-  writeFileSync(join(modelDir, 'vocab.txt'), '[PAD]\n[UNK]\nhello\n');
-  writeFileSync(join(modelDir, 'model.safetensors'), new Uint8Array(3000).map((_, i) => i % 251));
+  const modelDir = writeTinyModelDir(dir);
   const log = memoryLogger();
   const coord = await createCoordinator({
     adminToken: ADMIN_TOKEN,

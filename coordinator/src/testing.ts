@@ -11,6 +11,7 @@ export {
   makeUpload,
   tinyAdapter,
   tinyFakeTask,
+  writeTinyModelDir,
   type FakeSiteBehavior,
 } from './rounds/fakes';
 export { MemoryAdapterStore, MemorySiteStore } from './memory-stores';

@@ -1,6 +1,8 @@
 // In-memory stand-ins for the round loop's seams (tests and simulations): a manual clock, a transport whose
 // sites are scripted callbacks, a fixed-metrics evaluator, and tiny adapters and sealed updates to feed them.
 
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { NamedTensors } from '@fedlora/shared/tensor.ts';
 import { generateSiteKeys, type SiteKeys } from '@fedlora/shared/crypto/keys.ts';
 import { sealAndSign } from '@fedlora/shared/crypto/envelope.ts';
@@ -19,6 +21,19 @@ import type {
 } from './types';
 import type { UploadRequest } from './upload';
 import type { CoordinatorTask } from '../app';
+
+/**
+ * A base-model directory for a coordinator under test: three small files (not a loadable model; the fake task
+ * never loads it), enough for the manifest's hashes and 'model:chunk' downloads. Returns its path.
+ */
+export function writeTinyModelDir(parent: string, weightBytes = 3000): string {
+  const dir = join(parent, 'model');
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'config.json'), '{"hidden_size": 2}');
+  writeFileSync(join(dir, 'vocab.txt'), '[PAD]\n[UNK]\nhello\n');
+  writeFileSync(join(dir, 'model.safetensors'), new Uint8Array(weightBytes).map((_, i) => i % 251));
+  return dir;
+}
 
 /** Time only moves when a test calls advance(). */
 export class ManualClock implements Clock {
