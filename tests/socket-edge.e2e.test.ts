@@ -286,8 +286,19 @@ test('when the connection drops while an update is being sent in parts, then the
   assert.equal((await prove(s, site.siteId, site.keys)).ok, true);
   const upload = makeUpload(site.keys, site.siteId, { roundId: 'r1', coordinatorBoxPublicKey: generateSiteKeys().box.publicKey }, tinyAdapter(0));
   const t0 = Date.now();
-  const sending = request(asAckSocket(s), 'update:upload', upload, 20_000, { partBytes: 64 });
-  setTimeout(() => s.disconnect(), 5);
+  // the connection drops right after the first part was acked (deterministic: no timer racing the parts)
+  const ack = asAckSocket(s);
+  let parts = 0;
+  const dropping = {
+    timeout: (ms: number) => ({
+      emitWithAck: async (event: string, payload: unknown) => {
+        if (event === 'frame:part' && ++parts === 2) s.disconnect();
+        return ack.timeout(ms).emitWithAck(event, payload);
+      },
+    }),
+  };
+  const sending = request(dropping, 'update:upload', upload, 20_000, { partBytes: 64 });
   await assert.rejects(sending, (err) => isFedloraError(err, 'UNREACHABLE'));
+  assert.equal(parts, 2, 'it stopped at the part sent after the drop');
   assert.ok(Date.now() - t0 < 5000, `failed after ${Date.now() - t0} ms, not at the request timeout`);
 });
