@@ -8,13 +8,10 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { io as connect } from 'socket.io-client';
-import { createStrategy } from '@fedlora/shared/aggregation/index.ts';
-import { MemoryStorage } from '../storage';
 import { memoryLogger } from '../log';
-import { createCoordinator, type Coordinator } from '../app';
-import { DEFAULT_SETTINGS, DEFAULT_STOP } from '../rounds/settings';
-import { tinyFakeTask } from '../rounds/fakes';
+import { type Coordinator } from '../app';
 import { SESSION_COOKIE } from './session';
+import { listeningTestCoordinator } from '../testing';
 
 const ADMIN = 'admin-token-for-tests-0123456789';
 let dir: string;
@@ -23,19 +20,7 @@ let bare: Coordinator;
 const log = memoryLogger();
 
 async function coordinator(consoleDir: string): Promise<Coordinator> {
-  const c = await createCoordinator({
-    adminToken: ADMIN,
-    storage: new MemoryStorage(),
-    strategy: createStrategy('fedavg', {}),
-    settings: { ...DEFAULT_SETTINGS },
-    stop: { ...DEFAULT_STOP },
-    task: tinyFakeTask(),
-    autostart: false,
-    consoleDir,
-    log,
-  });
-  await c.listen(0);
-  return c;
+  return listeningTestCoordinator({ adminToken: ADMIN, consoleDir, log });
 }
 
 before(async () => {

@@ -5,13 +5,10 @@
 
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { createStrategy } from '@fedlora/shared/aggregation/index.ts';
-import { MemoryStorage } from '../storage';
 import { memoryLogger } from '../log';
-import { createCoordinator, type Coordinator } from '../app';
-import { DEFAULT_SETTINGS, DEFAULT_STOP } from '../rounds/settings';
-import { tinyFakeTask } from '../rounds/fakes';
+import { type Coordinator } from '../app';
 import { DEFAULT_LOGIN_LIMITS, LoginLockout, type LoginLimits } from './login-limits';
+import { listeningTestCoordinator } from '../testing';
 
 const ADMIN = 'admin-token-for-tests-0123456789';
 const GUESS = 'a-wrong-guess-0123456789';
@@ -19,19 +16,9 @@ const log = memoryLogger();
 const started: Coordinator[] = [];
 
 async function coordinator(loginLimits: LoginLimits): Promise<string> {
-  const c = await createCoordinator({
-    adminToken: ADMIN,
-    storage: new MemoryStorage(),
-    strategy: createStrategy('fedavg', {}),
-    settings: { ...DEFAULT_SETTINGS },
-    stop: { ...DEFAULT_STOP },
-    task: tinyFakeTask(),
-    autostart: false,
-    loginLimits,
-    log,
-  });
+  const c = await listeningTestCoordinator({ adminToken: ADMIN, loginLimits, log });
   started.push(c);
-  return c.listen(0);
+  return c.url as string;
 }
 
 after(async () => {

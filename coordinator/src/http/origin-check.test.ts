@@ -6,14 +6,12 @@
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { io as connect } from 'socket.io-client';
-import { createStrategy } from '@fedlora/shared/aggregation/index.ts';
 import { isFedloraError } from '@fedlora/shared/errors.ts';
-import { MemoryStorage } from '../storage';
 import { memoryLogger } from '../log';
-import { createCoordinator, type Coordinator } from '../app';
-import { DEFAULT_SETTINGS, DEFAULT_STOP } from '../rounds/settings';
-import { tinyFakeTask } from '../rounds/fakes';
+import { type Coordinator } from '../app';
+import { DEFAULT_SETTINGS } from '../rounds/settings';
 import { crossOriginReason, parseAllowedOrigin } from './origin-check';
+import { listeningTestCoordinator } from '../testing';
 
 const ADMIN = 'admin-token-for-tests-0123456789';
 const PROXY_ORIGIN = 'https://fedlora.example.org';
@@ -22,19 +20,7 @@ let plain: Coordinator;
 let proxied: Coordinator;
 
 async function coordinator(allowedOrigins?: string[]): Promise<Coordinator> {
-  const c = await createCoordinator({
-    adminToken: ADMIN,
-    storage: new MemoryStorage(),
-    strategy: createStrategy('fedavg', {}),
-    settings: { ...DEFAULT_SETTINGS },
-    stop: { ...DEFAULT_STOP },
-    task: tinyFakeTask(),
-    autostart: false,
-    allowedOrigins,
-    log,
-  });
-  await c.listen(0);
-  return c;
+  return listeningTestCoordinator({ adminToken: ADMIN, allowedOrigins, log });
 }
 
 before(async () => {
