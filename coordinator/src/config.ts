@@ -52,6 +52,7 @@ ${strategyFlagHelp().join('\n')}
   --sites-per-round X    fraction in (0, 1] ("1.0" = all ready sites) or a count ≥ 1 (default 1.0)
   --min-sites N (2)      --deadline-s S (300)   --sample-wait-s S (10)   --ack-timeout-s S (30)
   --local-epochs N (1)   --batch-size N (16)    --lr X (0.002)   --max-steps N (12)   --max-length N (64)
+  --clip-norm X (1)      sites clip each local step's gradient to this global L2 norm (0 = off)
   --encoding fp32|fp16|int8 (fp32)    --max-upload-bytes N (auto)
  update bounds (docs/API.md, "Update policy"):
   --max-delta-norm X|auto (auto)       L2 bound on a delta; auto = what the sites' AdamW can move the adapter in
@@ -188,6 +189,7 @@ export function parseConfig(
     'batch-size': S,
     lr: S,
     'max-steps': S,
+    'clip-norm': S,
     'max-length': S,
     encoding: S,
     'max-delta-norm': S,
@@ -241,6 +243,7 @@ export function parseConfig(
     ['batch-size', 'batchSize', 'num'],
     ['lr', 'learningRate', 'num'],
     ['max-steps', 'maxSteps', 'num'],
+    ['clip-norm', 'clipNorm', 'num'],
     ['max-length', 'maxLength', 'num'],
     ['encoding', 'encoding', 'str'],
     ['max-delta-norm', 'maxDeltaNorm', 'num|auto'],

@@ -151,10 +151,13 @@ test('when site labels are a subset of the federation labels, then the mapping c
   assert.throws(() => checkLabelMapping(bad, 'a.csv'), (e: unknown) => isFedloraError(e, 'DATA_INVALID') && /"Spam"/.test(e.message));
 });
 
-test('when the round config carries maxSteps and maxLength, then local training uses them, within the manifest and model limits', () => {
+test('when the round config carries maxSteps, clipNorm and maxLength, then local training uses them, within the manifest and model limits', () => {
   const base = { localEpochs: 1, batchSize: 16, learningRate: 2e-3, proximalMu: 0.01 };
-  assert.deepEqual(localTrainConfig({ ...base, maxSteps: 12 }), { ...base, maxSteps: 12 });
+  assert.deepEqual(localTrainConfig({ ...base, maxSteps: 12, clipNorm: 0.5 }), { ...base, maxSteps: 12, clipNorm: 0.5 });
   assert.equal(localTrainConfig({ ...base, maxSteps: 'x' }).maxSteps, undefined);
+  // absent or malformed: undefined, which runLocalRound reads as the recipe's clip (not as "no clipping")
+  assert.equal(localTrainConfig({ ...base, clipNorm: -1 }).clipNorm, undefined);
+  assert.equal(localTrainConfig({ ...base, clipNorm: 0 }).clipNorm, 0);
   assert.equal(roundMaxLength({ ...base, maxLength: 64 }, 128, 512), 64);
   assert.equal(roundMaxLength({ ...base, maxLength: 256 }, 128, 512), 128);
   assert.equal(roundMaxLength(base, 128, 100), 100);

@@ -11,9 +11,17 @@ import { labelIds, sortedLabels, subsetDataset, type LabeledDataset } from '@fed
 import { stratifiedSplit, stratifiedSubset } from '@fedlora/shared/data/split.ts';
 import { classificationReport, formatReport } from '@fedlora/shared/training/metrics.ts';
 import { encodeDataset } from '@fedlora/shared/training/encode.ts';
-import { evaluateClassifier, trainClassifier } from '@fedlora/shared/training/trainer.ts';
+import { evaluateClassifier } from '@fedlora/shared/training/trainer.ts';
+import { fitClassifier, macroF1Validator } from '@fedlora/shared/training/fit.ts';
 import { DEFAULT_MODEL_DIR, DEFAULT_MODEL_ID } from '@fedlora/shared/node/default-model.ts';
-import { DEFAULT_RECIPE } from '@fedlora/shared/training/recipe.ts';
+import {
+  balancedClassWeights,
+  CLASS_WEIGHTINGS,
+  DEFAULT_RECIPE,
+  plannedSteps,
+  validationSize,
+  type ClassWeighting,
+} from '@fedlora/shared/training/recipe.ts';
 import { loadLocalModel } from '@fedlora/shared/node/model/local-model.ts';
 import { resolveMaxLength } from '@fedlora/shared/model/local-model.ts';
 import { WorkerGradientPool } from '@fedlora/shared/node/training/parallel.ts';
@@ -33,7 +41,17 @@ export const help = `fedlora-site train-local [options]
   --heldout FILE       held-out CSV/JSONL (default: a seeded stratified 20% split of --data)
   --text-column NAME   --label-column NAME   column names (default: auto-detected)
   --model DIR          Hugging Face BERT directory (default: the shipped fedlora-bert-mini)
-  --epochs N (3)       --batch-size N (32)   --lr X (0.002)   --max-length N (128)   --seed N (0)
+  --batch-size N (32)  --lr X (0.002)        --max-length N (128)   --seed N (0)
+  Run length (a budget in optimizer steps, so small sets get enough steps and large ones are not over-trained):
+  --min-steps N (300)  --max-steps N (2000)  the run is 3 epochs' steps, clamped to [min, max] (several epochs on
+                       small data)
+  --epochs N           exactly N epochs instead (no clamp unless --min-steps/--max-steps are given too)
+  --steps N            exactly N optimizer steps
+  --clip-norm X (1)    clip each step's gradient to this global L2 norm (0 = off)
+  --validation X (0.1) share of the training data held back (stratified, at most 1,000 examples) to pick the best
+                       point of the run by validation macro-F1; 0 = train on everything and keep the last state
+  --patience N (3)     stop after N of the run's 10 validations without a better macro-F1, and restore the best
+  --class-weights none|auto (none)  auto: weight each class's loss by n / (classes · its count)
   --rank N (8)         --alpha X (16)        --targets query,value   --layers 2,3 (default: all)
   --pooling mean|cls|pooler (mean)
   --limit N            train on a stratified subset of N examples   --heldout-limit N   likewise for evaluation
@@ -52,7 +70,15 @@ export interface TrainLocalOptions {
   textColumn?: string;
   labelColumn?: string;
   modelDir: string;
-  epochs: number;
+  /** explicit epoch count (no step-budget clamp unless minSteps/maxSteps are given too); absent = the recipe's budget */
+  epochs?: number;
+  steps?: number;
+  minSteps?: number;
+  maxSteps?: number;
+  clipNorm: number;
+  validationFraction: number;
+  patience: number;
+  classWeights: ClassWeighting;
   batchSize: number;
   learningRate: number;
   /** tokens per input; undefined = the recipe's (capped to the model) */
@@ -81,7 +107,8 @@ export function parse(argv: string[]): TrainLocalOptions | 'help' {
     targets: { type: 'string' }, layers: { type: 'string' }, pooling: { type: 'string' }, limit: { type: 'string' },
     'heldout-limit': { type: 'string' }, save: { type: 'string' }, backend: { type: 'string' }, json: { type: 'boolean' },
     workers: { type: 'string' }, 'base-dropout': { type: 'boolean' }, 'no-base-dropout': { type: 'boolean' },
-    quiet: { type: 'boolean' },
+    quiet: { type: 'boolean' }, steps: { type: 'string' }, 'min-steps': { type: 'string' }, 'max-steps': { type: 'string' },
+    'clip-norm': { type: 'string' }, validation: { type: 'string' }, patience: { type: 'string' }, 'class-weights': { type: 'string' },
   });
   if (f.help) return 'help';
   const r = DEFAULT_RECIPE;
@@ -90,13 +117,27 @@ export function parse(argv: string[]): TrainLocalOptions | 'help' {
   const targets = (strFlag(f.targets)?.split(',') ?? r.lora.targetModules) as LoraTarget[];
   for (const t of targets)
     if (!LORA_TARGETS.includes(t)) throw new FedloraError('CONFIG_INVALID', `--targets: unknown module "${t}" (known: ${LORA_TARGETS.join(', ')})`);
+  const classWeights = (strFlag(f['class-weights']) ?? r.classWeights) as ClassWeighting;
+  if (!CLASS_WEIGHTINGS.includes(classWeights))
+    throw new FedloraError('CONFIG_INVALID', `--class-weights must be one of ${CLASS_WEIGHTINGS.join(', ')}`);
+  const validationFraction = numFlag(f.validation, 'validation', r.validationFraction);
+  if (validationFraction >= 1) throw new FedloraError('CONFIG_INVALID', `--validation must be a share below 1, got ${validationFraction}`);
+  if (f.steps !== undefined && (f.epochs !== undefined || f['min-steps'] !== undefined || f['max-steps'] !== undefined))
+    throw new FedloraError('CONFIG_INVALID', '--steps sets the run length exactly: leave out --epochs, --min-steps and --max-steps');
   return {
     data: strFlag(f.data),
     heldout: strFlag(f.heldout),
     textColumn: strFlag(f['text-column']),
     labelColumn: strFlag(f['label-column']),
     modelDir: strFlag(f.model) ?? DEFAULT_MODEL_DIR,
-    epochs: intFlag(f.epochs, 'epochs', r.epochs),
+    epochs: f.epochs === undefined ? undefined : intFlag(f.epochs, 'epochs', r.epochs),
+    steps: f.steps === undefined ? undefined : intFlag(f.steps, 'steps', 1),
+    minSteps: f['min-steps'] === undefined ? undefined : intFlag(f['min-steps'], 'min-steps', 1),
+    maxSteps: f['max-steps'] === undefined ? undefined : intFlag(f['max-steps'], 'max-steps', 1),
+    clipNorm: numFlag(f['clip-norm'], 'clip-norm', r.clipNorm),
+    validationFraction,
+    patience: intFlag(f.patience, 'patience', r.patience),
+    classWeights,
     batchSize: intFlag(f['batch-size'], 'batch-size', r.batchSize),
     learningRate: numFlag(f.lr, 'lr', r.learningRate),
     maxLength: f['max-length'] === undefined ? undefined : intFlag(f['max-length'], 'max-length', r.maxLength, 3),
@@ -145,7 +186,29 @@ export interface TrainLocalSummary {
   adapterBytes: number;
   trainExamples: number;
   heldoutExamples: number;
+  validationExamples: number;
   trainSeconds: number;
+  /** optimizer steps taken (fewer than planned when validation stopped the run early) */
+  steps: number;
+  plannedSteps: number;
+  /** the step whose weights were kept, and its validation macro-F1 (null without validation) */
+  bestStep: number;
+  validationMacroF1: number | null;
+  stoppedEarly: boolean;
+  classWeights: ClassWeighting;
+}
+
+/** Optimizer steps of this run: --steps, --epochs (clamped only by explicit --min/--max-steps), or the recipe's budget. */
+export function runSteps(o: Pick<TrainLocalOptions, 'steps' | 'epochs' | 'minSteps' | 'maxSteps' | 'batchSize'>, examples: number): number {
+  if (o.steps !== undefined) return o.steps;
+  const r = DEFAULT_RECIPE;
+  const explicitEpochs = o.epochs !== undefined;
+  return plannedSteps(examples, {
+    epochs: o.epochs ?? r.epochs,
+    batchSize: o.batchSize,
+    minSteps: o.minSteps ?? (explicitEpochs ? 1 : Math.min(r.minSteps, o.maxSteps ?? r.minSteps)),
+    maxSteps: o.maxSteps ?? (explicitEpochs ? Number.MAX_SAFE_INTEGER : Math.max(r.maxSteps, o.minSteps ?? 0)),
+  });
 }
 
 export async function run(o: TrainLocalOptions, out: (line: string) => void = console.log): Promise<number> {
@@ -157,7 +220,18 @@ export async function run(o: TrainLocalOptions, out: (line: string) => void = co
   if (o.limit && o.limit < train.examples.length) train = subsetDataset(train, stratifiedSubset(labelIds(train), o.limit, o.seed));
   if (o.heldoutLimit && o.heldoutLimit < heldout.examples.length)
     heldout = subsetDataset(heldout, stratifiedSubset(labelIds(heldout), o.heldoutLimit, o.seed + 1));
-  log(`data: ${train.examples.length} training examples (${train.name}), ${heldout.examples.length} held-out, ${labels.length} labels`);
+  // the validation part is carved from the training data (stratified), never from the held-out set reported on
+  const nValidation = validationSize(train.examples.length, { ...DEFAULT_RECIPE, validationFraction: o.validationFraction });
+  let validation: LabeledDataset | null = null;
+  if (nValidation > 0) {
+    const split = stratifiedSplit(labelIds(train), nValidation / train.examples.length, o.seed + 2);
+    validation = subsetDataset(train, split.heldout);
+    train = subsetDataset(train, split.train);
+  }
+  log(
+    `data: ${train.examples.length} training examples (${train.name}), ${validation?.examples.length ?? 0} validation, ` +
+      `${heldout.examples.length} held-out, ${labels.length} labels`,
+  );
 
   const lora = { r: o.rank, alpha: o.alpha, dropout: 0, targetModules: o.targets, layers: o.layers };
   const model = loadLocalModel({ modelDir: o.modelDir, lora, labels, pooling: o.pooling, seed: o.seed });
@@ -165,8 +239,16 @@ export async function run(o: TrainLocalOptions, out: (line: string) => void = co
     const { classifier: clf, tokenizer: tok } = model;
     const maxLength = resolveMaxLength(model, o.maxLength, DEFAULT_RECIPE.maxLength, o.modelDir);
     const trainEx = encodeDataset(tok, train, labels, maxLength);
+    const valEx = validation ? encodeDataset(tok, validation, labels, maxLength) : [];
     const heldEx = encodeDataset(tok, heldout, labels, maxLength);
     const yTrue = heldEx.map((e) => e.label);
+    const steps = runSteps(o, trainEx.length);
+    const classWeights = o.classWeights === 'auto' ? balancedClassWeights(trainEx.map((e) => e.label), labels.length) : undefined;
+    log(
+      `recipe: ${steps} steps of ${o.batchSize} (${(steps / Math.ceil(trainEx.length / o.batchSize)).toFixed(1)} epochs), ` +
+        `lr ${o.learningRate}, clip ${o.clipNorm || 'off'}, class weights ${o.classWeights}` +
+        (valEx.length ? `, best of ${DEFAULT_RECIPE.evaluations} validations (patience ${o.patience})` : ', no validation'),
+    );
 
     log('evaluating the untrained adapter (baseline)…');
     const before = classificationReport(yTrue, (await evaluateClassifier(clf, heldEx, tok.special.pad)).predictions, labels);
@@ -175,19 +257,31 @@ export async function run(o: TrainLocalOptions, out: (line: string) => void = co
       ? await WorkerGradientPool.start(helpers, { backend: backend.name, modelDir: o.modelDir, lora, labels, pooling: o.pooling, examples: trainEx, padId: tok.special.pad })
       : undefined;
     if (pool) log(`training on ${helpers + 1} threads (main + ${helpers} worker${helpers > 1 ? 's' : ''})`);
-    const bar = progressBar('train', Math.min(Math.ceil(trainEx.length / o.batchSize) * o.epochs), o.quiet);
-    const result = await trainClassifier(clf, trainEx, tok.special.pad, {
-      epochs: o.epochs,
+    const bar = progressBar('train', steps, o.quiet);
+    const evalEvery = Math.max(1, Math.ceil(steps / DEFAULT_RECIPE.evaluations));
+    const result = await fitClassifier(clf, trainEx, tok.special.pad, {
+      epochs: 1,
+      steps,
       batchSize: o.batchSize,
       learningRate: o.learningRate,
-      warmupSteps: DEFAULT_RECIPE.warmupSteps,
+      warmupSteps: Math.min(DEFAULT_RECIPE.warmupSteps, Math.floor(steps / 10)),
       weightDecay: DEFAULT_RECIPE.weightDecay,
+      clipNorm: o.clipNorm,
+      classWeights,
       seed: o.seed,
       pool,
       baseDropout: o.baseDropout,
       onStep: (p) => bar.update(p.step, { loss: p.loss.toFixed(4), sps: p.samplesPerSecond.toFixed(1) }),
+      // without a validation part there is nothing to pick from: one "evaluation" at the end keeps the last state
+      validator: valEx.length ? macroF1Validator(valEx, tok.special.pad, labels) : { score: async () => ({ score: 0 }) },
+      evalEvery: valEx.length ? evalEvery : steps,
+      patience: o.patience,
+      onValidation: (v) =>
+        valEx.length && log(`${process.stderr.isTTY ? '\n' : ''}validation macro-F1 ${v.score.toFixed(4)} at step ${v.step} (best ${v.best.score.toFixed(4)} at step ${v.best.step})`),
     }).finally(() => pool?.close());
     bar.stop();
+    if (result.stoppedEarly) log(`stopped early at step ${result.steps}: no better validation macro-F1 in ${o.patience} validations`);
+    if (valEx.length && result.best.step !== result.steps) log(`restored the weights of step ${result.best.step} (validation macro-F1 ${result.best.score.toFixed(4)})`);
     const evalAfter = await evaluateClassifier(clf, heldEx, tok.special.pad);
     const after = classificationReport(yTrue, evalAfter.predictions, labels);
     const state = await clf.readTrainableState();
@@ -210,7 +304,14 @@ export async function run(o: TrainLocalOptions, out: (line: string) => void = co
       adapterBytes,
       trainExamples: trainEx.length,
       heldoutExamples: heldEx.length,
+      validationExamples: valEx.length,
       trainSeconds: result.seconds,
+      steps: result.steps,
+      plannedSteps: steps,
+      bestStep: result.best.step,
+      validationMacroF1: valEx.length ? result.best.score : null,
+      stoppedEarly: result.stoppedEarly,
+      classWeights: o.classWeights,
     };
     out(formatReport(after));
     out(

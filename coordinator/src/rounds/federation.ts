@@ -350,6 +350,7 @@ export class Federation {
         // a strategy that wants a proximal term sets its own mu (FedProx)
         proximalMu: 0,
         maxSteps: s.maxSteps,
+        clipNorm: s.clipNorm,
         maxLength: s.maxLength,
       }),
     });

@@ -4,6 +4,7 @@
 // the round loop builds its strategy from them. The defaults are the federation recipe for CPUs (docs/fed-context):
 // 64 tokens, batch 16, lr 2e-3, 1 local epoch capped at 12 steps, so that a round takes seconds per site on wasm.
 
+import { DEFAULT_RECIPE } from '@fedlora/shared/training/recipe.ts';
 import { z } from 'zod';
 import { FedloraError } from '@fedlora/shared/errors.ts';
 import { ENCODINGS } from '@fedlora/shared/protocol/quantize.ts';
@@ -120,6 +121,8 @@ const SETTINGS_FIELDS = {
   batchSize: int(1, 65_536),
   learningRate: num(0, 10, true),
   maxSteps: int(1, 1_000_000),
+  /** sites clip each local step's gradient to this global L2 norm (0 = off); the recipe's 1.0 by default */
+  clipNorm: num(0, 1e6),
   maxLength: int(8, 512),
   encoding: oneOf(ENCODINGS),
   /**
@@ -185,6 +188,7 @@ export const DEFAULT_SETTINGS: RoundSettings = {
   batchSize: 16,
   learningRate: 2e-3,
   maxSteps: 12,
+  clipNorm: DEFAULT_RECIPE.clipNorm,
   maxLength: 64,
   encoding: 'fp32',
   // derived from the adapter and the learning rate each round, then from honest norms (update-bounds.ts)

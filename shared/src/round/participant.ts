@@ -18,11 +18,14 @@ import type { LocalTrainConfig } from '../training/local-round';
 /** What the site keeps between 'round:configure' and the upload. */
 export type ConfiguredRound = ServerMessage<'round:configure'>;
 
-/** The round's local-training config; maxSteps and maxLength ride in RoundConfig's catch-all. */
+/** The round's local-training config; maxSteps, clipNorm and maxLength ride in RoundConfig's catch-all. */
 export function localTrainConfig(c: RoundConfig): LocalTrainConfig {
   const maxSteps =
     typeof c.maxSteps === 'number' && Number.isInteger(c.maxSteps) && c.maxSteps > 0 ? c.maxSteps : undefined;
+  // absent (an older coordinator) or malformed: the recipe's clip, never none by accident
+  const clipNorm = typeof c.clipNorm === 'number' && Number.isFinite(c.clipNorm) && c.clipNorm >= 0 ? c.clipNorm : undefined;
   return {
+    clipNorm,
     localEpochs: c.localEpochs,
     batchSize: c.batchSize,
     learningRate: c.learningRate,

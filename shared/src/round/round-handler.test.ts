@@ -112,6 +112,7 @@ function fakeModel(train?: (control: RoundTrainControl) => Promise<LocalRoundRes
           step,
           totalSteps: 2,
           loss: 0.7,
+          gradNorm: 0,
           samplesSeen: 2 * step,
           samplesPerSecond: 12,
         });

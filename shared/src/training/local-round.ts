@@ -8,6 +8,7 @@ import type { SequenceClassifier } from '../model/classifier';
 import { classificationReport, type ClassificationReport } from './metrics';
 import { evaluateClassifier, trainClassifier, type StepProgress } from './trainer';
 import type { EncodedExample } from './batches';
+import { DEFAULT_RECIPE } from './recipe';
 
 /** Local-training hyper-parameters of a round (the wire's RoundConfig carries the same fields). */
 export interface LocalTrainConfig {
@@ -19,6 +20,8 @@ export interface LocalTrainConfig {
   maxSteps?: number;
   /** warm-up steps within the round (default 0: the optimizer restarts every round) */
   warmupSteps?: number;
+  /** global gradient-norm clip of each local step (default: the recipe's; 0 = off) */
+  clipNorm?: number;
 }
 
 export interface LocalRoundResult {
@@ -44,6 +47,7 @@ export async function runLocalRound(
     proximalMu: config.proximalMu,
     maxSteps: config.maxSteps,
     warmupSteps: config.warmupSteps ?? 0,
+    clipNorm: config.clipNorm ?? DEFAULT_RECIPE.clipNorm,
     // decay is a centralized-training habit; in rounds the learning rate stays flat
     seed: opts.seed,
     onStep: opts.onStep,

@@ -178,7 +178,7 @@ test('when FedProx has mu > 0, then the trained state ends closer to the receive
   assert.ok(prox < 0.9 * plain, `‖delta‖ with mu=1: ${prox}, with mu=0: ${plain}`);
 });
 
-test('when a batch is shared with one worker thread, then losses and the trained state equal the single-thread run within 1e-5', async (t) => {
+test('when a batch is shared with one worker thread, with class weights and clipping, then losses and the trained state equal the single-thread run within 1e-5', async (t) => {
   const losses: number[][] = [[], []];
   const states: NamedTensors[] = [];
   let start: NamedTensors | null = null;
@@ -193,13 +193,15 @@ test('when a batch is shared with one worker thread, then losses and the trained
     if (pool) {
       // count the helper's shares: equal results would prove nothing if the pool were never asked
       const compute = pool.compute.bind(pool);
-      pool.compute = (h, st, idx) => {
+      pool.compute = (h, st, idx, o) => {
         helperExamples += idx.length;
-        return compute(h, st, idx);
+        return compute(h, st, idx, o);
       };
     }
     try {
-      await trainClassifier(clf, train, PAD, { ...OPTS, pool, onStep: (p) => losses[usePool ? 1 : 0].push(p.loss) });
+      // the weights reach the helper with its share of the batch: unweighted helpers would change every loss
+      const opts = { ...OPTS, classWeights: [0.4, 1.6], clipNorm: 0.5 };
+      await trainClassifier(clf, train, PAD, { ...opts, pool, onStep: (p) => losses[usePool ? 1 : 0].push(p.loss) });
     } finally {
       await pool?.close();
     }

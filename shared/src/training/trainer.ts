@@ -2,6 +2,9 @@
 // site agent, the browser site, the simulator and the coordinator's held-out evaluation: one implementation.
 // Speed levers: dynamic padding with length grouping (batches.ts) and, when LoRA skips the lower layers, a per-example
 // cache of the frozen layers' output (computed once per dataset). FedProx adds (mu/2)·‖w − w_global‖² to the loss.
+// Robustness: a run is a number of optimizer steps (several epochs when the data is small), gradients are clipped to
+// a global norm, and the loss can weight classes (imbalanced data). Validation and early stopping wrap this loop
+// from outside (fit.ts), through onStep and shouldStop.
 
 import * as tf from '@tensorflow/tfjs';
 import { FedloraError } from '../errors';
@@ -34,6 +37,15 @@ export interface TrainOptions {
   constantRate?: boolean;
   /** stop after this many optimizer steps (benchmarks, capped rounds) */
   maxSteps?: number;
+  /**
+   * run exactly this many optimizer steps, as many epochs as that takes (the recipe's step budget, recipe.ts);
+   * overrides `epochs`; `maxSteps` still caps it
+   */
+  steps?: number;
+  /** clip the global L2 norm of each step's gradient to this (0 or absent: no clipping) */
+  clipNorm?: number;
+  /** per-class loss weights (class weighting for imbalanced data); absent = every example weighs 1 */
+  classWeights?: readonly number[];
   /** after every step; a returned promise is awaited (e.g. a held-out evaluation mid-run) and its time is in `seconds` */
   onStep?: (p: StepProgress) => unknown;
   /** helpers that compute part of each batch's gradient in parallel (Node worker threads: node/training/parallel.ts) */
@@ -49,7 +61,14 @@ export interface TrainOptions {
  */
 export interface GradientPool {
   readonly helpers: number;
-  compute(helper: number, state: NamedTensors, indices: number[], baseDropout?: boolean): Promise<{ lossSum: number; gradSums: Record<string, Float32Array> }>;
+  compute(helper: number, state: NamedTensors, indices: number[], opts?: GradientOptions): Promise<{ lossSum: number; gradSums: Record<string, Float32Array> }>;
+}
+
+/** How a gradient is computed, the same on every thread. */
+export interface GradientOptions {
+  baseDropout?: boolean;
+  /** loss weight of each requested example, aligned with the indices (absent: 1 each) */
+  weights?: number[];
 }
 
 export interface StepProgress {
@@ -57,6 +76,8 @@ export interface StepProgress {
   step: number;
   totalSteps: number;
   loss: number;
+  /** global L2 norm of the step's gradient before clipping */
+  gradNorm: number;
   samplesSeen: number;
   samplesPerSecond: number;
 }
@@ -110,7 +131,13 @@ export async function trainClassifier(
   const rand = seededRandom(opts.seed ?? 0);
   const lengths = examples.map((e) => e.inputIds.length);
   const perEpoch = Math.ceil(examples.length / opts.batchSize);
-  const totalSteps = Math.min(opts.maxSteps ?? Infinity, perEpoch * opts.epochs);
+  const totalSteps = Math.min(opts.maxSteps ?? Infinity, opts.steps ?? perEpoch * opts.epochs);
+  if (!(totalSteps >= 1)) throw new FedloraError('CONFIG_INVALID', `a training run needs at least 1 step (got ${totalSteps})`);
+  const weights = opts.classWeights;
+  if (weights && (weights.length !== clf.numLabels || !weights.every((w) => Number.isFinite(w) && w >= 0)))
+    throw new FedloraError('CONFIG_INVALID', `class weights must be ${clf.numLabels} finite numbers >= 0`);
+  const clipNorm = opts.clipNorm ?? 0;
+  if (!(clipNorm >= 0)) throw new FedloraError('CONFIG_INVALID', `clipNorm must be >= 0, got ${clipNorm}`);
   const optimizer = new AdamW({
     learningRate: opts.learningRate,
     weightDecay: opts.weightDecay ?? 0.01,
@@ -129,26 +156,28 @@ export async function trainClassifier(
   let samples = 0;
   let lossSum = 0;
   let stopped = false;
-  outer: for (let epoch = 0; epoch < opts.epochs; epoch++) {
+  outer: for (let epoch = 0; step < totalSteps; epoch++) {
     for (const idx of epochBatches(lengths, opts.batchSize, rand, opts.groupByLength === false ? 1 : 20)) {
       if (step >= totalSteps) break outer;
       if (opts.shouldStop?.()) {
         stopped = true;
         break outer;
       }
-      const { loss, grads } = await batchGradients(clf, examples, idx, padId, cache, opts.pool, mu, anchor, dropout);
+      const grad = { baseDropout: dropout, weights: weights ? idx.map((i) => weights[examples[i].label]) : undefined };
+      const { loss, grads } = await batchGradients(clf, examples, idx, padId, cache, opts.pool, mu, anchor, grad);
       if (!Number.isFinite(loss)) {
         tf.dispose([...Object.values(grads), ...anchor]);
         optimizer.dispose();
         throw new FedloraError('NON_FINITE', `training loss became ${loss} at step ${step + 1}; lower the learning rate`);
       }
+      const gradNorm = clipToNorm(grads, clipNorm);
       optimizer.applyGradients(vars, grads);
       tf.dispose(Object.values(grads));
       step++;
       samples += idx.length;
       lossSum += loss;
       const seconds = (performance.now() - start) / 1000;
-      await opts.onStep?.({ epoch, step, totalSteps, loss, samplesSeen: samples, samplesPerSecond: samples / seconds });
+      await opts.onStep?.({ epoch, step, totalSteps, loss, gradNorm, samplesSeen: samples, samplesPerSecond: samples / seconds });
       await yieldToEventLoop();
     }
   }
@@ -158,7 +187,29 @@ export async function trainClassifier(
   return { steps: step, samples, seconds, samplesPerSecond: samples / seconds, meanLoss: step ? lossSum / step : NaN, stopped };
 }
 
-/** Mean loss and gradients of one batch, split between this thread and the pool's helpers when there is a pool. */
+/**
+ * Scales the gradients in place so their global L2 norm is at most maxNorm (PyTorch's clip_grad_norm_; 0 = leave
+ * them); returns the norm before clipping. Without it a run at lr 2e-3 diverged on a small imbalanced set.
+ */
+export function clipToNorm(grads: Record<string, tf.Tensor>, maxNorm: number): number {
+  const names = Object.keys(grads);
+  const norm = Math.sqrt(tf.tidy(() => tf.addN(names.map((n) => tf.sum(tf.square(grads[n])))).dataSync()[0]));
+  if (maxNorm > 0 && norm > maxNorm) {
+    const scale = maxNorm / (norm + 1e-6);
+    for (const n of names) {
+      const scaled = tf.mul(grads[n], scale);
+      grads[n].dispose();
+      grads[n] = scaled;
+    }
+  }
+  return norm;
+}
+
+/**
+ * Mean (example-weighted) loss and gradients of one batch, split between this thread and the pool's helpers when
+ * there is a pool. Weighted losses are divided by the example count, not the weights' sum, so parts add up exactly and
+ * weights that average 1 over the data (recipe.ts's balanced weights) keep the loss scale.
+ */
 async function batchGradients(
   clf: SequenceClassifier,
   examples: EncodedExample[],
@@ -168,20 +219,21 @@ async function batchGradients(
   pool: GradientPool | undefined,
   mu: number,
   anchor: tf.Tensor[],
-  baseDropout: boolean,
+  grad: GradientOptions,
 ): Promise<{ loss: number; grads: Record<string, tf.Tensor> }> {
   const vars = clf.trainableVariables();
   const parts = pool ? Math.min(pool.helpers + 1, idx.length) : 1;
   const chunks = Array.from({ length: parts }, (_, p) => idx.filter((_, i) => i % parts === p));
   const state = parts > 1 ? await clf.readTrainableState() : null;
-  const remote = chunks.slice(1).map((c, h) => (pool as GradientPool).compute(h, state as NamedTensors, c, baseDropout));
+  const weightOf = new Map(grad.weights?.map((w, k) => [idx[k], w]));
+  const part = (c: number[]): GradientOptions => ({ baseDropout: grad.baseDropout, weights: grad.weights && c.map((i) => weightOf.get(i) as number) });
+  const remote = chunks.slice(1).map((c, h) => (pool as GradientPool).compute(h, state as NamedTensors, c, part(c)));
   const mine = chunks[0];
   const b = collate(mine.map((i) => examples[i]), padId);
   const labels = tf.tensor1d(mine.map((i) => examples[i].label), 'int32');
   const prefix = cache?.prefixFor(mine, b);
-  // summed (not mean) cross-entropy so parts of different sizes add up exactly
   const { value, grads } = tf.variableGrads(
-    () => tf.losses.softmaxCrossEntropy(tf.oneHot(labels, clf.numLabels), clf.logits(b, true, prefix, baseDropout), undefined, undefined, tf.Reduction.SUM) as tf.Scalar,
+    () => summedCrossEntropy(clf.logits(b, true, prefix, grad.baseDropout ?? false), labels, clf.numLabels, part(mine).weights),
     vars,
   );
   let lossSum = (await value.data())[0];
@@ -204,6 +256,12 @@ async function batchGradients(
   let loss = lossSum / n;
   if (mu > 0) loss += (mu / 2) * tf.tidy(() => tf.addN(vars.map((v, i) => tf.sum(tf.square(tf.sub(v, anchor[i]))))).dataSync()[0]);
   return { loss, grads: out };
+}
+
+/** Summed (not mean) cross-entropy, each example times its weight: parts of a batch on different threads add up exactly. */
+export function summedCrossEntropy(logits: tf.Tensor2D, labels: tf.Tensor1D, numLabels: number, weights?: number[]): tf.Scalar {
+  const w = weights ? tf.tensor1d(weights) : undefined;
+  return tf.losses.softmaxCrossEntropy(tf.oneHot(labels, numLabels), logits, w, undefined, tf.Reduction.SUM) as tf.Scalar;
 }
 
 export interface EvalResult {

@@ -10,6 +10,7 @@ import type { LoraConfig } from '../../lora/config';
 import type { Pooling } from '../../model/classifier';
 import type { NamedTensors } from '../../tensor';
 import { collate, type EncodedExample } from '../../training/batches';
+import { summedCrossEntropy, type GradientOptions } from '../../training/trainer';
 
 export interface WorkerInit {
   type: 'init';
@@ -26,7 +27,7 @@ export interface WorkerCompute {
   id: number;
   state: NamedTensors;
   indices: number[];
-  baseDropout?: boolean;
+  opts?: GradientOptions;
 }
 
 if (!parentPort) throw new Error('grad-worker must run in a worker thread');
@@ -49,7 +50,7 @@ port.on('message', async (msg: WorkerInit | WorkerCompute) => {
     const labels = tf.tensor1d(msg.indices.map((i) => examples[i].label), 'int32');
     const vars = clf.trainableVariables();
     const { value, grads } = tf.variableGrads(
-      () => tf.losses.softmaxCrossEntropy(tf.oneHot(labels, clf.numLabels), clf.logits(b, true, undefined, msg.baseDropout ?? false), undefined, undefined, tf.Reduction.SUM) as tf.Scalar,
+      () => summedCrossEntropy(clf.logits(b, true, undefined, msg.opts?.baseDropout ?? false), labels, clf.numLabels, msg.opts?.weights),
       vars,
     );
     const gradSums: Record<string, Float32Array> = {};

@@ -5,7 +5,7 @@ import { Worker } from 'node:worker_threads';
 import { availableParallelism } from 'node:os';
 import { FedloraError } from '../../errors';
 import type { NamedTensors } from '../../tensor';
-import type { GradientPool } from '../../training/trainer';
+import type { GradientOptions, GradientPool } from '../../training/trainer';
 import type { WorkerInit } from './grad-worker';
 
 type Pending = { resolve: (r: { lossSum: number; gradSums: Record<string, Float32Array> }) => void; reject: (e: Error) => void };
@@ -54,11 +54,11 @@ export class WorkerGradientPool implements GradientPool {
     return new WorkerGradientPool(workers);
   }
 
-  compute(helper: number, state: NamedTensors, indices: number[], baseDropout = false) {
+  compute(helper: number, state: NamedTensors, indices: number[], opts: GradientOptions = {}) {
     const id = this.nextId++;
     return new Promise<{ lossSum: number; gradSums: Record<string, Float32Array> }>((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
-      this.workers[helper].postMessage({ type: 'compute', id, state, indices, baseDropout });
+      this.workers[helper].postMessage({ type: 'compute', id, state, indices, opts });
     });
   }
 
