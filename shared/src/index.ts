@@ -34,8 +34,11 @@ export * from './lora/layer';
 export * from './lora/adapter';
 export * from './lora/peft';
 
-// tokenizer: WordPiece, built from a model's files as text
-export * from './tokenizer/wordpiece';
+// tokenizer: WordPiece and byte-level BPE, built from a model's files as text (tokenizer.json or vocab.txt)
+export * from './tokenizer/tokenizer';
+export { WordPieceTokenizer, type TokenizerOptions } from './tokenizer/wordpiece';
+export { ByteLevelBpeTokenizer, type ByteLevelBpeOptions } from './tokenizer/byte-level-bpe';
+export * from './tokenizer/tokenizer-json';
 export * from './tokenizer/from-files';
 
 // data: labelled datasets, splits and partitions, CSV/TSV/JSONL parsing, a site's data against the federation

@@ -6,7 +6,7 @@ import { FedloraError } from '../errors';
 import { countByLabel, type LabeledDataset } from './dataset';
 import { encodeDataset } from '../training/encode';
 import type { EncodedExample } from '../training/batches';
-import type { WordPieceTokenizer } from '../tokenizer/wordpiece';
+import type { Tokenizer } from '../tokenizer/tokenizer';
 
 export interface LabelMapping {
   /** one row per federation label, in class-id order */
@@ -44,7 +44,7 @@ export class EncodedDataCache {
   private readonly cache = new Map<string, EncodedExample[]>();
   constructor(readonly dataset: LabeledDataset) {}
 
-  get(tok: WordPieceTokenizer, labels: readonly string[], maxLength: number): EncodedExample[] {
+  get(tok: Tokenizer, labels: readonly string[], maxLength: number): EncodedExample[] {
     const key = `${maxLength}\u0000${labels.join('\u0000')}`;
     let ex = this.cache.get(key);
     if (!ex) {

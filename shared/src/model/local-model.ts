@@ -9,12 +9,12 @@ import { SequenceClassifier, type Pooling } from './classifier';
 import { LoraAdapter } from '../lora/adapter';
 import type { LoraConfig } from '../lora/config';
 import { tokenizerFromFiles } from '../tokenizer/from-files';
-import type { WordPieceTokenizer } from '../tokenizer/wordpiece';
+import type { Tokenizer } from '../tokenizer/tokenizer';
 
 /** The trainable model of a site (the Node agent builds it with node/model/local-model.ts, the browser with localModelFromFiles). */
 export interface LocalModel {
   bert: BertModel;
-  tokenizer: WordPieceTokenizer;
+  tokenizer: Tokenizer;
   classifier: SequenceClassifier;
   dispose(): void;
 }
@@ -45,7 +45,7 @@ export function resolveMaxLength(
   return given;
 }
 
-/** A base model's files by manifest path (config.json, vocab.txt, model.safetensors, tokenizer_config.json?). */
+/** A base model's files by manifest path (config.json, tokenizer.json or vocab.txt, model.safetensors, tokenizer_config.json?). */
 export type ModelFiles = Record<string, Uint8Array>;
 
 const utf8 = new TextDecoder();
@@ -56,11 +56,14 @@ export function localModelFromFiles(
   o: { lora: LoraConfig; labels: string[]; pooling: Pooling; seed?: number; source?: string },
 ): LocalModel {
   const source = o.source ?? 'model';
-  for (const need of ['config.json', 'vocab.txt', 'model.safetensors'])
+  for (const need of ['config.json', 'model.safetensors'])
     if (!files[need]) throw new FedloraError('MODEL_INVALID', `${source} has no ${need}`);
+  if (!files['tokenizer.json'] && !files['vocab.txt'])
+    throw new FedloraError('MODEL_INVALID', `${source} has neither tokenizer.json nor vocab.txt`);
+  const text = (name: string) => (files[name] ? utf8.decode(files[name]) : null);
   const configText = utf8.decode(files['config.json']);
   const tokenizer = tokenizerFromFiles(
-    { vocab: utf8.decode(files['vocab.txt']), tokenizerConfig: files['tokenizer_config.json'] ? utf8.decode(files['tokenizer_config.json']) : null, config: configText },
+    { tokenizerJson: text('tokenizer.json'), vocab: text('vocab.txt'), tokenizerConfig: text('tokenizer_config.json'), config: configText },
     source,
   );
   let configJson: unknown;
@@ -75,7 +78,7 @@ export function localModelFromFiles(
 /** Frozen BERT + fresh LoRA adapter + head on a loaded checkpoint: the one place a site's classifier is put together. */
 export function assembleLocalModel(
   ckpt: BertCheckpoint,
-  tokenizer: WordPieceTokenizer,
+  tokenizer: Tokenizer,
   o: { lora: LoraConfig; labels: string[]; pooling: Pooling; seed?: number },
 ): LocalModel {
   const bert = new BertModel(ckpt);

@@ -3,6 +3,17 @@
 // Isomorphic: no node imports, so browsers use it too.
 
 import { FedloraError } from '../errors';
+import {
+  applyTemplate,
+  bertTemplate,
+  checkMaxLength,
+  splitAddedTokens,
+  type AddedToken,
+  type Encoding,
+  type SpecialsTemplate,
+  type SpecialTokenIds,
+  type Tokenizer,
+} from './tokenizer';
 
 export interface TokenizerOptions {
   doLowerCase: boolean;
@@ -12,30 +23,29 @@ export interface TokenizerOptions {
   maxLength?: number;
   /** HF `tokenize_chinese_chars`; default true. */
   tokenizeChineseChars?: boolean;
+  /**
+   * NFC-compose the text first, as the slow BertTokenizer does (default true). tokenizer.json's BertNormalizer (the
+   * Rust fast tokenizer) does not: a decomposed "e\u0301" then stays two characters in a cased vocab.
+   */
+  composeUnicode?: boolean;
+  /** the token of each role; default BERT's [PAD] [UNK] [CLS] [SEP] [MASK] */
+  specialTokens?: Record<keyof SpecialTokenIds, string>;
+  /** tokens kept whole in the text; default the five special tokens */
+  addedTokens?: readonly AddedToken[];
+  /** default [CLS] A [SEP] (B [SEP]) */
+  template?: SpecialsTemplate;
+  /** HF WordPiece continuing_subword_prefix; default "##" */
+  continuingSubwordPrefix?: string;
+  /** HF max_input_chars_per_word: longer words become the unknown token unsplit; default 100 */
+  maxInputCharsPerWord?: number;
 }
 
-export interface SpecialTokenIds {
-  pad: number;
-  unk: number;
-  cls: number;
-  sep: number;
-  mask: number;
-}
+// re-exported: they were declared here before tokenizer.ts held what every tokenizer shares
+export { padBatch, type Encoding, type SpecialTokenIds } from './tokenizer';
 
-export interface Encoding {
-  tokens: string[];
-  inputIds: number[];
-  tokenTypeIds: number[];
-  attentionMask: number[];
-}
-
-const SPECIAL_TOKENS = { pad: '[PAD]', unk: '[UNK]', cls: '[CLS]', sep: '[SEP]', mask: '[MASK]' } as const;
-// Specials in the input text are kept whole (case-sensitive), as HF's added-tokens trie does before BasicTokenizer.
-const SPECIAL_SPLIT = /(\[PAD\]|\[UNK\]|\[CLS\]|\[SEP\]|\[MASK\])/;
-const SPECIAL_SET: ReadonlySet<string> = new Set(Object.values(SPECIAL_TOKENS));
+const BERT_SPECIAL_TOKENS = { pad: '[PAD]', unk: '[UNK]', cls: '[CLS]', sep: '[SEP]', mask: '[MASK]' } as const;
 const DEFAULT_MAX_LENGTH = 512;
-// HF WordpieceTokenizer.max_input_chars_per_word: longer words become [UNK] without being split.
-const MAX_CHARS_PER_WORD = 100;
+const DEFAULT_MAX_CHARS_PER_WORD = 100;
 // Python's str.split() whitespace set (HF's whitespace_tokenize); JS \s differs (has \ufeff, lacks \x1c-\x1f, \x85).
 // eslint-disable-next-line no-control-regex -- those control characters are part of Python's set
 const PY_WHITESPACE = /[\t\n\v\f\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+/;
@@ -128,27 +138,33 @@ function parseVocab(vocabText: string): string[] {
   return lines.map((l) => (l.endsWith('\r') ? l.slice(0, -1) : l));
 }
 
-export class WordPieceTokenizer {
+export class WordPieceTokenizer implements Tokenizer {
   readonly vocabSize: number;
   readonly special: SpecialTokenIds;
   readonly maxLength: number;
   private readonly vocab: Map<string, number>;
-  private readonly idToTok: string[];
+  private readonly idToTok: (string | undefined)[];
+  private readonly unkToken: string;
   private readonly lowerCase: boolean;
   private readonly stripAccents: boolean;
   private readonly tokenizeChineseChars: boolean;
+  private readonly composeUnicode: boolean;
+  private readonly addedTokens: readonly AddedToken[];
+  private readonly template: SpecialsTemplate;
+  private readonly prefix: string;
+  private readonly maxCharsPerWord: number;
 
-  private constructor(idToTok: string[], opts: TokenizerOptions) {
+  private constructor(idToTok: (string | undefined)[], vocab: Map<string, number>, opts: TokenizerOptions) {
     this.idToTok = idToTok;
-    this.vocab = new Map();
-    idToTok.forEach((tok, id) => this.vocab.set(tok, id));
+    this.vocab = vocab;
     this.vocabSize = idToTok.length;
+    const names = opts.specialTokens ?? BERT_SPECIAL_TOKENS;
     const lookup = (name: keyof SpecialTokenIds): number => {
-      const id = this.vocab.get(SPECIAL_TOKENS[name]);
+      const id = this.vocab.get(names[name]);
       if (id === undefined) {
         throw new FedloraError(
           'MODEL_INVALID',
-          `vocab (${idToTok.length} tokens) lacks the special token ${SPECIAL_TOKENS[name]}`,
+          `vocab (${idToTok.length} tokens) lacks the special token ${names[name]}`,
         );
       }
       return id;
@@ -160,70 +176,58 @@ export class WordPieceTokenizer {
       sep: lookup('sep'),
       mask: lookup('mask'),
     };
+    this.unkToken = names.unk;
     this.maxLength = opts.maxLength ?? DEFAULT_MAX_LENGTH;
     checkMaxLength(this.maxLength, 'maxLength');
     this.lowerCase = opts.doLowerCase;
     // HF: with lower-casing, accents are stripped unless strip_accents is explicitly false; without, only if true.
     this.stripAccents = opts.doLowerCase ? opts.stripAccents !== false : opts.stripAccents === true;
     this.tokenizeChineseChars = opts.tokenizeChineseChars ?? true;
+    this.composeUnicode = opts.composeUnicode ?? true;
+    this.addedTokens = opts.addedTokens ?? Object.values(names).map((content) => ({ content }));
+    this.template = opts.template ?? bertTemplate(names.cls, names.sep);
+    this.prefix = opts.continuingSubwordPrefix ?? '##';
+    this.maxCharsPerWord = opts.maxInputCharsPerWord ?? DEFAULT_MAX_CHARS_PER_WORD;
   }
 
   static fromVocabText(vocabText: string, opts: TokenizerOptions): WordPieceTokenizer {
     const tokens = parseVocab(vocabText);
     if (tokens.length === 0) throw new FedloraError('MODEL_INVALID', 'vocab is empty');
-    return new WordPieceTokenizer(tokens, opts);
+    const vocab = new Map<string, number>();
+    tokens.forEach((tok, id) => vocab.set(tok, id));
+    return new WordPieceTokenizer(tokens, vocab, opts);
+  }
+
+  /** From a token → id map (tokenizer.json's model.vocab plus its added tokens). */
+  static fromVocabMap(vocab: ReadonlyMap<string, number>, opts: TokenizerOptions): WordPieceTokenizer {
+    if (vocab.size === 0) throw new FedloraError('MODEL_INVALID', 'vocab is empty');
+    const idToTok: (string | undefined)[] = [];
+    for (const [tok, id] of vocab) idToTok[id] = tok;
+    return new WordPieceTokenizer(Array.from(idToTok), new Map(vocab), opts);
   }
 
   /** Wordpieces of `text`, without [CLS]/[SEP]. Special-token strings in the text are kept as single tokens. */
   tokenize(text: string): string[] {
     const out: string[] = [];
-    for (const segment of text.split(SPECIAL_SPLIT)) {
-      if (segment === '') continue;
-      if (SPECIAL_SET.has(segment)) {
-        out.push(segment);
+    for (const segment of splitAddedTokens(text, this.addedTokens)) {
+      if (segment.added) {
+        out.push(segment.text);
         continue;
       }
-      for (const word of this.basicTokenize(segment)) this.wordpiece(word, out);
+      for (const word of this.basicTokenize(segment.text)) this.wordpiece(word, out);
     }
     return out;
   }
 
   /** [CLS] a [SEP] (b [SEP]), truncated 'longest_first' to maxLength like HF's slow tokenizer; never padded. */
   encode(text: string, pair?: string, opts?: { maxLength?: number }): Encoding {
-    const maxLength = opts?.maxLength ?? this.maxLength;
-    checkMaxLength(maxLength, 'encode maxLength');
-    const a = this.tokenize(text);
     const b = pair === undefined ? null : this.tokenize(pair);
-    const numSpecial = b === null ? 2 : 3;
-    if (maxLength < numSpecial) {
-      throw new FedloraError(
-        'CONFIG_INVALID',
-        `maxLength ${maxLength} cannot hold the ${numSpecial} special tokens`,
-      );
-    }
-    // HF truncate_sequences: one token at a time from the end of the longer sequence; on a tie, from the pair.
-    let toRemove = a.length + (b?.length ?? 0) + numSpecial - maxLength;
-    for (; toRemove > 0; toRemove--) {
-      if (b === null || a.length > b.length) a.pop();
-      else b.pop();
-    }
-    const tokens = ['[CLS]', ...a, '[SEP]'];
-    const tokenTypeIds = tokens.map(() => 0);
-    if (b !== null) {
-      tokens.push(...b, '[SEP]');
-      for (let i = 0; i <= b.length; i++) tokenTypeIds.push(1);
-    }
-    return {
-      tokens,
-      inputIds: tokens.map((t) => this.tokenToId(t)),
-      tokenTypeIds,
-      attentionMask: tokens.map(() => 1),
-    };
+    return applyTemplate(this.tokenize(text), b, this.template, opts?.maxLength ?? this.maxLength, (t) => this.tokenToId(t));
   }
 
-  /** As HF: an id outside the vocab reads as "[UNK]". */
+  /** As HF: an id outside the vocab reads as the unknown token. */
   idToToken(id: number): string {
-    return this.idToTok[id] ?? SPECIAL_TOKENS.unk;
+    return this.idToTok[id] ?? this.unkToken;
   }
 
   tokenToId(tok: string): number {
@@ -234,9 +238,9 @@ export class WordPieceTokenizer {
   private basicTokenize(text: string): string[] {
     // HF lower-cases the whole text before splitting it (PreTrainedTokenizer.tokenize), then each token again.
     const lowered = this.lowerCase ? text.toLowerCase() : text;
-    const cleaned = cleanText(lowered, this.tokenizeChineseChars).normalize('NFC');
+    const cleaned = cleanText(lowered, this.tokenizeChineseChars);
     const out: string[] = [];
-    for (let token of whitespaceSplit(cleaned)) {
+    for (let token of whitespaceSplit(this.composeUnicode ? cleaned.normalize('NFC') : cleaned)) {
       if (this.lowerCase) token = token.toLowerCase();
       if (this.stripAccents) token = token.normalize('NFD').replace(RE_MN, '');
       splitOnPunctuation(token, out);
@@ -244,11 +248,11 @@ export class WordPieceTokenizer {
     return out.flatMap(whitespaceSplit);
   }
 
-  /** HF WordpieceTokenizer: greedy longest-match-first; a word with any unmatched rest becomes one [UNK]. */
+  /** HF WordpieceTokenizer: greedy longest-match-first; a word with any unmatched rest becomes one unknown token. */
   private wordpiece(word: string, out: string[]): void {
     const chars = Array.from(word); // code points, as Python's list(str)
-    if (chars.length > MAX_CHARS_PER_WORD) {
-      out.push(SPECIAL_TOKENS.unk);
+    if (chars.length > this.maxCharsPerWord) {
+      out.push(this.unkToken);
       return;
     }
     const offsets = [0]; // UTF-16 offset of each code point boundary, so substrings are slices
@@ -259,7 +263,7 @@ export class WordPieceTokenizer {
       let end = chars.length;
       let piece: string | null = null;
       while (start < end) {
-        const sub = (start > 0 ? '##' : '') + word.slice(offsets[start], offsets[end]);
+        const sub = (start > 0 ? this.prefix : '') + word.slice(offsets[start], offsets[end]);
         if (this.vocab.has(sub)) {
           piece = sub;
           break;
@@ -267,7 +271,7 @@ export class WordPieceTokenizer {
         end--;
       }
       if (piece === null) {
-        out.push(SPECIAL_TOKENS.unk);
+        out.push(this.unkToken);
         return;
       }
       pieces.push(piece);
@@ -275,51 +279,4 @@ export class WordPieceTokenizer {
     }
     out.push(...pieces);
   }
-}
-
-function checkMaxLength(n: number, what: string): void {
-  if (!Number.isInteger(n) || n < 1)
-    throw new FedloraError('CONFIG_INVALID', `${what} must be a positive integer, got ${n}`);
-}
-
-/** Pads encodings to the longest in the batch (dynamic padding), or to padTo if given. Row-major Int32Arrays. */
-export function padBatch(
-  // attentionMask may be left out: it is then 1 over each row's tokens (what the trainer's examples carry)
-  encs: readonly (Pick<Encoding, 'inputIds' | 'tokenTypeIds'> & { attentionMask?: readonly number[] })[],
-  padId: number,
-  padTo?: number,
-): {
-  inputIds: Int32Array;
-  attentionMask: Int32Array;
-  tokenTypeIds: Int32Array;
-  batch: number;
-  seqLen: number;
-} {
-  const longest = encs.reduce((m, e) => Math.max(m, e.inputIds.length), 0);
-  if (padTo !== undefined && (!Number.isInteger(padTo) || padTo < longest)) {
-    throw new FedloraError(
-      'CONFIG_INVALID',
-      `padTo ${padTo} is shorter than the longest encoding (${longest} tokens)`,
-    );
-  }
-  const seqLen = padTo ?? longest;
-  const batch = encs.length;
-  const inputIds = new Int32Array(batch * seqLen).fill(padId);
-  const attentionMask = new Int32Array(batch * seqLen); // 0 = padding
-  const tokenTypeIds = new Int32Array(batch * seqLen); // HF pads token types with 0
-  encs.forEach((e, row) => {
-    const n = e.inputIds.length;
-    if ((e.attentionMask && e.attentionMask.length !== n) || e.tokenTypeIds.length !== n) {
-      throw new FedloraError(
-        'SHAPE_MISMATCH',
-        `encoding ${row}: inputIds ${n}, attentionMask ${e.attentionMask?.length}, ` +
-          `tokenTypeIds ${e.tokenTypeIds.length}`,
-      );
-    }
-    inputIds.set(e.inputIds, row * seqLen);
-    if (e.attentionMask) attentionMask.set(e.attentionMask, row * seqLen);
-    else attentionMask.fill(1, row * seqLen, row * seqLen + n);
-    tokenTypeIds.set(e.tokenTypeIds, row * seqLen);
-  });
-  return { inputIds, attentionMask, tokenTypeIds, batch, seqLen };
 }

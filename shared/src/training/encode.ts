@@ -2,11 +2,11 @@
 
 import { FedloraError } from '../errors';
 import type { LabeledDataset } from '../data/dataset';
-import type { WordPieceTokenizer } from '../tokenizer/wordpiece';
+import type { Tokenizer } from '../tokenizer/tokenizer';
 import type { EncodedExample } from './batches';
 
 export function encodeDataset(
-  tok: WordPieceTokenizer,
+  tok: Tokenizer,
   ds: LabeledDataset,
   labels: readonly string[],
   maxLength: number,

@@ -6,7 +6,7 @@ import * as tf from '@tensorflow/tfjs';
 import { FedloraError } from '../errors';
 import type { BertModel } from '../model/bert';
 import { maskTokens, type MaskedSequence, type MlmHead } from '../model/mlm';
-import type { SpecialTokenIds, WordPieceTokenizer } from '../tokenizer/wordpiece';
+import type { SpecialTokenIds, Tokenizer } from '../tokenizer/tokenizer';
 import { AdamW } from './optimizer';
 import { collate, epochBatches, evalBatches, shuffleInPlace } from './batches';
 import { seededRandom } from '../random';
@@ -26,7 +26,7 @@ export function splitDocuments(text: string): string[] {
  * pieces (nothing is dropped), and consecutive short documents are packed into one sequence, [CLS] a [SEP] b [SEP] …,
  * so that batches carry text rather than padding (RoBERTa's FULL-SENTENCES packing).
  */
-export function packSequences(docs: readonly string[], tok: WordPieceTokenizer, maxLength: number): number[][] {
+export function packSequences(docs: readonly string[], tok: Tokenizer, maxLength: number): number[][] {
   if (!Number.isInteger(maxLength) || maxLength < 3) throw new FedloraError('CONFIG_INVALID', `maxLength must be ≥ 3, got ${maxLength}`);
   const { cls, sep } = tok.special;
   const out: number[][] = [];
@@ -58,7 +58,7 @@ export interface MlmCorpus {
 /** Splits documents into a seeded held-out fraction (at least one document) and the rest, then packs and masks. */
 export function prepareCorpus(
   docs: readonly string[],
-  tok: WordPieceTokenizer,
+  tok: Tokenizer,
   opts: { maxLength: number; seed: number; heldoutFraction?: number; vocabSize?: number },
 ): MlmCorpus {
   if (docs.length < 2)
