@@ -124,6 +124,9 @@ export async function run(o: PretrainCliOptions, out: (line: string) => void = c
   const backend = await initNodeBackend({ force: o.backend, log });
   const tok = loadTokenizer(o.modelDir);
   const ckpt = loadBertCheckpoint(o.modelDir);
+  // the MLM head and the saved checkpoint use BERT's names (cls.predictions.*, "bert." tensors)
+  if (ckpt.config.family !== 'bert')
+    throw new FedloraError('MODEL_UNSUPPORTED', `pretrain reads and writes BERT checkpoints only; ${o.modelDir} is ${ckpt.config.family} (LoRA fine-tuning with train-local and run works on it)`);
   const maxLength = Math.min(o.maxLength, tok.maxLength, ckpt.config.maxPositions);
   const corpus = prepareCorpus(docs, tok, { maxLength, seed: o.seed, vocabSize: ckpt.config.vocabSize });
   if (o.trainLayers !== undefined && o.trainLayers > ckpt.config.numLayers)

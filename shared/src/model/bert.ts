@@ -1,5 +1,6 @@
 // BERT encoder (Devlin et al. 2019) in tfjs, read top to bottom: config → embeddings → self-attention → feed-forward
-// → layer → encoder → pooler. Matches Hugging Face BertModel's forward pass (eval mode) to ~1e-6; see tests/fixtures.
+// → layer → encoder → pooler. Matches Hugging Face BertModel's forward pass (eval mode) to ~1e-6, and DistilBertModel's
+// and RobertaModel's, whose encoders are the same (families.ts: only their embeddings differ); see tests/fixtures.
 // Base weights are plain tensors (never tf.Variables), so no optimizer can touch them. LoRA enters through the
 // `LinearHook` each linear layer consults; the encoder itself knows nothing about adapters. The one exception is
 // `{ trainable: true }` (continued MLM pretraining): every weight is then a tf.Variable with fast-path gradients.
@@ -8,6 +9,7 @@ import * as tf from '@tensorflow/tfjs';
 import { FedloraError } from '../errors';
 import type { BertCheckpoint, BertConfig } from './checkpoint';
 import type { NamedTensors } from '../tensor';
+import { LINEAR_PATHS, type LinearName } from './families';
 
 export type { BertConfig } from './checkpoint';
 
@@ -20,16 +22,7 @@ export interface BertBatch {
   seqLen: number;
 }
 
-/** The six linear layers of a BERT layer, by the HF module path below "encoder.layer.{l}.". */
-export const LINEAR_PATHS = {
-  query: 'attention.self.query',
-  key: 'attention.self.key',
-  value: 'attention.self.value',
-  'attention.output': 'attention.output.dense',
-  intermediate: 'intermediate.dense',
-  output: 'output.dense',
-} as const;
-export type LinearName = keyof typeof LINEAR_PATHS;
+export { LINEAR_PATHS, type LinearName } from './families';
 
 /**
  * Dropout inside the frozen encoder, as HF applies it in training mode (model.train()): after the embeddings, on
@@ -187,14 +180,34 @@ export class BertModel {
     return tf.reshape(rows, [b.batch, b.seqLen, -1]) as tf.Tensor3D;
   }
 
-  // ---- embeddings: word + position + token type, then LayerNorm ------------------------------------------------
+  // ---- embeddings: word + position (+ token type), then LayerNorm ------------------------------------------------
   embed(b: BertBatch): tf.Tensor3D {
     return tf.tidy(() => {
       const words = this.lookup('embeddings.word_embeddings.weight', b.inputIds, b); // [B, T, H]
-      const pos = tf.slice(this.weight('embeddings.position_embeddings.weight'), [0, 0], [b.seqLen, -1]); // [T, H]
-      const typ = this.lookup('embeddings.token_type_embeddings.weight', b.tokenTypeIds, b); // [B, T, H]
-      return this.layerNorm(tf.add(tf.add(words, pos), typ), 'embeddings.LayerNorm') as tf.Tensor3D;
+      const pos =
+        this.config.positionOffset === 0
+          ? tf.slice(this.weight('embeddings.position_embeddings.weight'), [0, 0], [b.seqLen, -1]) // [T, H]
+          : this.lookup('embeddings.position_embeddings.weight', this.positionIds(b), b); // [B, T, H]
+      const sum = tf.add(words, pos);
+      // DistilBERT has no token types (typeVocabSize 0)
+      const typed = this.config.typeVocabSize > 0 ? tf.add(sum, this.lookup('embeddings.token_type_embeddings.weight', b.tokenTypeIds, b)) : sum;
+      return this.layerNorm(typed, 'embeddings.LayerNorm') as tf.Tensor3D;
     });
+  }
+
+  /**
+   * RoBERTa's position ids (create_position_ids_from_input_ids): real tokens count up from padding_idx + 1, padding
+   * sits at padding_idx. Real tokens are those whose id is not the pad id, as HF decides it. [B*T]
+   */
+  private positionIds(b: BertBatch): Int32Array {
+    const { padTokenId: pad } = this.config;
+    const out = new Int32Array(b.batch * b.seqLen);
+    for (let row = 0; row < b.batch; row++)
+      for (let t = 0, seen = 0; t < b.seqLen; t++) {
+        const i = row * b.seqLen + t;
+        out[i] = b.inputIds[i] === pad ? pad : pad + ++seen;
+      }
+    return out;
   }
 
   /** Additive attention bias from the padding mask: 0 for real tokens, float32-min for padding. [B, 1, 1, T] */

@@ -55,13 +55,17 @@ function assertCode(fn: () => unknown, code: FedloraErrorCode, message?: RegExp)
 test('when the fixture dir is loaded, then config and every encoder weight (prefix stripped) match the file', () => {
   const ckpt = loadBertCheckpoint(FIXTURE);
   assert.deepEqual(ckpt.config, {
+    family: 'bert',
     vocabSize: 1000,
     hiddenSize: 64,
     numLayers: 2,
     numHeads: 4,
     intermediateSize: 128,
     maxPositions: 128,
+    positionOffset: 0,
+    padTokenId: 0,
     typeVocabSize: 2,
+    sinusoidalPositions: false,
     layerNormEps: 1e-12,
     hiddenAct: 'gelu',
     hiddenDropout: 0.1, // the fixture's hidden_dropout_prob
@@ -114,7 +118,7 @@ test('when the pooler is absent (add_pooling_layer=False), then the checkpoint l
 
 test('when an encoder tensor is missing, then MODEL_INVALID names it', () => {
   const dir = modelDir(renamed((n) => (n === 'bert.encoder.layer.1.attention.self.key.bias' ? undefined : n)));
-  assertCode(() => loadBertCheckpoint(dir), 'MODEL_INVALID', /missing 1 encoder tensor\(s\): encoder\.layer\.1\.attention\.self\.key\.bias/);
+  assertCode(() => loadBertCheckpoint(dir), 'MODEL_INVALID', /missing 1 encoder tensor\(s\) \(bert names\): encoder\.layer\.1\.attention\.self\.key\.bias/);
 });
 
 test('when a tensor shape disagrees with config.json, then SHAPE_MISMATCH gives both shapes', () => {
@@ -147,7 +151,11 @@ test('when the dir does not exist, then FILE_NOT_FOUND names it', () => {
 
 test('when config.json asks for hidden_act relu (or another model type), then MODEL_UNSUPPORTED says what is supported', () => {
   assertCode(() => loadBertCheckpoint(modelDir(fixtureBytes, { hidden_act: 'relu' })), 'MODEL_UNSUPPORTED', /hidden_act "relu" \(only exact "gelu"/);
-  assertCode(() => loadBertCheckpoint(modelDir(fixtureBytes, { model_type: 'roberta' })), 'MODEL_UNSUPPORTED', /model_type "roberta"/);
+  assertCode(
+    () => loadBertCheckpoint(modelDir(fixtureBytes, { model_type: 'xlnet' })),
+    'MODEL_UNSUPPORTED',
+    /model_type "xlnet" is not supported \(supported: bert, distilbert, roberta\)/,
+  );
   assertCode(() => loadBertCheckpoint(modelDir(fixtureBytes, { num_attention_heads: 5 })), 'MODEL_INVALID', /not divisible/);
 });
 

@@ -4,7 +4,7 @@
 
 import { FedloraError } from '../errors';
 import { BertModel } from './bert';
-import { bertCheckpointFromFiles, type BertCheckpoint } from './checkpoint';
+import { bertCheckpointFromFiles, type BertCheckpoint, type BertConfig } from './checkpoint';
 import { SequenceClassifier, type Pooling } from './classifier';
 import { LoraAdapter } from '../lora/adapter';
 import type { LoraConfig } from '../lora/config';
@@ -19,9 +19,15 @@ export interface LocalModel {
   dispose(): void;
 }
 
-/** Tokens one input may have on this model: its position table (max_position_embeddings) and its tokenizer's limit. */
+/** Tokens one input may have on this model: its position table (max_position_embeddings less RoBERTa's offset) and its tokenizer's limit. */
 export function tokenLimit(m: Pick<LocalModel, 'bert' | 'tokenizer'>): number {
   return Math.min(m.tokenizer.maxLength, m.bert.config.maxPositions);
+}
+
+/** max_position_embeddings as config.json gives it, with the rows before the first position when there are any. */
+function positionsOf(c: BertConfig): string {
+  const rows = c.maxPositions + c.positionOffset;
+  return c.positionOffset ? `${rows}, of which ${c.maxPositions} from position ${c.positionOffset} on` : `${rows}`;
 }
 
 /**
@@ -40,7 +46,7 @@ export function resolveMaxLength(
     throw new FedloraError(
       'CONFIG_INVALID',
       `--max-length ${given} is more than ${source} can take: ${limit} tokens (max_position_embeddings ` +
-        `${m.bert.config.maxPositions}, tokenizer model_max_length ${m.tokenizer.maxLength})`,
+        `${positionsOf(m.bert.config)}, tokenizer model_max_length ${m.tokenizer.maxLength})`,
     );
   return given;
 }
