@@ -20,10 +20,12 @@ export * from './protocol/frame-parts';
 // aggregation: the Strategy contract and the strategies
 export * from './aggregation/index';
 
-// model: BERT, checkpoints, safetensors, classification and MLM heads, a site's trainable model
+// model: BERT and its families (DistilBERT, RoBERTa), checkpoints, safetensors (sharded too), classification and MLM heads, a site's trainable model
 export * from './model/bert';
 export * from './model/checkpoint';
 export * from './model/safetensors';
+export * from './model/safetensors-index';
+export * from './model/families';
 export * from './model/classifier';
 export * from './model/mlm';
 export * from './model/local-model';

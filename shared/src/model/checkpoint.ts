@@ -6,7 +6,6 @@
 import { FedloraError } from '../errors';
 import { sameShape, type HostTensor, type NamedTensors } from '../tensor';
 import { FAMILIES, modelFamilyOf, sinusoidalPositions, type ConfigReader, type ModelFamily } from './families';
-import { parseSafetensors } from './safetensors';
 
 /** The fields of a BERT-family config.json that the encoder needs, whatever the family calls them. */
 export interface BertConfig {
@@ -103,11 +102,6 @@ export function expectedBertShapes(c: BertConfig, withPooler: boolean): Record<s
     s['pooler.dense.bias'] = [H];
   }
   return s;
-}
-
-/** Builds a checkpoint from config.json's parsed JSON and model.safetensors' bytes (isomorphic). */
-export function bertCheckpointFromFiles(configJson: unknown, safetensors: Uint8Array, source = 'model'): BertCheckpoint {
-  return checkpointFromTensors(configJson, parseSafetensors(safetensors, `${source}/model.safetensors`).tensors, source, 'model.safetensors');
 }
 
 /**

@@ -4,7 +4,9 @@
 
 import { FedloraError } from '../errors';
 import { BertModel } from './bert';
-import { bertCheckpointFromFiles, type BertCheckpoint, type BertConfig } from './checkpoint';
+import { checkpointFromTensors, type BertCheckpoint, type BertConfig } from './checkpoint';
+import { parseSafetensors } from './safetensors';
+import { parseSafetensorsIndex, SAFETENSORS_INDEX, tensorsFromShards } from './safetensors-index';
 import { SequenceClassifier, type Pooling } from './classifier';
 import { LoraAdapter } from '../lora/adapter';
 import type { LoraConfig } from '../lora/config';
@@ -51,7 +53,10 @@ export function resolveMaxLength(
   return given;
 }
 
-/** A base model's files by manifest path (config.json, tokenizer.json or vocab.txt, model.safetensors, tokenizer_config.json?). */
+/**
+ * A base model's files by manifest path: config.json, tokenizer.json or vocab.txt, model.safetensors or
+ * model.safetensors.index.json with its shards, tokenizer_config.json?
+ */
 export type ModelFiles = Record<string, Uint8Array>;
 
 const utf8 = new TextDecoder();
@@ -62,8 +67,9 @@ export function localModelFromFiles(
   o: { lora: LoraConfig; labels: string[]; pooling: Pooling; seed?: number; source?: string },
 ): LocalModel {
   const source = o.source ?? 'model';
-  for (const need of ['config.json', 'model.safetensors'])
-    if (!files[need]) throw new FedloraError('MODEL_INVALID', `${source} has no ${need}`);
+  if (!files['config.json']) throw new FedloraError('MODEL_INVALID', `${source} has no config.json`);
+  if (!files['model.safetensors'] && !files[SAFETENSORS_INDEX])
+    throw new FedloraError('MODEL_INVALID', `${source} has no model.safetensors (nor ${SAFETENSORS_INDEX} with its shards)`);
   if (!files['tokenizer.json'] && !files['vocab.txt'])
     throw new FedloraError('MODEL_INVALID', `${source} has neither tokenizer.json nor vocab.txt`);
   const text = (name: string) => (files[name] ? utf8.decode(files[name]) : null);
@@ -78,7 +84,10 @@ export function localModelFromFiles(
   } catch (err) {
     throw new FedloraError('MODEL_INVALID', `${source}/config.json is not valid JSON`, { cause: err });
   }
-  return assembleLocalModel(bertCheckpointFromFiles(configJson, files['model.safetensors'], source), tokenizer, o);
+  const tensors = files['model.safetensors']
+    ? parseSafetensors(files['model.safetensors'], `${source}/model.safetensors`).tensors
+    : tensorsFromShards(parseSafetensorsIndex(utf8.decode(files[SAFETENSORS_INDEX]), `${source}/${SAFETENSORS_INDEX}`), files, source);
+  return assembleLocalModel(checkpointFromTensors(configJson, tensors, source), tokenizer, o);
 }
 
 /** Frozen BERT + fresh LoRA adapter + head on a loaded checkpoint: the one place a site's classifier is put together. */
