@@ -1,6 +1,7 @@
 // Parity of the DistilBERT and RoBERTa families with independent PyTorch implementations of transformers'
 // DistilBertModel and RobertaModel (tests/fixtures/<family>-reference, scripts/family_reference.py): last hidden states
-// within 1e-4 on padded, pair and unpadded batches; each family's own tensor names, prefix and config fields.
+// within 1e-4 on padded, pair and unpadded batches, with and without a LoRA adapter in the family's PEFT names; each
+// family's own tensor names, prefix and config fields.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -14,6 +15,8 @@ import { BertModel, type BertBatch } from './bert';
 import { checkpointFromTensors, type BertCheckpoint } from './checkpoint';
 import { FAMILIES } from './families';
 import { parseSafetensors } from './safetensors';
+import { LoraAdapter } from '../lora/adapter';
+import { exportPeft, importPeft } from '../lora/peft';
 
 const FIXTURES = fileURLToPath(new URL('../../../tests/fixtures/', import.meta.url));
 const ATOL = 1e-4;
@@ -165,3 +168,38 @@ test('when the RoBERTa batch pads with its pad id, then the padded rows do not m
   tf.dispose(alone);
   model.dispose();
 });
+
+for (const family of ['distilbert', 'roberta'] as const) {
+  test(`when the ${family} PEFT adapter (its own module names) is applied, then hidden states match the reference and exportPeft writes those names back`, (t) => {
+    const dir = dirOf(family);
+    const files = {
+      adapterConfig: JSON.parse(readFileSync(join(dir, 'adapter_config.json'), 'utf8')),
+      weights: new Uint8Array(readFileSync(join(dir, 'lora.safetensors'))),
+    };
+    const peft = importPeft(files);
+    assert.deepEqual(peft.config.targetModules, ['query', 'value'], `${files.adapterConfig.target_modules} are query and value`);
+    const model = new BertModel(loadBertCheckpoint(dir));
+    const adapter = new LoraAdapter(peft.config, model.config);
+    adapter.setState(peft.state);
+    const fixtures = JSON.parse(readFileSync(join(dir, 'fixtures.json'), 'utf8'));
+    const input = batchOf(fixtures.cases[fixtures.lora_case.case]);
+    const hidden = model.forward(input, adapter.hook(false));
+    const d = maxAbsDiff(hidden.dataSync() as Float32Array, fixtures.lora_case.last_hidden_state.flat(2));
+    assert.ok(d < ATOL, `with LoRA: max |diff| ${d}`);
+    const plain = model.forward(input);
+    assert.ok(maxAbsDiff(plain.dataSync() as Float32Array, fixtures.lora_case.last_hidden_state.flat(2)) > 1e-3, 'the adapter has an effect');
+    t.diagnostic(`${family} with LoRA: max |diff| ${d.toExponential(2)}`);
+    tf.dispose([hidden, plain]);
+    // exported for this family: the fixture's names (DistilBERT's under the "distilbert." prefix a *For* model has)
+    const out = exportPeft(peft.config, peft.state, { baseModel: `${family}-reference`, family });
+    const names = Object.keys(parseSafetensors(out.weights).tensors);
+    const expected = Object.keys(parseSafetensors(files.weights).tensors).map((n) =>
+      family === 'distilbert' ? n.replace('base_model.model.', 'base_model.model.distilbert.') : n,
+    );
+    assert.deepEqual(names.sort(), expected.sort());
+    assert.deepEqual(out.adapterConfig.target_modules, files.adapterConfig.target_modules);
+    assert.deepEqual(importPeft(out).state, peft.state);
+    adapter.dispose();
+    model.dispose();
+  });
+}
