@@ -12,7 +12,8 @@ import { DEFAULT_MODEL_DIR } from '@fedlora/shared/node/default-model.ts';
 import { parseFlags, strFlag } from '../args';
 
 export const help = `fedlora-site inspect --text T [--pair T2] [--model DIR] [--json] [--backend NAME]
-  Loads a Hugging Face BERT directory (default: the shipped fedlora-bert-mini), tokenizes T (and T2 as a pair),
+  Loads a Hugging Face BERT, DistilBERT or RoBERTa directory (default: the shipped fedlora-bert-mini; tokenizer.json
+  or vocab.txt, model.safetensors or its shards), tokenizes T (and T2 as a pair),
   runs the encoder and prints tokens, ids, the last-layer [CLS] vector and the mean-pooled vector (mean over all
   tokens of the sequence, [CLS] and [SEP] included), every value at full float32 precision.
   The default backend is cpu (deterministic float32); --backend picks another.`;
