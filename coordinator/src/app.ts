@@ -8,6 +8,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { Server, type Namespace } from 'socket.io';
 import { FedloraError } from '@fedlora/shared/errors.ts';
 import type { NamedTensors } from '@fedlora/shared/tensor.ts';
+import type { ModelFamily } from '@fedlora/shared/model/families.ts';
 import type { Strategy } from '@fedlora/shared/aggregation/strategy.ts';
 import type { StrategyName } from '@fedlora/shared/aggregation/index.ts';
 import type { LoraConfig } from '@fedlora/shared/lora/config.ts';
@@ -38,6 +39,8 @@ import type { AdminServerEvents } from './socket/admin-events';
 /** The learning task: base model, adapter layout, labels, the initial state and the held-out evaluator. */
 export interface CoordinatorTask {
   modelId: string;
+  /** the base model's family: PEFT downloads name modules as it does (default bert) */
+  modelFamily?: ModelFamily;
   modelFiles: readonly ModelFile[];
   lora: LoraConfig;
   labels: string[];
@@ -274,7 +277,7 @@ export async function createCoordinator(o: CoordinatorOptions): Promise<Coordina
     store,
     sites,
     presence,
-    model: { id: o.task.modelId, lora: o.task.lora, labels: o.task.labels },
+    model: { id: o.task.modelId, lora: o.task.lora, labels: o.task.labels, family: o.task.modelFamily },
     log,
     sessions,
     activity,

@@ -75,6 +75,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
       stop: c.stop,
       task: {
         modelId: c.modelId,
+        modelFamily: task.family,
         modelFiles,
         lora: c.lora,
         labels,

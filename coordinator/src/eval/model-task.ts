@@ -4,6 +4,7 @@
 import type { LabeledDataset } from '@fedlora/shared/data/dataset.ts';
 import type { LoraConfig } from '@fedlora/shared/lora/config.ts';
 import type { Pooling } from '@fedlora/shared/model/classifier.ts';
+import type { ModelFamily } from '@fedlora/shared/model/families.ts';
 import { loadLocalModel } from '@fedlora/shared/node/model/local-model.ts';
 import { encodeDataset } from '@fedlora/shared/training/encode.ts';
 import { evaluateState } from '@fedlora/shared/training/local-round.ts';
@@ -24,6 +25,8 @@ export interface ModelTaskOptions {
 }
 
 export interface ModelTask {
+  /** the base model's family (its PEFT exports use the family's module names) */
+  family: ModelFamily;
   initialState: () => NamedTensors;
   evaluator: Evaluator;
   dispose(): void;
@@ -69,5 +72,5 @@ export function loadModelTask(o: ModelTaskOptions): ModelTask {
       return p;
     },
   };
-  return { initialState: () => initial, evaluator, dispose: () => model.dispose() };
+  return { family: model.bert.config.family, initialState: () => initial, evaluator, dispose: () => model.dispose() };
 }

@@ -11,6 +11,7 @@ import { parseFields } from '@fedlora/shared/schema-fields.ts';
 import { describeStrategies } from '@fedlora/shared/aggregation/index.ts';
 import { exportPeft } from '@fedlora/shared/lora/peft.ts';
 import type { LoraConfig } from '@fedlora/shared/lora/config.ts';
+import type { ModelFamily } from '@fedlora/shared/model/families.ts';
 import type { Logger } from '../log';
 import type { Federation } from '../rounds/federation';
 import type { AdapterStore } from '../registry/types';
@@ -47,7 +48,7 @@ export interface ApiDeps {
   store: AdapterStore;
   sites: SiteStore;
   presence: Presence;
-  model: { id: string; lora: LoraConfig; labels: string[] };
+  model: { id: string; lora: LoraConfig; labels: string[]; family?: ModelFamily };
   log: Logger;
   /** console sessions, shared with the /admin namespace (default: a fresh store for this token) */
   sessions?: AdminSessions;
@@ -255,6 +256,7 @@ export function createApi(d: ApiDeps): express.Express {
     const peft = exportPeft(d.model.lora, await d.store.loadState(v.id), {
       baseModel: d.model.id,
       labels: d.model.labels,
+      family: d.model.family,
     });
     res.set('Content-Disposition', `attachment; filename="${query.file}"`);
     if (query.file === 'adapter_config.json') res.json(peft.adapterConfig);
