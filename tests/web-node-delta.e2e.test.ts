@@ -36,6 +36,7 @@ const TEXTS = [
   'blood pressure of cardiac patients',
 ];
 const EXAMPLES: LabeledExample[] = TEXTS.map((text, i) => ({ text, label: LABELS[i % 3] }));
+// clipNorm absent = the recipe's 1.0, as in a real round; these gradients' norms are ~3, so both steps clip
 const CONFIG: LocalTrainConfig = { localEpochs: 1, batchSize: 3, learningRate: LR, proximalMu: 0, maxSteps: 2 };
 const MAX_LENGTH = 16;
 const SEED = 7;

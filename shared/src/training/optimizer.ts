@@ -67,3 +67,13 @@ export class AdamW {
     this.v.clear();
   }
 }
+
+/**
+ * Σ‖t‖² over the tensors, as a scalar tensor. A chain of adds, not tf.addN: WebGPU's addN binds every input to one
+ * shader and fails past the device's storage-buffer limit (8 on SwiftShader; a LoRA state has 10+ tensors), and the
+ * failure only shows as a lost device at the next read. Read the result with await data(): a synchronous read on
+ * WebGPU is slow and, in Chromium, stalls the page.
+ */
+export function squaredNorm(tensors: tf.Tensor[]): tf.Scalar {
+  return tf.tidy(() => tensors.map((t) => tf.sum(tf.square(t))).reduce((a, b) => tf.add(a, b), tf.scalar(0)) as tf.Scalar);
+}

@@ -7,7 +7,7 @@ import { FedloraError } from '../errors';
 import type { BertModel } from '../model/bert';
 import { maskTokens, type MaskedSequence, type MlmHead } from '../model/mlm';
 import type { SpecialTokenIds, Tokenizer } from '../tokenizer/tokenizer';
-import { AdamW } from './optimizer';
+import { AdamW, squaredNorm } from './optimizer';
 import { collate, epochBatches, evalBatches, shuffleInPlace } from './batches';
 import { seededRandom } from '../random';
 
@@ -223,7 +223,7 @@ export async function pretrainMlm(
 /** Scales all gradients by min(1, maxNorm / ‖g‖₂) over their concatenation (PyTorch clip_grad_norm_). */
 function clipByGlobalNorm(grads: Record<string, tf.Tensor>, maxNorm: number): Record<string, tf.Tensor> {
   return tf.tidy(() => {
-    const norm = tf.sqrt(tf.addN(Object.values(grads).map((g) => tf.sum(tf.square(g)))));
+    const norm = tf.sqrt(squaredNorm(Object.values(grads)));
     const scale = tf.minimum(1, tf.div(maxNorm, tf.add(norm, 1e-6)));
     const out: Record<string, tf.Tensor> = {};
     for (const [name, g] of Object.entries(grads)) out[name] = tf.mul(g, scale);

@@ -11,7 +11,7 @@ import { FedloraError } from '../errors';
 import type { NamedTensors } from '../tensor';
 import type { SequenceClassifier } from '../model/classifier';
 import type { BertBatch } from '../model/bert';
-import { AdamW } from './optimizer';
+import { AdamW, squaredNorm } from './optimizer';
 import { collate, epochBatches, evalBatches, type EncodedExample } from './batches';
 import { seededRandom } from '../random';
 
@@ -170,7 +170,7 @@ export async function trainClassifier(
         optimizer.dispose();
         throw new FedloraError('NON_FINITE', `training loss became ${loss} at step ${step + 1}; lower the learning rate`);
       }
-      const gradNorm = clipToNorm(grads, clipNorm);
+      const gradNorm = await clipToNorm(grads, clipNorm);
       optimizer.applyGradients(vars, grads);
       tf.dispose(Object.values(grads));
       step++;
@@ -191,9 +191,11 @@ export async function trainClassifier(
  * Scales the gradients in place so their global L2 norm is at most maxNorm (PyTorch's clip_grad_norm_; 0 = leave
  * them); returns the norm before clipping. Without it a run at lr 2e-3 diverged on a small imbalanced set.
  */
-export function clipToNorm(grads: Record<string, tf.Tensor>, maxNorm: number): number {
+export async function clipToNorm(grads: Record<string, tf.Tensor>, maxNorm: number): Promise<number> {
   const names = Object.keys(grads);
-  const norm = Math.sqrt(tf.tidy(() => tf.addN(names.map((n) => tf.sum(tf.square(grads[n])))).dataSync()[0]));
+  const squared = squaredNorm(names.map((n) => grads[n]));
+  const norm = Math.sqrt((await squared.data())[0]);
+  squared.dispose();
   if (maxNorm > 0 && norm > maxNorm) {
     const scale = maxNorm / (norm + 1e-6);
     for (const n of names) {
@@ -254,7 +256,11 @@ async function batchGradients(
   }
   for (const o of others) lossSum += o.lossSum;
   let loss = lossSum / n;
-  if (mu > 0) loss += (mu / 2) * tf.tidy(() => tf.addN(vars.map((v, i) => tf.sum(tf.square(tf.sub(v, anchor[i]))))).dataSync()[0]);
+  if (mu > 0) {
+    const drift = tf.tidy(() => squaredNorm(vars.map((v, i) => tf.sub(v, anchor[i]))));
+    loss += (mu / 2) * (await drift.data())[0];
+    drift.dispose();
+  }
   return { loss, grads: out };
 }
 
