@@ -127,6 +127,21 @@ test('when --heldout has labels the training data lacks, then train-local exits 
   );
 });
 
+test('when --validation-data is given, then its rows pick the best point and none are carved from --data', async () => {
+  const rows = ['good card,pos', 'bad card,neg', 'great refund,pos', 'awful refund,neg', 'nice app,pos', 'slow app,neg'];
+  // 54 rows: enough that, without the flag, a tenth would be carved for validation
+  const train = file('train-v.csv', 'text,label\n' + Array.from({ length: 9 }, () => rows.join('\n')).join('\n') + '\n');
+  const validation = file('validation.csv', 'text,label\nfine card,pos\npoor refund,neg\nok app,pos\n');
+  const base = ['--data', train, '--heldout', train, '--model', FIXTURE, '--backend', 'wasm', '--steps', '4', '--batch-size', '4', '--quiet', '--json'];
+  const r = await cli('train-local', ...base, '--validation-data', validation);
+  assert.equal(r.code, 0, r.err);
+  const s = JSON.parse(r.out.at(-1) as string) as { trainExamples: number; validationExamples: number; steps: number; bestStep: number };
+  assert.deepEqual([s.trainExamples, s.validationExamples, s.steps], [54, 3, 4]);
+  assert.ok(s.bestStep >= 1 && s.bestStep <= 4, `best step ${s.bestStep}`);
+  const unknown = file('validation-bad.csv', 'text,label\nfine card,pos\nso-so,neutral\n');
+  assertFails(await cli('train-local', ...base, '--validation-data', unknown), 1, /DATA_INVALID: .*not in the model's label set: neutral/);
+});
+
 test('when the model dir lacks model.safetensors, then train-local exits 1 saying which file is missing', async () => {
   const dir = join(scratch, 'no-weights');
   mkdirSync(dir);

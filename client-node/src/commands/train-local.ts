@@ -40,7 +40,7 @@ export const help = `fedlora-site train-local [options]
   --data FILE          CSV or JSONL with a text and a label column (default: embedded SpamAssassin)
   --heldout FILE       held-out CSV/JSONL (default: a seeded stratified 20% split of --data)
   --text-column NAME   --label-column NAME   column names (default: auto-detected)
-  --model DIR          Hugging Face BERT directory (default: the shipped fedlora-bert-mini)
+  --model DIR          Hugging Face BERT, DistilBERT or RoBERTa directory (default: the shipped fedlora-bert-mini)
   --batch-size N (32)  --lr X (0.002)        --max-length N (128)   --seed N (0)
   Run length (a budget in optimizer steps, so small sets get enough steps and large ones are not over-trained):
   --min-steps N (300)  --max-steps N (2000)  the run is 3 epochs' steps, clamped to [min, max] (several epochs on
@@ -48,6 +48,7 @@ export const help = `fedlora-site train-local [options]
   --epochs N           exactly N epochs instead (no clamp unless --min-steps/--max-steps are given too)
   --steps N            exactly N optimizer steps
   --clip-norm X (1)    clip each step's gradient to this global L2 norm (0 = off)
+  --validation-data FILE  validation CSV/JSONL to use instead of carving one from --data
   --validation X (0.1) share of the training data held back (stratified, at most 1,000 examples) to pick the best
                        point of the run by validation macro-F1; 0 = train on everything and keep the last state
   --patience N (3)     stop after N of the run's 10 validations without a better macro-F1, and restore the best
@@ -67,6 +68,7 @@ export const help = `fedlora-site train-local [options]
 export interface TrainLocalOptions {
   data?: string;
   heldout?: string;
+  validationData?: string;
   textColumn?: string;
   labelColumn?: string;
   modelDir: string;
@@ -108,7 +110,7 @@ export function parse(argv: string[]): TrainLocalOptions | 'help' {
     'heldout-limit': { type: 'string' }, save: { type: 'string' }, backend: { type: 'string' }, json: { type: 'boolean' },
     workers: { type: 'string' }, 'base-dropout': { type: 'boolean' }, 'no-base-dropout': { type: 'boolean' },
     quiet: { type: 'boolean' }, steps: { type: 'string' }, 'min-steps': { type: 'string' }, 'max-steps': { type: 'string' },
-    'clip-norm': { type: 'string' }, validation: { type: 'string' }, patience: { type: 'string' }, 'class-weights': { type: 'string' },
+    'clip-norm': { type: 'string' }, validation: { type: 'string' }, 'validation-data': { type: 'string' }, patience: { type: 'string' }, 'class-weights': { type: 'string' },
   });
   if (f.help) return 'help';
   const r = DEFAULT_RECIPE;
@@ -127,6 +129,7 @@ export function parse(argv: string[]): TrainLocalOptions | 'help' {
   return {
     data: strFlag(f.data),
     heldout: strFlag(f.heldout),
+    validationData: strFlag(f['validation-data']),
     textColumn: strFlag(f['text-column']),
     labelColumn: strFlag(f['label-column']),
     modelDir: strFlag(f.model) ?? DEFAULT_MODEL_DIR,
@@ -223,7 +226,10 @@ export async function run(o: TrainLocalOptions, out: (line: string) => void = co
   // the validation part is carved from the training data (stratified), never from the held-out set reported on
   const nValidation = validationSize(train.examples.length, { ...DEFAULT_RECIPE, validationFraction: o.validationFraction });
   let validation: LabeledDataset | null = null;
-  if (nValidation > 0) {
+  if (o.validationData) {
+    const v = loadTabularFile(o.validationData, { textColumn: o.textColumn, labelColumn: o.labelColumn });
+    validation = { ...v, labels };
+  } else if (nValidation > 0) {
     const split = stratifiedSplit(labelIds(train), nValidation / train.examples.length, o.seed + 2);
     validation = subsetDataset(train, split.heldout);
     train = subsetDataset(train, split.train);
