@@ -107,7 +107,7 @@ test('when a new strategy is registered, then the coordinator flag parses into t
 
 test('when a new strategy is registered, then its option is in the coordinator and simulator --help, and the simulator flag parses', () => {
   assert.match(coordinatorHelp(), /--step-size X +fedstep stepSize: server step size s along the mean delta, in \(0, 1\] \(1\)/);
-  assert.match(coordinatorHelp(), /--strategy fedavg\|fedprox\|fedadam\|fedavgm\|fedstep/);
+  assert.match(coordinatorHelp(), /--strategy fedavg\|fedprox\|fedadam\|fedavgm\|median\|trimmed-mean\|multi-krum\|fedstep/);
   assert.match(simHelp(), /--step-size X +fedstep stepSize: server step size/);
   const o = parseSimArgs(['--strategy', 'fedavg,fedstep', '--step-size', '0.25']) as SimOptions;
   assert.deepEqual([o.strategies, o.strategyOptions], [['fedavg', 'fedstep'], { fedstep: { stepSize: 0.25 } }]);
@@ -152,4 +152,31 @@ test('when a new strategy is registered, then the settings API shows, changes an
   });
   assert.equal(bad.status, 400);
   assert.match(((await bad.json()) as { error: { message: string } }).error.message, /strategyOptions\.fedstep\.stepSize must be ≤ 1/);
+});
+
+test('when the robust strategies are built in, then their options are coordinator and simulator flags, settings and GET /api/strategies entries', async () => {
+  // Arrange / Act: the flags of issue 17's robust aggregation, through the registry only
+  const config = parseConfig(
+    ['--strategy', 'multi-krum', '--byzantine-fraction', '0.25', '--krum-select', '5', '--trim-beta', '0.1'],
+    { FEDLORA_ADMIN_TOKEN: TOKEN },
+  );
+  assert.ok(config !== 'help');
+  const sim = parseSimArgs(['--strategy', 'median,trimmed-mean,multi-krum', '--trim-beta', '0.3']) as SimOptions;
+  const strategies = (await (
+    await fetch((coord.url as string) + '/api/strategies', { headers: { authorization: `Bearer ${TOKEN}` } })
+  ).json()) as { name: string; options: { key: string }[] }[];
+
+  // Assert
+  assert.equal(config.strategy, 'multi-krum');
+  assert.deepEqual(config.settings.strategyOptions['multi-krum'], { byzantineFraction: 0.25, select: 5 });
+  assert.deepEqual(config.settings.strategyOptions['trimmed-mean'], { beta: 0.1 });
+  assert.deepEqual(config.settings.strategyOptions.median, {});
+  assert.throws(() => parseConfig(['--trim-beta', '0.5'], { FEDLORA_ADMIN_TOKEN: TOKEN }), /--trim-beta must be < 0\.5/);
+  assert.match(coordinatorHelp(), /--trim-beta X +trimmed-mean beta: fraction β of the values cut from each side/);
+  assert.match(simHelp(), /--krum-select X +multi-krum select: m, how many lowest-scored updates to average/);
+  assert.deepEqual([sim.strategies, sim.strategyOptions['trimmed-mean']], [['median', 'trimmed-mean', 'multi-krum'], { beta: 0.3 }]);
+  assert.deepEqual(
+    strategies.filter((s) => ['median', 'trimmed-mean', 'multi-krum'].includes(s.name)).map((s) => [s.name, s.options.map((o) => o.key)]),
+    [['median', []], ['trimmed-mean', ['beta']], ['multi-krum', ['byzantineFraction', 'select']]],
+  );
 });

@@ -32,6 +32,11 @@ export interface AggregateOutcome {
   numResults: number;
   /** Σ numExamples */
   numExamples: number;
+  /**
+   * The sites whose updates the new adapter was computed from, when the strategy chose among them (Multi-Krum);
+   * absent when every accumulated update went in.
+   */
+  contributors?: string[];
 }
 
 export interface RoundAggregator {
