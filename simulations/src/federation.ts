@@ -6,7 +6,9 @@
 
 import nacl from 'tweetnacl';
 import {
+  AggregationError,
   createStrategy,
+  type AggregateOutcome,
   type RoundFailure,
   type StrategyName,
   type StrategyOptionValues,
@@ -22,6 +24,7 @@ import { localRoundSeed, localTrainConfig } from '@fedlora/shared/round/particip
 import { epochBatches, type EncodedExample } from '@fedlora/shared/training/batches.ts';
 import type { SequenceClassifier } from '@fedlora/shared/model/classifier.ts';
 import { cloneNamed, type NamedTensors } from '@fedlora/shared/tensor.ts';
+import { attackDelta, attackNoiseSeed, chooseAttackers, type AttackPlan } from './attacks';
 
 /** What every arm and baseline shares: the one model, the tokenized data, the partition and the start state. */
 export interface SimContext {
@@ -49,6 +52,8 @@ export interface ArmConfig {
   encoding: TensorEncoding;
   stragglerProb: number;
   dropoutProb: number;
+  /** seed-chosen sites upload a poisoned delta (attacks.ts); null: every site is honest */
+  attack: AttackPlan | null;
 }
 
 export interface RoundRecord {
@@ -62,6 +67,12 @@ export interface RoundRecord {
   updates: number;
   failures: number;
   stragglers: number;
+  /** updates this round that came from attacking sites; absent without --attack */
+  attackerUpdates?: number;
+  /** sites whose delivered updates the strategy left out (Multi-Krum); absent when every update went in */
+  excludedSites?: string[];
+  /** why the strategy could not aggregate the round's updates (the adapter was kept); absent otherwise */
+  keptReason?: string;
   /** Σ training samples the sites processed this round (the compute budget the baselines get) */
   samplesSeen: number;
   /** mean encodeUpdate() bytes per delivered update, and the sealed envelope's ciphertext bytes */
@@ -170,6 +181,7 @@ export async function runFederatedArm(
     proximalMu: 0,
     maxSteps: arm.maxSteps,
   };
+  const attackers = new Set(arm.attack ? chooseAttackers(ctx.seed, ctx.sites.length, arm.attack.fraction) : []);
   let global = cloneNamed(ctx.initial);
   const initialAccuracy = (await evaluateState(ctx.clf, global, ctx.heldEx, ctx.padId)).report.accuracy;
   const records: RoundRecord[] = [];
@@ -187,6 +199,8 @@ export async function runFederatedArm(
     let updateBytes = 0;
     let envelopeBytes = 0;
     let stragglers = 0;
+    let attackerUpdates = 0;
+    const delivered: string[] = [];
     for (const s of sampleRound(ctx.seed, round, ctx.sites.length, arm.sitesPerRound, arm.stragglerProb, arm.dropoutProb)) {
       const id = siteId(s.site);
       if (s.dropped) {
@@ -206,6 +220,10 @@ export async function runFederatedArm(
         onStep: (p) => (trained = p.samplesSeen),
       });
       samplesSeen += trained;
+      // an attacker trains like everyone (its honest delta is what sign-flip and scale distort), then poisons it
+      const attack = attackers.has(s.site) ? arm.attack : null;
+      if (attack) attackerUpdates++;
+      const delta = attack ? attackDelta(attack.kind, local.delta, attackNoiseSeed(ctx.seed, round, s.site)) : local.delta;
       const t1 = performance.now();
       const keys = siteSigningKeys(ctx.seed, s.site);
       const payload = encodeUpdate(
@@ -215,7 +233,7 @@ export async function runFederatedArm(
           nonce: newMessageNonce(),
           numExamples: local.numExamples,
           metrics: { loss: local.metrics.loss, steps: local.metrics.steps },
-          delta: local.delta,
+          delta,
         },
         arm.encoding,
       );
@@ -231,8 +249,18 @@ export async function runFederatedArm(
       agg.accumulate({ siteId: u.siteId, numExamples: u.numExamples, delta: u.delta, metrics: u.metrics });
       updateBytes += payload.length;
       envelopeBytes += envelope.ciphertext.length;
+      delivered.push(u.siteId);
     }
-    const outcome = agg.finish(failures);
+    // a strategy that cannot aggregate this round's updates (Multi-Krum with n ≤ 2f + 2) keeps the adapter, as the
+    // coordinator does, and the record says why
+    let outcome: AggregateOutcome | null = null;
+    let keptReason: string | undefined;
+    try {
+      outcome = agg.finish(failures);
+    } catch (err) {
+      if (!(err instanceof AggregationError)) throw err;
+      keptReason = err.message;
+    }
     if (outcome) global = outcome.adapter;
     const ev = await evaluateState(ctx.clf, global, ctx.heldEx, ctx.padId);
     const updates = outcome?.numResults ?? agg.count;
@@ -246,10 +274,14 @@ export async function runFederatedArm(
       updates,
       failures: failures.length,
       stragglers,
+      ...(arm.attack ? { attackerUpdates } : {}),
+      ...(outcome?.contributors ? { excludedSites: delivered.filter((id) => !outcome.contributors?.includes(id)) } : {}),
       samplesSeen,
-      updateBytes: updates ? updateBytes / updates : 0,
-      envelopeBytes: updates ? envelopeBytes / updates : 0,
+      // per delivered upload (a strategy that chooses, Multi-Krum, aggregates fewer than were sent)
+      updateBytes: delivered.length ? updateBytes / delivered.length : 0,
+      envelopeBytes: delivered.length ? envelopeBytes / delivered.length : 0,
       aggregated: outcome !== null,
+      ...(keptReason ? { keptReason } : {}),
       seconds: (performance.now() - t0) / 1000,
       transportSeconds: transport / 1000,
       ...memoryMB(),

@@ -15,6 +15,7 @@ import type { BackendName } from '@fedlora/shared/node/backend.ts';
 import { LORA_TARGETS, validateLoraConfig, type LoraConfig, type LoraTarget } from '@fedlora/shared/lora/config.ts';
 import { DEFAULT_RECIPE } from '@fedlora/shared/training/recipe.ts';
 import type { ArmConfig } from './federation';
+import { ATTACK_KINDS, chooseAttackers, isAttackKind, type AttackPlan } from './attacks';
 
 /** The usage, with the registered strategies and their option flags as their schemas declare them. */
 export const simHelp = (): string => `npm run simulate -- [options]
@@ -26,6 +27,8 @@ export const simHelp = (): string => `npm run simulate -- [options]
   --rounds N (10)       --alpha A|iid (1.0)  Dirichlet label skew   --quantity-skew A  Dirichlet site sizes instead
   --straggler-prob P (0)  a straggler trains only a random part of its step budget (Li et al. 2020, FedProx §5)
   --dropout-prob P (0)    a dropped site never answers: a round failure
+  --attack ${ATTACK_KINDS.join('|')}  --attackers F (0)  a seed-chosen fraction F of the sites uploads −10× its delta,
+                        100× it, or N(0, 1) noise (for --strategy median,trimmed-mean,multi-krum against fedavg)
   --strategy LIST (fedavg)  any of ${strategyNames().join(',')}; several = several arms on the same partition and seed
   --local-epochs N (1)  --max-steps N (12) cap per round   --batch-size N (16)   --lr X (0.002)
  strategy options (a flag sets that option of every strategy that has it):
@@ -74,6 +77,7 @@ export const DEFAULT_SIM_OPTIONS: SimOptions = {
   quantitySkew: null,
   stragglerProb: 0,
   dropoutProb: 0,
+  attack: null,
   strategies: ['fedavg'],
   localEpochs: 1,
   maxSteps: 12,
@@ -111,11 +115,26 @@ function num(v: unknown, flag: string, fallback: number, lo = 0, hi = Infinity):
   return n;
 }
 
+/**
+ * --attack and --attackers together: an attack without a fraction, or a fraction without an attack, is refused (either
+ * alone would run an honest federation that looks like an attacked one); --attackers 0 is an explicit honest run.
+ */
+function parseAttack(kind: unknown, fraction: unknown, sites: number, seed: number): AttackPlan | null {
+  if (kind === undefined && fraction === undefined) return null;
+  if (kind === undefined) throw bad('attackers', `needs --attack ${ATTACK_KINDS.join('|')}`, fraction);
+  if (!isAttackKind(kind)) throw bad('attack', `must be one of ${ATTACK_KINDS.join(', ')}`, kind);
+  if (fraction === undefined) throw bad('attack', 'needs --attackers F, the fraction of sites that attack', kind);
+  const f = num(fraction, 'attackers', 0, 0, 0.999999);
+  if (f === 0) return null;
+  chooseAttackers(seed, sites, f); // refuses a fraction that names no site, at parse time
+  return { kind, fraction: f };
+}
+
 export function parseSimArgs(argv: string[]): SimOptions | 'help' {
   const s = { type: 'string' } as const;
   const fixed = {
     dataset: s, sites: s, 'sites-per-round': s, rounds: s, alpha: s, 'quantity-skew': s,
-    'straggler-prob': s, 'dropout-prob': s, strategy: s, 'local-epochs': s, 'max-steps': s,
+    'straggler-prob': s, 'dropout-prob': s, attack: s, attackers: s, strategy: s, 'local-epochs': s, 'max-steps': s,
     'batch-size': s, lr: s, encoding: s, rank: s, 'lora-alpha': s, targets: s, 'max-length': s, 'heldout-limit': s,
     limit: s, 'local-sites': s, 'no-baselines': { type: 'boolean' }, arms: s, seed: s, backend: s, out: s,
     json: { type: 'boolean' }, quiet: { type: 'boolean' }, help: { type: 'boolean' },
@@ -150,6 +169,7 @@ export function parseSimArgs(argv: string[]): SimOptions | 'help' {
       if (!isStrategyName(st)) throw bad('strategy', `must be a comma list of ${strategyNames().join(', ')}`, st);
     if (new Set(strategies).size !== strategies.length) throw bad('strategy', 'lists a strategy twice', f.strategy);
   }
+  const attack = parseAttack(f.attack, f.attackers, sites, int(f.seed, 'seed', d.seed, 0));
   const encoding = ((f.encoding as string | undefined) ?? d.encoding) as TensorEncoding;
   if (!ENCODINGS.includes(encoding)) throw bad('encoding', `must be one of ${ENCODINGS.join(', ')}`, encoding);
   const targets = f.targets === undefined ? d.lora.targetModules : String(f.targets).split(',').map((x) => x.trim());
@@ -170,6 +190,7 @@ export function parseSimArgs(argv: string[]): SimOptions | 'help' {
     quantitySkew: f['quantity-skew'] === undefined ? null : num(f['quantity-skew'], 'quantity-skew', 1, 1e-6),
     stragglerProb: num(f['straggler-prob'], 'straggler-prob', 0, 0, 1),
     dropoutProb: num(f['dropout-prob'], 'dropout-prob', 0, 0, 1),
+    attack,
     strategies: strategies as StrategyName[],
     localEpochs: int(f['local-epochs'], 'local-epochs', d.localEpochs),
     maxSteps: int(f['max-steps'], 'max-steps', d.maxSteps),

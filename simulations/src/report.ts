@@ -31,6 +31,13 @@ export function summaryMarkdown(res: SimResult, command: string): string {
       `max length ${o.maxLength}, LoRA r ${o.lora.r} / alpha ${o.lora.alpha} on ${o.lora.targetModules.join(', ')}, ` +
       `${o.encoding} uploads, seed ${o.seed}. Wall time ${res.seconds.total.toFixed(0)} s.`,
     '',
+    ...(res.attack
+      ? [
+          `Attack: ${res.attack.kind} by ${res.attack.sites.length} of ${o.sites} sites (${res.attack.sites.join(', ')}), ` +
+            'in every arm.',
+          '',
+        ]
+      : []),
     '| arm | held-out accuracy | macro-F1 | best round acc. | update bytes/site/round | s/round |',
     '|---|---|---|---|---|---|',
   ];

@@ -9,9 +9,10 @@ import { loadLocalModel } from '@fedlora/shared/node/model/local-model.ts';
 import { encodeDataset } from '@fedlora/shared/training/encode.ts';
 import { cloneNamed } from '@fedlora/shared/tensor.ts';
 import { labelHistograms, loadSimData, partitionSites, type SimData } from './data';
-import { plannedSamplesPerRound, runFederatedArm, type ArmConfig, type ArmResult, type RoundRecord, type SimContext } from './federation';
+import { plannedSamplesPerRound, runFederatedArm, siteId, type ArmConfig, type ArmResult, type RoundRecord, type SimContext } from './federation';
 import { runCentralized, runLocalOnly, type CentralizedResult, type LocalOnlyResult } from './baselines';
 import type { SimOptions } from './options';
+import { chooseAttackers, type AttackKind } from './attacks';
 
 export interface ArmSummary {
   strategy: string;
@@ -28,6 +29,8 @@ export interface SimResult {
   backend: string;
   data: { name: string; train: number; heldout: number; labels: number; siteSizes: number[]; labelHistograms?: number[][] };
   arms: Record<string, ArmSummary>;
+  /** the attack and the sites that made it in every arm; absent without --attack */
+  attack?: { kind: AttackKind; fraction: number; sites: string[] };
   centralized: CentralizedResult | null;
   localOnly: LocalOnlyResult | null;
   seconds: { total: number; arms: Record<string, number>; centralized: number; localOnly: number };
@@ -166,6 +169,9 @@ export async function runSimulation(o: SimOptions, deps: SimDeps = {}): Promise<
         ...(o.sites <= 100 ? { labelHistograms: labelHistograms(trainLabels, sites, data.labels.length) } : {}),
       },
       arms,
+      ...(o.attack
+        ? { attack: { ...o.attack, sites: chooseAttackers(o.seed, o.sites, o.attack.fraction).map(siteId) } }
+        : {}),
       centralized,
       localOnly,
       seconds: { total: (performance.now() - tStart) / 1000, arms: armSeconds, centralized: tCentral, localOnly: tLocal },
@@ -185,5 +191,5 @@ export function jsonSummary(res: SimResult, runDir: string): string {
   if (res.localOnly)
     arms.localOnly = { mean: res.localOnly.mean, worst: res.localOnly.worst, sites: res.localOnly.sites.length };
   const warnings = res.warnings ?? [];
-  return JSON.stringify({ arms, runDir, ...(warnings.length ? { warnings } : {}) });
+  return JSON.stringify({ arms, ...(res.attack ? { attack: res.attack } : {}), runDir, ...(warnings.length ? { warnings } : {}) });
 }
