@@ -180,3 +180,41 @@ test('when the robust strategies are built in, then their options are coordinato
     [['median', []], ['trimmed-mean', ['beta']], ['multi-krum', ['byzantineFraction', 'select']]],
   );
 });
+
+test('when multi-krum gets too few updates for its f in a coordinator round, then the round keeps the adapter and its reason says why', async () => {
+  // Arrange: 2 sites, f = ⌊0.2·2⌋ = 0 still needs more than 2 updates
+  const config = parseConfig(['--strategy', 'multi-krum', '--min-sites', '2'], { FEDLORA_ADMIN_TOKEN: TOKEN });
+  assert.ok(config !== 'help');
+  const transport = new FakeTransport();
+  const store = await AdapterRegistry.open(new MemoryStorage());
+  const fed = new Federation({
+    strategy: strategyFromSettings(config.strategy, config.settings),
+    transport,
+    evaluator: new FakeEvaluator(),
+    store,
+    initialState: () => tinyAdapter(0),
+    settings: { ...config.settings, sampleWaitS: 0, maxDeltaNorm: 10 },
+    stop: config.stop,
+    log: silentLogger,
+    clock: new ManualClock(),
+    rng: () => 0,
+  });
+  await fed.init();
+  for (const [id, b] of [['a', 0.2], ['b', 0.6]] as const) {
+    const keys = generateSiteKeys();
+    transport.addSite(
+      id,
+      { onTrain: (cfg) => fed.upload(id, keys.signing.publicKey, makeUpload(keys, id, cfg, biasDelta(b), { numExamples: 10 })) },
+      10,
+    );
+  }
+
+  // Act
+  const record = await fed.runRound();
+
+  // Assert
+  assert.equal(record?.outcome, 'kept');
+  assert.match(record?.reason ?? '', /multi-krum needs more than 2f \+ 2 = 2 updates for f = 0 Byzantine sites, got 2/);
+  assert.equal(record?.versionId, null);
+  await fed.close();
+});
