@@ -14,16 +14,18 @@ import { SITE_FAILURE_CODES, type RoundConfig } from '../protocol/messages';
 import { parseServerMessage, type ClientRequest, type ServerMessage } from '../protocol/events';
 import type { NamedTensors } from '../tensor';
 import type { LocalTrainConfig } from '../training/local-round';
+import { dpClipNormOf } from '../privacy/dp-fedavg';
 
 /** What the site keeps between 'round:configure' and the upload. */
 export type ConfiguredRound = ServerMessage<'round:configure'>;
 
-/** The round's local-training config; maxSteps, clipNorm and maxLength ride in RoundConfig's catch-all. */
+/** The round's local-training config; maxSteps, clipNorm, maxLength and dpClipNorm ride in RoundConfig's catch-all. */
 export function localTrainConfig(c: RoundConfig): LocalTrainConfig {
   const maxSteps =
     typeof c.maxSteps === 'number' && Number.isInteger(c.maxSteps) && c.maxSteps > 0 ? c.maxSteps : undefined;
   // absent (an older coordinator) or malformed: the recipe's clip, never none by accident
   const clipNorm = typeof c.clipNorm === 'number' && Number.isFinite(c.clipNorm) && c.clipNorm >= 0 ? c.clipNorm : undefined;
+  const dpClipNorm = dpClipNormOf(c) ?? undefined;
   return {
     clipNorm,
     localEpochs: c.localEpochs,
@@ -31,6 +33,7 @@ export function localTrainConfig(c: RoundConfig): LocalTrainConfig {
     learningRate: c.learningRate,
     proximalMu: c.proximalMu,
     maxSteps,
+    ...(dpClipNorm === undefined ? {} : { dpClipNorm }),
   };
 }
 

@@ -9,6 +9,7 @@ import { classificationReport, type ClassificationReport } from './metrics';
 import { evaluateClassifier, trainClassifier, type StepProgress } from './trainer';
 import type { EncodedExample } from './batches';
 import { DEFAULT_RECIPE } from './recipe';
+import { clipToL2Norm } from '../privacy/clipping';
 
 /** Local-training hyper-parameters of a round (the wire's RoundConfig carries the same fields). */
 export interface LocalTrainConfig {
@@ -22,6 +23,8 @@ export interface LocalTrainConfig {
   warmupSteps?: number;
   /** global gradient-norm clip of each local step (default: the recipe's; 0 = off) */
   clipNorm?: number;
+  /** client-level DP (privacy/dp-fedavg.ts): the delta's L2 norm is clipped to this before it leaves the site */
+  dpClipNorm?: number;
 }
 
 export interface LocalRoundResult {
@@ -55,7 +58,9 @@ export async function runLocalRound(
     constantRate: true,
   });
   if (r.stopped) throw new FedloraError('INTERNAL', 'local training was stopped before it finished');
-  const delta = subtractNamed(await clf.readTrainableState(), global);
+  const trained = subtractNamed(await clf.readTrainableState(), global);
+  // clipped here, in the round core every site kind shares, so that no client can upload an unclipped delta by accident
+  const delta = config.dpClipNorm === undefined ? trained : clipToL2Norm(trained, config.dpClipNorm).delta;
   return {
     delta,
     numExamples: r.samples > 0 ? Math.min(examples.length, r.samples) : 0,
