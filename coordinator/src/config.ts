@@ -60,6 +60,13 @@ ${strategyFlagHelp().join('\n')}
   --delta-norm-policy clip|reject (clip)   an update over the bound is scaled down to it, or refused
   --site-weights examples|equal (examples) FedAvg weight = the site's example count (capped), or 1 for every site
   --max-site-weight N|auto (auto)      cap on a site's weight; auto = 3 × the median count the round's sites declared
+ client-level differential privacy (DP-FedAvg; docs/PRIVACY.md; size it first with npx fedlora-privacy):
+  --dp-clip S            sites clip their delta to L2 norm S; the coordinator adds N(0, (z·S/m)²) to the mean
+                         (m = sampled sites); off by default
+  --dp-noise-multiplier Z              the noise multiplier z
+  --dp-target-epsilon E                the ε budget: no round starts that would pass it; without
+                                       --dp-noise-multiplier, z is found for --rounds rounds
+  --dp-delta D (1e-5)                  the δ of (ε, δ); keep it below 1 / enrolled sites
  stopping (any that holds stops the rounds; the coordinator keeps serving):
   --rounds N             stop once N rounds made a version (counted across restarts; rounds without one do not count)
   --patience K           stop after K versions without a better held-out accuracy
@@ -197,6 +204,10 @@ export function parseConfig(
     'site-weights': S,
     'max-site-weight': S,
     'max-upload-bytes': S,
+    'dp-clip': S,
+    'dp-noise-multiplier': S,
+    'dp-target-epsilon': S,
+    'dp-delta': S,
     rounds: S,
     patience: S,
     'target-accuracy': S,
@@ -251,6 +262,10 @@ export function parseConfig(
     ['site-weights', 'siteWeights', 'str'],
     ['max-site-weight', 'maxSiteWeight', 'num|auto'],
     ['max-upload-bytes', 'maxUploadBytes', 'num'],
+    ['dp-clip', 'dpClipNorm', 'num'],
+    ['dp-noise-multiplier', 'dpNoiseMultiplier', 'num'],
+    ['dp-target-epsilon', 'dpTargetEpsilon', 'num'],
+    ['dp-delta', 'dpDelta', 'num'],
     ['rounds', 'rounds', 'num'],
     ['patience', 'patience', 'num'],
     ['target-accuracy', 'targetAccuracy', 'num'],

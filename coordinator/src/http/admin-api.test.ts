@@ -72,8 +72,11 @@ const BAD: Record<AdminRoute, Bad[]> = {
     { body: { strategyOptions: { fedavg: { mu: 1 } } }, field: /^strategyOptions\.fedavg\.mu is not an option of fedavg/ },
     // a cross-field rule, checked after the fields
     { body: { sitesPerRound: '2', minSites: 3 }, field: /^sitesPerRound \(2\) must be at least minSites \(3\)/ },
+    { body: { dpNoiseMultiplier: 1.1 }, field: /^dpClipNorm is needed for client-level DP/ },
+    { body: { dpDelta: 1 }, field: /^dpDelta must be a number in \(0, 1\)/ },
   ],
   'GET /rounds': [{ query: 'page=2', field: /^page is not a query parameter/ }],
+  'GET /privacy': [{ query: 'round=1', field: /^round is not a query parameter/ }],
   'GET /versions': [{ query: 'current=1', field: /^current is not a query parameter/ }],
   'GET /versions/:id': [{ id: 'latest', field: /^id must be a version id/ }],
   'POST /versions/:id/promote': [{ id: 'v1.5', field: /^id must be a version id/ }],

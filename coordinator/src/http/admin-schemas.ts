@@ -10,11 +10,13 @@ import type { StrategyDescription } from '@fedlora/shared/aggregation/registry.t
 import { SettingsPatchSchema, type RoundSettings, type StopRules } from '../rounds/settings';
 import type { FederationState } from '../rounds/federation';
 import type { RoundRecord, VersionRecord } from '../registry/types';
+import type { PrivacyReport } from '../rounds/privacy-budget';
 import type { AdminServerEvents } from '../socket/admin-events';
 
 export type {
   AdminServerEvents,
   FederationState,
+  PrivacyReport,
   RoundRecord,
   RoundSettings,
   RoundStage,
@@ -73,6 +75,7 @@ export const ADMIN_ROUTES = {
   'GET /settings': {},
   'PUT /settings': { body: SettingsBody },
   'GET /rounds': {},
+  'GET /privacy': {},
   'GET /versions': {},
   'GET /versions/:id': { params: VersionParams },
   'POST /versions/:id/promote': { params: VersionParams },

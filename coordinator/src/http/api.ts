@@ -233,6 +233,10 @@ export function createApi(d: ApiDeps): express.Express {
   on('GET /rounds', [], async (_input, _req, res) => {
     res.json(await d.store.rounds());
   });
+  // client-level DP: ε spent so far and per round (rounds/privacy-budget.ts)
+  on('GET /privacy', [], (_input, _req, res) => {
+    res.json(d.federation.privacyReport());
+  });
   on('GET /versions', [], async (_input, _req, res) => {
     res.json({ currentId: await d.store.currentId(), versions: await d.store.list() } satisfies VersionList);
   });

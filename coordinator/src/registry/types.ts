@@ -87,6 +87,25 @@ export interface RoundRecord {
   clipped?: { siteId: string; norm: number }[];
   /** the local-training config the round's sites got, as the strategy set it (e.g. FedProx's proximalMu; absent before issue 16) */
   config?: RoundConfig;
+  /** what client-level DP spent in this round (rounds/privacy-budget.ts); absent when the round ran without DP or released nothing */
+  privacy?: RoundPrivacy;
+}
+
+/** One DP round's mechanism and its cost: enough to rebuild the accountant from the round history after a restart. */
+export interface RoundPrivacy {
+  /** q = sampled sites / enrolled sites */
+  sampleRate: number;
+  noiseMultiplier: number;
+  clipNorm: number;
+  /** m, the denominator of the noisy mean */
+  expectedParticipants: number;
+  /** z·S/m, the std of the noise added to each coordinate of the mean delta */
+  noiseStd: number;
+  delta: number;
+  /** ε of this round alone, for δ */
+  roundEpsilon: number;
+  /** ε of every DP round so far, this one included, for δ */
+  epsilon: number;
 }
 
 /** A value now or later: what a store's read returns, so that a database store can answer asynchronously. */

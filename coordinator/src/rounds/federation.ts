@@ -10,12 +10,14 @@ import { ROUND_STAGES, type RoundStage } from '@fedlora/shared/protocol/messages
 import type { ClientRequest } from '@fedlora/shared/protocol/events.ts';
 import type { Strategy } from '@fedlora/shared/aggregation/strategy.ts';
 import type { StrategyName } from '@fedlora/shared/aggregation/index.ts';
+import { DpMeanAggregator, withDpClipNorm } from '@fedlora/shared/privacy/dp-fedavg.ts';
 import type { Logger } from '../log';
-import type { AdapterStore, RoundRecord, VersionRecord } from '../registry/types';
+import type { AdapterStore, RoundPrivacy, RoundRecord, VersionRecord } from '../registry/types';
 import {
   applySettingsPatch,
   expandStrategyShorthand,
   parseSettingsPatch,
+  sampleSize,
   stopRuleHolding,
   strategyFromSettings,
   withStrategyDefaults,
@@ -36,6 +38,7 @@ import { Pulse } from './pulse';
 import { systemClock, type Clock, type Evaluator, type RoundTransport } from './types';
 import type { UploadRequest } from './upload';
 import { deltaNormBound, NormHistory, optimizerNormCeiling } from './update-bounds';
+import { expectedSampleRate, PrivacyBudget, type DpRoundPlan, type PrivacyReport } from './privacy-budget';
 
 export type FederationState = 'idle' | 'running' | 'pausing' | 'paused' | 'finished' | 'closed';
 
@@ -80,6 +83,8 @@ export class Federation {
   private readonly inboxes: InboxRouter;
   private readonly availability = new Pulse();
   private readonly normHistory = new NormHistory();
+  /** client-level DP: the accountant of the rounds so far (rebuilt from the round history by init) */
+  private readonly privacy = new PrivacyBudget();
   private readonly abort = new AbortController();
   private loopDone: Promise<void> = Promise.resolve();
   private finishedReason: string | null = null;
@@ -132,9 +137,11 @@ export class Federation {
         loss: metrics.loss,
       });
       this.emit({ type: 'version:new', version: v });
+      this.privacy.restore(await store.rounds());
     } else {
       await this.restoreStrategy(current);
       await this.refreshView();
+      this.privacy.restore(await store.rounds());
       log('registry.loaded', {
         versions: this.view.versions.length,
         current: this.view.currentId,
@@ -285,10 +292,34 @@ export class Federation {
     return stopRuleHolding(this.stop, this.view.versions);
   }
 
+  /** GET /api/privacy: the DP settings, the ε spent so far and what each DP round spent. */
+  privacyReport(): PrivacyReport {
+    return this.privacy.report(this.settings);
+  }
+
+  /** The next round's DP mechanism (null: DP is off), with q expected from the enrolled sites. */
+  private async nextDpPlan(): Promise<{ plan: DpRoundPlan; enrolled: number } | null> {
+    if (this.settings.dpClipNorm === null) return null;
+    const enrolled = await this.d.transport.enrolledCount();
+    const q = expectedSampleRate((available) => sampleSize(this.settings, available), enrolled);
+    const plan = this.privacy.plan(this.settings, this.stop, q);
+    return plan && { plan, enrolled };
+  }
+
+  /** Why the next round must not run under the privacy budget, or null. */
+  private async privacyStopReason(): Promise<string | null> {
+    try {
+      return this.privacy.stopReason(this.settings, (await this.nextDpPlan())?.plan ?? null);
+    } catch (err) {
+      // e.g. no noise multiplier reaches the target: running without the budget is never the answer
+      return `privacy budget: ${describeError(err)}`;
+    }
+  }
+
   private async loop(): Promise<void> {
     let roundsWithoutVersion = 0;
     while (this.st === 'running') {
-      const why = this.stopReason();
+      const why = this.stopReason() ?? (await this.privacyStopReason());
       if (why) {
         this.finishedReason = why;
         this.setState('finished', why);
@@ -337,22 +368,32 @@ export class Federation {
     const baseBytes = await store.loadNative(baseVersionId);
     const s = this.settings;
     const deltaNormCeiling = optimizerNormCeiling(base, s);
+    const dp = await this.nextDpPlan();
+    const trainingConfig = strategy.configureRound(round, {
+      localEpochs: s.localEpochs,
+      batchSize: s.batchSize,
+      learningRate: s.learningRate,
+      // a strategy that wants a proximal term sets its own mu (FedProx)
+      proximalMu: 0,
+      maxSteps: s.maxSteps,
+      clipNorm: s.clipNorm,
+      maxLength: s.maxLength,
+    });
+    // under DP the sites clip to S, and the strategy's aggregator gets the noisy mean of the clipped deltas
+    const dpAggregator = dp
+      ? new DpMeanAggregator(strategy.createAggregator(round, base), base, {
+          clipNorm: dp.plan.clipNorm,
+          noiseMultiplier: dp.plan.noiseMultiplier,
+          expectedParticipants: () => r.inbox.sampled.size,
+        })
+      : null;
     const plan = newRoundPlan({
       round,
       startedAt: this.clock.now(),
       baseVersionId,
       baseBytes,
       baseSha256: ((await store.get(baseVersionId)) as VersionRecord).sha256,
-      config: strategy.configureRound(round, {
-        localEpochs: s.localEpochs,
-        batchSize: s.batchSize,
-        learningRate: s.learningRate,
-        // a strategy that wants a proximal term sets its own mu (FedProx)
-        proximalMu: 0,
-        maxSteps: s.maxSteps,
-        clipNorm: s.clipNorm,
-        maxLength: s.maxLength,
-      }),
+      config: dp ? withDpClipNorm(trainingConfig, dp.plan.clipNorm) : trainingConfig,
     });
     const r: RunningRound = {
       plan,
@@ -370,7 +411,7 @@ export class Federation {
         deltaNormCeiling,
         deltaNormBound: deltaNormBound(s, deltaNormCeiling, this.normHistory.norms()),
         deltaNormPolicy: s.deltaNormPolicy,
-        aggregator: strategy.createAggregator(round, base),
+        aggregator: dpAggregator ?? strategy.createAggregator(round, base),
         stage: () => r.stage,
       }),
     };
@@ -410,11 +451,30 @@ export class Federation {
       log('round.cancelled', { round, reason: end.reason });
       return null;
     }
-    return this.finishRound(r, end);
+    // a noisy aggregate was computed (even if not versioned after all): the round spent privacy
+    const noised = dpAggregator?.report;
+    const privacy =
+      dp && noised
+        ? this.privacy.record(
+            round,
+            {
+              sampleRate: Math.min(1, r.inbox.sampled.size / Math.max(dp.enrolled, 1)),
+              noiseMultiplier: dp.plan.noiseMultiplier,
+              clipNorm: dp.plan.clipNorm,
+              expectedParticipants: noised.expectedParticipants,
+              noiseStd: noised.noiseStd,
+            },
+            s.dpDelta,
+          )
+        : null;
+    return this.finishRound(r, end, privacy);
   }
 
-  private async finishRound(r: RunningRound, end: StageEnd | null): Promise<RoundRecord> {
-    const record = roundRecord(r, end, this.d.strategy.name, this.clock.now());
+  private async finishRound(r: RunningRound, end: StageEnd | null, privacy: RoundPrivacy | null): Promise<RoundRecord> {
+    const record: RoundRecord = {
+      ...roundRecord(r, end, this.d.strategy.name, this.clock.now()),
+      ...(privacy ? { privacy } : {}),
+    };
     const { round, roundId } = r.plan;
     this.normHistory.addRound(r.inbox.acceptedNorms);
     this.d.transport.closed([...r.inbox.sampled], {
@@ -434,6 +494,7 @@ export class Federation {
       updates: record.updates,
       failures: record.failures.length,
       clipped: record.clipped?.length || undefined,
+      epsilon: privacy?.epsilon,
       version: record.versionId,
       accuracy: m?.accuracy,
       macroF1: m?.macroF1,

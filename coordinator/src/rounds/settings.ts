@@ -140,6 +140,17 @@ const SETTINGS_FIELDS = {
   maxUploadBytes: int(1024, 64 * 1024 * 1024).nullable(),
   /** each strategy's own options (FedProx's mu, FedAdam's and FedAvgM's server step); the running one uses its own */
   strategyOptions: StrategyOptionsSchema,
+  /**
+   * client-level differential privacy (DP-FedAvg, rounds/privacy-budget.ts): sites clip their delta to this L2 norm
+   * and the coordinator adds Gaussian noise to the mean; null = off
+   */
+  dpClipNorm: num(0, Infinity, true).nullable(),
+  /** the noise std over the clip norm; null = the smallest that keeps the rounds stop rule's rounds within dpTargetEpsilon */
+  dpNoiseMultiplier: num(0, Infinity, true).nullable(),
+  /** the ε budget: no round starts that would take the ε spent past it; null = no budget (then dpNoiseMultiplier is needed) */
+  dpTargetEpsilon: num(0, Infinity, true).nullable(),
+  /** the δ of the (ε, δ) guarantee; keep it below 1 / enrolled sites */
+  dpDelta: z.number({ error: 'must be a number in (0, 1)' }).gt(0, { error: 'must be a number in (0, 1)' }).lt(1, { error: 'must be a number in (0, 1)' }),
 };
 
 const STOP_FIELDS = {
@@ -200,6 +211,11 @@ export const DEFAULT_SETTINGS: RoundSettings = {
   maxUploadBytes: null,
   // each strategy's schema holds its defaults (FedProx mu 0.01, FedAdam eta 1e-2, FedAvgM momentum 0.9, …)
   strategyOptions: defaultStrategyOptions(),
+  dpClipNorm: null,
+  dpNoiseMultiplier: null,
+  dpTargetEpsilon: null,
+  // the customary 1e-5: below 1 / sites for any federation of up to 100,000 sites
+  dpDelta: 1e-5,
 };
 
 export const DEFAULT_STOP: StopRules = { rounds: null, patience: null, targetAccuracy: null };
@@ -250,7 +266,21 @@ export function applySettingsPatch(
   const spr = next.settings.sitesPerRound;
   if (spr.kind === 'count' && spr.value < next.settings.minSites)
     throw bad('sitesPerRound', `(${spr.value}) must be at least minSites (${next.settings.minSites})`);
+  checkDpSettings(next.settings, next.stop);
   return next;
+}
+
+/** The DP settings that make sense together: noise needs a clip norm, and a clip norm needs noise or a budget. */
+function checkDpSettings(s: RoundSettings, stop: StopRules): void {
+  if (s.dpClipNorm === null) {
+    if (s.dpNoiseMultiplier !== null || s.dpTargetEpsilon !== null)
+      throw bad('dpClipNorm', 'is needed for client-level DP (dpNoiseMultiplier or dpTargetEpsilon is set)');
+    return;
+  }
+  if (s.dpNoiseMultiplier === null && s.dpTargetEpsilon === null)
+    throw bad('dpNoiseMultiplier', 'or dpTargetEpsilon is needed with dpClipNorm');
+  if (s.dpNoiseMultiplier === null && stop.rounds === null)
+    throw bad('dpTargetEpsilon', 'without dpNoiseMultiplier needs the rounds stop rule: the noise is found for that many rounds');
 }
 
 /**
