@@ -35,7 +35,7 @@ export const SCALE_FACTOR = 100;
 export function chooseAttackers(seed: number, numSites: number, fraction: number): number[] {
   if (!(fraction > 0 && fraction < 1))
     throw new FedloraError('CONFIG_INVALID', `--attackers must be a fraction in (0, 1), got ${fraction}`);
-  const count = Math.floor(fraction * numSites + 1e-9); // 1e-9: 0.3·10 is 3, not 2.9999999999999996
+  const count = Math.floor(fraction * numSites + 1e-9); // 1e-9: 0.29·100 is 29, not 28.999999999999996
   if (count === 0)
     throw new FedloraError('CONFIG_INVALID', `--attackers ${fraction} of ${numSites} sites is no site (at least ${1 / numSites} makes one)`);
   // a stream of its own (not the partition's or the sampling's), so adding attackers changes nothing else

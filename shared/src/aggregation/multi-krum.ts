@@ -41,7 +41,7 @@ export type MultiKrumOptions = FedAvgOptions & z.input<typeof MultiKrumOptionsSc
 
 /** f for a round of n updates. */
 export function byzantineCount(fraction: number, n: number): number {
-  return Math.floor(fraction * n + 1e-9); // 1e-9: 0.3·10 must be 3, not 2.9999999999999996
+  return Math.floor(fraction * n + 1e-9); // 1e-9: 0.29·100 must be 29, not 28.999999999999996
 }
 
 /** Σ (a − b)² over every tensor of two deltas of the same layout. */

@@ -11,6 +11,7 @@ import {
   createStrategy,
   krumScores,
   strategyNames,
+  trimCount,
   type AggregateOutcome,
   type ClientResult,
 } from './index';
@@ -169,6 +170,9 @@ test('when the trimmed mean’s β rounds down to no cut, then it is the plain u
 test('when the trimmed mean is given β that would cut every value, then it is refused', () => {
   assert.throws(() => createStrategy('trimmed-mean', { beta: 0.5 }), /trimmed-mean\.beta must be < 0\.5/);
   assert.throws(() => createStrategy('trimmed-mean', { beta: -0.1 }), code('CONFIG_INVALID'));
+  // the rule itself, should a β reach it past the schema: 2 of 4 from each side leaves none
+  assert.throws(() => trimCount(0.5, 4), /cuts 2 of 4 values from each side, leaving none/);
+  assert.equal(trimCount(0.29, 100), 29); // not 28: 0.29·100 is 28.999999999999996 in floating point
 });
 
 test('when Multi-Krum scores 5 updates with f = 1, then each score sums the n − f − 2 = 2 nearest squared distances', () => {

@@ -30,7 +30,7 @@ export type TrimmedMeanOptions = FedAvgOptions & z.input<typeof TrimmedMeanOptio
 
 /** How many values to cut from each side of n; refuses a cut that leaves nothing to average. */
 export function trimCount(beta: number, n: number): number {
-  // the 1e-9 keeps 0.3·10 = 2.9999999999999996 from losing a whole value
+  // the 1e-9 keeps 0.29·100 = 28.999999999999996 from losing a whole value
   const k = Math.floor(beta * n + 1e-9);
   if (2 * k >= n)
     throw new AggregationError(`trimmed mean: β = ${beta} cuts ${k} of ${n} values from each side, leaving none`);
