@@ -23,11 +23,16 @@ function biasDelta(b: number): NamedTensors {
   return d;
 }
 
-async function setup(dp: Partial<RoundSettings>, stop: Partial<StopRules> = {}, store?: AdapterRegistry) {
+async function setup(
+  dp: Partial<RoundSettings>,
+  stop: Partial<StopRules> = {},
+  store?: AdapterRegistry,
+  strategy = createStrategy('fedavg', {}),
+) {
   const transport = new FakeTransport();
   const registry = store ?? (await AdapterRegistry.open(new MemoryStorage()));
   const fed = new Federation({
-    strategy: createStrategy('fedavg', {}),
+    strategy,
     transport,
     evaluator: new FakeEvaluator(),
     store: registry,
@@ -123,4 +128,22 @@ test('when DP is off, then rounds carry no privacy record and the report says so
   assert.deepEqual(t.fed.privacyReport(), {
     enabled: false, clipNorm: null, noiseMultiplier: null, targetEpsilon: null, delta: 1e-5, epsilon: 0, order: null, rounds: [],
   });
+});
+
+test('when the strategy does not average (median), then a DP federation stops with the reason instead of retrying every round', async () => {
+  const t = await setup({ ...DP, dpTargetEpsilon: null }, {}, undefined, createStrategy('median', {}));
+  for (const s of ['a', 'b']) t.uploader(s, biasDelta(0.1));
+
+  t.fed.start();
+  await t.fed.whenStopped();
+
+  assert.equal(t.fed.state, 'finished');
+  assert.match(t.fed.status().finishedReason ?? '', /^client-level DP: CONFIG_INVALID: client-level DP needs a strategy that averages/);
+  assert.equal(t.store.rounds().length, 0, 'no site was contacted');
+  // switching to an averaging strategy clears the refusal: the loop runs again until its rounds rule
+  t.fed.updateSettings({ strategy: 'fedavg', rounds: 1 });
+  t.fed.start();
+  await t.fed.whenStopped();
+  assert.equal(t.fed.status().finishedReason, '1 round(s) made a version');
+  assert.equal(t.store.rounds()[0].privacy?.noiseMultiplier, 2);
 });

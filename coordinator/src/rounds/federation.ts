@@ -85,6 +85,8 @@ export class Federation {
   private readonly normHistory = new NormHistory();
   /** client-level DP: the accountant of the rounds so far (rebuilt from the round history by init) */
   private readonly privacy = new PrivacyBudget();
+  /** why DP cannot run with the current strategy (it does not average), until the settings change */
+  private dpRefusal: string | null = null;
   private readonly abort = new AbortController();
   private loopDone: Promise<void> = Promise.resolve();
   private finishedReason: string | null = null;
@@ -273,6 +275,7 @@ export class Federation {
     // honest update norms scale with the learning rate and the steps: the adaptive bound starts again from the ceiling
     if (trainingChanged) this.normHistory.clear();
     this.settings = next.settings;
+    this.dpRefusal = null;
     this.stop = next.stop;
     this.d.log('settings.updated', { fields: Object.keys(p).join(',') });
     return next;
@@ -308,6 +311,7 @@ export class Federation {
 
   /** Why the next round must not run under the privacy budget, or null. */
   private async privacyStopReason(): Promise<string | null> {
+    if (this.dpRefusal) return `client-level DP: ${this.dpRefusal}`;
     try {
       return this.privacy.stopReason(this.settings, (await this.nextDpPlan())?.plan ?? null);
     } catch (err) {
@@ -380,13 +384,19 @@ export class Federation {
       maxLength: s.maxLength,
     });
     // under DP the sites clip to S, and the strategy's aggregator gets the noisy mean of the clipped deltas
-    const dpAggregator = dp
-      ? new DpMeanAggregator(strategy.createAggregator(round, base), base, {
+    let dpAggregator: DpMeanAggregator | null = null;
+    try {
+      if (dp)
+        dpAggregator = new DpMeanAggregator(strategy.createAggregator(round, base), base, {
           clipNorm: dp.plan.clipNorm,
           noiseMultiplier: dp.plan.noiseMultiplier,
           expectedParticipants: () => r.inbox.sampled.size,
-        })
-      : null;
+        });
+    } catch (err) {
+      // a strategy that does not average cannot run under DP: the loop stops rather than retrying it every round
+      this.dpRefusal = describeError(err);
+      throw err;
+    }
     const plan = newRoundPlan({
       round,
       startedAt: this.clock.now(),
