@@ -16,6 +16,8 @@ export type FedloraErrorCode =
   | 'BACKEND_UNAVAILABLE'
   | 'NON_FINITE'
   | 'AGGREGATION_FAILED'
+  // a secure-aggregation round attempt cannot finish (too few live neighbours, a refused unmask); the next runs with fresh keys
+  | 'ROUND_ABORTED'
   // a peer did not answer a request within its time limit (the coordinator's acks to round:configure/round:train)
   | 'TIMEOUT'
   // protocol and security (what a remote peer may be told)
