@@ -24,15 +24,15 @@ test('when a seed is expanded, then it is XSalsa20: the first 32 keystream bytes
   assert.notDeepEqual(expandSeed(seed, 'pairwise-mask', 16), words);
 });
 
-test('when two sites agree on a pairwise seed, then both ends get the same 32 bytes, and another attempt or round gets a different one', () => {
+test('when two sites agree on a pairwise seed, then both ends get the same 32 bytes, and another attempt or round gets a different one', async () => {
   const u = nacl.box.keyPair();
   const v = nacl.box.keyPair();
-  const atU = pairwiseSeed(u.secretKey, v.publicKey, ctx, 'site-a', 'site-b');
-  const atV = pairwiseSeed(v.secretKey, u.publicKey, ctx, 'site-b', 'site-a');
+  const atU = await pairwiseSeed(u.secretKey, v.publicKey, ctx, 'site-a', 'site-b');
+  const atV = await pairwiseSeed(v.secretKey, u.publicKey, ctx, 'site-b', 'site-a');
   assert.deepEqual(atU, atV);
   assert.equal(atU.length, 32);
-  assert.notDeepEqual(pairwiseSeed(u.secretKey, v.publicKey, { ...ctx, attempt: 1 }, 'site-a', 'site-b'), atU);
-  assert.notDeepEqual(pairwiseSeed(u.secretKey, v.publicKey, { ...ctx, roundId: 'round-4' }, 'site-a', 'site-b'), atU);
+  assert.notDeepEqual(await pairwiseSeed(u.secretKey, v.publicKey, { ...ctx, attempt: 1 }, 'site-a', 'site-b'), atU);
+  assert.notDeepEqual(await pairwiseSeed(u.secretKey, v.publicKey, { ...ctx, roundId: 'round-4' }, 'site-a', 'site-b'), atU);
   assert.equal(pairwiseSign('site-a', 'site-b'), -pairwiseSign('site-b', 'site-a'));
 });
 

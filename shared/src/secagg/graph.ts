@@ -73,3 +73,31 @@ export function buildGraph(siteIds: readonly string[], seed: Uint8Array, opts: {
   }
   return { sites, neighbours, degree: k, threshold };
 }
+
+/** P(X < t) for X ~ Binomial(k, p), summed in log space (k ≤ 255 here). */
+export function binomialBelow(k: number, p: number, t: number): number {
+  if (p <= 0) return t > 0 ? 1 : 0;
+  if (p >= 1) return t > k ? 1 : 0;
+  let logC = 0; // log C(k, i)
+  let total = 0;
+  for (let i = 0; i < Math.min(t, k + 1); i++) {
+    if (i > 0) logC += Math.log(k - i + 1) - Math.log(i);
+    total += Math.exp(logC + i * Math.log(p) + (k - i) * Math.log1p(-p));
+  }
+  return Math.min(1, total);
+}
+
+/**
+ * The smallest valid degree (with its default threshold) for which, when each site drops independently with
+ * probability `dropRate`, the union bound n·P(Binomial(k, 1 − dropRate) < t) on some site losing too many
+ * neighbours is at most `failureProbability` (Bell et al. 2020 §4 size k from the drop rate the same way).
+ * Falls back to the complete graph when no smaller k reaches the target.
+ */
+export function degreeForDropRate(n: number, dropRate: number, failureProbability = 1e-3): number {
+  if (!(dropRate >= 0 && dropRate < 1)) throw new FedloraError('CONFIG_INVALID', `secure aggregation: the drop rate must be in [0, 1), got ${dropRate}`);
+  for (let k = defaultDegree(n); k < n - 1; k++) {
+    if ((n * k) % 2 === 1) continue;
+    if (n * binomialBelow(k, 1 - dropRate, defaultThreshold(k)) <= failureProbability) return k;
+  }
+  return n - 1;
+}

@@ -5,8 +5,8 @@
 // never folded to fewer bits before it keys XSalsa20 (prg.ts).
 
 import nacl from 'tweetnacl';
-import { FedloraError } from '../errors';
 import { concatLengthPrefixed, utf8Bytes } from '../crypto/bytes';
+import { x25519 } from './curve';
 import { expandSeed, SEED_BYTES } from './prg';
 
 /** What binds a seed or a signature to one attempt of one round of one run. */
@@ -26,17 +26,15 @@ export function pairwiseSign(own: string, other: string): 1 | -1 {
 }
 
 /** s_uv, the same at both ends: X25519(own secret, other public) hashed with the attempt and both ids (ordered). */
-export function pairwiseSeed(
+export async function pairwiseSeed(
   ownMaskSecretKey: Uint8Array,
   otherMaskPublicKey: Uint8Array,
   ctx: AttemptContext,
   own: string,
   other: string,
-): Uint8Array {
-  const shared = nacl.scalarMult(ownMaskSecretKey, otherMaskPublicKey);
-  // a low-order public key makes the shared point all zeros: refuse it rather than derive a public seed
-  if (shared.every((b) => b === 0))
-    throw new FedloraError('BAD_MESSAGE', `site ${other}: its mask public key is a low-order point`);
+): Promise<Uint8Array> {
+  // x25519 refuses a low-order public key (an all-zero point would make the seed public)
+  const shared = await x25519(ownMaskSecretKey, otherMaskPublicKey);
   const [a, b] = own < other ? [own, other] : [other, own];
   const input = concatLengthPrefixed([
     PAIRWISE_DOMAIN,
