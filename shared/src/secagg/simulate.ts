@@ -9,7 +9,7 @@ import type { AttemptContext } from './masks';
 import { layoutOf, type QuantizationParams } from './quantize';
 import { SecAggServer, type SecAggResult, type SecAggServerOptions } from './server';
 import { SecAggSite } from './site';
-import type { MaskedUpload, SetupKeys } from './messages';
+import type { MaskedUpload, SetupKeys, UnmaskRequest } from './messages';
 
 export const SECAGG_STAGES = ['setup', 'share-keys', 'masked-upload', 'sign-survivors', 'unmask'] as const;
 export type SecAggStage = (typeof SECAGG_STAGES)[number];
@@ -35,6 +35,8 @@ export interface SimulationOptions {
   onMaskedUpload?: (msg: MaskedUpload) => void;
   /** sees every setup message (key-freshness tests) */
   onSetupKeys?: (msg: SetupKeys) => void;
+  /** plays a dishonest coordinator: rewrites the unmask request a site gets (refusal tests) */
+  tamperUnmaskRequest?: (siteId: string, req: UnmaskRequest) => UnmaskRequest;
 }
 
 export type SimulationOutcome =
@@ -82,7 +84,10 @@ export async function simulateSecAgg(o: SimulationOptions): Promise<SimulationOu
     for (const id of answering(stage, list.survivors)) await server.receiveSurvivorSignature(sites.get(id)!.signSurvivors(list));
     stage = 'unmask';
     const unmaskRequests = server.unmaskRequests();
-    for (const id of answering(stage, unmaskRequests.keys())) server.receiveUnmask(await sites.get(id)!.unmask(unmaskRequests.get(id)!));
+    for (const id of answering(stage, unmaskRequests.keys())) {
+      const req = unmaskRequests.get(id)!;
+      server.receiveUnmask(await sites.get(id)!.unmask(o.tamperUnmaskRequest?.(id, req) ?? req));
+    }
     const result = await server.finish();
     return { ok: true, result, server, survivors: list.survivors };
   } catch (err) {
