@@ -79,3 +79,11 @@ test('when weighted deltas are quantized and their words summed, then the decode
   const tolerance = (2 * 2 * params.clip * params.maxWeight) / params.levels;
   decoded.sum.a.data.forEach((x, i) => assert.ok(Math.abs(x - expected[i]) <= tolerance, `coordinate ${i}: ${x} vs ${expected[i]}`));
 });
+
+test('when the requested degree exceeds the sites that sent keys, or is odd for an odd count, then the graph caps it to n − 1 or adds one', () => {
+  const ids = Array.from({ length: 9 }, (_, i) => `s${i}`);
+  assert.equal(buildGraph(ids, nacl.randomBytes(32), { degree: 99 }).degree, 8);
+  const g = buildGraph(ids, nacl.randomBytes(32), { degree: 5 });
+  assert.equal(g.degree, 6);
+  for (const ns of g.neighbours.values()) assert.equal(ns.length, 6);
+});

@@ -43,7 +43,9 @@ export function buildGraph(siteIds: readonly string[], seed: Uint8Array, opts: {
   if (n !== siteIds.length) throw new FedloraError('BAD_MESSAGE', 'secure aggregation: duplicate site ids');
   if (n < 3) throw new FedloraError('ROUND_ABORTED', `secure aggregation needs at least 3 sites, got ${n}`);
   if (seed.length !== SEED_BYTES) throw new RangeError(`buildGraph: seed must be ${SEED_BYTES} bytes`);
-  const k = opts.degree ?? defaultDegree(n);
+  // a degree sized for the sampled sites is capped to the n − 1 that sent keys, and made even when n is odd
+  let k = opts.degree === undefined ? defaultDegree(n) : Math.min(opts.degree, n - 1);
+  if ((n * k) % 2 === 1) k += 1;
   if (!Number.isInteger(k) || k < 2 || k > n - 1 || (n * k) % 2 === 1)
     throw new FedloraError('CONFIG_INVALID', `secure aggregation: degree ${k} is impossible for ${n} sites (need 2 ≤ k ≤ n−1 and n·k even)`);
   const threshold = opts.threshold ?? defaultThreshold(k);

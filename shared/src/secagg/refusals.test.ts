@@ -56,3 +56,29 @@ test('when the survivor list carries no signatures or fewer than t, then the sit
 test('when a signature is moved to another site\'s name, then the site refuses', async () => {
   await refusedWith((req) => ({ ...req, signatures: req.signatures.map((s, i) => (i === 1 ? { ...s, signature: req.signatures[0].signature } : s)) }), 'BAD_SIGNATURE', /invalid signature for site-2/);
 });
+
+test('when a site answers the unmask request with a share it was not asked for, then the server refuses the response', async () => {
+  await assert.rejects(
+    simulateSecAgg({
+      ctx,
+      params,
+      sites,
+      drops,
+      tamperUnmaskResponse: (res) => (res.siteId === target ? { ...res, maskKeyShares: [...res.maskKeyShares, { owner: 'site-1', share: res.selfMaskShares[0].share }] } : res),
+    }),
+    (e) => isFedloraError(e, 'BAD_MESSAGE') && /site-0's unmask response does not answer the request/.test(e.message),
+  );
+});
+
+test('when one site sends a garbage share among more than t, then the round still completes from the honest ones', async () => {
+  const outcome = await simulateSecAgg({
+    ctx,
+    params,
+    sites,
+    drops,
+    tamperUnmaskResponse: (res) => (res.siteId === target ? { ...res, selfMaskShares: res.selfMaskShares.map((s) => ({ ...s, share: s.share.map((b, i) => (i === 0 ? b ^ 0xff : b)) })) } : res),
+  });
+  assert.ok(outcome.ok, outcome.ok ? '' : outcome.reason);
+  const expected = sites.filter((s) => s.siteId !== 'site-7').reduce((a, s) => a + 3 * s.delta.a.data[0], 0);
+  assert.ok(Math.abs(outcome.result.sum.a.data[0] - expected) <= (7 * 2 * params.clip * params.maxWeight) / params.levels);
+});

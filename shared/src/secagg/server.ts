@@ -81,7 +81,7 @@ export class SecAggServer {
   private readonly uploads = new Map<string, Uint32Array>(); // U3
   private survivors: string[] = [];
   private readonly signatures = new Map<string, Uint8Array>(); // S
-  private unmaskAsked = new Set<string>();
+  private unmaskAsked = new Map<string, UnmaskRequest>();
   private readonly responses = new Map<string, UnmaskResponse>(); // R
   /** why the attempt aborted, for the round history */
   abortReason: string | null = null;
@@ -204,11 +204,11 @@ export class SecAggServer {
     const live = new Set(this.survivors);
     const dead = this.dead(live);
     const signedNeighbours = (v: string) => g.neighbours.get(v)!.filter((w) => this.signatures.has(w));
-    this.unmaskAsked = new Set([...this.signatures.keys()].filter((v) => signedNeighbours(v).length >= g.threshold));
-    this.checkRule(live, dead, this.unmaskAsked, 'after the survivor list was signed');
+    const asked = [...this.signatures.keys()].filter((v) => signedNeighbours(v).length >= g.threshold);
+    this.checkRule(live, dead, new Set(asked), 'after the survivor list was signed');
     this.stage = 'unmask';
-    return new Map(
-      [...this.unmaskAsked].map((v) => [
+    this.unmaskAsked = new Map(
+      asked.map((v) => [
         v,
         {
           survivors: this.survivors,
@@ -218,12 +218,18 @@ export class SecAggServer {
         },
       ]),
     );
+    return this.unmaskAsked;
   }
 
   receiveUnmask(msg: UnmaskResponse): void {
     this.expect('unmask', 'an unmask response');
-    if (!this.unmaskAsked.has(msg.siteId) || this.responses.has(msg.siteId))
+    const asked = this.unmaskAsked.get(msg.siteId);
+    if (!asked || this.responses.has(msg.siteId))
       throw new FedloraError('BAD_MESSAGE', `secure aggregation: an unexpected unmask response from ${msg.siteId}`);
+    // exactly the owners asked for, each once: a site cannot slip in shares of a site it was not asked about
+    const same = (got: { owner: string }[], want: string[]) => got.length === want.length && got.map((s) => s.owner).sort().every((o, i) => o === [...want].sort()[i]);
+    if (!same(msg.selfMaskShares, asked.selfMaskOf) || !same(msg.maskKeyShares, asked.maskKeyOf))
+      throw new FedloraError('BAD_MESSAGE', `secure aggregation: ${msg.siteId}'s unmask response does not answer the request`);
     this.responses.set(msg.siteId, msg);
   }
 

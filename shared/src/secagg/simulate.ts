@@ -9,7 +9,7 @@ import type { AttemptContext } from './masks';
 import { layoutOf, type QuantizationParams } from './quantize';
 import { SecAggServer, type SecAggResult, type SecAggServerOptions } from './server';
 import { SecAggSite } from './site';
-import type { MaskedUpload, SetupKeys, UnmaskRequest } from './messages';
+import type { MaskedUpload, SetupKeys, UnmaskRequest, UnmaskResponse } from './messages';
 
 export const SECAGG_STAGES = ['setup', 'share-keys', 'masked-upload', 'sign-survivors', 'unmask'] as const;
 export type SecAggStage = (typeof SECAGG_STAGES)[number];
@@ -37,6 +37,8 @@ export interface SimulationOptions {
   onSetupKeys?: (msg: SetupKeys) => void;
   /** plays a dishonest coordinator: rewrites the unmask request a site gets (refusal tests) */
   tamperUnmaskRequest?: (siteId: string, req: UnmaskRequest) => UnmaskRequest;
+  /** plays a dishonest site: rewrites its unmask response */
+  tamperUnmaskResponse?: (res: UnmaskResponse) => UnmaskResponse;
 }
 
 export type SimulationOutcome =
@@ -86,7 +88,8 @@ export async function simulateSecAgg(o: SimulationOptions): Promise<SimulationOu
     const unmaskRequests = server.unmaskRequests();
     for (const id of answering(stage, unmaskRequests.keys())) {
       const req = unmaskRequests.get(id)!;
-      server.receiveUnmask(await sites.get(id)!.unmask(o.tamperUnmaskRequest?.(id, req) ?? req));
+      const res = await sites.get(id)!.unmask(o.tamperUnmaskRequest?.(id, req) ?? req);
+      server.receiveUnmask(o.tamperUnmaskResponse?.(res) ?? res);
     }
     const result = await server.finish();
     return { ok: true, result, server, survivors: list.survivors };
