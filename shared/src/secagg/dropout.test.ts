@@ -74,12 +74,13 @@ function expectedAbort(g: SecAggGraph, drops: Partial<Record<SecAggStage, Readon
   return recoverable(minus(asked, drops.unmask)) ? null : 'unmask';
 }
 
-test('when 10%, 30% or 45% of 40 sites drop at each stage, then the round completes or aborts exactly as the t rule says', async () => {
+test('when 10%, 30% or 45% of 100 sites drop at each stage, then the round completes or aborts exactly as the t rule says', async () => {
   const rng = new Rng(4);
   const params = { clip: 1, levels: 2 ** 20, maxWeight: 50 };
-  const sites = Array.from({ length: 40 }, (_, i) => simulatedSite(`s${String(i).padStart(2, '0')}`, randomDelta(rng, [32], 0.1), 1 + rng.int(50)));
+  const sites = Array.from({ length: 100 }, (_, i) => simulatedSite(`s${String(i).padStart(3, '0')}`, randomDelta(rng, [64], 0.1), 1 + rng.int(50)));
   const ids = sites.map((s) => s.siteId);
   const tally = { completed: 0, aborted: 0 };
+  const started = performance.now();
   for (const stage of SECAGG_STAGES) {
     for (const rate of [0.1, 0.3, 0.45]) {
       const drops = { [stage]: pickSites(rng, ids, rate) };
@@ -109,6 +110,6 @@ test('when 10%, 30% or 45% of 40 sites drop at each stage, then the round comple
       }
     }
   }
-  console.log(`# drop sweep: ${tally.completed} completed, ${tally.aborted} aborted`);
+  console.log(`# drop sweep: ${tally.completed} completed, ${tally.aborted} aborted, ${((performance.now() - started) / 1000).toFixed(1)} s`);
   assert.ok(tally.completed > 0 && tally.aborted > 0, 'the sweep exercises both outcomes');
 });
