@@ -7,7 +7,7 @@
 
 import type { NamedTensors } from '../tensor';
 import { addScaled, AggregationError, assertFinite, assertSameLayout, WeightedMetrics } from './math';
-import type { AggregateOutcome, ClientResult, RoundAggregator, RoundFailure } from './strategy';
+import { assertFirstResult, type AggregateOutcome, type ClientResult, type RoundAggregator, type RoundFailure } from './strategy';
 
 /** What a robust rule makes of the round's updates: the delta to apply and, if it chose among them, whose. */
 export interface RobustCombination {
@@ -41,9 +41,7 @@ export class KeptUpdatesAggregator implements RoundAggregator {
 
   accumulate(r: ClientResult): void {
     this.open();
-    if (this.seen.has(r.siteId)) throw new AggregationError(`site ${r.siteId} reported twice in one round`);
-    if (!Number.isInteger(r.numExamples) || r.numExamples < 1)
-      throw new AggregationError(`site ${r.siteId}: numExamples must be a positive integer, got ${r.numExamples}`);
+    assertFirstResult(r, this.seen);
     assertSameLayout(r.delta, this.global, `delta of site ${r.siteId}`);
     assertFinite(r.delta, `delta of site ${r.siteId}`);
     this.seen.add(r.siteId);

@@ -85,6 +85,13 @@ export const CommonOptionsSchema = z.object({
 export type CommonStrategyOptions = z.input<typeof CommonOptionsSchema>;
 export type ResolvedCommonOptions = z.output<typeof CommonOptionsSchema>;
 
+/** Every aggregator's check of a result before its delta: one result per site, a positive integer example count. */
+export function assertFirstResult(r: ClientResult, seen: ReadonlySet<string>): void {
+  if (seen.has(r.siteId)) throw new AggregationError(`site ${r.siteId} reported twice in one round`);
+  if (!Number.isInteger(r.numExamples) || r.numExamples < 1)
+    throw new AggregationError(`site ${r.siteId}: numExamples must be a positive integer, got ${r.numExamples}`);
+}
+
 /**
  * Streams results into one WeightedSum (weights = numExamples) and, at finish, hands the weighted mean delta
  * to `apply`, which turns it into the new global adapter (FedAvg: global + mean; FedAdam: an Adam step).
@@ -113,11 +120,7 @@ export class MeanDeltaAggregator implements RoundAggregator {
 
   accumulate(r: ClientResult): void {
     this.open();
-    if (this.seen.has(r.siteId)) throw new AggregationError(`site ${r.siteId} reported twice in one round`);
-    if (!Number.isInteger(r.numExamples) || r.numExamples < 1)
-      throw new AggregationError(
-        `site ${r.siteId}: numExamples must be a positive integer, got ${r.numExamples}`,
-      );
+    assertFirstResult(r, this.seen);
     this.sum.add(r.delta, r.numExamples, `delta of site ${r.siteId}`);
     this.seen.add(r.siteId);
     this.metrics.add(r.metrics, r.numExamples);

@@ -13,7 +13,7 @@ import { FedloraError } from '../errors';
 import type { RoundConfig } from '../protocol/messages';
 import type { NamedTensors } from '../tensor';
 import { AggregationError, WeightedMetrics, WeightedSum } from '../aggregation/math';
-import type { AggregateOutcome, ClientResult, RoundAggregator, RoundFailure } from '../aggregation/strategy';
+import { assertFirstResult, type AggregateOutcome, type ClientResult, type RoundAggregator, type RoundFailure } from '../aggregation/strategy';
 import { clipToL2Norm } from './clipping';
 import { addGaussianNoise, meanNoiseStd, type UniformSource } from './gaussian-noise';
 
@@ -78,7 +78,7 @@ export class DpMeanAggregator implements RoundAggregator {
 
   accumulate(r: ClientResult): void {
     if (this.report) throw new AggregationError('this round was already aggregated');
-    if (this.seen.has(r.siteId)) throw new AggregationError(`site ${r.siteId} reported twice in one round`);
+    assertFirstResult(r, this.seen);
     const clipped = clipToL2Norm(r.delta, this.p.clipNorm);
     // float32 rounding on the site can leave a clipped delta a hair over S; only a real overshoot counts
     if (clipped.norm > this.p.clipNorm * (1 + 1e-5)) this.clippedByCoordinator += 1;
