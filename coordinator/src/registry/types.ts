@@ -45,6 +45,25 @@ export interface VersionRecord {
   bytes: number;
   /** upload bytes (sealed envelopes) accepted in the round that produced it */
   uploadedBytes: number;
+  /** how the round aggregated: 'secure' = SecAgg+, the coordinator held only the sum (absent before issue 17: plaintext) */
+  mode?: AggregationMode;
+}
+
+export type AggregationMode = 'plaintext' | 'secure';
+
+/** A secure-aggregation round's protocol figures: counts only, never which sites contributed. */
+export interface RoundSecureAggregation {
+  /** sites whose masked update is in the sum */
+  contributors: number;
+  /** sites that finished share-keys but did not upload (their masks were removed from their neighbours' shares) */
+  dropped: number;
+  /** neighbours per site on the round's graph, and the Shamir threshold t */
+  degree: number;
+  threshold: number;
+  /** quantization: per-coordinate clip c, levels Q, and the largest weight a site could bring */
+  clip: number;
+  levels: number;
+  maxWeight: number;
 }
 
 export type NewVersion = Omit<VersionRecord, 'id' | 'createdAt' | 'sha256' | 'bytes'>;
@@ -89,6 +108,12 @@ export interface RoundRecord {
   config?: RoundConfig;
   /** what client-level DP spent in this round (rounds/privacy-budget.ts); absent when the round ran without DP or released nothing */
   privacy?: RoundPrivacy;
+  /** plaintext or secure aggregation (absent before issue 17: plaintext) */
+  mode?: AggregationMode;
+  /** a secure round's figures, once its setup ran (counts only) */
+  secureAggregation?: RoundSecureAggregation;
+  /** Multi-Krum: the sites whose updates the strategy averaged (plaintext rounds only) */
+  selected?: string[];
 }
 
 /** One DP round's mechanism and its cost: enough to rebuild the accountant from the round history after a restart. */
