@@ -7,7 +7,7 @@ import { isFedloraError } from '../errors';
 import { expandSeed } from './prg';
 import { pairwiseSeed, pairwiseSign } from './masks';
 import { buildGraph, defaultDegree, defaultThreshold } from './graph';
-import { checkQuantizationBound, dequantizeSum, layoutOf, quantizeWeighted } from './quantize';
+import { checkQuantizationBound, dequantizeSum, layoutOf, levelsFor, quantizeWeighted } from './quantize';
 
 const ctx = { runId: 'run-1', roundId: 'round-3', attempt: 0 };
 
@@ -86,4 +86,16 @@ test('when the requested degree exceeds the sites that sent keys, or is odd for 
   const g = buildGraph(ids, nacl.randomBytes(32), { degree: 5 });
   assert.equal(g.degree, 6);
   for (const ns of g.neighbours.values()) assert.equal(ns.length, 6);
+});
+
+test('when levels are chosen for n sites, then they are the largest even Q the bound accepts, and Q + 2 is refused', () => {
+  const params = (levels: number) => ({ clip: 1, levels, maxWeight: 1 });
+  for (const n of [1, 2, 3, 10, 100, 1000, 65_537]) {
+    const q = levelsFor(n);
+    assert.equal(q % 2, 0);
+    checkQuantizationBound(params(q), n);
+    if (q < 2 ** 31) assert.throws(() => checkQuantizationBound(params(q + 2), n), (e) => isFedloraError(e, 'CONFIG_INVALID'));
+  }
+  assert.equal(levelsFor(1000), 4_294_966);
+  assert.throws(() => levelsFor(0), (e) => isFedloraError(e, 'CONFIG_INVALID'));
 });

@@ -101,3 +101,13 @@ export function dequantizeSum(words: Uint32Array, layout: VectorLayout, p: Quant
   }
   return { sum, totalWeight: words[layout.length] };
 }
+
+/**
+ * The finest levels Q that `sites` summed vectors can carry without wrapping: the largest even Q with n·Q < 2^32.
+ * (Q = 2^22 at n = 1000; at n = 3, 1.43·10^9.) A round uses it unless the operator sets Q.
+ */
+export function levelsFor(sites: number): number {
+  if (!(Number.isInteger(sites) && sites >= 1)) throw new FedloraError('CONFIG_INVALID', `secure aggregation: the number of sites must be a positive integer, got ${sites}`);
+  const q = Math.floor((TWO_32 - 1) / sites);
+  return Math.min(q - (q % 2), 2 ** 31);
+}
