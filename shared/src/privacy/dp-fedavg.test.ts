@@ -96,3 +96,58 @@ test('when no update arrives, then nothing is noised or released', () => {
   assert.equal(agg.finish([]), null);
   assert.equal(agg.report, null);
 });
+
+const dpFedAvg = (global: NamedTensors, expected: number) =>
+  new DpMeanAggregator(createStrategy('fedavg', {}).createAggregator(1, global), global, {
+    clipNorm: 1,
+    noiseMultiplier: 2,
+    expectedParticipants: () => expected,
+    uniforms: scriptedUniforms,
+  });
+
+test('when secure aggregation hands over the sum of the clipped deltas, then the noisy mean equals the one from accumulating them', () => {
+  // Arrange: two sites within S = 1, m = 4 expected; the sum is what unmasking would return (weights 1)
+  const global = vec(1, 1);
+  const viaAccumulate = dpFedAvg(global, 4);
+  viaAccumulate.accumulate(result('a', vec(0.6, 0.8)));
+  viaAccumulate.accumulate(result('b', vec(0, -1)));
+  const viaSum = dpFedAvg(global, 4);
+  // Act
+  viaSum.acceptSum(vec(0.6, -0.2), 2, 2);
+  const fromSum = viaSum.finish([]);
+  const fromResults = viaAccumulate.finish([]);
+  // Assert: Σ/m = (0.15, −0.05), noise std 2·1/4 = 0.5 scripted as (+0.5, 0) in both
+  near(fromSum?.adapter.w.data as Float32Array, [1 + 0.15 + 0.5, 1 - 0.05]);
+  near(fromSum?.adapter.w.data as Float32Array, Array.from(fromResults?.adapter.w.data as Float32Array));
+  assert.deepEqual(viaSum.report, { expectedParticipants: 4, noiseStd: 0.5, clippedByCoordinator: 0 });
+  assert.equal(fromSum?.numResults, 2);
+});
+
+test('when more sites arrive in the sum than were expected, then the mean is over n (m = max(expected, n))', () => {
+  const global = vec(0);
+  const agg = dpFedAvg(global, 2);
+  agg.acceptSum(vec(3), 3, 3);
+  // Σ/3 = 1; noise std 2·1/3 scripted as +2/3
+  near(agg.finish([])?.adapter.w.data as Float32Array, [1 + 2 / 3], 1e-6);
+  assert.equal(agg.report?.expectedParticipants, 3);
+});
+
+test('when a sum carries example-count weights, comes twice, or mixes with accumulated updates, then AggregationError', () => {
+  const failed = (pattern: RegExp) => (err: unknown) => isFedloraError(err, 'AGGREGATION_FAILED') && pattern.test(err.message);
+  const global = vec(0);
+  assert.throws(() => dpFedAvg(global, 4).acceptSum(vec(1), 30, 2), failed(/total weight must equal its count/));
+
+  const twice = dpFedAvg(global, 4);
+  twice.acceptSum(vec(1), 2, 2);
+  assert.throws(() => twice.acceptSum(vec(1), 2, 2), failed(/already has its secure-aggregation sum/));
+  assert.throws(() => twice.accumulate(result('a', vec(0.5))), failed(/already came as one secure-aggregation sum/));
+
+  const mixed = dpFedAvg(global, 4);
+  mixed.accumulate(result('a', vec(0.5)));
+  assert.throws(() => mixed.acceptSum(vec(1), 2, 2), failed(/cannot join 1 updates already accumulated/));
+
+  const done = dpFedAvg(global, 4);
+  done.acceptSum(vec(1), 1, 1);
+  done.finish([]);
+  assert.throws(() => done.acceptSum(vec(1), 1, 1), failed(/already aggregated/));
+});

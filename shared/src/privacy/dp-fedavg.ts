@@ -8,6 +8,8 @@
 //     N(0, (z·S/m)²) per coordinate, and hands that noisy mean to the strategy's own server step (FedAvg adds it,
 //     FedAdam/FedAvgM take an optimizer step on it). Example-count weights are not used: they would let one site's
 //     weight, and so the sensitivity, grow without bound.
+//   - under secure aggregation the coordinator never sees one delta: acceptSum takes the unmasked Σ of the n sites'
+//     clipped deltas (each sent with weight 1) and finish() noises it exactly as it noises accumulated updates.
 
 import { FedloraError } from '../errors';
 import type { RoundConfig } from '../protocol/messages';
@@ -55,6 +57,8 @@ export class DpMeanAggregator implements RoundAggregator {
   private readonly seen = new Set<string>();
   private examples = 0;
   private clippedByCoordinator = 0;
+  /** the round's updates came as one secure-aggregation sum (no single delta was seen) */
+  private summed = false;
   /** set once finish() has added the noise */
   report: DpAggregateReport | null = null;
 
@@ -78,6 +82,7 @@ export class DpMeanAggregator implements RoundAggregator {
 
   accumulate(r: ClientResult): void {
     if (this.report) throw new AggregationError('this round was already aggregated');
+    if (this.summed) throw new AggregationError(`site ${r.siteId}: this round's updates already came as one secure-aggregation sum`);
     assertFirstResult(r, this.seen);
     const clipped = clipToL2Norm(r.delta, this.p.clipNorm);
     // float32 rounding on the site can leave a clipped delta a hair over S; only a real overshoot counts
@@ -86,6 +91,28 @@ export class DpMeanAggregator implements RoundAggregator {
     this.seen.add(r.siteId);
     this.metrics.add(r.metrics, r.numExamples);
     this.examples += r.numExamples;
+  }
+
+  /**
+   * The unmasked output of secure aggregation: `sum` = Σ of `count` sites' deltas, each clipped by its site to S and
+   * sent with weight 1, so `totalWeight` must equal `count` (an example-count weight would raise the sensitivity).
+   * The coordinator cannot clip a sum again: a site that skipped its clip is bounded only by the quantization clip,
+   * which must be c = S per coordinate (|Δⱼ| ≤ S for each coordinate; the L2 bound is the site's own clip). One sum per
+   * round, and never mixed with accumulated updates: that would count a site twice or mix two sensitivities.
+   */
+  acceptSum(sum: NamedTensors, totalWeight: number, count: number): void {
+    if (this.report) throw new AggregationError('this round was already aggregated');
+    if (this.summed) throw new AggregationError('this round already has its secure-aggregation sum; a second would count sites twice');
+    if (this.sum.count > 0)
+      throw new AggregationError(`a secure-aggregation sum cannot join ${this.sum.count} updates already accumulated in this round`);
+    if (totalWeight !== count)
+      throw new AggregationError(
+        `under client-level DP every site sends weight 1, so the sum's total weight must equal its count: got total weight ${totalWeight} for ${count} sites`,
+      );
+    this.sum.addSum(sum, totalWeight, count, 'secure-aggregation sum');
+    this.summed = true;
+    // a weight-1 sum carries no example counts: the outcome reports the sites that contributed instead
+    this.examples = count;
   }
 
   finish(failures: readonly RoundFailure[]): AggregateOutcome | null {
