@@ -9,15 +9,26 @@ import type { RoundStage } from '@fedlora/shared/protocol/messages.ts';
 import type { StrategyDescription } from '@fedlora/shared/aggregation/registry.ts';
 import { SettingsPatchSchema, type RoundSettings, type StopRules } from '../rounds/settings';
 import type { FederationState } from '../rounds/federation';
-import type { RoundRecord, VersionRecord } from '../registry/types';
+import type {
+  AggregationMode,
+  RoundPrivacy,
+  RoundRecord,
+  RoundSecureAggregation,
+  VersionRecord,
+} from '../registry/types';
 import type { PrivacyReport } from '../rounds/privacy-budget';
 import type { AdminServerEvents } from '../socket/admin-events';
 
+// GET /rounds answers RoundRecord[] (with its mode, secureAggregation, selected and privacy) and GET /privacy a
+// PrivacyReport; the registry and the privacy budget declare them, the console reads them from here
 export type {
   AdminServerEvents,
+  AggregationMode,
   FederationState,
   PrivacyReport,
+  RoundPrivacy,
   RoundRecord,
+  RoundSecureAggregation,
   RoundSettings,
   RoundStage,
   StopRules,
