@@ -4,6 +4,7 @@
 // before an update reaches the strategy's aggregator, so every strategy gets them.
 
 import type { NamedTensors } from '@fedlora/shared/tensor.ts';
+import { adamWeightCeiling } from '@fedlora/shared/training/update-bound.ts';
 import type { RoundSettings } from './settings';
 
 /**
@@ -44,29 +45,11 @@ export function siteWeightCap(declaredExamples: readonly number[], s: RoundSetti
   return Math.max(1, Math.ceil(WEIGHT_CAP_MEDIAN_MULTIPLE * median(declaredExamples)));
 }
 
-// the sites' AdamW (shared/src/training/optimizer.ts defaults)
-const ADAM_BETA1 = 0.9;
-const ADAM_BETA2 = 0.999;
-/** room for decoupled weight decay (lr·0.01·|w| per step, |w| ≪ 10) and for fp16/int8 rounding of the upload */
-const CEILING_MARGIN = 1.1;
-
-/**
- * The most one AdamW step t (1-based) can move one weight, in units of the learning rate: |m̂ₜ| / √v̂ₜ ≤
- * √(1−β₂ᵗ)/(1−β₁ᵗ) · (1−β₁)/√(1−β₂) · √(Σⱼ₌₀ᵗ⁻¹ (β₁²/β₂)ʲ) by Cauchy–Schwarz. It is exactly 1 at t = 1, about
- * 1.06 at t = 12, and approaches 7.3 for long runs; warm-up and decay only lower the rate.
- */
-export function adamStepBound(t: number): number {
-  const r = (ADAM_BETA1 * ADAM_BETA1) / ADAM_BETA2;
-  const geometric = (1 - r ** t) / (1 - r);
-  const biasCorrection = Math.sqrt(1 - ADAM_BETA2 ** t) / (1 - ADAM_BETA1 ** t);
-  return biasCorrection * ((1 - ADAM_BETA1) / Math.sqrt(1 - ADAM_BETA2)) * Math.sqrt(geometric);
-}
-
 /**
  * The largest L2 norm an honest site's delta can have: every one of the adapter's weights moved by the most AdamW
- * allows, at the round's learning rate, for maxSteps steps (a site never takes more). For the default adapter
- * (r 8 on query and value of 4 layers + a 2-label head: 33,282 weights) at lr 2e-3 and 12 steps it is 4.9 (the old
- * fixed bound was 1000); an honest update is usually well below it, since not every weight moves every step.
+ * allows (adamWeightCeiling, shared/src/training/update-bound.ts), at the round's learning rate, for maxSteps steps
+ * (a site never takes more). For the default adapter (r 8 on query and value of 4 layers + a 2-label head: 33,282
+ * weights) at lr 2e-3 and 12 steps it is 4.9 (the old fixed bound was 1000); an honest update is usually well below it, since not every weight moves every step.
  */
 export function optimizerNormCeiling(
   adapter: NamedTensors,
@@ -74,12 +57,7 @@ export function optimizerNormCeiling(
 ): number {
   let weights = 0;
   for (const t of Object.values(adapter)) weights += t.data.length;
-  let perWeight = 0;
-  // the step bound has converged (to 1e-9) long before 10⁴ steps; later steps add its limit
-  const exact = Math.min(s.maxSteps, 10_000);
-  for (let t = 1; t <= exact; t++) perWeight += adamStepBound(t);
-  perWeight += (s.maxSteps - exact) * adamStepBound(10_000);
-  return CEILING_MARGIN * s.learningRate * perWeight * Math.sqrt(weights);
+  return adamWeightCeiling(s.learningRate, s.maxSteps) * Math.sqrt(weights);
 }
 
 /**
