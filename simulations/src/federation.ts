@@ -2,6 +2,8 @@
 // production Strategy (createStrategy), the global adapter goes through encodeAdapter/decodeAdapter, every site
 // trains with runLocalRound, and every upload is encodeUpdate (fp32/fp16/int8) → sealAndSign → openAndVerify →
 // decodeUpdate before the strategy's aggregator sees it; held-out evaluation is evaluateState, as on the coordinator.
+// With --secure-aggregation the deltas go through SecAgg+ instead and the aggregator sees only their sum; with DP the
+// aggregator is wrapped in DP-FedAvg's (privacy.ts).
 // One model instance serves all sites (set global state, train, take the delta): a site is its data indices only.
 
 import nacl from 'tweetnacl';
@@ -24,7 +26,19 @@ import { localRoundSeed, localTrainConfig } from '@fedlora/shared/round/particip
 import { epochBatches, type EncodedExample } from '@fedlora/shared/training/batches.ts';
 import type { SequenceClassifier } from '@fedlora/shared/model/classifier.ts';
 import { cloneNamed, type NamedTensors } from '@fedlora/shared/tensor.ts';
+import { withDpClipNorm } from '@fedlora/shared/privacy/dp-fedavg.ts';
+import { FedloraError } from '@fedlora/shared/errors.ts';
 import { attackDelta, attackNoiseSeed, chooseAttackers, type AttackPlan } from './attacks';
+import {
+  aggregateSecurely,
+  dpAggregator,
+  PrivacyLedger,
+  type DpPlan,
+  type PrivacyReport,
+  type SecureAggregationPlan,
+  type SecureInput,
+  type SecureRoundResult,
+} from './privacy';
 
 /** What every arm and baseline shares: the one model, the tokenized data, the partition and the start state. */
 export interface SimContext {
@@ -54,6 +68,10 @@ export interface ArmConfig {
   dropoutProb: number;
   /** seed-chosen sites upload a poisoned delta (attacks.ts); null: every site is honest */
   attack: AttackPlan | null;
+  /** the deltas go through SecAgg+ (privacy.ts); null or absent: plaintext uploads */
+  secureAggregation?: SecureAggregationPlan | null;
+  /** client-level DP (DP-FedAvg); null or absent: none */
+  dp?: DpPlan | null;
 }
 
 export interface RoundRecord {
@@ -73,9 +91,24 @@ export interface RoundRecord {
   excludedSites?: string[];
   /** why the strategy could not aggregate the round's updates (the adapter was kept); absent otherwise */
   keptReason?: string;
+  /**
+   * secure aggregation only: the sites whose masked upload is in the aggregate (or those still answering when the
+   * attempt aborted), why it aborted (null: it completed; an aborted round keeps the adapter), the protocol's seconds
+   * (also in transportSeconds) and the graph it ran on
+   */
+  survivors?: number;
+  aborted?: string | null;
+  secaggSeconds?: number;
+  secaggDegree?: number | null;
+  secaggThreshold?: number | null;
+  /** DP only: ε spent after this round (the arm's accountant, at the run's δ) */
+  epsilon?: number;
   /** Σ training samples the sites processed this round (the compute budget the baselines get) */
   samplesSeen: number;
-  /** mean encodeUpdate() bytes per delivered update, and the sealed envelope's ciphertext bytes */
+  /**
+   * mean encodeUpdate() bytes per delivered update, and the sealed envelope's ciphertext bytes (secure aggregation:
+   * the masked upload's bytes, and 0: the masked vector replaces the envelope)
+   */
   updateBytes: number;
   envelopeBytes: number;
   aggregated: boolean;
@@ -91,6 +124,8 @@ export interface ArmResult {
   initialAccuracy: number;
   rounds: RoundRecord[];
   final: NamedTensors;
+  /** DP only: the privacy the arm spent */
+  privacy?: PrivacyReport;
 }
 
 /** Sites sampled in `round`: the same for every arm of a run (seeded by seed and round only). */
@@ -182,6 +217,9 @@ export async function runFederatedArm(
     maxSteps: arm.maxSteps,
   };
   const attackers = new Set(arm.attack ? chooseAttackers(ctx.seed, ctx.sites.length, arm.attack.fraction) : []);
+  const secure = arm.secureAggregation ?? null;
+  const dp = arm.dp ?? null;
+  const ledger = dp ? new PrivacyLedger(dp) : null;
   let global = cloneNamed(ctx.initial);
   const initialAccuracy = (await evaluateState(ctx.clf, global, ctx.heldEx, ctx.padId)).report.accuracy;
   const records: RoundRecord[] = [];
@@ -189,11 +227,17 @@ export async function runFederatedArm(
     const t0 = performance.now();
     let transport = 0;
     const roundId = `${arm.strategy}.r${round}`;
-    const cfg = strategy.configureRound(round, base);
+    // under DP the round config carries S, and the sites' round core clips to it (training/local-round.ts)
+    const cfg = dp ? withDpClipNorm(strategy.configureRound(round, base), dp.clipNorm) : strategy.configureRound(round, base);
     const roundKey = generateBoxKeyPair();
     // what a site receives: the fp32 global adapter frame, decoded once (every virtual site gets the same bytes)
     const received = decodeAdapter(encodeAdapter({ versionId: `v${round - 1}`, round: round - 1, adapter: global })).adapter;
-    const agg = strategy.createAggregator(round, global);
+    const inner = strategy.createAggregator(round, global);
+    if (secure && !inner.acceptSum)
+      throw new FedloraError('CONFIG_INVALID', `secure aggregation needs a strategy that averages the updates; ${arm.strategy} needs the single updates`);
+    const dpAgg = dp ? dpAggregator(inner, global, dp, arm.sitesPerRound, ctx.seed, round) : null;
+    const agg = dpAgg ?? inner;
+    const secureInputs: (SecureInput & { loss: number })[] = [];
     const failures: RoundFailure[] = [];
     let samplesSeen = 0;
     let updateBytes = 0;
@@ -201,7 +245,8 @@ export async function runFederatedArm(
     let stragglers = 0;
     let attackerUpdates = 0;
     const delivered: string[] = [];
-    for (const s of sampleRound(ctx.seed, round, ctx.sites.length, arm.sitesPerRound, arm.stragglerProb, arm.dropoutProb)) {
+    const plan = sampleRound(ctx.seed, round, ctx.sites.length, arm.sitesPerRound, arm.stragglerProb, arm.dropoutProb);
+    for (const s of plan) {
       const id = siteId(s.site);
       if (s.dropped) {
         failures.push({ siteId: id, code: 'DROPPED' });
@@ -224,8 +269,14 @@ export async function runFederatedArm(
       const attack = attackers.has(s.site) ? arm.attack : null;
       if (attack) attackerUpdates++;
       const delta = attack ? attackDelta(attack.kind, local.delta, attackNoiseSeed(ctx.seed, round, s.site)) : local.delta;
-      const t1 = performance.now();
       const keys = siteSigningKeys(ctx.seed, s.site);
+      if (secure) {
+        // the masked upload replaces the envelope: collected now, summed under masks once every site has trained
+        secureInputs.push({ siteId: id, identity: keys, delta, numExamples: local.numExamples, loss: local.metrics.loss });
+        delivered.push(id);
+        continue;
+      }
+      const t1 = performance.now();
       const payload = encodeUpdate(
         {
           roundId,
@@ -251,6 +302,23 @@ export async function runFederatedArm(
       envelopeBytes += envelope.ciphertext.length;
       delivered.push(u.siteId);
     }
+    let sa: SecureRoundResult | null = null;
+    if (secure) {
+      sa = await aggregateSecurely(agg, secureInputs, {
+        seed: ctx.seed,
+        round,
+        runId: `sim-${ctx.seed}-${arm.strategy}`,
+        sampled: arm.sitesPerRound,
+        // the largest example count of the round's sampled sites (known at setup, as sites declare it when ready)
+        maxWeight: Math.max(1, ...plan.map((s) => ctx.sites[s.site].length)),
+        plan: secure,
+        dp,
+        learningRate: arm.learningRate,
+        maxSteps: arm.maxSteps,
+      });
+      transport += sa.seconds * 1000;
+      updateBytes = sa.uploadBytes * delivered.length;
+    }
     // a strategy that cannot aggregate this round's updates (Multi-Krum with n ≤ 2f + 2) keeps the adapter, as the
     // coordinator does, and the record says why
     let outcome: AggregateOutcome | null = null;
@@ -262,6 +330,8 @@ export async function runFederatedArm(
       keptReason = err.message;
     }
     if (outcome) global = outcome.adapter;
+    // a round is charged when it released a noisy aggregate (an aborted or empty round released nothing)
+    if (ledger && dpAgg?.report) ledger.charge();
     const ev = await evaluateState(ctx.clf, global, ctx.heldEx, ctx.padId);
     const updates = outcome?.numResults ?? agg.count;
     const rec: RoundRecord = {
@@ -269,7 +339,7 @@ export async function runFederatedArm(
       accuracy: ev.report.accuracy,
       macroF1: ev.report.macroF1,
       heldoutLoss: ev.loss,
-      trainLoss: outcome?.metrics.loss ?? null,
+      trainLoss: sa ? contributorsLoss(secureInputs, sa.contributors, dp !== null) : (outcome?.metrics.loss ?? null),
       sampled: arm.sitesPerRound,
       updates,
       failures: failures.length,
@@ -282,6 +352,10 @@ export async function runFederatedArm(
       envelopeBytes: delivered.length ? envelopeBytes / delivered.length : 0,
       aggregated: outcome !== null,
       ...(keptReason ? { keptReason } : {}),
+      ...(sa
+        ? { survivors: sa.survivors, aborted: sa.aborted, secaggSeconds: sa.seconds, secaggDegree: sa.degree, secaggThreshold: sa.threshold }
+        : {}),
+      ...(ledger ? { epsilon: ledger.report().epsilon } : {}),
       seconds: (performance.now() - t0) / 1000,
       transportSeconds: transport / 1000,
       ...memoryMB(),
@@ -289,5 +363,23 @@ export async function runFederatedArm(
     records.push(rec);
     onRound?.(rec);
   }
-  return { strategy: arm.strategy, initialAccuracy, rounds: records, final: global };
+  return { strategy: arm.strategy, initialAccuracy, rounds: records, final: global, ...(ledger ? { privacy: ledger.report() } : {}) };
+}
+
+/**
+ * The training loss of the sites in a secure aggregate, weighted as the aggregate is (examples, or 1 under DP): the
+ * simulator's own measurement, since an unmasked sum carries no per-site metrics. Null when the attempt aborted.
+ */
+function contributorsLoss(inputs: readonly (SecureInput & { loss: number })[], contributors: string[] | null, equal: boolean): number | null {
+  if (!contributors) return null;
+  const c = new Set(contributors);
+  let sum = 0;
+  let weight = 0;
+  for (const x of inputs)
+    if (c.has(x.siteId)) {
+      const w = equal ? 1 : x.numExamples;
+      sum += w * x.loss;
+      weight += w;
+    }
+  return weight > 0 ? sum / weight : null;
 }

@@ -16,6 +16,7 @@ import { LORA_TARGETS, validateLoraConfig, type LoraConfig, type LoraTarget } fr
 import { DEFAULT_RECIPE } from '@fedlora/shared/training/recipe.ts';
 import type { ArmConfig } from './federation';
 import { ATTACK_KINDS, chooseAttackers, isAttackKind, type AttackPlan } from './attacks';
+import { resolveNoiseMultiplier, takesSummedInput, type DpPlan, type SecureAggregationPlan } from './privacy';
 
 /** The usage, with the registered strategies and their option flags as their schemas declare them. */
 export const simHelp = (): string => `npm run simulate -- [options]
@@ -41,7 +42,19 @@ ${strategyFlagHelp(24).join('\n')}
   --no-baselines        federated arms only
   --arms LIST           instead of --strategy/--no-baselines: any of ${[...strategyNames(), 'centralized', 'local-only'].join(',')}
                         (one arm per process: results are identical to the same arm in a combined run)
-  --seed N (0)          --backend NAME   --out DIR (runs/<timestamp>-<dataset>)   --json   --quiet`;
+  --seed N (0)          --backend NAME   --out DIR (runs/<timestamp>-<dataset>)   --json   --quiet
+ privacy (issue 17; docs/PRIVACY.md, docs/SECAGG.md):
+  --secure-aggregation  the sampled sites' deltas go through SecAgg+ (masked, quantized); the strategy sees only their
+                        sum. Averaging strategies only (not median, trimmed-mean, multi-krum); needs --sites-per-round >= 3
+  --drop-rate P (0)     secure aggregation: each site still in the round drops with probability P at every SecAgg stage
+                        (seeded); a round that loses too many neighbours of a site aborts and keeps the adapter
+  --secagg-degree K     secure aggregation: neighbours per site (default 2*ceil(log2 n)+1, SecAgg+'s graph default)
+  --secagg-clip C       secure aggregation without DP: per-coordinate clip before quantizing (default: the most the
+                        sites' AdamW can move one weight in a round, lr * sum of step bounds over --max-steps)
+  --dp-clip S           client-level DP (DP-FedAvg): sites clip their delta to L2 norm S; needs one of:
+  --dp-noise-multiplier Z   noise std Z*S/m on the mean (m = --sites-per-round)
+  --dp-target-epsilon E     the smallest Z whose epsilon after --rounds rounds at q = sites-per-round/sites is <= E
+  --dp-delta D (1e-5)   the delta of the reported (epsilon, delta)`;
 
 /** What every federated arm shares (ArmConfig, less its strategy), plus the data, the baselines and the output. */
 export interface SimOptions extends Omit<ArmConfig, 'strategy'> {
@@ -78,6 +91,8 @@ export const DEFAULT_SIM_OPTIONS: SimOptions = {
   stragglerProb: 0,
   dropoutProb: 0,
   attack: null,
+  secureAggregation: null,
+  dp: null,
   strategies: ['fedavg'],
   localEpochs: 1,
   maxSteps: 12,
@@ -130,12 +145,52 @@ function parseAttack(kind: unknown, fraction: unknown, sites: number, seed: numb
   return { kind, fraction: f };
 }
 
+type Flags = Record<string, string | boolean | undefined>;
+
+/** --secure-aggregation and its settings; a setting without the flag is refused (it would do nothing). */
+function parseSecureAggregation(f: Flags, sitesPerRound: number): SecureAggregationPlan | null {
+  if (!f['secure-aggregation']) {
+    for (const k of ['drop-rate', 'secagg-degree', 'secagg-clip'])
+      if (f[k] !== undefined) throw bad(k, 'needs --secure-aggregation', f[k]);
+    return null;
+  }
+  // SecAgg+ needs 3 sites: with 2, each learns the other's delta from the sum and its own
+  if (sitesPerRound < 3) throw bad('secure-aggregation', 'needs --sites-per-round >= 3', sitesPerRound);
+  return {
+    dropRate: num(f['drop-rate'], 'drop-rate', 0, 0, 0.999999),
+    degree: f['secagg-degree'] === undefined ? null : int(f['secagg-degree'], 'secagg-degree', 0, 2),
+    clip: f['secagg-clip'] === undefined ? null : num(f['secagg-clip'], 'secagg-clip', 0, 1e-12),
+  };
+}
+
+/** --dp-clip with --dp-noise-multiplier or --dp-target-epsilon (one of them), and --dp-delta. */
+function parseDp(f: Flags, o: { sites: number; sitesPerRound: number; rounds: number }): DpPlan | null {
+  const z = f['dp-noise-multiplier'];
+  const target = f['dp-target-epsilon'];
+  if (z === undefined && target === undefined) {
+    for (const k of ['dp-clip', 'dp-delta'])
+      if (f[k] !== undefined) throw bad(k, 'needs --dp-noise-multiplier Z or --dp-target-epsilon E (clipping alone guarantees nothing)', f[k]);
+    return null;
+  }
+  if (z !== undefined && target !== undefined) throw bad('dp-noise-multiplier', 'and --dp-target-epsilon exclude each other: give one', z);
+  if (f['dp-clip'] === undefined) throw bad('dp-clip', 'is needed with client-level DP (the L2 clip norm S of a site\'s delta)', undefined);
+  const clipNorm = num(f['dp-clip'], 'dp-clip', 0, 1e-12);
+  const delta = num(f['dp-delta'], 'dp-delta', 1e-5, 1e-300, 0.999999);
+  const sampleRate = o.sitesPerRound / o.sites;
+  const targetEpsilon = target === undefined ? null : num(target, 'dp-target-epsilon', 0, 1e-9);
+  const noiseMultiplier =
+    targetEpsilon === null ? num(z, 'dp-noise-multiplier', 0, 0) : resolveNoiseMultiplier(targetEpsilon, sampleRate, o.rounds, delta);
+  return { clipNorm, noiseMultiplier, targetEpsilon, delta, sampleRate };
+}
+
 export function parseSimArgs(argv: string[]): SimOptions | 'help' {
   const s = { type: 'string' } as const;
   const fixed = {
     dataset: s, sites: s, 'sites-per-round': s, rounds: s, alpha: s, 'quantity-skew': s,
     'straggler-prob': s, 'dropout-prob': s, attack: s, attackers: s, strategy: s, 'local-epochs': s, 'max-steps': s,
     'batch-size': s, lr: s, encoding: s, rank: s, 'lora-alpha': s, targets: s, 'max-length': s, 'heldout-limit': s,
+    'secure-aggregation': { type: 'boolean' }, 'drop-rate': s, 'secagg-degree': s, 'secagg-clip': s,
+    'dp-clip': s, 'dp-noise-multiplier': s, 'dp-target-epsilon': s, 'dp-delta': s,
     limit: s, 'local-sites': s, 'no-baselines': { type: 'boolean' }, arms: s, seed: s, backend: s, out: s,
     json: { type: 'boolean' }, quiet: { type: 'boolean' }, help: { type: 'boolean' },
   } as const;
@@ -170,6 +225,17 @@ export function parseSimArgs(argv: string[]): SimOptions | 'help' {
     if (new Set(strategies).size !== strategies.length) throw bad('strategy', 'lists a strategy twice', f.strategy);
   }
   const attack = parseAttack(f.attack, f.attackers, sites, int(f.seed, 'seed', d.seed, 0));
+  const rounds = int(f.rounds, 'rounds', d.rounds);
+  const secureAggregation = parseSecureAggregation(f, sitesPerRound);
+  const dp = parseDp(f, { sites, sitesPerRound, rounds });
+  for (const st of strategies)
+    if ((secureAggregation || dp) && !takesSummedInput(st))
+      throw bad(
+        'strategy',
+        `${st} needs the single updates, which ${secureAggregation ? '--secure-aggregation hides' : 'client-level DP does not noise'}: ` +
+          'use an averaging strategy (fedavg, fedprox, fedadam, fedavgm) with it',
+        st,
+      );
   const encoding = ((f.encoding as string | undefined) ?? d.encoding) as TensorEncoding;
   if (!ENCODINGS.includes(encoding)) throw bad('encoding', `must be one of ${ENCODINGS.join(', ')}`, encoding);
   const targets = f.targets === undefined ? d.lora.targetModules : String(f.targets).split(',').map((x) => x.trim());
@@ -185,12 +251,14 @@ export function parseSimArgs(argv: string[]): SimOptions | 'help' {
     dataset: (f.dataset as string | undefined) ?? d.dataset,
     sites,
     sitesPerRound,
-    rounds: int(f.rounds, 'rounds', d.rounds),
+    rounds,
     alpha,
     quantitySkew: f['quantity-skew'] === undefined ? null : num(f['quantity-skew'], 'quantity-skew', 1, 1e-6),
     stragglerProb: num(f['straggler-prob'], 'straggler-prob', 0, 0, 1),
     dropoutProb: num(f['dropout-prob'], 'dropout-prob', 0, 0, 1),
     attack,
+    secureAggregation,
+    dp,
     strategies: strategies as StrategyName[],
     localEpochs: int(f['local-epochs'], 'local-epochs', d.localEpochs),
     maxSteps: int(f['max-steps'], 'max-steps', d.maxSteps),

@@ -38,6 +38,7 @@ export function summaryMarkdown(res: SimResult, command: string): string {
           '',
         ]
       : []),
+    ...privacyLines(res),
     '| arm | held-out accuracy | macro-F1 | best round acc. | update bytes/site/round | s/round |',
     '|---|---|---|---|---|---|',
   ];
@@ -58,6 +59,36 @@ export function summaryMarkdown(res: SimResult, command: string): string {
   const warnings = res.warnings ?? [];
   if (warnings.length) lines.push('Warnings (bookkeeping checks; the results above are as measured):', '', ...warnings.map((w) => `- ${w}`), '');
   return lines.join('\n');
+}
+
+/** What secure aggregation and DP did in each arm: aborted rounds, mean survivors, and the privacy spent. */
+function privacyLines(res: SimResult): string[] {
+  const o = res.options;
+  const lines: string[] = [];
+  const sa = o.secureAggregation;
+  if (sa) {
+    lines.push(
+      `Secure aggregation (SecAgg+): drop rate ${sa.dropRate} per stage, degree ${sa.degree ?? 'default'}, ` +
+        `clip ${o.dp ? `S = ${o.dp.clipNorm}` : (sa.clip ?? 'AdamW ceiling')}.`,
+    );
+    for (const a of Object.values(res.arms)) {
+      const aborted = a.rounds.filter((r) => r.aborted).length;
+      const survivors = a.rounds.reduce((s, r) => s + (r.survivors ?? 0), 0) / Math.max(1, a.rounds.length);
+      const secs = a.rounds.reduce((s, r) => s + (r.secaggSeconds ?? 0), 0) / Math.max(1, a.rounds.length);
+      lines.push(`- ${a.strategy}: ${aborted} of ${a.rounds.length} rounds aborted, ${survivors.toFixed(1)} survivors per round, protocol ${secs.toFixed(2)} s/round`);
+    }
+    lines.push('');
+  }
+  for (const a of Object.values(res.arms))
+    if (a.privacy) {
+      const p = a.privacy;
+      lines.push(
+        `DP (${a.strategy}): ε = ${p.epsilon.toFixed(3)} at δ = ${p.delta} after ${p.rounds} charged rounds, z = ${p.noiseMultiplier.toFixed(4)}, ` +
+          `q = ${p.sampleRate}, S = ${p.clipNorm}${p.targetEpsilon === null ? '' : ` (target ε ${p.targetEpsilon})`}.`,
+      );
+    }
+  if (Object.values(res.arms).some((a) => a.privacy)) lines.push('');
+  return lines;
 }
 
 export function writeRun(res: SimResult, runDir: string, command: string): void {

@@ -12,6 +12,7 @@ import { labelHistograms, loadSimData, partitionSites, type SimData } from './da
 import { plannedSamplesPerRound, runFederatedArm, siteId, type ArmConfig, type ArmResult, type RoundRecord, type SimContext } from './federation';
 import { runCentralized, runLocalOnly, type CentralizedResult, type LocalOnlyResult } from './baselines';
 import type { SimOptions } from './options';
+import type { PrivacyReport } from './privacy';
 import { chooseAttackers, type AttackKind } from './attacks';
 
 export interface ArmSummary {
@@ -21,6 +22,8 @@ export interface ArmSummary {
   macroF1: number;
   curve: number[];
   rounds: RoundRecord[];
+  /** DP only: the (ε, δ) the arm spent, its noise multiplier, sampling rate and charged rounds */
+  privacy?: PrivacyReport;
 }
 
 export interface SimResult {
@@ -122,6 +125,7 @@ export async function runSimulation(o: SimOptions, deps: SimDeps = {}): Promise<
         macroF1: res.rounds[res.rounds.length - 1].macroF1,
         curve: res.rounds.map((x) => x.accuracy),
         rounds: res.rounds,
+        ...(res.privacy ? { privacy: res.privacy } : {}),
       };
     }
 
@@ -182,10 +186,22 @@ export async function runSimulation(o: SimOptions, deps: SimDeps = {}): Promise<
   }
 }
 
-/** The `--json` line: one key per arm plus the baselines. */
+/**
+ * The `--json` line: one key per arm plus the baselines. An arm under DP adds `privacy` (ε spent, δ, z, q, rounds
+ * charged); under secure aggregation, `rounds` lists each round's survivors and abort reason (null: completed).
+ */
 export function jsonSummary(res: SimResult, runDir: string): string {
   const arms: Record<string, unknown> = {};
-  for (const [k, a] of Object.entries(res.arms)) arms[k] = { accuracy: a.accuracy, macroF1: a.macroF1, curve: a.curve };
+  for (const [k, a] of Object.entries(res.arms))
+    arms[k] = {
+      accuracy: a.accuracy,
+      macroF1: a.macroF1,
+      curve: a.curve,
+      ...(a.privacy ? { privacy: a.privacy } : {}),
+      ...(res.options.secureAggregation
+        ? { rounds: a.rounds.map((r) => ({ round: r.round, survivors: r.survivors ?? 0, aborted: r.aborted ?? null })) }
+        : {}),
+    };
   if (res.centralized)
     arms.centralized = { accuracy: res.centralized.accuracy, macroF1: res.centralized.macroF1, curve: res.centralized.curve };
   if (res.localOnly)
