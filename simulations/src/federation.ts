@@ -27,6 +27,7 @@ import { epochBatches, type EncodedExample } from '@fedlora/shared/training/batc
 import type { SequenceClassifier } from '@fedlora/shared/model/classifier.ts';
 import { cloneNamed, type NamedTensors } from '@fedlora/shared/tensor.ts';
 import { withDpClipNorm } from '@fedlora/shared/privacy/dp-fedavg.ts';
+import { l2Norm } from '@fedlora/shared/privacy/clipping.ts';
 import { FedloraError } from '@fedlora/shared/errors.ts';
 import { attackDelta, attackNoiseSeed, chooseAttackers, type AttackPlan } from './attacks';
 import {
@@ -103,6 +104,12 @@ export interface RoundRecord {
   secaggThreshold?: number | null;
   /** DP only: ε spent after this round (the arm's accountant, at the run's δ) */
   epsilon?: number;
+  /**
+   * median L2 norm of the deltas the sites sent (after their DP clip, if any): what docs/PRIVACY.md asks an operator
+   * to measure before choosing the DP clip S, which the coordinator cannot see under secure aggregation. 0 when none;
+   * absent in run folders written before it existed.
+   */
+  medianDeltaNorm?: number;
   /** Σ training samples the sites processed this round (the compute budget the baselines get) */
   samplesSeen: number;
   /**
@@ -245,6 +252,7 @@ export async function runFederatedArm(
     let stragglers = 0;
     let attackerUpdates = 0;
     const delivered: string[] = [];
+    const norms: number[] = [];
     const plan = sampleRound(ctx.seed, round, ctx.sites.length, arm.sitesPerRound, arm.stragglerProb, arm.dropoutProb);
     for (const s of plan) {
       const id = siteId(s.site);
@@ -270,6 +278,7 @@ export async function runFederatedArm(
       if (attack) attackerUpdates++;
       const delta = attack ? attackDelta(attack.kind, local.delta, attackNoiseSeed(ctx.seed, round, s.site)) : local.delta;
       const keys = siteSigningKeys(ctx.seed, s.site);
+      norms.push(l2Norm(delta));
       if (secure) {
         // the masked upload replaces the envelope: collected now, summed under masks once every site has trained
         secureInputs.push({ siteId: id, identity: keys, delta, numExamples: local.numExamples, loss: local.metrics.loss });
@@ -356,6 +365,7 @@ export async function runFederatedArm(
         ? { survivors: sa.survivors, aborted: sa.aborted, secaggSeconds: sa.seconds, secaggDegree: sa.degree, secaggThreshold: sa.threshold }
         : {}),
       ...(ledger ? { epsilon: ledger.report().epsilon } : {}),
+      medianDeltaNorm: norms.length ? median(norms) : 0,
       seconds: (performance.now() - t0) / 1000,
       transportSeconds: transport / 1000,
       ...memoryMB(),
@@ -370,6 +380,12 @@ export async function runFederatedArm(
  * The training loss of the sites in a secure aggregate, weighted as the aggregate is (examples, or 1 under DP): the
  * simulator's own measurement, since an unmasked sum carries no per-site metrics. Null when the attempt aborted.
  */
+function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 === 1 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
 function contributorsLoss(inputs: readonly (SecureInput & { loss: number })[], contributors: string[] | null, equal: boolean): number | null {
   if (!contributors) return null;
   const c = new Set(contributors);

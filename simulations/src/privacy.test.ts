@@ -70,6 +70,7 @@ test('when one round runs with secure aggregation, then its adapter equals the p
   const [r] = res.arms.fedavg.rounds;
   assert.deepEqual([r.aggregated, r.survivors, r.aborted, r.envelopeBytes], [true, 3, null, 0]);
   assert.ok((r.secaggSeconds ?? 0) > 0 && r.updateBytes > 0);
+  assert.ok((r.medianDeltaNorm ?? 0) > 0, 'the simulator measures the norms an operator needs to choose S');
 });
 
 /** The t rule, recomputed from the graph and the drop sets (as secagg/dropout.test.ts): the stage that aborts, or null. */

@@ -75,7 +75,11 @@ function privacyLines(res: SimResult): string[] {
       const aborted = a.rounds.filter((r) => r.aborted).length;
       const survivors = a.rounds.reduce((s, r) => s + (r.survivors ?? 0), 0) / Math.max(1, a.rounds.length);
       const secs = a.rounds.reduce((s, r) => s + (r.secaggSeconds ?? 0), 0) / Math.max(1, a.rounds.length);
-      lines.push(`- ${a.strategy}: ${aborted} of ${a.rounds.length} rounds aborted, ${survivors.toFixed(1)} survivors per round, protocol ${secs.toFixed(2)} s/round`);
+      const norm = a.rounds.reduce((s, r) => s + (r.medianDeltaNorm ?? 0), 0) / Math.max(1, a.rounds.length);
+      lines.push(
+        `- ${a.strategy}: ${aborted} of ${a.rounds.length} rounds aborted, ${survivors.toFixed(1)} survivors per round, ` +
+          `protocol ${secs.toFixed(2)} s/round, median delta norm ${norm.toFixed(3)}`,
+      );
     }
     lines.push('');
   }
