@@ -218,6 +218,7 @@ export async function createCoordinator(o: CoordinatorOptions): Promise<Coordina
       activity.onStatus(s);
       admin.emit('site:status', s);
     },
+    (siteId) => sites.signingKey(siteId),
   );
   const forward = (e: FederationEvent) => {
     activity.onEvent(e);

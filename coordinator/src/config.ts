@@ -67,6 +67,12 @@ ${strategyFlagHelp().join('\n')}
   --dp-target-epsilon E                the ε budget: no round starts that would pass it; without
                                        --dp-noise-multiplier, z is found for --rounds rounds
   --dp-delta D (1e-5)                  the δ of (ε, δ); keep it below 1 / enrolled sites
+ secure aggregation (SecAgg+; docs/SECAGG.md): the coordinator sees only the sum of the round's updates
+  --secure-aggregation   every round masks the sites' updates; composes with --dp-*; needs an averaging strategy
+  --secagg-degree K|auto (auto)        neighbours per site on the round's graph; auto = 2⌈log2 n⌉+1 (raise it, up
+                                       to n−1, to survive more drops: docs/SECAGG.md)
+  --secagg-threshold T|auto (auto)     shares that rebuild a secret, k/2 < T ≤ K; auto = ⌈K/2⌉+1 (also safe
+                                       against one colluding site); lower survives more drops on a small graph
  stopping (any that holds stops the rounds; the coordinator keeps serving):
   --rounds N             stop once N rounds made a version (counted across restarts; rounds without one do not count)
   --patience K           stop after K versions without a better held-out accuracy
@@ -163,6 +169,7 @@ export function parseConfig(
     help: { type: 'boolean', short: 'h' },
     paused: { type: 'boolean' },
     'exit-when-done': { type: 'boolean' },
+    'secure-aggregation': { type: 'boolean' },
     'site-token': { type: 'string', multiple: true },
     'allowed-origin': { type: 'string', multiple: true },
     'login-attempts-per-minute': S,
@@ -208,6 +215,8 @@ export function parseConfig(
     'dp-noise-multiplier': S,
     'dp-target-epsilon': S,
     'dp-delta': S,
+    'secagg-degree': S,
+    'secagg-threshold': S,
     rounds: S,
     patience: S,
     'target-accuracy': S,
@@ -266,6 +275,8 @@ export function parseConfig(
     ['dp-noise-multiplier', 'dpNoiseMultiplier', 'num'],
     ['dp-target-epsilon', 'dpTargetEpsilon', 'num'],
     ['dp-delta', 'dpDelta', 'num'],
+    ['secagg-degree', 'secaggDegree', 'num|auto'],
+    ['secagg-threshold', 'secaggThreshold', 'num|auto'],
     ['rounds', 'rounds', 'num'],
     ['patience', 'patience', 'num'],
     ['target-accuracy', 'targetAccuracy', 'num'],
@@ -274,6 +285,7 @@ export function parseConfig(
     if (s(flag) !== undefined)
       patch[field] =
         kind === 'str' || (kind === 'num|auto' && s(flag) === 'auto') ? s(flag) : num(s(flag), flag);
+  if (f['secure-aggregation']) patch.secureAggregation = true;
   // checked here for every strategy that has the option, so a bad value fails at startup whichever strategy runs first
   patch.strategyOptions = strategyOptionsFromFlags(f);
   let rs: { settings: RoundSettings; stop: StopRules };

@@ -8,6 +8,9 @@ import { generateSiteKeys, type SiteKeys } from '@fedlora/shared/crypto/keys.ts'
 import { sealAndSign } from '@fedlora/shared/crypto/envelope.ts';
 import { encodeUpdate, newMessageNonce } from '@fedlora/shared/protocol/codec.ts';
 import type { TensorEncoding } from '@fedlora/shared/protocol/quantize.ts';
+import type { ClientRequest, ServerMessage } from '@fedlora/shared/protocol/events.ts';
+import { SecureParticipant, isSecureRound } from '@fedlora/shared/round/secure-participant.ts';
+import type { MaskedUploadRequest } from '@fedlora/shared/secagg/messages.ts';
 import type { HeldoutMetrics } from '../registry/types';
 import type {
   AvailableSite,
@@ -16,6 +19,7 @@ import type {
   Evaluator,
   RoundClosedMessage,
   RoundTransport,
+  SecAggAsk,
   TrainMessage,
   VersionPublishedMessage,
 } from './types';
@@ -88,6 +92,8 @@ export interface FakeSiteBehavior {
   configure?: boolean | 'hang';
   /** called after round:train is acked */
   onTrain?: (cfg: ConfigureMessage, train: TrainMessage) => void;
+  /** secure rounds: the exchange this site never answers (it has gone silent from there on) */
+  secaggHang?: SecAggAsk;
 }
 
 export class FakeTransport implements RoundTransport {
@@ -95,11 +101,19 @@ export class FakeTransport implements RoundTransport {
   readonly closedMessages: RoundClosedMessage[] = [];
   readonly publishedMessages: VersionPublishedMessage[] = [];
   readonly configured = new Map<string, ConfigureMessage>();
+  /** each fake site's Ed25519 identity, as if enrolled */
+  readonly identities = new Map<string, SiteKeys>();
+  /** secure rounds: each site's real SecAgg participant (shared/round/secure-participant.ts) */
+  private readonly secure = new Map<string, SecureParticipant>();
   private listeners: (() => void)[] = [];
   enrolled = 0;
 
+  /** @param shapes the trainable tensors' shapes the sites hold (secure rounds lay the masked vector out by them) */
+  constructor(private readonly shapes: Record<string, number[]> = shapesOf(tinyAdapter())) {}
+
   addSite(siteId: string, behavior: FakeSiteBehavior = {}, numExamples = 10): void {
     this.sites.set(siteId, { siteId, numExamples, encodings: ['fp32', 'fp16', 'int8'], ...behavior });
+    if (!this.identities.has(siteId)) this.identities.set(siteId, generateSiteKeys());
     this.enrolled = Math.max(this.enrolled, this.sites.size);
     for (const l of this.listeners) l();
   }
@@ -131,7 +145,50 @@ export class FakeTransport implements RoundTransport {
     if (!s) throw new Error('site gone');
     if (s.configure === 'hang') return new Promise(() => {});
     this.configured.set(siteId, msg);
-    return s.configure ?? true;
+    const accepted = s.configure ?? true;
+    if (accepted && isSecureRound(msg))
+      this.secure.set(siteId, new SecureParticipant(msg, siteId, this.identities.get(siteId)!.signing, this.shapes));
+    return accepted;
+  }
+
+  identityKey(siteId: string): Uint8Array | null {
+    return this.identities.get(siteId)?.signing.publicKey ?? null;
+  }
+
+  private participant(siteId: string, stage: SecAggAsk): Promise<SecureParticipant> {
+    const s = this.sites.get(siteId);
+    const p = this.secure.get(siteId);
+    if (!s || !p) return Promise.reject(new Error('site gone or not in a secure round'));
+    if (s.secaggHang === stage) return new Promise(() => {});
+    return Promise.resolve(p);
+  }
+
+  async secaggSetup(siteId: string, msg: ServerMessage<'secagg:setup'>) {
+    return (await this.participant(siteId, 'secagg:setup')).setup(msg);
+  }
+
+  async secaggShareKeys(siteId: string, msg: ServerMessage<'secagg:share-keys'>) {
+    return (await this.participant(siteId, 'secagg:share-keys')).shareKeys(msg);
+  }
+
+  async secaggSurvivors(siteId: string, msg: ServerMessage<'secagg:survivors'>) {
+    return (await this.participant(siteId, 'secagg:survivors')).signSurvivors(msg);
+  }
+
+  async secaggUnmask(siteId: string, msg: ServerMessage<'secagg:unmask'>) {
+    return (await this.participant(siteId, 'secagg:unmask')).unmask(msg);
+  }
+
+  /** A secure round's masked upload of `delta` by `siteId`, with the shares its train message carried. */
+  maskedUpload(
+    siteId: string,
+    train: TrainMessage,
+    delta: NamedTensors,
+    numExamples = 10,
+  ): Promise<ClientRequest<'secagg:upload'>> {
+    const p = this.secure.get(siteId);
+    if (!p || !train.secagg) throw new Error(`${siteId} is not in a secure round`);
+    return p.upload(train.secagg as MaskedUploadRequest, delta, numExamples);
   }
 
   async train(siteId: string, msg: TrainMessage): Promise<void> {
@@ -149,6 +206,10 @@ export class FakeTransport implements RoundTransport {
   published(msg: VersionPublishedMessage): void {
     this.publishedMessages.push(msg);
   }
+}
+
+function shapesOf(t: NamedTensors): Record<string, number[]> {
+  return Object.fromEntries(Object.entries(t).map(([k, v]) => [k, [...v.shape]]));
 }
 
 /** Accuracy = 0.5 + the mean of classifier.bias (clamped), so tests can steer it through the deltas. */

@@ -6,7 +6,8 @@
 
 import { FedloraError, describeError } from '@fedlora/shared/errors.ts';
 import type { NamedTensors } from '@fedlora/shared/tensor.ts';
-import { ROUND_STAGES, type RoundStage } from '@fedlora/shared/protocol/messages.ts';
+import { randomBytes } from 'node:crypto';
+import { ROUND_STAGES, SECURE_ROUND_STAGES, type RoundStage } from '@fedlora/shared/protocol/messages.ts';
 import type { ClientRequest } from '@fedlora/shared/protocol/events.ts';
 import type { Strategy } from '@fedlora/shared/aggregation/strategy.ts';
 import type { StrategyName } from '@fedlora/shared/aggregation/index.ts';
@@ -39,6 +40,7 @@ import { systemClock, type Clock, type Evaluator, type RoundTransport } from './
 import type { UploadRequest } from './upload';
 import { deltaNormBound, NormHistory, optimizerNormCeiling } from './update-bounds';
 import { expectedSampleRate, PrivacyBudget, type DpRoundPlan, type PrivacyReport } from './privacy-budget';
+import { SecureRound } from './secure-round';
 
 export type FederationState = 'idle' | 'running' | 'pausing' | 'paused' | 'finished' | 'closed';
 
@@ -85,8 +87,10 @@ export class Federation {
   private readonly normHistory = new NormHistory();
   /** client-level DP: the accountant of the rounds so far (rebuilt from the round history by init) */
   private readonly privacy = new PrivacyBudget();
-  /** why DP cannot run with the current strategy (it does not average), until the settings change */
-  private dpRefusal: string | null = null;
+  /** why DP or secure aggregation cannot run with the current strategy (it does not average), until the settings change */
+  private privacyRefusal: string | null = null;
+  /** binds secure-aggregation keys and masks to this coordinator process (with the round id and attempt) */
+  private readonly runId = `run-${randomBytes(6).toString('hex')}`;
   private readonly abort = new AbortController();
   private loopDone: Promise<void> = Promise.resolve();
   private finishedReason: string | null = null;
@@ -275,7 +279,7 @@ export class Federation {
     // honest update norms scale with the learning rate and the steps: the adaptive bound starts again from the ceiling
     if (trainingChanged) this.normHistory.clear();
     this.settings = next.settings;
-    this.dpRefusal = null;
+    this.privacyRefusal = null;
     this.stop = next.stop;
     this.d.log('settings.updated', { fields: Object.keys(p).join(',') });
     return next;
@@ -311,7 +315,7 @@ export class Federation {
 
   /** Why the next round must not run under the privacy budget, or null. */
   private async privacyStopReason(): Promise<string | null> {
-    if (this.dpRefusal) return `client-level DP: ${this.dpRefusal}`;
+    if (this.privacyRefusal) return this.privacyRefusal;
     try {
       return this.privacy.stopReason(this.settings, (await this.nextDpPlan())?.plan ?? null);
     } catch (err) {
@@ -394,9 +398,16 @@ export class Federation {
         });
     } catch (err) {
       // a strategy that does not average cannot run under DP: the loop stops rather than retrying it every round
-      this.dpRefusal = describeError(err);
+      this.privacyRefusal = `client-level DP: ${describeError(err)}`;
       throw err;
     }
+    const aggregator = dpAggregator ?? strategy.createAggregator(round, base);
+    if (s.secureAggregation && !aggregator.acceptSum) {
+      // median, trimmed mean and Multi-Krum need the individual updates, which secure aggregation hides
+      this.privacyRefusal = `secure aggregation: strategy ${strategy.name} needs the individual updates; use an averaging strategy (fedavg, fedprox, fedadam, fedavgm) or turn secure aggregation off`;
+      throw new FedloraError('CONFIG_INVALID', this.privacyRefusal);
+    }
+    const bound = deltaNormBound(s, deltaNormCeiling, this.normHistory.norms());
     const plan = newRoundPlan({
       round,
       startedAt: this.clock.now(),
@@ -405,9 +416,23 @@ export class Federation {
       baseSha256: ((await store.get(baseVersionId)) as VersionRecord).sha256,
       config: dp ? withDpClipNorm(trainingConfig, dp.plan.clipNorm) : trainingConfig,
     });
+    const weights = Object.values(base).reduce((n, t) => n + t.data.length, 0);
+    const secure = s.secureAggregation
+      ? new SecureRound({
+          ctx: { runId: this.runId, roundId: plan.roundId, attempt: 0 },
+          layout: base,
+          // under DP every coordinate of a clipped delta is within S; else within what AdamW moves one weight
+          clip: dp ? dp.plan.clipNorm : deltaNormCeiling / Math.sqrt(weights),
+          normBound: dp ? dp.plan.clipNorm : bound,
+          degree: s.secaggDegree,
+          threshold: s.secaggThreshold,
+        })
+      : null;
     const r: RunningRound = {
       plan,
       stage: 'sample',
+      secure,
+      secureSum: null,
       deadline: 0,
       outcome: null,
       metrics: null,
@@ -419,10 +444,11 @@ export class Federation {
         layout: base,
         maxUploadBytes: s.maxUploadBytes,
         deltaNormCeiling,
-        deltaNormBound: deltaNormBound(s, deltaNormCeiling, this.normHistory.norms()),
+        deltaNormBound: bound,
         deltaNormPolicy: s.deltaNormPolicy,
-        aggregator: dpAggregator ?? strategy.createAggregator(round, base),
+        aggregator,
         stage: () => r.stage,
+        secure,
       }),
     };
     const env: RoundEnv = {
@@ -437,7 +463,7 @@ export class Federation {
     this.active = r;
     let end: StageEnd | null = null;
     try {
-      for (const stage of ROUND_STAGES) {
+      for (const stage of secure ? SECURE_ROUND_STAGES : ROUND_STAGES) {
         r.stage = stage;
         log('round.stage', { round, stage, sampled: r.inbox.sampled.size || undefined });
         this.emit({ type: 'round:stage', round, roundId: plan.roundId, stage });
@@ -520,6 +546,11 @@ export class Federation {
   /** Validates and aggregates one upload; throws a peer-visible FedloraError on rejection (the round goes on). */
   upload(siteId: string, siteSigningKey: Uint8Array, req: UploadRequest): void {
     this.inboxes.upload(siteId, siteSigningKey, req);
+  }
+
+  /** A secure round's masked upload; throws a peer-visible FedloraError on rejection (the round goes on). */
+  maskedUpload(siteId: string, req: ClientRequest<'secagg:upload'>): void {
+    this.inboxes.maskedUpload(siteId, req);
   }
 
   /** A site reports it cannot finish the round: it is not waited for. */

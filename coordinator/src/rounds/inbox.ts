@@ -8,12 +8,14 @@ import type { NamedTensors } from '@fedlora/shared/tensor.ts';
 import type { ClientRequest } from '@fedlora/shared/protocol/events.ts';
 import type { RoundStage } from '@fedlora/shared/protocol/messages.ts';
 import type { AggregateOutcome, RoundAggregator } from '@fedlora/shared/aggregation/strategy.ts';
+import type { SecAggResult } from '@fedlora/shared/secagg/server.ts';
 import type { Logger } from '../log';
 import type { RoundFailureRecord, RoundRecord } from '../registry/types';
 import { Pulse } from './pulse';
 import type { DeltaNormPolicy } from './settings';
 import type { AvailableSite } from './types';
 import { NonceLog, openUpload, type UploadRequest } from './upload';
+import type { SecureRound } from './secure-round';
 
 /** An upload as the console's live feed and the activity tracker see it. */
 export interface UploadEvent {
@@ -49,6 +51,8 @@ export interface InboxOptions {
   aggregator: RoundAggregator;
   /** the round's current stage, for refusals and log lines */
   stage: () => RoundStage;
+  /** a secure round: it takes masked uploads ('secagg:upload') and refuses sealed ones; null: plaintext */
+  secure: SecureRound | null;
 }
 
 /** The part of a round record the inbox knows. */
@@ -128,6 +132,10 @@ export class RoundInbox {
   get delivered(): ReadonlySet<string> {
     return this.deliveredSites;
   }
+  /** the largest weight one update carries this round (Infinity: no cap) */
+  get siteWeightCap(): number {
+    return this.weightCap;
+  }
   /** the norms of this round's accepted updates, for NormHistory */
   get acceptedNorms(): readonly number[] {
     return this.norms;
@@ -162,9 +170,17 @@ export class RoundInbox {
     return [...this.failures].map(([siteId, code]) => ({ siteId, code }));
   }
 
-  /** The strategy's new adapter from every accepted update and the failures, or null to keep the old one. */
-  aggregate(): AggregateOutcome | null {
-    return this.o.aggregator.finish(this.failureList());
+  /**
+   * The strategy's new adapter from every accepted update and the failures, or null to keep the old one. A secure
+   * round hands over the unmasked sum instead: the strategy never sees one site's update.
+   */
+  aggregate(secureSum: SecAggResult | null = null): AggregateOutcome | null {
+    const agg = this.o.aggregator;
+    if (secureSum) {
+      if (!agg.acceptSum) throw new FedloraError('CONFIG_INVALID', 'the strategy cannot aggregate a secure sum');
+      agg.acceptSum(secureSum.sum, secureSum.totalWeight, secureSum.count);
+    }
+    return agg.finish(this.failureList());
   }
 
   open(): void {
@@ -193,15 +209,47 @@ export class RoundInbox {
     }
   }
 
+  /** Refuses an update unless the round takes updates now (between train and the end of collect). */
+  private checkOpen(): void {
+    if (this.phase === 'open') return;
+    const stage = this.o.stage();
+    throw new FedloraError(
+      stage === 'configure' || stage === 'setup' || stage === 'share-keys' ? 'WRONG_ROUND' : 'ROUND_CLOSED',
+      `round is in stage ${stage}`,
+    );
+  }
+
+  /** A secure round's masked upload: kept for the sum, never decoded; the site counts as delivered. */
+  maskedUpload(siteId: string, req: ClientRequest<'secagg:upload'>): void {
+    try {
+      const secure = this.o.secure;
+      if (!secure)
+        throw new FedloraError('BAD_MESSAGE', 'this round is not under secure aggregation: send update:upload');
+      this.checkOpen();
+      if (!this.pendingSites.has(siteId))
+        throw new FedloraError(
+          this.deliveredSites.has(siteId) ? 'REPLAY' : 'NOT_SAMPLED',
+          this.deliveredSites.has(siteId) ? 'this site already uploaded in this round' : 'this site is not in this round',
+        );
+      const bytes = secure.receiveUpload(siteId, req);
+      this.deliveredSites.add(siteId);
+      this.pendingSites.delete(siteId);
+      this.uploadedBytes += bytes;
+      this.bytesPerUpload.push(bytes);
+      this.progress.fire();
+      this.out.log('upload.accepted', { round: this.round, site: siteId, bytes, encoding: 'secagg' });
+      this.out.onUpload({ round: this.round, siteId, accepted: true });
+    } catch (err) {
+      this.rejections.push({ siteId, code: logRejection(this.out, this.round, siteId, err) });
+      throw err;
+    }
+  }
+
   private accept(siteId: string, siteSigningKey: Uint8Array, req: UploadRequest): void {
     const o = this.o;
-    if (this.phase !== 'open') {
-      const stage = o.stage();
-      throw new FedloraError(
-        stage === 'configure' ? 'WRONG_ROUND' : 'ROUND_CLOSED',
-        `round is in stage ${stage}`,
-      );
-    }
+    if (o.secure)
+      throw new FedloraError('BAD_MESSAGE', 'this round runs under secure aggregation: send the masked update (secagg:upload)');
+    this.checkOpen();
     const opened = openUpload(req, {
       roundId: this.roundId,
       siteId,
@@ -329,6 +377,18 @@ export class InboxRouter {
 
   reportFailure(siteId: string, req: ClientRequest<'round:fail'>): void {
     this.route(req.roundId).reportFailure(siteId, req.code);
+  }
+
+  /** A masked upload for the secure round it names. */
+  maskedUpload(siteId: string, req: ClientRequest<'secagg:upload'>): void {
+    let inbox: RoundInbox;
+    try {
+      inbox = this.route(req.roundId);
+    } catch (err) {
+      logRejection(this.out, undefined, siteId, err);
+      throw err;
+    }
+    inbox.maskedUpload(siteId, req);
   }
 
   siteLeft(siteId: string): void {

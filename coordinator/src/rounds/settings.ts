@@ -151,6 +151,15 @@ const SETTINGS_FIELDS = {
   dpTargetEpsilon: num(0, Infinity, true).nullable(),
   /** the δ of the (ε, δ) guarantee; keep it below 1 / enrolled sites */
   dpDelta: z.number({ error: 'must be a number in (0, 1)' }).gt(0, { error: 'must be a number in (0, 1)' }).lt(1, { error: 'must be a number in (0, 1)' }),
+  /** SecAgg+ (rounds/secure-round.ts): the coordinator sees only the sum of the round's masked updates */
+  secureAggregation: z.boolean({ error: 'must be true or false' }),
+  /** neighbours per site on a secure round's graph; null = 2⌈log2 n⌉+1 (shared/secagg/graph.ts) */
+  secaggDegree: auto(int(2, 255)),
+  /**
+   * shares that reconstruct a secret (k/2 < t ≤ k); null = ⌈k/2⌉+1, which also holds if one neighbour colludes with
+   * the coordinator. A lower t survives more drops on a small graph (4 sites: k = 3, t = 2 survives one drop).
+   */
+  secaggThreshold: auto(int(2, 255)),
 };
 
 const STOP_FIELDS = {
@@ -216,6 +225,9 @@ export const DEFAULT_SETTINGS: RoundSettings = {
   dpTargetEpsilon: null,
   // the customary 1e-5: below 1 / sites for any federation of up to 100,000 sites
   dpDelta: 1e-5,
+  secureAggregation: false,
+  secaggDegree: null,
+  secaggThreshold: null,
 };
 
 export const DEFAULT_STOP: StopRules = { rounds: null, patience: null, targetAccuracy: null };
@@ -267,6 +279,8 @@ export function applySettingsPatch(
   if (spr.kind === 'count' && spr.value < next.settings.minSites)
     throw bad('sitesPerRound', `(${spr.value}) must be at least minSites (${next.settings.minSites})`);
   checkDpSettings(next.settings, next.stop);
+  if (next.settings.secureAggregation && next.settings.minSites < 3)
+    throw bad('minSites', `(${next.settings.minSites}) must be at least 3 under secure aggregation: the sum of two updates reveals each to the other site`);
   return next;
 }
 

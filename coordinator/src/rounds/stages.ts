@@ -2,13 +2,15 @@
 // timeout: sample → configure → train → collect → aggregate → evaluate → version. A stage either lets the round go
 // on or ends it (no new version). Each takes only the parts of the round it reads or sets: the plan fixed at the
 // start, the round's inbox (inbox.ts: the sites' state and their updates), and what earlier stages produced. New
-// stages (SecAgg key exchange, unmasking) slot in without touching the others.
+// stages slot in without touching the others: a secure round (secure-round.ts) adds setup and share-keys before
+// train and unmask after collect, and its collect takes masked uploads (SECURE_ROUND_STAGES).
 
 import { randomBytes } from 'node:crypto';
 import { FedloraError, describeError } from '@fedlora/shared/errors.ts';
 import { generateBoxKeyPair, type KeyPair } from '@fedlora/shared/crypto/keys.ts';
 import type { RoundConfig, RoundStage } from '@fedlora/shared/protocol/messages.ts';
 import type { AggregateOutcome, Strategy } from '@fedlora/shared/aggregation/strategy.ts';
+import type { SecAggResult } from '@fedlora/shared/secagg/server.ts';
 import type { Logger } from '../log';
 import type { AdapterStore, HeldoutMetrics, RoundRecord, VersionRecord } from '../registry/types';
 import type { RoundInbox } from './inbox';
@@ -16,6 +18,7 @@ import type { Pulse } from './pulse';
 import { sampleSize, type RoundSettings } from './settings';
 import { siteWeightCap } from './update-bounds';
 import type { Clock, Evaluator, RoundTransport } from './types';
+import type { SecureRound } from './secure-round';
 
 export interface RoundEnv {
   strategy: Strategy;
@@ -55,6 +58,9 @@ export interface RunningRound {
   stage: RoundStage;
   /** when updates must have arrived: set by configure, which sends it to the sites */
   deadline: number;
+  /** a secure round's protocol state (null: plaintext), and the unmasked sum its unmask stage produced */
+  readonly secure: SecureRound | null;
+  secureSum: SecAggResult | null;
   /** aggregate's new adapter, evaluate's held-out metrics, version's record */
   outcome: AggregateOutcome | null;
   metrics: HeldoutMetrics | null;
@@ -91,6 +97,8 @@ export function roundRecord(
     versionId: r.version?.id ?? null,
     ...r.inbox.report(),
     config: plan.config,
+    mode: r.secure ? 'secure' : 'plaintext',
+    ...(r.secure?.record() ? { secureAggregation: r.secure.record() } : {}),
   };
 }
 
@@ -161,11 +169,13 @@ function codeOf(err: unknown): string {
 
 /** configure: set the deadline; send it, the hyper-parameters and the round key; who declines or is silent drops out. */
 async function configure(
-  r: Pick<RunningRound, 'plan' | 'inbox' | 'deadline'>,
+  r: Pick<RunningRound, 'plan' | 'inbox' | 'deadline' | 'secure'>,
   env: Pick<RoundEnv, 'settings' | 'transport' | 'clock'>,
 ): Promise<StageResult> {
   const { plan, inbox } = r;
   r.deadline = env.clock.now() + env.settings.deadlineS * 1000;
+  // a secure round's quantization depends on how many sites were sampled and the weight cap
+  const secureAggregation = r.secure?.begin(inbox.sampled.size, inbox.siteWeightCap);
   const timeout = env.settings.ackTimeoutS * 1000;
   await Promise.all(
     [...inbox.sampled].map(async (siteId) => {
@@ -182,6 +192,7 @@ async function configure(
               coordinatorBoxPublicKey: plan.key.publicKey,
               encoding: env.settings.encoding,
               deadline: r.deadline,
+              ...(secureAggregation ? { secureAggregation } : {}),
             },
             timeout,
           ),
@@ -203,7 +214,7 @@ async function configure(
 
 /** train: send the global adapter; from now on the inbox takes uploads. */
 async function train(
-  r: Pick<RunningRound, 'plan' | 'inbox'>,
+  r: Pick<RunningRound, 'plan' | 'inbox' | 'secure'>,
   env: Pick<RoundEnv, 'settings' | 'transport'>,
 ): Promise<StageResult> {
   const { plan, inbox } = r;
@@ -216,7 +227,12 @@ async function train(
           siteId,
           env.transport.train(
             siteId,
-            { roundId: plan.roundId, adapter: plan.baseBytes, adapterSha256: plan.baseSha256 },
+            {
+              roundId: plan.roundId,
+              adapter: plan.baseBytes,
+              adapterSha256: plan.baseSha256,
+              ...(r.secure ? { secagg: r.secure.sharesFor(siteId) } : {}),
+            },
             timeout,
           ),
         );
@@ -251,8 +267,8 @@ async function collect(
 }
 
 /** aggregate: the strategy's streaming aggregator already holds every accepted update. */
-async function aggregate(r: Pick<RunningRound, 'inbox' | 'outcome'>): Promise<StageResult> {
-  r.outcome = r.inbox.aggregate();
+async function aggregate(r: Pick<RunningRound, 'inbox' | 'outcome' | 'secureSum'>): Promise<StageResult> {
+  r.outcome = r.inbox.aggregate(r.secureSum);
   if (!r.outcome) return { end: 'kept', reason: 'the strategy kept the previous adapter' };
   return 'next';
 }
@@ -283,7 +299,7 @@ async function evaluate(
 
 /** version: store the adapter as a new immutable version, make it current, tell every site. */
 async function version(
-  r: Pick<RunningRound, 'plan' | 'inbox' | 'outcome' | 'metrics' | 'version'>,
+  r: Pick<RunningRound, 'plan' | 'inbox' | 'outcome' | 'metrics' | 'version' | 'secure'>,
   env: Pick<RoundEnv, 'store' | 'strategy' | 'transport'>,
 ): Promise<StageResult> {
   const o = r.outcome as AggregateOutcome;
@@ -297,6 +313,7 @@ async function version(
       metrics: r.metrics,
       trainMetrics: o.metrics,
       uploadedBytes: r.inbox.report().uploadedBytes,
+      mode: r.secure ? 'secure' : 'plaintext',
     },
     o.adapter,
     env.strategy.getState(),
@@ -318,9 +335,18 @@ export const STAGES: Record<
 > = {
   sample: { timeoutMs: () => Infinity, run: sample },
   configure: { timeoutMs: (s) => s.ackTimeoutS * 1000 + 5_000, run: configure },
+  setup: { timeoutMs: (s) => s.ackTimeoutS * 1000 + 5_000, run: (r, env) => secureOnly(r).setup(r, env) },
+  'share-keys': { timeoutMs: (s) => s.ackTimeoutS * 1000 + 5_000, run: (r, env) => secureOnly(r).shareKeys(r, env) },
   train: { timeoutMs: (s) => s.ackTimeoutS * 1000 + 5_000, run: train },
   collect: { timeoutMs: (s) => s.deadlineS * 1000 + 5_000, run: collect },
+  // two acks in a row (sign the survivor list, then reveal shares), and the unmasking itself
+  unmask: { timeoutMs: (s) => 2 * s.ackTimeoutS * 1000 + 60_000, run: (r, env) => secureOnly(r).unmask(r, env) },
   aggregate: { timeoutMs: () => 120_000, run: (r) => aggregate(r) },
   evaluate: { timeoutMs: (s) => s.evaluateTimeoutS * 1000 + 5_000, run: evaluate },
   version: { timeoutMs: () => 120_000, run: version },
 };
+
+function secureOnly(r: RunningRound): SecureRound {
+  if (!r.secure) throw new FedloraError('INTERNAL', 'a secure-aggregation stage ran in a plaintext round');
+  return r.secure;
+}

@@ -3,7 +3,7 @@
 // in-memory fakes (fakes.ts) plug in for unit tests.
 
 import type { NamedTensors } from '@fedlora/shared/tensor.ts';
-import type { ServerMessage } from '@fedlora/shared/protocol/events.ts';
+import type { ServerMessage, ServerReply } from '@fedlora/shared/protocol/events.ts';
 import type { TensorEncoding } from '@fedlora/shared/protocol/quantize.ts';
 import type { Awaitable, HeldoutMetrics } from '../registry/types';
 
@@ -11,6 +11,8 @@ export type ConfigureMessage = ServerMessage<'round:configure'>;
 export type TrainMessage = ServerMessage<'round:train'>;
 export type RoundClosedMessage = ServerMessage<'round:closed'>;
 export type VersionPublishedMessage = ServerMessage<'version:published'>;
+/** the secure-aggregation exchanges: each a message to one site and its validated ack */
+export type SecAggAsk = 'secagg:setup' | 'secagg:share-keys' | 'secagg:survivors' | 'secagg:unmask';
 
 /** An authenticated site that declared itself ready ('site:ready'). */
 export interface AvailableSite {
@@ -30,6 +32,21 @@ export interface RoundTransport {
   configure(siteId: string, msg: ConfigureMessage, timeoutMs: number): Promise<boolean>;
   /** 'round:train' with ack; rejects on timeout/disconnect/bad reply */
   train(siteId: string, msg: TrainMessage, timeoutMs: number): Promise<void>;
+  /** the site's Ed25519 identity key as enrolled (null: unknown or revoked): secure rounds verify signatures with it */
+  identityKey(siteId: string): Awaitable<Uint8Array | null>;
+  /** secure rounds: one SecAgg exchange with ack; rejects on timeout/disconnect/bad reply like configure */
+  secaggSetup(siteId: string, msg: ServerMessage<'secagg:setup'>, timeoutMs: number): Promise<ServerReply<'secagg:setup'>>;
+  secaggShareKeys(
+    siteId: string,
+    msg: ServerMessage<'secagg:share-keys'>,
+    timeoutMs: number,
+  ): Promise<ServerReply<'secagg:share-keys'>>;
+  secaggSurvivors(
+    siteId: string,
+    msg: ServerMessage<'secagg:survivors'>,
+    timeoutMs: number,
+  ): Promise<ServerReply<'secagg:survivors'>>;
+  secaggUnmask(siteId: string, msg: ServerMessage<'secagg:unmask'>, timeoutMs: number): Promise<ServerReply<'secagg:unmask'>>;
   /** 'round:closed' to the round's sites (no ack) */
   closed(siteIds: readonly string[], msg: RoundClosedMessage): void;
   /** 'version:published' to every authenticated site (no ack) */

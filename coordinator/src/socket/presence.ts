@@ -2,7 +2,12 @@
 // with an ack timeout (every ack is validated with parseServerReply before the loop sees it).
 
 import type { Server, Socket } from 'socket.io';
-import type { ClientToServerEvents, ServerToClientEvents } from '@fedlora/shared/protocol/events.ts';
+import type {
+  ClientToServerEvents,
+  ServerMessage,
+  ServerReply,
+  ServerToClientEvents,
+} from '@fedlora/shared/protocol/events.ts';
 import { parseServerReply } from '@fedlora/shared/protocol/events.ts';
 import { FedloraError } from '@fedlora/shared/errors.ts';
 import type { Awaitable } from '../registry/types';
@@ -11,6 +16,7 @@ import type {
   ConfigureMessage,
   RoundClosedMessage,
   RoundTransport,
+  SecAggAsk,
   TrainMessage,
   VersionPublishedMessage,
 } from '../rounds/types';
@@ -56,6 +62,8 @@ export class Presence implements RoundTransport {
     private readonly io: SiteServer,
     private readonly activeSites: () => Awaitable<number>,
     private readonly onStatus: (s: SiteStatus) => void,
+    /** enrolled sites' Ed25519 keys (SiteStore.signingKey): secure rounds check the sites' signatures with them */
+    private readonly signingKey: (siteId: string) => Awaitable<Uint8Array | null> = () => null,
   ) {}
 
   private changed(siteId: string): void {
@@ -140,7 +148,7 @@ export class Presence implements RoundTransport {
 
   private async ask(
     siteId: string,
-    event: 'round:configure' | 'round:train',
+    event: 'round:configure' | 'round:train' | SecAggAsk,
     msg: unknown,
     timeoutMs: number,
   ): Promise<unknown> {
@@ -162,6 +170,35 @@ export class Presence implements RoundTransport {
 
   async train(siteId: string, msg: TrainMessage, timeoutMs: number): Promise<void> {
     parseServerReply('round:train', await this.ask(siteId, 'round:train', msg, timeoutMs));
+  }
+
+  identityKey(siteId: string): Awaitable<Uint8Array | null> {
+    return this.signingKey(siteId);
+  }
+
+  private async secagg<E extends SecAggAsk>(
+    event: E,
+    siteId: string,
+    msg: ServerMessage<E>,
+    timeoutMs: number,
+  ): Promise<ServerReply<E>> {
+    return parseServerReply(event, await this.ask(siteId, event, msg, timeoutMs));
+  }
+
+  secaggSetup(siteId: string, msg: ServerMessage<'secagg:setup'>, timeoutMs: number) {
+    return this.secagg('secagg:setup', siteId, msg, timeoutMs);
+  }
+
+  secaggShareKeys(siteId: string, msg: ServerMessage<'secagg:share-keys'>, timeoutMs: number) {
+    return this.secagg('secagg:share-keys', siteId, msg, timeoutMs);
+  }
+
+  secaggSurvivors(siteId: string, msg: ServerMessage<'secagg:survivors'>, timeoutMs: number) {
+    return this.secagg('secagg:survivors', siteId, msg, timeoutMs);
+  }
+
+  secaggUnmask(siteId: string, msg: ServerMessage<'secagg:unmask'>, timeoutMs: number) {
+    return this.secagg('secagg:unmask', siteId, msg, timeoutMs);
   }
 
   closed(siteIds: readonly string[], msg: RoundClosedMessage): void {

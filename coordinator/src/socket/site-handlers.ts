@@ -197,6 +197,16 @@ export function attachSiteHandlers(io: SiteServer, d: SiteHandlerDeps): void {
       return {};
     });
 
+    on('secagg:upload', (req, siteId) => {
+      try {
+        d.federation.maskedUpload(siteId, req);
+      } catch (err) {
+        if (err instanceof Object) logged.add(err);
+        throw err;
+      }
+      return {};
+    });
+
     on('round:fail', (req, siteId) => {
       d.federation.reportFailure(siteId, req);
       return {};

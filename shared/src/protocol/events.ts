@@ -24,6 +24,15 @@ import {
   ProveRequestSchema,
   ReadyRequestSchema,
   RoundClosedMessageSchema,
+  SecAggSetupMessageSchema,
+  SecAggSetupReplySchema,
+  SecAggShareKeysMessageSchema,
+  SecAggShareKeysReplySchema,
+  SecAggSurvivorsMessageSchema,
+  SecAggSurvivorsReplySchema,
+  SecAggUnmaskMessageSchema,
+  SecAggUnmaskReplySchema,
+  SecAggUploadRequestSchema,
   TrainMessageSchema,
   TrainReplySchema,
   UploadRequestSchema,
@@ -45,6 +54,8 @@ export const CLIENT_EVENTS = {
   'site:ready': { request: ReadyRequestSchema, reply: NoData },
   /** collect: upload the sealed, signed update of the current round */
   'update:upload': { request: UploadRequestSchema, reply: NoData },
+  /** collect, secure rounds: upload the masked update (the coordinator only ever sees the sum) */
+  'secagg:upload': { request: SecAggUploadRequestSchema, reply: NoData },
   /** collect: report that this site cannot finish the round (counted as a failure, not waited for) */
   'round:fail': { request: FailRequestSchema, reply: NoData },
   /** any stage: download a published adapter version (late joiners, inference) */
@@ -64,6 +75,14 @@ export const SERVER_EVENTS = {
   'round:configure': { message: ConfigureMessageSchema, reply: ConfigureReplySchema },
   /** train: the global adapter to train from; the site acks, trains, then emits update:upload */
   'round:train': { message: TrainMessageSchema, reply: TrainReplySchema },
+  /** setup (secure rounds): the site answers with two fresh signed public keys */
+  'secagg:setup': { message: SecAggSetupMessageSchema, reply: SecAggSetupReplySchema },
+  /** share keys (secure rounds): the site's neighbours; it answers with its secrets' shares, sealed to each */
+  'secagg:share-keys': { message: SecAggShareKeysMessageSchema, reply: SecAggShareKeysReplySchema },
+  /** unmask (secure rounds): the site signs the survivor list */
+  'secagg:survivors': { message: SecAggSurvivorsMessageSchema, reply: SecAggSurvivorsReplySchema },
+  /** unmask (secure rounds): the site reveals the shares that remove the survivors' masks, never more */
+  'secagg:unmask': { message: SecAggUnmaskMessageSchema, reply: SecAggUnmaskReplySchema },
   /** aggregate: collection is over (deadline or quorum) and the outcome is known */
   'round:closed': { message: RoundClosedMessageSchema, reply: null },
   /** evaluate: optional federated evaluation of a candidate adapter on the site's held-out data */
@@ -112,6 +131,7 @@ export const PEER_VISIBLE_CODES = [
   'HASH_MISMATCH',
   'NOT_FOUND',
   'BUSY',
+  'ROUND_ABORTED',
   'INTERNAL',
 ] as const satisfies readonly FedloraErrorCode[];
 export type PeerVisibleCode = (typeof PEER_VISIBLE_CODES)[number];

@@ -10,8 +10,8 @@ import { FedloraError } from '../errors';
 import { LIMITS } from './limits';
 import { bytesSchema } from './schemas';
 
-/** Events whose request may be sent in parts: only the one that carries an update. */
-export const PARTED_EVENTS = ['update:upload'] as const;
+/** Events whose request may be sent in parts: the ones that carry an update (sealed, or masked under SecAgg). */
+export const PARTED_EVENTS = ['update:upload', 'secagg:upload'] as const;
 export type PartedEvent = (typeof PARTED_EVENTS)[number];
 
 export function isPartedEvent(event: string): event is PartedEvent {

@@ -10,9 +10,20 @@ import { LIMITS } from './limits';
 import { ManifestSchema, ModelFilePathSchema } from './manifest';
 import { ENCODINGS } from './quantize';
 import { bytesSchema, FiniteNumberSchema, IdSchema, NameSchema, Sha256HexSchema } from './schemas';
+import {
+  MaskedUploadRequestSchema,
+  MaskedUploadSchema,
+  SetupKeysSchema,
+  ShareKeysRequestSchema,
+  SharesUploadSchema,
+  SurvivorListRequestSchema,
+  SurvivorSignatureSchema,
+  UnmaskRequestSchema,
+  UnmaskResponseSchema,
+} from '../secagg/messages';
 
 /** The stages of one federated round, in order (stages.ts). Each stage has its own messages below. */
-export { ROUND_STAGES, type RoundStage } from './stages';
+export { ROUND_STAGES, SECURE_ROUND_STAGES, type RoundStage } from './stages';
 
 const PublicKeyB64Schema = z.string().regex(/^[A-Za-z0-9+/]{43}=$/, 'must be a base64 32-byte key');
 
@@ -80,6 +91,26 @@ export const ReadyRequestSchema = z
 
 // ---- configure ----
 
+/**
+ * A secure-aggregation round (shared/src/secagg, docs/SECAGG.md): what binds the site's keys and masks to this
+ * attempt, and how it quantizes its update. The site L2-clips its delta to normBound itself, since the coordinator
+ * cannot clip an update it never sees.
+ */
+export const SecureRoundSchema = z
+  .object({
+    runId: IdSchema,
+    attempt: z.number().int().min(0),
+    /** per-coordinate clip c of the quantization */
+    clip: FiniteNumberSchema.positive(),
+    /** levels Q: n·Q < 2^32 for n = sampledSites */
+    levels: z.number().int().min(2),
+    /** the largest weight (example count) a site's update carries; 1 = equal weights (always under DP) */
+    maxWeight: z.number().int().min(1),
+    sampledSites: z.number().int().min(1),
+    normBound: FiniteNumberSchema.positive(),
+  })
+  .strict();
+
 export const ConfigureMessageSchema = z
   .object({
     roundId: IdSchema,
@@ -92,6 +123,8 @@ export const ConfigureMessageSchema = z
     encoding: z.enum(ENCODINGS),
     /** epoch milliseconds by which the update must be uploaded */
     deadline: z.number().int().positive(),
+    /** present: the round runs under secure aggregation, and the site uploads a masked update ('secagg:upload') */
+    secureAggregation: SecureRoundSchema.optional(),
   })
   .strict();
 export const ConfigureReplySchema = z.object({ accepted: z.boolean() }).strict();
@@ -104,6 +137,8 @@ export const TrainMessageSchema = z
     /** encodeAdapter() bytes of the global adapter */
     adapter: bytesSchema({ max: LIMITS.maxFrameBytes }),
     adapterSha256: Sha256HexSchema,
+    /** a secure round: the sealed shares the site's neighbours sent it (it masks its update with them) */
+    secagg: MaskedUploadRequestSchema.optional(),
   })
   .strict();
 export const TrainReplySchema = z.object({ started: z.literal(true) }).strict();
@@ -126,6 +161,34 @@ export const FailRequestSchema = z
     message: z.string().max(256),
   })
   .strict();
+
+// ---- secure aggregation (SecAgg+): each message names its round; the bodies are shared/src/secagg/messages.ts ----
+
+/** setup: the site answers with its two fresh, signed X25519 public keys */
+export const SecAggSetupMessageSchema = z.object({ roundId: IdSchema }).strict();
+export const SecAggSetupReplySchema = SetupKeysSchema;
+
+/** An enrolled site's Ed25519 identity key, as the coordinator registered it. */
+const SiteIdentitySchema = z.object({ siteId: IdSchema, signingPublicKey: bytesSchema({ length: 32 }) }).strict();
+
+/** share keys: the site's neighbours, their signed keys and identity keys; it answers with its sealed shares */
+export const SecAggShareKeysMessageSchema = ShareKeysRequestSchema.extend({
+  roundId: IdSchema,
+  identities: z.array(SiteIdentitySchema).min(2).max(256),
+}).strict();
+export const SecAggShareKeysReplySchema = SharesUploadSchema;
+
+/** collect: the masked, quantized update */
+export const SecAggUploadRequestSchema = z.object({ roundId: IdSchema, upload: MaskedUploadSchema }).strict();
+
+/** unmask, first half: the site signs the list of sites whose masked updates are in the sum */
+export const SecAggSurvivorsMessageSchema = SurvivorListRequestSchema.extend({ roundId: IdSchema }).strict();
+export const SecAggSurvivorsReplySchema = SurvivorSignatureSchema;
+
+/** unmask: the shares the coordinator needs to remove the masks (the site refuses a request that would reveal a
+ * survivor's update) */
+export const SecAggUnmaskMessageSchema = UnmaskRequestSchema.extend({ roundId: IdSchema }).strict();
+export const SecAggUnmaskReplySchema = UnmaskResponseSchema;
 
 // ---- aggregate (coordinator-internal), then closed ----
 

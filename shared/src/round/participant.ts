@@ -15,6 +15,7 @@ import { parseServerMessage, type ClientRequest, type ServerMessage } from '../p
 import type { NamedTensors } from '../tensor';
 import type { LocalTrainConfig } from '../training/local-round';
 import { dpClipNormOf } from '../privacy/dp-fedavg';
+import type { MaskedUploadRequest } from '../secagg/messages';
 
 /** What the site keeps between 'round:configure' and the upload. */
 export type ConfiguredRound = ServerMessage<'round:configure'>;
@@ -106,13 +107,16 @@ export async function acceptTrainMessage(
   raw: unknown,
   configured: ConfiguredRound | null,
   shapes: Record<string, number[]>,
-): Promise<{ round: ConfiguredRound; adapter: GlobalAdapter }> {
+): Promise<{ round: ConfiguredRound; adapter: GlobalAdapter; secagg: MaskedUploadRequest | null }> {
   const msg = parseServerMessage('round:train', raw);
   if (!configured || configured.roundId !== msg.roundId)
     throw new FedloraError('WRONG_ROUND', `round ${msg.roundId} was not configured with this site`);
+  // a secure round's train message carries the shares the site masks with; a plaintext one carries none
+  if ((configured.secureAggregation !== undefined) !== (msg.secagg !== undefined))
+    throw new FedloraError('BAD_MESSAGE', configured.secureAggregation ? 'a secure round\'s train message must carry the neighbours\' shares' : 'shares in the train message of a plaintext round');
   const adapter = await openAdapter(msg.adapter, msg.adapterSha256, configured.adapterVersionId);
   checkAdapterShapes(adapter.adapter, shapes);
-  return { round: configured, adapter };
+  return { round: configured, adapter, secagg: msg.secagg ?? null };
 }
 
 export function assertFinite(delta: NamedTensors): void {

@@ -6,6 +6,7 @@
 // localRoundData over a LocalModel), what the site shows (report) and the clock. New site-side stages of a round
 // (secure aggregation's) belong here, so that a site's round protocol stays in one place.
 
+import { FedloraError } from '../errors';
 import type { KeyPair } from '../crypto/keys';
 import type { GlobalAdapter } from '../protocol/codec';
 import {
@@ -33,6 +34,8 @@ import {
   type ConfiguredRound,
 } from './participant';
 import type { EncodedDataCache } from '../data/site-data';
+import type { MaskedUploadRequest } from '../secagg/messages';
+import { isSecureRound, SecureParticipant } from './secure-participant';
 
 // ---- ports ----
 
@@ -42,10 +45,15 @@ export interface RoundListeners {
   'round:train': (raw: unknown, ack: (reply: Ack<ServerReply<'round:train'>>) => void) => void;
   'round:closed': (raw: unknown) => void;
   'version:published': (raw: unknown) => void;
+  /** secure rounds (secure-participant.ts): the key exchange and unmasking, each answered in the ack */
+  'secagg:setup': (raw: unknown, ack: (reply: Ack<ServerReply<'secagg:setup'>>) => void) => void;
+  'secagg:share-keys': (raw: unknown, ack: (reply: Ack<ServerReply<'secagg:share-keys'>>) => void) => void;
+  'secagg:survivors': (raw: unknown, ack: (reply: Ack<ServerReply<'secagg:survivors'>>) => void) => void;
+  'secagg:unmask': (raw: unknown, ack: (reply: Ack<ServerReply<'secagg:unmask'>>) => void) => void;
 }
 
 /** What a site sends during a round. */
-export type RoundRequestName = 'update:upload' | 'round:fail';
+export type RoundRequestName = 'update:upload' | 'secagg:upload' | 'round:fail';
 
 /** One authenticated connection to the coordinator. */
 export interface RoundTransport {
@@ -95,6 +103,8 @@ export type RoundEvent =
   | { type: 'configured'; round: ConfiguredRound; accepted: boolean }
   /** a round event the site did not take: acked with the error */
   | { type: 'rejected'; event: 'round:configure' | 'round:train'; error: unknown }
+  /** a secure round's exchange the site refused or could not answer (a forged list, a request for both shares…) */
+  | { type: 'secagg-refused'; event: SecAggEvent; error: unknown }
   /** a malformed broadcast: it changes nothing */
   | { type: 'ignored'; event: 'round:closed' | 'version:published'; error: unknown }
   | { type: 'step'; round: ConfiguredRound; progress: StepProgress; stepsPerEpoch: number }
@@ -130,7 +140,11 @@ export interface RoundConnection {
 /** The round a connection accepted in 'round:configure' and has not trained yet; forgotten with the connection. */
 interface Offer {
   round: ConfiguredRound | null;
+  /** the accepted secure round's protocol state, kept until the round closes (unmasking follows the upload) */
+  secure: SecureParticipant | null;
 }
+
+type SecAggEvent = 'secagg:setup' | 'secagg:share-keys' | 'secagg:survivors' | 'secagg:unmask';
 
 // ---- the handler ----
 
@@ -158,14 +172,35 @@ export class SiteRounds {
 
   /** Takes part in rounds over `c` until it closes. */
   attach(c: RoundConnection): void {
-    const offer: Offer = { round: null };
-    c.transport.on('round:configure', (raw, ack) => this.configure(offer, raw, ack));
+    const offer: Offer = { round: null, secure: null };
+    c.transport.on('round:configure', (raw, ack) => this.configure(c, offer, raw, ack));
+    const secure = <E extends SecAggEvent>(event: E, run: (p: SecureParticipant, raw: unknown) => Promise<ServerReply<E>> | ServerReply<E>) =>
+      c.transport.on(event, ((raw: unknown, ack: (r: Ack<ServerReply<E>>) => void) => {
+        void (async () => {
+          try {
+            if (!offer.secure) throw new FedloraError('WRONG_ROUND', 'this site is in no secure round');
+            ack(ackOk(await run(offer.secure, raw)));
+          } catch (err) {
+            this.o.report({ type: 'secagg-refused', event, error: err });
+            ack(ackError(err));
+          }
+        })();
+      }) as RoundListeners[E]);
+    secure('secagg:setup', (p, raw) => p.setup(raw));
+    secure('secagg:share-keys', (p, raw) => p.shareKeys(raw));
+    secure('secagg:survivors', (p, raw) => p.signSurvivors(raw));
+    secure('secagg:unmask', (p, raw) => p.unmask(raw));
     c.transport.on('round:train', (raw, ack) => void this.train(c, offer, raw, ack));
     c.transport.on('round:closed', (raw) => this.closed(offer, raw));
     c.transport.on('version:published', (raw) => this.published(raw));
   }
 
-  private configure(offer: Offer, raw: unknown, ack: (r: Ack<ServerReply<'round:configure'>>) => void): void {
+  private configure(
+    c: RoundConnection,
+    offer: Offer,
+    raw: unknown,
+    ack: (r: Ack<ServerReply<'round:configure'>>) => void,
+  ): void {
     try {
       const msg = parseServerMessage('round:configure', raw);
       const accepted =
@@ -173,7 +208,11 @@ export class SiteRounds {
         this.trainingRound === null &&
         msg.deadline > this.clock.now() &&
         !(this.o.once && this.onceRound !== null);
-      if (accepted) offer.round = msg;
+      if (accepted) {
+        offer.round = msg;
+        // fresh keys and seeds for every secure round (never reused across rounds or attempts)
+        offer.secure = isSecureRound(msg) ? new SecureParticipant(msg, c.siteId, c.signing, c.model.trainableShapes()) : null;
+      }
       this.o.report({ type: 'configured', round: msg, accepted });
       ack(ackOk({ accepted }));
     } catch (err) {
@@ -190,8 +229,9 @@ export class SiteRounds {
   ): Promise<void> {
     let round: ConfiguredRound;
     let adapter: GlobalAdapter;
+    let shares: MaskedUploadRequest | null;
     try {
-      ({ round, adapter } = await acceptTrainMessage(raw, offer.round, c.model.trainableShapes()));
+      ({ round, adapter, secagg: shares } = await acceptTrainMessage(raw, offer.round, c.model.trainableShapes()));
     } catch (err) {
       this.o.report({ type: 'rejected', event: 'round:train', error: err });
       ack(ackError(err));
@@ -203,7 +243,7 @@ export class SiteRounds {
     ack(ackOk({ started: true as const }));
     let failed = false;
     try {
-      await this.trainAndUpload(c, round, adapter);
+      await this.trainAndUpload(c, round, adapter, shares && offer.secure ? { shares, participant: offer.secure } : null);
     } catch (err) {
       failed = true;
       await this.reportFailure(c, round, err);
@@ -215,11 +255,12 @@ export class SiteRounds {
       this.o.once?.over();
   }
 
-  /** train → seal → upload */
+  /** train → seal → upload; in a secure round: train → clip → mask → upload */
   private async trainAndUpload(
     c: RoundConnection,
     round: ConfiguredRound,
     adapter: GlobalAdapter,
+    secure: { shares: MaskedUploadRequest; participant: SecureParticipant } | null,
   ): Promise<void> {
     const config = localTrainConfig(round.config);
     const examples = c.data.examples(roundMaxLength(round.config, c.maxSeqLength, c.model.maxLength));
@@ -230,6 +271,12 @@ export class SiteRounds {
       shouldStop: () => this.o.leaving() || !c.transport.connected || this.closedRounds.has(round.roundId),
     });
     this.o.report({ type: 'trained', round, result });
+    if (secure) {
+      const masked = await secure.participant.upload(secure.shares, result.delta, result.numExamples);
+      await c.transport.request('secagg:upload', masked);
+      this.o.report({ type: 'uploaded', round, result, payloadBytes: masked.upload.masked.length });
+      return;
+    }
     const upload = buildUpload({
       roundId: round.roundId,
       siteId: c.siteId,
@@ -259,6 +306,7 @@ export class SiteRounds {
     if (!msg) return;
     this.closedRounds.add(msg.roundId);
     if (offer.round?.roundId === msg.roundId) offer.round = null;
+    if (offer.secure?.roundId === msg.roundId) offer.secure = null;
     this.o.report({ type: 'closed', message: msg });
     if (this.onceRound === msg.roundId && this.trainingRound === null) this.o.once?.over();
   }

@@ -44,9 +44,14 @@ export function checkQuantizationBound(p: QuantizationParams, sites: number): vo
 }
 
 export function layoutOf(t: NamedTensors): VectorLayout {
-  const names = Object.keys(t).sort();
-  const shapes = names.map((n) => [...t[n].shape]);
-  return { names, shapes, length: shapes.reduce((s, sh) => s + numel(sh), 0) };
+  return layoutOfShapes(Object.fromEntries(Object.entries(t).map(([n, x]) => [n, x.shape])));
+}
+
+/** The layout of tensors with these names and shapes (a site knows its trainable shapes before it has a delta). */
+export function layoutOfShapes(shapes: Record<string, readonly number[]>): VectorLayout {
+  const names = Object.keys(shapes).sort();
+  const ordered = names.map((n) => [...shapes[n]]);
+  return { names, shapes: ordered, length: ordered.reduce((s, sh) => s + numel(sh), 0) };
 }
 
 /** Uniform [0,1) per coordinate from the platform CSPRNG (tweetnacl → crypto.getRandomValues). */
