@@ -202,3 +202,50 @@ test('when secure aggregation is on with a strategy that needs individual update
   assert.match(t.fed.status().finishedReason ?? '', /secure aggregation: strategy median needs the individual updates/);
   assert.equal(await t.store.currentId(), 'v0');
 });
+
+test('when secure aggregation runs with client-level DP, then sites get equal weights and the clip S as the quantization clip, and the round spends ε', async () => {
+  const sites: SiteSpec[] = ['a', 'b', 'c'].map((x, i) => ({ id: `site-${x}`, b: 0.01 * (i + 1), examples: 10 + i }));
+  const t = await secureFederation(sites, { dpClipNorm: 0.5, dpNoiseMultiplier: 1, dpDelta: 1e-5 });
+  const record = await t.fed.runRound();
+  assert.ok(record);
+  assert.equal(record.outcome, 'aggregated', record.reason ?? '');
+  const p = t.trains[0].cfg.secureAggregation;
+  assert.ok(p);
+  assert.equal(p.maxWeight, 1);
+  assert.equal(p.clip, 0.5);
+  assert.equal(p.normBound, 0.5);
+  assert.equal(t.trains[0].cfg.config.dpClipNorm, 0.5);
+  assert.ok(record.privacy && record.privacy.epsilon > 0);
+  assert.equal(record.privacy.expectedParticipants, 3);
+});
+
+test('when Multi-Krum aggregates a plaintext round, then the round record names the updates it selected', async () => {
+  const transport = new FakeTransport();
+  const store = await AdapterRegistry.open(new MemoryStorage());
+  const fed = new Federation({
+    strategy: createStrategy('multi-krum', { byzantineFraction: 0.2, select: 2 }),
+    transport,
+    evaluator: new FakeEvaluator(),
+    store,
+    initialState: () => tinyAdapter(0),
+    settings: { ...DEFAULT_SETTINGS, minSites: 3, sampleWaitS: 0, deadlineS: 60, maxDeltaNorm: 10 },
+    stop: { ...DEFAULT_STOP },
+    log: memoryLogger(),
+    clock: new ManualClock(),
+    rng: () => 0,
+    retryDelayMs: 0,
+  });
+  await fed.init();
+  for (const [id, b] of [['site-a', 0.01], ['site-b', 0.011], ['site-c', 0.012], ['site-e', 0.0105], ['site-d', -5]] as const) {
+    transport.addSite(id, {
+      onTrain: (cfg) => {
+        const keys = transport.identities.get(id)!;
+        fed.upload(id, keys.signing.publicKey, makeUpload(keys, id, cfg, delta(b)));
+      },
+    });
+  }
+  const record = await fed.runRound();
+  assert.equal(record?.outcome, 'aggregated', record?.reason ?? '');
+  assert.equal(record?.mode, 'plaintext');
+  assert.ok(record?.selected && record.selected.length === 2 && !record.selected.includes('site-d'), JSON.stringify(record?.selected));
+});

@@ -426,6 +426,7 @@ export class Federation {
           normBound: dp ? dp.plan.clipNorm : bound,
           degree: s.secaggDegree,
           threshold: s.secaggThreshold,
+          equalWeights: dp !== null,
         })
       : null;
     const r: RunningRound = {

@@ -34,6 +34,8 @@ export interface SecureRoundOptions {
   degree: number | null;
   /** Shamir threshold; null = the graph's default ⌈k/2⌉+1 */
   threshold: number | null;
+  /** every site weighs 1 (client-level DP: the noise is calibrated to the sum of n clipped deltas) */
+  equalWeights: boolean;
 }
 
 /** One secure round's protocol state; made when the round starts, begun once the sample is known. */
@@ -57,7 +59,8 @@ export class SecureRound {
    * levels Q with n·Q < 2^32, and the weight cap lowered so that n·W < 2^32 too.
    */
   begin(sampledSites: number, weightCap: number): SecureRoundParams {
-    const maxWeight = Math.max(1, Math.min(Number.isFinite(weightCap) ? Math.ceil(weightCap) : 1, Math.floor((TWO_32 - 1) / sampledSites)));
+    const cap = this.o.equalWeights || !Number.isFinite(weightCap) ? 1 : Math.ceil(weightCap);
+    const maxWeight = Math.max(1, Math.min(cap, Math.floor((TWO_32 - 1) / sampledSites)));
     const params: QuantizationParams = { clip: this.o.clip, levels: levelsFor(sampledSites), maxWeight };
     this.server = new SecAggServer({
       ctx: this.o.ctx,

@@ -99,6 +99,8 @@ export function roundRecord(
     config: plan.config,
     mode: r.secure ? 'secure' : 'plaintext',
     ...(r.secure?.record() ? { secureAggregation: r.secure.record() } : {}),
+    // Multi-Krum names the updates it averaged (a plaintext strategy: under secure aggregation none is selected)
+    ...(r.outcome?.contributors ? { selected: r.outcome.contributors } : {}),
   };
 }
 
