@@ -1,6 +1,8 @@
 // The console's server side over a real port: login refuses a wrong token and sets an HttpOnly SameSite=Strict
 // session cookie for the right one; the cookie opens /api and the /admin namespace until logout; `/` serves the
-// built console, or a clear message when there is no build; GET /api/sites carries the activity fields.
+// built console, or a clear message when there is no build; GET /api/sites carries the activity fields. And what the
+// console draws from GET /api/rounds, /api/versions and /api/privacy (coordinator/web/src/views.ts, privacy.ts),
+// rendered into a stand-in document: each round's aggregation mode, SecAgg+ counts, Multi-Krum's kept sites and ε.
 
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
@@ -11,7 +13,12 @@ import { io as connect } from 'socket.io-client';
 import { memoryLogger } from '../log';
 import { type Coordinator } from '../app';
 import { SESSION_COOKIE } from './session';
-import { listeningTestCoordinator } from '../testing';
+import { listeningTestCoordinator, MemoryAdapterStore } from '../testing';
+import { DEFAULT_SETTINGS, DEFAULT_STOP } from '../rounds/settings';
+import type { RoundRecord, VersionList } from './admin-schemas';
+import type { PrivacyReport } from '../rounds/privacy-budget';
+import { renderCurrent, renderRounds, renderVersions } from '../../web/src/views';
+import { renderPrivacy } from '../../web/src/privacy';
 
 const ADMIN = 'admin-token-for-tests-0123456789';
 let dir: string;
@@ -146,4 +153,228 @@ test('when sites are listed, then each carries lastSeen, roundsContributed and l
   assert.equal(lab.lastSeen, null);
   assert.equal(lab.roundsContributed, 0);
   assert.equal(lab.lastError, null);
+});
+
+// ---- the console's rendering, in a stand-in document ----
+
+/** The little of the DOM that the console's h() and render functions use: elements, attributes, text. */
+class FakeElement {
+  readonly attrs = new Map<string, string>();
+  readonly dataset: Record<string, string> = {};
+  children: (FakeElement | string)[] = [];
+  constructor(readonly tag: string) {}
+  setAttribute(k: string, v: string): void {
+    this.attrs.set(k, v);
+  }
+  addEventListener(): void {}
+  append(...nodes: (FakeElement | string)[]): void {
+    this.children.push(...nodes);
+  }
+  replaceChildren(...nodes: (FakeElement | string)[]): void {
+    this.children = [...nodes];
+  }
+  get textContent(): string {
+    return this.children.map((c) => (typeof c === 'string' ? c : c.textContent)).join('');
+  }
+  /** every descendant element for which `match` holds, in document order */
+  findAll(match: (e: FakeElement) => boolean): FakeElement[] {
+    return this.children.flatMap((c) =>
+      typeof c === 'string' ? [] : [...(match(c) ? [c] : []), ...c.findAll(match)],
+    );
+  }
+  find(match: (e: FakeElement) => boolean): FakeElement {
+    const [e] = this.findAll(match);
+    assert.ok(e, 'no such element');
+    return e;
+  }
+}
+
+/** Runs `render` against a stand-in document and returns the root it drew into. */
+function draw(render: (root: HTMLElement) => void): FakeElement {
+  const g = globalThis as { document?: unknown };
+  const saved = g.document;
+  g.document = { createElement: (tag: string) => new FakeElement(tag) };
+  try {
+    const root = new FakeElement('root');
+    render(root as unknown as HTMLElement);
+    return root;
+  } finally {
+    g.document = saved;
+  }
+}
+
+const col = (row: FakeElement, name: string) => row.find((e) => e.attrs.get('data-col') === name);
+const row = (root: FakeElement, attr: string, value: string) => root.find((e) => e.attrs.get(attr) === value);
+
+function roundRecord(round: number, extra: Partial<RoundRecord>): RoundRecord {
+  return {
+    round,
+    roundId: `r${round}`,
+    startedAt: '2026-12-05T08:00:00.000Z',
+    durationMs: 1000,
+    outcome: 'aggregated',
+    reason: null,
+    stage: 'version',
+    strategy: 'fedavg',
+    baseVersionId: `v${round - 1}`,
+    versionId: `v${round}`,
+    sampled: 6,
+    participants: 6,
+    updates: 5,
+    failures: [],
+    rejections: [],
+    uploadedBytes: 0,
+    bytesPerUpload: [],
+    ...extra,
+  };
+}
+
+// round 1: SecAgg+ with DP, one site dropped after share keys; round 2: plaintext Multi-Krum; round 3: before issue 17
+const SECURE_DP = roundRecord(1, {
+  mode: 'secure',
+  secureAggregation: {
+    contributors: 5,
+    dropped: 1,
+    degree: 5,
+    threshold: 4,
+    clip: 1,
+    levels: 4194304,
+    maxWeight: 1000,
+  },
+  privacy: {
+    sampleRate: 0.6,
+    noiseMultiplier: 1.1,
+    clipNorm: 0.5,
+    expectedParticipants: 6,
+    noiseStd: (1.1 * 0.5) / 6,
+    delta: 1e-5,
+    roundEpsilon: 0.4123,
+    epsilon: 0.4123,
+  },
+});
+const KRUM = roundRecord(2, {
+  mode: 'plaintext',
+  strategy: 'multi-krum',
+  selected: ['lab-a', 'lab-b', 'lab-c'],
+});
+const OLD = roundRecord(3, {});
+
+test('when the history has a secure DP round and a Multi-Krum round, then each row shows its mode, counts or kept sites, and ε', async () => {
+  // Arrange: a coordinator whose store holds the three rounds, answering GET /api/rounds and /api/versions
+  const store = new MemoryAdapterStore();
+  for (const r of [SECURE_DP, KRUM, OLD]) await store.addRound(r);
+  const c = await listeningTestCoordinator({ adminToken: ADMIN, adapterStore: store, log });
+  try {
+    const get = async <T>(path: string) =>
+      (await (
+        await fetch(`${c.url}/api${path}`, { headers: { authorization: `Bearer ${ADMIN}` } })
+      ).json()) as T;
+    const rounds = await get<RoundRecord[]>('/rounds');
+    const { versions, currentId } = await get<VersionList>('/versions');
+
+    // Act
+    const table = draw((tbody) => renderRounds(tbody, rounds));
+    const versionTable = draw((tbody) =>
+      renderVersions(
+        tbody,
+        [...versions, { ...versions[0], id: 'v1', round: 1, parent: 'v0', mode: 'secure' }],
+        currentId,
+        () => {},
+      ),
+    );
+
+    // Assert: the secure round names counts only, and what DP spent in it
+    const secure = row(table, 'data-round', '1');
+    const mode = col(secure, 'aggregation');
+    assert.equal(mode.find((e) => e.tag === 'span').textContent, 'secure');
+    assert.equal(mode.find((e) => e.tag === 'div').textContent, '5 sites in the sum · 1 dropped');
+    assert.match(mode.attrs.get('title') ?? '', /only the sum of 5 masked updates.*degree 5, threshold 4/);
+    const eps = col(secure, 'epsilon');
+    assert.equal(eps.textContent, 'ε 0.41total 0.41');
+    assert.match(
+      eps.attrs.get('title') ?? '',
+      /^δ = 1e-5; noise multiplier z = 1.1, clip S = 0.5, m = 6, q = 0.6/,
+    );
+    // the Multi-Krum round names the sites it kept, and spent no privacy
+    const krum = row(table, 'data-round', '2');
+    assert.equal(
+      col(krum, 'aggregation').textContent,
+      'plaintextMulti-Krum kept 3 of 5: lab-a, lab-b, lab-c',
+    );
+    assert.equal(col(krum, 'epsilon').textContent, '–');
+    // a round recorded before modes existed was plaintext
+    assert.equal(col(row(table, 'data-round', '3'), 'aggregation').textContent, 'plaintext');
+    assert.equal(col(row(versionTable, 'data-version', 'v1'), 'mode').textContent, 'secure');
+    assert.equal(col(row(versionTable, 'data-version', 'v0'), 'mode').textContent, 'plaintext');
+  } finally {
+    await c.close();
+  }
+});
+
+test('when DP runs toward a target ε, then the Privacy panel from GET /api/privacy shows ε spent of the target, δ, z and S', async () => {
+  // Arrange: DP with a target (z found for 10 rounds), and one DP round in the history; SecAgg+ on
+  const store = new MemoryAdapterStore();
+  await store.addRound(SECURE_DP);
+  const settings = { ...DEFAULT_SETTINGS, dpClipNorm: 0.5, dpTargetEpsilon: 8, secureAggregation: true };
+  const c = await listeningTestCoordinator({
+    adminToken: ADMIN,
+    adapterStore: store,
+    settings,
+    stop: { ...DEFAULT_STOP, rounds: 10 },
+    log,
+  });
+  try {
+    const r = await fetch(`${c.url}/api/privacy`, { headers: { authorization: `Bearer ${ADMIN}` } });
+    const report = (await r.json()) as PrivacyReport;
+
+    // Act
+    const panel = draw((el) => renderPrivacy(el, report, settings.secureAggregation));
+    const off = draw((el) =>
+      renderPrivacy(
+        el,
+        { ...report, enabled: false, clipNorm: null, targetEpsilon: null, rounds: [] },
+        false,
+      ),
+    );
+
+    // Assert: the accountant's ε (rebuilt from the round history) of the target, and the mechanism
+    const lines = Object.fromEntries(
+      panel
+        .findAll((e) => e.tag === 'dt')
+        .map((dt, i) => [dt.textContent, panel.findAll((e) => e.tag === 'dd')[i].textContent]),
+    );
+    assert.ok(report.epsilon > 0, 'one DP round spent some ε');
+    assert.equal(lines['ε spent'], `${report.epsilon.toFixed(2)} of the target 8`);
+    assert.equal(lines['δ'], '1e-5');
+    assert.equal(lines['Noise multiplier z'], '1.100 (found from the target)');
+    assert.equal(lines['Clip norm S'], '0.5');
+    assert.match(lines['DP rounds'], /^1 \(last: round 1, ε \d+\.\d\d\); tightest at RDP order \d/);
+    assert.match(lines.Aggregation, /^secure \(SecAgg\+\)/);
+    assert.match(off.textContent, /Differential privacyoff: published versions carry no \(ε, δ\) guarantee/);
+    assert.match(off.textContent, /plaintext: the coordinator sees each site's update/);
+  } finally {
+    await c.close();
+  }
+});
+
+test('when a secure round is in its share-keys stage, then the live panel lists the SecAgg+ stages up to it', () => {
+  const panel = draw((el) =>
+    renderCurrent(el, null, { round: 4, roundId: 'r4', stage: 'share-keys', uploads: [] }),
+  );
+  const stages = panel.findAll((e) => e.tag === 'li');
+  assert.deepEqual(
+    stages.map((li) => `${li.textContent}${li.attrs.get('class') ? `:${li.attrs.get('class')}` : ''}`),
+    [
+      'sampling sites:done',
+      'configuring:done',
+      'exchanging keys:done',
+      'sharing mask secrets:now',
+      'training',
+      'collecting uploads',
+      'unmasking the sum',
+      'aggregating',
+      'evaluating',
+      'versioned',
+    ],
+  );
 });

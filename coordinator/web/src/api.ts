@@ -7,6 +7,7 @@ import type {
   ApiErrorBody,
   CreatedSite,
   FederationState,
+  PrivacyReport,
   RouteBody,
   RoundRecord,
   RoundSettings,
@@ -23,6 +24,7 @@ import type {
 export type {
   AdminServerEvents,
   FederationState,
+  PrivacyReport,
   RoundRecord,
   RoundSettings,
   RoundStage,
@@ -61,7 +63,8 @@ async function call<T>(method: string, path: string, body?: unknown): Promise<T>
 }
 
 export const api = {
-  login: (token: string) => call<{ ok: true }>('POST', '/login', { token } satisfies RouteBody<'POST /login'>),
+  login: (token: string) =>
+    call<{ ok: true }>('POST', '/login', { token } satisfies RouteBody<'POST /login'>),
   logout: () => call<{ ok: true }>('POST', '/logout'),
   status: () => call<Status>('GET', '/status'),
   sites: () => call<SiteRow[]>('GET', '/sites'),
@@ -73,6 +76,7 @@ export const api = {
   strategies: () => call<StrategyDescription[]>('GET', '/strategies'),
   saveSettings: (patch: RouteBody<'PUT /settings'>) => call<Settings>('PUT', '/settings', patch),
   rounds: () => call<RoundRecord[]>('GET', '/rounds'),
+  privacy: () => call<PrivacyReport>('GET', '/privacy'),
   versions: () => call<VersionList>('GET', '/versions'),
   promote: (id: string) => call<unknown>('POST', `/versions/${encodeURIComponent(id)}/promote`),
 };

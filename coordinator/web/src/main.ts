@@ -1,5 +1,6 @@
 // The admin console: login (the token is posted once to /api/login and forgotten; an HttpOnly cookie carries the
-// session), then the Sites, Rounds, Versions and Charts sections, kept live by the /admin socket.io namespace.
+// session), then the Sites, Rounds, Privacy, Versions and Charts sections, kept live by the /admin socket.io
+// namespace.
 
 import './style.css';
 import { io, type Socket } from 'socket.io-client';
@@ -7,6 +8,7 @@ import {
   api,
   ApiError,
   type AdminServerEvents,
+  type PrivacyReport,
   type RoundRecord,
   type Settings,
   type SiteRow,
@@ -16,11 +18,12 @@ import {
 } from './api';
 import { Charts } from './charts';
 import { byId } from './dom';
+import { renderPrivacy } from './privacy';
+import { renderSettings } from './settings-form';
 import {
   renderCurrent,
   renderEnrolled,
   renderRounds,
-  renderSettings,
   renderSites,
   renderVersions,
   type LiveRound,
@@ -34,6 +37,7 @@ const state = {
   currentId: null as string | null,
   settings: null as Settings | null,
   strategies: [] as StrategyDescription[],
+  privacy: null as PrivacyReport | null,
   live: null as LiveRound | null,
 };
 let socket: Socket<AdminServerEvents, Record<string, never>> | null = null;
@@ -58,6 +62,7 @@ const el = {
   rounds: byId('rounds-body'),
   settings: byId<HTMLFormElement>('settings-form'),
   versions: byId('versions-body'),
+  privacy: byId('privacy-panel'),
 };
 
 function say(text: string, kind: 'info' | 'error' = 'info'): void {
@@ -135,6 +140,11 @@ async function refreshRounds(): Promise<void> {
   renderRounds(el.rounds, state.rounds);
   charts?.update(state.versions, state.rounds);
 }
+/** The Privacy panel: GET /api/privacy, and whether rounds run under SecAgg+ (from the settings in the status). */
+async function refreshPrivacy(): Promise<void> {
+  state.privacy = await api.privacy();
+  renderPrivacy(el.privacy, state.privacy, state.status?.settings.secureAggregation ?? false);
+}
 async function refreshSettings(): Promise<void> {
   // the strategies and their option schemas do not change while the coordinator runs: fetched once
   if (state.strategies.length === 0) state.strategies = await api.strategies();
@@ -150,12 +160,19 @@ async function refreshSettings(): Promise<void> {
         await api.saveSettings(patch);
         say(`Saved ${Object.keys(patch).join(', ')}; applies from the next round.`);
         await Promise.all([refreshSettings(), refreshStatus()]);
+        await refreshPrivacy();
       }),
   );
 }
 async function refreshAll(): Promise<void> {
   await refreshStatus();
-  await Promise.all([refreshSites(), refreshVersions(), refreshRounds(), refreshSettings()]);
+  await Promise.all([
+    refreshSites(),
+    refreshVersions(),
+    refreshRounds(),
+    refreshSettings(),
+    refreshPrivacy(),
+  ]);
 }
 
 function connectLive(): void {
@@ -190,7 +207,7 @@ function connectLive(): void {
     state.rounds = [...state.rounds.filter((x) => x.roundId !== r.roundId), r];
     renderRounds(el.rounds, state.rounds);
     charts?.update(state.versions, state.rounds);
-    void guarded('refresh', () => Promise.all([refreshSites(), refreshStatus()]));
+    void guarded('refresh', () => Promise.all([refreshSites(), refreshStatus(), refreshPrivacy()]));
   });
   s.on('version:new', (v) => {
     state.versions = [...state.versions.filter((x) => x.id !== v.id), v];

@@ -1,25 +1,22 @@
-// Renders the console's sections from plain data (no state of their own): sites, the live round, round history,
-// versions and the settings form. Actions are callbacks, so main.ts owns every API call and refresh.
+// Renders the console's sections from plain data (no state of their own): sites, the live round, round history and
+// versions (the settings form: settings-form.ts; the privacy display: privacy.ts). Actions are callbacks, so main.ts
+// owns every API call and refresh.
 
 import { ago, bytes, duration, h, pct } from './dom';
-import type {
-  RoundRecord,
-  RoundStage,
-  Settings,
-  SiteRow,
-  Status,
-  StrategyDescription,
-  VersionRecord,
-} from './api';
+import type { RoundRecord, RoundStage, SiteRow, Status, VersionRecord } from './api';
 import { downloads } from './api';
-import { ROUND_STAGES } from '@fedlora/shared/protocol/stages.ts';
+import { aggregationText, cell, roundEpsilonText, versionMode } from './privacy';
+import { ROUND_STAGES, SECURE_ROUND_STAGES } from '@fedlora/shared/protocol/stages.ts';
 
 /** what each stage means to an operator (docs/OPERATOR.md uses the same words) */
 const STAGE_WORDS: Record<RoundStage, string> = {
   sample: 'sampling sites',
   configure: 'configuring',
+  setup: 'exchanging keys',
+  'share-keys': 'sharing mask secrets',
   train: 'training',
   collect: 'collecting uploads',
+  unmask: 'unmasking the sum',
   aggregate: 'aggregating',
   evaluate: 'evaluating',
   version: 'versioned',
@@ -121,7 +118,12 @@ export function renderCurrent(el: HTMLElement, status: Status | null, live: Live
   const r = status?.round;
   const stage = live?.stage ?? r?.stage ?? null;
   const round = live?.round ?? r?.round ?? null;
-  const idx = stage ? ROUND_STAGES.indexOf(stage) : -1;
+  // a secure round has three more stages; one of them live, or secure aggregation on, shows that list
+  const secure =
+    status?.settings.secureAggregation === true ||
+    (stage !== null && !(ROUND_STAGES as readonly string[]).includes(stage));
+  const stages: readonly RoundStage[] = secure ? SECURE_ROUND_STAGES : ROUND_STAGES;
+  const idx = stage ? stages.indexOf(stage) : -1;
   el.dataset.stage = stage ?? '';
   el.dataset.round = round === null ? '' : String(round);
   if (round === null) {
@@ -143,7 +145,7 @@ export function renderCurrent(el: HTMLElement, status: Status | null, live: Live
     h(
       'ol',
       { class: 'stages' },
-      ...ROUND_STAGES.map((s, i) => h('li', { class: i < idx ? 'done' : i === idx ? 'now' : '' }, STAGE_WORDS[s])),
+      ...stages.map((s, i) => h('li', { class: i < idx ? 'done' : i === idx ? 'now' : '' }, STAGE_WORDS[s])),
     ),
     h(
       'p',
@@ -185,13 +187,16 @@ export function renderRounds(tbody: HTMLElement, rounds: readonly RoundRecord[])
         ),
         h('td', { class: 'num' }, `${r.participants} / ${r.sampled}`),
         h('td', { class: 'num' }, r.updates),
+        cell(aggregationText(r), { 'data-col': 'aggregation' }),
+        cell(roundEpsilonText(r), { 'data-col': 'epsilon', class: 'num' }),
         h('td', {}, r.failures.length ? r.failures.map((f) => `${f.siteId}: ${f.code}`).join(', ') : '–'),
         h('td', { class: 'num' }, bytes(r.uploadedBytes)),
         h('td', { class: 'mono' }, r.versionId ?? '–'),
       ),
     ),
   );
-  if (rows.length === 0) tbody.append(h('tr', {}, h('td', { colspan: 9, class: 'muted' }, 'No rounds yet.')));
+  if (rows.length === 0)
+    tbody.append(h('tr', {}, h('td', { colspan: 11, class: 'muted' }, 'No rounds yet.')));
 }
 
 export function renderVersions(
@@ -213,6 +218,7 @@ export function renderVersions(
         h('td', { class: 'num' }, v.round),
         h('td', { class: 'mono' }, v.parent ?? '–'),
         h('td', { class: 'num' }, v.sites),
+        h('td', { 'data-col': 'mode' }, versionMode(v)),
         h('td', { class: 'num' }, v.examples),
         h('td', { class: 'num', 'data-metric': 'accuracy' }, pct(v.metrics?.accuracy)),
         h('td', { class: 'num', 'data-metric': 'macroF1' }, pct(v.metrics?.macroF1)),
@@ -240,170 +246,4 @@ export function renderVersions(
       );
     }),
   );
-}
-
-type FieldKind = 'int' | 'num' | 'sites' | 'encoding' | 'int?' | 'num?';
-type RoundField = Exclude<keyof Settings, 'strategy' | 'strategyOptions'>;
-const FIELDS: { key: RoundField; label: string; kind: FieldKind; help: string }[] = [
-  {
-    key: 'sitesPerRound',
-    label: 'Sites per round',
-    kind: 'sites',
-    help: 'fraction in (0, 1] such as 0.5 or 1.0, or a count ≥ 1',
-  },
-  { key: 'minSites', label: 'Minimum sites', kind: 'int', help: 'fewer updates: no new version' },
-  { key: 'deadlineS', label: 'Deadline (s)', kind: 'num', help: 'from configure until uploads are refused' },
-  {
-    key: 'sampleWaitS',
-    label: 'Sample wait (s)',
-    kind: 'num',
-    help: 'wait for other enrolled sites before sampling',
-  },
-  { key: 'localEpochs', label: 'Local epochs', kind: 'int', help: '' },
-  { key: 'batchSize', label: 'Batch size', kind: 'int', help: '' },
-  { key: 'learningRate', label: 'Learning rate', kind: 'num', help: '' },
-  { key: 'maxSteps', label: 'Max steps', kind: 'int', help: 'local optimizer steps per round' },
-  { key: 'maxLength', label: 'Max length', kind: 'int', help: 'tokens per example' },
-  { key: 'encoding', label: 'Upload encoding', kind: 'encoding', help: '' },
-  {
-    key: 'rounds',
-    label: 'Stop after rounds',
-    kind: 'int?',
-    help: 'rounds that made a version (counted across restarts); empty = no limit',
-  },
-  {
-    key: 'patience',
-    label: 'Patience',
-    kind: 'int?',
-    help: 'versions without a better accuracy; empty = off',
-  },
-  { key: 'targetAccuracy', label: 'Target accuracy', kind: 'num?', help: 'empty = off' },
-];
-
-function fieldText(v: unknown, kind: FieldKind): string {
-  if (v === null || v === undefined) return '';
-  if (kind === 'sites') {
-    const s = v as Settings['sitesPerRound'];
-    // a fraction is written with a dot so that 1.0 (all sites) stays a fraction, not a count of 1
-    return s.kind === 'fraction' && Number.isInteger(s.value) ? s.value.toFixed(1) : String(s.value);
-  }
-  return String(v);
-}
-
-function fieldValue(text: string, kind: FieldKind): unknown {
-  const t = text.trim();
-  if (kind === 'sites' || kind === 'encoding') return t;
-  if (kind.endsWith('?') && t === '') return null;
-  return Number(t);
-}
-
-type Option = StrategyDescription['options'][number];
-
-function optionText(v: unknown): string {
-  return v === null || v === undefined ? '' : String(v);
-}
-
-function optionValue(text: string, o: Option): unknown {
-  const t = text.trim();
-  if (o.type === 'number' || o.type === 'integer') return Number(t);
-  if (o.type === 'boolean') return t === 'true';
-  return t;
-}
-
-/**
- * The strategy's own options as its schema declares them (GET /api/strategies): one field each, titled with the
- * description, bounds and default. Returns the inputs and the values they started from.
- */
-function optionFields(strategy: StrategyDescription | undefined, values: Record<string, unknown>) {
-  const inputs = new Map<string, { el: HTMLInputElement | HTMLSelectElement; option: Option; was: string }>();
-  const rows = (strategy?.options ?? []).map((o) => {
-    const was = optionText(values[o.key] ?? o.default);
-    const id = `set-opt-${o.key}`;
-    const choices = o.type === 'boolean' ? ['true', 'false'] : o.enum;
-    const el = choices
-      ? h('select', { name: o.key, id }, ...choices.map((c) => h('option', { value: c, selected: c === was }, c)))
-      : h('input', { name: o.key, id, value: was, inputmode: 'decimal', autocomplete: 'off' });
-    inputs.set(o.key, { el, option: o, was });
-    const title = [o.description, o.bounds, `default ${optionText(o.default)}`].filter(Boolean).join('; ');
-    return h('label', { for: id, title }, h('span', {}, `${strategy?.name} ${o.key}`), el);
-  });
-  return { inputs, rows };
-}
-
-export function renderSettings(
-  form: HTMLFormElement,
-  s: Settings,
-  strategy: string,
-  strategies: readonly StrategyDescription[],
-  onSave: (patch: Record<string, unknown>) => void,
-): void {
-  const inputs = new Map<RoundField, { el: HTMLInputElement | HTMLSelectElement; kind: FieldKind; was: string }>();
-  const strategySelect = h(
-    'select',
-    { name: 'strategy', id: 'set-strategy' },
-    ...strategies.map((d) => h('option', { value: d.name, selected: d.name === strategy, title: d.summary }, d.name)),
-  ) as HTMLSelectElement;
-  const rows = FIELDS.map((f) => {
-    const was = fieldText(s[f.key], f.kind);
-    const el =
-      f.kind === 'encoding'
-        ? h(
-            'select',
-            { name: f.key, id: `set-${f.key}` },
-            ...['fp32', 'fp16', 'int8'].map((e) => h('option', { value: e, selected: e === was }, e)),
-          )
-        : h('input', {
-            name: f.key,
-            id: `set-${f.key}`,
-            value: was,
-            inputmode: 'decimal',
-            autocomplete: 'off',
-          });
-    inputs.set(f.key, { el, kind: f.kind, was });
-    return h('label', { for: `set-${f.key}`, title: f.help }, h('span', {}, f.label), el);
-  });
-  // the selected strategy's options; choosing another strategy shows its options, as stored for it
-  const optionBox = h('div', { class: 'fields', id: 'strategy-options' });
-  let options = optionFields(undefined, {});
-  const showOptions = () => {
-    const name = strategySelect.value;
-    options = optionFields(
-      strategies.find((d) => d.name === name),
-      s.strategyOptions[name] ?? {},
-    );
-    optionBox.replaceChildren(...options.rows);
-  };
-  strategySelect.onchange = showOptions;
-  showOptions();
-  form.replaceChildren(
-    h(
-      'div',
-      { class: 'fields' },
-      h(
-        'label',
-        {
-          for: 'set-strategy',
-          title: 'aggregation strategy from the next round (a new one starts without server state)',
-        },
-        h('span', {}, 'Strategy'),
-        strategySelect,
-      ),
-      ...rows,
-    ),
-    optionBox,
-    h('button', { type: 'submit' }, 'Save settings'),
-    h('span', { class: 'muted' }, ' Changes apply from the next round.'),
-  );
-  form.onsubmit = (e) => {
-    e.preventDefault();
-    const patch: Record<string, unknown> = {};
-    for (const [k, i] of inputs) if (i.el.value.trim() !== i.was) patch[k] = fieldValue(i.el.value, i.kind);
-    const name = strategySelect.value;
-    if (name !== strategy) patch.strategy = name;
-    const changed: Record<string, unknown> = {};
-    for (const [k, i] of options.inputs)
-      if (i.el.value.trim() !== i.was) changed[k] = optionValue(i.el.value, i.option);
-    if (Object.keys(changed).length) patch.strategyOptions = { [name]: changed };
-    onSave(patch);
-  };
 }
