@@ -294,6 +294,8 @@ export class BrowserSite {
         });
       case 'failed':
         return on({ type: 'status', text: `round ${e.round.round} failed: ${describeError(e.error)}` });
+      case 'secagg-refused':
+        return on({ type: 'status', text: `secure aggregation: ${e.event} refused: ${describeError(e.error)}` });
       case 'closed':
         return on({
           type: 'status',

@@ -21,7 +21,7 @@ import { AdapterRegistry } from './registry/registry';
 import type { AdapterStore } from './registry/types';
 import { SiteRegistry } from './sites/registry';
 import type { SiteStore } from './sites/types';
-import { Federation, type FederationEvent } from './rounds/federation';
+import { Federation, type FederationDeps, type FederationEvent } from './rounds/federation';
 import type { RoundSettings, StopRules } from './rounds/settings';
 import type { Clock, Evaluator } from './rounds/types';
 import { Presence, type SiteServer } from './socket/presence';
@@ -84,6 +84,8 @@ export interface CoordinatorOptions {
   clock?: Clock;
   rng?: () => number;
   retryDelayMs?: number;
+  /** crash tests: runs after each stage of a round (rounds/fault-hold.ts) */
+  afterStage?: FederationDeps['afterStage'];
   /** the built admin console served at / (default coordinator/dist/console) */
   consoleDir?: string;
   /** limits at the socket edge, each with a default (docs/SECURITY.md) */
@@ -244,6 +246,7 @@ export async function createCoordinator(o: CoordinatorOptions): Promise<Coordina
     rng: o.rng,
     retryDelayMs: o.retryDelayMs,
     onEvent: forward,
+    afterStage: o.afterStage,
   });
   await federation.init();
 

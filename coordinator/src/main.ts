@@ -16,6 +16,7 @@ import { stderrLogger } from './log';
 import { hashModelFiles } from './model-files';
 import { DirStorage } from './storage';
 import { strategyFromSettings } from './rounds/settings';
+import { faultHoldFromEnv } from './rounds/fault-hold';
 
 async function loadHeldout(c: CoordinatorConfig): Promise<{ heldout: LabeledDataset; labels: string[] }> {
   let heldout: LabeledDataset;
@@ -89,6 +90,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
       loginLimits: c.loginLimits,
       edge: { connections: c.connections },
       log,
+      afterStage: faultHoldFromEnv(env, log),
     });
     settingsOf = () => coord.federation.settings;
     const url = await coord.listen(c.port, c.host);

@@ -24,13 +24,15 @@ export function roundLog(o: {
       case 'configured': {
         const r = e.round;
         log(
-          `round ${r.round} (${r.roundId}): ${e.accepted ? 'accepted' : 'declined'}; ${r.encoding}, config ${JSON.stringify(r.config)}`,
+          `round ${r.round} (${r.roundId}): ${e.accepted ? 'accepted' : 'declined'}; ${r.secureAggregation ? 'secure aggregation' : r.encoding}, config ${JSON.stringify(r.config)}`,
         );
         return emit({ type: 'configured', roundId: r.roundId, round: r.round, accepted: e.accepted });
       }
       case 'rejected':
       case 'ignored':
         return log(`${e.event} ${e.type}: ${describeError(e.error)}`);
+      case 'secagg-refused':
+        return log(`${e.event} refused: ${describeError(e.error)}`);
       case 'step': {
         const p = e.progress;
         if (p.epoch !== barEpoch) {
@@ -54,7 +56,7 @@ export function roundLog(o: {
       case 'uploaded': {
         const { round: r, result } = e;
         log(
-          `round ${r.round}: uploaded ${e.payloadBytes} bytes (${r.encoding}), ${result.numExamples} examples, ` +
+          `round ${r.round}: uploaded ${e.payloadBytes} bytes (${r.secureAggregation ? 'masked' : r.encoding}), ${result.numExamples} examples, ` +
             `loss ${result.metrics.loss.toFixed(4)}, ${result.metrics.seconds.toFixed(1)} s`,
         );
         return emit({

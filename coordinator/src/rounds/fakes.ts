@@ -8,9 +8,19 @@ import { generateSiteKeys, type SiteKeys } from '@fedlora/shared/crypto/keys.ts'
 import { sealAndSign } from '@fedlora/shared/crypto/envelope.ts';
 import { encodeUpdate, newMessageNonce } from '@fedlora/shared/protocol/codec.ts';
 import type { TensorEncoding } from '@fedlora/shared/protocol/quantize.ts';
-import type { ClientRequest, ServerMessage } from '@fedlora/shared/protocol/events.ts';
+import { parseServerMessage, type ClientRequest, type ServerMessage } from '@fedlora/shared/protocol/events.ts';
 import { SecureParticipant, isSecureRound } from '@fedlora/shared/round/secure-participant.ts';
-import type { MaskedUploadRequest } from '@fedlora/shared/secagg/messages.ts';
+import { pack, unpack } from '@fedlora/shared/protocol/packed.ts';
+import {
+  SecAggSetupReplySchema,
+  SecAggSharesBodySchema,
+  SecAggShareKeysReplySchema,
+  SecAggSurvivorsReplySchema,
+  SecAggUnmaskReplySchema,
+  type SecAggShareKeysMessage,
+  type SecAggSurvivorsMessage,
+  type SecAggUnmaskMessage,
+} from '@fedlora/shared/protocol/messages.ts';
 import type { HeldoutMetrics } from '../registry/types';
 import type {
   AvailableSite,
@@ -144,6 +154,8 @@ export class FakeTransport implements RoundTransport {
     const s = this.sites.get(siteId);
     if (!s) throw new Error('site gone');
     if (s.configure === 'hang') return new Promise(() => {});
+    // what a real site would refuse at its edge, a fake one refuses too
+    parseServerMessage('round:configure', msg);
     this.configured.set(siteId, msg);
     const accepted = s.configure ?? true;
     if (accepted && isSecureRound(msg))
@@ -163,20 +175,26 @@ export class FakeTransport implements RoundTransport {
     return Promise.resolve(p);
   }
 
+  // each exchange packed and unpacked as on the wire (Presence does the same with a socket between); bytes arrive as
+  // Node Buffers, as socket.io delivers them
   async secaggSetup(siteId: string, msg: ServerMessage<'secagg:setup'>) {
-    return (await this.participant(siteId, 'secagg:setup')).setup(msg);
+    const reply = (await this.participant(siteId, 'secagg:setup')).setup(msg);
+    return unpack(SecAggSetupReplySchema, onWire(reply), 'secagg:setup reply');
   }
 
-  async secaggShareKeys(siteId: string, msg: ServerMessage<'secagg:share-keys'>) {
-    return (await this.participant(siteId, 'secagg:share-keys')).shareKeys(msg);
+  async secaggShareKeys(siteId: string, msg: SecAggShareKeysMessage) {
+    const reply = await (await this.participant(siteId, 'secagg:share-keys')).shareKeys(onWire(pack(msg)));
+    return unpack(SecAggShareKeysReplySchema, onWire(reply), 'secagg:share-keys reply');
   }
 
-  async secaggSurvivors(siteId: string, msg: ServerMessage<'secagg:survivors'>) {
-    return (await this.participant(siteId, 'secagg:survivors')).signSurvivors(msg);
+  async secaggSurvivors(siteId: string, msg: SecAggSurvivorsMessage) {
+    const reply = (await this.participant(siteId, 'secagg:survivors')).signSurvivors(onWire(pack(msg)));
+    return unpack(SecAggSurvivorsReplySchema, onWire(reply), 'secagg:survivors reply');
   }
 
-  async secaggUnmask(siteId: string, msg: ServerMessage<'secagg:unmask'>) {
-    return (await this.participant(siteId, 'secagg:unmask')).unmask(msg);
+  async secaggUnmask(siteId: string, msg: SecAggUnmaskMessage) {
+    const reply = await (await this.participant(siteId, 'secagg:unmask')).unmask(onWire(pack(msg)));
+    return unpack(SecAggUnmaskReplySchema, onWire(reply), 'secagg:unmask reply');
   }
 
   /** A secure round's masked upload of `delta` by `siteId`, with the shares its train message carried. */
@@ -188,12 +206,13 @@ export class FakeTransport implements RoundTransport {
   ): Promise<ClientRequest<'secagg:upload'>> {
     const p = this.secure.get(siteId);
     if (!p || !train.secagg) throw new Error(`${siteId} is not in a secure round`);
-    return p.upload(train.secagg as MaskedUploadRequest, delta, numExamples);
+    return p.upload(unpack(SecAggSharesBodySchema, train.secagg, 'round:train secagg'), delta, numExamples);
   }
 
   async train(siteId: string, msg: TrainMessage): Promise<void> {
     const s = this.sites.get(siteId);
     if (!s) throw new Error('site gone');
+    parseServerMessage('round:train', msg);
     const cfg = this.configured.get(siteId) as ConfigureMessage;
     // after the ack, as a real site would: the upload arrives while the loop is already waiting
     if (s.onTrain) queueMicrotask(() => s.onTrain?.(cfg, msg));
@@ -206,6 +225,11 @@ export class FakeTransport implements RoundTransport {
   published(msg: VersionPublishedMessage): void {
     this.publishedMessages.push(msg);
   }
+}
+
+/** A packed message as the peer gets it: its bytes in a Node Buffer. */
+function onWire(p: { packed: Uint8Array }): { packed: Uint8Array } {
+  return { packed: Buffer.from(p.packed) };
 }
 
 function shapesOf(t: NamedTensors): Record<string, number[]> {

@@ -8,6 +8,8 @@ import assert from 'node:assert/strict';
 import type { NamedTensors } from '@fedlora/shared/tensor.ts';
 import { createStrategy } from '@fedlora/shared/aggregation/index.ts';
 import { isFedloraError } from '@fedlora/shared/errors.ts';
+import { unpack } from '@fedlora/shared/protocol/packed.ts';
+import { SecAggSharesBodySchema } from '@fedlora/shared/protocol/messages.ts';
 import { memoryLogger } from '../log';
 import { MemoryStorage } from '../storage';
 import { AdapterRegistry } from '../registry/registry';
@@ -110,7 +112,7 @@ test('when a round runs under secure aggregation, then the new version is the we
   // every site got the round's quantization and its shares with the adapter
   const p = t.trains[0].cfg.secureAggregation;
   assert.ok(p && p.sampledSites === 4 && p.levels === sa.levels && p.levels * 4 < 2 ** 32);
-  assert.ok(t.trains.every((x) => x.train.secagg && x.train.secagg.shares.length === 3));
+  assert.ok(t.trains.every((x) => x.train.secagg && unpack(SecAggSharesBodySchema, x.train.secagg, 'shares').shares.length === 3));
 
   const v = await t.store.get(record.versionId as string);
   assert.ok(v);

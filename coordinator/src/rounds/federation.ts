@@ -76,6 +76,8 @@ export interface FederationDeps {
   /** the longest pause between rounds that make no version (default 60 s) */
   maxRetryDelayMs?: number;
   onEvent?: (e: FederationEvent) => void;
+  /** called after each stage that lets the round go on (crash tests hold here: fault-hold.ts) */
+  afterStage?: (stage: RoundStage, round: number) => Promise<void>;
 }
 
 export class Federation {
@@ -476,6 +478,7 @@ export class Federation {
           end = result;
           break;
         }
+        await this.d.afterStage?.(stage, round);
       }
     } catch (err) {
       if (this.abort.signal.aborted) throw err;

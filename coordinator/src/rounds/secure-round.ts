@@ -72,7 +72,8 @@ export class SecureRound {
       degree: this.o.degree ?? undefined,
       threshold: this.o.threshold ?? undefined,
     });
-    this.paramsValue = { ...this.o.ctx, ...params, sampledSites, normBound: this.o.normBound };
+    const { runId, attempt } = this.o.ctx;
+    this.paramsValue = { runId, attempt, ...params, sampledSites, normBound: this.o.normBound };
     return this.paramsValue;
   }
 
@@ -86,9 +87,9 @@ export class SecureRound {
     return this.server;
   }
 
-  /** the sealed shares for `siteId`'s 'round:train' */
-  sharesFor(siteId: string): MaskedUploadRequest | undefined {
-    return this.uploadRequests.get(siteId);
+  /** the sealed shares for `siteId`'s 'round:train' (none: it did not finish share-keys, and gets an empty list) */
+  sharesFor(siteId: string): MaskedUploadRequest {
+    return this.uploadRequests.get(siteId) ?? { shares: [] };
   }
 
   /** collect's intake of one masked upload from the authenticated `siteId` (never decoded). */

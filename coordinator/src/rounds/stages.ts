@@ -11,6 +11,7 @@ import { generateBoxKeyPair, type KeyPair } from '@fedlora/shared/crypto/keys.ts
 import type { RoundConfig, RoundStage } from '@fedlora/shared/protocol/messages.ts';
 import type { AggregateOutcome, Strategy } from '@fedlora/shared/aggregation/strategy.ts';
 import type { SecAggResult } from '@fedlora/shared/secagg/server.ts';
+import { pack } from '@fedlora/shared/protocol/packed.ts';
 import type { Logger } from '../log';
 import type { AdapterStore, HeldoutMetrics, RoundRecord, VersionRecord } from '../registry/types';
 import type { RoundInbox } from './inbox';
@@ -233,7 +234,8 @@ async function train(
               roundId: plan.roundId,
               adapter: plan.baseBytes,
               adapterSha256: plan.baseSha256,
-              ...(r.secure ? { secagg: r.secure.sharesFor(siteId) } : {}),
+              // packed: one binary field per neighbour would pass socket.io's 10 attachments (protocol/packed.ts)
+              ...(r.secure ? { secagg: pack(r.secure.sharesFor(siteId)) } : {}),
             },
             timeout,
           ),

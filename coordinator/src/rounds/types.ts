@@ -3,7 +3,16 @@
 // in-memory fakes (fakes.ts) plug in for unit tests.
 
 import type { NamedTensors } from '@fedlora/shared/tensor.ts';
-import type { ServerMessage, ServerReply } from '@fedlora/shared/protocol/events.ts';
+import type { ServerMessage } from '@fedlora/shared/protocol/events.ts';
+import type {
+  SecAggSetupReply,
+  SecAggShareKeysMessage,
+  SecAggShareKeysReply,
+  SecAggSurvivorsMessage,
+  SecAggSurvivorsReply,
+  SecAggUnmaskMessage,
+  SecAggUnmaskReply,
+} from '@fedlora/shared/protocol/messages.ts';
 import type { TensorEncoding } from '@fedlora/shared/protocol/quantize.ts';
 import type { Awaitable, HeldoutMetrics } from '../registry/types';
 
@@ -34,19 +43,14 @@ export interface RoundTransport {
   train(siteId: string, msg: TrainMessage, timeoutMs: number): Promise<void>;
   /** the site's Ed25519 identity key as enrolled (null: unknown or revoked): secure rounds verify signatures with it */
   identityKey(siteId: string): Awaitable<Uint8Array | null>;
-  /** secure rounds: one SecAgg exchange with ack; rejects on timeout/disconnect/bad reply like configure */
-  secaggSetup(siteId: string, msg: ServerMessage<'secagg:setup'>, timeoutMs: number): Promise<ServerReply<'secagg:setup'>>;
-  secaggShareKeys(
-    siteId: string,
-    msg: ServerMessage<'secagg:share-keys'>,
-    timeoutMs: number,
-  ): Promise<ServerReply<'secagg:share-keys'>>;
-  secaggSurvivors(
-    siteId: string,
-    msg: ServerMessage<'secagg:survivors'>,
-    timeoutMs: number,
-  ): Promise<ServerReply<'secagg:survivors'>>;
-  secaggUnmask(siteId: string, msg: ServerMessage<'secagg:unmask'>, timeoutMs: number): Promise<ServerReply<'secagg:unmask'>>;
+  /**
+   * secure rounds: one SecAgg exchange with ack (bodies packed on the wire: protocol/packed.ts); resolves to the
+   * validated reply, rejects on timeout/disconnect/bad reply like configure
+   */
+  secaggSetup(siteId: string, msg: ServerMessage<'secagg:setup'>, timeoutMs: number): Promise<SecAggSetupReply>;
+  secaggShareKeys(siteId: string, msg: SecAggShareKeysMessage, timeoutMs: number): Promise<SecAggShareKeysReply>;
+  secaggSurvivors(siteId: string, msg: SecAggSurvivorsMessage, timeoutMs: number): Promise<SecAggSurvivorsReply>;
+  secaggUnmask(siteId: string, msg: SecAggUnmaskMessage, timeoutMs: number): Promise<SecAggUnmaskReply>;
   /** 'round:closed' to the round's sites (no ack) */
   closed(siteIds: readonly string[], msg: RoundClosedMessage): void;
   /** 'version:published' to every authenticated site (no ack) */

@@ -2,12 +2,18 @@
 // with an ack timeout (every ack is validated with parseServerReply before the loop sees it).
 
 import type { Server, Socket } from 'socket.io';
-import type {
-  ClientToServerEvents,
-  ServerMessage,
-  ServerReply,
-  ServerToClientEvents,
-} from '@fedlora/shared/protocol/events.ts';
+import type { ClientToServerEvents, ServerMessage, ServerToClientEvents } from '@fedlora/shared/protocol/events.ts';
+import { pack, unpack } from '@fedlora/shared/protocol/packed.ts';
+import {
+  SecAggSetupReplySchema,
+  SecAggShareKeysReplySchema,
+  SecAggSurvivorsReplySchema,
+  SecAggUnmaskReplySchema,
+  type SecAggShareKeysMessage,
+  type SecAggSurvivorsMessage,
+  type SecAggUnmaskMessage,
+} from '@fedlora/shared/protocol/messages.ts';
+import type { z } from 'zod';
 import { parseServerReply } from '@fedlora/shared/protocol/events.ts';
 import { FedloraError } from '@fedlora/shared/errors.ts';
 import type { Awaitable } from '../registry/types';
@@ -176,29 +182,32 @@ export class Presence implements RoundTransport {
     return this.signingKey(siteId);
   }
 
-  private async secagg<E extends SecAggAsk>(
-    event: E,
+  /** One SecAgg exchange: the body packed when it carries many binary fields, the packed reply opened and checked. */
+  private async secagg<S extends z.ZodType>(
+    event: SecAggAsk,
     siteId: string,
-    msg: ServerMessage<E>,
+    msg: unknown,
     timeoutMs: number,
-  ): Promise<ServerReply<E>> {
-    return parseServerReply(event, await this.ask(siteId, event, msg, timeoutMs));
+    replySchema: S,
+  ): Promise<z.output<S>> {
+    const reply = parseServerReply(event, await this.ask(siteId, event, msg, timeoutMs));
+    return unpack(replySchema, reply, `${event} reply`);
   }
 
   secaggSetup(siteId: string, msg: ServerMessage<'secagg:setup'>, timeoutMs: number) {
-    return this.secagg('secagg:setup', siteId, msg, timeoutMs);
+    return this.secagg('secagg:setup', siteId, msg, timeoutMs, SecAggSetupReplySchema);
   }
 
-  secaggShareKeys(siteId: string, msg: ServerMessage<'secagg:share-keys'>, timeoutMs: number) {
-    return this.secagg('secagg:share-keys', siteId, msg, timeoutMs);
+  secaggShareKeys(siteId: string, msg: SecAggShareKeysMessage, timeoutMs: number) {
+    return this.secagg('secagg:share-keys', siteId, pack(msg), timeoutMs, SecAggShareKeysReplySchema);
   }
 
-  secaggSurvivors(siteId: string, msg: ServerMessage<'secagg:survivors'>, timeoutMs: number) {
-    return this.secagg('secagg:survivors', siteId, msg, timeoutMs);
+  secaggSurvivors(siteId: string, msg: SecAggSurvivorsMessage, timeoutMs: number) {
+    return this.secagg('secagg:survivors', siteId, pack(msg), timeoutMs, SecAggSurvivorsReplySchema);
   }
 
-  secaggUnmask(siteId: string, msg: ServerMessage<'secagg:unmask'>, timeoutMs: number) {
-    return this.secagg('secagg:unmask', siteId, msg, timeoutMs);
+  secaggUnmask(siteId: string, msg: SecAggUnmaskMessage, timeoutMs: number) {
+    return this.secagg('secagg:unmask', siteId, pack(msg), timeoutMs, SecAggUnmaskReplySchema);
   }
 
   closed(siteIds: readonly string[], msg: RoundClosedMessage): void {

@@ -25,13 +25,6 @@ import {
   ReadyRequestSchema,
   RoundClosedMessageSchema,
   SecAggSetupMessageSchema,
-  SecAggSetupReplySchema,
-  SecAggShareKeysMessageSchema,
-  SecAggShareKeysReplySchema,
-  SecAggSurvivorsMessageSchema,
-  SecAggSurvivorsReplySchema,
-  SecAggUnmaskMessageSchema,
-  SecAggUnmaskReplySchema,
   SecAggUploadRequestSchema,
   TrainMessageSchema,
   TrainReplySchema,
@@ -41,6 +34,7 @@ import {
 import { LIMITS } from './limits';
 import { parseWith } from './schemas';
 import { FramePartReplySchema, FramePartSchema } from './frame-parts';
+import { PackedSchema } from './packed';
 
 /** Site → coordinator. Every event carries an ack callback answered with Ack<reply>. */
 export const CLIENT_EVENTS = {
@@ -75,14 +69,15 @@ export const SERVER_EVENTS = {
   'round:configure': { message: ConfigureMessageSchema, reply: ConfigureReplySchema },
   /** train: the global adapter to train from; the site acks, trains, then emits update:upload */
   'round:train': { message: TrainMessageSchema, reply: TrainReplySchema },
-  /** setup (secure rounds): the site answers with two fresh signed public keys */
-  'secagg:setup': { message: SecAggSetupMessageSchema, reply: SecAggSetupReplySchema },
-  /** share keys (secure rounds): the site's neighbours; it answers with its secrets' shares, sealed to each */
-  'secagg:share-keys': { message: SecAggShareKeysMessageSchema, reply: SecAggShareKeysReplySchema },
-  /** unmask (secure rounds): the site signs the survivor list */
-  'secagg:survivors': { message: SecAggSurvivorsMessageSchema, reply: SecAggSurvivorsReplySchema },
-  /** unmask (secure rounds): the site reveals the shares that remove the survivors' masks, never more */
-  'secagg:unmask': { message: SecAggUnmaskMessageSchema, reply: SecAggUnmaskReplySchema },
+  // secure rounds; packed bodies (packed.ts) are validated after unpacking with messages.ts's SecAgg*Schema
+  /** setup: the site answers with two fresh signed public keys (SecAggSetupReplySchema, packed) */
+  'secagg:setup': { message: SecAggSetupMessageSchema, reply: PackedSchema },
+  /** share keys: the site's neighbours (SecAggShareKeysMessageSchema); it answers with its shares, sealed to each */
+  'secagg:share-keys': { message: PackedSchema, reply: PackedSchema },
+  /** unmask: the site signs the survivor list (SecAggSurvivorsMessageSchema → SecAggSurvivorsReplySchema) */
+  'secagg:survivors': { message: PackedSchema, reply: PackedSchema },
+  /** unmask: the site reveals the shares that remove the survivors' masks, never more (SecAggUnmask*Schema) */
+  'secagg:unmask': { message: PackedSchema, reply: PackedSchema },
   /** aggregate: collection is over (deadline or quorum) and the outcome is known */
   'round:closed': { message: RoundClosedMessageSchema, reply: null },
   /** evaluate: optional federated evaluation of a candidate adapter on the site's held-out data */

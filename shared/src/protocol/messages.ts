@@ -10,6 +10,7 @@ import { LIMITS } from './limits';
 import { ManifestSchema, ModelFilePathSchema } from './manifest';
 import { ENCODINGS } from './quantize';
 import { bytesSchema, FiniteNumberSchema, IdSchema, NameSchema, Sha256HexSchema } from './schemas';
+import { PackedSchema } from './packed';
 import {
   MaskedUploadRequestSchema,
   MaskedUploadSchema,
@@ -137,8 +138,8 @@ export const TrainMessageSchema = z
     /** encodeAdapter() bytes of the global adapter */
     adapter: bytesSchema({ max: LIMITS.maxFrameBytes }),
     adapterSha256: Sha256HexSchema,
-    /** a secure round: the sealed shares the site's neighbours sent it (it masks its update with them) */
-    secagg: MaskedUploadRequestSchema.optional(),
+    /** a secure round: the sealed shares the site's neighbours sent it, packed (SecAggSharesBodySchema) */
+    secagg: PackedSchema.optional(),
   })
   .strict();
 export const TrainReplySchema = z.object({ started: z.literal(true) }).strict();
@@ -162,11 +163,17 @@ export const FailRequestSchema = z
   })
   .strict();
 
-// ---- secure aggregation (SecAgg+): each message names its round; the bodies are shared/src/secagg/messages.ts ----
+// ---- secure aggregation (SecAgg+) ----
+// Each exchange is a message to one site answered in its ack. Bodies with one binary field per neighbour travel packed
+// (packed.ts: socket.io allows 10 binary attachments per packet); these are the schemas of the unpacked bodies, and
+// each names its round. The inner message types are shared/src/secagg/messages.ts.
 
-/** setup: the site answers with its two fresh, signed X25519 public keys */
+/** setup: the site answers with its two fresh, signed X25519 public keys (packed) */
 export const SecAggSetupMessageSchema = z.object({ roundId: IdSchema }).strict();
 export const SecAggSetupReplySchema = SetupKeysSchema;
+
+/** train (packed in TrainMessage.secagg): the shares sealed to the site by its neighbours */
+export const SecAggSharesBodySchema = MaskedUploadRequestSchema;
 
 /** An enrolled site's Ed25519 identity key, as the coordinator registered it. */
 const SiteIdentitySchema = z.object({ siteId: IdSchema, signingPublicKey: bytesSchema({ length: 32 }) }).strict();
@@ -261,3 +268,11 @@ export const ModelChunkReplySchema = z
   .strict();
 
 export { MetricsSchema, NoData };
+
+export type SecAggSetupReply = z.output<typeof SecAggSetupReplySchema>;
+export type SecAggShareKeysMessage = z.output<typeof SecAggShareKeysMessageSchema>;
+export type SecAggShareKeysReply = z.output<typeof SecAggShareKeysReplySchema>;
+export type SecAggSurvivorsMessage = z.output<typeof SecAggSurvivorsMessageSchema>;
+export type SecAggSurvivorsReply = z.output<typeof SecAggSurvivorsReplySchema>;
+export type SecAggUnmaskMessage = z.output<typeof SecAggUnmaskMessageSchema>;
+export type SecAggUnmaskReply = z.output<typeof SecAggUnmaskReplySchema>;

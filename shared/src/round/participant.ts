@@ -10,12 +10,13 @@ import { sealAndSign } from '../crypto/envelope';
 import type { KeyPair } from '../crypto/keys';
 import { decodeAdapter, encodeUpdate, newMessageNonce, type GlobalAdapter } from '../protocol/codec';
 import type { TensorEncoding } from '../protocol/quantize';
-import { SITE_FAILURE_CODES, type RoundConfig } from '../protocol/messages';
+import { SecAggSharesBodySchema, SITE_FAILURE_CODES, type RoundConfig } from '../protocol/messages';
 import { parseServerMessage, type ClientRequest, type ServerMessage } from '../protocol/events';
 import type { NamedTensors } from '../tensor';
 import type { LocalTrainConfig } from '../training/local-round';
 import { dpClipNormOf } from '../privacy/dp-fedavg';
 import type { MaskedUploadRequest } from '../secagg/messages';
+import { unpack } from '../protocol/packed';
 
 /** What the site keeps between 'round:configure' and the upload. */
 export type ConfiguredRound = ServerMessage<'round:configure'>;
@@ -116,7 +117,8 @@ export async function acceptTrainMessage(
     throw new FedloraError('BAD_MESSAGE', configured.secureAggregation ? 'a secure round\'s train message must carry the neighbours\' shares' : 'shares in the train message of a plaintext round');
   const adapter = await openAdapter(msg.adapter, msg.adapterSha256, configured.adapterVersionId);
   checkAdapterShapes(adapter.adapter, shapes);
-  return { round: configured, adapter, secagg: msg.secagg ?? null };
+  const secagg = msg.secagg ? unpack(SecAggSharesBodySchema, msg.secagg, 'round:train secagg') : null;
+  return { round: configured, adapter, secagg };
 }
 
 export function assertFinite(delta: NamedTensors): void {

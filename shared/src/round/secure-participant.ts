@@ -7,7 +7,13 @@
 import { FedloraError } from '../errors';
 import { bytesEqual } from '../crypto/bytes';
 import type { KeyPair } from '../crypto/keys';
-import { parseServerMessage, type ClientRequest, type ServerMessage, type ServerReply } from '../protocol/events';
+import { parseServerMessage, type ClientRequest } from '../protocol/events';
+import { pack, unpack, type Packed } from '../protocol/packed';
+import {
+  SecAggShareKeysMessageSchema,
+  SecAggSurvivorsMessageSchema,
+  SecAggUnmaskMessageSchema,
+} from '../protocol/messages';
 import type { NamedTensors } from '../tensor';
 import { clipToL2Norm } from '../privacy/clipping';
 import { SecAggSite } from '../secagg/site';
@@ -50,15 +56,15 @@ export class SecureParticipant {
     return msg;
   }
 
-  /** setup: two fresh X25519 keys, signed with the site's identity key. */
-  setup(raw: unknown): ServerReply<'secagg:setup'> {
+  /** setup: two fresh X25519 keys, signed with the site's identity key. Each reply is packed (protocol/packed.ts). */
+  setup(raw: unknown): Packed {
     this.own(parseServerMessage('secagg:setup', raw));
-    return this.site.setup();
+    return pack(this.site.setup());
   }
 
   /** share-keys: checks the identities the coordinator vouches for, then seals the shares to the neighbours. */
-  async shareKeys(raw: unknown): Promise<ServerReply<'secagg:share-keys'>> {
-    const msg = this.own(parseServerMessage('secagg:share-keys', raw));
+  async shareKeys(raw: unknown): Promise<Packed> {
+    const msg = this.own(unpack(SecAggShareKeysMessageSchema, raw, 'secagg:share-keys'));
     for (const { siteId, signingPublicKey } of msg.identities) {
       if (this.identities.has(siteId)) throw new FedloraError('BAD_MESSAGE', `secure aggregation: ${siteId}'s identity is listed twice`);
       this.identities.set(siteId, signingPublicKey);
@@ -68,7 +74,7 @@ export class SecureParticipant {
     if (!mine || !bytesEqual(mine, this.identity.publicKey))
       throw new FedloraError('BAD_SIGNATURE', 'secure aggregation: the coordinator lists another identity key for this site');
     const { threshold, neighbours } = msg;
-    return this.site.shareKeys({ threshold, neighbours });
+    return pack(await this.site.shareKeys({ threshold, neighbours }));
   }
 
   /** collect: the delta clipped to the round's norm bound, quantized with its weight, and masked. */
@@ -79,15 +85,15 @@ export class SecureParticipant {
   }
 
   /** unmask, first half: signs the survivor list (if it names this site and t of its neighbours). */
-  signSurvivors(raw: unknown): ServerReply<'secagg:survivors'> {
-    const { survivors } = this.own(parseServerMessage('secagg:survivors', raw));
-    return this.site.signSurvivors({ survivors });
+  signSurvivors(raw: unknown): Packed {
+    const { survivors } = this.own(unpack(SecAggSurvivorsMessageSchema, raw, 'secagg:survivors'));
+    return pack(this.site.signSurvivors({ survivors }));
   }
 
   /** unmask: the shares asked for, never both of one site (SecAggSite refuses). */
-  unmask(raw: unknown): Promise<ServerReply<'secagg:unmask'>> {
-    const { roundId: _r, ...req } = this.own(parseServerMessage('secagg:unmask', raw));
-    return this.site.unmask(req);
+  async unmask(raw: unknown): Promise<Packed> {
+    const { roundId: _r, ...req } = this.own(unpack(SecAggUnmaskMessageSchema, raw, 'secagg:unmask'));
+    return pack(await this.site.unmask(req));
   }
 }
 
@@ -96,4 +102,3 @@ export function isSecureRound(round: ConfiguredRound): round is ConfiguredRound 
   return round.secureAggregation !== undefined;
 }
 
-export type SecAggServerMessage = ServerMessage<'secagg:setup'>;

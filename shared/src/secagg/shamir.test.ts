@@ -54,3 +54,10 @@ test('when shares of two different secrets are mixed, then the combine is refuse
   // the two splits may pick the same x-coordinate, which is refused as malformed; otherwise the tag refuses
   await assert.rejects(combineShares(mixed, 3), (e) => isFedloraError(e, 'ROUND_ABORTED') || isFedloraError(e, 'BAD_MESSAGE'));
 });
+
+test('when shares arrive as Node Buffers (as socket.io and msgpack deliver them), then they still reconstruct the secret', async () => {
+  const secret = new Uint8Array(32).map((_, i) => i * 7);
+  const shares = await splitSecret(secret, 5, 3);
+  const fromWire = shares.slice(0, 3).map((s) => Buffer.from(s));
+  assert.deepEqual(await combineShares(fromWire, 3), secret);
+});

@@ -49,7 +49,8 @@ export async function combineShares(shares: readonly Uint8Array[], t: number): P
     xs.add(s[SHARE_BYTES - 1]);
   }
   if (xs.size !== shares.length) throw new FedloraError('BAD_MESSAGE', 'secret sharing: two shares have the same x-coordinate');
-  const tagged = await combine([...shares]);
+  // the library wants exactly Uint8Array (constructor check), and shares from the socket arrive as Node Buffers
+  const tagged = await combine(shares.map((x) => new Uint8Array(x)));
   const secret = tagged.slice(0, SECRET_BYTES);
   if (!bytesEqual(tagOf(secret), tagged.subarray(SECRET_BYTES)))
     throw new FedloraError('ROUND_ABORTED', `secret sharing: the ${shares.length} shares do not reconstruct an authentic secret (a share is wrong or missing)`);
