@@ -238,8 +238,8 @@ export interface Federation {
   /** site-a, site-b, … in order; each a running `fedlora-site run --json` */
   sites: Proc[];
   siteIds: string[];
-  /** (re)starts the coordinator on the same port and data dir */
-  startCoordinator(): Promise<Proc>;
+  /** (re)starts the coordinator on the same port and data dir, with extra environment variables */
+  startCoordinator(env?: Record<string, string>): Promise<Proc>;
 }
 
 /**
@@ -251,6 +251,7 @@ export async function launchFederation(
   dir: string,
   siteFiles: string[],
   coordinatorArgs: string[],
+  opts: { coordinatorEnv?: Record<string, string> } = {},
 ): Promise<Federation> {
   const port = await freePort();
   const dataDir = join(dir, 'coordinator');
@@ -265,13 +266,13 @@ export async function launchFederation(
     coordinator: null as unknown as Proc,
     sites: [],
     siteIds,
-    async startCoordinator() {
-      const c = await startCoordinator(procs, { dataDir, args, port, name: `coordinator#${++n}` });
+    async startCoordinator(env) {
+      const c = await startCoordinator(procs, { dataDir, args, port, name: `coordinator#${++n}`, env });
       fed.coordinator = c.proc;
       return c.proc;
     },
   };
-  await fed.startCoordinator();
+  await fed.startCoordinator(opts.coordinatorEnv);
   fed.sites = await Promise.all(
     siteFiles.map(async (data, i) => {
       const name = siteIds[i];
