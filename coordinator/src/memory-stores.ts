@@ -2,14 +2,14 @@
 // would: for tests that the coordinator depends on the store interfaces only (exported by testing.ts). Nothing is
 // persisted; each store holds plain records and copies them in and out.
 
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { FedloraError } from '@fedlora/shared/errors.ts';
 import type { NamedTensors } from '@fedlora/shared/tensor.ts';
 import { parsePublicIdentity } from '@fedlora/shared/crypto/keys.ts';
 import type { StrategyState } from '@fedlora/shared/aggregation/strategy.ts';
 import { decodeAdapter, encodeAdapter } from '@fedlora/shared/protocol/codec.ts';
 import type { AdapterStore, NewVersion, RoundRecord, VersionRecord } from './registry/types';
-import { siteIdFromName } from './sites/registry';
+import { hashToken as hashTokenBytes, newSiteRecord, siteExists } from './sites/registry';
 import type { PublicSiteRecord, SiteRecord, SiteStore } from './sites/types';
 
 /** one turn of the event loop: other sockets and timers run in between, as they would during a query */
@@ -105,7 +105,7 @@ export class MemoryAdapterStore implements AdapterStore {
   }
 }
 
-const hashToken = (token: string) => createHash('sha256').update(token, 'utf8').digest('hex');
+const hashToken = (token: string) => hashTokenBytes(token).toString('hex');
 const toPublic = ({ tokenHash: _t, ...pub }: SiteRecord): PublicSiteRecord => ({ ...pub });
 
 export class MemorySiteStore implements SiteStore {
@@ -135,21 +135,12 @@ export class MemorySiteStore implements SiteStore {
     token?: string,
   ): Promise<{ site: PublicSiteRecord; joinToken: string; reenrolled: boolean }> {
     return this.answer(() => {
-      const id = siteIdFromName(String(name));
-      if (id.length === 0) throw new FedloraError('BAD_MESSAGE', 'name must contain letters or digits');
+      const made = newSiteRecord(name, token);
+      const { joinToken } = made;
+      const id = made.rec.id;
       const old = this.sites.find((s) => s.id === id);
-      if (old && !old.revokedAt) throw new FedloraError('CONFIG_INVALID', `a site with id ${id} exists`);
-      const joinToken = token ?? `${id}.${randomBytes(32).toString('base64url')}`;
-      const rec: SiteRecord = {
-        id,
-        name: name.trim(),
-        tokenHash: hashToken(joinToken),
-        createdAt: old?.createdAt ?? new Date().toISOString(),
-        enrolledAt: null,
-        revokedAt: null,
-        signingPublicKey: null,
-        boxPublicKey: null,
-      };
+      if (old && !old.revokedAt) throw siteExists(id);
+      const rec: SiteRecord = { ...made.rec, createdAt: old?.createdAt ?? made.rec.createdAt };
       this.sites = [...this.sites.filter((s) => s.id !== id), rec];
       return { site: toPublic(rec), joinToken, reenrolled: old !== undefined };
     });

@@ -7,7 +7,7 @@ import type { NamedTensors } from '@fedlora/shared/tensor.ts';
 import type { StrategyState } from '@fedlora/shared/aggregation/strategy.ts';
 import { decodeAdapter, encodeAdapter } from '@fedlora/shared/protocol/codec.ts';
 import { sha256Hex } from '@fedlora/shared/crypto/hash.ts';
-import { parseSafetensors, serializeSafetensors } from '@fedlora/shared/model/safetensors.ts';
+import { decodeStrategyState, encodeStrategyState } from './strategy-state';
 import { readJson, writeJson, type Storage } from '../storage';
 import type { AdapterStore, NewVersion, RoundRecord, VersionRecord } from './types';
 
@@ -89,12 +89,7 @@ export class AdapterRegistry implements AdapterStore {
   async loadStrategyState(id: string): Promise<StrategyState | null> {
     this.require(id);
     const bytes = await this.storage.read(strategyFile(id));
-    if (!bytes) return null;
-    const f = parseSafetensors(bytes, strategyFile(id));
-    const step = Number(f.metadata.step);
-    if (!f.metadata.strategy || !Number.isInteger(step))
-      throw new FedloraError('FILE_CORRUPT', `${strategyFile(id)} lacks strategy/step metadata`);
-    return { strategy: f.metadata.strategy, step, tensors: f.tensors };
+    return bytes ? decodeStrategyState(bytes, strategyFile(id)) : null;
   }
 
   private serialized<T>(fn: () => Promise<T>): Promise<T> {
@@ -111,13 +106,8 @@ export class AdapterRegistry implements AdapterStore {
     return this.serialized(async () => {
       const id = `v${this.index.versions.length}`;
       const native = encodeAdapter({ versionId: id, round: v.round, adapter: state });
-      if (strategyState && Object.keys(strategyState.tensors).length > 0)
-        await this.storage.write(
-          strategyFile(id),
-          serializeSafetensors(strategyState.tensors, {
-            metadata: { strategy: strategyState.strategy, step: String(strategyState.step) },
-          }),
-        );
+      const strategyBytes = encodeStrategyState(strategyState);
+      if (strategyBytes) await this.storage.write(strategyFile(id), strategyBytes);
       await this.storage.write(adapterFile(id), native);
       const record: VersionRecord = {
         ...v,

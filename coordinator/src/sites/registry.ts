@@ -14,8 +14,40 @@ export type { PublicSiteRecord, SiteRecord, SiteStore };
 
 const FILE = 'sites.json';
 
-function hashToken(token: string): Buffer {
+export function hashToken(token: string): Buffer {
   return createHash('sha256').update(token, 'utf8').digest();
+}
+
+/**
+ * A new site's record and its join token, checked: BAD_MESSAGE for a bad name, CONFIG_INVALID for a bad token. The
+ * join token is `<siteId>.<32 random bytes, base64url>` so a site can read its id from it; `token` pre-provisions one
+ * (deployment files that hand tokens to sites through the environment). Every SiteStore creates sites with it.
+ */
+export function newSiteRecord(name: string, token?: string): { rec: SiteRecord; joinToken: string } {
+  if (typeof name !== 'string' || name.trim().length === 0 || name.length > 64)
+    throw new FedloraError('BAD_MESSAGE', 'name must be a non-empty string of at most 64 characters');
+  const id = siteIdFromName(name);
+  if (!IdSchema.safeParse(id).success || id.length === 0)
+    throw new FedloraError('BAD_MESSAGE', 'name must contain letters or digits');
+  const joinToken = token ?? `${id}.${randomBytes(32).toString('base64url')}`;
+  if (joinToken.length < 16 || joinToken.length > 256)
+    throw new FedloraError('CONFIG_INVALID', `join token for ${id} must be 16-256 characters`);
+  const rec: SiteRecord = {
+    id,
+    name: name.trim(),
+    tokenHash: hashToken(joinToken).toString('hex'),
+    createdAt: new Date().toISOString(),
+    enrolledAt: null,
+    revokedAt: null,
+    signingPublicKey: null,
+    boxPublicKey: null,
+  };
+  return { rec, joinToken };
+}
+
+/** The error for creating a site whose id exists and is not revoked. */
+export function siteExists(id: string): FedloraError {
+  return new FedloraError('CONFIG_INVALID', `a site with id ${id} exists; revoke it first to enroll it again with new keys`);
 }
 
 /** "Hospital A" → "hospital-a": an id that passes the wire's IdSchema. */
@@ -74,42 +106,21 @@ export class SiteRegistry implements SiteStore {
   }
 
   /**
-   * Creates a site, or re-enrolls a revoked one with the same id. The join token is `<siteId>.<32 random bytes,
-   * base64url>` so a site can read its id from it; `token` pre-provisions one (deployment files that hand tokens to
-   * sites through the environment). A site that exists and is not revoked is refused (CONFIG_INVALID).
+   * Creates a site (newSiteRecord), or re-enrolls a revoked one with the same id. A site that exists and is not
+   * revoked is refused (CONFIG_INVALID).
    */
   async create(
     name: string,
     token?: string,
   ): Promise<{ site: PublicSiteRecord; joinToken: string; reenrolled: boolean }> {
-    if (typeof name !== 'string' || name.trim().length === 0 || name.length > 64)
-      throw new FedloraError('BAD_MESSAGE', 'name must be a non-empty string of at most 64 characters');
-    const id = siteIdFromName(name);
-    if (!IdSchema.safeParse(id).success || id.length === 0)
-      throw new FedloraError('BAD_MESSAGE', 'name must contain letters or digits');
-    const joinToken = token ?? `${id}.${randomBytes(32).toString('base64url')}`;
-    if (joinToken.length < 16 || joinToken.length > 256)
-      throw new FedloraError('CONFIG_INVALID', `join token for ${id} must be 16-256 characters`);
-    const rec: SiteRecord = {
-      id,
-      name: name.trim(),
-      tokenHash: hashToken(joinToken).toString('hex'),
-      createdAt: new Date().toISOString(),
-      enrolledAt: null,
-      revokedAt: null,
-      signingPublicKey: null,
-      boxPublicKey: null,
-    };
+    const { rec, joinToken } = newSiteRecord(name, token);
+    const id = rec.id;
     let reenrolled = false;
     await this.mutate((sites) => {
       const old = sites.find((s) => s.id === id);
       reenrolled = old !== undefined;
       if (!old) return [...sites, rec];
-      if (!old.revokedAt)
-        throw new FedloraError(
-          'CONFIG_INVALID',
-          `a site with id ${id} exists; revoke it first to enroll it again with new keys`,
-        );
+      if (!old.revokedAt) throw siteExists(id);
       // re-enrollment: the old token and keys are dropped (they must never authenticate again), the id stays
       return sites.map((s) => (s.id === id ? { ...rec, createdAt: old.createdAt } : s));
     });
