@@ -22,10 +22,12 @@ import type { AdapterStore } from './registry/types';
 import { SiteRegistry } from './sites/registry';
 import type { SiteStore } from './sites/types';
 import { Federation, type FederationDeps, type FederationEvent } from './rounds/federation';
+import { ClusterLink } from './cluster/cluster-link';
+import { LeaderLease } from './cluster/leader-lease';
 import type { RoundSettings, StopRules } from './rounds/settings';
 import type { Clock, Evaluator } from './rounds/types';
 import { Presence, type SiteServer } from './socket/presence';
-import { attachSiteHandlers, type ModelFile } from './socket/site-handlers';
+import { roundRequests, attachSiteHandlers, type ModelFile } from './socket/site-handlers';
 import { createApi } from './http/api';
 import { AdminSessions } from './http/session';
 import { crossOriginReason } from './http/origin-check';
@@ -35,6 +37,9 @@ import { ConnectionGate, type ConnectionGateOptions, type EngineConnection } fro
 import { PartBudget } from './socket/frame-assembly';
 import { RejectionLog, type RejectionLogOptions } from './socket/rejection-log';
 import type { AdminServerEvents } from './socket/admin-events';
+import { CoordinatorMetrics } from './metrics';
+import { countAdminDownload, isMetricsRequest, metricsRoute } from './http/metrics-route';
+import { withRequestId } from './http/request-id';
 
 /** The learning task: base model, adapter layout, labels, the initial state and the held-out evaluator. */
 export interface CoordinatorTask {
@@ -70,6 +75,13 @@ export interface CoordinatorOptions {
   adapterStore?: AdapterStore;
   /** enrolled sites (default: the SiteRegistry on `storage`) */
   siteStore?: SiteStore;
+  /** the coordinator id and base model record (default: coordinator.json on `storage`); shared by a cluster */
+  identityStore?: IdentityStore;
+  /**
+   * several processes on one federation (cluster/): socket.io on Redis, rounds only while holding the Postgres lease.
+   * The stores above must then be the shared (Postgres) ones.
+   */
+  cluster?: { redisUrl: string; pool: import('pg').Pool; nodeId: string; leasePollMs?: number; onLeaseLost?: (why: string) => void };
   strategy: Strategy;
   /** how PUT /api/settings rebuilds the strategy (switch or new options); default: strategyFromSettings */
   strategyFactory?: (name: StrategyName, settings: RoundSettings) => Strategy;
@@ -94,6 +106,11 @@ export interface CoordinatorOptions {
   allowedOrigins?: readonly string[];
   /** POST /api/login rate limit and lockout (default DEFAULT_LOGIN_LIMITS) */
   loginLimits?: LoginLimits;
+  /**
+   * GET /metrics on this server for `Bearer <token>` (absent: not served here; main.ts may serve it on its own port);
+   * processMetrics adds prom-client's process_* and nodejs_* metrics
+   */
+  metrics?: { token?: string; processMetrics?: boolean };
 }
 
 export interface Coordinator {
@@ -102,6 +119,8 @@ export interface Coordinator {
   federation: Federation;
   store: AdapterStore;
   sites: SiteStore;
+  /** the Prometheus registry, fed from the coordinator's events (metrics.ts) */
+  metrics: CoordinatorMetrics;
   /** listens (port 0 = any free port) and returns the base URL */
   listen(port?: number, host?: string): Promise<string>;
   readonly url: string | null;
@@ -129,23 +148,45 @@ export function baseModelRecord(task: Pick<CoordinatorTask, 'modelId' | 'modelFi
  * (say version 1 of the shipped model) is refused with both hashes named, rather than retrained silently on the new
  * base. A data dir from before the base was recorded adopts the current one.
  */
-async function coordinatorIdentity(storage: Storage, base: BaseModelRecord, log: Logger): Promise<string> {
-  const f = await readJson<{ coordinatorId?: string; baseModel?: BaseModelRecord }>(storage, 'coordinator.json');
+async function coordinatorIdentity(ids: IdentityStore, base: BaseModelRecord, log: Logger): Promise<string> {
+  const f = await ids.read();
   const recorded = f?.baseModel;
   if (recorded && recorded.sha256 !== base.sha256)
     throw new FedloraError(
       'HASH_MISMATCH',
-      `the data dir (${storage.where}) holds adapters of base model ${recorded.id} (files sha256 ` +
+      `the data dir (${ids.where}) holds adapters of base model ${recorded.id} (files sha256 ` +
         `${recorded.sha256.slice(0, 16)}…), but this coordinator serves ${base.id} (files sha256 ` +
         `${base.sha256.slice(0, 16)}…): adapters do not carry over to another base model; start it with a new ` +
         `--data-dir, or serve the base model the data dir was made with`,
     );
   const id = f?.coordinatorId ?? `coord-${randomBytes(8).toString('hex')}`;
   if (!recorded || !f?.coordinatorId) {
-    await writeJson(storage, 'coordinator.json', { ...f, coordinatorId: id, baseModel: base });
+    // a database shared by several processes keeps the first one's record: every process then answers with it
+    const kept = await ids.write({ ...f, coordinatorId: id, baseModel: base });
     if (f?.coordinatorId) log('base_model.recorded', { id: base.id, sha256: base.sha256.slice(0, 16) });
+    return kept.coordinatorId ?? id;
   }
   return id;
+}
+
+/** Where the coordinator's identity is kept: coordinator.json in the data dir, or the shared database. */
+export interface IdentityStore {
+  /** for error messages */
+  where: string;
+  read(): Promise<{ coordinatorId?: string; baseModel?: BaseModelRecord } | null>;
+  /** writes the record (or keeps one another process wrote first) and returns the record that holds */
+  write(rec: { coordinatorId?: string; baseModel?: BaseModelRecord }): Promise<{ coordinatorId?: string; baseModel?: BaseModelRecord }>;
+}
+
+function fileIdentity(storage: Storage): IdentityStore {
+  return {
+    where: storage.where,
+    read: () => readJson(storage, 'coordinator.json'),
+    write: async (rec) => {
+      await writeJson(storage, 'coordinator.json', rec);
+      return rec;
+    },
+  };
 }
 
 export async function createCoordinator(o: CoordinatorOptions): Promise<Coordinator> {
@@ -160,12 +201,21 @@ export async function createCoordinator(o: CoordinatorOptions): Promise<Coordina
       log('site.created', { site: site.id, preset: true });
     }
   }
-  const id = await coordinatorIdentity(o.storage, baseModelRecord(o.task), log);
+  const id = await coordinatorIdentity(o.identityStore ?? fileIdentity(o.storage), baseModelRecord(o.task), log);
   const activity = await ActivityTracker.open(o.storage, { log });
   const sessions = new AdminSessions(o.adminToken);
+  const metrics = new CoordinatorMetrics({
+    processMetrics: o.metrics?.processMetrics,
+    enrolledSites: async () =>
+      (await sites.list())
+        .filter((s) => s.enrolledAt && !s.revokedAt)
+        .map((s) => ({ siteId: s.id, lastSeen: activity.get(s.id).lastSeen })),
+  });
 
   const httpServer = createServer();
-  const rejections = new RejectionLog(log, o.edge?.rejectionLog);
+  const rejections = new RejectionLog(log, o.edge?.rejectionLog, Date.now, (event, code) =>
+    metrics.onRejection(event, code),
+  );
   rejections.start();
   const gate = new ConnectionGate(o.edge?.connections, ({ address, reason }) =>
     rejections.record('connection.refused', address, { code: 'UNAUTHORIZED', reason }),
@@ -218,12 +268,16 @@ export async function createCoordinator(o: CoordinatorOptions): Promise<Coordina
     () => sites.activeCount(),
     (s) => {
       activity.onStatus(s);
+      metrics.onSiteStatus(s);
       admin.emit('site:status', s);
     },
     (siteId) => sites.signingKey(siteId),
   );
+  const link = o.cluster ? await ClusterLink.connect(io, o.cluster.redisUrl, log) : null;
+  if (link) presence.useCluster(link);
   const forward = (e: FederationEvent) => {
     activity.onEvent(e);
+    metrics.onFederationEvent(e);
     if (e.type === 'round:stage')
       admin.emit('round:stage', { round: e.round, roundId: e.roundId, stage: e.stage });
     else if (e.type === 'version:new') admin.emit('version:new', e.version);
@@ -247,8 +301,39 @@ export async function createCoordinator(o: CoordinatorOptions): Promise<Coordina
     retryDelayMs: o.retryDelayMs,
     onEvent: forward,
     afterStage: o.afterStage,
+    isLeader: o.cluster ? () => lease?.isLeader ?? false : undefined,
   });
-  await federation.init();
+  // in a cluster only the leader writes the registry: it initializes (v0 on a fresh store) when it takes the lease
+  if (!o.cluster) await federation.init();
+  const lease =
+    o.cluster && link
+      ? new LeaderLease(o.cluster.pool, {
+          pollMs: o.cluster.leasePollMs ?? 2000,
+          log,
+          nodeId: o.cluster.nodeId,
+          onGain: async () => {
+            await federation.init();
+            const why = federation.stopReason();
+            if (why) log('federation.not_started', { reason: why });
+            else if (o.autostart ?? true) federation.start();
+          },
+          onLoss: (why) => {
+            // rounds must stop now; the supervisor restarts the process as a follower
+            void federation.close();
+            o.cluster?.onLeaseLost?.(why);
+          },
+        })
+      : null;
+  if (link && lease) {
+    const runHere = roundRequests({ sites, federation });
+    link.attach({
+      localReady: () => presence.localReady(),
+      isLeader: () => lease.isLeader,
+      handle: (req) => runHere(req.event, req.siteId, req.payload),
+      siteLeft: (siteId) => federation.siteLeft(siteId),
+      availabilityChanged: () => presence.remoteChanged(),
+    });
+  }
 
   const manifest = async (): Promise<Manifest> => ({
     v: 1,
@@ -274,6 +359,8 @@ export async function createCoordinator(o: CoordinatorOptions): Promise<Coordina
     rejections,
     gate,
     partBudget,
+    sent: (kind, bytes) => metrics.onTransfer('out', kind, bytes),
+    cluster: link && lease ? { link, isLeader: () => lease.isLeader } : null,
   });
   const api = createApi({
     adminToken: o.adminToken,
@@ -291,8 +378,14 @@ export async function createCoordinator(o: CoordinatorOptions): Promise<Coordina
   });
   // socket.io answers its own long-polling requests (browsers start with polling) through a 'request' listener it
   // installed first; express must not answer them a second time ("headers already sent")
+  const metricsHere = o.metrics?.token ? metricsRoute(metrics, o.metrics.token) : null;
   httpServer.on('request', (req, res) => {
-    if (!req.url?.startsWith('/socket.io/')) void api(req, res);
+    if (req.url?.startsWith('/socket.io/')) return;
+    withRequestId(req, res, () => {
+      if (metricsHere && isMetricsRequest(req)) return metricsHere(req, res);
+      countAdminDownload(metrics, req, res);
+      void api(req, res);
+    });
   });
 
   let url: string | null = null;
@@ -302,6 +395,7 @@ export async function createCoordinator(o: CoordinatorOptions): Promise<Coordina
     federation,
     store,
     sites,
+    metrics,
     get url() {
       return url;
     },
@@ -315,8 +409,9 @@ export async function createCoordinator(o: CoordinatorOptions): Promise<Coordina
       });
       const a = httpServer.address() as AddressInfo;
       url = `http://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`;
-      log('coordinator.listening', { url, coordinatorId: id, storage: o.storage.where });
-      if (o.autostart ?? true) {
+      log('coordinator.listening', { url, coordinatorId: id, storage: o.storage.where, node: o.cluster?.nodeId });
+      if (lease) lease.start();
+      else if (o.autostart ?? true) {
         const why = federation.stopReason();
         if (why) log('federation.not_started', { reason: why });
         else federation.start();
@@ -324,7 +419,9 @@ export async function createCoordinator(o: CoordinatorOptions): Promise<Coordina
       return url;
     },
     async close() {
+      await lease?.stop();
       await federation.close();
+      await link?.close();
       await new Promise<void>((resolve) => io.close(() => resolve()));
       gate.close();
       rejections.close();

@@ -1,6 +1,7 @@
 // Command line + environment → a validated coordinator configuration. Any bad value stops startup with a message
 // naming the flag (CONFIG_INVALID). The admin token is required and never printed.
 
+import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
 import { FedloraError } from '@fedlora/shared/errors.ts';
 import {
@@ -25,6 +26,7 @@ import {
 import { parseAllowedOrigin } from './http/origin-check';
 import { DEFAULT_LOGIN_LIMITS, type LoginLimits } from './http/login-limits';
 import { DEFAULT_CONNECTION_GATE, type ConnectionGateOptions } from './socket/connection-gate';
+import { LOG_FORMATS, type LogFormat } from './log';
 
 /** The usage, with the registered strategies and their option flags as their schemas declare them. */
 export const coordinatorHelp = (): string => `fedlora-coordinator [options]
@@ -73,6 +75,13 @@ ${strategyFlagHelp().join('\n')}
                                        to n−1, to survive more drops: docs/SECAGG.md)
   --secagg-threshold T|auto (auto)     shares that rebuild a secret, k/2 < T ≤ K; auto = ⌈K/2⌉+1 (also safe
                                        against one colluding site); lower survives more drops on a small graph
+ several coordinator processes on one federation (docs/OPERATOR.md, "Scale-out"):
+  --database-url URL     keep versions, rounds and sites in PostgreSQL (or FEDLORA_DATABASE_URL; migrations run at
+                         start); default: files in --data-dir
+  --redis-url URL        join the other processes through Redis (or FEDLORA_REDIS_URL; needs --database-url): sites
+                         may connect to any process, and only the holder of the Postgres lease runs rounds
+  --node-id ID (host-pid)              this process's name in logs
+  --lease-s S (2)                      how often a follower tries to take over a leader that died
  stopping (any that holds stops the rounds; the coordinator keeps serving):
   --rounds N             stop once N rounds made a version (counted across restarts; rounds without one do not count)
   --patience K           stop after K versions without a better held-out accuracy
@@ -92,7 +101,15 @@ ${strategyFlagHelp().join('\n')}
                                        reverse proxy every site has the proxy's address: raise it to the sites that
                                        may connect at once
   --auth-deadline-s S (30)             a connection that has not authenticated (or enrolled and authenticated)
-                                       within S seconds is closed`;
+                                       within S seconds is closed
+ observability (docs/OBSERVABILITY.md):
+  --metrics-token T      serve Prometheus metrics at /metrics for "Authorization: Bearer T" (or
+                         FEDLORA_METRICS_TOKEN; ≥ 16 characters; never logged)
+  --metrics-port N       serve /metrics on its own port (same --host; or FEDLORA_METRICS_PORT), for a scraper on a
+                         private network; with a token as well, the token is needed there too
+                         (neither flag: /metrics is not served at all)
+  --log-format text|json (text)        stderr lines as "time event k=v" or one JSON object per line (pino; secrets
+                                       redacted in both); or FEDLORA_LOG_FORMAT`;
 
 export interface CoordinatorConfig {
   adminToken: string;
@@ -122,6 +139,17 @@ export interface CoordinatorConfig {
   loginLimits: LoginLimits;
   /** unauthenticated socket connections: per-address cap and authentication deadline */
   connections: ConnectionGateOptions;
+  /** /metrics behind this bearer token on the main port (and on metricsPort when both are set) */
+  metricsToken?: string;
+  /** /metrics on its own port */
+  metricsPort?: number;
+  logFormat: LogFormat;
+  /** PostgreSQL stores instead of files (never logged: it may hold a password) */
+  databaseUrl?: string;
+  /** cluster mode through Redis (never logged) */
+  redisUrl?: string;
+  nodeId: string;
+  leaseMs: number;
 }
 
 const bad = (why: string) => new FedloraError('CONFIG_INVALID', why);
@@ -177,6 +205,13 @@ export function parseConfig(
     'login-lockout-minutes': S,
     'max-unauthenticated-per-address': S,
     'auth-deadline-s': S,
+    'metrics-token': S,
+    'metrics-port': S,
+    'log-format': S,
+    'database-url': S,
+    'redis-url': S,
+    'node-id': S,
+    'lease-s': S,
     'admin-token': S,
     port: S,
     host: S,
@@ -313,7 +348,24 @@ export function parseConfig(
     .map((x) => x.trim())
     .filter(Boolean)
     .map(parseAllowedOrigin);
+  const metricsToken = s('metrics-token') ?? env.FEDLORA_METRICS_TOKEN;
+  if (metricsToken !== undefined && metricsToken.length < 16)
+    throw bad('the metrics token must be at least 16 characters');
+  const metricsPort = s('metrics-port') ?? env.FEDLORA_METRICS_PORT;
+  const logFormat = s('log-format') ?? env.FEDLORA_LOG_FORMAT ?? 'text';
+  if (!(LOG_FORMATS as readonly string[]).includes(logFormat))
+    throw bad(`--log-format must be one of ${LOG_FORMATS.join(', ')}, got "${logFormat}"`);
+  const databaseUrl = s('database-url') ?? env.FEDLORA_DATABASE_URL;
+  const redisUrl = s('redis-url') ?? env.FEDLORA_REDIS_URL;
+  if (redisUrl && !databaseUrl)
+    throw bad('--redis-url needs --database-url: the processes of a cluster share their stores and leader lease in PostgreSQL');
+  if (databaseUrl && !/^postgres(ql)?:\/\//.test(databaseUrl)) throw bad('--database-url must be a postgres:// URL');
+  if (redisUrl && !/^rediss?:\/\//.test(redisUrl)) throw bad('--redis-url must be a redis:// or rediss:// URL');
   return {
+    databaseUrl,
+    redisUrl,
+    nodeId: s('node-id') ?? `${hostname()}-${process.pid}`,
+    leaseMs: Math.round((num(s('lease-s'), 'lease-s') ?? 2) * 1000),
     adminToken,
     port: int(s('port') ?? env.FEDLORA_PORT, 'port', 8080, 0, 65535),
     host: s('host') ?? env.FEDLORA_HOST ?? '127.0.0.1',
@@ -381,5 +433,8 @@ export function parseConfig(
       authDeadlineMs:
         int(s('auth-deadline-s'), 'auth-deadline-s', DEFAULT_CONNECTION_GATE.authDeadlineMs / 1000, 1, 3600) * 1000,
     },
+    metricsToken,
+    metricsPort: metricsPort === undefined ? undefined : int(metricsPort, 'metrics-port', 0, 0, 65535),
+    logFormat: logFormat as LogFormat,
   };
 }

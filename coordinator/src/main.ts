@@ -12,11 +12,13 @@ import { stratifiedSubset } from '@fedlora/shared/data/split.ts';
 import { createCoordinator } from './app';
 import { coordinatorHelp, parseConfig, type CoordinatorConfig } from './config';
 import { loadModelTask } from './eval/model-task';
-import { stderrLogger } from './log';
+import { createLogger, type Logger } from './log';
+import { serveMetrics } from './http/metrics-route';
 import { hashModelFiles } from './model-files';
 import { DirStorage } from './storage';
 import { strategyFromSettings } from './rounds/settings';
 import { faultHoldFromEnv } from './rounds/fault-hold';
+import { openPostgresStores, redactUrl } from './postgres/stores';
 
 async function loadHeldout(c: CoordinatorConfig): Promise<{ heldout: LabeledDataset; labels: string[] }> {
   let heldout: LabeledDataset;
@@ -32,7 +34,7 @@ async function loadHeldout(c: CoordinatorConfig): Promise<{ heldout: LabeledData
 }
 
 export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number | null> {
-  const log = stderrLogger();
+  let log: Logger = createLogger();
   let config: CoordinatorConfig | 'help';
   try {
     config = parseConfig(argv, env);
@@ -45,6 +47,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
     return 0;
   }
   const c = config;
+  log = createLogger({ format: c.logFormat });
   try {
     const backend = await initNodeBackend({
       force: c.backend as BackendName | undefined,
@@ -68,9 +71,24 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
     // the round loop rebuilds it the same way when the settings switch it or change its options
     const strategy = strategyFromSettings(c.strategy, c.settings);
     const dataDir = resolve(c.dataDir);
+    // PostgreSQL instead of the data dir's files for versions, rounds, sites and the coordinator's identity
+    const pg = c.databaseUrl ? await openPostgresStores(c.databaseUrl) : null;
+    if (pg) log('store.postgres', { url: redactUrl(c.databaseUrl as string) });
     const coord = await createCoordinator({
       adminToken: c.adminToken,
       storage: new DirStorage(dataDir),
+      ...(pg ? { adapterStore: pg.adapters, siteStore: pg.sites, identityStore: { where: 'postgres', read: () => pg.identity.read(), write: (r) => pg.identity.write(r) } } : {}),
+      cluster:
+        pg && c.redisUrl
+          ? {
+              redisUrl: c.redisUrl,
+              pool: pg.pool,
+              nodeId: c.nodeId,
+              leasePollMs: c.leaseMs,
+              // a leader without its lease must not go on: exit, and let the supervisor restart it as a follower
+              onLeaseLost: () => process.exit(3),
+            }
+          : undefined,
       strategy,
       settings: c.settings,
       stop: c.stop,
@@ -89,18 +107,29 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
       allowedOrigins: c.allowedOrigins,
       loginLimits: c.loginLimits,
       edge: { connections: c.connections },
+      metrics: {
+        token: c.metricsToken,
+        processMetrics: c.metricsToken !== undefined || c.metricsPort !== undefined,
+      },
       log,
       afterStage: faultHoldFromEnv(env, log),
     });
     settingsOf = () => coord.federation.settings;
     const url = await coord.listen(c.port, c.host);
     console.log(`fedlora coordinator listening on ${url}`);
+    const metricsServer =
+      c.metricsPort === undefined
+        ? null
+        : await serveMetrics(coord.metrics, { port: c.metricsPort, host: c.host, token: c.metricsToken });
+    if (metricsServer) log('metrics.listening', { url: metricsServer.url, bearer: c.metricsToken !== undefined });
     let closing = false;
     const shutdown = async (signal: string) => {
       if (closing) return;
       closing = true;
       log('coordinator.stopping', { signal });
+      await metricsServer?.close();
       await coord.close();
+      await pg?.close();
       task.dispose();
       process.exit(0);
     };
@@ -113,6 +142,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
       if (st !== 'paused' && st !== 'pausing' && st !== 'running') break;
       await new Promise((r) => setTimeout(r, 1000)); // paused: wait for a restart through the API
     }
+    await metricsServer?.close();
     await coord.close();
     task.dispose();
     return 0;

@@ -201,9 +201,35 @@ export class PgSiteStore implements SiteStore {
   }
 }
 
+/** What app.ts keeps as the coordinator's identity (coordinator.json in a data dir). */
+export interface IdentityRecord {
+  coordinatorId?: string;
+  baseModel?: { id: string; sha256: string };
+}
+
+/** The identity record every process of the federation shares: the first process to write it wins. */
+export class PgIdentity {
+  constructor(private readonly pool: Pool) {}
+
+  async read(): Promise<IdentityRecord | null> {
+    const r = await this.pool.query<{ record: IdentityRecord }>('SELECT record FROM coordinator_identity');
+    return r.rows[0]?.record ?? null;
+  }
+
+  /** Writes `rec` unless another process wrote one first; returns the record that holds. */
+  async write(rec: IdentityRecord): Promise<IdentityRecord> {
+    await this.pool.query(
+      'INSERT INTO coordinator_identity (singleton, record) VALUES (true, $1) ON CONFLICT (singleton) DO UPDATE SET record = coordinator_identity.record || EXCLUDED.record WHERE coordinator_identity.record->>\'coordinatorId\' IS NULL',
+      [rec],
+    );
+    return (await this.read()) as IdentityRecord;
+  }
+}
+
 export interface PostgresStores {
   adapters: PgAdapterStore;
   sites: PgSiteStore;
+  identity: PgIdentity;
   pool: Pool;
   close(): Promise<void>;
 }
@@ -219,7 +245,13 @@ export async function openPostgresStores(url: string, o: { max?: number } = {}):
     await pool.end().catch(() => {});
     throw new FedloraError('CONFIG_INVALID', `postgres at ${redactUrl(url)}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
   }
-  return { adapters: new PgAdapterStore(pool), sites: new PgSiteStore(pool), pool, close: () => pool.end() };
+  return {
+    adapters: new PgAdapterStore(pool),
+    sites: new PgSiteStore(pool),
+    identity: new PgIdentity(pool),
+    pool,
+    close: () => pool.end(),
+  };
 }
 
 /** The URL without its password, for errors and logs. */

@@ -12,7 +12,7 @@ import type { ClientRequest } from '@fedlora/shared/protocol/events.ts';
 import type { Strategy } from '@fedlora/shared/aggregation/strategy.ts';
 import type { StrategyName } from '@fedlora/shared/aggregation/index.ts';
 import { DpMeanAggregator, withDpClipNorm } from '@fedlora/shared/privacy/dp-fedavg.ts';
-import type { Logger } from '../log';
+import { withFields, type Logger } from '../log';
 import type { AdapterStore, RoundPrivacy, RoundRecord, VersionRecord } from '../registry/types';
 import {
   applySettingsPatch,
@@ -76,6 +76,8 @@ export interface FederationDeps {
   /** the longest pause between rounds that make no version (default 60 s) */
   maxRetryDelayMs?: number;
   onEvent?: (e: FederationEvent) => void;
+  /** false while another process leads the federation (cluster/leader-lease.ts): this one must not run rounds */
+  isLeader?: () => boolean;
   /** called after each stage that lets the round go on (crash tests hold here: fault-hold.ts) */
   afterStage?: (stage: RoundStage, round: number) => Promise<void>;
 }
@@ -202,6 +204,8 @@ export class Federation {
   /** Starts (or resumes) running rounds; a no-op while running. Throws CONFIG_INVALID if a stop rule already holds. */
   start(): void {
     if (this.st === 'closed') throw new FedloraError('INTERNAL', 'the coordinator is closing');
+    if (this.d.isLeader?.() === false)
+      throw new FedloraError('BUSY', 'another coordinator process leads this federation: start, pause and settings go to the leader');
     if (this.st === 'running') return;
     if (this.st === 'pausing') return this.setState('running');
     const why = this.stopReason();
@@ -462,13 +466,15 @@ export class Federation {
       signal: this.abort.signal,
       keepSampling: () => this.st !== 'paused' && this.st !== 'closed' && this.st !== 'finished',
       availability: this.availability,
+      // the stages' own lines (evaluate.failed, secagg.site.failed) name the round they belong to
+      log: withFields(this.d.log, { roundId: plan.roundId }),
     };
     this.active = r;
     let end: StageEnd | null = null;
     try {
       for (const stage of secure ? SECURE_ROUND_STAGES : ROUND_STAGES) {
         r.stage = stage;
-        log('round.stage', { round, stage, sampled: r.inbox.sampled.size || undefined });
+        log('round.stage', { round, stage, sampled: r.inbox.sampled.size || undefined, roundId: plan.roundId });
         this.emit({ type: 'round:stage', round, roundId: plan.roundId, stage });
         const result = await raceTimer(env, STAGES[stage].timeoutMs(s), STAGES[stage].run(r, env), () => ({
           end: 'kept' as const,
@@ -488,7 +494,7 @@ export class Federation {
       this.active = null;
     }
     if (end?.end === 'cancelled' && r.inbox.sampled.size === 0) {
-      log('round.cancelled', { round, reason: end.reason });
+      log('round.cancelled', { round, reason: end.reason, roundId: plan.roundId });
       return null;
     }
     // a noisy aggregate was computed (even if not versioned after all): the round spent privacy
@@ -539,6 +545,7 @@ export class Federation {
       accuracy: m?.accuracy,
       macroF1: m?.macroF1,
       seconds: record.durationMs / 1000,
+      roundId,
     });
     this.emit({ type: 'round:end', record });
     if (r.version) this.emit({ type: 'version:new', version: r.version });

@@ -9,7 +9,7 @@ import type { ClientRequest } from '@fedlora/shared/protocol/events.ts';
 import type { RoundStage } from '@fedlora/shared/protocol/messages.ts';
 import type { AggregateOutcome, RoundAggregator } from '@fedlora/shared/aggregation/strategy.ts';
 import type { SecAggResult } from '@fedlora/shared/secagg/server.ts';
-import type { Logger } from '../log';
+import { withFields, type Logger } from '../log';
 import type { RoundFailureRecord, RoundRecord } from '../registry/types';
 import { Pulse } from './pulse';
 import type { DeltaNormPolicy } from './settings';
@@ -346,7 +346,8 @@ export class InboxRouter {
 
   /** The inbox of a round that starts now; it takes what sites send until close(). */
   open(o: InboxOptions): RoundInbox {
-    this.current = new RoundInbox(o, this.out);
+    // every line of this round's intake names the round (roundId) as well as its number
+    this.current = new RoundInbox(o, { ...this.out, log: withFields(this.out.log, { roundId: o.roundId }) });
     return this.current;
   }
 

@@ -17,6 +17,7 @@ import type { z } from 'zod';
 import { parseServerReply } from '@fedlora/shared/protocol/events.ts';
 import { FedloraError } from '@fedlora/shared/errors.ts';
 import type { Awaitable } from '../registry/types';
+import type { ClusterLink, ReadySite } from '../cluster/cluster-link';
 import type {
   AvailableSite,
   ConfigureMessage,
@@ -57,12 +58,19 @@ interface AckEmitter {
   timeout(ms: number): { emitWithAck(event: string, payload: unknown): Promise<unknown> };
 }
 
+/** every authenticated site socket is in its site's room: in a cluster the room reaches it on any process */
+export const siteRoom = (siteId: string) => `site:${siteId}`;
+const ALL_SITES = 'sites';
+
 export class Presence implements RoundTransport {
   private readonly bySite = new Map<
     string,
     { socket: SiteSocket; ready: (AvailableSite & { backend: string }) | null }
   >();
   private listeners: (() => void)[] = [];
+  /** several processes (cluster/cluster-link.ts): sends go through rooms, and the other processes' ready sites */
+  private cluster: ClusterLink | null = null;
+  private remote: ReadySite[] = [];
 
   constructor(
     private readonly io: SiteServer,
@@ -71,6 +79,21 @@ export class Presence implements RoundTransport {
     /** enrolled sites' Ed25519 keys (SiteStore.signingKey): secure rounds check the sites' signatures with them */
     private readonly signingKey: (siteId: string) => Awaitable<Uint8Array | null> = () => null,
   ) {}
+
+  /** Joins the processes of a cluster: from now on sends reach sites on any of them. */
+  useCluster(link: ClusterLink): void {
+    this.cluster = link;
+  }
+
+  /** the ready sites connected to this process */
+  localReady(): ReadySite[] {
+    return [...this.bySite.values()].flatMap((e) => (e.ready ? [{ ...e.ready, encodings: [...e.ready.encodings] }] : []));
+  }
+
+  /** another process's sites changed: the round loop waiting for sites looks again */
+  remoteChanged(): void {
+    for (const l of this.listeners) l();
+  }
 
   private changed(siteId: string): void {
     const e = this.bySite.get(siteId);
@@ -82,6 +105,7 @@ export class Presence implements RoundTransport {
       backend: e?.ready?.backend,
     });
     for (const l of this.listeners) l();
+    this.cluster?.availabilityChanged();
   }
 
   /** A socket proved it is `siteId`; an older connection of the same site is closed (one session per site). */
@@ -89,6 +113,9 @@ export class Presence implements RoundTransport {
     const old = this.bySite.get(siteId);
     this.bySite.set(siteId, { socket, ready: null });
     if (old && old.socket.id !== socket.id) old.socket.disconnect(true);
+    // an older connection on another process of the cluster is closed too
+    if (this.cluster) this.io.in(siteRoom(siteId)).except(socket.id).disconnectSockets(true);
+    void socket.join([siteRoom(siteId), ALL_SITES]);
     this.changed(siteId);
   }
 
@@ -130,14 +157,18 @@ export class Presence implements RoundTransport {
   }
 
   available(): AvailableSite[] {
-    return [...this.bySite.values()].flatMap((e) =>
-      e.ready
-        ? [{ siteId: e.ready.siteId, numExamples: e.ready.numExamples, encodings: [...e.ready.encodings] }]
-        : [],
-    );
+    const local = this.localReady();
+    const here = new Set(local.map((s) => s.siteId));
+    return [...local, ...this.remote.filter((s) => !here.has(s.siteId))].map(({ siteId, numExamples, encodings }) => ({
+      siteId,
+      numExamples,
+      encodings: [...encodings],
+    }));
   }
 
-  enrolledCount(): Awaitable<number> {
+  async enrolledCount(): Promise<number> {
+    // the sample stage asks this before every look at available(): in a cluster, the moment to ask the others
+    if (this.cluster) this.remote = await this.cluster.remoteReady();
     return this.activeSites();
   }
 
@@ -158,6 +189,7 @@ export class Presence implements RoundTransport {
     msg: unknown,
     timeoutMs: number,
   ): Promise<unknown> {
+    if (this.cluster) return this.askAnywhere(siteId, event, msg, timeoutMs);
     const socket = this.socketOf(siteId) as unknown as AckEmitter;
     try {
       return await socket.timeout(timeoutMs).emitWithAck(event, msg);
@@ -167,6 +199,22 @@ export class Presence implements RoundTransport {
         cause: err,
       });
     }
+  }
+
+  /** A send with ack to the site's room, on whichever process its socket is (cluster). */
+  private async askAnywhere(siteId: string, event: string, msg: unknown, timeoutMs: number): Promise<unknown> {
+    let replies: unknown[];
+    try {
+      const room = this.io.to(siteRoom(siteId)).timeout(timeoutMs) as unknown as {
+        emitWithAck(event: string, payload: unknown): Promise<unknown[]>;
+      };
+      replies = await room.emitWithAck(event, msg);
+    } catch (err) {
+      throw new FedloraError('TIMEOUT', `${event}: no ack from ${siteId} within ${timeoutMs} ms`, { cause: err });
+    }
+    if (!Array.isArray(replies) || replies.length === 0)
+      throw new FedloraError('UNKNOWN_SITE', `site ${siteId} is not connected to any coordinator`);
+    return replies[0];
   }
 
   async configure(siteId: string, msg: ConfigureMessage, timeoutMs: number): Promise<boolean> {
@@ -211,10 +259,18 @@ export class Presence implements RoundTransport {
   }
 
   closed(siteIds: readonly string[], msg: RoundClosedMessage): void {
+    if (this.cluster) {
+      if (siteIds.length) this.io.to(siteIds.map(siteRoom)).emit('round:closed', msg);
+      return;
+    }
     for (const id of siteIds) this.bySite.get(id)?.socket.emit('round:closed', msg);
   }
 
   published(msg: VersionPublishedMessage): void {
+    if (this.cluster) {
+      this.io.to(ALL_SITES).emit('version:published', msg);
+      return;
+    }
     for (const e of this.bySite.values()) e.socket.emit('version:published', msg);
   }
 }

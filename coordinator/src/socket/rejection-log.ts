@@ -32,6 +32,8 @@ export class RejectionLog {
     private readonly log: Logger,
     opts: Partial<RejectionLogOptions> = {},
     private readonly now: () => number = Date.now,
+    /** sees every rejection, logged or only counted (the metrics' rejections by code) */
+    private readonly onRecord: (event: string, code: string) => void = () => {},
   ) {
     this.opts = { ...DEFAULT_REJECTION_LOG, ...opts };
   }
@@ -53,6 +55,7 @@ export class RejectionLog {
 
   /** One rejected request from `peer` (an address; never a token or key in `fields`). */
   record(event: string, peer: string, fields: Record<string, LogValue> & { code: string }): void {
+    this.onRecord(event, fields.code);
     const t = this.now();
     let w = this.peers.get(peer);
     if (w && t - w.startedAt >= this.opts.windowMs) {

@@ -25,6 +25,7 @@ import type { Presence, SiteServer, SiteSocket } from './presence';
 import type { ConnectionGate } from './connection-gate';
 import { FrameAssembly, type PartBudget } from './frame-assembly';
 import type { RejectionLog } from './rejection-log';
+import type { ClusterLink, ForwardedEvent } from '../cluster/cluster-link';
 
 /** A base-model file the coordinator serves in chunks ('model:chunk'). */
 export interface ModelFile {
@@ -49,6 +50,26 @@ export interface SiteHandlerDeps {
   gate: ConnectionGate;
   /** bytes all sockets' unfinished parted uploads may hold */
   partBudget: PartBudget;
+  /** bytes of adapters and base-model chunks sent to sites (the metrics' transfer counters) */
+  sent?: (kind: 'adapter' | 'model', bytes: number) => void;
+  /** several processes: a round request from a site on this process goes to the leader (cluster/cluster-link.ts) */
+  cluster?: { link: ClusterLink; isLeader: () => boolean } | null;
+}
+
+/**
+ * What a site sends during a round, run by the federation of this process: the socket handlers call it for their own
+ * sites, and in a cluster the leader calls it for sites connected to other processes (the payload is parsed again
+ * here: it crossed Redis). Throws a peer-visible FedloraError on refusal.
+ */
+export function roundRequests(d: Pick<SiteHandlerDeps, 'sites' | 'federation'>) {
+  return async (event: ForwardedEvent, siteId: string, raw: unknown): Promise<void> => {
+    if (event === 'round:fail') return d.federation.reportFailure(siteId, parseClientRequest('round:fail', raw));
+    if (event === 'secagg:upload') return d.federation.maskedUpload(siteId, parseClientRequest('secagg:upload', raw));
+    const req = parseClientRequest('update:upload', raw);
+    const key = await d.sites.signingKey(siteId);
+    if (!key) throw new FedloraError('UNAUTHORIZED', 'this site is no longer enrolled');
+    d.federation.upload(siteId, key, req);
+  };
 }
 
 const OPEN_EVENTS = new Set<ClientEventName>(['site:enroll', 'auth:challenge', 'auth:prove']);
@@ -185,38 +206,32 @@ export function attachSiteHandlers(io: SiteServer, d: SiteHandlerDeps): void {
       return {};
     });
 
-    on('update:upload', async (req, siteId) => {
-      const key = await d.sites.signingKey(siteId);
-      if (!key) throw new FedloraError('UNAUTHORIZED', 'this site is no longer enrolled');
-      try {
-        d.federation.upload(siteId, key, req);
-      } catch (err) {
-        if (err instanceof Object) logged.add(err);
-        throw err;
-      }
-      return {};
-    });
-
-    on('secagg:upload', (req, siteId) => {
-      try {
-        d.federation.maskedUpload(siteId, req);
-      } catch (err) {
-        if (err instanceof Object) logged.add(err);
-        throw err;
-      }
-      return {};
-    });
-
-    on('round:fail', (req, siteId) => {
-      d.federation.reportFailure(siteId, req);
-      return {};
-    });
+    // the round's own requests: to this process's federation, or in a cluster to the leader's
+    const runHere = roundRequests(d);
+    const roundRequest = (event: ForwardedEvent) =>
+      on(event, async (req, siteId) => {
+        const c = d.cluster;
+        try {
+          if (c && !c.isLeader()) await c.link.forward({ event, siteId, payload: req });
+          else await runHere(event, siteId, req);
+        } catch (err) {
+          // the round loop logged its own rejections already
+          if (event !== 'round:fail' && err instanceof Object) logged.add(err);
+          throw err;
+        }
+        return {};
+      });
+    roundRequest('update:upload');
+    roundRequest('secagg:upload');
+    roundRequest('round:fail');
 
     on('adapter:fetch', async (req) => {
       const id = req.versionId === 'latest' ? await d.store.currentId() : req.versionId;
       const v = id ? await d.store.get(id) : undefined;
       if (!v) throw new FedloraError('NOT_FOUND', 'no such version');
-      return { versionId: v.id, adapter: await d.store.loadNative(v.id), adapterSha256: v.sha256 };
+      const adapter = await d.store.loadNative(v.id);
+      d.sent?.('adapter', adapter.byteLength);
+      return { versionId: v.id, adapter, adapterSha256: v.sha256 };
     });
 
     on('model:chunk', async (req) => {
@@ -232,6 +247,7 @@ export function attachSiteHandlers(io: SiteServer, d: SiteHandlerDeps): void {
       } finally {
         await fh.close();
       }
+      d.sent?.('model', n);
       return { path: f.path, offset: req.offset, totalBytes: f.bytes, data };
     });
 
@@ -270,6 +286,7 @@ export function attachSiteHandlers(io: SiteServer, d: SiteHandlerDeps): void {
         if (siteId && d.presence.left(siteId, socket)) {
           d.log('site.disconnected', { site: siteId });
           d.federation.siteLeft(siteId);
+          if (d.cluster && !d.cluster.isLeader()) d.cluster.link.siteLeft(siteId);
         }
       } catch (err) {
         internal('disconnect', err);

@@ -1,0 +1,123 @@
+// Several coordinator processes serving one federation (issue 18): socket.io's Redis adapter joins their socket.io
+// servers, so a site may be connected to any process and a room (`site:<id>`) reaches it wherever it is. Only the
+// leader (leader-lease.ts) runs rounds; this link carries what the leader needs from the other processes:
+// - the sites that are ready on each process (a snapshot on request; a nudge whenever one changes),
+// - what a site sends during a round (uploads, failure reports) when its socket is on another process: forwarded to
+//   the leader and answered with the leader's ack,
+// - a site's socket closing on another process (it leaves the running round).
+
+import { createAdapter } from '@socket.io/redis-adapter';
+import { createClient } from 'redis';
+import { FedloraError, describeError } from '@fedlora/shared/errors.ts';
+import { ackError, type Ack } from '@fedlora/shared/protocol/events.ts';
+import type { Logger } from '../log';
+import type { AvailableSite } from '../rounds/types';
+import type { SiteServer } from '../socket/presence';
+
+/** what a site sends during a round, handled by the leader's federation */
+export type ForwardedEvent = 'update:upload' | 'secagg:upload' | 'round:fail';
+
+export interface ForwardedRequest {
+  event: ForwardedEvent;
+  siteId: string;
+  payload: unknown;
+}
+
+export type ReadySite = AvailableSite & { backend: string };
+
+/** what this process answers for the others */
+export interface ClusterHandlers {
+  /** the ready sites connected to this process */
+  localReady(): ReadySite[];
+  /** true while this process holds the lease */
+  isLeader(): boolean;
+  /** runs a forwarded site request on this (leader) process; throws a peer-visible FedloraError on refusal */
+  handle(req: ForwardedRequest): Promise<void>;
+  siteLeft(siteId: string): void;
+  /** availability changed somewhere */
+  availabilityChanged(): void;
+}
+
+type Callback = (r: unknown) => void;
+type ServerSide = {
+  serverSideEmit(ev: string, ...args: unknown[]): boolean;
+  timeout(ms: number): { serverSideEmitWithAck(ev: string, ...args: unknown[]): Promise<unknown[]> };
+  on(ev: string, fn: (...args: never[]) => void): void;
+};
+
+export class ClusterLink {
+  private handlers: ClusterHandlers | null = null;
+  private readonly ns: ServerSide;
+
+  private constructor(
+    io: SiteServer,
+    private readonly clients: { close(): Promise<unknown> }[],
+    private readonly log: Logger,
+    private readonly requestTimeoutMs: number,
+  ) {
+    this.ns = io as unknown as ServerSide;
+    this.ns.on('fedlora:ready-sites', ((cb: Callback) => cb(this.handlers?.localReady() ?? [])) as never);
+    this.ns.on('fedlora:availability', (() => this.handlers?.availabilityChanged()) as never);
+    this.ns.on('fedlora:site-left', ((siteId: string) => {
+      if (this.handlers?.isLeader()) this.handlers.siteLeft(siteId);
+    }) as never);
+    this.ns.on('fedlora:site-request', ((req: ForwardedRequest, cb: Callback) => {
+      const h = this.handlers;
+      if (!h?.isLeader()) return cb({ leader: false });
+      h.handle(req).then(
+        () => cb({ leader: true, ack: { ok: true, data: {} } }),
+        (err: unknown) => cb({ leader: true, ack: ackError(err) }),
+      );
+    }) as never);
+  }
+
+  /** Puts socket.io on the Redis adapter at `redisUrl` (the URL never reaches a log: it may hold a password). */
+  static async connect(io: SiteServer, redisUrl: string, log: Logger, requestTimeoutMs = 10_000): Promise<ClusterLink> {
+    const pub = createClient({ url: redisUrl });
+    const sub = pub.duplicate();
+    for (const c of [pub, sub]) c.on('error', (err: unknown) => log('cluster.redis_error', { error: describeError(err) }));
+    await Promise.all([pub.connect(), sub.connect()]);
+    io.adapter(createAdapter(pub, sub, { key: 'fedlora', requestsTimeout: requestTimeoutMs }));
+    return new ClusterLink(io, [pub, sub], log, requestTimeoutMs);
+  }
+
+  attach(h: ClusterHandlers): void {
+    this.handlers = h;
+  }
+
+  /** The ready sites of every other process (a process that does not answer in time counts as having none). */
+  async remoteReady(): Promise<ReadySite[]> {
+    try {
+      const answers = await this.ns.timeout(this.requestTimeoutMs).serverSideEmitWithAck('fedlora:ready-sites');
+      return answers.flatMap((a) => (Array.isArray(a) ? (a as ReadySite[]) : []));
+    } catch (err) {
+      this.log('cluster.ready_sites_partial', { error: describeError(err) });
+      return [];
+    }
+  }
+
+  availabilityChanged(): void {
+    this.ns.serverSideEmit('fedlora:availability');
+  }
+
+  siteLeft(siteId: string): void {
+    this.ns.serverSideEmit('fedlora:site-left', siteId);
+  }
+
+  /** A site's round request, run by the leader wherever it is; resolves or throws with the leader's answer. */
+  async forward(req: ForwardedRequest): Promise<void> {
+    let answers: unknown[];
+    try {
+      answers = await this.ns.timeout(this.requestTimeoutMs).serverSideEmitWithAck('fedlora:site-request', req);
+    } catch (err) {
+      throw new FedloraError('BUSY', `no coordinator leads the federation right now (${describeError(err)}); retry`, { cause: err });
+    }
+    const fromLeader = answers.find((a) => (a as { leader?: boolean })?.leader === true) as { ack: Ack<unknown> } | undefined;
+    if (!fromLeader) throw new FedloraError('BUSY', 'no coordinator leads the federation right now; retry');
+    if (!fromLeader.ack.ok) throw new FedloraError(fromLeader.ack.code, fromLeader.ack.message);
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.clients.map((c) => c.close().catch(() => {})));
+  }
+}
