@@ -196,3 +196,19 @@ test('when site edge flags are given, then the unauthenticated-connection cap an
   );
   assert.throws(() => parseConfig(['--auth-deadline-s', '1.5'], TOKEN), invalid(/--auth-deadline-s/));
 });
+
+test('when observability flags are given, then the metrics token, port and log format are checked and kept', () => {
+  const c = parseConfig(['--metrics-port', '9464', '--log-format', 'json'], {
+    ...TOKEN,
+    FEDLORA_METRICS_TOKEN: 'a-long-enough-metrics-token',
+  });
+  assert.ok(c !== 'help');
+  assert.deepEqual([c.metricsToken, c.metricsPort, c.logFormat], ['a-long-enough-metrics-token', 9464, 'json']);
+
+  const d = parseConfig([], TOKEN);
+  assert.ok(d !== 'help');
+  assert.deepEqual([d.metricsToken, d.metricsPort, d.logFormat], [undefined, undefined, 'text'], '/metrics off, text lines');
+  assert.throws(() => parseConfig(['--metrics-token', 'short'], TOKEN), invalid(/metrics token must be at least 16/));
+  assert.throws(() => parseConfig(['--log-format', 'xml'], TOKEN), invalid(/--log-format must be one of text, json/));
+  assert.throws(() => parseConfig(['--metrics-port', '70000'], TOKEN), invalid(/--metrics-port/));
+});
