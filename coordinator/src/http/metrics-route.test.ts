@@ -92,3 +92,15 @@ test('when the metrics port is used, then it serves /metrics only, with the toke
     await guarded.close();
   }
 });
+
+test('when an admin downloads an adapter, then its bytes count as adapter bytes out', async () => {
+  const before = sample(await (await scrape(METRICS)).text(), 'fedlora_transfer_bytes_total{direction="out",kind="adapter"}') ?? 0;
+
+  const r = await fetch(`${url}/api/versions/v0/native`, { headers: { authorization: `Bearer ${ADMIN}` } });
+  const n = (await r.arrayBuffer()).byteLength;
+  const body = await (await scrape(METRICS)).text();
+
+  assert.equal(r.status, 200);
+  assert.ok(n > 0);
+  assert.equal(sample(body, 'fedlora_transfer_bytes_total{direction="out",kind="adapter"}'), before + n);
+});
