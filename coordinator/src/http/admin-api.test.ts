@@ -149,6 +149,12 @@ test('when a request is well-formed but names what does not exist or cannot be d
     body: JSON.stringify({ rounds: 0 }),
   });
   assert.equal(put.status, 200);
+  // a path parameter that is not valid percent-encoding (the router cannot decode it): 400, not a 500
+  for (const [method, path] of [['DELETE', '/sites/%E0%A4%A'], ['GET', '/versions/%zz'], ['GET', '/versions/%E0%A4%A/native']]) {
+    const r = await call(method, path);
+    assert.equal(r.status, 400, `${method} ${path}`);
+    assert.equal(((await r.json()) as ApiErrorBody).error.code, 'BAD_MESSAGE');
+  }
   const start = await call('POST', '/federation/start');
   assert.equal(start.status, 409);
   assert.equal(((await start.json()) as ApiErrorBody).error.code, 'CONFLICT');

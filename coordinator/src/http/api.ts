@@ -283,6 +283,10 @@ export function createApi(d: ApiDeps): express.Express {
       [status, code, message] = [400, 'BAD_MESSAGE', 'body is not valid JSON'];
     else if ((err as { type?: string }).type === 'entity.too.large')
       [status, code, message] = [413, 'FRAME_TOO_LARGE', 'body too large'];
+    // the router's and body parser's own refusals (a path parameter that is not valid percent-encoding, an
+    // unsupported charset): the client's fault, so a 400 and never an INTERNAL (found by the fuzz of issue 18)
+    else if (isClientHttpError(err))
+      [status, code, message] = [400, 'BAD_MESSAGE', 'malformed request (path encoding or body charset)'];
     d.log(status >= 500 ? 'api.error' : 'api.rejected', {
       method: req.method,
       path: req.path,
@@ -293,6 +297,12 @@ export function createApi(d: ApiDeps): express.Express {
     res.status(status).json({ error: { code, message } });
   });
   return app;
+}
+
+/** An error that express or body-parser raised with a 4xx status of their own. */
+function isClientHttpError(err: unknown): boolean {
+  const status = (err as { status?: unknown } | null)?.status;
+  return typeof status === 'number' && status >= 400 && status < 500;
 }
 
 export { FedloraError };
