@@ -270,9 +270,10 @@ export function attachSiteHandlers(io: SiteServer, d: SiteHandlerDeps): void {
     socket.onAny((event: unknown, ...args: unknown[]) => {
       try {
         if (typeof event === 'string' && Object.hasOwn(CLIENT_EVENTS, event)) return;
-        const name = typeof event === 'string' ? event.slice(0, 64) : `(${typeof event} name)`;
+        // an EVENT with an ack id and no data at all ('2<id>'): socket.io hands over the ack in the name's place
+        const name = typeof event === 'string' ? event.slice(0, 64) : typeof event === 'function' ? '(no name)' : `(${typeof event} name)`;
         reject(name, 'BAD_MESSAGE', 'unknown event');
-        const ack = args.at(-1);
+        const ack = typeof event === 'function' ? event : args.at(-1);
         if (typeof ack === 'function') ack(ackError(new FedloraError('BAD_MESSAGE', 'unknown event')));
       } catch (err) {
         internal('onAny', err);
