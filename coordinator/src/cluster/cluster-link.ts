@@ -10,6 +10,9 @@ import { createAdapter } from '@socket.io/redis-adapter';
 import { createClient } from 'redis';
 import { FedloraError, describeError } from '@fedlora/shared/errors.ts';
 import { ackError, type Ack } from '@fedlora/shared/protocol/events.ts';
+import { pack, unpack } from '@fedlora/shared/protocol/packed.ts';
+import { MAX_PARTED_BYTES } from '@fedlora/shared/protocol/frame-parts.ts';
+import { z } from 'zod';
 import type { Logger } from '../log';
 import type { AvailableSite } from '../rounds/types';
 import type { SiteServer } from '../socket/presence';
@@ -24,6 +27,14 @@ export interface ForwardedRequest {
 }
 
 export type ReadySite = AvailableSite & { backend: string };
+
+/** a forwarded request as it crosses Redis: the request packed, in base64 (binary does not survive the adapter's
+ * server-side events) */
+interface WireRequest {
+  event: ForwardedEvent;
+  siteId: string;
+  packed: string;
+}
 
 /** what this process answers for the others */
 export interface ClusterHandlers {
@@ -41,7 +52,8 @@ export interface ClusterHandlers {
 type Callback = (r: unknown) => void;
 type ServerSide = {
   serverSideEmit(ev: string, ...args: unknown[]): boolean;
-  timeout(ms: number): { serverSideEmitWithAck(ev: string, ...args: unknown[]): Promise<unknown[]> };
+  /** bounded by the adapter's requestsTimeout (connect's requestTimeoutMs) */
+  serverSideEmitWithAck(ev: string, ...args: unknown[]): Promise<unknown[]>;
   on(ev: string, fn: (...args: never[]) => void): void;
 };
 
@@ -53,7 +65,6 @@ export class ClusterLink {
     io: SiteServer,
     private readonly clients: { close(): Promise<unknown> }[],
     private readonly log: Logger,
-    private readonly requestTimeoutMs: number,
   ) {
     this.ns = io as unknown as ServerSide;
     this.ns.on('fedlora:ready-sites', ((cb: Callback) => cb(this.handlers?.localReady() ?? [])) as never);
@@ -61,9 +72,15 @@ export class ClusterLink {
     this.ns.on('fedlora:site-left', ((siteId: string) => {
       if (this.handlers?.isLeader()) this.handlers.siteLeft(siteId);
     }) as never);
-    this.ns.on('fedlora:site-request', ((req: ForwardedRequest, cb: Callback) => {
+    this.ns.on('fedlora:site-request', ((wire: WireRequest, cb: Callback) => {
       const h = this.handlers;
       if (!h?.isLeader()) return cb({ leader: false });
+      let req: ForwardedRequest;
+      try {
+        req = { event: wire.event, siteId: wire.siteId, payload: unpack(z.unknown(), { packed: Buffer.from(String(wire.packed), 'base64') }, `forwarded ${wire.event}`, MAX_PARTED_BYTES) };
+      } catch (err) {
+        return cb({ leader: true, ack: ackError(err) });
+      }
       h.handle(req).then(
         () => cb({ leader: true, ack: { ok: true, data: {} } }),
         (err: unknown) => cb({ leader: true, ack: ackError(err) }),
@@ -78,7 +95,7 @@ export class ClusterLink {
     for (const c of [pub, sub]) c.on('error', (err: unknown) => log('cluster.redis_error', { error: describeError(err) }));
     await Promise.all([pub.connect(), sub.connect()]);
     io.adapter(createAdapter(pub, sub, { key: 'fedlora', requestsTimeout: requestTimeoutMs }));
-    return new ClusterLink(io, [pub, sub], log, requestTimeoutMs);
+    return new ClusterLink(io, [pub, sub], log);
   }
 
   attach(h: ClusterHandlers): void {
@@ -88,7 +105,7 @@ export class ClusterLink {
   /** The ready sites of every other process (a process that does not answer in time counts as having none). */
   async remoteReady(): Promise<ReadySite[]> {
     try {
-      const answers = await this.ns.timeout(this.requestTimeoutMs).serverSideEmitWithAck('fedlora:ready-sites');
+      const answers = await this.ns.serverSideEmitWithAck('fedlora:ready-sites');
       return answers.flatMap((a) => (Array.isArray(a) ? (a as ReadySite[]) : []));
     } catch (err) {
       this.log('cluster.ready_sites_partial', { error: describeError(err) });
@@ -108,7 +125,9 @@ export class ClusterLink {
   async forward(req: ForwardedRequest): Promise<void> {
     let answers: unknown[];
     try {
-      answers = await this.ns.timeout(this.requestTimeoutMs).serverSideEmitWithAck('fedlora:site-request', req);
+      const packed = Buffer.from(pack(req.payload, MAX_PARTED_BYTES).packed).toString('base64');
+      const wire: WireRequest = { event: req.event, siteId: req.siteId, packed };
+      answers = await this.ns.serverSideEmitWithAck('fedlora:site-request', wire);
     } catch (err) {
       throw new FedloraError('BUSY', `no coordinator leads the federation right now (${describeError(err)}); retry`, { cause: err });
     }

@@ -211,9 +211,13 @@ export function attachSiteHandlers(io: SiteServer, d: SiteHandlerDeps): void {
     const roundRequest = (event: ForwardedEvent) =>
       on(event, async (req, siteId) => {
         const c = d.cluster;
+        if (c && !c.isLeader()) {
+          // the leader's round loop logs what it refuses; this process logs the refusal as its peer sees it
+          await c.link.forward({ event, siteId, payload: req });
+          return {};
+        }
         try {
-          if (c && !c.isLeader()) await c.link.forward({ event, siteId, payload: req });
-          else await runHere(event, siteId, req);
+          await runHere(event, siteId, req);
         } catch (err) {
           // the round loop logged its own rejections already
           if (event !== 'round:fail' && err instanceof Object) logged.add(err);
