@@ -1,8 +1,9 @@
-// The deployment files, checked without a Docker engine: docker-compose.yml parses, has the coordinator (named data
-// volume, admin token from the environment, /healthz health check, port 8080) and three sites (own read-only data
-// file, own state volume, token from the environment, started after the coordinator is healthy), and every
-// Dockerfile and host path it references exists (the gitignored site CSVs: the script that writes them); the
-// coordinator image builds the console and the site page from its sources.
+// The deployment files, checked without a Docker engine: docker-compose.yml parses, has two coordinators (each its
+// own named data volume, admin token from the environment, /healthz health check, both on one PostgreSQL and one
+// Redis whose secrets come from the environment), the two servers, a proxy that publishes port 8080 and balances
+// both coordinators, and three sites (own read-only data file, own state volume, token from the environment, reaching
+// the federation through the proxy), and every Dockerfile and host path it references exists (the gitignored site
+// CSVs: the script that writes them); the coordinator image builds the console and the site page from its sources.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -16,6 +17,7 @@ const SITES = ['site-a', 'site-b', 'site-c'] as const;
 
 interface Service {
   build?: { context: string; dockerfile: string };
+  image?: string;
   environment?: Record<string, string>;
   volumes?: string[];
   ports?: string[];
@@ -24,7 +26,8 @@ interface Service {
   command?: string[];
 }
 
-const compose = parse(readFileSync(join(ROOT, 'docker-compose.yml'), 'utf8')) as {
+// compose resolves YAML merge keys (<<: *coordinator), so the parser must too
+const compose = parse(readFileSync(join(ROOT, 'docker-compose.yml'), 'utf8'), { merge: true }) as {
   services: Record<string, Service>;
   volumes: Record<string, unknown>;
 };
@@ -35,28 +38,59 @@ function mount(v: string): { src: string; dst: string; mode?: string; host: bool
   return { src, dst, mode, host: src.startsWith('.') || src.startsWith('/') };
 }
 
-test('when the compose file is parsed, then it holds exactly the coordinator and three sites', () => {
-  assert.deepEqual(Object.keys(compose.services).sort(), ['coordinator', ...SITES]);
+const COORDINATORS = ['coordinator', 'coordinator-2'] as const;
+
+test('when the compose file is parsed, then it holds two coordinators, PostgreSQL, Redis, the proxy and three sites', () => {
+  assert.deepEqual(Object.keys(compose.services).sort(), [...COORDINATORS, 'postgres', 'proxy', 'redis', ...SITES].sort());
 });
 
-test('when the coordinator service is read, then its data dir is a named volume, its admin token comes from the environment, and /healthz is its health check', () => {
-  const c = compose.services.coordinator;
-  assert.equal(c.build?.dockerfile, 'Dockerfile.coordinator');
-  const data = (c.volumes ?? []).map(mount).find((m) => m.dst === c.environment?.FEDLORA_DATA_DIR);
-  assert.ok(data && !data.host, 'the data dir must be a named volume');
-  assert.ok(data.src in compose.volumes, `volume ${data.src} must be declared at the top level`);
-  assert.match(c.environment?.FEDLORA_ADMIN_TOKEN ?? '', /^\$\{FEDLORA_ADMIN_TOKEN(:\?[^}]*)?\}$/, 'admin token must be taken from the environment, never written in the file');
-  assert.ok(c.ports?.some((p) => p.endsWith(':8080')));
-  assert.equal(c.environment?.FEDLORA_PORT, '8080');
-  const probe = (c.healthcheck?.test ?? []).join(' ');
-  assert.match(probe, /http:\/\/127\.0\.0\.1:8080\/healthz/);
+for (const name of COORDINATORS)
+  test(`when ${name} is read, then its data dir is its own named volume, its secrets come from the environment, it joins PostgreSQL and Redis once they are healthy, and /healthz is its health check`, () => {
+    const c = compose.services[name];
+    assert.equal(c.build?.dockerfile, 'Dockerfile.coordinator');
+    const data = (c.volumes ?? []).map(mount).find((m) => m.dst === c.environment?.FEDLORA_DATA_DIR);
+    assert.ok(data && !data.host, 'the data dir must be a named volume');
+    assert.ok(data.src in compose.volumes, `volume ${data.src} must be declared at the top level`);
+    assert.match(c.environment?.FEDLORA_ADMIN_TOKEN ?? '', /^\$\{FEDLORA_ADMIN_TOKEN(:\?[^}]*)?\}$/, 'admin token must be taken from the environment, never written in the file');
+    assert.match(c.environment?.FEDLORA_DATABASE_URL ?? '', /^postgres:\/\/fedlora:\$\{FEDLORA_DB_PASSWORD(:\?[^}]*)?\}@postgres:5432\/fedlora$/, 'the database password comes from the environment');
+    assert.equal(c.environment?.FEDLORA_REDIS_URL, 'redis://redis:6379');
+    assert.equal(c.environment?.FEDLORA_PORT, '8080');
+    assert.deepEqual(c.ports ?? [], [], 'only the proxy publishes a port');
+    assert.equal(c.depends_on?.postgres?.condition, 'service_healthy');
+    assert.equal(c.depends_on?.redis?.condition, 'service_healthy');
+    const probe = (c.healthcheck?.test ?? []).join(' ');
+    assert.match(probe, /http:\/\/127\.0\.0\.1:8080\/healthz/);
+  });
+
+test('when the coordinators are compared, then each has its own node id and data volume', () => {
+  const [a, b] = COORDINATORS.map((n) => compose.services[n]);
+  assert.notEqual(a.environment?.FEDLORA_NODE_ID, b.environment?.FEDLORA_NODE_ID);
+  assert.notEqual(a.volumes?.[0], b.volumes?.[0]);
+});
+
+test('when the servers and the proxy are read, then they are pinned images with health checks, the database password is not in the file, and the proxy balances both coordinators on port 8080', () => {
+  const { postgres, redis, proxy } = compose.services;
+  assert.match(postgres.image ?? '', /^postgres:\d+-bookworm$/);
+  assert.match(postgres.environment?.POSTGRES_PASSWORD ?? '', /^\$\{FEDLORA_DB_PASSWORD(:\?[^}]*)?\}$/);
+  assert.match((postgres.healthcheck?.test ?? []).join(' '), /pg_isready/);
+  assert.match(redis.image ?? '', /^redis:\d+-bookworm$/);
+  assert.match((redis.healthcheck?.test ?? []).join(' '), /redis-cli ping/);
+  assert.match(proxy.image ?? '', /^nginx:[\d.]+-bookworm$/);
+  assert.ok(proxy.ports?.includes('8080:8080'));
+  for (const c of COORDINATORS) assert.equal(proxy.depends_on?.[c]?.condition, 'service_healthy');
+  const conf = mount((proxy.volumes ?? [])[0]);
+  assert.deepEqual([conf.src, conf.dst, conf.mode], ['./deploy/nginx.conf', '/etc/nginx/nginx.conf', 'ro']);
+  const nginx = readFileSync(join(ROOT, 'deploy/nginx.conf'), 'utf8');
+  for (const c of COORDINATORS) assert.match(nginx, new RegExp(`server ${c}:8080`));
+  assert.match(nginx, /proxy_set_header Upgrade \$http_upgrade/, 'WebSocket upgrades pass the proxy');
+  assert.match(nginx, /ip_hash/, 'long-polling clients stay on one process');
 });
 
 for (const [i, name] of SITES.entries()) {
   test(`when ${name} is read, then it mounts its own data file read-only, keeps keys in its own volume, and joins with its own token after the coordinator is healthy`, () => {
     const s = compose.services[name];
     assert.equal(s.build?.dockerfile, 'Dockerfile.site');
-    assert.equal(s.depends_on?.coordinator?.condition, 'service_healthy');
+    assert.equal(s.depends_on?.proxy?.condition, 'service_started');
     const mounts = (s.volumes ?? []).map(mount);
     const data = mounts.find((m) => m.host);
     assert.deepEqual(data, { src: `./deploy/sites/${name}.csv`, dst: '/data/site.csv', mode: 'ro', host: true });
@@ -64,7 +98,7 @@ for (const [i, name] of SITES.entries()) {
     assert.ok(state && !state.host && state.src === `${name}-state` && state.src in compose.volumes);
     const letter = String.fromCharCode(65 + i);
     assert.match(s.environment?.FEDLORA_TOKEN ?? '', new RegExp(`^\\$\\{FEDLORA_TOKEN_${letter}(:-)?\\}$`));
-    assert.equal(s.environment?.FEDLORA_COORDINATOR, 'http://coordinator:8080');
+    assert.equal(s.environment?.FEDLORA_COORDINATOR, 'http://proxy:8080');
     const cmd = (s.command ?? []).join(' ');
     assert.match(cmd, /fedlora-site(\.js)? join --data \/data\/site\.csv && exec node \S+fedlora-site(\.js)? run/);
   });
@@ -77,8 +111,8 @@ test('when the sites are compared, then no two share a data file or a state volu
 
 test('when every referenced path is resolved, then the Dockerfiles, the scripts they run and the data script exist', () => {
   for (const s of Object.values(compose.services)) {
-    assert.ok(s.build, 'every service is built from this repository');
-    assert.ok(existsSync(join(ROOT, s.build.context, s.build.dockerfile)), `${s.build.dockerfile} exists`);
+    assert.ok(s.build || s.image, 'every service is built from this repository or a pinned image');
+    if (s.build) assert.ok(existsSync(join(ROOT, s.build.context, s.build.dockerfile)), `${s.build.dockerfile} exists`);
     for (const m of (s.volumes ?? []).map(mount).filter((x) => x.host)) {
       // deploy/sites/*.csv are generated and gitignored: the script that writes them must exist instead
       if (/^\.\/deploy\/sites\/site-[a-z]\.csv$/.test(m.src)) assert.ok(existsSync(join(ROOT, 'scripts/make-site-data.ts')));
