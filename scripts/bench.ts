@@ -5,6 +5,8 @@
 //               dynamic padding, vs the same number of fixed-length (64) steps at the reference's measured step time
 //   aggregate   FedAvg of N ∈ {10, 100, 1000} deltas of the default adapter size: ms and MB/s
 //   bytes       bytes per site per round (fp32 / fp16 / int8 sealed update) vs full-model bytes
+//   load        concurrent authenticated site sockets one coordinator holds healthy (1k, 5k, 10k), and 1,000 uploads of
+//               the default adapter opened and aggregated vs a plain Float32Array sum (scripts/load-bench.ts)
 
 import { spawnSync } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
@@ -32,15 +34,16 @@ import { encode as msgpack } from 'msgpackr';
 import { exitWithUsageError, parseCommandLineOrExit } from '@fedlora/shared/node/command-line.ts';
 import { FedloraError } from '@fedlora/shared/errors.ts';
 
-const SECTIONS = ['step', 'target', 'aggregate', 'bytes'];
+const SECTIONS = ['step', 'target', 'aggregate', 'bytes', 'load'];
 const DEFAULT_SECTIONS = ['step', 'aggregate', 'bytes'];
 const HELP = `npm run bench [-- section…]
   Performance figures, each against a reference measured in the same run (markdown tables on stdout).
-  sections: step target aggregate bytes   (default: step aggregate bytes; \`target\` takes minutes)
+  sections: step target aggregate bytes load   (default: step aggregate bytes; \`target\` and \`load\` take minutes)
     step        one training step at the PyTorch yardstick's shape, 1 thread and main + worker threads
     target      time to a held-out accuracy target (SpamAssassin; Banking77 when ../shared has it)
     aggregate   FedAvg of 10, 100, 1000 deltas of the default adapter size
-    bytes       bytes per site per round (fp32 / fp16 / int8 sealed update) vs the full model`;
+    bytes       bytes per site per round (fp32 / fp16 / int8 sealed update) vs the full model
+    load        concurrent site sockets one coordinator holds healthy (1k, 5k, 10k); 1,000 uploads opened and aggregated`;
 
 const repo = fileURLToPath(new URL('..', import.meta.url));
 const { positionals: sections } = parseCommandLineOrExit('npm run bench', HELP, process.argv.slice(2), {}, { positionals: true });
@@ -212,5 +215,6 @@ if (want('target')) {
   else out('Banking77 skipped: ../shared/assets/data not found');
 }
 if (want('aggregate') || want('bytes')) await benchAggregateAndBytes();
+if (want('load')) await (await import('./load-bench.ts')).runLoadBench(out);
 tf.disposeVariables();
 process.exit(0);
