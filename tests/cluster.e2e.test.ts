@@ -135,6 +135,11 @@ test(
     const sites = identities.map((id) => keepConnected(proxy.url, id, delta));
     cleanup.push(async () => sites.forEach((s) => s.stop()));
 
+    // a follower refuses to steer the federation (the leader would never see it)
+    const steer = await adminApi(b.url).call('/api/federation/pause', { method: 'POST' });
+    assert.equal(steer.status, 503);
+    assert.match(JSON.stringify(await steer.json()), /BUSY.*leads this federation/);
+
     // Act: A collects all 20 uploads of round 1 and holds; kill -9 it there
     await a.proc.line(/fault\.hold stage=collect round=1/, 5 * MIN);
     const onA = sites.filter((s) => s.current()?.connected).length;

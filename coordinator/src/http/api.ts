@@ -70,6 +70,8 @@ const STATUS: Partial<Record<FedloraErrorCode, number>> = {
   NOT_FOUND: 404,
   CONFLICT: 409,
   RATE_LIMITED: 429,
+  // a cluster follower: the leader acts on start, pause, settings and promote
+  BUSY: 503,
 };
 
 const NO_FIELDS = z.object({}).strict();

@@ -204,8 +204,7 @@ export class Federation {
   /** Starts (or resumes) running rounds; a no-op while running. Throws CONFIG_INVALID if a stop rule already holds. */
   start(): void {
     if (this.st === 'closed') throw new FedloraError('INTERNAL', 'the coordinator is closing');
-    if (this.d.isLeader?.() === false)
-      throw new FedloraError('BUSY', 'another coordinator process leads this federation: start, pause and settings go to the leader');
+    this.requireLeader();
     if (this.st === 'running') return;
     if (this.st === 'pausing') return this.setState('running');
     const why = this.stopReason();
@@ -218,8 +217,15 @@ export class Federation {
     this.loopDone = this.loop();
   }
 
+  /** In a cluster only the leader's federation acts: a follower's would change nothing the rounds see. */
+  private requireLeader(): void {
+    if (this.d.isLeader?.() === false)
+      throw new FedloraError('BUSY', 'another coordinator process leads this federation: start, pause, settings and promote go to the leader');
+  }
+
   /** No new round starts; a round still sampling is cancelled, one already under way finishes. */
   pause(): void {
+    this.requireLeader();
     if (this.st !== 'running') return;
     this.setState(this.active && this.active.stage !== 'sample' ? 'pausing' : 'paused');
     this.availability.fire();
@@ -259,6 +265,7 @@ export class Federation {
   }
 
   updateSettings(patch: unknown): { settings: RoundSettings; stop: StopRules } {
+    this.requireLeader();
     const p = parseSettingsPatch(expandStrategyShorthand(patch, this.d.strategy.name));
     const next = applySettingsPatch({ settings: this.settings, stop: this.stop }, p);
     const name = p.strategy ?? this.d.strategy.name;
@@ -293,6 +300,7 @@ export class Federation {
 
   /** Makes `id` current (promote or roll back); the strategy state saved with it comes back too. */
   async promote(id: string): Promise<VersionRecord> {
+    this.requireLeader();
     const v = await this.d.store.promote(id);
     await this.restoreStrategy(id);
     await this.refreshView();
