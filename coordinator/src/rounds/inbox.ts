@@ -360,8 +360,10 @@ export class InboxRouter {
   private route(roundId: string): RoundInbox {
     const inbox = this.current;
     if (inbox && inbox.roundId === roundId) return inbox;
-    if (this.closedRounds.has(roundId)) throw new FedloraError('ROUND_CLOSED', 'this round is closed');
-    throw new FedloraError('WRONG_ROUND', 'no such round is running');
+    // a late or stale sender is told where the federation is now, so it can tell a lost round from a wrong one
+    const now = inbox ? `the current round is ${inbox.round} (${inbox.roundId})` : 'no round is running now';
+    if (this.closedRounds.has(roundId)) throw new FedloraError('ROUND_CLOSED', `round ${roundId} is closed; ${now}`);
+    throw new FedloraError('WRONG_ROUND', `round ${roundId} is not running; ${now}`);
   }
 
   /** An upload for the round it names; an unknown or closed round is refused without touching any round. */
