@@ -5,10 +5,10 @@
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, mkdirSync, readdirSync, readFileSync, type WriteStream } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { writeSiteFiles } from '../scripts/make-site-data';
+import { freePort } from '@fedlora/coordinator/testing-servers';
 
 export const ROOT = fileURLToPath(new URL('..', import.meta.url));
 export const COORDINATOR_BIN = join(ROOT, 'coordinator/bin/fedlora-coordinator.js');
@@ -50,16 +50,7 @@ export async function poll<T>(
   }
 }
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
+export { freePort };
 
 export interface Proc {
   name: string;

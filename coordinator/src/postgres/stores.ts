@@ -12,7 +12,7 @@ import type { StrategyState } from '@fedlora/shared/aggregation/strategy.ts';
 import { parsePublicIdentity } from '@fedlora/shared/crypto/keys.ts';
 import { decodeAdapter, encodeAdapter } from '@fedlora/shared/protocol/codec.ts';
 import { sha256Hex } from '@fedlora/shared/crypto/hash.ts';
-import type { AdapterStore, NewVersion, RoundRecord, VersionRecord } from '../registry/types';
+import { versionRecord, type AdapterStore, type NewVersion, type RoundRecord, type VersionRecord } from '../registry/types';
 import { decodeStrategyState, encodeStrategyState } from '../registry/strategy-state';
 import { hashToken, newSiteRecord, siteExists } from '../sites/registry';
 import type { PublicSiteRecord, SiteRecord, SiteStore } from '../sites/types';
@@ -92,13 +92,7 @@ export class PgAdapterStore implements AdapterStore {
         const seq = Number((await c.query<{ n: number }>('SELECT count(*)::int AS n FROM versions')).rows[0].n);
         const id = `v${seq}`;
         const native = encodeAdapter({ versionId: id, round: v.round, adapter: state });
-        const record: VersionRecord = {
-          ...v,
-          id,
-          createdAt: new Date().toISOString(),
-          sha256: await sha256Hex(native),
-          bytes: native.byteLength,
-        };
+        const record = await versionRecord(v, id, native);
         await c.query(
           'INSERT INTO versions (seq, id, round, record, native, strategy_state) VALUES ($1, $2, $3, $4, $5, $6)',
           [seq, id, v.round, record, Buffer.from(native), encodeStrategyState(strategyState) && Buffer.from(encodeStrategyState(strategyState)!)],

@@ -9,7 +9,7 @@ import { decodeAdapter, encodeAdapter } from '@fedlora/shared/protocol/codec.ts'
 import { sha256Hex } from '@fedlora/shared/crypto/hash.ts';
 import { decodeStrategyState, encodeStrategyState } from './strategy-state';
 import { readJson, writeJson, type Storage } from '../storage';
-import type { AdapterStore, NewVersion, RoundRecord, VersionRecord } from './types';
+import { versionRecord, type AdapterStore, type NewVersion, type RoundRecord, type VersionRecord } from './types';
 
 interface IndexFile {
   v: 1;
@@ -109,13 +109,7 @@ export class AdapterRegistry implements AdapterStore {
       const strategyBytes = encodeStrategyState(strategyState);
       if (strategyBytes) await this.storage.write(strategyFile(id), strategyBytes);
       await this.storage.write(adapterFile(id), native);
-      const record: VersionRecord = {
-        ...v,
-        id,
-        createdAt: new Date().toISOString(),
-        sha256: await sha256Hex(native),
-        bytes: native.byteLength,
-      };
+      const record = await versionRecord(v, id, native);
       const next: IndexFile = { ...this.index, currentId: id, versions: [...this.index.versions, record] };
       await writeJson(this.storage, INDEX, next);
       this.index = next;

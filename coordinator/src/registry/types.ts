@@ -2,6 +2,7 @@
 // adapter) and the history of rounds, and the AdapterStore interface the round loop and the API see.
 
 import type { NamedTensors } from '@fedlora/shared/tensor.ts';
+import { sha256Hex } from '@fedlora/shared/crypto/hash.ts';
 import type { StrategyState } from '@fedlora/shared/aggregation/strategy.ts';
 import type { RoundConfig } from '@fedlora/shared/protocol/messages.ts';
 
@@ -67,6 +68,11 @@ export interface RoundSecureAggregation {
 }
 
 export type NewVersion = Omit<VersionRecord, 'id' | 'createdAt' | 'sha256' | 'bytes'>;
+
+/** The record of version `id` whose native bytes are `native`: what every AdapterStore stores beside them. */
+export async function versionRecord(v: NewVersion, id: string, native: Uint8Array): Promise<VersionRecord> {
+  return { ...v, id, createdAt: new Date().toISOString(), sha256: await sha256Hex(native), bytes: native.byteLength };
+}
 
 export interface RoundFailureRecord {
   siteId: string;

@@ -366,16 +366,19 @@ export class InboxRouter {
     throw new FedloraError('WRONG_ROUND', `round ${roundId} is not running; ${now}`);
   }
 
-  /** An upload for the round it names; an unknown or closed round is refused without touching any round. */
-  upload(siteId: string, siteSigningKey: Uint8Array, req: UploadRequest): void {
-    let inbox: RoundInbox;
+  /** The inbox of an upload's round; an unknown or closed round is refused (and logged) without touching any round. */
+  private routeUpload(siteId: string, roundId: string): RoundInbox {
     try {
-      inbox = this.route(req.roundId);
+      return this.route(roundId);
     } catch (err) {
       logRejection(this.out, undefined, siteId, err);
       throw err;
     }
-    inbox.upload(siteId, siteSigningKey, req);
+  }
+
+  /** An upload for the round it names. */
+  upload(siteId: string, siteSigningKey: Uint8Array, req: UploadRequest): void {
+    this.routeUpload(siteId, req.roundId).upload(siteId, siteSigningKey, req);
   }
 
   reportFailure(siteId: string, req: ClientRequest<'round:fail'>): void {
@@ -384,14 +387,7 @@ export class InboxRouter {
 
   /** A masked upload for the secure round it names. */
   maskedUpload(siteId: string, req: ClientRequest<'secagg:upload'>): void {
-    let inbox: RoundInbox;
-    try {
-      inbox = this.route(req.roundId);
-    } catch (err) {
-      logRejection(this.out, undefined, siteId, err);
-      throw err;
-    }
-    inbox.maskedUpload(siteId, req);
+    this.routeUpload(siteId, req.roundId).maskedUpload(siteId, req);
   }
 
   siteLeft(siteId: string): void {
