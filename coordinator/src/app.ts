@@ -6,7 +6,7 @@ import { createServer, type Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createHash, randomBytes } from 'node:crypto';
 import { Server, type Namespace } from 'socket.io';
-import { FedloraError } from '@fedlora/shared/errors.ts';
+import { FedloraError, describeError } from '@fedlora/shared/errors.ts';
 import type { NamedTensors } from '@fedlora/shared/tensor.ts';
 import type { ModelFamily } from '@fedlora/shared/model/families.ts';
 import type { Strategy } from '@fedlora/shared/aggregation/strategy.ts';
@@ -29,7 +29,7 @@ import type { Clock, Evaluator } from './rounds/types';
 import { Presence, type SiteServer } from './socket/presence';
 import { roundRequests, attachSiteHandlers, type ModelFile } from './socket/site-handlers';
 import { createApi } from './http/api';
-import { AdminSessions } from './http/session';
+import { AdminSessions, SESSION_TTL_MS, type SessionStore } from './http/session';
 import { crossOriginReason } from './http/origin-check';
 import type { LoginLimits } from './http/login-limits';
 import { ActivityTracker } from './sites/activity';
@@ -77,6 +77,8 @@ export interface CoordinatorOptions {
   siteStore?: SiteStore;
   /** the coordinator id and base model record (default: coordinator.json on `storage`); shared by a cluster */
   identityStore?: IdentityStore;
+  /** console sessions (default: this process's memory); shared by a cluster */
+  sessionStore?: SessionStore;
   /**
    * several processes on one federation (cluster/): socket.io on Redis, rounds only while holding the Postgres lease.
    * The stores above must then be the shared (Postgres) ones.
@@ -203,7 +205,7 @@ export async function createCoordinator(o: CoordinatorOptions): Promise<Coordina
   }
   const id = await coordinatorIdentity(o.identityStore ?? fileIdentity(o.storage), baseModelRecord(o.task), log);
   const activity = await ActivityTracker.open(o.storage, { log });
-  const sessions = new AdminSessions(o.adminToken);
+  const sessions = new AdminSessions(o.adminToken, Date.now, SESSION_TTL_MS, o.sessionStore);
   const metrics = new CoordinatorMetrics({
     processMetrics: o.metrics?.processMetrics,
     enrolledSites: async () =>
@@ -251,16 +253,22 @@ export async function createCoordinator(o: CoordinatorOptions): Promise<Coordina
         return next(new Error('CROSS_ORIGIN'));
       }
     }
-    if (
-      t !== undefined
-        ? sessions.checkToken(t)
-        : sessions.valid(sessions.fromCookies(socket.handshake.headers.cookie))
-    ) {
-      gate.authenticated(socket.conn);
-      return next();
-    }
-    rejections.record('admin.unauthorized', socket.handshake.address, { code: 'UNAUTHORIZED', transport: 'socket.io' });
-    next(new Error('UNAUTHORIZED'));
+    const cookie = socket.handshake.headers.cookie;
+    // sessions may live in the shared database: the check is awaited (a Promise is no answer)
+    void (async () => (t !== undefined ? sessions.checkToken(t) : await sessions.valid(sessions.fromCookies(cookie))))().then(
+      (ok) => {
+        if (ok) {
+          gate.authenticated(socket.conn);
+          return next();
+        }
+        rejections.record('admin.unauthorized', socket.handshake.address, { code: 'UNAUTHORIZED', transport: 'socket.io' });
+        next(new Error('UNAUTHORIZED'));
+      },
+      (err: unknown) => {
+        log('admin.session_check_failed', { error: describeError(err) });
+        next(new Error('UNAUTHORIZED'));
+      },
+    );
   });
 
   const presence = new Presence(

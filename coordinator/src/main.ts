@@ -77,7 +77,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
     const coord = await createCoordinator({
       adminToken: c.adminToken,
       storage: new DirStorage(dataDir),
-      ...(pg ? { adapterStore: pg.adapters, siteStore: pg.sites, identityStore: { where: 'postgres', read: () => pg.identity.read(), write: (r) => pg.identity.write(r) } } : {}),
+      ...(pg ? { adapterStore: pg.adapters, siteStore: pg.sites, identityStore: { where: 'postgres', read: () => pg.identity.read(), write: (r) => pg.identity.write(r) }, sessionStore: pg.sessions } : {}),
       cluster:
         pg && c.redisUrl
           ? {

@@ -98,8 +98,8 @@ function parseRequest<R extends AdminRoute>(route: R, req: Request): RouteInput<
 
 /** Bearer token (constant-time) or a live console session cookie; anything else is 401. */
 export function adminAuth(sessions: AdminSessions, log: Logger) {
-  return (req: Request, res: Response, next: NextFunction) => {
-    if (sessions.authorize({ authorization: req.get('authorization'), cookie: req.get('cookie') }))
+  return async (req: Request, res: Response, next: NextFunction) => {
+    if (await sessions.authorize({ authorization: req.get('authorization'), cookie: req.get('cookie') }))
       return next();
     log('admin.unauthorized', { method: req.method, path: req.path });
     res.status(401).json({
@@ -142,7 +142,7 @@ export function createApi(d: ApiDeps): express.Express {
   };
 
   // the two routes that do not need a session: trading the token for one, and dropping one
-  on('POST /login', [loginRateLimit(loginLimits, d.log), loginLockoutCheck(lockout)], ({ body }, req, res) => {
+  on('POST /login', [loginRateLimit(loginLimits, d.log), loginLockoutCheck(lockout)], async ({ body }, req, res) => {
     const address = loginAddress(req);
     if (!sessions.checkToken(body.token)) {
       const locked = lockout.failed(address);
@@ -153,12 +153,12 @@ export function createApi(d: ApiDeps): express.Express {
     // behind a TLS-terminating proxy the coordinator itself sees http; only the browser's own request carries the
     // header, so trusting it here can only add the Secure flag, never remove it
     const https = req.secure || req.get('x-forwarded-proto') === 'https';
-    res.set('Set-Cookie', sessions.cookie(sessions.create(), https));
+    res.set('Set-Cookie', sessions.cookie(await sessions.create(), https));
     d.log('admin.login', { address });
     res.json({ ok: true });
   });
-  on('POST /logout', [], (_input, req, res) => {
-    sessions.destroy(sessions.fromCookies(req.get('cookie')));
+  on('POST /logout', [], async (_input, req, res) => {
+    await sessions.destroy(sessions.fromCookies(req.get('cookie')));
     res.set('Set-Cookie', sessions.clearCookie());
     res.json({ ok: true });
   });

@@ -23,24 +23,24 @@ test('when a token is checked, then only the exact admin token passes', () => {
   assert.equal(s.checkToken(42), false);
 });
 
-test('when a session is created, then its cookie authorizes until it expires or is destroyed', () => {
+test('when a session is created, then its cookie authorizes until it expires or is destroyed', async () => {
   let now = 1_000_000;
   const s = new AdminSessions(TOKEN, () => now, 60_000);
-  const id = s.create();
+  const id = await s.create();
   assert.match(id, /^[A-Za-z0-9_-]{43}$/, '32 random bytes, base64url');
   const cookie = `other=1; ${SESSION_COOKIE}=${id}`;
-  assert.equal(s.authorize({ cookie }), true);
-  assert.equal(s.authorize({ cookie: `${SESSION_COOKIE}=${id}x` }), false);
+  assert.equal(await s.authorize({ cookie }), true);
+  assert.equal(await s.authorize({ cookie: `${SESSION_COOKIE}=${id}x` }), false);
   // a wrong Bearer header is refused even next to a good cookie: an explicit credential is never overridden
-  assert.equal(s.authorize({ cookie, authorization: 'Bearer wrong-wrong-wrong-wrong' }), false);
-  assert.equal(s.authorize({ authorization: `Bearer ${TOKEN}` }), true);
+  assert.equal(await s.authorize({ cookie, authorization: 'Bearer wrong-wrong-wrong-wrong' }), false);
+  assert.equal(await s.authorize({ authorization: `Bearer ${TOKEN}` }), true);
   now += 59_999;
-  assert.equal(s.valid(id), true);
+  assert.equal(await s.valid(id), true);
   now += 1;
-  assert.equal(s.valid(id), false, 'expired at exactly ttl');
-  const id2 = s.create();
-  s.destroy(id2);
-  assert.equal(s.valid(id2), false);
+  assert.equal(await s.valid(id), false, 'expired at exactly ttl');
+  const id2 = await s.create();
+  await s.destroy(id2);
+  assert.equal(await s.valid(id2), false);
 });
 
 test('when the cookie is written, then it is HttpOnly, SameSite=Strict, path /, and Secure only over https', () => {
@@ -53,11 +53,11 @@ test('when the cookie is written, then it is HttpOnly, SameSite=Strict, path /, 
   assert.match(s.clearCookie(), /Max-Age=0/);
 });
 
-test('when more than 256 sessions are created, then the oldest is dropped first', () => {
+test('when more than 256 sessions are created, then the oldest is dropped first', async () => {
   const s = new AdminSessions(TOKEN);
-  const first = s.create();
-  const second = s.create();
-  for (let i = 0; i < 255; i++) s.create();
-  assert.equal(s.valid(first), false);
-  assert.equal(s.valid(second), true);
+  const first = await s.create();
+  const second = await s.create();
+  for (let i = 0; i < 255; i++) await s.create();
+  assert.equal(await s.valid(first), false);
+  assert.equal(await s.valid(second), true);
 });

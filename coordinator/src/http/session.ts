@@ -1,6 +1,8 @@
 // Admin sessions for the web console: POST /api/login trades the admin token for a random session id kept
 // server-side and sent back as an HttpOnly, SameSite=Strict cookie, so the token never sits in page JS storage or a
 // URL. The REST API and the /admin socket.io namespace accept either `Authorization: Bearer <token>` or the cookie.
+// Sessions live in a SessionStore: this process's memory by default, the shared database when several coordinator
+// processes serve one console (a login on one is valid on all, a logout on one ends it everywhere).
 
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 
@@ -37,15 +39,44 @@ export function bearerToken(authorization: string | undefined): string | undefin
   return /^Bearer (.+)$/.exec(authorization ?? '')?.[1];
 }
 
+/**
+ * Where sessions are kept, by the hash of their id (a store's contents never hand out a live cookie), each with its
+ * expiry in epoch ms. Callers await every method.
+ */
+export interface SessionStore {
+  put(idHash: string, expiresAt: number, now: number): Promise<void>;
+  /** the expiry, or undefined for an unknown session */
+  get(idHash: string): Promise<number | undefined>;
+  delete(idHash: string): Promise<void>;
+}
+
+/** One process's sessions, bounded: if someone with the token logs in in a loop, the oldest go first. */
+export class MemorySessionStore implements SessionStore {
+  private readonly sessions = new Map<string, number>();
+
+  async put(idHash: string, expiresAt: number, now: number): Promise<void> {
+    for (const [k, exp] of this.sessions) if (exp <= now) this.sessions.delete(k);
+    while (this.sessions.size >= MAX_SESSIONS) this.sessions.delete(this.sessions.keys().next().value as string);
+    this.sessions.set(idHash, expiresAt);
+  }
+
+  async get(idHash: string): Promise<number | undefined> {
+    return this.sessions.get(idHash);
+  }
+
+  async delete(idHash: string): Promise<void> {
+    this.sessions.delete(idHash);
+  }
+}
+
 export class AdminSessions {
   private readonly expected: Buffer;
-  /** session id hash → expiry (ms); ids are hashed so that a heap dump does not hand out live cookies */
-  private readonly sessions = new Map<string, number>();
 
   constructor(
     adminToken: string,
     private readonly now: () => number = Date.now,
     readonly ttlMs = SESSION_TTL_MS,
+    private readonly store: SessionStore = new MemorySessionStore(),
   ) {
     this.expected = digest(adminToken);
   }
@@ -56,30 +87,27 @@ export class AdminSessions {
   }
 
   /** A new session id (256 random bits). */
-  create(): string {
+  async create(): Promise<string> {
     const id = randomBytes(32).toString('base64url');
     const t = this.now();
-    for (const [k, exp] of this.sessions) if (exp <= t) this.sessions.delete(k);
-    while (this.sessions.size >= MAX_SESSIONS)
-      this.sessions.delete(this.sessions.keys().next().value as string);
-    this.sessions.set(digest(id).toString('hex'), t + this.ttlMs);
+    await this.store.put(digest(id).toString('hex'), t + this.ttlMs, t);
     return id;
   }
 
-  valid(id: string | undefined): boolean {
+  async valid(id: string | undefined): Promise<boolean> {
     if (!id) return false;
     const k = digest(id).toString('hex');
-    const exp = this.sessions.get(k);
+    const exp = await this.store.get(k);
     if (exp === undefined) return false;
     if (exp <= this.now()) {
-      this.sessions.delete(k);
+      await this.store.delete(k);
       return false;
     }
     return true;
   }
 
-  destroy(id: string | undefined): void {
-    if (id) this.sessions.delete(digest(id).toString('hex'));
+  async destroy(id: string | undefined): Promise<void> {
+    if (id) await this.store.delete(digest(id).toString('hex'));
   }
 
   /** The session id carried by a Cookie header, if any. */
@@ -88,7 +116,7 @@ export class AdminSessions {
   }
 
   /** true if the request proves the admin: a Bearer token or a live session cookie */
-  authorize(h: { authorization?: string; cookie?: string }): boolean {
+  async authorize(h: { authorization?: string; cookie?: string }): Promise<boolean> {
     const token = bearerToken(h.authorization);
     if (token !== undefined) return this.checkToken(token);
     return this.valid(this.fromCookies(h.cookie));

@@ -10,6 +10,7 @@ import { skipUnlessServers, startPostgres, type TestServer } from '../testing-se
 import { adapterStoreContract, siteStoreContract } from '../store-contract';
 import { migrate, migrations } from './migrate';
 import { openPostgresStores, type PostgresStores } from './stores';
+import { AdminSessions } from '../http/session';
 
 const skip = skipUnlessServers('postgres');
 let server: TestServer | null = null;
@@ -81,5 +82,28 @@ test('when a round already has a version, then a second version of that round is
     assert.deepEqual((await stores.adapters.list()).map((x) => x.id), ['v0', 'v1']);
   } finally {
     await stores.close();
+  }
+});
+
+test('when two coordinator processes share the session table, then a login on one is valid on the other, and a logout on one ends it on both', { skip }, async () => {
+  const url = await freshDatabase();
+  const [a, b] = [await openPostgresStores(url), await openPostgresStores(url)];
+  try {
+    let now = 1_000_000;
+    const onA = new AdminSessions('admin-token-for-tests-0123456789', () => now, 60_000, a.sessions);
+    const onB = new AdminSessions('admin-token-for-tests-0123456789', () => now, 60_000, b.sessions);
+    const id = await onA.create();
+    assert.equal(await onB.valid(id), true);
+    assert.equal(await onB.valid(id + 'x'), false);
+    const stored = (await a.pool.query<{ id_hash: string }>('SELECT id_hash FROM admin_sessions')).rows;
+    assert.ok(stored.length === 1 && stored[0].id_hash !== id, 'only a hash of the id is stored');
+    await onB.destroy(id);
+    assert.equal(await onA.valid(id), false);
+    const later = await onA.create();
+    now += 60_000;
+    assert.equal(await onB.valid(later), false, 'expired at exactly the ttl');
+  } finally {
+    await a.close();
+    await b.close();
   }
 });

@@ -17,6 +17,7 @@ import { decodeStrategyState, encodeStrategyState } from '../registry/strategy-s
 import { hashToken, newSiteRecord, siteExists } from '../sites/registry';
 import type { PublicSiteRecord, SiteRecord, SiteStore } from '../sites/types';
 import { migrate } from './migrate';
+import type { SessionStore } from '../http/session';
 
 const UNIQUE_VIOLATION = '23505';
 
@@ -220,10 +221,30 @@ export class PgIdentity {
   }
 }
 
+/** Console sessions in the shared database (expired rows are swept when a session is created). */
+export class PgSessionStore implements SessionStore {
+  constructor(private readonly pool: Pool) {}
+
+  async put(idHash: string, expiresAt: number, now: number): Promise<void> {
+    await this.pool.query('DELETE FROM admin_sessions WHERE expires_at <= $1', [now]);
+    await this.pool.query('INSERT INTO admin_sessions (id_hash, expires_at) VALUES ($1, $2)', [idHash, expiresAt]);
+  }
+
+  async get(idHash: string): Promise<number | undefined> {
+    const r = await this.pool.query<{ expires_at: string }>('SELECT expires_at FROM admin_sessions WHERE id_hash = $1', [idHash]);
+    return r.rows[0] ? Number(r.rows[0].expires_at) : undefined;
+  }
+
+  async delete(idHash: string): Promise<void> {
+    await this.pool.query('DELETE FROM admin_sessions WHERE id_hash = $1', [idHash]);
+  }
+}
+
 export interface PostgresStores {
   adapters: PgAdapterStore;
   sites: PgSiteStore;
   identity: PgIdentity;
+  sessions: PgSessionStore;
   pool: Pool;
   close(): Promise<void>;
 }
@@ -243,6 +264,7 @@ export async function openPostgresStores(url: string, o: { max?: number } = {}):
     adapters: new PgAdapterStore(pool),
     sites: new PgSiteStore(pool),
     identity: new PgIdentity(pool),
+    sessions: new PgSessionStore(pool),
     pool,
     close: () => pool.end(),
   };
