@@ -42,7 +42,15 @@ export function openSocket(url: string, transport: 'websocket' | 'polling' = 'we
  */
 export async function enrollSites(url: string, names: string[], keys?: SiteKeys, concurrency = 16): Promise<SiteIdentity[]> {
   const api = adminApi(url);
-  const s = await openSocket(url);
+  // the coordinator closes a connection that has not authenticated within its deadline (30 s by default), so a long
+  // enrollment reopens it
+  let s = openSocket(url);
+  const socket = async () => {
+    const open = await s;
+    if (open.connected) return open;
+    open.close();
+    return (s = openSocket(url));
+  };
   const out: SiteIdentity[] = new Array(names.length);
   let next = 0;
   const worker = async () => {
@@ -52,15 +60,18 @@ export async function enrollSites(url: string, names: string[], keys?: SiteKeys,
         body: JSON.stringify({ name: names[i] }),
       });
       const k = keys ?? generateSiteKeys();
-      const a = await ask(s, 'site:enroll', { token: r.joinToken, siteId: r.siteId, ...publicIdentity(k) }, 60_000);
-      if (!a.ok) throw new Error(`site:enroll ${names[i]}: ${a.code} ${a.message}`);
+      const req = { token: r.joinToken, siteId: r.siteId, ...publicIdentity(k) };
+      // a request lost to that close is sent again on the new connection (the token was not used)
+      const a = await ask(await socket(), 'site:enroll', req, 60_000).catch(async () => ask(await socket(), 'site:enroll', req, 60_000));
+      // TOKEN_USED after a resend: the first one arrived, with these keys
+      if (!a.ok && a.code !== 'TOKEN_USED') throw new Error(`site:enroll ${names[i]}: ${a.code} ${a.message}`);
       out[i] = { siteId: r.siteId, keys: k };
     }
   };
   try {
     await Promise.all(Array.from({ length: concurrency }, worker));
   } finally {
-    s.close();
+    (await s).close();
   }
   return out;
 }
