@@ -81,3 +81,60 @@ test('when a revoked site is created again, then the same record takes a new tok
     newKeys.signingPublicKey,
   );
 });
+
+/** MemoryStorage that counts writes and can be told to fail the next one */
+class CountingStorage extends MemoryStorage {
+  writes = 0;
+  failNext = false;
+  override async write(name: string, data: Uint8Array | string): Promise<void> {
+    await new Promise((r) => setTimeout(r, 1)); // a write takes time, as a real fsync does
+    this.writes++;
+    if (this.failNext) {
+      this.failNext = false;
+      throw new Error('disk full');
+    }
+    return super.write(name, data);
+  }
+}
+
+test('when 500 sites are created at once, then their changes are group-committed in far fewer writes and all are kept', async () => {
+  const storage = new CountingStorage();
+  const reg = await SiteRegistry.open(storage);
+
+  const made = await Promise.all(Array.from({ length: 500 }, (_, i) => reg.create(`site ${i}`)));
+  await Promise.all(made.map((m) => reg.enroll(m.joinToken, publicIdentity(generateSiteKeys()))));
+
+  // one write per enrollment made enrolling n sites O(n²) in bytes written; groups bound it
+  assert.ok(storage.writes <= 10, `${storage.writes} writes for 1,000 changes`);
+  const again = await SiteRegistry.open(storage);
+  assert.equal(again.list().length, 500);
+  assert.equal(again.list().filter((s) => s.enrolledAt).length, 500);
+  assert.deepEqual(
+    again.list().slice(0, 3).map((s) => s.id),
+    ['site-0', 'site-1', 'site-2'],
+  );
+});
+
+test('when the write of a group fails, then every change of that group is refused and none is kept', async () => {
+  const storage = new CountingStorage();
+  const reg = await SiteRegistry.open(storage);
+  await reg.create('kept');
+  storage.failNext = true;
+
+  const results = await Promise.allSettled([reg.create('lost-a'), reg.create('lost-b')]);
+
+  assert.deepEqual(
+    results.map((r) => r.status),
+    ['rejected', 'rejected'],
+  );
+  assert.deepEqual(
+    reg.list().map((s) => s.id),
+    ['kept'],
+  );
+  // the names are free again, and the next change writes normally
+  await reg.create('lost-a');
+  assert.deepEqual(
+    (await SiteRegistry.open(storage)).list().map((s) => s.id),
+    ['kept', 'lost-a'],
+  );
+});
