@@ -9,14 +9,17 @@
 //               floats, built without loading the model) opened, checked and accumulated as the coordinator does
 //               (rounds/upload.ts openUpload + FedAvg), vs a plain Float32Array sum of the same deltas.
 
+import { useNativeEd25519 } from '@fedlora/shared/node/native-ed25519.ts';
 import { generateBoxKeyPair, generateSiteKeys } from '@fedlora/shared/crypto/keys.ts';
 import { createStrategy } from '@fedlora/shared/aggregation/index.ts';
-import { makeUpload, tinyAdapter } from '@fedlora/coordinator/testing';
+import { makeUpload } from '@fedlora/coordinator/testing';
 import type { NamedTensors } from '@fedlora/shared/tensor.ts';
 import { NonceLog, openUpload } from '../coordinator/src/rounds/upload.ts';
 import { adminApi, adminFeed } from '../tests/admin-client.ts';
-import { startMeasuredCoordinator, type ProcessSample } from '../tests/measured-coordinator.ts';
-import { enrollSites, FakeSocketSite } from '../tests/socket-sites.ts';
+import { startMeasuredCoordinator, type MeasuredCoordinator, type ProcessSample } from '../tests/measured-coordinator.ts';
+import { startSiteSwarm, type SwarmStatus } from '../tests/site-swarm.ts';
+import { enrollSites } from '../tests/socket-sites.ts';
+import { serverUnavailable, startPostgres, startRedis } from '@fedlora/coordinator/testing-servers';
 
 type Out = (line: string) => void;
 const mib = (b: number) => (b / 2 ** 20).toFixed(0);
@@ -46,6 +49,8 @@ function delta(shapes: Record<string, number[]>, seed: number): NamedTensors {
 }
 
 export async function benchAggregateUploads(out: Out, n = 1000): Promise<void> {
+  // as createCoordinator does: OpenSSL's Ed25519 for the signatures (shared/src/crypto/ed25519.ts)
+  useNativeEd25519();
   const shapes = defaultAdapterShapes();
   const params = Object.values(shapes).reduce((a, s) => a + s.reduce((x, y) => x * y, 1), 0);
   const site = generateSiteKeys();
@@ -120,7 +125,7 @@ export async function benchAggregateUploads(out: Out, n = 1000): Promise<void> {
   out(`\n## Aggregating ${n} uploads of the default adapter (${params} floats, ${((params * 4) / 1e6).toFixed(3)} MB fp32 each; sealed upload ${uploads[0].envelope.ciphertext.byteLength} bytes)`);
   out('| what | ms | per upload, ms | vs reference |');
   out('|---|---|---|---|');
-  out(`| full coordinator path: openUpload (Ed25519 verify, X25519 box open, decode, checks) + FedAvg | ${fullMs.toFixed(0)} | ${(fullMs / n).toFixed(2)} | ${(fullMs / refMs).toFixed(1)}x |`);
+  out(`| full coordinator path: openUpload (Ed25519 verify in OpenSSL, X25519 box open, decode, checks) + FedAvg | ${fullMs.toFixed(0)} | ${(fullMs / n).toFixed(2)} | ${(fullMs / refMs).toFixed(1)}x |`);
   out(`| of which openUpload | ${openMs.toFixed(0)} | ${(openMs / n).toFixed(2)} | ${(openMs / refMs).toFixed(1)}x |`);
   out(`| FedAvg alone (streaming weighted sum, finish; best of 3) | ${fedavgMs.toFixed(0)} | ${(fedavgMs / n).toFixed(3)} | ${(fedavgMs / refMs).toFixed(2)}x |`);
   out(`| reference: plain weighted Float32Array sum of the same deltas (best of 3) | ${refMs.toFixed(0)} | ${(refMs / n).toFixed(3)} | 1.00x |`);
@@ -137,111 +142,149 @@ interface Stage {
   updates: number;
   roundMs: number;
   healthzMs: number;
-  sample: ProcessSample;
+  disconnects: number;
+  coordinators: ProcessSample[];
+  swarm: SwarmStatus;
 }
 
-/** Grows one coordinator's authenticated sockets to each count and runs one round at each. */
-export async function benchSockets(out: Out, counts: number[], ackTimeoutS = 30): Promise<void> {
+export interface SocketBenchOptions {
+  /** 1: one process on its own stores in memory; 2: two processes on Postgres + Redis (a throwaway server each) */
+  coordinators?: 1 | 2;
+  ackTimeoutS?: number;
+}
+
+/**
+ * Grows the authenticated sockets of one coordinator (or of two on one federation) to each count and runs one round
+ * at each. The sites live in a process of their own (tests/site-swarm.ts); with two coordinators they are spread over
+ * both in turn, as a load balancer would, and the round runs on the leader.
+ */
+export async function benchSockets(out: Out, counts: number[], o: SocketBenchOptions = {}): Promise<void> {
+  const ackTimeoutS = o.ackTimeoutS ?? 30;
+  const nCoord = o.coordinators ?? 1;
   const max = Math.max(...counts);
-  const coord = await startMeasuredCoordinator({
-    rounds: 0,
-    storage: 'memory',
-    settings: { sitesPerRound: { kind: 'fraction', value: 1 }, minSites: 1, sampleWaitS: 0, deadlineS: 120, ackTimeoutS, maxDeltaNorm: 10 },
-  });
-  const sites: FakeSocketSite[] = [];
-  const api = adminApi(coord.url);
-  const feed = await adminFeed(coord.url);
+  const settings = { sitesPerRound: { kind: 'fraction' as const, value: 1 }, minSites: 1, sampleWaitS: 0, deadlineS: 300, ackTimeoutS, maxDeltaNorm: 10 };
+  const cleanup: (() => Promise<void>)[] = [];
   try {
+    const coords: MeasuredCoordinator[] = [];
+    if (nCoord === 1) coords.push(await startMeasuredCoordinator({ rounds: 0, storage: 'memory', settings }));
+    else {
+      const pg = await startPostgres();
+      cleanup.push(() => pg.stop());
+      const redis = await startRedis();
+      cleanup.push(() => redis.stop());
+      for (const nodeId of ['a', 'b']) {
+        coords.push(await startMeasuredCoordinator({ rounds: 0, settings, cluster: { databaseUrl: pg.url, redisUrl: redis.url, nodeId } }));
+        // a takes the lease before b starts: the leader is known
+        if (nodeId === 'a')
+          for (const until = Date.now() + 60_000; ; await new Promise((r) => setTimeout(r, 200))) {
+            const put = await adminApi(coords[0].url).call('/api/settings', { method: 'PUT', body: JSON.stringify({ rounds: 0 }) });
+            if (put.status === 200) break;
+            if (Date.now() > until) throw new Error(`coordinator a did not take the lease: ${put.status}`);
+          }
+      }
+    }
+    for (const c of coords) cleanup.push(() => c.close());
+    const leader = coords[0];
+    const urls = coords.map((c) => c.url);
+    const api = adminApi(leader.url);
+    const feed = await adminFeed(leader.url);
+    cleanup.push(async () => feed.close());
+    const swarm = await startSiteSwarm();
+    cleanup.push(() => swarm.close());
+
     const keys = generateSiteKeys();
-    // each site uploads a tiny delta (the fake task's 30-float adapter), so that every round makes a version
-    const siteOpts = (ackTimeoutMs: number) => ({ ackTimeoutMs, delta: () => tinyAdapter(1e-4) });
     const t0 = performance.now();
-    const ids = await enrollSites(coord.url, Array.from({ length: max }, (_, i) => `Load ${i + 1}`), keys, 8);
+    const ids = await enrollSites(leader.url, Array.from({ length: max }, (_, i) => `Load ${i + 1}`), keys, 16);
     const enrollS = (performance.now() - t0) / 1000;
-    const idle = await coord.sample();
+    process.stderr.write(`load: enrolled ${max} sites in ${enrollS.toFixed(0)} s\n`);
+    const idle = await Promise.all(coords.map((c) => c.sample()));
     const stages: Stage[] = [];
     let round = 0;
+    let connected = 0;
     const runRound = async (n: number) => {
       round++;
-      for (const s of sites) s.configures = 0;
+      await swarm.reset();
       const seen = feed.events.filter((e) => e.event === 'round:end').length;
-      const ended = (async () => {
-        for (const until = Date.now() + ackTimeoutS * 4000 + 120_000; Date.now() < until; await new Promise((r) => setTimeout(r, 20))) {
-          const ends = feed.events.filter((e) => e.event === 'round:end');
-          if (ends.length > seen) return ends[seen].data;
-        }
-        throw new Error(`round ${round} did not end`);
-      })();
       const put = await api.call('/api/settings', { method: 'PUT', body: JSON.stringify({ rounds: round }) });
       if (put.status !== 200) throw new Error(`PUT /api/settings: ${put.status} ${await put.text()}`);
-      const t = performance.now();
+      const t = Date.now();
       const start = await api.call('/api/federation/start', { method: 'POST' });
       if (start.status !== 200) throw new Error(`start: ${start.status} ${await start.text()}`);
-      // every connected site got its configure (client side), or the ack timeout passed
       let configureMs = NaN;
-      let roundMs = NaN;
-      while (performance.now() - t < ackTimeoutS * 1000) {
-        if (sites.every((s) => s.configures > 0)) {
-          configureMs = performance.now() - t;
-          break;
+      for (const until = t + ackTimeoutS * 4000 + 300_000; ; await new Promise((r) => setTimeout(r, 50))) {
+        const ends = feed.events.filter((e) => e.event === 'round:end');
+        const st = await swarm.status();
+        // every connected site got its configure (client side): the time of the last one
+        if (Number.isNaN(configureMs) && st.configured >= st.connected && st.connected > 0) configureMs = st.lastConfigureAt - t;
+        if (ends.length > seen) {
+          const record = ends[seen].data as { sampled: number; updates: number; outcome: string };
+          return { configureMs, configured: st.configured, sampled: record.sampled, updates: record.updates, roundMs: Date.now() - t, n };
         }
-        await new Promise((r) => setTimeout(r, 5));
+        if (Date.now() > until) throw new Error(`round ${round} did not end`);
       }
-      const record = (await ended.finally(() => (roundMs = performance.now() - t))) as { sampled: number; updates: number; outcome: string; failures: { code: string }[] };
-      return { configureMs, configured: sites.filter((s) => s.configures > 0).length, sampled: record.sampled, updates: record.updates, roundMs, n };
     };
     const reference = await (async () => {
-      for (let i = 0; i < 10; i++) sites.push(await FakeSocketSite.connect(coord.url, ids[i], siteOpts(60_000)));
+      const r = await swarm.connect([leader.url], ids.slice(0, 10), { ackTimeoutMs: 60_000 });
+      connected = r.connected;
       return runRound(10);
     })();
     for (const n of [...counts].sort((a, b) => a - b)) {
       const tc = performance.now();
-      let failed = 0;
-      let next = sites.length;
-      // at most 24 at a time: the coordinator admits 32 unauthenticated connections per address
-      await Promise.all(
-        Array.from({ length: 24 }, async () => {
-          for (let i = next++; i < n; i = next++)
-            await FakeSocketSite.connect(coord.url, ids[i], siteOpts(120_000)).then((s) => sites.push(s), () => failed++);
-        }),
-      );
+      const before = await swarm.status();
+      // at most 24 at a time per coordinator: each admits 32 unauthenticated connections per address
+      const r = await swarm.connect(urls, ids.slice(connected, n), { concurrency: 24 * urls.length, ackTimeoutMs: 120_000 });
+      connected = n;
+      if (r.failed.length > 0) process.stderr.write(`load: failures connecting, e.g. ${r.failed.join('; ')}\n`);
       const connectS = (performance.now() - tc) / 1000;
-      const r = await runRound(n);
+      const rr = await runRound(n);
       const h0 = performance.now();
-      await (await fetch(`${coord.url}/healthz`)).arrayBuffer();
+      await (await fetch(`${leader.url}/healthz`)).arrayBuffer();
       const healthzMs = performance.now() - h0;
-      const authenticated = sites.filter((s) => s.connected).length;
-      stages.push({ sockets: n, connectS, authenticated, ...r, healthzMs, sample: await coord.sample() });
-      process.stderr.write(`load: ${n} sockets: ${authenticated} authenticated (${failed} failed), configure to all in ${r.configureMs.toFixed(0)} ms\n`);
+      const st = await swarm.status();
+      stages.push({ sockets: n, connectS, authenticated: st.connected, ...rr, healthzMs, disconnects: st.disconnects - before.disconnects, coordinators: await Promise.all(coords.map((c) => c.sample())), swarm: st });
+      process.stderr.write(
+        `load: ${n} sockets: ${st.connected} connected of ${st.sites} ready (${n - st.sites} failed to connect), configure to ${rr.configured} in ${rr.configureMs.toFixed(0)} ms, round ${rr.sampled} sampled / ${rr.updates} aggregated in ${(rr.roundMs / 1000).toFixed(1)} s\n`,
+      );
     }
-    out(`\n## Concurrent authenticated site sockets on one coordinator (ack timeout ${ackTimeoutS} s; enrolling ${max} sites took ${enrollS.toFixed(0)} s)`);
-    out('| sockets | authenticated | configure reached | sampled / updates aggregated (round record) | configure to all, ms | vs 10 sites | whole round (all uploads), s | /healthz, ms | coordinator RSS, MiB | heap, MiB | connect + auth of the stage, s | healthy |');
-    out('|---|---|---|---|---|---|---|---|---|---|---|---|');
-    out(`| 10 (reference) | 10 | ${reference.configured} | ${reference.sampled} / ${reference.updates} | ${reference.configureMs.toFixed(0)} | 1.0x | ${(reference.roundMs / 1000).toFixed(1)} | | ${mib(idle.rss)} (idle) | ${mib(idle.heapUsed)} (idle) | | |`);
+    const where = nCoord === 1 ? 'one coordinator' : 'two coordinators (Postgres + Redis, sites spread over both, round on the leader)';
+    out(`\n## Concurrent authenticated site sockets on ${where} (ack timeout ${ackTimeoutS} s; enrolling ${max} sites took ${enrollS.toFixed(0)} s; sites in their own process)`);
+    out('| sockets | connected after the round | configure reached | sampled / updates aggregated (round record) | configure to all, ms | vs 10 sites | whole round (all uploads), s | /healthz, ms | coordinator RSS, MiB | heap, MiB | sites process RSS, MiB | connect + auth of the stage, s | disconnects | healthy |');
+    out('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|');
+    const list = (xs: number[]) => xs.map(mib).join(' + ');
+    out(`| 10 (reference) | 10 | ${reference.configured} | ${reference.sampled} / ${reference.updates} | ${reference.configureMs.toFixed(0)} | 1.0x | ${(reference.roundMs / 1000).toFixed(1)} | | ${list(idle.map((x) => x.rss))} (idle) | ${list(idle.map((x) => x.heapUsed))} (idle) | | | | |`);
     for (const s of stages) {
-      const healthy = s.authenticated === s.sockets && s.configured === s.sockets && s.sampled === s.sockets;
-      out(`| ${s.sockets} | ${s.authenticated} | ${s.configured} | ${s.sampled} / ${s.updates} | ${s.configureMs.toFixed(0)} | ${(s.configureMs / reference.configureMs).toFixed(1)}x | ${(s.roundMs / 1000).toFixed(1)} | ${s.healthzMs.toFixed(0)} | ${mib(s.sample.rss)} | ${mib(s.sample.heapUsed)} | ${s.connectS.toFixed(0)} | ${healthy ? 'yes' : 'NO'} |`);
+      const healthy = s.authenticated === s.sockets && s.configured === s.sockets && s.sampled === s.sockets && s.updates === s.sockets && s.disconnects === 0;
+      out(
+        `| ${s.sockets} | ${s.authenticated} | ${s.configured} | ${s.sampled} / ${s.updates} | ${s.configureMs.toFixed(0)} | ${(s.configureMs / reference.configureMs).toFixed(1)}x | ${(s.roundMs / 1000).toFixed(1)} | ${s.healthzMs.toFixed(0)} | ${list(s.coordinators.map((x) => x.rss))} | ${list(s.coordinators.map((x) => x.heapUsed))} | ${mib(s.swarm.rss)} | ${s.connectS.toFixed(0)} | ${s.disconnects} | ${healthy ? 'yes' : 'NO'} |`,
+      );
     }
   } finally {
-    feed.close();
-    for (const s of sites) s.close();
-    await coord.close();
+    for (const c of cleanup.reverse()) await c().catch(() => {});
   }
 }
 
-export async function runLoadBench(out: Out, opts: { sockets?: number[]; uploads?: number } = {}): Promise<void> {
+export async function runLoadBench(out: Out, opts: { sockets?: number[]; uploads?: number; coordinators?: (1 | 2)[] } = {}): Promise<void> {
   if (opts.uploads !== 0) await benchAggregateUploads(out, opts.uploads ?? 1000);
-  await benchSockets(out, opts.sockets ?? [1000, 5000, 10_000]);
-  out('\nTwo coordinators behind the Redis adapter: not measured yet (issue 18, waiting for the scale-out).');
+  for (const n of opts.coordinators ?? [1, 2]) {
+    if (n === 2) {
+      const why = serverUnavailable('postgres') ?? serverUnavailable('redis');
+      if (why) {
+        out(`\nTwo coordinators: skipped (${why})`);
+        continue;
+      }
+    }
+    await benchSockets(out, opts.sockets ?? [1000, 5000, 10_000], { coordinators: n });
+  }
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   const { parseCommandLineOrExit } = await import('@fedlora/shared/node/command-line.ts');
-  const { values: f } = parseCommandLineOrExit('load-bench', 'npx tsx scripts/load-bench.ts [--sockets 1000,5000,10000] [--uploads 1000 (0: skip)]', process.argv.slice(2), {
+  const { values: f } = parseCommandLineOrExit('load-bench', 'npx tsx scripts/load-bench.ts [--sockets 1000,5000,10000] [--uploads 1000 (0: skip)] [--coordinators 1,2]', process.argv.slice(2), {
     sockets: { type: 'string', default: '1000,5000,10000' },
     uploads: { type: 'string', default: '1000' },
+    coordinators: { type: 'string', default: '1,2' },
   });
   console.log(`# fedlora load benchmark (${new Date().toISOString()}, ${process.platform} ${process.arch}, node ${process.version})`);
-  await runLoadBench((l) => console.log(l), { sockets: f.sockets.split(',').map(Number), uploads: Number(f.uploads) });
+  await runLoadBench((l) => console.log(l), { sockets: f.sockets.split(',').map(Number), uploads: Number(f.uploads), coordinators: f.coordinators.split(',').map((x) => (x === '2' ? 2 : 1)) });
   process.exit(0);
 }

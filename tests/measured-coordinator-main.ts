@@ -5,7 +5,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createCoordinator, DirStorage, MemoryStorage, DEFAULT_SETTINGS, DEFAULT_STOP, hashModelFiles, silentLogger } from '@fedlora/coordinator';
+import { createCoordinator, openPostgresStores, DirStorage, MemoryStorage, DEFAULT_SETTINGS, DEFAULT_STOP, hashModelFiles, silentLogger } from '@fedlora/coordinator';
 import { tinyFakeTask, writeTinyModelDir } from '@fedlora/coordinator/testing';
 import { createStrategy } from '@fedlora/shared/aggregation/index.ts';
 import { ADMIN_TOKEN } from './federation-harness';
@@ -14,9 +14,19 @@ import type { MeasuredOptions, ProcessSample } from './measured-coordinator';
 const opts = JSON.parse(process.env.FEDLORA_MEASURED ?? '{}') as MeasuredOptions;
 const dir = mkdtempSync(join(tmpdir(), 'fedlora-measured-'));
 const modelDir = writeTinyModelDir(dir);
+const pg = opts.cluster ? await openPostgresStores(opts.cluster.databaseUrl) : null;
 const coord = await createCoordinator({
   adminToken: ADMIN_TOKEN,
   storage: opts.storage === 'memory' ? new MemoryStorage() : new DirStorage(join(dir, 'data')),
+  ...(pg && opts.cluster
+    ? {
+        adapterStore: pg.adapters,
+        siteStore: pg.sites,
+        identityStore: { where: 'postgres', read: () => pg.identity.read(), write: (r) => pg.identity.write(r) },
+        sessionStore: pg.sessions,
+        cluster: { redisUrl: opts.cluster.redisUrl, pool: pg.pool, nodeId: opts.cluster.nodeId },
+      }
+    : {}),
   strategy: createStrategy('fedavg', {}),
   settings: { ...DEFAULT_SETTINGS, ...opts.settings } as typeof DEFAULT_SETTINGS,
   stop: { ...DEFAULT_STOP, rounds: opts.rounds },
@@ -43,7 +53,7 @@ function sample(): ProcessSample {
 process.on('message', (msg: { id: number; type: 'sample' | 'close' }) => {
   if (msg.type === 'sample') process.send?.({ id: msg.id, sample: sample() });
   if (msg.type === 'close')
-    void coord.close().finally(() => {
+    void coord.close().then(() => pg?.pool.end()).finally(() => {
       rmSync(dir, { recursive: true, force: true });
       process.send?.({ id: msg.id, closed: true });
       process.exit(0);

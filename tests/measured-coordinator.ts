@@ -11,6 +11,8 @@ export interface MeasuredOptions {
   rounds: number;
   storage?: 'dir' | 'memory';
   edge?: CoordinatorOptions['edge'];
+  /** one of several processes on one federation: stores in Postgres, socket.io on Redis (coordinator/src/cluster) */
+  cluster?: { databaseUrl: string; redisUrl: string; nodeId: string };
 }
 
 export interface ProcessSample {

@@ -100,6 +100,8 @@ export interface FakeSiteOptions {
   /** called with each upload request before it is sent (the fuzz replays them) */
   onUpload?: (req: unknown) => void;
   ackTimeoutMs?: number;
+  /** called on each round:configure (the load run times the last one) */
+  onConfigure?: (site: FakeSocketSite) => void;
 }
 
 /** An authenticated, ready site whose trainer is a fixed delta. */
@@ -133,6 +135,7 @@ export class FakeSocketSite {
     const s = this.socket;
     s.on('round:configure', (m: { roundId: string; round: number; coordinatorBoxPublicKey: ArrayBuffer }, ack: (a: unknown) => void) => {
       this.configures++;
+      this.opts.onConfigure?.(this);
       this.cfg = { roundId: m.roundId, round: m.round, coordinatorBoxPublicKey: new Uint8Array(m.coordinatorBoxPublicKey) };
       ack({ ok: true, data: { accepted: true } });
     });

@@ -1,6 +1,7 @@
 // fedlora-site: the site agent's command line. One file per command under commands/, each with parse() and run().
 
 import { usageErrorText, USAGE_EXIT_CODE } from '@fedlora/shared/node/command-line.ts';
+import { useNativeEd25519 } from '@fedlora/shared/node/native-ed25519.ts';
 import { describeError, FedloraError, isFedloraError } from '@fedlora/shared/errors.ts';
 import * as trainLocal from './commands/train-local';
 import * as inspect from './commands/inspect';
@@ -30,6 +31,8 @@ function usage(): string {
 }
 
 export async function main(argv: string[]): Promise<number> {
+  // OpenSSL's Ed25519 for the challenge and upload signatures (shared/src/crypto/ed25519.ts)
+  useNativeEd25519();
   const [name, ...rest] = argv;
   if (!name || name === '--help' || name === '-h' || name === 'help') {
     console.log(usage());

@@ -14,6 +14,7 @@ import type { StrategyName } from '@fedlora/shared/aggregation/index.ts';
 import type { LoraConfig } from '@fedlora/shared/lora/config.ts';
 import type { Pooling } from '@fedlora/shared/model/classifier.ts';
 import { LIMITS } from '@fedlora/shared/protocol/limits.ts';
+import { useNativeEd25519 } from '@fedlora/shared/node/native-ed25519.ts';
 import type { Manifest } from '@fedlora/shared/protocol/manifest.ts';
 import { readJson, writeJson, type Storage } from './storage';
 import { silentLogger, type Logger } from './log';
@@ -195,6 +196,8 @@ export async function createCoordinator(o: CoordinatorOptions): Promise<Coordina
   if (typeof o.adminToken !== 'string' || o.adminToken.length < 16)
     throw new FedloraError('CONFIG_INVALID', 'the admin token must be at least 16 characters');
   const log = o.log ?? silentLogger;
+  // OpenSSL's Ed25519: a challenge per connecting site and a signature per upload (shared/src/crypto/ed25519.ts)
+  useNativeEd25519();
   const store = o.adapterStore ?? (await AdapterRegistry.open(o.storage));
   const sites = o.siteStore ?? (await SiteRegistry.open(o.storage));
   for (const p of o.presetSites ?? []) {

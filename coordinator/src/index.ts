@@ -22,3 +22,4 @@ export type { Clock, Evaluator, RoundTransport } from './rounds/types';
 export type { AdminServerEvents } from './socket/admin-events';
 export { SiteRegistry } from './sites/registry';
 export type { PublicSiteRecord, SiteRecord, SiteStore } from './sites/types';
+export { openPostgresStores, type PostgresStores } from './postgres/stores';

@@ -11,6 +11,7 @@ import { FedloraError } from '../errors';
 import { LIMITS } from '../protocol/limits';
 import { bytesSchema, IdSchema, parseWith } from '../protocol/schemas';
 import { bytesEqual, concatLengthPrefixed, utf8Bytes } from './bytes';
+import { signDetached, verifyDetached } from './ed25519';
 import { BOX_KEY_BYTES, BOX_NONCE_BYTES, SIGNATURE_BYTES, SIGN_PUBLIC_KEY_BYTES, type KeyPair } from './keys';
 
 /** Domain separation: a signature made for an envelope can never verify as an auth challenge, and vice versa. */
@@ -69,7 +70,7 @@ export function sealAndSign(payload: Uint8Array, o: SealOptions): Envelope {
   const ciphertext = nacl.box(payload, nonce, o.recipientBoxPublicKey, ephemeral.secretKey);
   ephemeral.secretKey.fill(0); // nobody, the sender included, needs it again
   const body = { roundId: o.roundId, ephemeralPublicKey: ephemeral.publicKey, nonce, ciphertext };
-  const signature = nacl.sign.detached(signedBytes(body, o.recipientBoxPublicKey), o.signing.secretKey);
+  const signature = signDetached(signedBytes(body, o.recipientBoxPublicKey), o.signing.secretKey);
   return {
     v: 1,
     ...body,
@@ -97,12 +98,24 @@ export function openAndVerify(envelope: unknown, o: OpenOptions): Uint8Array {
     throw new FedloraError('WRONG_ROUND', 'envelope is for another round');
   if (e.sitePublicKey && !bytesEqual(e.sitePublicKey, o.expectedSigningPublicKey))
     throw new FedloraError('BAD_SIGNATURE', "envelope was signed by another key than the site's");
-  const recipient = nacl.box.keyPair.fromSecretKey(o.recipientSecretKey).publicKey;
-  if (!nacl.sign.detached.verify(signedBytes(e, recipient), e.signature, o.expectedSigningPublicKey))
+  const recipient = publicKeyOf(o.recipientSecretKey);
+  if (!verifyDetached(signedBytes(e, recipient), e.signature, o.expectedSigningPublicKey))
     throw new FedloraError('BAD_SIGNATURE', 'envelope signature does not verify');
   const payload = nacl.box.open(e.ciphertext, e.nonce, e.ephemeralPublicKey, o.recipientSecretKey);
   if (!payload) throw new FedloraError('DECRYPT_FAILED', "envelope does not decrypt with this round's key");
   return payload;
+}
+
+// the round's public key per secret key object: a coordinator opens every upload of a round with the same one, and
+// deriving it is an X25519 scalar multiplication (~0.6 ms in tweetnacl)
+const recipientPublicKeys = new WeakMap<Uint8Array, Uint8Array>();
+function publicKeyOf(secretKey: Uint8Array): Uint8Array {
+  let pk = recipientPublicKeys.get(secretKey);
+  if (!pk) {
+    pk = nacl.box.keyPair.fromSecretKey(secretKey).publicKey;
+    recipientPublicKeys.set(secretKey, pk);
+  }
+  return pk;
 }
 
 /** 32 random bytes for the coordinator to send to a connecting site. */
@@ -123,7 +136,7 @@ export function signChallenge(
   ctx: { siteId: string; coordinatorId: string },
   signingSecretKey: Uint8Array,
 ): Uint8Array {
-  return nacl.sign.detached(challengeBytes(challenge, ctx.siteId, ctx.coordinatorId), signingSecretKey);
+  return signDetached(challengeBytes(challenge, ctx.siteId, ctx.coordinatorId), signingSecretKey);
 }
 
 export function verifyChallenge(
@@ -134,7 +147,7 @@ export function verifyChallenge(
 ): boolean {
   if (challenge.length !== CHALLENGE_BYTES || signature.length !== SIGNATURE_BYTES) return false;
   if (signingPublicKey.length !== SIGN_PUBLIC_KEY_BYTES) return false;
-  return nacl.sign.detached.verify(
+  return verifyDetached(
     challengeBytes(challenge, ctx.siteId, ctx.coordinatorId),
     signature,
     signingPublicKey,

@@ -5,6 +5,9 @@
 // tfjs backend selection for Node (tfjs-node, Dawn's WebGPU, wasm, cpu)
 export * from './backend';
 
+// OpenSSL's Ed25519 in place of tweetnacl's (crypto/ed25519.ts)
+export * from './native-ed25519';
+
 // strict command-line parsing shared by every CLI
 export * from './command-line';
 

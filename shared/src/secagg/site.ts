@@ -5,6 +5,7 @@
 import nacl from 'tweetnacl';
 import { FedloraError } from '../errors';
 import { bytesEqual } from '../crypto/bytes';
+import { signDetached } from '../crypto/ed25519';
 import type { KeyPair } from '../crypto/keys';
 import type { NamedTensors } from '../tensor';
 import { boxSharedKey, verifyEd25519 } from './curve';
@@ -88,7 +89,7 @@ export class SecAggSite {
       siteId,
       encryptionPublicKey: this.encryption.publicKey,
       maskPublicKey: this.mask.publicKey,
-      signature: nacl.sign.detached(signed, this.o.identity.secretKey),
+      signature: signDetached(signed, this.o.identity.secretKey),
     };
   }
 
@@ -157,7 +158,7 @@ export class SecAggSite {
     const live = this.liveNeighbours(req.survivors).length;
     if (live < this.threshold) throw refuse(`the survivor list names ${live} of this site's neighbours, fewer than the threshold ${this.threshold}`);
     this.signedList = survivorListSignedBytes(ctx, req.survivors);
-    return { siteId, signature: nacl.sign.detached(this.signedList, this.o.identity.secretKey) };
+    return { siteId, signature: signDetached(this.signedList, this.o.identity.secretKey) };
   }
 
   /**
