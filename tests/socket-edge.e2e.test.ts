@@ -6,6 +6,7 @@
 
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -145,7 +146,10 @@ test('when an unauthenticated peer sends a frame over the small frame limit, the
   assert.ok(Math.abs(native.adapter['classifier.bias'].data[0] - 0.03) < 1e-7, String(native.adapter['classifier.bias'].data[0]));
 });
 
-test('when parts come unauthenticated, out of order or over the budget, then each is refused with its code and nothing is held', async () => {
+/** SHA-256 of 1,000 zero bytes: the data of the hand-made parts below */
+const ZEROS_SHA256 = createHash('sha256').update(new Uint8Array(1000)).digest('hex');
+
+test('when parts come unauthenticated, out of order, damaged or over the budget, then each is refused with its code and nothing is held', async () => {
   // Arrange: room for one 3,000-byte request at a time
   const { url } = await coordinator({ maxPartedBytes: 3000 });
   const anon = await open(url);
@@ -156,6 +160,8 @@ test('when parts come unauthenticated, out of order or over the budget, then eac
     count: 3,
     totalBytes: 2500,
     data: new Uint8Array(1000),
+    sha256: ZEROS_SHA256,
+    requestSha256: ZEROS_SHA256,
     ...over,
   });
 
@@ -181,6 +187,12 @@ test('when parts come unauthenticated, out of order or over the budget, then eac
   const last = await ask(s2, 'frame:part', part({ id: 'request-0004', count: 1, totalBytes: 1000 }));
   assert.equal(last.code, 'BAD_MESSAGE');
   assert.match(last.message ?? '', /msgpack|update:upload/);
+  // a part whose bytes do not match its sha256 (one byte flipped in transit) is HASH_MISMATCH and nothing is held
+  const flipped = new Uint8Array(1000);
+  flipped[500] = 1;
+  assert.equal((await ask(s2, 'frame:part', part({ id: 'request-0005', data: flipped }))).code, 'HASH_MISMATCH');
+  assert.equal((await ask(s2, 'frame:part', part({ id: 'request-0005', index: 1 }))).code, 'BAD_MESSAGE'); // dropped
+  assert.deepEqual(await ask(s, 'frame:part', part({ id: 'request-0006' })), { ok: true, data: { received: 1 } });
 });
 
 test('when one address opens more unauthenticated connections than the cap, then further handshakes are refused until one authenticates, and a connection that never authenticates is closed at its deadline', async () => {

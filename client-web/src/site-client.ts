@@ -1,5 +1,5 @@
 // The browser site: the same protocol as the Node agent (client-node/src/agent/site-agent.ts) through the same shared
-// code: enroll/authenticate (shared/src/connection/session.ts), model:chunk download with SHA-256 (connection/model-download.ts),
+// code: enroll/authenticate (shared/src/connection/session.ts), model:chunk download with per-chunk and whole-file SHA-256 (connection/model-chunk.ts, model-download.ts),
 // label mapping (data/site-data.ts) and the round handler (round/round-handler.ts). Only the socket, the IndexedDB
 // store and the UI events are browser-specific. The data set stays in the tab: only sealed deltas leave.
 
@@ -35,6 +35,7 @@ import {
   type Pooling,
   type RoundEvent,
   type ServerToClientEvents,
+  verifiedChunkSource,
 } from '@fedlora/shared';
 import type { SiteStore } from './store';
 import type { WebBackendInfo } from './backend';
@@ -224,17 +225,8 @@ export class BrowserSite {
     const key = JSON.stringify([manifest.baseModel.files, manifest.lora, manifest.labels, pooling]);
     if (!this.model || this.modelKey !== key) {
       const files: ModelFiles = {};
-      const source = {
-        fetchChunk: async (path: string, offset: number, length: number) => {
-          const r = await request(ack, 'model:chunk', { path, offset, length });
-          if (r.path !== path || r.offset !== offset)
-            throw new FedloraError(
-              'BAD_MESSAGE',
-              `model:chunk: asked for ${path}@${offset}, got ${r.path}@${r.offset}`,
-            );
-          return r.data;
-        },
-      };
+      // every chunk checked against its own sha256 as it arrives (the same check as the Node agent's)
+      const source = verifiedChunkSource((req) => request(ack, 'model:chunk', req));
       for (const f of manifest.baseModel.files) {
         const cached = await this.o.store.modelFile(f);
         if (cached) {

@@ -164,12 +164,14 @@ test('when a join token is reused or unknown, or a signature is forged, then the
   assert.equal(ok.data.manifest.maxSeqLength, 64);
   // an authenticated site can download the base model in chunks; the bytes hash to the manifest's sha256
   const f = ok.data.manifest.baseModel.files.find((x: { path: string }) => x.path === 'model.safetensors');
-  const parts: Uint8Array[] = [];
-  for (let off = 0; off < f.bytes; off += 1024)
-    parts.push(
-      new Uint8Array((await ask(s, 'model:chunk', { path: f.path, offset: off, length: 1024 })).data.data),
-    );
+  // …and each chunk hashes to the sha256 its reply carries
   const { createHash } = await import('node:crypto');
+  const parts: Uint8Array[] = [];
+  for (let off = 0; off < f.bytes; off += 1024) {
+    const r = (await ask(s, 'model:chunk', { path: f.path, offset: off, length: 1024 })).data;
+    parts.push(new Uint8Array(r.data));
+    assert.equal(createHash('sha256').update(parts.at(-1) as Uint8Array).digest('hex'), r.sha256);
+  }
   assert.equal(createHash('sha256').update(Buffer.concat(parts)).digest('hex'), f.sha256);
   assert.equal(
     (await ask(s, 'model:chunk', { path: 'secrets.txt', offset: 0, length: 10 })).code,

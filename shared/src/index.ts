@@ -63,6 +63,7 @@ export * from './training/recipe';
 export * from './connection/session';
 export * from './connection/backoff';
 export * from './connection/model-download';
+export * from './connection/model-chunk';
 
 // a site's round protocol: its steps and the round handler
 // (participant's assertFinite, a check inside buildUpload, stays a deep import: the root's is aggregation's)

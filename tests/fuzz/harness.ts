@@ -5,6 +5,7 @@
 // notification without an ack. The honest sites upload halfway through the frames; the version they make must be
 // exactly their example-weighted mean. Used by tests/fuzz.e2e.test.ts (500 frames) and `npm run fuzz` (10,000).
 
+import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -32,6 +33,9 @@ import { ask, authenticate, enrollSites, FakeSocketSite, openSocket, type RoundK
 import { EVENT_NAMES, fuzzFrame, hostileJson, mutate, type AnyConn, type FuzzFrame } from './frames';
 
 /** the admin API's documented error codes (docs/API.md), INTERNAL excluded: bad input must never produce it */
+/** SHA-256 of 1,000 zero bytes: the frame:part template's data, so mutations start from a part that verifies */
+const ZEROS_SHA256 = createHash('sha256').update(new Uint8Array(1000)).digest('hex');
+
 export const HTTP_CODES = ['BAD_MESSAGE', 'CONFIG_INVALID', 'UNAUTHORIZED', 'CROSS_ORIGIN', 'NOT_FOUND', 'CONFLICT', 'FRAME_TOO_LARGE', 'RATE_LIMITED'];
 export const SOCKET_CODES: string[] = PEER_VISIBLE_CODES.filter((c) => c !== 'INTERNAL');
 /** honest sites: bias deltas and example counts; the version must be (10·0.01 + 30·0.03) / 40 = 0.025 */
@@ -154,7 +158,7 @@ export async function runFuzz(opts: { frames: number; seed: number; progress?: (
         'round:fail': [{ roundId: roundKey.roundId, code: 'DATA_INVALID', message: 'fuzz' }],
         'adapter:fetch': [{ versionId: 'v0' }, { versionId: 'latest' }],
         'model:chunk': [{ path: 'model.safetensors', offset: 0, length: 64 }],
-        'frame:part': [{ id: 'fuzz-request-1', event: 'update:upload', index: 0, count: 2, totalBytes: 2000, data: new Uint8Array(1000) }],
+        'frame:part': [{ id: 'fuzz-request-1', event: 'update:upload', index: 0, count: 2, totalBytes: 2000, data: new Uint8Array(1000), sha256: ZEROS_SHA256, requestSha256: ZEROS_SHA256 }],
       };
     };
     // the attackers' own valid requests, replayed later: a used join token, a spent challenge signature

@@ -83,7 +83,8 @@ async function fakeCoordinator(opts: { corruptHash?: boolean } = {}) {
     handle('model:chunk', (raw) => {
       const r = parseClientRequest('model:chunk', raw);
       const b = readFileSync(join(DEFAULT_MODEL_DIR, r.path));
-      return { path: r.path, offset: r.offset, totalBytes: b.length, data: new Uint8Array(b.subarray(r.offset, r.offset + r.length)) };
+      const data = new Uint8Array(b.subarray(r.offset, r.offset + r.length));
+      return { path: r.path, offset: r.offset, totalBytes: b.length, data, sha256: createHash('sha256').update(data).digest('hex') };
     });
     handle('adapter:fetch', () => ({ versionId: 'v0', adapter: adapterBytes, adapterSha256 }));
     handle('site:ready', async (raw) => {

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { FedloraError } from '@fedlora/shared/errors.ts';
 import type { Manifest } from '@fedlora/shared/protocol/manifest.ts';
 import { DEFAULT_MODEL_DIR } from '@fedlora/shared/node/default-model.ts';
+import { verifiedChunkSource } from '@fedlora/shared/connection/model-chunk.ts';
 import { progressBar, type Progress } from '../progress';
 import { request, type SiteSocket } from './connection';
 import { checkModelFiles, describeProblems, downloadBaseModel, type ModelChunkSource } from './model-check';
@@ -70,14 +71,10 @@ export async function resolveBaseModelDir(manifest: Manifest, o: BaseModelOption
   return downloaded;
 }
 
-/** 'model:chunk' requests over the authenticated socket, each reply checked to be the chunk asked for. */
+/**
+ * 'model:chunk' requests over the authenticated socket, each reply checked to be the chunk asked for and to match
+ * its own sha256 (refetched when it does not), by the browser site's check (shared connection/model-chunk.ts).
+ */
 export function chunkSource(socket: SiteSocket, timeoutMs?: number): ModelChunkSource {
-  return {
-    async fetchChunk(path, offset, length) {
-      const r = await request(socket, 'model:chunk', { path, offset, length }, timeoutMs);
-      if (r.path !== path || r.offset !== offset)
-        throw new FedloraError('BAD_MESSAGE', `model:chunk: asked for ${path}@${offset}, got ${r.path}@${r.offset}`);
-      return r.data;
-    },
-  };
+  return verifiedChunkSource((req) => request(socket, 'model:chunk', req, timeoutMs));
 }

@@ -2,6 +2,7 @@
 // every rejection is one log line (ids and codes only, never tokens or keys) with no state change. Until a socket
 // has proved its identity (auth:challenge + auth:prove) it may only enroll or authenticate.
 
+import { createHash } from 'node:crypto';
 import { open } from 'node:fs/promises';
 import nacl from 'tweetnacl';
 import { FedloraError, describeError } from '@fedlora/shared/errors.ts';
@@ -252,7 +253,9 @@ export function attachSiteHandlers(io: SiteServer, d: SiteHandlerDeps): void {
         await fh.close();
       }
       d.sent?.('model', n);
-      return { path: f.path, offset: req.offset, totalBytes: f.bytes, data };
+      // hashed as read, so the site can tell a chunk damaged on the way from one sent as it is (connection/model-chunk.ts)
+      const sha256 = createHash('sha256').update(data).digest('hex');
+      return { path: f.path, offset: req.offset, totalBytes: f.bytes, data, sha256 };
     });
 
     // a request too large for one frame, in parts; the last part is answered like the event it carries

@@ -86,7 +86,7 @@ export async function request<E extends ClientEventName>(
   timeoutMs = DEFAULT_REQUEST_TIMEOUT_MS,
   opts: RequestOptions = {},
 ): Promise<ClientReply<E>> {
-  const parts = isPartedEvent(event) ? splitRequest(event, payload, opts.partBytes) : [];
+  const parts = isPartedEvent(event) ? await splitRequest(event, payload, opts.partBytes) : [];
   if (parts.length <= 1) return parseClientReply(event, await sendOnce(socket, event, payload, timeoutMs));
   for (const part of parts.slice(0, -1)) parseClientReply('frame:part', await sendOnce(socket, 'frame:part', part, timeoutMs));
   return parseClientReply(event, await sendOnce(socket, 'frame:part', parts[parts.length - 1], timeoutMs));

@@ -3,12 +3,15 @@
 // frame before the peer is authenticated; only authenticated sites may send parts, only for PARTED_EVENTS, and
 // the coordinator bounds what it holds (coordinator/src/socket/frame-assembly.ts). The request is packed with
 // msgpack (binary fields stay binary), split, and on the last part unpacked and answered like the event itself.
+// Each part carries the SHA-256 of its own bytes and of the whole packed request: the coordinator refuses a damaged
+// part at once (HASH_MISMATCH) and drops the partial request, and checks the joined bytes before it parses them.
 
 import { Packr, Unpackr } from 'msgpackr';
 import { z } from 'zod';
 import { FedloraError } from '../errors';
 import { LIMITS } from './limits';
-import { bytesSchema } from './schemas';
+import { sha256Hex } from '../crypto/hash';
+import { bytesSchema, Sha256HexSchema } from './schemas';
 
 /** Events whose request may be sent in parts: the ones that carry an update (sealed, or masked under SecAgg). */
 export const PARTED_EVENTS = ['update:upload', 'secagg:upload'] as const;
@@ -30,6 +33,14 @@ export const FramePartSchema = z
     count: z.number().int().min(1).max(LIMITS.maxFrameParts),
     totalBytes: z.number().int().min(1).max(MAX_PARTED_BYTES),
     data: bytesSchema({ max: LIMITS.framePartBytes }),
+    /** SHA-256 (hex) of this part's `data` */
+    sha256: Sha256HexSchema,
+    /**
+     * SHA-256 (hex) of the whole packed request, the same in every part. In every part rather than the first only:
+     * the schema stays one shape for all parts (no field that is required at index 0 and absent after), each part
+     * is checked against the first like count and size, and 64 characters per ≤ 512 KiB part cost nothing.
+     */
+    requestSha256: Sha256HexSchema,
   })
   .strict()
   .refine((p) => p.index < p.count, { message: 'index must be below count', path: ['index'] })
@@ -50,14 +61,15 @@ function randomId(): string {
 }
 
 /**
- * The request packed and cut into parts of at most `partBytes` (default LIMITS.framePartBytes). One part means
- * the request fits a frame: the caller then sends the event itself.
+ * The request packed and cut into parts of at most `partBytes` (default LIMITS.framePartBytes), each with its hash
+ * and the whole request's. One part means the request fits a frame: the caller then sends the event itself.
+ * Async because SHA-256 comes from WebCrypto (crypto/hash.ts), which the browser site needs.
  */
-export function splitRequest(
+export async function splitRequest(
   event: PartedEvent,
   payload: unknown,
   partBytes: number = LIMITS.framePartBytes,
-): FramePart[] {
+): Promise<FramePart[]> {
   if (!Number.isInteger(partBytes) || partBytes < 1 || partBytes > LIMITS.framePartBytes)
     throw new FedloraError('CONFIG_INVALID', `part size must be an integer in [1, ${LIMITS.framePartBytes}]`);
   const bytes = new Uint8Array(packr.pack(payload)); // copy: msgpackr returns a view into its reused buffer
@@ -70,18 +82,17 @@ export function splitRequest(
       `${event} would need ${count} parts of ${partBytes} bytes, over ${LIMITS.maxFrameParts}: use larger parts`,
     );
   const id = randomId();
-  return Array.from({ length: count }, (_, index) => ({
-    id,
-    event,
-    index,
-    count,
-    totalBytes: bytes.length,
-    data: bytes.subarray(index * partBytes, Math.min(bytes.length, (index + 1) * partBytes)),
-  }));
+  const requestSha256 = await sha256Hex(bytes);
+  const parts: FramePart[] = [];
+  for (let index = 0; index < count; index++) {
+    const data = bytes.subarray(index * partBytes, Math.min(bytes.length, (index + 1) * partBytes));
+    parts.push({ id, event, index, count, totalBytes: bytes.length, data, sha256: await sha256Hex(data), requestSha256 });
+  }
+  return parts;
 }
 
-/** The request the parts carried (unvalidated: the caller parses it with the event's schema). */
-export function joinParts(parts: readonly Uint8Array[], totalBytes: number): unknown {
+/** The parts' bytes in order, exactly `totalBytes` of them (else BAD_MESSAGE); unpackRequest reads them. */
+export function joinParts(parts: readonly Uint8Array[], totalBytes: number): Uint8Array {
   const bytes = new Uint8Array(totalBytes);
   let at = 0;
   for (const p of parts) {
@@ -91,6 +102,11 @@ export function joinParts(parts: readonly Uint8Array[], totalBytes: number): unk
   }
   if (at !== totalBytes)
     throw new FedloraError('BAD_MESSAGE', `parts hold ${at} bytes, ${totalBytes} were announced`);
+  return bytes;
+}
+
+/** The request the joined parts carried (unvalidated: the caller parses it with the event's schema). */
+export function unpackRequest(bytes: Uint8Array): unknown {
   try {
     return unpackr.unpack(bytes);
   } catch (err) {

@@ -264,8 +264,13 @@ export const ModelChunkReplySchema = z
     /** the whole file's size; the site stops when offset + data.length reaches it, then checks the sha256 */
     totalBytes: z.number().int().min(0),
     data: bytesSchema({ max: LIMITS.maxModelChunkBytes }),
+    /** SHA-256 (hex) of `data`, computed by the coordinator as it read them: the site checks every chunk as it
+     * arrives (connection/model-chunk.ts) and fetches a bad one again, before the manifest's whole-file check */
+    sha256: Sha256HexSchema,
   })
   .strict();
+export type ModelChunkRequest = z.output<typeof ModelChunkRequestSchema>;
+export type ModelChunkReply = z.output<typeof ModelChunkReplySchema>;
 
 export { MetricsSchema, NoData };
 
