@@ -15,29 +15,50 @@ const sites: FakeSocketSite[] = [];
 const configuredAt = new Map<FakeSocketSite, number>();
 let disconnects = 0;
 
-async function connectAll(urls: string[], identities: SiteIdentity[], concurrency: number, ackTimeoutMs: number): Promise<{ connected: number; failed: string[] }> {
+let retries = 0;
+
+/** Connects and readies each site, retrying a refused connection a few times with backoff, as the agent does. */
+async function connectAll(urls: string[], identities: SiteIdentity[], concurrency: number, ackTimeoutMs: number): Promise<{ connected: number; failed: string[]; retries: number }> {
   let next = 0;
   const failed: string[] = [];
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      for (let i = next++; i < identities.length; i = next++) {
-        // sites spread over the coordinators in turn, as a load balancer would
-        const url = urls[i % urls.length];
-        await FakeSocketSite.connect(url, identities[i], {
+  const retriesBefore = retries;
+  const connectOne = async (i: number) => {
+    // sites spread over the coordinators in turn, as a load balancer would
+    const url = urls[i % urls.length];
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const s = await FakeSocketSite.connect(url, identities[i], {
           ackTimeoutMs,
           delta: () => tinyAdapter(1e-4),
-          onConfigure: (s) => configuredAt.set(s, Date.now()),
-        }).then(
-          (s) => {
-            sites.push(s);
-            s.socket.on('disconnect', () => disconnects++);
-          },
-          (err: unknown) => failed.push(`${identities[i].siteId}: ${err instanceof Error ? err.message : String(err)}`),
-        );
+          onConfigure: (x) => configuredAt.set(x, Date.now()),
+        });
+        sites.push(s);
+        s.socket.on('disconnect', () => disconnects++);
+        return;
+      } catch (err) {
+        if (attempt === 5) {
+          failed.push(`${identities[i].siteId}: ${describeConnectError(err)}`);
+          return;
+        }
+        retries++;
+        await new Promise((r) => setTimeout(r, 200 * 2 ** attempt * (0.5 + Math.random())));
       }
+    }
+  };
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      for (let i = next++; i < identities.length; i = next++) await connectOne(i);
     }),
   );
-  return { connected: sites.length, failed: failed.slice(0, 5) };
+  return { connected: sites.length, failed: failed.slice(0, 5), retries: retries - retriesBefore };
+}
+
+/** socket.io-client's connect_error says 'websocket error'; the cause (an HTTP refusal, a reset) is in its description */
+function describeConnectError(err: unknown): string {
+  if (!(err instanceof Error)) return String(err);
+  const d = (err as Error & { description?: unknown }).description;
+  const why = d instanceof Error ? d.message : typeof d === 'object' && d && 'message' in d ? String((d as { message: unknown }).message) : '';
+  return why ? `${err.message} (${why})` : err.message;
 }
 
 function status(): SwarmStatus {

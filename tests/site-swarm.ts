@@ -27,7 +27,7 @@ export interface SwarmStatus {
 
 export interface SiteSwarm {
   /** connects and readies `identities`, spread over `urls` in turn; resolves when each has succeeded or failed */
-  connect(urls: string[], identities: SiteIdentity[], o?: { concurrency?: number; ackTimeoutMs?: number }): Promise<{ connected: number; failed: string[] }>;
+  connect(urls: string[], identities: SiteIdentity[], o?: { concurrency?: number; ackTimeoutMs?: number }): Promise<{ connected: number; failed: string[]; retries: number }>;
   /** forgets the configures received so far */
   reset(): Promise<void>;
   status(): Promise<SwarmStatus>;
@@ -63,6 +63,7 @@ export async function startSiteSwarm(): Promise<SiteSwarm> {
       (await call({ type: 'connect', urls, identities, concurrency: o.concurrency ?? 24, ackTimeoutMs: o.ackTimeoutMs ?? 120_000 })) as unknown as {
         connected: number;
         failed: string[];
+        retries: number;
       },
     reset: async () => void (await call({ type: 'reset' })),
     status: async () => (await call({ type: 'status' })).status as SwarmStatus,

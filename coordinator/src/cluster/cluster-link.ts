@@ -79,13 +79,22 @@ export class ClusterLink {
       try {
         req = { event: wire.event, siteId: wire.siteId, payload: unpack(z.unknown(), { packed: Buffer.from(String(wire.packed), 'base64') }, `forwarded ${wire.event}`, MAX_PARTED_BYTES) };
       } catch (err) {
-        return cb({ leader: true, ack: ackError(err) });
+        return cb({ leader: true, ack: this.refused(wire, err) });
       }
       h.handle(req).then(
         () => cb({ leader: true, ack: { ok: true, data: {} } }),
-        (err: unknown) => cb({ leader: true, ack: ackError(err) }),
+        (err: unknown) => cb({ leader: true, ack: this.refused(wire, err) }),
       );
     }) as never);
+  }
+
+  /** The answer to a refused forwarded request, logged here: the site's own process only relays the answer, so the
+   * leader, which decided, is where an operator looks for why (the same fields as a local rejection's line). */
+  private refused(wire: WireRequest, err: unknown): Ack<unknown> {
+    const ack = ackError(err);
+    // an INTERNAL answer hides the cause from the peer, not from the operator
+    this.log('cluster.forwarded_refused', { event: String(wire.event), siteId: String(wire.siteId), code: ack.code, error: ack.code === 'INTERNAL' ? describeError(err) : ack.message });
+    return ack;
   }
 
   /** Puts socket.io on the Redis adapter at `redisUrl` (the URL never reaches a log: it may hold a password). */
