@@ -1,6 +1,7 @@
 // `npm run bench`: performance figures, each against a reference measured in the same run.
 //   step        training step at the PyTorch yardstick's shape (4 layers, H 256, seq 64, batch 16, LoRA r8 q,v) in
-//               tfjs-wasm (1 thread, and main + worker threads) vs ../shared/reference/train_step_torch.py (2 threads)
+//               tfjs-wasm (1 thread, and main + worker threads) and WebGPU when it starts, with kernels, GPU dispatches
+//               and syncs per step (scripts/step-bench.ts), vs ../shared/reference/train_step_torch.py (2 threads)
 //   target      time to a held-out accuracy target on the default data (and Banking77 when ../shared has it), with
 //               dynamic padding, vs the same number of fixed-length (64) steps at the reference's measured step time
 //   aggregate   FedAvg of N ∈ {10, 100, 1000} deltas of the default adapter size: ms and MB/s
@@ -13,15 +14,14 @@ import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
-import { initNodeBackend } from '@fedlora/shared/node/backend.ts';
+import { initNodeBackend, type BackendInfo } from '@fedlora/shared/node/backend.ts';
 import { loadLocalModel } from '@fedlora/shared/node/model/local-model.ts';
 import { DEFAULT_MODEL_DIR } from '@fedlora/shared/node/default-model.ts';
 import { DEFAULT_RECIPE } from '@fedlora/shared/training/recipe.ts';
-import { trainClassifier, evaluateClassifier } from '@fedlora/shared/training/trainer.ts';
+import { trainClassifier, evaluateClassifier, DEFAULT_LOSS_EVERY } from '@fedlora/shared/training/trainer.ts';
 import { WorkerGradientPool } from '@fedlora/shared/node/training/parallel.ts';
 import { encodeDataset } from '@fedlora/shared/training/encode.ts';
 import { classificationReport } from '@fedlora/shared/training/metrics.ts';
-import type { EncodedExample } from '@fedlora/shared/training/batches.ts';
 import { loadSpamAssassin, spamAssassinEvalSubset } from '@fedlora/shared/node/data/spam-assassin.ts';
 import { loadBanking77, sharedDataDir } from '@fedlora/shared/node/data/public-datasets.ts';
 import type { LabeledDataset } from '@fedlora/shared/data/dataset.ts';
@@ -33,13 +33,15 @@ import type { NamedTensors } from '@fedlora/shared/tensor.ts';
 import { encode as msgpack } from 'msgpackr';
 import { exitWithUsageError, parseCommandLineOrExit } from '@fedlora/shared/node/command-line.ts';
 import { FedloraError } from '@fedlora/shared/errors.ts';
+import { measureStep, stepExamples, stepModel, STEP_LABELS, type StepMeasurement } from './step-bench.ts';
 
 const SECTIONS = ['step', 'target', 'aggregate', 'bytes', 'load'];
 const DEFAULT_SECTIONS = ['step', 'aggregate', 'bytes'];
 const HELP = `npm run bench [-- section…]
   Performance figures, each against a reference measured in the same run (markdown tables on stdout).
   sections: step target aggregate bytes load   (default: step aggregate bytes; \`target\` and \`load\` take minutes)
-    step        one training step at the PyTorch yardstick's shape, 1 thread and main + worker threads
+    step        one training step at the PyTorch yardstick's shape, 1 thread and main + worker threads, and webgpu
+                when it starts (SwiftShader: set VK_ICD_FILENAMES; counted at 2 × 16); kernels and syncs per step
     target      time to a held-out accuracy target (SpamAssassin; Banking77 when ../shared has it)
     aggregate   FedAvg of 10, 100, 1000 deltas of the default adapter size
     bytes       bytes per site per round (fp32 / fp16 / int8 sealed update) vs the full model
@@ -67,37 +69,56 @@ function torchReference(): { msPerStep: number; samplesPerSecond: number } | str
 
 async function benchStep(): Promise<void> {
   out('\n## Training step at the reference shape (batch 16 × seq 64, LoRA r8 on query/value, 4 layers, H 256)');
-  const backend = await initNodeBackend({ log: () => {} });
-  const labels = ['a', 'b', 'c', 'd'];
   const lora = DEFAULT_RECIPE.lora;
-  const m = loadLocalModel({ modelDir: DEFAULT_MODEL_DIR, lora, labels, pooling: 'cls' });
-  // fixed-length random ids (the reference pads to a fixed 64, so padding is irrelevant here)
-  const examples: EncodedExample[] = Array.from({ length: 16 * 12 }, (_, i) => ({
-    inputIds: Array.from({ length: 64 }, (_, j) => 5 + ((i * 7919 + j * 104729) % 15990)),
-    tokenTypeIds: new Array(64).fill(0),
-    label: i % 4,
-  }));
-  const measure = async (helpers: number) => {
-    const pool = helpers
-      ? await WorkerGradientPool.start(helpers, { backend: backend.name, modelDir: DEFAULT_MODEL_DIR, lora, labels, pooling: 'cls', examples, padId: 0 })
-      : undefined;
-    await trainClassifier(m.classifier, examples.slice(0, 32), 0, { epochs: 1, batchSize: 16, learningRate: 1e-3, pool }); // warm-up
-    const r = await trainClassifier(m.classifier, examples, 0, { epochs: 1, batchSize: 16, learningRate: 1e-3, pool, groupByLength: false });
-    await pool?.close();
-    return { msPerStep: (r.seconds * 1000) / r.steps, samplesPerSecond: r.samplesPerSecond };
-  };
-  const one = await measure(0);
-  const helpers = WorkerGradientPool.defaultHelpers();
-  const par = helpers ? await measure(helpers) : null;
-  m.dispose();
+  const [batch, seq] = [16, 64];
+  const steps = 12;
+  // the yardstick first, so that every row can show its ratio as it is printed
   const ref = torchReference();
-  out(`| implementation | ms/step | samples/s | ratio to PyTorch (time) |`);
-  out(`|---|---|---|---|`);
   const ratio = (ms: number) => (typeof ref === 'string' ? 'n/a' : (ms / ref.msPerStep).toFixed(2) + 'x');
-  out(`| fedlora tfjs-${backend.name}, 1 thread | ${one.msPerStep.toFixed(0)} | ${one.samplesPerSecond.toFixed(1)} | ${ratio(one.msPerStep)} |`);
-  if (par) out(`| fedlora tfjs-${backend.name}, ${helpers + 1} threads (worker_threads) | ${par.msPerStep.toFixed(0)} | ${par.samplesPerSecond.toFixed(1)} | ${ratio(par.msPerStep)} |`);
-  if (typeof ref === 'string') out(`PyTorch reference ${ref}`);
-  else out(`| PyTorch + OpenBLAS, 2 threads (reference) | ${ref.msPerStep} | ${ref.samplesPerSecond} | 1.00x |`);
+  out(`loss read every ${DEFAULT_LOSS_EVERY} steps (and at step 1 and the last); kernels: tfjs kernels per step (tf.profile, steady state); ` +
+    'GPU programs: WebGPU dispatches per step; syncs: tensor reads (data/dataSync) per step over the timed steps, ' +
+    "main thread; backend reads: those plus the kernels' own reads");
+  out(`| implementation | shape | ms/step | samples/s | kernels/step | GPU programs/step | syncs/step | backend reads/step | ratio to PyTorch (time) |`);
+  out(`|---|---|---|---|---|---|---|---|---|`);
+  const row = (name: string, r: StepMeasurement, withRatio = true) =>
+    out(`| ${name} | ${r.batch} × ${r.seq}, ${r.steps} steps | ${r.msPerStep.toFixed(0)} | ${r.samplesPerSecond.toFixed(1)} | ${r.kernelsPerStep.toFixed(0)} | ` +
+      `${r.gpuProgramsPerStep === null ? '–' : r.gpuProgramsPerStep.toFixed(0)} | ${r.syncsPerStep.toFixed(2)} | ${r.backendReadsPerStep.toFixed(2)} | ` +
+      `${withRatio ? ratio(r.msPerStep) : 'n/a (other shape)'} |`);
+
+  const wasm = await initNodeBackend({ force: 'wasm', log: () => {} });
+  const m = stepModel(DEFAULT_MODEL_DIR, lora);
+  const examples = stepExamples(batch, seq, m.classifier.bert.config.vocabSize);
+  row(`fedlora tfjs-${wasm.name}, 1 thread`, await measureStep(m.classifier, examples, { batch, seq, steps }));
+  const helpers = WorkerGradientPool.defaultHelpers();
+  if (helpers) {
+    const pool = await WorkerGradientPool.start(helpers, { backend: wasm.name, modelDir: DEFAULT_MODEL_DIR, lora, labels: STEP_LABELS, pooling: 'cls', examples, padId: 0 });
+    try {
+      row(`fedlora tfjs-${wasm.name}, ${helpers + 1} threads (worker_threads; counts: main thread)`, await measureStep(m.classifier, examples, { batch, seq, steps, pool }));
+    } finally {
+      await pool.close();
+    }
+  }
+  m.dispose();
+  if (typeof ref === 'string') out(`| PyTorch reference | ${batch} × ${seq} | ${ref} | | | | | | |`);
+  else out(`| PyTorch + OpenBLAS, 2 threads (reference, loss read every step) | ${batch} × ${seq} | ${ref.msPerStep} | ${ref.samplesPerSecond} | | | 1 | | 1.00x |`);
+
+  // WebGPU when it starts: a hardware adapter at the reference shape; a software one (SwiftShader, about a minute per
+  // step at 16 × 64) at 2 × 16 for one step, which still counts the kernels, dispatches and syncs (shape-independent)
+  let gpu: BackendInfo;
+  try {
+    gpu = await initNodeBackend({ force: 'webgpu', log: () => {} });
+  } catch (err) {
+    out(`webgpu not measured: ${err instanceof Error ? err.message : String(err)}`);
+    return;
+  }
+  const g = stepModel(DEFAULT_MODEL_DIR, lora);
+  const [gb, gs] = gpu.hardware ? [batch, seq] : [2, 16];
+  const r = await measureStep(g.classifier, stepExamples(gb, gs, g.classifier.bert.config.vocabSize, 4), {
+    batch: gb, seq: gs, steps: gpu.hardware ? steps : 1, warmup: gpu.hardware ? 2 : 1, profileDelta: gpu.hardware ? 2 : 1,
+  });
+  row(`fedlora tfjs-webgpu [${gpu.detail}]${gpu.hardware ? '' : ' (software GPU: counts only)'}`, r, gpu.hardware);
+  g.dispose();
+  await initNodeBackend({ force: 'wasm', log: () => {} });
 }
 
 async function timeToTarget(name: string, train: LabeledDataset, heldout: LabeledDataset, target: number, maxLength: number, epochs: number): Promise<void> {

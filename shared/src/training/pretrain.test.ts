@@ -15,6 +15,7 @@ import { saveBertCheckpoint } from '../node/model/save';
 import { loadTokenizer } from '../node/tokenizer/load';
 import { seededRandom } from '../random';
 import { evaluateMlm, packSequences, prepareCorpus, pretrainMlm, splitDocuments } from './pretrain';
+import { countReads } from './step-profile';
 
 const dir = new URL('../../../tests/fixtures/bert-reference/', import.meta.url).pathname;
 const tok = loadTokenizer(dir);
@@ -202,4 +203,23 @@ test('when the target directory is not empty, then saving is refused unless forc
   } finally {
     rmSync(out, { recursive: true, force: true });
   }
+});
+
+test('when MLM losses are read every 3 steps of 7, then the run syncs at steps 1, 3, 6, 7 and its mean loss equals reading every step', async () => {
+  const corpus = prepareCorpus(CORPUS, tok, { maxLength: 16, seed: 1 });
+  const runs: Array<{ reads: number; meanLoss: number; shown: number[] }> = [];
+  for (const lossEvery of [1, 3]) {
+    const bert = new BertModel(loadBertCheckpoint(dir), { trainable: true });
+    const head = new MlmHead(bert, null, 1);
+    const shown: number[] = [];
+    const opts = { epochs: 10, batchSize: 2, learningRate: 1e-2, trainLayers: 1, maxSteps: 7, seed: 0, lossEvery };
+    const c = await countReads(() => pretrainMlm(bert, head, corpus.train, special, tok.vocabSize, { ...opts, onStep: (p) => void shown.push(p.lossStep) }));
+    runs.push({ reads: c.reads, meanLoss: c.result.meanLoss, shown });
+    head.dispose();
+    bert.dispose();
+  }
+  assert.equal(runs[0].reads, 7);
+  assert.equal(runs[1].reads, 4);
+  assert.deepEqual(runs[1].shown, [1, 1, 3, 3, 3, 6, 7]);
+  assert.ok(Math.abs(runs[0].meanLoss - runs[1].meanLoss) <= 1e-6, `${runs[0].meanLoss} vs ${runs[1].meanLoss}`);
 });

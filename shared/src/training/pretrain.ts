@@ -10,6 +10,7 @@ import type { SpecialTokenIds, Tokenizer } from '../tokenizer/tokenizer';
 import { AdamW, squaredNorm } from './optimizer';
 import { collate, epochBatches, evalBatches, shuffleInPlace } from './batches';
 import { seededRandom } from '../random';
+import { DEFAULT_LOSS_EVERY } from './trainer';
 
 /**
  * One document per line; or, when the text has blank lines, blank-line separated paragraphs (their line breaks
@@ -121,7 +122,13 @@ export interface PretrainOptions {
   weightDecay?: number;
   /** global gradient-norm clip (HF Trainer's max_grad_norm); 0 = off */
   maxGradNorm?: number;
-  onStep?: (p: { step: number; totalSteps: number; loss: number; sequencesPerSecond: number }) => void;
+  /**
+   * read the loss from the device at step 1, every `lossEvery` steps and at the last step (default DEFAULT_LOSS_EVERY,
+   * as trainer.ts); a non-finite loss fails the run at the read, naming its step
+   */
+  lossEvery?: number;
+  /** after every step; `loss` is the mean over the steps up to the latest read (`lossStep`) since the read before */
+  onStep?: (p: { step: number; totalSteps: number; loss: number; lossStep: number; sequencesPerSecond: number }) => void;
 }
 
 export interface PretrainResult {
@@ -170,10 +177,33 @@ export async function pretrainMlm(
   });
   const vars = pretrainVariables(bert, head, k);
   const clip = opts.maxGradNorm ?? 1;
+  const lossEvery = opts.lossEvery ?? DEFAULT_LOSS_EVERY;
+  if (!(Number.isInteger(lossEvery) && lossEvery >= 1)) throw new FedloraError('CONFIG_INVALID', `lossEvery must be an integer >= 1, got ${lossEvery}`);
   const start = performance.now();
   let step = 0;
   let seen = 0;
   let lossSum = 0;
+  // per-step losses on the device not read yet, the first being step pendingFrom; read together in one sync
+  const pending: tf.Scalar[] = [];
+  let pendingFrom = 1;
+  let shown = { loss: NaN, lossStep: 0 };
+  const readPending = async () => {
+    if (pending.length === 0) return;
+    const all = tf.tidy(() => tf.stack(pending));
+    const values = await all.data();
+    tf.dispose([all, ...pending]);
+    const n = pending.length;
+    pending.length = 0;
+    let sum = 0;
+    for (let i = 0; i < n; i++) {
+      if (!Number.isFinite(values[i]))
+        throw new FedloraError('NON_FINITE', `MLM loss became ${values[i]} at step ${pendingFrom + i}; lower the learning rate`);
+      sum += values[i];
+    }
+    lossSum += sum;
+    shown = { loss: sum / n, lossStep: pendingFrom + n - 1 };
+    pendingFrom += n;
+  };
   try {
     outer: for (let epoch = 0; epoch < opts.epochs; epoch++) {
       for (const idx of epochBatches(train.map((s) => s.length), opts.batchSize, rand)) {
@@ -190,24 +220,22 @@ export async function pretrainMlm(
           correct.dispose();
           return tf.div(s, positions.length) as tf.Scalar;
         }, vars);
-        const loss = (await value.data())[0];
-        tf.dispose(prefix ? [value, bias, prefix] : [value, bias]);
-        if (!Number.isFinite(loss)) {
-          tf.dispose(Object.values(grads));
-          throw new FedloraError('NON_FINITE', `MLM loss became ${loss} at step ${step + 1}; lower the learning rate`);
-        }
+        pending.push(value);
+        tf.dispose(prefix ? [bias, prefix] : [bias]);
         const clipped = clip > 0 ? clipByGlobalNorm(grads, clip) : grads;
         optimizer.applyGradients(vars, clipped);
         tf.dispose([...Object.values(grads), ...Object.values(clipped)]);
         step++;
         seen += idx.length;
-        lossSum += loss;
+        if (step === 1 || step % lossEvery === 0 || step === totalSteps) await readPending();
         const seconds = (performance.now() - start) / 1000;
-        opts.onStep?.({ step, totalSteps, loss, sequencesPerSecond: seen / seconds });
+        opts.onStep?.({ step, totalSteps, ...shown, sequencesPerSecond: seen / seconds });
         await yieldToEventLoop();
       }
     }
+    await readPending(); // the epochs ran out before totalSteps (skipped batches): nothing may stay unread
   } finally {
+    tf.dispose(pending);
     optimizer.dispose();
   }
   const seconds = (performance.now() - start) / 1000;

@@ -22,6 +22,8 @@ import { runLocalRound } from './local-round';
 import type { EncodedExample } from './batches';
 import { seededRandom } from '../random';
 import { WorkerGradientPool } from '../node/training/parallel';
+import { countReads } from './step-profile';
+import { FedloraError } from '../errors';
 
 const FIXTURE = fileURLToPath(new URL('../../../tests/fixtures/bert-reference/', import.meta.url));
 const ckpt = loadBertCheckpoint(FIXTURE);
@@ -242,4 +244,46 @@ test('when LoRA is only on layer 1, then training with the frozen-layer cache gi
   t.diagnostic(`cache vs none: max state diff ${maxAbsDiff(states[0], states[1])}, max loss diff ${Math.max(...losses[0].map((l, i) => Math.abs(l - losses[1][i])))}`);
   losses[0].forEach((l, i) => assert.ok(Math.abs(l - losses[1][i]) <= 1e-5, `step ${i + 1}: ${l} vs ${losses[1][i]}`));
   assert.ok(maxAbsDiff(states[0], states[1]) <= 1e-5, `state max diff ${maxAbsDiff(states[0], states[1])}`);
+});
+
+test('when losses are read every 4 steps of 10, then the run syncs 4 times (steps 1, 4, 8, 10) and trains and reports as reading every step', async () => {
+  const runs: Array<{ reads: number; meanLoss: number; state: NamedTensors; shown: Array<[number, number | undefined]> }> = [];
+  for (const lossEvery of [1, 4]) {
+    const clf = classifier();
+    clf.setTrainableState(startState(clf));
+    const shown: Array<[number, number | undefined]> = [];
+    const c = await countReads(() => trainClassifier(clf, train, PAD, { ...OPTS, steps: 10, lossEvery, clipNorm: 0.5, onStep: (p) => void shown.push([p.loss, p.lossStep]) }));
+    runs.push({ reads: c.reads, meanLoss: c.result.meanLoss, state: cloneNamed(clf.getTrainableState()), shown });
+    disposeAll(clf);
+  }
+  const [every, fourth] = runs;
+  assert.equal(every.reads, 10, 'one read per step: loss and gradient norm together');
+  assert.equal(fourth.reads, 4);
+  assert.deepEqual(fourth.shown.map(([, s]) => s), [1, 1, 1, 4, 4, 4, 4, 8, 8, 10]);
+  assert.equal(maxAbsDiff(every.state, fourth.state), 0, 'the reads must not change the math');
+  assert.ok(Math.abs(every.meanLoss - fourth.meanLoss) <= 1e-6, `meanLoss ${every.meanLoss} vs ${fourth.meanLoss}`);
+  // what a read reports is the mean of the per-step losses since the previous read
+  const perStep = every.shown.map(([l]) => l);
+  const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+  assert.ok(Math.abs(fourth.shown[3][0] - mean(perStep.slice(1, 4))) <= 1e-6);
+  assert.ok(Math.abs(fourth.shown[9][0] - mean(perStep.slice(8, 10))) <= 1e-6);
+});
+
+test('when step 3 diverges and losses are read every 5 steps, then the read at step 5 fails the run naming step 3', async () => {
+  const clf = classifier();
+  const logits = clf.logits.bind(clf);
+  let calls = 0;
+  clf.logits = (...args: Parameters<typeof logits>) => {
+    const out = logits(...args);
+    return ++calls === 3 ? tf.mul(out, NaN) : out;
+  };
+  const steps: number[] = [];
+  const before = tf.memory().numTensors;
+  await assert.rejects(
+    trainClassifier(clf, train, PAD, { ...OPTS, steps: 10, lossEvery: 5, onStep: (p) => void steps.push(p.step) }),
+    (err: unknown) => err instanceof FedloraError && err.code === 'NON_FINITE' && /became NaN at step 3 \(.*read at step 5\)/.test(err.message),
+  );
+  assert.deepEqual(steps, [1, 2, 3, 4], 'the run stops at the read after the diverged step');
+  assert.equal(tf.memory().numTensors, before, 'a failed run leaves no tensor behind');
+  disposeAll(clf);
 });

@@ -46,7 +46,16 @@ export interface TrainOptions {
   clipNorm?: number;
   /** per-class loss weights (class weighting for imbalanced data); absent = every example weighs 1 */
   classWeights?: readonly number[];
-  /** after every step; a returned promise is awaited (e.g. a held-out evaluation mid-run) and its time is in `seconds` */
+  /**
+   * read the loss (and gradient norm) from the device at step 1, every `lossEvery` steps and at the last step, not at
+   * every step (default DEFAULT_LOSS_EVERY): between reads the per-step losses stay on the device, so a GPU step does
+   * not wait for the host. 1 reads every step. A non-finite loss is found at the read (naming its step) and fails the run.
+   */
+  lossEvery?: number;
+  /**
+   * after every step; a returned promise is awaited (e.g. a held-out evaluation mid-run) and its time is in `seconds`.
+   * `loss` and `gradNorm` are as of the latest read (see lossEvery and StepProgress.lossStep).
+   */
   onStep?: (p: StepProgress) => unknown;
   /** helpers that compute part of each batch's gradient in parallel (Node worker threads: node/training/parallel.ts) */
   pool?: GradientPool;
@@ -75,9 +84,15 @@ export interface StepProgress {
   epoch: number;
   step: number;
   totalSteps: number;
+  /**
+   * mean training loss over the steps from the read before the latest to the latest read (TrainOptions.lossEvery):
+   * with lossEvery 1, this step's loss
+   */
   loss: number;
-  /** global L2 norm of the step's gradient before clipping */
+  /** global L2 norm, before clipping, of the gradient of the latest read step (lossStep) */
   gradNorm: number;
+  /** the step at which loss and gradNorm were read (≤ step; equal to it with lossEvery 1); absent from older reporters */
+  lossStep?: number;
   samplesSeen: number;
   samplesPerSecond: number;
 }
@@ -92,6 +107,12 @@ export interface TrainResult {
 }
 
 const yieldToEventLoop = () => new Promise<void>((resolve) => setTimeout(resolve, 0));
+
+/**
+ * Loss reads per run: step 1, then every this many steps, and the last step. On a GPU a read makes the host wait for
+ * the whole queue; every 10 steps costs a tenth of that and still finds a diverged step within 10 steps.
+ */
+export const DEFAULT_LOSS_EVERY = 10;
 
 /** Per-example cache of frozen lower-layer outputs ([len, H] each), filled lazily. */
 class FrozenCache {
@@ -151,38 +172,70 @@ export async function trainClassifier(
   // with dropout in the frozen layers their output is random, so it cannot be cached
   const cache = (opts.cacheFrozen ?? true) && !dropout && clf.adapter.lowestLayer > 0 ? new FrozenCache(clf, examples, padId) : null;
 
+  const lossEvery = opts.lossEvery ?? DEFAULT_LOSS_EVERY;
+  if (!(Number.isInteger(lossEvery) && lossEvery >= 1)) throw new FedloraError('CONFIG_INVALID', `lossEvery must be an integer >= 1, got ${lossEvery}`);
+
   const start = performance.now();
   let step = 0;
   let samples = 0;
   let lossSum = 0;
   let stopped = false;
-  outer: for (let epoch = 0; step < totalSteps; epoch++) {
-    for (const idx of epochBatches(lengths, opts.batchSize, rand, opts.groupByLength === false ? 1 : 20)) {
-      if (step >= totalSteps) break outer;
-      if (opts.shouldStop?.()) {
-        stopped = true;
-        break outer;
+  // per-step losses not read yet (scalars on the device), the first of them being step pendingFrom
+  const pending: tf.Scalar[] = [];
+  let pendingFrom = 1;
+  let shown = { loss: NaN, gradNorm: NaN, lossStep: 0 };
+  /** One read: the pending losses (and the gradient norm of the last step) in one tensor; throws on a non-finite loss. */
+  const readPending = async (normSq: tf.Scalar | null) => {
+    if (pending.length === 0) return;
+    const all = tf.tidy(() => tf.stack(normSq ? [...pending, normSq] : pending));
+    const values = await all.data();
+    tf.dispose([all, ...pending, normSq ?? []]);
+    const n = pending.length;
+    pending.length = 0;
+    let sum = 0;
+    for (let i = 0; i < n; i++) {
+      if (!Number.isFinite(values[i])) {
+        const at = pendingFrom + i;
+        const window = lossEvery > 1 ? ` (losses read every ${lossEvery} steps, this read at step ${pendingFrom + n - 1})` : '';
+        throw new FedloraError('NON_FINITE', `training loss became ${values[i]} at step ${at}${window}; lower the learning rate`);
       }
-      const grad = { baseDropout: dropout, weights: weights ? idx.map((i) => weights[examples[i].label]) : undefined };
-      const { loss, grads } = await batchGradients(clf, examples, idx, padId, cache, opts.pool, mu, anchor, grad);
-      if (!Number.isFinite(loss)) {
-        tf.dispose([...Object.values(grads), ...anchor]);
-        optimizer.dispose();
-        throw new FedloraError('NON_FINITE', `training loss became ${loss} at step ${step + 1}; lower the learning rate`);
-      }
-      const gradNorm = await clipToNorm(grads, clipNorm);
-      optimizer.applyGradients(vars, grads);
-      tf.dispose(Object.values(grads));
-      step++;
-      samples += idx.length;
-      lossSum += loss;
-      const seconds = (performance.now() - start) / 1000;
-      await opts.onStep?.({ epoch, step, totalSteps, loss, gradNorm, samplesSeen: samples, samplesPerSecond: samples / seconds });
-      await yieldToEventLoop();
+      sum += values[i];
     }
+    lossSum += sum;
+    shown = { loss: sum / n, gradNorm: normSq ? Math.sqrt(values[n]) : NaN, lossStep: pendingFrom + n - 1 };
+    pendingFrom += n;
+  };
+  try {
+    outer: for (let epoch = 0; step < totalSteps; epoch++) {
+      for (const idx of epochBatches(lengths, opts.batchSize, rand, opts.groupByLength === false ? 1 : 20)) {
+        if (step >= totalSteps) break outer;
+        if (opts.shouldStop?.()) {
+          stopped = true;
+          break outer;
+        }
+        const grad = { baseDropout: dropout, weights: weights ? idx.map((i) => weights[examples[i].label]) : undefined };
+        const { loss, grads } = await batchGradients(clf, examples, idx, padId, cache, opts.pool, mu, anchor, grad);
+        pending.push(loss);
+        step++;
+        // read at step 1 (an early check and a first figure to show), every lossEvery steps and at the last step
+        const read = step === 1 || step % lossEvery === 0 || step === totalSteps;
+        const normSq = read || clipNorm > 0 ? clipOnDevice(grads, clipNorm) : null;
+        optimizer.applyGradients(vars, grads);
+        tf.dispose(Object.values(grads));
+        samples += idx.length;
+        if (read) await readPending(normSq);
+        else normSq?.dispose();
+        const seconds = (performance.now() - start) / 1000;
+        await opts.onStep?.({ epoch, step, totalSteps, ...shown, samplesSeen: samples, samplesPerSecond: samples / seconds });
+        await yieldToEventLoop();
+      }
+    }
+    // a stop (shouldStop) leaves the steps since the last read unread: read them, so meanLoss covers every step
+    await readPending(null);
+  } finally {
+    tf.dispose([...pending, ...anchor]);
+    optimizer.dispose();
   }
-  tf.dispose(anchor);
-  optimizer.dispose();
   const seconds = (performance.now() - start) / 1000;
   return { steps: step, samples, seconds, samplesPerSecond: samples / seconds, meanLoss: step ? lossSum / step : NaN, stopped };
 }
@@ -208,6 +261,28 @@ export async function clipToNorm(grads: Record<string, tf.Tensor>, maxNorm: numb
 }
 
 /**
+ * clipToNorm without the read: scales the gradients in place on the device so their global L2 norm is at most maxNorm
+ * (0: leaves them) and returns the squared norm before clipping as a scalar tensor, for the caller to read (or not).
+ */
+export function clipOnDevice(grads: Record<string, tf.Tensor>, maxNorm: number): tf.Scalar {
+  const names = Object.keys(grads);
+  const squared = squaredNorm(names.map((n) => grads[n]));
+  if (maxNorm > 0) {
+    const scale = tf.tidy(() => {
+      const norm = tf.sqrt(squared);
+      return tf.where(tf.greater(norm, maxNorm), tf.div(maxNorm, tf.add(norm, 1e-6)), tf.onesLike(norm));
+    });
+    for (const n of names) {
+      const scaled = tf.mul(grads[n], scale);
+      grads[n].dispose();
+      grads[n] = scaled;
+    }
+    scale.dispose();
+  }
+  return squared;
+}
+
+/**
  * Mean (example-weighted) loss and gradients of one batch, split between this thread and the pool's helpers when
  * there is a pool. Weighted losses are divided by the example count, not the weights' sum, so parts add up exactly and
  * weights that average 1 over the data (recipe.ts's balanced weights) keep the loss scale.
@@ -222,7 +297,7 @@ async function batchGradients(
   mu: number,
   anchor: tf.Tensor[],
   grad: GradientOptions,
-): Promise<{ loss: number; grads: Record<string, tf.Tensor> }> {
+): Promise<{ loss: tf.Scalar; grads: Record<string, tf.Tensor> }> {
   const vars = clf.trainableVariables();
   const parts = pool ? Math.min(pool.helpers + 1, idx.length) : 1;
   const chunks = Array.from({ length: parts }, (_, p) => idx.filter((_, i) => i % parts === p));
@@ -238,8 +313,7 @@ async function batchGradients(
     () => summedCrossEntropy(clf.logits(b, true, prefix, grad.baseDropout ?? false), labels, clf.numLabels, part(mine).weights),
     vars,
   );
-  let lossSum = (await value.data())[0];
-  tf.dispose([value, labels, prefix]);
+  tf.dispose([labels, prefix]);
   const others = await Promise.all(remote);
   const n = idx.length;
   const out: Record<string, tf.Tensor> = {};
@@ -254,13 +328,15 @@ async function batchGradients(
     });
     g.dispose();
   }
-  for (const o of others) lossSum += o.lossSum;
-  let loss = lossSum / n;
-  if (mu > 0) {
-    const drift = tf.tidy(() => squaredNorm(vars.map((v, i) => tf.sub(v, anchor[i]))));
-    loss += (mu / 2) * (await drift.data())[0];
-    drift.dispose();
-  }
+  // the loss stays on the device (the caller reads it every few steps): this thread's sum plus the helpers' sums
+  const remoteSum = others.reduce((a, o) => a + o.lossSum, 0);
+  const loss = tf.tidy(() => {
+    let l: tf.Scalar = others.length ? tf.add(value, remoteSum) : value;
+    l = tf.div(l, n);
+    if (mu > 0) l = tf.add(l, tf.mul(squaredNorm(vars.map((v, i) => tf.sub(v, anchor[i]))), mu / 2));
+    return l;
+  });
+  value.dispose();
   return { loss, grads: out };
 }
 
