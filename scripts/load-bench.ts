@@ -144,6 +144,8 @@ interface Stage {
   roundMs: number;
   healthzMs: number;
   disconnects: number;
+  /** the round record's failures by code */
+  failures: Record<string, number>;
   coordinators: ProcessSample[];
   swarm: SwarmStatus;
 }
@@ -218,8 +220,10 @@ export async function benchSockets(out: Out, counts: number[], o: SocketBenchOpt
         // every connected site got its configure (client side): the time of the last one
         if (Number.isNaN(configureMs) && st.configured >= st.connected && st.connected > 0) configureMs = st.lastConfigureAt - t;
         if (ends.length > seen) {
-          const record = ends[seen].data as { sampled: number; updates: number; outcome: string };
-          return { configureMs, configured: st.configured, sampled: record.sampled, updates: record.updates, roundMs: Date.now() - t, n };
+          const record = ends[seen].data as { sampled: number; updates: number; outcome: string; failures?: { code: string }[] };
+          const failures: Record<string, number> = {};
+          for (const f of record.failures ?? []) failures[f.code] = (failures[f.code] ?? 0) + 1;
+          return { configureMs, configured: st.configured, failures, sampled: record.sampled, updates: record.updates, roundMs: Date.now() - t, n };
         }
         if (Date.now() > until) throw new Error(`round ${round} did not end`);
       }
@@ -245,19 +249,19 @@ export async function benchSockets(out: Out, counts: number[], o: SocketBenchOpt
       const st = await swarm.status();
       stages.push({ sockets: n, connectS, retries: r.retries, authenticated: st.connected, ...rr, healthzMs, disconnects: st.disconnects - before.disconnects, coordinators: await Promise.all(coords.map((c) => c.sample())), swarm: st });
       process.stderr.write(
-        `load: ${n} sockets: ${st.connected} connected of ${st.sites} ready (${n - st.sites} failed to connect), configure to ${rr.configured} in ${rr.configureMs.toFixed(0)} ms, round ${rr.sampled} sampled / ${rr.updates} aggregated in ${(rr.roundMs / 1000).toFixed(1)} s\n`,
+        `load: ${n} sockets: ${st.connected} connected of ${st.sites} ready (${n - st.sites} failed to connect), configure to ${rr.configured} in ${rr.configureMs.toFixed(0)} ms, round ${rr.sampled} sampled / ${rr.updates} aggregated in ${(rr.roundMs / 1000).toFixed(1)} s, failures ${JSON.stringify(rr.failures)}, uploads refused so far (site side) ${JSON.stringify(st.uploadRefusals)}\n`,
       );
     }
     const where = nCoord === 1 ? 'one coordinator' : 'two coordinators (Postgres + Redis, sites spread over both, round on the leader)';
     out(`\n## Concurrent authenticated site sockets on ${where} (ack timeout ${ackTimeoutS} s; enrolling ${max} sites took ${enrollS.toFixed(0)} s; sites in their own process)`);
-    out('| sockets | connected after the round | configure reached | sampled / updates aggregated (round record) | configure to all, ms | vs 10 sites | whole round (all uploads), s | /healthz, ms | coordinator RSS, MiB | heap, MiB | sites process RSS, MiB | connect + auth of the stage, s (attempts retried) | disconnects | healthy |');
-    out('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|');
+    out('| sockets | connected after the round | configure reached | sampled / updates aggregated (round record) | configure to all, ms | vs 10 sites | whole round (all uploads), s | /healthz, ms | coordinator RSS, MiB | heap, MiB | sites process RSS, MiB | connect + auth of the stage, s (attempts retried) | disconnects | round failures by code | healthy |');
+    out('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|');
     const list = (xs: number[]) => xs.map(mib).join(' + ');
-    out(`| 10 (reference) | 10 | ${reference.configured} | ${reference.sampled} / ${reference.updates} | ${reference.configureMs.toFixed(0)} | 1.0x | ${(reference.roundMs / 1000).toFixed(1)} | | ${list(idle.map((x) => x.rss))} (idle) | ${list(idle.map((x) => x.heapUsed))} (idle) | | | | |`);
+    out(`| 10 (reference) | 10 | ${reference.configured} | ${reference.sampled} / ${reference.updates} | ${reference.configureMs.toFixed(0)} | 1.0x | ${(reference.roundMs / 1000).toFixed(1)} | | ${list(idle.map((x) => x.rss))} (idle) | ${list(idle.map((x) => x.heapUsed))} (idle) | | | | | |`);
     for (const s of stages) {
       const healthy = s.authenticated === s.sockets && s.configured === s.sockets && s.sampled === s.sockets && s.updates === s.sockets && s.disconnects === 0;
       out(
-        `| ${s.sockets} | ${s.authenticated} | ${s.configured} | ${s.sampled} / ${s.updates} | ${s.configureMs.toFixed(0)} | ${(s.configureMs / reference.configureMs).toFixed(1)}x | ${(s.roundMs / 1000).toFixed(1)} | ${s.healthzMs.toFixed(0)} | ${list(s.coordinators.map((x) => x.rss))} | ${list(s.coordinators.map((x) => x.heapUsed))} | ${mib(s.swarm.rss)} | ${s.connectS.toFixed(0)} (${s.retries}) | ${s.disconnects} | ${healthy ? 'yes' : 'NO'} |`,
+        `| ${s.sockets} | ${s.authenticated} | ${s.configured} | ${s.sampled} / ${s.updates} | ${s.configureMs.toFixed(0)} | ${(s.configureMs / reference.configureMs).toFixed(1)}x | ${(s.roundMs / 1000).toFixed(1)} | ${s.healthzMs.toFixed(0)} | ${list(s.coordinators.map((x) => x.rss))} | ${list(s.coordinators.map((x) => x.heapUsed))} | ${mib(s.swarm.rss)} | ${s.connectS.toFixed(0)} (${s.retries}) | ${s.disconnects} | ${Object.entries(s.failures).map(([k, v]) => `${k} ${v}`).join(', ') || 'none'} | ${healthy ? 'yes' : 'NO'} |`,
       );
     }
   } finally {

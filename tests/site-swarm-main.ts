@@ -61,6 +61,13 @@ function describeConnectError(err: unknown): string {
   return why ? `${err.message} (${why})` : err.message;
 }
 
+/** the codes of the refused uploads (an ack timeout counts under its message) */
+function refusals(): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const s of sites) for (const u of s.uploads) if (!u.ok) out[u.code ?? '?'] = (out[u.code ?? '?'] ?? 0) + 1;
+  return out;
+}
+
 function status(): SwarmStatus {
   let configured = 0;
   let lastConfigureAt = 0;
@@ -76,6 +83,7 @@ function status(): SwarmStatus {
     configured,
     lastConfigureAt,
     uploadsOk: sites.reduce((a, s) => a + s.uploads.filter((u) => u.ok).length, 0),
+    uploadRefusals: refusals(),
     disconnects,
     rss: m.rss,
     cpuUs: process.cpuUsage().user + process.cpuUsage().system,

@@ -20,6 +20,8 @@ export interface SwarmStatus {
   /** Date.now() of the latest round:configure received (0: none) */
   lastConfigureAt: number;
   uploadsOk: number;
+  /** refused uploads by the coordinator's code (or the client's error for an ack that never came) */
+  uploadRefusals: Record<string, number>;
   disconnects: number;
   rss: number;
   cpuUs: number;

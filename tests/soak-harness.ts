@@ -51,6 +51,10 @@ export interface SoakReport {
   /** TCP sockets minus sites online, per round: constant if no socket outlives its site */
   socketsOverOnline: { min: number; max: number };
   outcomes: Record<string, number>;
+  /** least-squares slope of the heap after GC over the rounds after warm-up, bytes per round */
+  heapSlope: number;
+  /** the round and version history the coordinator keeps and serves (GET /api/rounds + /api/versions, JSON), bytes */
+  historyBytes: number;
 }
 
 export interface Spread {
@@ -73,6 +77,20 @@ const tenths = (xs: number[]) => {
   const mean = (a: number[]) => a.reduce((x, y) => x + y, 0) / a.length;
   return { first: mean(xs.slice(0, n)), last: mean(xs.slice(-n)) };
 };
+
+/** least-squares slope of xs over their index */
+function slope(xs: number[]): number {
+  const n = xs.length;
+  const mx = (n - 1) / 2;
+  const my = xs.reduce((a, b) => a + b, 0) / n;
+  let num = 0;
+  let den = 0;
+  for (const [i, y] of xs.entries()) {
+    num += (i - mx) * (y - my);
+    den += (i - mx) ** 2;
+  }
+  return den === 0 ? 0 : num / den;
+}
 
 function spread(xs: number[]): Spread {
   const sorted = [...xs].sort((a, b) => a - b);
@@ -170,6 +188,10 @@ export async function runSoak(o: SoakOptions): Promise<SoakReport> {
     clearInterval(ticker);
     ticker = undefined;
 
+    // what the coordinator keeps by design: every round's and version's record, as the API serves them
+    const api = adminApi(coord.url);
+    const historyBytes = (await (await api.call('/api/rounds')).text()).length + (await (await api.call('/api/versions')).text()).length;
+
     // everyone leaves (joins under way first finish): what the coordinator still holds is what it leaked
     await Promise.all(inFlight);
     for (const [i, s] of online.entries()) {
@@ -203,6 +225,8 @@ export async function runSoak(o: SoakOptions): Promise<SoakReport> {
       online: tenths(post.map((s) => s.online)),
       socketsOverOnline: { min: Math.min(...over), max: Math.max(...over) },
       outcomes,
+      heapSlope: slope(post.map((s) => s.heapUsed)),
+      historyBytes,
     };
   } finally {
     if (ticker) clearInterval(ticker);

@@ -7,6 +7,8 @@ import { makeUpload } from '@fedlora/coordinator/testing';
 import { generateSiteKeys, publicIdentity, type SiteKeys } from '@fedlora/shared/crypto/keys.ts';
 import { signChallenge } from '@fedlora/shared/crypto/envelope.ts';
 import type { NamedTensors } from '@fedlora/shared/tensor.ts';
+import { FedloraError, type FedloraErrorCode } from '@fedlora/shared/errors.ts';
+import { sendWithBusyRetry } from '@fedlora/shared/round/busy-retry.ts';
 import { adminApi } from './admin-client';
 
 export type Ack = { ok: boolean; code?: string; message?: string; data?: Record<string, unknown> };
@@ -160,7 +162,18 @@ export class FakeSocketSite {
           numExamples: this.opts.numExamples ?? 10,
         });
         this.opts.onUpload?.(req);
-        this.uploads.push(await ask(s, 'update:upload', req).catch((err: unknown) => ({ ok: false, code: String(err) })));
+        // a BUSY answer is sent again with backoff, as the agent's round handler does (shared/src/round/busy-retry.ts)
+        const send = async () => {
+          const a = await ask(s, 'update:upload', req);
+          if (!a.ok) throw new FedloraError((a.code ?? 'INTERNAL') as FedloraErrorCode, a.message ?? '');
+          return a;
+        };
+        this.uploads.push(
+          await sendWithBusyRetry(send, { stillWanted: () => s.connected }).then(
+            (r) => r.reply ?? { ok: true },
+            (err: unknown) => ({ ok: false, code: err instanceof FedloraError ? err.code : String(err) }),
+          ),
+        );
       })();
     });
   }

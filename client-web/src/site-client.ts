@@ -288,6 +288,8 @@ export class BrowserSite {
         return on({ type: 'status', text: `round ${e.round.round} failed: ${describeError(e.error)}` });
       case 'secagg-refused':
         return on({ type: 'status', text: `secure aggregation: ${e.event} refused: ${describeError(e.error)}` });
+      case 'upload-retry':
+        return on({ type: 'status', text: `round ${e.round.round}: the coordinator is busy (${describeError(e.error)}); sending the update again` });
       case 'closed':
         return on({
           type: 'status',

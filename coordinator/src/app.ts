@@ -232,6 +232,10 @@ export async function createCoordinator(o: CoordinatorOptions): Promise<Coordina
     maxHttpBufferSize: LIMITS.maxSocketFrameBytes,
     allowRequest: gate.allowRequest,
     serveClient: false,
+    // a site is dropped when its pong is 60 s late (socket.io's default: 20 s). Why: with thousands of sites the
+    // coordinator's event loop can lag by tens of seconds while it opens a round's uploads, and a pong waiting in its
+    // own queue must not drop a live site mid-round (issue 18 load run); rounds have deadlines of minutes anyway
+    pingTimeout: 60_000,
   });
   io.engine.on('connection', (conn: EngineConnection) => gate.opened(conn));
   const admin = (io as unknown as Server).of('/admin') as unknown as Namespace<

@@ -80,6 +80,8 @@ export function roundLog(o: {
         });
       case 'fail-undelivered':
         return log(`round:fail not delivered: ${describeError(e.error)}`);
+      case 'upload-retry':
+        return log(`round ${e.round.round}: upload attempt ${e.attempt} answered ${describeError(e.error)}; sending again`);
       case 'closed': {
         const m = e.message;
         log(`round ${m.round} closed: ${m.outcome} (${m.updates} updates, ${m.failures} failures)`);

@@ -36,6 +36,7 @@ import {
 import type { EncodedDataCache } from '../data/site-data';
 import type { MaskedUploadRequest } from '../secagg/messages';
 import { isSecureRound, SecureParticipant } from './secure-participant';
+import { sendWithBusyRetry } from './busy-retry';
 
 // ---- ports ----
 
@@ -112,6 +113,8 @@ export type RoundEvent =
   | { type: 'uploaded'; round: ConfiguredRound; result: LocalRoundResult; payloadBytes: number }
   | { type: 'failed'; round: ConfiguredRound; failure: ClientRequest<'round:fail'>; error: unknown }
   | { type: 'fail-undelivered'; round: ConfiguredRound; error: unknown }
+  /** the coordinator answered the upload BUSY; it is sent again after a backoff */
+  | { type: 'upload-retry'; round: ConfiguredRound; attempt: number; error: unknown }
   | { type: 'closed'; message: ServerMessage<'round:closed'> }
   | { type: 'version'; message: ServerMessage<'version:published'> };
 
@@ -273,7 +276,7 @@ export class SiteRounds {
     this.o.report({ type: 'trained', round, result });
     if (secure) {
       const masked = await secure.participant.upload(secure.shares, result.delta, result.numExamples);
-      await c.transport.request('secagg:upload', masked);
+      await this.sendUpload(c, round, () => c.transport.request('secagg:upload', masked));
       this.o.report({ type: 'uploaded', round, result, payloadBytes: masked.upload.masked.length });
       return;
     }
@@ -287,8 +290,16 @@ export class SiteRounds {
       recipientBoxPublicKey: round.coordinatorBoxPublicKey,
       signing: c.signing,
     });
-    await c.transport.request('update:upload', upload.request);
+    await this.sendUpload(c, round, () => c.transport.request('update:upload', upload.request));
     this.o.report({ type: 'uploaded', round, result, payloadBytes: upload.payload.length });
+  }
+
+  /** An upload, sent again while the coordinator answers BUSY and the round is still open (busy-retry.ts). */
+  private async sendUpload(c: RoundConnection, round: ConfiguredRound, send: () => Promise<unknown>): Promise<void> {
+    await sendWithBusyRetry(send, {
+      stillWanted: () => c.transport.connected && !this.closedRounds.has(round.roundId) && !this.o.leaving(),
+      onRetry: (attempt, error) => this.o.report({ type: 'upload-retry', round, attempt, error }),
+    });
   }
 
   private async reportFailure(c: RoundConnection, round: ConfiguredRound, err: unknown): Promise<void> {
