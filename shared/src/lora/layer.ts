@@ -2,6 +2,8 @@
 // PEFT (A random, B zero, so a fresh adapter leaves the model unchanged). Only A and B are trainable.
 
 import * as tf from '@tensorflow/tfjs';
+import { plainMatMul } from '../model/bert';
+import { plainProducts } from '../model/matmul-path';
 
 export class LoraLinear {
   readonly A: tf.Variable; // [r, in]
@@ -24,8 +26,14 @@ export class LoraLinear {
 
   /** x: [N, in] → [N, out] */
   apply(x: tf.Tensor2D, training: boolean): tf.Tensor2D {
-    const xd = training && this.dropout > 0 ? tf.dropout(x, this.dropout) : x;
-    const low = tf.matMul(xd as tf.Tensor2D, this.A, false, true); // [N, r]
+    const xd = (training && this.dropout > 0 ? tf.dropout(x, this.dropout) : x) as tf.Tensor2D;
+    if (plainProducts()) {
+      // tfjs-wasm: transposed products and their default gradients leave XNNPACK (model/matmul-path.ts); transposing
+      // the small A and B explicitly keeps every product, forward and backward, plain 2-D
+      const lowPlain = plainMatMul(xd, tf.transpose(this.A as tf.Tensor2D)); // [N, r]
+      return tf.mul(plainMatMul(lowPlain, tf.transpose(this.B as tf.Tensor2D)), this.scaling) as tf.Tensor2D; // [N, out]
+    }
+    const low = tf.matMul(xd, this.A, false, true); // [N, r]
     return tf.mul(tf.matMul(low, this.B, false, true), this.scaling) as tf.Tensor2D; // [N, out]
   }
 

@@ -10,6 +10,7 @@ import { FedloraError } from '../errors';
 import type { BertCheckpoint, BertConfig } from './checkpoint';
 import type { NamedTensors } from '../tensor';
 import { LINEAR_PATHS, type LinearName } from './families';
+import { attentionMatMul } from './attention-matmul';
 
 export type { BertConfig } from './checkpoint';
 
@@ -237,12 +238,14 @@ export class BertModel {
   private attention(x: tf.Tensor2D, B: number, T: number, bias: tf.Tensor4D, layer: number, hook?: LinearHook, d?: BaseDropout | null) {
     const { hiddenSize: H, numHeads: nh } = this.config;
     const hd = H / nh;
-    const heads = (t: tf.Tensor2D) => tf.transpose(tf.reshape(t, [B, T, nh, hd]), [0, 2, 1, 3]); // [B, nh, T, hd]
+    // [B*T, H] → [B, nh, T, hd]
+    const heads = (t: tf.Tensor2D) => tf.transpose(tf.reshape(t, [B, T, nh, hd]), [0, 2, 1, 3]) as tf.Tensor4D;
     const q = heads(this.linear(x, layer, 'query', hook));
     const k = heads(this.linear(x, layer, 'key', hook));
     const v = heads(this.linear(x, layer, 'value', hook));
-    const scores = tf.add(tf.mul(tf.matMul(q, k, false, true), 1 / Math.sqrt(hd)), bias); // [B, nh, T, T]
-    const ctx = tf.matMul(drop(tf.softmax(scores), d?.attention), v); // [B, nh, T, hd]
+    // attentionMatMul: tf.matMul, except on wasm, where batched products leave XNNPACK (see attention-matmul.ts)
+    const scores = tf.add(tf.mul(attentionMatMul(q, k, true), 1 / Math.sqrt(hd)), bias); // [B, nh, T, T]
+    const ctx = attentionMatMul(drop(tf.softmax(scores), d?.attention) as tf.Tensor4D, v); // [B, nh, T, hd]
     const merged = tf.reshape(tf.transpose(ctx, [0, 2, 1, 3]), [B * T, H]) as tf.Tensor2D; // [B*T, H]
     const out = drop(this.linear(merged, layer, 'attention.output', hook), d?.hidden);
     return this.layerNorm(tf.add(out, x), `encoder.layer.${layer}.attention.output.LayerNorm`) as tf.Tensor2D;

@@ -1,0 +1,186 @@
+// Issue 19 (CPU): the training step with attention's products batched (tf.matMul, tfjs-wasm's scalar loop) against
+// split into plain 2-D products (model/attention-matmul.ts, XNNPACK), in one process, interleaved, best of N trials,
+// at the reference shape (default model, LoRA r8 on query/value, Adam, batch 16 × 64). Prints one JSON line per
+// setting, then a summary. With --profile it also profiles one step per path: the share of kernel time in BatchMatMul.
+//
+//   tsx scripts/attention-bench.ts [--backend wasm] [--batch 16] [--seq 64] [--steps 4] [--trials 3]
+//                                  [--helpers 0|1] [--profile] [--model-dir DIR]
+//
+// --helpers N adds N worker threads (node/training/parallel.ts); their path is set through FEDLORA_MATMUL_PATH,
+// which a worker copies from the environment when it starts, so each path gets its own pool.
+
+import { parseArgs } from 'node:util';
+import { loadavg } from 'node:os';
+import * as tf from '@tensorflow/tfjs';
+import { initNodeBackend, type BackendName } from '@fedlora/shared/node/backend.ts';
+import { loadLocalModel } from '@fedlora/shared/node/model/local-model.ts';
+import { DEFAULT_MODEL_DIR } from '@fedlora/shared/node/default-model.ts';
+import { WorkerGradientPool } from '@fedlora/shared/node/training/parallel.ts';
+import { DEFAULT_RECIPE } from '@fedlora/shared/training/recipe.ts';
+import { trainClassifier, type GradientPool } from '@fedlora/shared/training/trainer.ts';
+import type { EncodedExample } from '@fedlora/shared/training/batches.ts';
+import type { SequenceClassifier } from '@fedlora/shared/model/classifier.ts';
+import { MATMUL_PATH_ENV, setMatMulPath, type MatMulPath } from '@fedlora/shared/model/matmul-path.ts';
+
+const LABELS = ['a', 'b', 'c', 'd'];
+const PATHS: MatMulPath[] = ['batched', 'plain'];
+
+const { values } = parseArgs({
+  options: {
+    backend: { type: 'string', default: 'wasm' },
+    batch: { type: 'string', default: '16' },
+    seq: { type: 'string', default: '64' },
+    steps: { type: 'string', default: '4' },
+    trials: { type: 'string', default: '3' },
+    helpers: { type: 'string', default: '0' },
+    profile: { type: 'boolean', default: false },
+    'model-dir': { type: 'string', default: DEFAULT_MODEL_DIR },
+  },
+  strict: true,
+});
+const batch = Number(values.batch);
+const seq = Number(values.seq);
+const steps = Number(values.steps);
+const trials = Number(values.trials);
+const helpers = Number(values.helpers);
+const backend = values.backend as BackendName;
+const modelDir = values['model-dir'];
+
+/** Fixed-length token ids (the PyTorch yardstick pads to a fixed length, so padding plays no part). */
+function examples(vocab: number): EncodedExample[] {
+  return Array.from({ length: batch * (steps + 1) }, (_, i) => {
+    const inputIds = Array.from({ length: seq }, (_, j) => 5 + ((i * 7919 + j * 104729) % (vocab - 10)));
+    return { inputIds, tokenTypeIds: new Array<number>(seq).fill(0), label: i % LABELS.length };
+  });
+}
+
+/** ms per step over steps 2..steps+1 (the first step of a run carries its set-up). */
+async function timeRun(
+  clf: SequenceClassifier,
+  data: EncodedExample[],
+  pool?: GradientPool,
+): Promise<number> {
+  const marks: number[] = [];
+  await trainClassifier(clf, data, 0, {
+    epochs: 1,
+    steps: steps + 1,
+    batchSize: batch,
+    learningRate: 1e-3,
+    groupByLength: false,
+    pool,
+    onStep: () => void marks.push(performance.now()),
+  });
+  return (marks[marks.length - 1] - marks[0]) / (marks.length - 1);
+}
+
+/**
+ * One profiled step: ms in BatchMatMul against all kernel time and against the step's wall time. Kernel time leaves
+ * out tf.customGrad's 'forward' entries, which wrap (and so would count twice) kernels the profile also lists.
+ */
+async function profileShare(clf: SequenceClassifier, data: EncodedExample[]) {
+  const byKernel = new Map<string, number>();
+  let count = 0;
+  const t0 = performance.now();
+  const info = await tf.profile(async () => {
+    await trainClassifier(clf, data.slice(0, batch), 0, {
+      epochs: 1,
+      steps: 1,
+      batchSize: batch,
+      learningRate: 1e-3,
+      groupByLength: false,
+    });
+    return [];
+  });
+  const wallMs = performance.now() - t0;
+  const byShape = new Map<string, number>(); // BatchMatMul by operand shapes: attention's, LoRA's and the dense ones
+  for (const k of info.kernels) {
+    if (k.name === 'forward') continue;
+    if (k.name === 'BatchMatMul') {
+      const key = k.inputShapes.map((sh) => sh.join('x')).join(' · ');
+      byShape.set(key, (byShape.get(key) ?? 0) + Number(k.kernelTimeMs));
+    }
+    byKernel.set(k.name, (byKernel.get(k.name) ?? 0) + Number(k.kernelTimeMs));
+    count++;
+  }
+  const total = [...byKernel.values()].reduce((a, b) => a + b, 0);
+  const bmm = byKernel.get('BatchMatMul') ?? 0;
+  const top = [...byKernel.entries()].sort((a, b) => b[1] - a[1]).slice(0, 6);
+  const r3 = (x: number) => Math.round(x * 1000) / 1000;
+  return {
+    kernels: count,
+    wallMs: Math.round(wallMs),
+    kernelMs: Math.round(total),
+    batchMatMulMs: Math.round(bmm),
+    batchMatMulShareOfKernels: r3(bmm / total),
+    batchMatMulShareOfWall: r3(bmm / wallMs),
+    top: top.map(([n, ms]) => [n, Math.round(ms)]),
+    batchMatMulByShape: [...byShape.entries()]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, 8)
+      .map(([n, ms]) => [n, Math.round(ms)]),
+  };
+}
+
+async function main(): Promise<void> {
+  const info = await initNodeBackend({ force: backend, log: () => undefined });
+  const m = loadLocalModel({ modelDir, lora: DEFAULT_RECIPE.lora, labels: LABELS, pooling: 'mean' });
+  const clf = m.classifier;
+  const data = examples(clf.bert.config.vocabSize);
+  const pools = new Map<MatMulPath, WorkerGradientPool>();
+  for (const path of PATHS) {
+    if (helpers === 0) break;
+    process.env[MATMUL_PATH_ENV] = path; // read by each worker's copy of attention-matmul.ts
+    pools.set(
+      path,
+      await WorkerGradientPool.start(helpers, {
+        backend,
+        modelDir,
+        lora: DEFAULT_RECIPE.lora,
+        labels: LABELS,
+        pooling: 'mean',
+        examples: data,
+        padId: 0,
+      }),
+    );
+  }
+  const header = {
+    date: new Date().toISOString(),
+    backend: info.name,
+    detail: info.detail,
+    shape: `${batch}x${seq}`,
+    threads: 1 + helpers,
+    steps,
+    trials,
+    load: loadavg().map((x) => Math.round(x * 100) / 100),
+  };
+  console.log(JSON.stringify(header));
+  const best = new Map<MatMulPath, number>(PATHS.map((p) => [p, Infinity]));
+  for (const path of PATHS) {
+    setMatMulPath(path);
+    await timeRun(clf, data, pools.get(path)); // warm-up: XNNPACK operators, wasm heap growth
+  }
+  for (let t = 0; t < trials; t++)
+    for (const path of t % 2 === 0 ? PATHS : [...PATHS].reverse()) {
+      setMatMulPath(path);
+      const ms = await timeRun(clf, data, pools.get(path));
+      best.set(path, Math.min(best.get(path) ?? Infinity, ms));
+      console.log(JSON.stringify({ trial: t, path, msPerStep: Math.round(ms * 10) / 10 }));
+    }
+  const summary: Record<string, unknown> = {
+    bestMsPerStep: Object.fromEntries([...best].map(([p, ms]) => [p, Math.round(ms * 10) / 10])),
+    speedup: Math.round(((best.get('batched') ?? 0) / (best.get('plain') ?? 1)) * 100) / 100,
+  };
+  if (values.profile)
+    for (const path of PATHS) {
+      setMatMulPath(path);
+      summary[`profile_${path}`] = await profileShare(clf, data);
+    }
+  summary.loadAfter = loadavg().map((x) => Math.round(x * 100) / 100);
+  console.log(JSON.stringify(summary));
+  setMatMulPath('auto');
+  for (const p of pools.values()) await p.close();
+  clf.dispose();
+  clf.bert.dispose();
+}
+
+await main();
