@@ -2,22 +2,28 @@
 // sites with fake trainers joining and leaving at random; prints its RSS, heap and open handles over the rounds and
 // judges them: RSS after warm-up within ±10% of its median, no growth in handles. Exit 1 when either fails.
 
+import { mkdirSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { parseCommandLineOrExit } from '@fedlora/shared/node/command-line.ts';
 import { runSoak, otherHandles, tcpSockets } from '../tests/soak-harness.ts';
 
-const USAGE = `npm run soak -- [--rounds N] [--sites S] [--seed X]
-  N rounds (default 500) with S socket sites (default 50) joining and leaving at random`;
+const USAGE = `npm run soak -- [--rounds N] [--sites S] [--seed X] [--heap-snapshots R1,R2]
+  N rounds (default 500) with S socket sites (default 50) joining and leaving at random; --heap-snapshots writes the
+  coordinator's heap after those rounds to ./soak-heap/round-R.heapsnapshot (compare: npx tsx scripts/heap-diff.ts)`;
 const { values: f } = parseCommandLineOrExit('npm run soak', USAGE, process.argv.slice(2), {
   rounds: { type: 'string', default: '500' },
   sites: { type: 'string', default: '50' },
   seed: { type: 'string', default: '1803' },
+  'heap-snapshots': { type: 'string' },
 });
 const [rounds, sites, seed] = [Number(f.rounds), Number(f.sites), Number(f.seed)];
 if (![rounds, sites, seed].every(Number.isInteger) || rounds < 10 || sites < 5) {
   console.error(`npm run soak: --rounds must be an integer ≥ 10 and --sites ≥ 5\n${USAGE}`);
   process.exit(2);
 }
-const r = await runSoak({ rounds, sites, seed, progress: (l) => console.error(l) });
+const snapshotRounds = f['heap-snapshots']?.split(',').map(Number) ?? [];
+if (snapshotRounds.length > 0) mkdirSync('soak-heap', { recursive: true });
+const r = await runSoak({ rounds, sites, seed, progress: (l) => console.error(l), heapSnapshots: { dir: resolve('soak-heap'), rounds: snapshotRounds } });
 const mib = (b: number) => (b / 2 ** 20).toFixed(1);
 const pct = (x: number) => `${x >= 0 ? '+' : ''}${(100 * x).toFixed(1)}%`;
 console.log(`# soak (${new Date().toISOString()}, node ${process.version}): ${rounds} rounds, ${sites} sites, seed ${seed}, ${r.seconds.toFixed(0)} s (${((1000 * r.seconds) / rounds).toFixed(0)} ms/round), ${r.joins} joins, ${r.leaves} leaves`);

@@ -5,6 +5,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { writeHeapSnapshot } from 'node:v8';
 import { createCoordinator, openPostgresStores, DirStorage, MemoryStorage, DEFAULT_SETTINGS, DEFAULT_STOP, hashModelFiles, silentLogger } from '@fedlora/coordinator';
 import { tinyFakeTask, writeTinyModelDir } from '@fedlora/coordinator/testing';
 import { createStrategy } from '@fedlora/shared/aggregation/index.ts';
@@ -50,8 +51,10 @@ function sample(): ProcessSample {
   return { rss: m.rss, heapUsed: m.heapUsed, external: m.external, handles, peers, cpuUs: process.cpuUsage().user + process.cpuUsage().system };
 }
 
-process.on('message', (msg: { id: number; type: 'sample' | 'close' }) => {
+process.on('message', (msg: { id: number; type: 'sample' | 'close' | 'heap-snapshot'; path?: string }) => {
   if (msg.type === 'sample') process.send?.({ id: msg.id, sample: sample() });
+  // a V8 heap snapshot (scripts/heap-diff.ts compares two), to find what grows
+  if (msg.type === 'heap-snapshot') process.send?.({ id: msg.id, path: writeHeapSnapshot(msg.path) });
   if (msg.type === 'close')
     void coord.close().then(() => pg?.pool.end()).finally(() => {
       rmSync(dir, { recursive: true, force: true });

@@ -30,6 +30,8 @@ export interface MeasuredCoordinator {
   url: string;
   pid: number;
   sample(): Promise<ProcessSample>;
+  /** writes a V8 heap snapshot of the coordinator to `path` */
+  heapSnapshot(path: string): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -50,16 +52,17 @@ export async function startMeasuredCoordinator(opts: MeasuredOptions): Promise<M
       else waiting.get(m.id as number)?.(m);
     });
   });
-  const call = (type: 'sample' | 'close') =>
+  const call = (type: 'sample' | 'close' | 'heap-snapshot', path?: string) =>
     new Promise<Record<string, unknown>>((resolve) => {
       const id = ++nextId;
       waiting.set(id, (m) => (waiting.delete(id), resolve(m)));
-      child.send({ id, type });
+      child.send({ id, type, path });
     });
   return {
     url,
     pid: child.pid as number,
     sample: async () => (await call('sample')).sample as ProcessSample,
+    heapSnapshot: async (path) => void (await call('heap-snapshot', path)),
     close: async () => {
       if (child.exitCode === null) await Promise.race([call('close'), new Promise((r) => setTimeout(r, 10_000))]);
       child.kill();

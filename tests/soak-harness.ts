@@ -6,6 +6,7 @@
 
 import { seededRandom } from '@fedlora/shared/random.ts';
 import { tinyAdapter } from '@fedlora/coordinator/testing';
+import { join as joinPath } from 'node:path';
 import { adminApi, adminFeed } from './admin-client';
 import { startMeasuredCoordinator, type ProcessSample } from './measured-coordinator';
 import { enrollSites, FakeSocketSite, type SiteIdentity } from './socket-sites';
@@ -20,6 +21,8 @@ export interface SoakOptions {
   pJoin?: number;
   tickMs?: number;
   progress?: (line: string) => void;
+  /** heap snapshots of the coordinator after these rounds, written as <heapSnapshots.dir>/round-<n>.heapsnapshot */
+  heapSnapshots?: { dir: string; rounds: number[] };
 }
 
 export interface RoundSample extends ProcessSample {
@@ -173,6 +176,7 @@ export async function runSoak(o: SoakOptions): Promise<SoakReport> {
         // in order, one sample at a time: a sample taken while the next round runs is still that round's state
         sampling = sampling.then(async () => {
           const s = await coord.sample();
+          if (o.heapSnapshots?.rounds.includes(r.round)) await coord.heapSnapshot(joinPath(o.heapSnapshots.dir, `round-${r.round}.heapsnapshot`));
           const now = performance.now();
           samples.push({ ...s, round: r.round, outcome: r.outcome, updates: r.updates, online: n, ms: now - last });
           last = now;
