@@ -117,7 +117,7 @@ test('when the coordinator is given async in-memory adapter and site stores, the
       ],
     );
     assert.equal(coord.federation.state, 'finished');
-    for (const file of ['index.json', 'sites.json'])
+    for (const file of ['index.json', 'sites.json', 'sites.journal'])
       assert.equal(await storage.read(file), null, `${file} is not written when a store is given`);
   } finally {
     for (const s of sockets) s.disconnect();

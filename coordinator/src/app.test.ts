@@ -3,7 +3,7 @@
 
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { io as connect, type Socket } from 'socket.io-client';
@@ -138,18 +138,18 @@ test('when a join token is reused or unknown, or a signature is forged, then the
   ]);
   assert.equal((await enroll('not-a-real-token-0000', site.keys)).code, 'UNAUTHORIZED');
   assert.deepEqual(await enroll(site.token, site.keys), { ok: true, data: { siteId: 'hospital-a' } });
-  const sitesFile = readFileSync(join(dir, 'data', 'sites.json'), 'utf8');
+  // the site registry's snapshot and journal (sites/registry.ts)
+  const readSites = () =>
+    ['sites.json', 'sites.journal'].map((f) => (existsSync(join(dir, 'data', f)) ? readFileSync(join(dir, 'data', f), 'utf8') : '')).join('\n');
+  const sitesFile = readSites();
+  assert.match(sitesFile, /hospital-a/);
   assert.equal((await enroll(site.token, generateSiteKeys())).code, 'TOKEN_USED');
   assert.equal((await authenticate(s, site.siteId, generateSiteKeys())).code, 'UNAUTHORIZED');
   assert.equal(
     (await ask(s, 'auth:prove', { siteId: site.siteId, signature: new Uint8Array(64) })).code,
     'UNAUTHORIZED',
   );
-  assert.equal(
-    readFileSync(join(dir, 'data', 'sites.json'), 'utf8'),
-    sitesFile,
-    'rejections leave sites.json as it was',
-  );
+  assert.equal(readSites(), sitesFile, "rejections leave the site registry's files as they were");
   assert.ok(!sitesFile.includes(site.token), 'the token itself is never stored');
   assert.ok(
     log.lines.every((l) => !l.includes(site.token) && !l.includes(ADMIN)),

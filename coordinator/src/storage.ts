@@ -11,6 +11,11 @@ export interface Storage {
   read(name: string): Promise<Uint8Array | null>;
   /** atomic replace */
   write(name: string, data: Uint8Array | string): Promise<void>;
+  /**
+   * appends to the file (created if absent) and returns once the bytes are durable. A crash may leave a torn tail:
+   * readers of an appended file must tolerate an incomplete last record (sites/registry.ts does)
+   */
+  append(name: string, data: Uint8Array | string): Promise<void>;
   /** a description for logs ("dir /x" or "memory") */
   readonly where: string;
 }
@@ -64,21 +69,71 @@ export class DirStorage implements Storage {
     checkName(name);
     await writeFileAtomic(join(this.root, name), data);
   }
+
+  async append(name: string, data: Uint8Array | string): Promise<void> {
+    checkName(name);
+    const path = join(this.root, name);
+    await mkdir(dirname(path), { recursive: true });
+    const fh = await open(path, 'a', 0o600);
+    const created = (await fh.stat()).size === 0;
+    try {
+      await fh.appendFile(data);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    // a new file's directory entry is durable only once the directory is flushed
+    if (created) {
+      const dir = await open(dirname(path), 'r');
+      try {
+        await dir.sync();
+      } finally {
+        await dir.close();
+      }
+    }
+  }
 }
 
 export class MemoryStorage implements Storage {
   readonly where = 'memory';
   readonly files = new Map<string, Uint8Array>();
+  /** appends since the last read or write of each file, joined lazily: copying the whole file per append would be
+   * quadratic in the number of appends */
+  private readonly tails = new Map<string, Uint8Array[]>();
 
   async read(name: string): Promise<Uint8Array | null> {
     checkName(name);
+    this.join(name);
     const b = this.files.get(name);
     return b ? new Uint8Array(b) : null;
   }
 
   async write(name: string, data: Uint8Array | string): Promise<void> {
     checkName(name);
+    this.tails.delete(name);
     this.files.set(name, typeof data === 'string' ? new TextEncoder().encode(data) : new Uint8Array(data));
+  }
+
+  async append(name: string, data: Uint8Array | string): Promise<void> {
+    checkName(name);
+    if (!this.files.has(name)) this.files.set(name, new Uint8Array(0));
+    const tail = this.tails.get(name) ?? [];
+    tail.push(typeof data === 'string' ? new TextEncoder().encode(data) : new Uint8Array(data));
+    this.tails.set(name, tail);
+  }
+
+  private join(name: string): void {
+    const tail = this.tails.get(name);
+    if (!tail) return;
+    this.tails.delete(name);
+    const parts = [this.files.get(name) ?? new Uint8Array(0), ...tail];
+    const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+    let at = 0;
+    for (const p of parts) {
+      out.set(p, at);
+      at += p.length;
+    }
+    this.files.set(name, out);
   }
 }
 

@@ -1,5 +1,5 @@
 // What the coordinator records of an enrolled site, and the SiteStore interface the socket handlers, the admin API
-// and the round loop see (registry.ts keeps it in sites.json; a database store of a later issue slots in here).
+// and the round loop see (registry.ts keeps it in sites.json and its journal; postgres/stores.ts in PostgreSQL).
 
 import type { Awaitable } from '../registry/types';
 
