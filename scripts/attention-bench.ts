@@ -4,13 +4,18 @@
 // setting, then a summary. With --profile it also profiles one step per path: the share of kernel time in BatchMatMul.
 //
 //   tsx scripts/attention-bench.ts [--backend wasm] [--batch 16] [--seq 64] [--steps 4] [--trials 3]
-//                                  [--helpers 0|1] [--profile] [--model-dir DIR]
+//                                  [--helpers 0|1] [--profile] [--torch] [--model-dir DIR]
 //
 // --helpers N adds N worker threads (node/training/parallel.ts); their path is set through FEDLORA_MATMUL_PATH,
-// which a worker copies from the environment when it starts, so each path gets its own pool.
+// which a worker copies from the environment when it starts, so each path gets its own pool. --torch also runs the
+// PyTorch yardstick (../shared/reference/train_step_torch.py, 2 threads, as `npm run bench -- step` does) after the
+// trials and prints each path's ratio to it.
 
 import { parseArgs } from 'node:util';
 import { loadavg } from 'node:os';
+import { existsSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import { initNodeBackend, type BackendName } from '@fedlora/shared/node/backend.ts';
 import { loadLocalModel } from '@fedlora/shared/node/model/local-model.ts';
@@ -34,6 +39,7 @@ const { values } = parseArgs({
     trials: { type: 'string', default: '3' },
     helpers: { type: 'string', default: '0' },
     profile: { type: 'boolean', default: false },
+    torch: { type: 'boolean', default: false },
     'model-dir': { type: 'string', default: DEFAULT_MODEL_DIR },
   },
   strict: true,
@@ -121,6 +127,18 @@ async function profileShare(clf: SequenceClassifier, data: EncodedExample[]) {
   };
 }
 
+/** The PyTorch reference's ms/step on 2 threads, or why it did not run. */
+function torchMsPerStep(): number | string {
+  const script = fileURLToPath(new URL('../../shared/reference/train_step_torch.py', import.meta.url));
+  if (!existsSync(script)) return `skipped: ${script} not found`;
+  const env = { ...process.env };
+  delete env.OPENBLAS_CORETYPE; // as scripts/bench.ts: older OpenBLAS builds need these, they slow a current one
+  delete env.OPENBLAS_L2_SIZE;
+  const r = spawnSync('/usr/bin/python3', [script, '2'], { env, encoding: 'utf8', timeout: 600_000 });
+  const m = /(\d+) ms\/step/.exec(r.stdout ?? '');
+  return m ? Number(m[1]) : `skipped: reference did not run: ${(r.stderr || r.stdout || '').slice(-200)}`;
+}
+
 async function main(): Promise<void> {
   const info = await initNodeBackend({ force: backend, log: () => undefined });
   const m = loadLocalModel({ modelDir, lora: DEFAULT_RECIPE.lora, labels: LABELS, pooling: 'mean' });
@@ -175,6 +193,14 @@ async function main(): Promise<void> {
       setMatMulPath(path);
       summary[`profile_${path}`] = await profileShare(clf, data);
     }
+  if (values.torch) {
+    const torch = torchMsPerStep();
+    summary.torchMsPerStep = torch;
+    if (typeof torch === 'number')
+      summary.ratioToTorch = Object.fromEntries(
+        [...best].map(([p, ms]) => [p, Math.round((ms / torch) * 100) / 100]),
+      );
+  }
   summary.loadAfter = loadavg().map((x) => Math.round(x * 100) / 100);
   console.log(JSON.stringify(summary));
   setMatMulPath('auto');
