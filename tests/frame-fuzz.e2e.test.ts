@@ -7,26 +7,15 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { io as connect, type Socket } from 'socket.io-client';
-import {
-  createCoordinator,
-  DirStorage,
-  DEFAULT_SETTINGS,
-  DEFAULT_STOP,
-  hashModelFiles,
-  memoryLogger,
-  type Coordinator,
-} from '@fedlora/coordinator';
-import { makeUpload, tinyAdapter, tinyFakeTask, writeTinyModelDir } from '@fedlora/coordinator/testing';
-import { createStrategy } from '@fedlora/shared/aggregation/index.ts';
+import type { Coordinator } from '@fedlora/coordinator';
+import { makeUpload, tinyAdapter } from '@fedlora/coordinator/testing';
 import { generateSiteKeys, publicIdentity, type SiteKeys } from '@fedlora/shared/crypto/keys.ts';
 import { signChallenge } from '@fedlora/shared/crypto/envelope.ts';
 import { decodeAdapter } from '@fedlora/shared/protocol/codec.ts';
 import { seededRandom } from '@fedlora/shared/random.ts';
 import { ADMIN_TOKEN, within } from './federation-harness';
+import { startTinyCoordinator, type TinyCoordinator } from './tiny-coordinator';
 import { adminApi } from './admin-client';
 import { rawPolling, rawWebSocket, type RawConnection } from './raw-socket';
 
@@ -34,35 +23,21 @@ type Ack = { ok: boolean; code?: string; data?: Record<string, unknown> };
 const FRAMES_PER_BATCH = 100;
 const BATCHES_PER_CASE = 6; // × 4 cases (2 transports × before/after auth) = 2,400 frames
 
-let dir: string;
+let tiny: TinyCoordinator;
 let coord: Coordinator;
 let url: string;
-const log = memoryLogger();
+let log: TinyCoordinator['log'];
 const sockets: Socket[] = [];
 
 before(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'fedlora-fuzz-'));
-  const modelDir = writeTinyModelDir(dir);
-  coord = await createCoordinator({
-    adminToken: ADMIN_TOKEN,
-    storage: new DirStorage(join(dir, 'data')),
-    strategy: createStrategy('fedavg', {}),
-    settings: { ...DEFAULT_SETTINGS, minSites: 2, sampleWaitS: 0, deadlineS: 30, ackTimeoutS: 5, maxDeltaNorm: 10 },
-    stop: { ...DEFAULT_STOP, rounds: 1 },
-    task: tinyFakeTask(await hashModelFiles(modelDir)),
-    autostart: false,
-    // every refusal logged (the per-peer log budget has its own test): the count shows the frames reached handlers
-    edge: { rejectionLog: { perWindow: Number.MAX_SAFE_INTEGER } },
-    log,
-    retryDelayMs: 0,
-  });
-  url = await coord.listen(0);
+  // every refusal logged (the per-peer log budget has its own test): the count shows the frames reached handlers
+  tiny = await startTinyCoordinator({ name: 'fuzz', edge: { rejectionLog: { perWindow: Number.MAX_SAFE_INTEGER } } });
+  ({ coord, url, log } = tiny);
 });
 
 after(async () => {
   for (const s of sockets) s.disconnect();
-  await coord.close();
-  rmSync(dir, { recursive: true, force: true });
+  await tiny.close();
 });
 
 // ---- the frames ----

@@ -6,29 +6,18 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Packr } from 'msgpackr';
 import { io as connect, type Socket } from 'socket.io-client';
-import {
-  createCoordinator,
-  DirStorage,
-  DEFAULT_SETTINGS,
-  DEFAULT_STOP,
-  hashModelFiles,
-  memoryLogger,
-  type Coordinator,
-} from '@fedlora/coordinator';
-import { makeUpload, tinyAdapter, tinyFakeTask } from '@fedlora/coordinator/testing';
-import { createStrategy } from '@fedlora/shared/aggregation/index.ts';
+import type { Coordinator } from '@fedlora/coordinator';
+import { makeUpload, tinyAdapter } from '@fedlora/coordinator/testing';
 import { generateSiteKeys, publicIdentity, type SiteKeys } from '@fedlora/shared/crypto/keys.ts';
 import { sealAndSign, signChallenge } from '@fedlora/shared/crypto/envelope.ts';
 import { decodeAdapter, newMessageNonce } from '@fedlora/shared/protocol/codec.ts';
 import { LIMITS } from '@fedlora/shared/protocol/limits.ts';
 import type { NamedTensors } from '@fedlora/shared/tensor.ts';
-import { ADMIN_TOKEN, poll, within } from './federation-harness';
+import { poll, within } from './federation-harness';
 import { adminApi, adminFeed, type AdminFeed, type RoundRecord } from './admin-client';
+import { startTinyCoordinator, type TinyCoordinator } from './tiny-coordinator';
 
 type Ack = { ok: boolean; code?: string; data?: Record<string, unknown> };
 interface Cfg {
@@ -37,47 +26,22 @@ interface Cfg {
   coordinatorBoxPublicKey: Uint8Array;
 }
 
-let dir: string;
+let tiny: TinyCoordinator;
 let coord: Coordinator;
 let feed: AdminFeed;
-const log = memoryLogger();
+let log: TinyCoordinator['log'];
 const sockets: Socket[] = [];
 
 before(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'fedlora-reject-'));
-  const modelDir = join(dir, 'model');
-  mkdirSync(modelDir);
-  writeFileSync(join(modelDir, 'config.json'), '{"hidden_size": 2}');
-  writeFileSync(join(modelDir, 'vocab.txt'), '[PAD]\n[UNK]\nhello\n');
-  writeFileSync(join(modelDir, 'model.safetensors'), new Uint8Array(64));
-  coord = await createCoordinator({
-    adminToken: ADMIN_TOKEN,
-    storage: new DirStorage(join(dir, 'data')),
-    strategy: createStrategy('fedavg', {}),
-    settings: {
-      ...DEFAULT_SETTINGS,
-      minSites: 3,
-      sampleWaitS: 0,
-      deadlineS: 60,
-      ackTimeoutS: 10,
-      // synthetic deltas far beyond what lr 2e-3 moves the tiny adapter: a fixed bound keeps them whole
-      maxDeltaNorm: 10,
-    },
-    stop: { ...DEFAULT_STOP, rounds: 2 },
-    task: tinyFakeTask(await hashModelFiles(modelDir)),
-    autostart: false,
-    log,
-    retryDelayMs: 0,
-  });
-  await coord.listen(0);
+  tiny = await startTinyCoordinator({ name: 'reject', rounds: 2, settings: { minSites: 3, deadlineS: 60, ackTimeoutS: 10 } });
+  ({ coord, log } = tiny);
   feed = await adminFeed(coord.url as string);
 });
 
 after(async () => {
   feed?.close();
   for (const s of sockets) s.disconnect();
-  await coord?.close();
-  rmSync(dir, { recursive: true, force: true });
+  await tiny?.close();
 });
 
 function open(): Promise<Socket> {

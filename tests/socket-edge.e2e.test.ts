@@ -7,63 +7,33 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { io as connect, type Socket } from 'socket.io-client';
-import {
-  createCoordinator,
-  DirStorage,
-  DEFAULT_SETTINGS,
-  DEFAULT_STOP,
-  hashModelFiles,
-  memoryLogger,
-  type Coordinator,
-  type CoordinatorOptions,
-} from '@fedlora/coordinator';
-import { makeUpload, tinyAdapter, tinyFakeTask, writeTinyModelDir } from '@fedlora/coordinator/testing';
-import { createStrategy } from '@fedlora/shared/aggregation/index.ts';
+import type { CoordinatorOptions } from '@fedlora/coordinator';
+import { makeUpload, tinyAdapter } from '@fedlora/coordinator/testing';
 import { generateSiteKeys, publicIdentity, type SiteKeys } from '@fedlora/shared/crypto/keys.ts';
 import { signChallenge } from '@fedlora/shared/crypto/envelope.ts';
 import { decodeAdapter } from '@fedlora/shared/protocol/codec.ts';
 import { LIMITS } from '@fedlora/shared/protocol/limits.ts';
 import { asAckSocket, request } from '@fedlora/shared/connection/session.ts';
 import { isFedloraError } from '@fedlora/shared/errors.ts';
-import { ADMIN_TOKEN, within } from './federation-harness';
+import { within } from './federation-harness';
 import { adminApi } from './admin-client';
+import { startTinyCoordinator, type TinyCoordinator } from './tiny-coordinator';
 import { closedWithin, rawPolling, rawWebSocket } from './raw-socket';
 
 type Ack = { ok: boolean; code?: string; message?: string; data?: Record<string, unknown> };
-const dirs: string[] = [];
-const running: Coordinator[] = [];
+const running: TinyCoordinator[] = [];
 const sockets: Socket[] = [];
 
 after(async () => {
   for (const s of sockets) s.disconnect();
   for (const c of running) await c.close();
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
 
 async function coordinator(edge: CoordinatorOptions['edge'] = {}) {
-  const dir = mkdtempSync(join(tmpdir(), 'fedlora-edge-'));
-  dirs.push(dir);
-  const modelDir = writeTinyModelDir(dir);
-  const log = memoryLogger();
-  const coord = await createCoordinator({
-    adminToken: ADMIN_TOKEN,
-    storage: new DirStorage(join(dir, 'data')),
-    strategy: createStrategy('fedavg', {}),
-    settings: { ...DEFAULT_SETTINGS, minSites: 2, sampleWaitS: 0, deadlineS: 30, ackTimeoutS: 5, maxDeltaNorm: 10 },
-    stop: { ...DEFAULT_STOP, rounds: 1 },
-    task: tinyFakeTask(await hashModelFiles(modelDir)),
-    autostart: false,
-    log,
-    retryDelayMs: 0,
-    edge,
-  });
-  running.push(coord);
-  const url = await coord.listen(0);
-  return { coord, url, log };
+  const tiny = await startTinyCoordinator({ name: 'edge', edge });
+  running.push(tiny);
+  return tiny;
 }
 
 const ask = (s: Socket, event: string, payload: unknown) =>

@@ -6,28 +6,16 @@
 // exactly their example-weighted mean. Used by tests/fuzz.e2e.test.ts (500 frames) and `npm run fuzz` (10,000).
 
 import { createHash } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import fc from 'fast-check';
 import type { Socket } from 'socket.io-client';
-import {
-  createCoordinator,
-  DirStorage,
-  DEFAULT_SETTINGS,
-  DEFAULT_STOP,
-  hashModelFiles,
-  memoryLogger,
-  type Coordinator,
-} from '@fedlora/coordinator';
-import { ADMIN_ROUTES, makeUpload, tinyAdapter, tinyFakeTask, writeTinyModelDir } from '@fedlora/coordinator/testing';
-import { createStrategy } from '@fedlora/shared/aggregation/index.ts';
+import { ADMIN_ROUTES, makeUpload, tinyAdapter } from '@fedlora/coordinator/testing';
 import { generateSiteKeys, publicIdentity } from '@fedlora/shared/crypto/keys.ts';
 import { decodeAdapter } from '@fedlora/shared/protocol/codec.ts';
 import { LIMITS } from '@fedlora/shared/protocol/limits.ts';
 import { PEER_VISIBLE_CODES } from '@fedlora/shared/protocol/events.ts';
 import { ADMIN_TOKEN, within } from '../federation-harness';
 import { adminApi } from '../admin-client';
+import { startTinyCoordinator } from '../tiny-coordinator';
 import { rawPolling, rawWebSocket, type RawConnection } from '../raw-socket';
 import { ask, authenticate, enrollSites, FakeSocketSite, openSocket, type RoundKey, type SiteIdentity } from '../socket-sites';
 import { EVENT_NAMES, fuzzFrame, hostileJson, mutate, type AnyConn, type FuzzFrame } from './frames';
@@ -83,34 +71,20 @@ function parseAck(p: string): [number, string] | null {
 }
 
 export async function runFuzz(opts: { frames: number; seed: number; progress?: (line: string) => void }): Promise<FuzzSummary> {
-  const dir = mkdtempSync(join(tmpdir(), 'fedlora-fuzz18-'));
-  const log = memoryLogger();
   const escaped: string[] = [];
   const onEscape = (err: unknown) => escaped.push(String(err));
   process.on('uncaughtException', onEscape);
   process.on('unhandledRejection', onEscape);
-  const modelDir = writeTinyModelDir(dir);
-  const coord: Coordinator = await createCoordinator({
-    adminToken: ADMIN_TOKEN,
-    storage: new DirStorage(join(dir, 'data')),
-    strategy: createStrategy('fedavg', {}),
+  const tiny = await startTinyCoordinator({
+    name: 'fuzz18',
     settings: {
-      ...DEFAULT_SETTINGS,
       sitesPerRound: { kind: 'fraction', value: 1 },
-      minSites: 2,
-      sampleWaitS: 0,
       deadlineS: 3600, // the honest sites upload halfway through the fuzz, however long it takes
       ackTimeoutS: 10,
-      maxDeltaNorm: 10,
     },
-    stop: { ...DEFAULT_STOP, rounds: 1 },
-    task: tinyFakeTask(await hashModelFiles(modelDir)),
-    autostart: false,
     edge: { rejectionLog: { perWindow: Number.MAX_SAFE_INTEGER } },
-    log,
-    retryDelayMs: 0,
   });
-  const url = await coord.listen(0);
+  const { coord, url, log } = tiny;
   const conns = new Map<AnyConn, Conn>();
   const honest: FakeSocketSite[] = [];
   let release = () => {};
@@ -366,9 +340,8 @@ export async function runFuzz(opts: { frames: number; seed: number; progress?: (
       c.raw?.close();
     }
     for (const h of honest) h.close();
-    await coord.close();
+    await tiny.close();
     process.off('uncaughtException', onEscape);
     process.off('unhandledRejection', onEscape);
-    rmSync(dir, { recursive: true, force: true });
   }
 }
