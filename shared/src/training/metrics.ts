@@ -67,9 +67,20 @@ export function classificationReport(
   yPred: readonly number[],
   labels: readonly string[],
 ): ClassificationReport {
+  return reportFromConfusion(confusionMatrix(yTrue, yPred, labels.length), labels);
+}
+
+/**
+ * The report of a k x k confusion matrix (rows true classes, columns predicted). Every metric here is a function of
+ * the matrix alone, so summed matrices of disjoint shards give exactly the report of their union (federated
+ * evaluation, evaluation/federated-evaluation.ts).
+ */
+export function reportFromConfusion(m: readonly (readonly number[])[], labels: readonly string[]): ClassificationReport {
   const k = labels.length;
-  const m = confusionMatrix(yTrue, yPred, k);
-  const n = yTrue.length;
+  if (m.length !== k || m.some((row) => row.length !== k))
+    throw new FedloraError('DATA_INVALID', `metrics: the confusion matrix must be ${k} x ${k} for ${k} labels`);
+  const n = m.reduce((s, row) => s + row.reduce((a, x) => a + x, 0), 0);
+  if (n === 0) throw new FedloraError('DATA_INVALID', 'metrics: no examples to score');
   const perClass: ClassReport[] = [];
   const present: number[] = [];
   let correct = 0;
