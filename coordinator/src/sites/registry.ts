@@ -147,7 +147,7 @@ export class SiteRegistry implements SiteStore {
   /**
    * Check-and-change one at a time: `change` sees the sites as left by every earlier change, so concurrent
    * enrollments (three sites joining at once) cannot overwrite each other's keys with a stale list. Changes that
-   * arrive while sites.json is being written are group-committed: applied in order, then written once, and each
+   * arrive while the journal is being written are group-committed: applied in order, then written once, and each
    * caller's promise settles when the journal append holding its change is durable (or failed: then none of that
    * group is kept).
    */
