@@ -38,7 +38,8 @@ const CLIS: Cli[] = [
   site('inspect', 'fedlora-site inspect --text T [--pair T2] [--model DIR] [--json] [--backend NAME]'),
   site('join', 'fedlora-site join --coordinator URL --token TOKEN --data FILE [options]'),
   site('run', 'fedlora-site run [options]'),
-  site('predict', 'fedlora-site predict --text TEXT [options]'),
+  site('predict', 'fedlora-site predict (--text TEXT | --file FILE) [options]'),
+  site('serve', 'fedlora-site serve [options]'),
 ];
 
 interface Exit {

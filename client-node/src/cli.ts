@@ -9,6 +9,7 @@ import * as pretrain from './commands/pretrain';
 import * as join from './commands/join';
 import * as runAgent from './commands/run';
 import * as predict from './commands/predict';
+import * as serve from './commands/serve';
 
 interface Command {
   help: string;
@@ -22,7 +23,8 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> |
   inspect: { summary: 'tokenize a text and print the model\'s [CLS] and mean-pooled vectors', load: () => inspect as unknown as Command },
   join: { summary: 'enroll this site with a coordinator (one-time token) and check its data', load: () => join as unknown as Command },
   run: { summary: 'take part in federated rounds until stopped (reconnects with backoff)', load: () => runAgent as unknown as Command },
-  predict: { summary: 'classify a text with the current global adapter', load: () => predict as unknown as Command },
+  predict: { summary: 'classify a text or a CSV/JSONL file with the global adapter or a saved one', load: () => predict as unknown as Command },
+  serve: { summary: 'serve predictions over HTTP (POST /predict), hot-swapping to each new current version', load: () => serve as unknown as Command },
 };
 
 function usage(): string {

@@ -7,7 +7,12 @@ export interface Progress {
   stop(): void;
 }
 
-export function progressBar(label: string, total: number, quiet = false): Progress {
+export interface ProgressOptions {
+  /** cli-progress format for a TTY (default: training's, with loss and samples/s) */
+  format?: string;
+}
+
+export function progressBar(label: string, total: number, quiet = false, opts: ProgressOptions = {}): Progress {
   if (quiet) return { update() {}, stop() {} };
   if (!process.stderr.isTTY) {
     // CI logs and child processes: one line every ~10% instead of carriage-return animation
@@ -24,9 +29,9 @@ export function progressBar(label: string, total: number, quiet = false): Progre
     };
   }
   const bar = new cliProgress.SingleBar(
-    { format: `${label} [{bar}] {value}/{total} | loss {loss} | {sps} samples/s | eta {eta_formatted}`, stream: process.stderr, hideCursor: true },
+    { format: opts.format ?? `${label} [{bar}] {value}/{total} | loss {loss} | {sps} samples/s | eta {eta_formatted}`, stream: process.stderr, hideCursor: true },
     cliProgress.Presets.shades_classic,
   );
-  bar.start(total, 0, { loss: '-', sps: '-' });
+  bar.start(total, 0, { loss: '-', sps: '-', tps: '-' });
   return { update: (done, fields) => bar.update(done, fields), stop: () => bar.stop() };
 }

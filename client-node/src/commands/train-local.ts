@@ -295,7 +295,7 @@ export async function run(o: TrainLocalOptions, out: (line: string) => void = co
     if (o.save) {
       mkdirSync(o.save, { recursive: true });
       // the base model's name, not a local path (paths say things about the site's machine)
-      const peft = exportPeft(lora, state, { baseModel: o.modelDir === DEFAULT_MODEL_DIR ? DEFAULT_MODEL_ID : basename(o.modelDir), labels, family: model.bert.config.family });
+      const peft = exportPeft(lora, state, { baseModel: o.modelDir === DEFAULT_MODEL_DIR ? DEFAULT_MODEL_ID : basename(o.modelDir), labels, family: model.bert.config.family, pooling: o.pooling });
       writeFileSync(join(o.save, 'adapter_config.json'), JSON.stringify(peft.adapterConfig, null, 2));
       writeFileSync(join(o.save, 'adapter_model.safetensors'), peft.weights);
       log(`adapter saved to ${o.save}`);

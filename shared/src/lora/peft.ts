@@ -82,7 +82,7 @@ function targetOf(module: string): LoraTarget | undefined {
 export function exportPeft(
   config: LoraConfig,
   state: NamedTensors,
-  opts: { baseModel: string; numLabels?: number; labels?: string[]; family?: ModelFamily },
+  opts: { baseModel: string; numLabels?: number; labels?: string[]; family?: ModelFamily; pooling?: string },
 ): PeftAdapterFiles {
   const family = opts.family ?? 'bert';
   const tensors: NamedTensors = {};
@@ -100,8 +100,9 @@ export function exportPeft(
     fan_in_fan_out: false,
     modules_to_save: hasHead ? ['classifier'] : null,
     base_model_name_or_path: opts.baseModel,
-    // fedlora's own fields (ignored by PEFT): the exact targets, the head's labels, the base model's family
-    fedlora: { target_modules: config.targetModules, labels: opts.labels ?? null, family },
+    // fedlora's own fields (ignored by PEFT): the exact targets, the head's labels, the base model's family, and how
+    // the head pools token vectors (model/classifier.ts) when it was recorded
+    fedlora: { target_modules: config.targetModules, labels: opts.labels ?? null, family, ...(opts.pooling ? { pooling: opts.pooling } : {}) },
   };
   return { adapterConfig, weights: serializeSafetensors(tensors) };
 }
