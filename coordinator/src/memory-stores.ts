@@ -8,7 +8,7 @@ import type { NamedTensors } from '@fedlora/shared/tensor.ts';
 import { parsePublicIdentity } from '@fedlora/shared/crypto/keys.ts';
 import type { StrategyState } from '@fedlora/shared/aggregation/strategy.ts';
 import { decodeAdapter, encodeAdapter } from '@fedlora/shared/protocol/codec.ts';
-import type { AdapterStore, NewVersion, RoundRecord, VersionRecord } from './registry/types';
+import { applyDecision, type AdapterStore, type NewVersion, type PromotionDecision, type RoundRecord, type VersionRecord } from './registry/types';
 import { hashToken as hashTokenBytes, newSiteRecord, siteExists } from './sites/registry';
 import type { PublicSiteRecord, SiteRecord, SiteStore } from './sites/types';
 
@@ -73,25 +73,48 @@ export class MemoryAdapterStore implements AdapterStore {
     v: NewVersion,
     state: NamedTensors,
     strategyState: StrategyState | null,
+    o: { candidate?: boolean } = {},
   ): Promise<VersionRecord> {
     return this.answer(() => {
       const id = `v${this.versions.length}`;
       const native = encodeAdapter({ versionId: id, round: v.round, adapter: state });
       const sha256 = createHash('sha256').update(native).digest('hex');
-      const record = { ...v, id, createdAt: new Date().toISOString(), sha256, bytes: native.byteLength };
+      const record: VersionRecord = {
+        ...v,
+        id,
+        createdAt: new Date().toISOString(),
+        sha256,
+        bytes: native.byteLength,
+        status: o.candidate ? 'candidate' : 'promoted',
+        decisions: [],
+      };
       this.versions = [...this.versions, record];
       this.natives.set(id, native);
       if (strategyState) this.strategyStates.set(id, strategyState);
-      this.current = id;
+      if (!o.candidate) this.current = id;
       return { ...record };
     });
   }
 
-  promote(id: string): Promise<VersionRecord> {
+  promote(id: string, decision?: PromotionDecision): Promise<VersionRecord> {
     return this.answer(() => {
-      this.current = this.require(id).id;
-      return { ...this.require(id) };
+      const v = this.require(id);
+      const record = decision ? applyDecision(v, { ...decision, action: 'promote' }, this.current).record : { ...v, status: 'promoted' as const };
+      return this.replace(record, true);
     });
+  }
+
+  decide(id: string, decision: PromotionDecision): Promise<VersionRecord> {
+    return this.answer(() => {
+      const { record, current } = applyDecision(this.require(id), decision, this.current);
+      return this.replace(record, current);
+    });
+  }
+
+  private replace(record: VersionRecord, current: boolean): VersionRecord {
+    this.versions = this.versions.map((x) => (x.id === record.id ? record : x));
+    if (current) this.current = record.id;
+    return { ...record };
   }
 
   rounds(): Promise<RoundRecord[]> {

@@ -9,7 +9,7 @@ import { isFedloraError } from '@fedlora/shared/errors.ts';
 import { generateSiteKeys, publicIdentity } from '@fedlora/shared/crypto/keys.ts';
 import { sha256Hex } from '@fedlora/shared/crypto/hash.ts';
 import type { NamedTensors } from '@fedlora/shared/tensor.ts';
-import type { AdapterStore, NewVersion, RoundRecord } from './registry/types';
+import type { AdapterStore, NewVersion, PromotionDecision, RoundRecord } from './registry/types';
 import type { SiteStore } from './sites/types';
 
 /** A store under test and a way to open it again on the same backing data (a restart). */
@@ -61,6 +61,10 @@ function roundRecord(round: number, versionId: string | null): RoundRecord {
     mode: 'secure',
     secureAggregation: { contributors: 3, dropped: 0, degree: 2, threshold: 2, clip: 0.1, levels: 1000, maxWeight: 1 },
   };
+}
+
+function decision(action: PromotionDecision['action'], actor: string, reason: string): PromotionDecision {
+  return { action, actor, reason, policy: 'manual', metric: 'accuracy', value: 0.4, currentId: 'v0', currentValue: 0.5, at: new Date().toISOString() };
 }
 
 const code = (c: string) => (e: unknown) => isFedloraError(e, c as never);
@@ -136,6 +140,73 @@ export function adapterStoreContract(label: string, open: () => Promise<Opened<A
     assert.deepEqual([a.id, b.id].sort(), ['v1', 'v2']);
     assert.deepEqual(await store.loadState(a.id), adapter(a.round));
     assert.deepEqual(await store.loadState(b.id), adapter(b.round));
+  });
+
+  it('when a version is published as a candidate, then it is stored and loads, but the current version stays', async ({ store }) => {
+    await store.addVersion(newVersion(0, null), adapter(0), null);
+    const v1 = await store.addVersion(newVersion(1, 'v0'), adapter(1), null, { candidate: true });
+    assert.equal(v1.status, 'candidate');
+    assert.deepEqual(v1.decisions, []);
+    assert.equal(await store.currentId(), 'v0');
+    assert.equal((await store.get('v0'))?.status, 'promoted');
+    assert.deepEqual(await store.get('v1'), v1);
+    assert.deepEqual(await store.loadState('v1'), adapter(1));
+    const kept = await store.decide('v1', decision('keep', 'policy', 'accuracy 0.51 < current 0.6'));
+    assert.equal(kept.status, 'candidate');
+    assert.equal(await store.currentId(), 'v0', 'keep only records');
+  });
+
+  it('when an admin approves or rejects a candidate, then the decision is recorded with reason and actor, and only approval makes it current', async ({ store }) => {
+    await store.addVersion(newVersion(0, null), adapter(0), null);
+    await store.addVersion(newVersion(1, 'v0'), adapter(1), null, { candidate: true });
+    await store.addVersion(newVersion(2, 'v0'), adapter(2), null, { candidate: true });
+    await store.decide('v1', decision('wait', 'policy', 'manual policy: waits for an admin'));
+    const approved = await store.decide('v1', decision('approve', 'admin (token)', 'board approved 2026-12-05'));
+    assert.equal(approved.status, 'promoted');
+    assert.deepEqual(approved.decisions?.map((d) => [d.action, d.actor, d.reason]), [
+      ['wait', 'policy', 'manual policy: waits for an admin'],
+      ['approve', 'admin (token)', 'board approved 2026-12-05'],
+    ]);
+    assert.equal(await store.currentId(), 'v1');
+    const rejected = await store.decide('v2', decision('reject', 'admin (session 0123abcd)', 'worse on site B'));
+    assert.equal(rejected.status, 'rejected');
+    assert.equal(await store.currentId(), 'v1');
+    assert.deepEqual((await store.get('v2'))?.decisions?.[0], rejected.decisions?.[0]);
+    assert.equal(rejected.decisions?.[0].currentValue, 0.5);
+    // only a candidate is approved or rejected: not the current version, not one decided already
+    await assert.rejects(store.decide('v1', decision('reject', 'admin (token)', 'x')), code('CONFLICT'));
+    await assert.rejects(store.decide('v0', decision('approve', 'admin (token)', 'x')), code('CONFLICT'));
+    await assert.rejects(store.decide('v9', decision('approve', 'admin (token)', 'x')), code('NOT_FOUND'));
+    assert.equal(await store.currentId(), 'v1');
+  });
+
+  it('when a version was rejected, then approval cannot make it current; only an explicit promote does, and is recorded', async ({ store }) => {
+    await store.addVersion(newVersion(0, null), adapter(0), null);
+    await store.addVersion(newVersion(1, 'v0'), adapter(1), null, { candidate: true });
+    await store.decide('v1', decision('reject', 'admin (token)', 'not yet'));
+    await assert.rejects(store.decide('v1', decision('approve', 'admin (token)', 'changed my mind')), code('CONFLICT'));
+    assert.equal((await store.get('v1'))?.status, 'rejected');
+    assert.equal(await store.currentId(), 'v0');
+    const promoted = await store.promote('v1', decision('promote', 'admin (token)', 'explicit promote'));
+    assert.equal(promoted.status, 'promoted');
+    assert.deepEqual(promoted.decisions?.map((d) => d.action), ['reject', 'promote']);
+    assert.equal(await store.currentId(), 'v1');
+  });
+
+  it('when it is opened again after decisions, then statuses, decisions and the current pointer are all there', async (o) => {
+    await o.store.addVersion(newVersion(0, null), adapter(0), null);
+    await o.store.addVersion(newVersion(1, 'v0'), adapter(1), null, { candidate: true });
+    await o.store.addVersion(newVersion(2, 'v0'), adapter(2), null, { candidate: true });
+    await o.store.addVersion(newVersion(3, 'v0'), adapter(3), null, { candidate: true });
+    await o.store.decide('v1', decision('reject', 'admin (token)', 'too noisy'));
+    await o.store.decide('v2', decision('approve', 'admin (token)', 'looks good'));
+    await o.store.decide('v3', decision('wait', 'policy', 'waits for an admin'));
+    const again = await o.reopen();
+    assert.deepEqual(await again.list(), await o.store.list());
+    assert.deepEqual((await again.list()).map((v) => v.status), ['promoted', 'rejected', 'promoted', 'candidate']);
+    assert.equal((await again.get('v1'))?.decisions?.[0].reason, 'too noisy');
+    assert.equal((await again.get('v2'))?.decisions?.[0].actor, 'admin (token)');
+    assert.equal(await again.currentId(), 'v2');
   });
 
   it('when it is opened again on the same data, then versions, the current pointer, bytes and rounds are all there', async (o) => {

@@ -12,7 +12,15 @@ import type { StrategyState } from '@fedlora/shared/aggregation/strategy.ts';
 import { parsePublicIdentity } from '@fedlora/shared/crypto/keys.ts';
 import { decodeAdapter, encodeAdapter } from '@fedlora/shared/protocol/codec.ts';
 import { sha256Hex } from '@fedlora/shared/crypto/hash.ts';
-import { versionRecord, type AdapterStore, type NewVersion, type RoundRecord, type VersionRecord } from '../registry/types';
+import {
+  applyDecision,
+  versionRecord,
+  type AdapterStore,
+  type NewVersion,
+  type PromotionDecision,
+  type RoundRecord,
+  type VersionRecord,
+} from '../registry/types';
 import { decodeStrategyState, encodeStrategyState } from '../registry/strategy-state';
 import { hashToken, newSiteRecord, siteExists } from '../sites/registry';
 import type { PublicSiteRecord, SiteRecord, SiteStore } from '../sites/types';
@@ -35,6 +43,14 @@ async function transaction<T>(pool: Pool, fn: (c: PoolClient) => Promise<T>): Pr
   } finally {
     c.release();
   }
+}
+
+/** Points current_version at `id` (the row exists once a version was current). */
+async function setCurrent(c: PoolClient, id: string): Promise<void> {
+  await c.query(
+    'INSERT INTO current_version (singleton, version_id) VALUES (true, $1) ON CONFLICT (singleton) DO UPDATE SET version_id = EXCLUDED.version_id',
+    [id],
+  );
 }
 
 const bytes = (b: Buffer): Uint8Array => new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
@@ -85,7 +101,12 @@ export class PgAdapterStore implements AdapterStore {
     return s ? decodeStrategyState(bytes(s), `postgres: strategy state of ${id}`) : null;
   }
 
-  async addVersion(v: NewVersion, state: NamedTensors, strategyState: StrategyState | null): Promise<VersionRecord> {
+  async addVersion(
+    v: NewVersion,
+    state: NamedTensors,
+    strategyState: StrategyState | null,
+    o: { candidate?: boolean } = {},
+  ): Promise<VersionRecord> {
     try {
       return await transaction(this.pool, async (c) => {
         // one writer numbers versions at a time (a lock on the table, held to the commit)
@@ -93,15 +114,12 @@ export class PgAdapterStore implements AdapterStore {
         const seq = Number((await c.query<{ n: number }>('SELECT count(*)::int AS n FROM versions')).rows[0].n);
         const id = `v${seq}`;
         const native = encodeAdapter({ versionId: id, round: v.round, adapter: state });
-        const record = await versionRecord(v, id, native);
+        const record = await versionRecord(v, id, native, o);
         await c.query(
           'INSERT INTO versions (seq, id, round, record, native, strategy_state) VALUES ($1, $2, $3, $4, $5, $6)',
           [seq, id, v.round, record, Buffer.from(native), encodeStrategyState(strategyState) && Buffer.from(encodeStrategyState(strategyState)!)],
         );
-        await c.query(
-          'INSERT INTO current_version (singleton, version_id) VALUES (true, $1) ON CONFLICT (singleton) DO UPDATE SET version_id = EXCLUDED.version_id',
-          [id],
-        );
+        if (!o.candidate) await setCurrent(c, id);
         return record;
       });
     } catch (err) {
@@ -111,12 +129,31 @@ export class PgAdapterStore implements AdapterStore {
     }
   }
 
-  async promote(id: string): Promise<VersionRecord> {
+  async promote(id: string, decision?: PromotionDecision): Promise<VersionRecord> {
+    return this.change(id, (v, currentId) =>
+      decision
+        ? applyDecision(v, { ...decision, action: 'promote' }, currentId)
+        : { record: { ...v, status: 'promoted' }, current: true },
+    );
+  }
+
+  async decide(id: string, decision: PromotionDecision): Promise<VersionRecord> {
+    return this.change(id, (v, currentId) => applyDecision(v, decision, currentId));
+  }
+
+  /** Reads version `id` and the current pointer under locks, writes the changed record (and pointer) in one transaction. */
+  private change(
+    id: string,
+    fn: (v: VersionRecord, currentId: string | null) => { record: VersionRecord; current: boolean },
+  ): Promise<VersionRecord> {
     return transaction(this.pool, async (c) => {
-      const r = await c.query<{ record: VersionRecord }>('SELECT record FROM versions WHERE id = $1', [id]);
+      const cur = await c.query<{ version_id: string }>('SELECT version_id FROM current_version FOR UPDATE');
+      const r = await c.query<{ record: VersionRecord }>('SELECT record FROM versions WHERE id = $1 FOR UPDATE', [id]);
       if (!r.rows[0]) throw new FedloraError('NOT_FOUND', `no version ${id}`);
-      await c.query('UPDATE current_version SET version_id = $1', [id]);
-      return r.rows[0].record;
+      const { record, current } = fn(r.rows[0].record, cur.rows[0]?.version_id ?? null);
+      await c.query('UPDATE versions SET record = $2 WHERE id = $1', [id, record]);
+      if (current) await setCurrent(c, id);
+      return record;
     });
   }
 

@@ -9,7 +9,15 @@ import { decodeAdapter, encodeAdapter } from '@fedlora/shared/protocol/codec.ts'
 import { sha256Hex } from '@fedlora/shared/crypto/hash.ts';
 import { decodeStrategyState, encodeStrategyState } from './strategy-state';
 import { readJson, writeJson, type Storage } from '../storage';
-import { versionRecord, type AdapterStore, type NewVersion, type RoundRecord, type VersionRecord } from './types';
+import {
+  applyDecision,
+  versionRecord,
+  type AdapterStore,
+  type NewVersion,
+  type PromotionDecision,
+  type RoundRecord,
+  type VersionRecord,
+} from './types';
 
 interface IndexFile {
   v: 1;
@@ -102,6 +110,7 @@ export class AdapterRegistry implements AdapterStore {
     v: NewVersion,
     state: NamedTensors,
     strategyState: StrategyState | null,
+    o: { candidate?: boolean } = {},
   ): Promise<VersionRecord> {
     return this.serialized(async () => {
       const id = `v${this.index.versions.length}`;
@@ -109,22 +118,43 @@ export class AdapterRegistry implements AdapterStore {
       const strategyBytes = encodeStrategyState(strategyState);
       if (strategyBytes) await this.storage.write(strategyFile(id), strategyBytes);
       await this.storage.write(adapterFile(id), native);
-      const record = await versionRecord(v, id, native);
-      const next: IndexFile = { ...this.index, currentId: id, versions: [...this.index.versions, record] };
+      const record = await versionRecord(v, id, native, o);
+      const next: IndexFile = {
+        ...this.index,
+        currentId: o.candidate ? this.index.currentId : id,
+        versions: [...this.index.versions, record],
+      };
       await writeJson(this.storage, INDEX, next);
       this.index = next;
       return { ...record };
     });
   }
 
-  promote(id: string): Promise<VersionRecord> {
+  promote(id: string, decision?: PromotionDecision): Promise<VersionRecord> {
     return this.serialized(async () => {
       const v = this.require(id);
-      const next: IndexFile = { ...this.index, currentId: id };
-      await writeJson(this.storage, INDEX, next);
-      this.index = next;
-      return { ...v };
+      const record = decision ? applyDecision(v, { ...decision, action: 'promote' }, this.index.currentId).record : { ...v, status: 'promoted' as const };
+      return this.write(record, true);
     });
+  }
+
+  decide(id: string, decision: PromotionDecision): Promise<VersionRecord> {
+    return this.serialized(async () => {
+      const { record, current } = applyDecision(this.require(id), decision, this.index.currentId);
+      return this.write(record, current);
+    });
+  }
+
+  /** replaces a version's record (and makes it current): index.json written first, then the in-memory index */
+  private async write(record: VersionRecord, current: boolean): Promise<VersionRecord> {
+    const next: IndexFile = {
+      ...this.index,
+      currentId: current ? record.id : this.index.currentId,
+      versions: this.index.versions.map((x) => (x.id === record.id ? record : x)),
+    };
+    await writeJson(this.storage, INDEX, next);
+    this.index = next;
+    return { ...record };
   }
 
   rounds(): RoundRecord[] {

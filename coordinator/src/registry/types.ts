@@ -3,6 +3,7 @@
 
 import type { NamedTensors } from '@fedlora/shared/tensor.ts';
 import { sha256Hex } from '@fedlora/shared/crypto/hash.ts';
+import { FedloraError } from '@fedlora/shared/errors.ts';
 import type { StrategyState } from '@fedlora/shared/aggregation/strategy.ts';
 import type { RoundConfig } from '@fedlora/shared/protocol/messages.ts';
 
@@ -48,7 +49,44 @@ export interface VersionRecord {
   uploadedBytes: number;
   /** how the round aggregated: 'secure' = SecAgg+, the coordinator held only the sum (absent before issue 17: plaintext) */
   mode?: AggregationMode;
+  /**
+   * where the version stands in promotion (issue 20): 'candidate' = published, not (yet) made current; 'promoted' =
+   * made current at least once (it may since have been replaced); 'rejected' = an admin rejected it. Absent before
+   * issue 20: 'promoted' (every version became current then). Whether it is current now is the store's currentId().
+   */
+  status?: VersionStatus;
+  /** every promotion decision about this version, oldest first (absent before issue 20: none) */
+  decisions?: PromotionDecision[];
 }
+
+export type VersionStatus = 'candidate' | 'promoted' | 'rejected';
+
+/**
+ * What was decided about a version: 'promote' (made current by the policy or an explicit promote), 'keep' (the
+ * policy left it a candidate), 'wait' (manual policy: waits for an admin), 'approve' / 'reject' (an admin's verdict on
+ * a candidate), 'restore' (early stopping made the best version current again).
+ */
+export type DecisionAction = 'promote' | 'keep' | 'wait' | 'approve' | 'reject' | 'restore';
+
+export interface PromotionDecision {
+  action: DecisionAction;
+  /** who decided: 'policy' (the round loop's promotion policy), 'early-stop', 'system', or the admin ('admin (token)', 'admin (session <hash prefix>)') — never a secret */
+  actor: string;
+  /** why, in words (an admin's reason as given) */
+  reason: string;
+  /** the promotion policy in force, the metric compared and the values compared (null: not evaluated) */
+  policy?: string;
+  metric?: string;
+  value?: number | null;
+  /** the version that was current when the decision was taken, and its value of the metric */
+  currentId?: string | null;
+  currentValue?: number | null;
+  /** ISO time */
+  at: string;
+}
+
+/** actions that make the version current */
+export const PROMOTING_ACTIONS: readonly DecisionAction[] = ['promote', 'approve', 'restore'];
 
 export type AggregationMode = 'plaintext' | 'secure';
 
@@ -67,11 +105,24 @@ export interface RoundSecureAggregation {
   maxWeight: number;
 }
 
-export type NewVersion = Omit<VersionRecord, 'id' | 'createdAt' | 'sha256' | 'bytes'>;
+export type NewVersion = Omit<VersionRecord, 'id' | 'createdAt' | 'sha256' | 'bytes' | 'status' | 'decisions'>;
 
 /** The record of version `id` whose native bytes are `native`: what every AdapterStore stores beside them. */
-export async function versionRecord(v: NewVersion, id: string, native: Uint8Array): Promise<VersionRecord> {
-  return { ...v, id, createdAt: new Date().toISOString(), sha256: await sha256Hex(native), bytes: native.byteLength };
+export async function versionRecord(
+  v: NewVersion,
+  id: string,
+  native: Uint8Array,
+  o: { candidate?: boolean } = {},
+): Promise<VersionRecord> {
+  return {
+    ...v,
+    id,
+    createdAt: new Date().toISOString(),
+    sha256: await sha256Hex(native),
+    bytes: native.byteLength,
+    status: o.candidate ? 'candidate' : 'promoted',
+    decisions: [],
+  };
 }
 
 export interface RoundFailureRecord {
@@ -157,10 +208,43 @@ export interface AdapterStore {
   /** encodeAdapter() bytes, hash-checked */
   loadNative(id: string): Promise<Uint8Array>;
   loadStrategyState(id: string): Promise<StrategyState | null>;
-  /** stores a new immutable version and makes it current */
-  addVersion(v: NewVersion, state: NamedTensors, strategyState: StrategyState | null): Promise<VersionRecord>;
-  /** makes an existing version current (promote, or roll back to an older one) */
-  promote(id: string): Promise<VersionRecord>;
+  /**
+   * stores a new immutable version: current (status 'promoted') unless `o.candidate`, then a candidate for the
+   * promotion policy or an admin to decide on (the current pointer does not move)
+   */
+  addVersion(
+    v: NewVersion,
+    state: NamedTensors,
+    strategyState: StrategyState | null,
+    o?: { candidate?: boolean },
+  ): Promise<VersionRecord>;
+  /**
+   * makes an existing version current (promote, or roll back to an older one), whatever its status (a rejected
+   * version too: an explicit promote is the only way back for it); records `decision` when given
+   */
+  promote(id: string, decision?: PromotionDecision): Promise<VersionRecord>;
+  /**
+   * records a decision about version `id`, atomically with what it does: promote/approve/restore make it current
+   * (approve only a candidate), reject marks a candidate rejected, keep/wait only record. CONFLICT when the version is
+   * not a candidate for approve/reject; NOT_FOUND for an unknown id.
+   */
+  decide(id: string, decision: PromotionDecision): Promise<VersionRecord>;
   rounds(): Awaitable<RoundRecord[]>;
   addRound(r: RoundRecord): Promise<void>;
+}
+
+/**
+ * The version record after `d` (shared by every store so that they agree): its new status, and whether it becomes
+ * current. Throws CONFLICT when the decision does not apply to the version's status.
+ */
+export function applyDecision(v: VersionRecord, d: PromotionDecision, currentId: string | null): { record: VersionRecord; current: boolean } {
+  const status = v.status ?? 'promoted';
+  if ((d.action === 'approve' || d.action === 'reject') && status !== 'candidate')
+    throw new FedloraError(
+      'CONFLICT',
+      `${v.id} is ${status === 'promoted' && v.id === currentId ? 'current' : status}, not a candidate: only a candidate can be ${d.action === 'approve' ? 'approved' : 'rejected'}${status === 'rejected' && d.action === 'approve' ? ' (promote it explicitly to use it after all)' : ''}`,
+    );
+  const current = PROMOTING_ACTIONS.includes(d.action);
+  const next: VersionStatus = current ? 'promoted' : d.action === 'reject' ? 'rejected' : status;
+  return { record: { ...v, status: next, decisions: [...(v.decisions ?? []), d] }, current };
 }
