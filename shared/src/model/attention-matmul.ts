@@ -4,13 +4,14 @@
 
 import * as tf from '@tensorflow/tfjs';
 import { plainProducts } from './matmul-path';
-import { unstackOnWasm } from './wasm-unstack';
+import { sliceMatMulOnWasm } from './wasm-slice-matmul';
 
-/** a [G, M, K] · b [G, K, N] → [G, M, N] as G plain 2-D products. */
+/** a [G, M, K] · b [G, K, N] → [G, M, N] as G plain 2-D products: one kernel on wasm, G tf.matMul elsewhere. */
 function perSlice(a: tf.Tensor3D, b: tf.Tensor3D): tf.Tensor3D {
-  const as = unstackOnWasm<tf.Rank.R2>(a);
-  const bs = unstackOnWasm<tf.Rank.R2>(b);
-  return tf.stack(as.map((ai, i) => tf.matMul(ai, bs[i]))) as tf.Tensor3D;
+  if (tf.getBackend() === 'wasm' && a.dtype === 'float32' && b.dtype === 'float32')
+    return sliceMatMulOnWasm(a, b);
+  const bs = tf.unstack(b) as tf.Tensor2D[];
+  return tf.stack(tf.unstack(a).map((ai, i) => tf.matMul(ai as tf.Tensor2D, bs[i]))) as tf.Tensor3D;
 }
 
 const swapLast = (t: tf.Tensor3D) => tf.transpose(t, [0, 2, 1]);
