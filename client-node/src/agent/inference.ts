@@ -18,7 +18,7 @@ import { importPeft } from '@fedlora/shared/lora/peft.ts';
 import { loadLocalModel, type LocalModel } from '@fedlora/shared/node/model/local-model.ts';
 import { checkAdapterShapes, openAdapter } from '@fedlora/shared/round/participant.ts';
 import { encodeAdapter } from '@fedlora/shared/protocol/codec.ts';
-import { collate } from '@fedlora/shared/training/batches.ts';
+import { collate, evalBatches, type EncodedExample } from '@fedlora/shared/training/batches.ts';
 import { DEFAULT_RECIPE } from '@fedlora/shared/training/recipe.ts';
 import type { NamedTensors } from '@fedlora/shared/tensor.ts';
 
@@ -180,15 +180,41 @@ export class Predictor {
     return new Predictor(model, headW, headB, spec.versionId, spec.labels, Math.min(spec.maxLength, tokenLimit(model)));
   }
 
+  private encode(texts: string[]): EncodedExample[] {
+    const tok = this.model.tokenizer;
+    return texts.map((t) => {
+      const enc = tok.encode(t, undefined, { maxLength: this.maxLength });
+      return { inputIds: enc.inputIds, tokenTypeIds: enc.tokenTypeIds, label: 0 };
+    });
+  }
+
   /** One forward pass over `texts` (padded to the longest); results in input order. */
   async predict(texts: string[]): Promise<LabelPrediction[]> {
     if (this.disposed) throw new FedloraError('INTERNAL', `predictor for ${this.versionId} is disposed`);
     if (texts.length === 0) return [];
+    return this.forward(this.encode(texts));
+  }
+
+  /**
+   * Classifies `texts` in forward passes of `batchSize`, grouped by token count (texts of like length share a batch,
+   * so little is padded); results in input order. onBatch gets the number of texts done after each pass.
+   */
+  async predictAll(texts: string[], batchSize: number, onBatch?: (done: number) => void): Promise<LabelPrediction[]> {
+    if (this.disposed) throw new FedloraError('INTERNAL', `predictor for ${this.versionId} is disposed`);
+    const examples = this.encode(texts);
+    const out = new Array<LabelPrediction>(texts.length);
+    let done = 0;
+    for (const idx of evalBatches(examples.map((e) => e.inputIds.length), batchSize)) {
+      const preds = await this.forward(idx.map((i) => examples[i]));
+      idx.forEach((i, j) => (out[i] = preds[j]));
+      done += idx.length;
+      onBatch?.(done);
+    }
+    return out;
+  }
+
+  private async forward(examples: EncodedExample[]): Promise<LabelPrediction[]> {
     const { bert, tokenizer: tok, classifier: clf } = this.model;
-    const examples = texts.map((t) => {
-      const enc = tok.encode(t, undefined, { maxLength: this.maxLength });
-      return { inputIds: enc.inputIds, tokenTypeIds: enc.tokenTypeIds, label: 0 };
-    });
     const batch = collate(examples, tok.special.pad);
     // SequenceClassifier.logits with the adapter merged (no LoRA hook) and the kept head
     const probs = tf.tidy(() => {
@@ -202,7 +228,7 @@ export class Predictor {
       probs.dispose();
     }
     const L = this.labels.length;
-    return texts.map((_, i) => {
+    return examples.map((_, i) => {
       const probabilities: Record<string, number> = {};
       let best = 0;
       for (let j = 0; j < L; j++) {

@@ -1,14 +1,18 @@
 // Serving at the site (issue 20, must-show 4) on a tiny random BERT (2 layers, hidden 32, the shipped vocabulary)
 // with adapters written here: `predict --adapter --file` (batched, offline) and the served POST /predict give the same
 // labels for 1,000 texts in requests of 32; native and PEFT adapter directories predict alike; a version swap while
-// requests are in flight fails none of them (each is answered wholly by the version it started on); the bounds:
-// 413 for an oversized body, 400 for malformed JSON or a wrong shape, 401 without the token, 503 when the queue is full.
+// requests are in flight fails none of them (each is answered wholly by the version it started on), swapped directly
+// and through the poll of a fake coordinator whose current version changes; the bounds: 413 for an oversized body,
+// 400 for malformed JSON or a wrong shape, 401 without the token, 503 when the queue is full.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Server } from 'socket.io';
 import { initNodeBackend } from '@fedlora/shared/node/backend.ts';
 import { DEFAULT_MODEL_DIR } from '@fedlora/shared/node/default-model.ts';
 import { expectedBertShapes, parseBertConfig } from '@fedlora/shared/model/checkpoint.ts';
@@ -16,11 +20,18 @@ import { serializeSafetensors } from '@fedlora/shared/model/safetensors.ts';
 import { exportPeft } from '@fedlora/shared/lora/peft.ts';
 import type { LoraConfig } from '@fedlora/shared/lora/config.ts';
 import type { NamedTensors } from '@fedlora/shared/tensor.ts';
+import { ackError, ackOk, parseClientRequest } from '@fedlora/shared/protocol/events.ts';
+import { encodeAdapter } from '@fedlora/shared/protocol/codec.ts';
+import { sha256Hex } from '@fedlora/shared/crypto/hash.ts';
+import { createChallenge } from '@fedlora/shared/crypto/envelope.ts';
+import { generateSiteKeys } from '@fedlora/shared/crypto/keys.ts';
+import { FedloraError } from '@fedlora/shared/errors.ts';
 import { loadLocalModel } from '@fedlora/shared/node/model/local-model.ts';
 import { main } from '../cli';
 import { Predictor, readAdapterDir, writeNativeAdapterDir, type LabelPrediction } from './inference';
 import { createServeApp, listen, ServingModel, type ServablePredictor } from './serve';
 import { startServe, type ServeCommandOptions } from '../commands/serve';
+import { saveKeys, saveSiteConfig } from './state';
 
 const LABELS = ['billing', 'clinical', 'other'];
 const LORA: LoraConfig = { r: 4, alpha: 8, dropout: 0, targetModules: ['query', 'value'], layers: null };
@@ -109,16 +120,19 @@ let modelDir: string;
 let v1Dir: string;
 let v2Dir: string;
 let peftDir: string;
+const states: Record<string, NamedTensors> = {};
 
 before(async () => {
   await initNodeBackend({ log: () => {} });
   modelDir = writeTinyBert(dir);
   const meta = { lora: LORA, labels: LABELS, pooling: 'mean' as const, maxSeqLength: 64, baseModel: 'tiny-bert' };
   const s1 = await randomAdapterState(modelDir, 1);
+  states.v1 = s1;
   v1Dir = join(dir, 'v1');
   v2Dir = join(dir, 'v2');
   await writeNativeAdapterDir(v1Dir, { versionId: 'v1', round: 1, state: s1, ...meta });
-  await writeNativeAdapterDir(v2Dir, { versionId: 'v2', round: 2, state: await randomAdapterState(modelDir, 2), ...meta });
+  states.v2 = await randomAdapterState(modelDir, 2);
+  await writeNativeAdapterDir(v2Dir, { versionId: 'v2', round: 2, state: states.v2, ...meta });
   peftDir = join(dir, 'peft');
   mkdirSync(peftDir);
   const peft = exportPeft(LORA, s1, { baseModel: 'tiny-bert', labels: LABELS, pooling: 'mean' });
@@ -338,5 +352,100 @@ test('bounds: 413 oversized body, 400 malformed JSON or wrong shape or too many 
   } finally {
     await server.close();
     model.dispose();
+  }
+});
+
+/**
+ * A coordinator that answers what serve asks (auth, manifest with the current version, 'adapter:fetch'), with the
+ * tiny model's files in its manifest; `current` is what a promotion changes. Signatures are not checked here.
+ */
+async function fakeCoordinator(current: { versionId: string }) {
+  const files = readdirSync(modelDir).map((path) => {
+    const b = readFileSync(join(modelDir, path));
+    return { path, bytes: b.length, sha256: createHash('sha256').update(b).digest('hex') };
+  });
+  const adapters: Record<string, { bytes: Uint8Array; sha: string }> = {};
+  for (const [id, state] of Object.entries(states)) {
+    const bytes = encodeAdapter({ versionId: id, round: Number(id.slice(1)), adapter: state });
+    adapters[id] = { bytes, sha: await sha256Hex(bytes) };
+  }
+  const fetches: string[] = [];
+  const http = createServer();
+  const io = new Server(http, { maxHttpBufferSize: 16 * 1024 * 1024 });
+  io.on('connection', (socket) => {
+    const handle = (event: string, fn: (raw: unknown) => unknown) =>
+      socket.on(event, async (raw: unknown, ack: (r: unknown) => void) => {
+        try {
+          ack(ackOk(await fn(raw)));
+        } catch (err) {
+          ack(ackError(err));
+        }
+      });
+    handle('auth:challenge', () => ({ challenge: createChallenge(), coordinatorId: 'coord-test' }));
+    handle('auth:prove', (raw) => {
+      parseClientRequest('auth:prove', raw);
+      const manifest = { v: 1, baseModel: { id: 'tiny-bert', files }, lora: LORA, labels: LABELS, pooling: 'mean', maxSeqLength: 64, versionId: current.versionId };
+      return { manifest };
+    });
+    handle('adapter:fetch', (raw) => {
+      const r = parseClientRequest('adapter:fetch', raw);
+      const id = r.versionId === 'latest' ? current.versionId : r.versionId;
+      const a = adapters[id];
+      if (!a) throw new FedloraError('NOT_FOUND', `no version ${id}`);
+      fetches.push(id);
+      return { versionId: id, adapter: a.bytes, adapterSha256: a.sha };
+    });
+  });
+  await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
+  const port = (http.address() as { port: number }).port;
+  return { url: `http://127.0.0.1:${port}`, fetches, close: () => new Promise<void>((r) => io.close(() => r())) };
+}
+
+test('serve follows the coordinator: a promotion while requests are in flight is picked up by the poll and swapped in with no failed request', async () => {
+  const current = { versionId: 'v1' };
+  const coordinator = await fakeCoordinator(current);
+  const stateDir = join(dir, 'site-state');
+  saveKeys(stateDir, generateSiteKeys());
+  writeFileSync(join(dir, 'site.csv'), 'text,label\nhello,other\n');
+  saveSiteConfig(stateDir, { v: 1, coordinator: coordinator.url, siteId: 'site-a', data: join(dir, 'site.csv'), enrolledAt: new Date().toISOString() });
+  const serving = await startServe(serveOptions({ adapter: undefined, stateDir, batchSize: 8 }));
+  try {
+    assert.equal(serving.model.current.versionId, 'v1');
+    assert.equal(await serving.checkForNewVersion(), false, 'no new version: nothing fetched');
+    assert.deepEqual(coordinator.fetches, ['v1']);
+    const expectedLabels = async (d: string) => {
+      const p = Predictor.load(modelDir, await readAdapterDir(d));
+      const labels = (await p.predict(TEXTS.slice(100, 132))).map((x) => x.label);
+      p.dispose();
+      return labels;
+    };
+    const [v1Labels, v2Labels] = [await expectedLabels(v1Dir), await expectedLabels(v2Dir)];
+    const send = () => post(serving.server.url, { texts: TEXTS.slice(100, 132) });
+    const wave = Array.from({ length: 10 }, send);
+    // promote once the server is computing the wave (GET /version reports its queue)
+    for (let i = 0; i < 200; i++) {
+      const q = ((await (await fetch(`${serving.server.url}/version`)).json()) as { queue: { running: number; waiting: number } }).queue;
+      if (q.running + q.waiting > 0) break;
+      await new Promise((r) => setTimeout(r, 2));
+    }
+    current.versionId = 'v2'; // promoted in the console
+    const swapped = serving.checkForNewVersion();
+    const during = Array.from({ length: 10 }, send);
+    assert.equal(await swapped, true);
+    const after = Array.from({ length: 5 }, send);
+    const all = await Promise.all([...wave, ...during, ...after]);
+    assert.ok(all.every((r) => r.status === 200), all.map((r) => r.status).join(','));
+    assert.ok(all.slice(20).every((r) => r.json.versionId === 'v2'), 'after the swap, v2 answers');
+    assert.ok(all.slice(0, 10).some((r) => r.json.versionId === 'v1'), 'requests in flight at the promotion finish on v1');
+    for (const r of all) assert.deepEqual(r.json.predictions.map((p) => p.label), r.json.versionId === 'v1' ? v1Labels : v2Labels);
+    assert.deepEqual(coordinator.fetches, ['v1', 'v2']);
+    assert.equal(serving.model.swaps, 1);
+    // the coordinator goes away: the check fails quietly and v2 keeps serving
+    await coordinator.close();
+    assert.equal(await serving.checkForNewVersion(), false);
+    assert.equal((await send()).json.versionId, 'v2');
+  } finally {
+    await serving.stop();
+    await coordinator.close().catch(() => {});
   }
 });

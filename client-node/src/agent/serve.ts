@@ -193,8 +193,10 @@ export function createServeApp(model: ServingModel, o: ServeOptions): { app: exp
       } catch (err) {
         return next(err);
       }
-      const batches: string[][] = [];
-      for (let i = 0; i < texts.length; i += o.batchSize) batches.push(texts.slice(i, i + o.batchSize));
+      // texts of like length share a batch (less padding); answers go back in request order
+      const order = texts.map((_, i) => i).sort((a, b) => texts[b].length - texts[a].length);
+      const batches: number[][] = [];
+      for (let i = 0; i < order.length; i += o.batchSize) batches.push(order.slice(i, i + o.batchSize));
       if (!queue.reserve(batches.length)) {
         res.set('Retry-After', '1');
         return next(new HttpError(503, 'BUSY', `the prediction queue is full (${queue.concurrency} computing, ${queue.queueLimit} waiting); retry shortly`));
@@ -203,8 +205,13 @@ export function createServeApp(model: ServingModel, o: ServeOptions): { app: exp
       const lease = model.lease();
       const t0 = Date.now();
       try {
-        const parts = await Promise.all(batches.map((b) => queue.run(() => lease.predictor.predict(b))));
-        const predictions: LabelPrediction[] = parts.flat();
+        const predictions = new Array<LabelPrediction>(texts.length);
+        await Promise.all(
+          batches.map(async (idx) => {
+            const preds = await queue.run(() => lease.predictor.predict(idx.map((i) => texts[i])));
+            idx.forEach((i, j) => (predictions[i] = preds[j]));
+          }),
+        );
         res.json({ versionId: lease.predictor.versionId, predictions });
         o.log('serve.predict', { texts: texts.length, batches: batches.length, ms: Date.now() - t0, versionId: lease.predictor.versionId });
       } catch (err) {

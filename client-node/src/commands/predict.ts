@@ -20,8 +20,8 @@ export const help = `fedlora-site predict (--text TEXT | --file FILE) [options]
   one with --adapter DIR (offline: no coordinator).
 
   --text TEXT           the text to classify
-  --file FILE           classify every row of a CSV/TSV/JSONL file, --batch-size texts per forward pass, with a
-                        progress bar on stderr; one JSON line per row {"index","label","probabilities"} (index: the
+  --file FILE           classify every row of a CSV/TSV/JSONL file, --batch-size texts per forward pass (texts of
+                        like length batched together), with a progress bar on stderr; one JSON line per row {"index","label","probabilities"} (index: the
                         row's 0-based position among the data rows)
   --text-column NAME    the file's text column (default: the first of ${TEXT_COLUMN_CANDIDATES.join(', ')}, or the only column)
   --batch-size N (32)   texts per forward pass
@@ -173,11 +173,13 @@ export async function run(o: PredictCommandOptions, out: (line: string) => void 
     const bar = progressBar('predict', texts.length, o.quiet, { format: 'predict [{bar}] {value}/{total} | {tps} texts/s | eta {eta_formatted}' });
     const t0 = performance.now();
     try {
-      for (let i = 0; i < texts.length; i += o.batchSize) {
-        const preds = await predictor.predict(texts.slice(i, i + o.batchSize));
-        preds.forEach((p, j) => emit(JSON.stringify({ index: i + j, label: p.label, probabilities: p.probabilities })));
-        const done = i + preds.length;
-        bar.update(done, { tps: (done / ((performance.now() - t0) / 1000)).toFixed(1) });
+      // windows of 64 batches: grouped by length inside a window, written in file order after it
+      const window = 64 * o.batchSize;
+      for (let start = 0; start < texts.length; start += window) {
+        const preds = await predictor.predictAll(texts.slice(start, start + window), o.batchSize, (n) =>
+          bar.update(start + n, { tps: ((start + n) / ((performance.now() - t0) / 1000)).toFixed(1) }),
+        );
+        preds.forEach((p, j) => emit(JSON.stringify({ index: start + j, label: p.label, probabilities: p.probabilities })));
       }
     } finally {
       bar.stop();
