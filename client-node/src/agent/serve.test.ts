@@ -10,6 +10,8 @@ import assert from 'node:assert/strict';
 import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { createHash } from 'node:crypto';
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Server } from 'socket.io';
@@ -448,4 +450,41 @@ test('serve follows the coordinator: a promotion while requests are in flight is
     await serving.stop();
     await coordinator.close().catch(() => {});
   }
+});
+
+test('stopping answers the requests in flight first; SIGTERM stops the real command with exit status 0', async () => {
+  const serving = await startServe(serveOptions({ batchSize: 4 }));
+  const inFlight = post(serving.server.url, { texts: TEXTS.slice(0, 64) });
+  for (let i = 0; i < 200; i++) {
+    const q = ((await (await fetch(`${serving.server.url}/version`)).json()) as { queue: { running: number; waiting: number } }).queue;
+    if (q.running + q.waiting > 0) break;
+    await new Promise((r) => setTimeout(r, 2));
+  }
+  await serving.stop();
+  const r = await inFlight;
+  assert.equal(r.status, 200);
+  assert.equal(r.json.predictions.length, 64);
+  await assert.rejects(fetch(`${serving.server.url}/healthz`), 'no new connections after stop');
+
+  const bin = fileURLToPath(new URL('../../bin/fedlora-site.js', import.meta.url));
+  const env = { ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('FEDLORA_'))), FEDLORA_SERVE_TOKEN: 'sekret-token' };
+  const child = spawn(process.execPath, [bin, 'serve', '--adapter', v1Dir, '--model', modelDir, '--port', '0', '--json', '--backend', 'cpu'], { env });
+  let stdout = '';
+  let stderr = '';
+  child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+  const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+  const url = await new Promise<string>((resolve, reject) => {
+    child.stdout.on('data', (b: Buffer) => {
+      stdout += b.toString();
+      const m = /"event":"serve.listening"[^\n]*"url":"([^"]+)"/.exec(stdout);
+      if (m) resolve(m[1]);
+    });
+    child.on('close', () => reject(new Error(`serve exited early: ${stderr}`)));
+  });
+  const ok = await post(url, { texts: ['Lunch on Thursday?'] }, { authorization: 'Bearer sekret-token' });
+  assert.equal(ok.status, 200);
+  child.kill('SIGTERM');
+  assert.equal(await exited, 0, stderr);
+  assert.match(stdout, /"event":"serve.stopped"/);
+  assert.doesNotMatch(stdout + stderr, /sekret-token/, 'the token is never logged');
 });
