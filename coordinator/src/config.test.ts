@@ -212,3 +212,15 @@ test('when observability flags are given, then the metrics token, port and log f
   assert.throws(() => parseConfig(['--log-format', 'xml'], TOKEN), invalid(/--log-format must be one of text, json/));
   assert.throws(() => parseConfig(['--metrics-port', '70000'], TOKEN), invalid(/--metrics-port/));
 });
+
+test('when promotion flags are given, then the policy, metric and tolerance land in the settings; by default every version is promoted', () => {
+  const d = parseConfig([], TOKEN);
+  assert.ok(d !== 'help');
+  assert.deepEqual([d.settings.promotion, d.settings.promotionMetric, d.settings.promotionTolerance], ['always', 'accuracy', 0]);
+  const c = parseConfig(['--promotion', 'auto', '--promotion-metric', 'macro_f1', '--promotion-tolerance', '0.01'], TOKEN);
+  assert.ok(c !== 'help');
+  assert.deepEqual([c.settings.promotion, c.settings.promotionMetric, c.settings.promotionTolerance], ['auto', 'macro_f1', 0.01]);
+  assert.throws(() => parseConfig(['--promotion', 'sometimes'], TOKEN), invalid(/^--promotion: must be one of always, auto, never-worse, manual/));
+  assert.throws(() => parseConfig(['--promotion-metric', 'f1'], TOKEN), invalid(/^--promotion-metric: must be one of accuracy, macro_f1, loss/));
+  assert.throws(() => parseConfig(['--promotion-tolerance=-1'], TOKEN), invalid(/^--promotion-tolerance: must be a number ≥ 0/));
+});

@@ -82,9 +82,16 @@ ${strategyFlagHelp().join('\n')}
                          may connect to any process, and only the holder of the Postgres lease runs rounds
   --node-id ID (host-pid)              this process's name in logs
   --lease-s S (2)                      how often a follower tries to take over a leader that died
+ promotion (docs/OPERATOR.md, "Promotion and approval"): each new version is a candidate until the policy decides
+  --promotion always|auto|never-worse|manual (always)   always: every version becomes current; auto: when its metric
+                                       ≥ the current's − tolerance; never-worse: when ≥ the current's; manual: an admin
+                                       approves or rejects it (console, POST /api/versions/:id/approve|reject)
+  --promotion-metric accuracy|macro_f1|loss (accuracy)  the held-out metric compared (loss: lower is better)
+  --promotion-tolerance X (0)          how much worse than the current version auto still promotes
  stopping (any that holds stops the rounds; the coordinator keeps serving):
   --rounds N             stop once N rounds made a version (counted across restarts; rounds without one do not count)
-  --patience K           stop after K versions without a better held-out accuracy
+  --patience K           stop after K versions without a better held-out accuracy, and make the best version
+                         that was ever current current again (recorded as an early-stop decision)
   --target-accuracy X    stop once a version reaches held-out accuracy X
   --paused               do not start rounds until POST /api/federation/start
   --exit-when-done       exit once a stop rule holds (default: keep serving the API)
@@ -255,6 +262,9 @@ export function parseConfig(
     rounds: S,
     patience: S,
     'target-accuracy': S,
+    promotion: S,
+    'promotion-metric': S,
+    'promotion-tolerance': S,
     backend: S,
   } as const;
   try {
@@ -315,6 +325,9 @@ export function parseConfig(
     ['rounds', 'rounds', 'num'],
     ['patience', 'patience', 'num'],
     ['target-accuracy', 'targetAccuracy', 'num'],
+    ['promotion', 'promotion', 'str'],
+    ['promotion-metric', 'promotionMetric', 'str'],
+    ['promotion-tolerance', 'promotionTolerance', 'num'],
   ];
   for (const [flag, field, kind] of map)
     if (s(flag) !== undefined)

@@ -79,7 +79,22 @@ const BAD: Record<AdminRoute, Bad[]> = {
   'GET /privacy': [{ query: 'round=1', field: /^round is not a query parameter/ }],
   'GET /versions': [{ query: 'current=1', field: /^current is not a query parameter/ }],
   'GET /versions/:id': [{ id: 'latest', field: /^id must be a version id/ }],
-  'POST /versions/:id/promote': [{ id: 'v1.5', field: /^id must be a version id/ }],
+  'POST /versions/:id/promote': [
+    { id: 'v1.5', field: /^id must be a version id/ },
+    { body: { reason: '' }, field: /^reason must be a non-empty string of at most 500 characters/ },
+    { body: { zz: 1 }, field: /^zz is not a field of POST \/versions\/:id\/promote \(known: reason\)/ },
+  ],
+  'POST /versions/:id/approve': [
+    { id: 'v-1', body: { reason: 'ok' }, field: /^id must be a version id/ },
+    { body: {}, field: /^reason must be a non-empty string of at most 500 characters/ },
+    { body: { reason: '   ' }, field: /^reason must be a non-empty string/ },
+    { body: { reason: 'x'.repeat(501) }, field: /^reason must be a non-empty string of at most 500 characters/ },
+    { body: { reason: 'ok', actor: 'someone else' }, field: /^actor is not a field of POST \/versions\/:id\/approve \(known: reason\)/ },
+  ],
+  'POST /versions/:id/reject': [
+    { body: { reason: 7 }, field: /^reason must be a non-empty string/ },
+    { body: { reason: 'bad\u0007bell' }, field: /^reason must not contain control characters/ },
+  ],
   'GET /versions/:id/native': [{ id: 'V0', field: /^id must be a version id/ }],
   'GET /versions/:id/peft': [
     { query: 'file=../x', field: /^file must be adapter_config.json or adapter_model.safetensors/ },

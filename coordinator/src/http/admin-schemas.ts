@@ -57,6 +57,22 @@ export const VersionParams = z
   .object({ id: z.string().regex(/^v\d{1,9}$/, { error: 'must be a version id: v0, v1, …' }) })
   .strict();
 
+/** Reason of an admin's decision about a version: required for approve and reject, recorded as given (trimmed). */
+export const DECISION_REASON_MAX = 500;
+const REASON = `must be a non-empty string of at most ${DECISION_REASON_MAX} characters`;
+const Reason = z
+  .string({ error: REASON })
+  .trim()
+  .min(1, { error: REASON })
+  .max(DECISION_REASON_MAX, { error: REASON })
+  // a reason is one line or a few for the record: no control characters besides tab and newline
+  .refine((s) => ![...s].some((ch) => (ch < ' ' && ch !== '\t' && ch !== '\n') || ch === '\x7f'), {
+    error: 'must not contain control characters',
+  });
+export const DecisionBody = z.object({ reason: Reason }).strict();
+/** POST /versions/:id/promote: the reason is optional (promote predates approval; without one: "explicit promote") */
+export const PromoteBody = z.object({ reason: Reason.optional() }).strict();
+
 export const PEFT_FILES = ['adapter_config.json', 'adapter_model.safetensors'] as const;
 export const PeftQuery = z
   .object({ file: z.enum(PEFT_FILES, { error: `must be ${PEFT_FILES.join(' or ')}` }) })
@@ -89,7 +105,9 @@ export const ADMIN_ROUTES = {
   'GET /privacy': {},
   'GET /versions': {},
   'GET /versions/:id': { params: VersionParams },
-  'POST /versions/:id/promote': { params: VersionParams },
+  'POST /versions/:id/promote': { params: VersionParams, body: PromoteBody },
+  'POST /versions/:id/approve': { params: VersionParams, body: DecisionBody },
+  'POST /versions/:id/reject': { params: VersionParams, body: DecisionBody },
   'GET /versions/:id/native': { params: VersionParams },
   'GET /versions/:id/peft': { params: VersionParams, query: PeftQuery },
 } as const satisfies Record<string, RouteSchemas>;

@@ -122,6 +122,8 @@ export function createApi(d: ApiDeps): express.Express {
 
   const sessions = d.sessions ?? new AdminSessions(d.adminToken);
   const loginLimits = d.loginLimits ?? DEFAULT_LOGIN_LIMITS;
+  /** who made a request (for the records of its decisions): how the admin authenticated, never a secret */
+  const actor = (req: Request) => sessions.actor({ authorization: req.get('authorization'), cookie: req.get('cookie') });
   const lockout = new LoginLockout(loginLimits);
   const api = express.Router();
   api.use(express.json({ limit: '64kb' }));
@@ -245,9 +247,18 @@ export function createApi(d: ApiDeps): express.Express {
   on('GET /versions/:id', [], async ({ params }, _req, res) => {
     res.json(await version(params.id));
   });
-  on('POST /versions/:id/promote', [], async ({ params }, _req, res) => {
+  on('POST /versions/:id/promote', [], async ({ params, body }, req, res) => {
     await version(params.id);
-    res.json(await d.federation.promote(params.id));
+    res.json(await d.federation.promote(params.id, { actor: actor(req), reason: body.reason }));
+  });
+  // promotion and approval: an admin's verdict on a candidate, with the reason recorded (rounds/promotion.ts)
+  on('POST /versions/:id/approve', [], async ({ params, body }, req, res) => {
+    await version(params.id);
+    res.json(await d.federation.approve(params.id, actor(req), body.reason));
+  });
+  on('POST /versions/:id/reject', [], async ({ params, body }, req, res) => {
+    await version(params.id);
+    res.json(await d.federation.reject(params.id, actor(req), body.reason));
   });
   on('GET /versions/:id/native', [], async ({ params }, _req, res) => {
     const v = await version(params.id);

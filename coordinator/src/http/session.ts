@@ -115,6 +115,17 @@ export class AdminSessions {
     return parseCookies(header)[SESSION_COOKIE];
   }
 
+  /**
+   * Who an authorized request is, for the records of its decisions (promotion and approval): there is one admin, so
+   * this says only how it authenticated, "admin (token)" or "admin (session <first 12 hex of the session id's
+   * SHA-256>)" (the hash the session store keys it by, never the id or the token).
+   */
+  actor(h: { authorization?: string; cookie?: string }): string {
+    if (bearerToken(h.authorization) !== undefined) return 'admin (token)';
+    const id = this.fromCookies(h.cookie);
+    return id ? `admin (session ${digest(id).toString('hex').slice(0, 12)})` : 'admin';
+  }
+
   /** true if the request proves the admin: a Bearer token or a live session cookie */
   async authorize(h: { authorization?: string; cookie?: string }): Promise<boolean> {
     const token = bearerToken(h.authorization);

@@ -13,13 +13,14 @@ import type { Strategy } from '@fedlora/shared/aggregation/strategy.ts';
 import type { StrategyName } from '@fedlora/shared/aggregation/index.ts';
 import { DpMeanAggregator, withDpClipNorm } from '@fedlora/shared/privacy/dp-fedavg.ts';
 import { withFields, type Logger } from '../log';
-import type { AdapterStore, RoundPrivacy, RoundRecord, VersionRecord } from '../registry/types';
+import type { AdapterStore, PromotionDecision, RoundPrivacy, RoundRecord, VersionRecord } from '../registry/types';
 import {
   applySettingsPatch,
   expandStrategyShorthand,
   parseSettingsPatch,
   sampleSize,
   stopRuleHolding,
+  stopRule,
   strategyFromSettings,
   withStrategyDefaults,
   type RoundSettings,
@@ -27,6 +28,7 @@ import {
 } from './settings';
 import {
   newRoundPlan,
+  publish,
   raceTimer,
   roundRecord,
   STAGES,
@@ -35,6 +37,7 @@ import {
   type StageEnd,
 } from './stages';
 import { InboxRouter } from './inbox';
+import { bestVersion, metricValue } from './promotion';
 import { Pulse } from './pulse';
 import { systemClock, type Clock, type Evaluator, type RoundTransport } from './types';
 import type { UploadRequest } from './upload';
@@ -138,6 +141,7 @@ export class Federation {
         state,
         null,
       );
+      await store.decide(v.id, { action: 'promote', actor: 'system', reason: 'version 0: the initial adapter', at: new Date(this.clock.now()).toISOString() });
       await this.refreshView();
       log('version.new', {
         id: v.id,
@@ -298,14 +302,73 @@ export class Federation {
     return next;
   }
 
-  /** Makes `id` current (promote or roll back); the strategy state saved with it comes back too. */
-  async promote(id: string): Promise<VersionRecord> {
+  /**
+   * Makes `id` current (promote or roll back), whatever its status, and records who did it; the strategy state saved
+   * with it comes back too.
+   */
+  async promote(id: string, by: { actor: string; reason?: string } = { actor: 'admin' }): Promise<VersionRecord> {
     this.requireLeader();
-    const v = await this.d.store.promote(id);
+    const v = await this.d.store.promote(id, await this.adminDecision('promote', by.actor, by.reason ?? 'explicit promote'));
     await this.restoreStrategy(id);
     await this.refreshView();
-    this.d.log('version.promoted', { id });
+    this.d.log('version.promoted', { id, actor: by.actor });
     return v;
+  }
+
+  /** An admin approves candidate `id` (manual policy, or one a policy kept): it becomes current, and sites are told. */
+  async approve(id: string, actor: string, reason: string): Promise<VersionRecord> {
+    this.requireLeader();
+    const v = await this.d.store.decide(id, await this.adminDecision('approve', actor, reason));
+    await this.restoreStrategy(id);
+    await this.refreshView();
+    publish(this.d, v);
+    this.d.log('version.approved', { id, actor });
+    return v;
+  }
+
+  /** An admin rejects candidate `id`: it stays in the registry, marked rejected; only an explicit promote uses it. */
+  async reject(id: string, actor: string, reason: string): Promise<VersionRecord> {
+    this.requireLeader();
+    const v = await this.d.store.decide(id, await this.adminDecision('reject', actor, reason));
+    await this.refreshView();
+    this.d.log('version.rejected', { id, actor });
+    return v;
+  }
+
+  /** A decision by `actor`, with the metric the policy compares for the version and the current one. */
+  private async adminDecision(action: PromotionDecision['action'], actor: string, reason: string): Promise<PromotionDecision> {
+    return { action, actor, reason, ...(await this.comparison()), at: new Date(this.clock.now()).toISOString() };
+  }
+
+  private async comparison(): Promise<Pick<PromotionDecision, 'policy' | 'metric' | 'currentId' | 'currentValue'>> {
+    const metric = this.settings.promotionMetric;
+    const currentId = await this.d.store.currentId();
+    const current = currentId ? await this.d.store.get(currentId) : undefined;
+    return { policy: this.settings.promotion, metric, currentId, currentValue: metricValue(current?.metrics, metric) };
+  }
+
+  /**
+   * Early stopping (the patience rule held): the best version by the promotion metric that was ever current becomes
+   * current again, and the decision is recorded (actor 'early-stop'). Nothing happens when it is current already.
+   */
+  private async restoreBest(why: string): Promise<void> {
+    const metric = this.settings.promotionMetric;
+    const best = bestVersion(await this.d.store.list(), metric);
+    const currentId = await this.d.store.currentId();
+    if (!best || best.id === currentId) return;
+    const d: PromotionDecision = {
+      action: 'restore',
+      actor: 'early-stop',
+      reason: `early stopping (${why}): ${best.id} has the best ${metric}`,
+      value: metricValue(best.metrics, metric),
+      ...(await this.comparison()),
+      at: new Date(this.clock.now()).toISOString(),
+    };
+    const v = await this.d.store.decide(best.id, d);
+    await this.restoreStrategy(best.id);
+    await this.refreshView();
+    publish(this.d, v);
+    this.d.log('version.restored', { id: best.id, previous: currentId ?? undefined, metric, value: d.value ?? undefined });
   }
 
   /** Why the federation should stop now, or null. */
@@ -343,6 +406,8 @@ export class Federation {
     while (this.st === 'running') {
       const why = this.stopReason() ?? (await this.privacyStopReason());
       if (why) {
+        if (stopRule(this.stop, this.view.versions)?.rule === 'patience')
+          await this.restoreBest(why).catch((err: unknown) => this.d.log('version.restore.failed', { error: describeError(err) }));
         this.finishedReason = why;
         this.setState('finished', why);
         return;

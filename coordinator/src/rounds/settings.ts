@@ -28,6 +28,12 @@ export type SitesPerRound = { kind: 'fraction'; value: number } | { kind: 'count
 export const DELTA_NORM_POLICIES = ['clip', 'reject'] as const;
 export type DeltaNormPolicy = (typeof DELTA_NORM_POLICIES)[number];
 export const SITE_WEIGHTS = ['examples', 'equal'] as const;
+/** rounds/promotion.ts: what makes a new version current */
+export const PROMOTION_POLICIES = ['always', 'auto', 'never-worse', 'manual'] as const;
+export type PromotionPolicy = (typeof PROMOTION_POLICIES)[number];
+/** held-out metrics a promotion compares (every version's HeldoutMetrics carries all three); loss: lower is better */
+export const PROMOTION_METRICS = ['accuracy', 'macro_f1', 'loss'] as const;
+export type PromotionMetric = (typeof PROMOTION_METRICS)[number];
 export type SiteWeights = (typeof SITE_WEIGHTS)[number];
 
 export function parseSitesPerRound(s: string): SitesPerRound {
@@ -160,6 +166,16 @@ const SETTINGS_FIELDS = {
    * the coordinator. A lower t survives more drops on a small graph (4 sites: k = 3, t = 2 survives one drop).
    */
   secaggThreshold: auto(int(2, 255)),
+  /**
+   * what makes a new version current (rounds/promotion.ts): 'always' every version; 'auto' when its metric ≥ the
+   * current's − promotionTolerance; 'never-worse' when its metric ≥ the current's; 'manual' an admin approves or rejects
+   * it (POST /api/versions/:id/approve|reject). A version not promoted stays a candidate; rounds train from the current.
+   */
+  promotion: oneOf(PROMOTION_POLICIES),
+  /** the held-out metric 'auto' and 'never-worse' compare */
+  promotionMetric: oneOf(PROMOTION_METRICS),
+  /** how much worse than the current version 'auto' still promotes (in the metric's units) */
+  promotionTolerance: num(0, 1e6),
 };
 
 const STOP_FIELDS = {
@@ -228,6 +244,13 @@ export const DEFAULT_SETTINGS: RoundSettings = {
   secureAggregation: false,
   secaggDegree: null,
   secaggThreshold: null,
+  // 'always' keeps what `npm start` did before promotion policies existed (every version becomes current, and the
+  // patience stop rule restores the best one): with the default small held-out set a version's accuracy is noisy, so
+  // a strict policy out of the box would stall a demo federation on one lucky early version. Operators who need a
+  // gate choose auto, never-worse or manual (docs/OPERATOR.md, "Promotion and approval").
+  promotion: 'always',
+  promotionMetric: 'accuracy',
+  promotionTolerance: 0,
 };
 
 export const DEFAULT_STOP: StopRules = { rounds: null, patience: null, targetAccuracy: null };
@@ -345,20 +368,28 @@ export function sampleSize(s: RoundSettings, available: number): number {
 
 /** Which stop rule holds for these versions (in creation order), or null. */
 export function stopRuleHolding(stop: StopRules, allVersions: readonly VersionRecord[]): string | null {
+  return stopRule(stop, allVersions)?.reason ?? null;
+}
+
+/** The stop rule that holds for these versions (in creation order) and why, or null. */
+export function stopRule(
+  stop: StopRules,
+  allVersions: readonly VersionRecord[],
+): { rule: 'rounds' | 'targetAccuracy' | 'patience'; reason: string } | null {
   const { rounds, patience, targetAccuracy } = stop;
   // rounds that made a version: version 0 is the initial adapter, not a round
   const versionedRounds = allVersions.filter((v) => v.round > 0).length;
-  if (rounds !== null && versionedRounds >= rounds) return `${rounds} round(s) made a version`;
+  if (rounds !== null && versionedRounds >= rounds) return { rule: 'rounds', reason: `${rounds} round(s) made a version` };
   const versions = allVersions.filter((v) => v.metrics);
   const acc = (i: number) => versions[i].metrics?.accuracy ?? 0;
   const last = versions.length - 1;
   if (targetAccuracy !== null && last >= 0 && versions[last].round > 0 && acc(last) >= targetAccuracy)
-    return `accuracy ${acc(last).toFixed(4)} reached the target ${targetAccuracy}`;
+    return { rule: 'targetAccuracy', reason: `accuracy ${acc(last).toFixed(4)} reached the target ${targetAccuracy}` };
   if (patience !== null && last >= 0) {
     let best = 0;
     for (let i = 1; i <= last; i++) if (acc(i) > acc(best)) best = i;
     if (last - best >= patience)
-      return `no better accuracy in ${last - best} version(s) (patience ${patience})`;
+      return { rule: 'patience', reason: `no better accuracy in ${last - best} version(s) (patience ${patience})` };
   }
   return null;
 }

@@ -18,6 +18,7 @@ import type { RoundInbox } from './inbox';
 import type { Pulse } from './pulse';
 import { sampleSize, type RoundSettings } from './settings';
 import { siteWeightCap } from './update-bounds';
+import { promotionDecision } from './promotion';
 import type { Clock, Evaluator, RoundTransport } from './types';
 import type { SecureRound } from './secure-round';
 
@@ -301,13 +302,17 @@ async function evaluate(
   return 'next';
 }
 
-/** version: store the adapter as a new immutable version, make it current, tell every site. */
+/**
+ * version: store the adapter as a new immutable candidate, let the promotion policy decide (promotion.ts) and record
+ * the decision; when it is promoted, tell every site. A candidate that is kept (or waits for an admin) leaves the
+ * current version in place, and the next round trains from that.
+ */
 async function version(
   r: Pick<RunningRound, 'plan' | 'inbox' | 'outcome' | 'metrics' | 'version' | 'secure'>,
-  env: Pick<RoundEnv, 'store' | 'strategy' | 'transport'>,
+  env: Pick<RoundEnv, 'store' | 'strategy' | 'transport' | 'settings' | 'log'>,
 ): Promise<StageResult> {
   const o = r.outcome as AggregateOutcome;
-  r.version = await env.store.addVersion(
+  const candidate = await env.store.addVersion(
     {
       parent: r.plan.baseVersionId,
       round: r.plan.round,
@@ -321,15 +326,34 @@ async function version(
     },
     o.adapter,
     env.strategy.getState(),
+    { candidate: true },
   );
-  const m = r.metrics;
-  env.transport.published({
-    versionId: r.version.id,
-    round: r.plan.round,
-    metrics: m ? { accuracy: m.accuracy, macroF1: m.macroF1, loss: m.loss } : {},
-    adapterSha256: r.version.sha256,
+  const currentId = await env.store.currentId();
+  const current = currentId ? ((await env.store.get(currentId)) ?? null) : null;
+  const decision = promotionDecision(env.settings, candidate, current);
+  r.version = await env.store.decide(candidate.id, decision);
+  env.log('version.decision', {
+    id: candidate.id,
+    action: decision.action,
+    policy: decision.policy,
+    metric: decision.metric,
+    value: decision.value ?? undefined,
+    current: decision.currentId ?? undefined,
+    currentValue: decision.currentValue ?? undefined,
   });
+  if (decision.action === 'promote') publish(env, r.version);
   return 'next';
+}
+
+/** Tells every site that `v` is the current version now. */
+export function publish(env: Pick<RoundEnv, 'transport'>, v: VersionRecord): void {
+  const m = v.metrics;
+  env.transport.published({
+    versionId: v.id,
+    round: v.round,
+    metrics: m ? { accuracy: m.accuracy, macroF1: m.macroF1, loss: m.loss } : {},
+    adapterSha256: v.sha256,
+  });
 }
 
 /** Each stage with the timeout it runs under (collect is bounded by the round deadline itself). */
