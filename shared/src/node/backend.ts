@@ -284,7 +284,10 @@ async function tryWasm(): Promise<Attempt> {
     const wasm = await import('@tensorflow/tfjs-backend-wasm');
     if (!wasmPathsSet) {
       // Emscripten in Node reads `prefix + fileName` with fs, so a directory path with a trailing separator works.
-      const dir = path.dirname(createRequire(import.meta.url).resolve('@tensorflow/tfjs-backend-wasm'));
+      // FEDLORA_WASM_DIR: where the .wasm files are when there is no node_modules (the scripts/gpu-bench.sh bundle).
+      const dir =
+        process.env.FEDLORA_WASM_DIR ??
+        path.dirname(createRequire(import.meta.url).resolve('@tensorflow/tfjs-backend-wasm'));
       wasm.setWasmPaths(dir + path.sep);
       wasmPathsSet = true;
     }
