@@ -18,7 +18,7 @@ import { importPeft } from '@fedlora/shared/lora/peft.ts';
 import { loadLocalModel, type LocalModel } from '@fedlora/shared/node/model/local-model.ts';
 import { checkAdapterShapes, openAdapter } from '@fedlora/shared/round/participant.ts';
 import { encodeAdapter } from '@fedlora/shared/protocol/codec.ts';
-import { collate, evalBatches, type EncodedExample } from '@fedlora/shared/training/batches.ts';
+import { collate, type EncodedExample } from '@fedlora/shared/training/batches.ts';
 import { DEFAULT_RECIPE } from '@fedlora/shared/training/recipe.ts';
 import type { NamedTensors } from '@fedlora/shared/tensor.ts';
 
@@ -146,6 +146,26 @@ export async function readAdapterDir(dir: string, o: ReadAdapterOptions = {}): P
 }
 
 /**
+ * Index batches of at most `batchSize`, longest first, cut early where a text is under `ratio` of its batch's longest:
+ * padding a short text to a long one costs more than another forward pass (measured on wasm: 32 texts of 10-59 words
+ * in file order ran at 22 texts/s, one at a time at 37, grouped by length at 52; scripts/serve-bench.ts).
+ */
+export function lengthBatches(lengths: number[], batchSize: number, ratio = 0.6): number[][] {
+  const order = lengths.map((_, i) => i).sort((a, b) => lengths[b] - lengths[a]);
+  const out: number[][] = [];
+  let cur: number[] = [];
+  for (const i of order) {
+    if (cur.length === batchSize || (cur.length > 0 && lengths[i] < ratio * lengths[cur[0]])) {
+      out.push(cur);
+      cur = [];
+    }
+    cur.push(i);
+  }
+  if (cur.length) out.push(cur);
+  return out;
+}
+
+/**
  * The base model with one adapter merged in; predict() classifies a batch of texts in one forward pass. After the
  * merge the adapter's and head's tf variables are released (their names are global in tfjs: a second model could not
  * be loaded beside them, and serve's hot swap holds two for a moment); the head is kept as plain tensors.
@@ -204,7 +224,7 @@ export class Predictor {
     const examples = this.encode(texts);
     const out = new Array<LabelPrediction>(texts.length);
     let done = 0;
-    for (const idx of evalBatches(examples.map((e) => e.inputIds.length), batchSize)) {
+    for (const idx of lengthBatches(examples.map((e) => e.inputIds.length), batchSize)) {
       const preds = await this.forward(idx.map((i) => examples[i]));
       idx.forEach((i, j) => (out[i] = preds[j]));
       done += idx.length;

@@ -30,7 +30,7 @@ import { generateSiteKeys } from '@fedlora/shared/crypto/keys.ts';
 import { FedloraError } from '@fedlora/shared/errors.ts';
 import { loadLocalModel } from '@fedlora/shared/node/model/local-model.ts';
 import { main } from '../cli';
-import { Predictor, readAdapterDir, writeNativeAdapterDir, type LabelPrediction } from './inference';
+import { lengthBatches, Predictor, readAdapterDir, writeNativeAdapterDir, type LabelPrediction } from './inference';
 import { createServeApp, listen, ServingModel, type ServablePredictor } from './serve';
 import { startServe, type ServeCommandOptions } from '../commands/serve';
 import { saveKeys, saveSiteConfig } from './state';
@@ -259,7 +259,7 @@ test('a version swap while requests are in flight fails none: each request is an
   }
   assert.notDeepEqual(expected.v1.map((p) => p.label), expected.v2.map((p) => p.label), 'the two versions must be told apart');
 
-  const serving = await startServe(serveOptions({ batchSize: 8 }));
+  const serving = await startServe(serveOptions({ batchSize: 8, queueLimit: 1000 }));
   try {
     const send = () => post(serving.server.url, { texts: TEXTS.slice(0, 32) });
     const first = Array.from({ length: 12 }, send);
@@ -410,7 +410,7 @@ test('serve follows the coordinator: a promotion while requests are in flight is
   saveKeys(stateDir, generateSiteKeys());
   writeFileSync(join(dir, 'site.csv'), 'text,label\nhello,other\n');
   saveSiteConfig(stateDir, { v: 1, coordinator: coordinator.url, siteId: 'site-a', data: join(dir, 'site.csv'), enrolledAt: new Date().toISOString() });
-  const serving = await startServe(serveOptions({ adapter: undefined, stateDir, batchSize: 8 }));
+  const serving = await startServe(serveOptions({ adapter: undefined, stateDir, batchSize: 8, queueLimit: 1000 }));
   try {
     assert.equal(serving.model.current.versionId, 'v1');
     assert.equal(await serving.checkForNewVersion(), false, 'no new version: nothing fetched');
@@ -487,4 +487,14 @@ test('stopping answers the requests in flight first; SIGTERM stops the real comm
   assert.equal(await exited, 0, stderr);
   assert.match(stdout, /"event":"serve.stopped"/);
   assert.doesNotMatch(stdout + stderr, /sekret-token/, 'the token is never logged');
+});
+
+test('batches group texts of like length: longest first, at most batchSize, cut where a text is under 0.6 of its batch longest', () => {
+  assert.deepEqual(lengthBatches([10, 50, 48, 12, 30, 49, 11], 2), [[1, 5], [2, 4], [3, 6], [0]]);
+  assert.deepEqual(lengthBatches([10, 50, 48, 12, 30, 49, 11], 32), [[1, 5, 2, 4], [3, 6, 0]]);
+  assert.deepEqual(lengthBatches([], 32), []);
+  const lengths = Array.from({ length: 100 }, (_, i) => 1 + ((i * 37) % 60));
+  const batches = lengthBatches(lengths, 8);
+  assert.deepEqual(batches.flat().sort((a, b) => a - b), lengths.map((_, i) => i), 'every index once');
+  assert.ok(batches.every((b) => b.length <= 8 && b.every((i) => lengths[i] >= 0.6 * lengths[b[0]])));
 });

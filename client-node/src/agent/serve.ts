@@ -13,7 +13,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Server } from 'node:http';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { describeError, isFedloraError } from '@fedlora/shared/errors.ts';
-import type { LabelPrediction, Predictor } from './inference';
+import { lengthBatches, type LabelPrediction, type Predictor } from './inference';
 
 /** The subset of Predictor the server needs (tests may pass a fake). */
 export type ServablePredictor = Pick<Predictor, 'versionId' | 'labels' | 'predict' | 'dispose'>;
@@ -101,6 +101,9 @@ export class BatchQueue {
     if (this.running >= this.concurrency) await new Promise<void>((resolve) => this.waiting.push(resolve));
     else this.running++;
     try {
+      // a forward pass blocks the thread (wasm/cpu compute synchronously) and queued passes would otherwise follow
+      // each other in microtasks: yield to the event loop between them, so new requests are read and /healthz answers
+      await new Promise<void>((resolve) => setImmediate(resolve));
       return await job();
     } finally {
       const next = this.waiting.shift();
@@ -193,11 +196,11 @@ export function createServeApp(model: ServingModel, o: ServeOptions): { app: exp
       } catch (err) {
         return next(err);
       }
-      // texts of like length share a batch (less padding); answers go back in request order
-      const order = texts.map((_, i) => i).sort((a, b) => texts[b].length - texts[a].length);
-      const batches: number[][] = [];
-      for (let i = 0; i < order.length; i += o.batchSize) batches.push(order.slice(i, i + o.batchSize));
-      if (!queue.reserve(batches.length)) {
+      // texts of like length (in characters, a proxy for tokens) share a batch; answers go back in request order
+      const batches = lengthBatches(texts.map((t) => t.length), o.batchSize);
+      // the queue counts nominal batches (texts / batch size, rounded up), however the texts were grouped
+      const nominal = Math.ceil(texts.length / o.batchSize);
+      if (!queue.reserve(nominal)) {
         res.set('Retry-After', '1');
         return next(new HttpError(503, 'BUSY', `the prediction queue is full (${queue.concurrency} computing, ${queue.queueLimit} waiting); retry shortly`));
       }
@@ -218,7 +221,7 @@ export function createServeApp(model: ServingModel, o: ServeOptions): { app: exp
         next(err);
       } finally {
         lease.release();
-        queue.unreserve(batches.length);
+        queue.unreserve(nominal);
       }
     },
   );
@@ -255,6 +258,10 @@ export async function listen(app: express.Express, port: number, host: string): 
     const s = app.listen(port, host, (err?: Error) => (err ? reject(err) : resolve(s)));
     s.once('error', reject);
   });
+  // an idle keep-alive socket is closed after this; Node's 5 s default could expire while a long forward pass blocks
+  // the thread, dropping a request the client had just sent on it ("other side closed")
+  server.keepAliveTimeout = 65_000;
+  server.headersTimeout = 66_000;
   const addr = server.address() as { port: number; address: string };
   const shownHost = host.includes(':') ? `[${host}]` : host;
   return {
