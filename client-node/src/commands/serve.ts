@@ -26,7 +26,7 @@ export const help = `fedlora-site serve [options]
   Status: 400 malformed JSON or wrong shape or too many texts, 401 missing/wrong token, 413 body too large,
   503 queue full (Retry-After: 1).
 
-  --port N (8080)       port to listen on (0: any free port, printed at start)
+  --port N (8765)       port to listen on (0: any free port, printed at start)
   --host ADDR           address to bind (default 127.0.0.1: this machine only)
   --adapter DIR         serve a saved adapter (fedlora or PEFT directory; see predict --help); no coordinator
   --labels A,B,...      --pooling mean|cls|pooler   --max-length N   as for predict
@@ -80,7 +80,7 @@ export function parse(argv: string[], env: NodeJS.ProcessEnv = process.env): Ser
   for (const flag of ['version', 'poll-s', 'state-dir'] as const)
     if (adapter && f[flag] !== undefined) throw new FedloraError('CONFIG_INVALID', `--${flag} is for the coordinator's adapters; leave it out with --adapter`);
   if (f.version !== undefined && f['poll-s'] !== undefined) throw new FedloraError('CONFIG_INVALID', '--poll-s follows the current version; a pinned --version does not change');
-  const port = intFlag(f.port, 'port', 8080, 0);
+  const port = intFlag(f.port, 'port', 8765, 0);
   if (port > 65535) throw new FedloraError('CONFIG_INVALID', `--port must be ≤ 65535, got ${port}`);
   const backend = strFlag(f.backend) as BackendName | undefined;
   if (backend && !BACKEND_NAMES.includes(backend))
