@@ -98,6 +98,11 @@ test('when train-local runs on a small slice of the default data, then held-out 
   assert.deepEqual(peft.labels, ['ham', 'spam']);
   assert.equal(Object.keys(peft.state).length, 8 * 2 + 2);
   assert.ok(seconds < 180, `train-local took ${seconds} s`);
+  // the saved folder classifies offline with fedlora-site predict --adapter (no coordinator), pooling as trained
+  assert.equal(JSON.parse(readFileSync(join(save, 'adapter_config.json'), 'utf8')).fedlora.pooling, 'mean');
+  const p = await cli('predict', '--adapter', save, '--text', 'WIN a FREE cruise, click now to claim your prize', '--backend', 'wasm', '--json', '--quiet');
+  assert.equal(p.code, 0, p.err);
+  assert.deepEqual(Object.keys(JSON.parse(p.out[0] as string).probabilities), ['ham', 'spam']);
 });
 
 // ---- train-local: bad inputs -----------------------------------------------------------------------------------
