@@ -378,3 +378,32 @@ test('when a secure round is in its share-keys stage, then the live panel lists 
     ],
   );
 });
+
+test('when versions are candidates, rejected or current, then the versions view shows each status, the last decision, and approve/reject only for a candidate', async () => {
+  const store = new MemoryAdapterStore();
+  const c = await listeningTestCoordinator({ adminToken: ADMIN, adapterStore: store, log, settings: { ...DEFAULT_SETTINGS, promotion: 'manual' } });
+  try {
+    const v0 = (await store.list())[0];
+    for (const i of [1, 2]) await store.addVersion({ ...v0, parent: 'v0', round: i }, await store.loadState('v0'), null, { candidate: true });
+    await c.federation.reject('v2', 'admin (token)', 'worse on site B');
+    const { versions, currentId } = (await (
+      await fetch(`${c.url}/api/versions`, { headers: { authorization: `Bearer ${ADMIN}` } })
+    ).json()) as VersionList;
+
+    const table = draw((tbody) => renderVersions(tbody, versions, currentId, () => {}, () => {}));
+
+    const status = (id: string) => col(row(table, 'data-version', id), 'status');
+    const actions = (id: string) => row(table, 'data-version', id).findAll((e) => e.tag === 'button').map((b) => b.attrs.get('data-action'));
+    assert.equal(status('v0').find((e) => e.tag === 'span').textContent, 'current');
+    assert.equal(status('v1').textContent, 'candidate');
+    assert.deepEqual(actions('v1'), ['approve', 'reject']);
+    assert.equal(status('v2').find((e) => e.tag === 'span').textContent, 'rejected');
+    assert.equal(status('v2').find((e) => e.tag === 'div').textContent, 'reject by admin (token): worse on site B');
+    assert.equal(status('v0').find((e) => e.tag === 'div').textContent, 'promote by system', "the policy's and the system's reasons are in the title only");
+    assert.match(status('v2').attrs.get('title') ?? '', /reject by admin \(token\): worse on site B$/);
+    assert.deepEqual(actions('v2'), ['promote'], 'a rejected version comes back only by an explicit promote');
+    assert.deepEqual(actions('v0'), []);
+  } finally {
+    await c.close();
+  }
+});

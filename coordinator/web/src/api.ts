@@ -79,6 +79,10 @@ export const api = {
   privacy: () => call<PrivacyReport>('GET', '/privacy'),
   versions: () => call<VersionList>('GET', '/versions'),
   promote: (id: string) => call<unknown>('POST', `/versions/${encodeURIComponent(id)}/promote`),
+  approve: (id: string, reason: string) =>
+    call<VersionRecord>('POST', `/versions/${encodeURIComponent(id)}/approve`, { reason } satisfies RouteBody<'POST /versions/:id/approve'>),
+  reject: (id: string, reason: string) =>
+    call<VersionRecord>('POST', `/versions/${encodeURIComponent(id)}/reject`, { reason } satisfies RouteBody<'POST /versions/:id/reject'>),
 };
 
 /** Download links: same origin, so the cookie authorizes them like any other /api call. */

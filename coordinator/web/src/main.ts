@@ -115,6 +115,16 @@ const renderVersionsNow = () => {
         say(`${id} is now the current version; the next round trains from it.`);
         await refreshVersions();
       }),
+    (id, action) => {
+      // the reason is recorded with the decision (required, at most 500 characters)
+      const reason = window.prompt(`Reason to ${action} ${id} (recorded with your decision):`)?.trim();
+      if (!reason) return say(`${action} ${id}: cancelled (a reason is required).`);
+      void guarded(`${action} ${id}`, async () => {
+        await (action === 'approve' ? api.approve(id, reason) : api.reject(id, reason));
+        say(action === 'approve' ? `${id} approved: it is the current version now.` : `${id} rejected: it stays out of use.`);
+        await refreshVersions();
+      });
+    },
   );
   charts?.update(state.versions, state.rounds);
 };

@@ -199,11 +199,38 @@ export function renderRounds(tbody: HTMLElement, rounds: readonly RoundRecord[])
     tbody.append(h('tr', {}, h('td', { colspan: 11, class: 'muted' }, 'No rounds yet.')));
 }
 
+/**
+ * A version's promotion status (current, candidate, rejected, or promoted earlier) and its last decision; every
+ * decision (who, why, the metric compared) in the cell's title.
+ */
+function versionStatus(v: VersionRecord, current: boolean): HTMLElement {
+  const status = current ? 'current' : (v.status ?? 'promoted');
+  const cls = { current: 'badge good', candidate: 'badge warn', rejected: 'badge bad', promoted: 'badge' }[status];
+  const decisions = v.decisions ?? [];
+  const lastDecision = decisions.at(-1);
+  const describe = (d: (typeof decisions)[number]) =>
+    `${new Date(d.at).toLocaleString()} ${d.action} by ${d.actor}: ${d.reason}`;
+  return h(
+    'td',
+    { 'data-col': 'status', title: decisions.map(describe).join('\n') },
+    h('span', { class: cls }, status),
+    lastDecision ? h('div', { class: 'muted decision' }, shortDecision(lastDecision)) : '',
+  );
+}
+
+/** "reject by admin (token): worse on site B": a person's reason is shown (cut at 80 characters), the policy's is in the title */
+function shortDecision(d: NonNullable<VersionRecord['decisions']>[number]): string {
+  const who = `${d.action} by ${d.actor}`;
+  if (d.actor === 'policy' || d.actor === 'system') return who;
+  return `${who}: ${d.reason.length > 80 ? `${d.reason.slice(0, 79)}…` : d.reason}`;
+}
+
 export function renderVersions(
   tbody: HTMLElement,
   versions: readonly VersionRecord[],
   currentId: string | null,
   onPromote: (id: string) => void,
+  onDecide: (id: string, action: 'approve' | 'reject') => void = () => {},
 ): void {
   const rows = [...versions].sort((a, b) => b.round - a.round || b.id.localeCompare(a.id));
   const curRound = versions.find((x) => x.id === currentId)?.round ?? Infinity;
@@ -215,6 +242,7 @@ export function renderVersions(
         'tr',
         { 'data-version': v.id, class: current ? 'current' : '' },
         h('td', { class: 'mono' }, v.id, current ? h('span', { class: 'badge good' }, 'current') : ''),
+        versionStatus(v, current),
         h('td', { class: 'num' }, v.round),
         h('td', { class: 'mono' }, v.parent ?? '–'),
         h('td', { class: 'num' }, v.sites),
@@ -232,13 +260,20 @@ export function renderVersions(
         h(
           'td',
           { class: 'actions' },
-          current
-            ? ''
-            : h(
-                'button',
-                { class: 'small', type: 'button', 'data-action': 'promote', onclick: () => onPromote(v.id) },
-                v.round < curRound ? 'Roll back' : 'Promote',
-              ),
+          v.status === 'candidate'
+            ? h(
+                'span',
+                {},
+                h('button', { class: 'small', type: 'button', 'data-action': 'approve', onclick: () => onDecide(v.id, 'approve') }, 'Approve'),
+                h('button', { class: 'small', type: 'button', 'data-action': 'reject', onclick: () => onDecide(v.id, 'reject') }, 'Reject'),
+              )
+            : current
+              ? ''
+              : h(
+                  'button',
+                  { class: 'small', type: 'button', 'data-action': 'promote', onclick: () => onPromote(v.id) },
+                  v.round < curRound ? 'Roll back' : 'Promote',
+                ),
           h('a', { href: d.peftConfig, download: 'adapter_config.json' }, 'PEFT config'),
           h('a', { href: d.peftWeights, download: 'adapter_model.safetensors' }, 'PEFT weights'),
           h('a', { href: d.native, download: `${v.id}.fedlora-adapter` }, 'native'),
