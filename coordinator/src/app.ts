@@ -296,6 +296,7 @@ export async function createCoordinator(o: CoordinatorOptions): Promise<Coordina
     if (e.type === 'round:stage')
       admin.emit('round:stage', { round: e.round, roundId: e.roundId, stage: e.stage });
     else if (e.type === 'version:new') admin.emit('version:new', e.version);
+    else if (e.type === 'version:decided') admin.emit('version:decided', e.version);
     else if (e.type === 'round:end') admin.emit('round:end', e.record);
     else if (e.type === 'upload')
       admin.emit('upload', { round: e.round, siteId: e.siteId, accepted: e.accepted, code: e.code });

@@ -5,7 +5,9 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { io as connect } from 'socket.io-client';
 import { listeningTestCoordinator, tinyAdapter } from '../testing';
+import type { VersionRecord } from '../registry/types';
 import type { Coordinator } from '../app';
 import type { VersionList } from './admin-schemas';
 
@@ -33,6 +35,11 @@ test('when an admin approves and rejects candidates, then GET /api/versions show
     const settings = (await put.json()) as { promotion: string; promotionMetric: string; promotionTolerance: number };
     assert.deepEqual([settings.promotion, settings.promotionMetric, settings.promotionTolerance], ['manual', 'macro_f1', 0.02]);
     await candidates(c, 3);
+    // a console that is open elsewhere hears of each decision on the /admin namespace
+    const admin = connect(`${c.url}/admin`, { auth: { token: ADMIN }, transports: ['websocket'] });
+    const decided: VersionRecord[] = [];
+    admin.on('version:decided', (v: VersionRecord) => decided.push(v));
+    await new Promise<void>((resolve, reject) => (admin.once('connect', resolve), admin.once('connect_error', reject)));
 
     const approve = await post(c, '/versions/v1/approve', { reason: '  signed off by the board  ' });
     assert.equal(approve.status, 200);
@@ -66,6 +73,9 @@ test('when an admin approves and rejects candidates, then GET /api/versions show
     assert.equal(promote.status, 200);
     const v2 = (await (await fetch(`${c.url}/api/versions/v2`, { headers: bearer })).json()) as VersionList['versions'][number];
     assert.deepEqual(v2.decisions?.map((d) => [d.action, d.reason]), [['reject', 'worse on site B'], ['promote', 'roll forward']]);
+    for (let i = 0; i < 100 && decided.length < 3; i++) await new Promise((r) => setTimeout(r, 10));
+    assert.deepEqual(decided.map((v) => [v.id, v.status]), [['v1', 'promoted'], ['v2', 'rejected'], ['v2', 'promoted']]);
+    admin.close();
     // promote without a body still works (as before issue 20)
     assert.equal((await fetch(`${c.url}/api/versions/v0/promote`, { method: 'POST', headers: { authorization: `Bearer ${ADMIN}` } })).status, 200);
   } finally {

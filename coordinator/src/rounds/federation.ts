@@ -52,7 +52,9 @@ export type FederationEvent =
   | { type: 'round:stage'; round: number; roundId: string; stage: RoundStage }
   | { type: 'upload'; round: number; siteId: string; accepted: boolean; code?: string }
   | { type: 'round:end'; record: RoundRecord }
-  | { type: 'version:new'; version: VersionRecord };
+  | { type: 'version:new'; version: VersionRecord }
+  /** an admin or early stopping decided about an existing version (approve, reject, promote, restore): its new record */
+  | { type: 'version:decided'; version: VersionRecord };
 
 export interface FederationDeps {
   strategy: Strategy;
@@ -312,6 +314,7 @@ export class Federation {
     await this.restoreStrategy(id);
     await this.refreshView();
     this.d.log('version.promoted', { id, actor: by.actor });
+    this.emit({ type: 'version:decided', version: v });
     return v;
   }
 
@@ -323,6 +326,7 @@ export class Federation {
     await this.refreshView();
     publish(this.d, v);
     this.d.log('version.approved', { id, actor });
+    this.emit({ type: 'version:decided', version: v });
     return v;
   }
 
@@ -332,6 +336,7 @@ export class Federation {
     const v = await this.d.store.decide(id, await this.adminDecision('reject', actor, reason));
     await this.refreshView();
     this.d.log('version.rejected', { id, actor });
+    this.emit({ type: 'version:decided', version: v });
     return v;
   }
 
@@ -369,6 +374,7 @@ export class Federation {
     await this.refreshView();
     publish(this.d, v);
     this.d.log('version.restored', { id: best.id, previous: currentId ?? undefined, metric, value: d.value ?? undefined });
+    this.emit({ type: 'version:decided', version: v });
   }
 
   /** Why the federation should stop now, or null. */

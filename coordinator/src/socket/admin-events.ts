@@ -15,6 +15,8 @@ export interface AdminServerEvents {
   'round:end': (r: RoundRecord) => void;
   /** a new version was stored (as in GET /api/versions) */
   'version:new': (v: VersionRecord) => void;
+  /** a decision changed an existing version (approve, reject, promote, early-stop restore): its record now */
+  'version:decided': (v: VersionRecord) => void;
   /** a site came online, became ready, or left */
   'site:status': (s: SiteStatus) => void;
   /** the federation started, paused or finished */

@@ -219,6 +219,13 @@ function connectLive(): void {
     charts?.update(state.versions, state.rounds);
     void guarded('refresh', () => Promise.all([refreshSites(), refreshStatus(), refreshPrivacy()]));
   });
+  // another console (or early stopping) decided about a version: its status, and perhaps the current one, changed
+  s.on('version:decided', (v) => {
+    state.versions = [...state.versions.filter((x) => x.id !== v.id), v];
+    void guarded('refresh', async () => {
+      await Promise.all([refreshVersions(), refreshStatus()]);
+    });
+  });
   s.on('version:new', (v) => {
     state.versions = [...state.versions.filter((x) => x.id !== v.id), v];
     renderVersionsNow();
