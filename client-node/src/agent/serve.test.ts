@@ -397,6 +397,16 @@ async function fakeCoordinator(current: { versionId: string }) {
       fetches.push(id);
       return { versionId: id, adapter: a.bytes, adapterSha256: a.sha };
     });
+    // the chunked fetch (connection/adapter-download.ts), parsed by hand so this fake serves either protocol
+    handle('adapter:chunk', (raw) => {
+      const r = raw as { versionId: string; offset: number; length: number };
+      const id = r.versionId === 'latest' ? current.versionId : r.versionId;
+      const a = adapters[id];
+      if (!a) throw new FedloraError('NOT_FOUND', `no version ${id}`);
+      if (r.offset === 0) fetches.push(id);
+      const data = a.bytes.subarray(r.offset, r.offset + r.length);
+      return { versionId: id, offset: r.offset, totalBytes: a.bytes.length, data, sha256: createHash('sha256').update(data).digest('hex'), adapterSha256: a.sha };
+    });
   });
   await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
   const port = (http.address() as { port: number }).port;
@@ -442,6 +452,13 @@ test('serve follows the coordinator: a promotion while requests are in flight is
     for (const r of all) assert.deepEqual(r.json.predictions.map((p) => p.label), r.json.versionId === 'v1' ? v1Labels : v2Labels);
     assert.deepEqual(coordinator.fetches, ['v1', 'v2']);
     assert.equal(serving.model.swaps, 1);
+    // predict fetches the current version and --save-adapter keeps it for offline use; offline it answers the same
+    const saved = join(dir, 'saved-v2');
+    const online = await cli('predict', '--state-dir', stateDir, '--model', modelDir, '--text', TEXTS[7], '--save-adapter', saved, '--json', '--quiet');
+    assert.equal(online.code, 0);
+    assert.equal(JSON.parse(online.out[0]).versionId, 'v2');
+    const offline = await cli('predict', '--adapter', saved, '--model', modelDir, '--text', TEXTS[7], '--json', '--quiet');
+    assert.deepEqual(JSON.parse(offline.out[0]), JSON.parse(online.out[0]));
     // the coordinator goes away: the check fails quietly and v2 keeps serving
     await coordinator.close();
     assert.equal(await serving.checkForNewVersion(), false);
@@ -497,4 +514,30 @@ test('batches group texts of like length: longest first, at most batchSize, cut 
   const batches = lengthBatches(lengths, 8);
   assert.deepEqual(batches.flat().sort((a, b) => a - b), lengths.map((_, i) => i), 'every index once');
   assert.ok(batches.every((b) => b.length <= 8 && b.every((i) => lengths[i] >= 0.6 * lengths[b[0]])));
+});
+
+test('predict refuses bad command lines (exit 2) and a file without a text column (exit 1, naming the columns)', async () => {
+  const quietErr = async (...args: string[]) => {
+    const { error } = console;
+    const err: string[] = [];
+    console.error = (...a: unknown[]) => void err.push(a.join(' '));
+    try {
+      const r = await cli(...args);
+      return { ...r, err: err.join('\n') };
+    } finally {
+      console.error = error;
+    }
+  };
+  for (const args of [['--text', 'a', '--file', 'x.csv'], [], ['--adapter', v1Dir, '--version', 'v1', '--text', 'a'], ['--text', 'a', '--out', 'o.jsonl'], ['--file', 'x.csv', '--batch-size', '0']]) {
+    const r = await quietErr('predict', ...args);
+    assert.equal(r.code, 2, `${args.join(' ')}: ${r.err}`);
+  }
+  const csv = join(dir, 'no-text.csv');
+  writeFileSync(csv, 'id,body\n1,hello\n');
+  const r = await quietErr('predict', '--adapter', v1Dir, '--model', modelDir, '--file', csv, '--quiet');
+  assert.equal(r.code, 1);
+  assert.match(r.err, /no text column .*"id", "body".*--text-column/);
+  const ok = await quietErr('predict', '--adapter', v1Dir, '--model', modelDir, '--file', csv, '--text-column', 'body', '--quiet');
+  assert.equal(ok.code, 0, ok.err);
+  assert.deepEqual(Object.keys(JSON.parse(ok.out[0])), ['index', 'label', 'probabilities']);
 });
