@@ -173,6 +173,7 @@ async function main(): Promise<void> {
   };
   console.log(JSON.stringify(header));
   const best = new Map<MatMulPath, number>(PATHS.map((p) => [p, Infinity]));
+  const all = new Map<MatMulPath, number[]>(PATHS.map((p) => [p, []]));
   for (const path of PATHS) {
     setMatMulPath(path);
     await timeRun(clf, data, pools.get(path)); // warm-up: XNNPACK operators, wasm heap growth
@@ -182,10 +183,14 @@ async function main(): Promise<void> {
       setMatMulPath(path);
       const ms = await timeRun(clf, data, pools.get(path));
       best.set(path, Math.min(best.get(path) ?? Infinity, ms));
+      all.get(path)?.push(ms);
       console.log(JSON.stringify({ trial: t, path, msPerStep: Math.round(ms * 10) / 10 }));
     }
   const summary: Record<string, unknown> = {
     bestMsPerStep: Object.fromEntries([...best].map(([p, ms]) => [p, Math.round(ms * 10) / 10])),
+    medianMsPerStep: Object.fromEntries(
+      [...all].map(([p, v]) => [p, Math.round(v.sort((a, b) => a - b)[Math.floor(v.length / 2)] * 10) / 10]),
+    ),
     speedup: Math.round(((best.get('batched') ?? 0) / (best.get('plain') ?? 1)) * 100) / 100,
   };
   if (values.profile)
