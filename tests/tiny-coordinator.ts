@@ -28,6 +28,8 @@ export interface TinyCoordinatorOptions {
   edge?: CoordinatorOptions['edge'];
   /** the temp dir's prefix, to tell runs apart */
   name?: string;
+  /** the adapter version 0 holds (default: the tiny fake task's 30 floats) */
+  initialState?: CoordinatorOptions['task']['initialState'];
 }
 
 export interface TinyCoordinator {
@@ -49,7 +51,7 @@ export async function startTinyCoordinator(o: TinyCoordinatorOptions = {}): Prom
     strategy: createStrategy('fedavg', {}),
     settings: { ...DEFAULT_SETTINGS, minSites: 2, sampleWaitS: 0, deadlineS: 30, ackTimeoutS: 5, maxDeltaNorm: 10, ...o.settings },
     stop: { ...DEFAULT_STOP, rounds: o.rounds ?? 1 },
-    task: tinyFakeTask(await hashModelFiles(modelDir)),
+    task: { ...tinyFakeTask(await hashModelFiles(modelDir)), ...(o.initialState ? { initialState: o.initialState } : {}) },
     autostart: false,
     log,
     retryDelayMs: 0,

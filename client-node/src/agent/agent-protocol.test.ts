@@ -87,6 +87,11 @@ async function fakeCoordinator(opts: { corruptHash?: boolean } = {}) {
       return { path: r.path, offset: r.offset, totalBytes: b.length, data, sha256: createHash('sha256').update(data).digest('hex') };
     });
     handle('adapter:fetch', () => ({ versionId: 'v0', adapter: adapterBytes, adapterSha256 }));
+    handle('adapter:chunk', (raw) => {
+      const r = parseClientRequest('adapter:chunk', raw);
+      const data = adapterBytes.subarray(r.offset, r.offset + r.length);
+      return { versionId: 'v0', offset: r.offset, totalBytes: adapterBytes.length, data, sha256: createHash('sha256').update(data).digest('hex'), adapterSha256 };
+    });
     handle('site:ready', async (raw) => {
       parseClientRequest('site:ready', raw);
       // start a round right after the ack: configure, then train

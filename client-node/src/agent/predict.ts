@@ -7,6 +7,7 @@ import { initNodeBackend, type BackendName } from '@fedlora/shared/node/backend.
 import type { Pooling } from '@fedlora/shared/model/classifier.ts';
 import { DEFAULT_RECIPE } from '@fedlora/shared/training/recipe.ts';
 import { openAdapter } from '@fedlora/shared/round/participant.ts';
+import { downloadAdapter } from '@fedlora/shared/connection/adapter-download.ts';
 import { chunkSource, resolveBaseModelDir } from './base-model';
 import { connectAndAuthenticate, request } from './connection';
 import { loadKeys, loadSiteConfig } from './state';
@@ -61,7 +62,8 @@ export async function fetchGlobalAdapter(o: FetchAdapterOptions): Promise<Fetche
   try {
     if (!o.version && o.unlessCurrentIs !== undefined && manifest.versionId === o.unlessCurrentIs) return null;
     try {
-      fetched = await request(socket, 'adapter:fetch', { versionId: o.version ?? 'latest' });
+      // in chunks, each hash-checked as it arrives: an adapter of any size (connection/adapter-download.ts)
+      fetched = await downloadAdapter((req) => request(socket, 'adapter:chunk', req), o.version ?? 'latest');
     } catch (err) {
       if (isFedloraError(err, 'NOT_FOUND'))
         throw new FedloraError('NOT_FOUND', o.version ? `the coordinator has no adapter version ${o.version}` : 'the coordinator has no adapter version yet', { cause: err });
@@ -71,7 +73,7 @@ export async function fetchGlobalAdapter(o: FetchAdapterOptions): Promise<Fetche
   } finally {
     socket.close();
   }
-  const adapter = await openAdapter(fetched.adapter, fetched.adapterSha256, fetched.versionId);
+  const adapter = await openAdapter(fetched.bytes, fetched.adapterSha256, fetched.versionId);
   const pooling = (manifest as { pooling?: Pooling }).pooling ?? DEFAULT_RECIPE.pooling;
   return {
     spec: {

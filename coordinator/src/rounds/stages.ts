@@ -6,6 +6,7 @@
 // train and unmask after collect, and its collect takes masked uploads (SECURE_ROUND_STAGES).
 
 import { randomBytes } from 'node:crypto';
+import { LIMITS } from '@fedlora/shared/protocol/limits.ts';
 import { FedloraError, describeError } from '@fedlora/shared/errors.ts';
 import { generateBoxKeyPair, type KeyPair } from '@fedlora/shared/crypto/keys.ts';
 import type { RoundConfig, RoundStage } from '@fedlora/shared/protocol/messages.ts';
@@ -239,7 +240,10 @@ async function train(
             siteId,
             {
               roundId: plan.roundId,
-              adapter: plan.baseBytes,
+              // an adapter over the inline limit is named instead, and each site fetches it in hashed chunks
+              ...(plan.baseBytes.byteLength > LIMITS.adapterInlineBytes
+                ? { versionId: plan.baseVersionId, adapterBytes: plan.baseBytes.byteLength }
+                : { adapter: plan.baseBytes }),
               adapterSha256: plan.baseSha256,
               // packed: one binary field per neighbour would pass socket.io's 10 attachments (protocol/packed.ts)
               ...(r.secure ? { secagg: pack(r.secure.sharesFor(siteId)) } : {}),

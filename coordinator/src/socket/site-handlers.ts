@@ -5,6 +5,7 @@
 import { createHash } from 'node:crypto';
 import { open } from 'node:fs/promises';
 import nacl from 'tweetnacl';
+import { LIMITS } from '@fedlora/shared/protocol/limits.ts';
 import { FedloraError, describeError } from '@fedlora/shared/errors.ts';
 import { createChallenge, verifyChallenge } from '@fedlora/shared/crypto/envelope.ts';
 import {
@@ -235,8 +236,24 @@ export function attachSiteHandlers(io: SiteServer, d: SiteHandlerDeps): void {
       const v = id ? await d.store.get(id) : undefined;
       if (!v) throw new FedloraError('NOT_FOUND', 'no such version');
       const adapter = await d.store.loadNative(v.id);
+      if (adapter.byteLength > LIMITS.adapterInlineBytes)
+        throw new FedloraError('FRAME_TOO_LARGE', `version ${v.id} is ${adapter.byteLength} bytes, over ${LIMITS.adapterInlineBytes}: fetch it in adapter:chunk's`);
       d.sent?.('adapter', adapter.byteLength);
       return { versionId: v.id, adapter, adapterSha256: v.sha256 };
+    });
+
+    // any adapter in chunks with a SHA-256 each (connection/adapter-download.ts); one over the inline limit only so
+    on('adapter:chunk', async (req) => {
+      const id = req.versionId === 'latest' ? await d.store.currentId() : req.versionId;
+      const v = id ? await d.store.get(id) : undefined;
+      if (!v) throw new FedloraError('NOT_FOUND', 'no such version');
+      const adapter = await d.store.loadNative(v.id);
+      if (req.offset >= adapter.byteLength)
+        throw new FedloraError('BAD_MESSAGE', `offset is past the end of the adapter (${adapter.byteLength} bytes)`);
+      const data = adapter.subarray(req.offset, Math.min(adapter.byteLength, req.offset + req.length));
+      d.sent?.('adapter', data.byteLength);
+      const sha256 = createHash('sha256').update(data).digest('hex');
+      return { versionId: v.id, offset: req.offset, totalBytes: adapter.byteLength, data, sha256, adapterSha256: v.sha256 };
     });
 
     on('model:chunk', async (req) => {

@@ -6,6 +6,8 @@
 import { z } from 'zod';
 import { FedloraError, isFedloraError, type FedloraErrorCode } from '../errors';
 import {
+  AdapterChunkReplySchema,
+  AdapterChunkRequestSchema,
   AdapterFetchReplySchema,
   AdapterFetchRequestSchema,
   ChallengeReplySchema,
@@ -54,6 +56,8 @@ export const CLIENT_EVENTS = {
   'round:fail': { request: FailRequestSchema, reply: NoData },
   /** any stage: download a published adapter version (late joiners, inference) */
   'adapter:fetch': { request: AdapterFetchRequestSchema, reply: AdapterFetchReplySchema },
+  /** any stage: one chunk of a version's adapter (one over LIMITS.adapterInlineBytes travels only this way) */
+  'adapter:chunk': { request: AdapterChunkRequestSchema, reply: AdapterChunkReplySchema },
   /** connect (authenticated): one chunk of a base-model file listed in the manifest, for sites without it */
   'model:chunk': { request: ModelChunkRequestSchema, reply: ModelChunkReplySchema },
   /**

@@ -34,4 +34,9 @@ export const LIMITS = {
   maxLabels: 10_000,
   /** bytes per base-model download chunk ('model:chunk', coordinator → site: sites set no frame limit) */
   maxModelChunkBytes: 4 * 1024 * 1024,
+  /**
+   * the largest adapter sent whole ('round:train', 'adapter:fetch'); a larger one travels in 'adapter:chunk's of at
+   * most this size, each with its own SHA-256 (connection/adapter-download.ts)
+   */
+  adapterInlineBytes: 1024 * 1024,
 } as const;

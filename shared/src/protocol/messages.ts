@@ -135,13 +135,19 @@ export const ConfigureReplySchema = z.object({ accepted: z.boolean() }).strict()
 export const TrainMessageSchema = z
   .object({
     roundId: IdSchema,
-    /** encodeAdapter() bytes of the global adapter */
-    adapter: bytesSchema({ max: LIMITS.maxFrameBytes }),
+    /** encodeAdapter() bytes of the global adapter, when at most LIMITS.adapterInlineBytes */
+    adapter: bytesSchema({ max: LIMITS.adapterInlineBytes }).optional(),
+    /** a larger adapter: the version to fetch in 'adapter:chunk's, and its size */
+    versionId: IdSchema.optional(),
+    adapterBytes: z.number().int().min(1).max(LIMITS.maxFrameBytes).optional(),
     adapterSha256: Sha256HexSchema,
     /** a secure round: the sealed shares the site's neighbours sent it, packed (SecAggSharesBodySchema) */
     secagg: PackedSchema.optional(),
   })
-  .strict();
+  .strict()
+  .refine((m) => (m.adapter !== undefined) !== (m.versionId !== undefined && m.adapterBytes !== undefined), {
+    message: 'round:train carries either the adapter or the version id and size to fetch it in chunks',
+  });
 export const TrainReplySchema = z.object({ started: z.literal(true) }).strict();
 
 // ---- collect ----
@@ -242,10 +248,35 @@ export const AdapterFetchRequestSchema = z
 export const AdapterFetchReplySchema = z
   .object({
     versionId: IdSchema,
-    adapter: bytesSchema({ max: LIMITS.maxFrameBytes }),
+    adapter: bytesSchema({ max: LIMITS.adapterInlineBytes }),
     adapterSha256: Sha256HexSchema,
   })
   .strict();
+
+/** one chunk of a version's adapter bytes (any size; adapters over LIMITS.adapterInlineBytes travel only this way) */
+export const AdapterChunkRequestSchema = z
+  .object({
+    /** 'latest' = the current version; the reply names it, and later chunks ask for that id */
+    versionId: z.union([IdSchema, z.literal('latest')]),
+    offset: z.number().int().min(0),
+    length: z.number().int().min(1).max(LIMITS.adapterInlineBytes),
+  })
+  .strict();
+export const AdapterChunkReplySchema = z
+  .object({
+    versionId: IdSchema,
+    offset: z.number().int().min(0),
+    /** the whole adapter's size */
+    totalBytes: z.number().int().min(1).max(LIMITS.maxFrameBytes),
+    data: bytesSchema({ max: LIMITS.adapterInlineBytes }),
+    /** SHA-256 (hex) of `data`, checked as it arrives */
+    sha256: Sha256HexSchema,
+    /** SHA-256 (hex) of the whole adapter, checked once it is assembled */
+    adapterSha256: Sha256HexSchema,
+  })
+  .strict();
+export type AdapterChunkRequest = z.output<typeof AdapterChunkRequestSchema>;
+export type AdapterChunkReply = z.output<typeof AdapterChunkReplySchema>;
 
 // ---- connect: base-model download (a site that lacks the manifest's files fetches them chunk by chunk) ----
 

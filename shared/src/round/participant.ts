@@ -17,6 +17,7 @@ import type { LocalTrainConfig } from '../training/local-round';
 import { dpClipNormOf } from '../privacy/dp-fedavg';
 import type { MaskedUploadRequest } from '../secagg/messages';
 import { unpack } from '../protocol/packed';
+import { downloadAdapter, type AdapterChunkAsk } from '../connection/adapter-download';
 
 /** What the site keeps between 'round:configure' and the upload. */
 export type ConfiguredRound = ServerMessage<'round:configure'>;
@@ -108,6 +109,8 @@ export async function acceptTrainMessage(
   raw: unknown,
   configured: ConfiguredRound | null,
   shapes: Record<string, number[]>,
+  /** 'adapter:chunk' on the site's connection: an adapter over LIMITS.adapterInlineBytes is fetched with it */
+  fetchChunk?: AdapterChunkAsk,
 ): Promise<{ round: ConfiguredRound; adapter: GlobalAdapter; secagg: MaskedUploadRequest | null }> {
   const msg = parseServerMessage('round:train', raw);
   if (!configured || configured.roundId !== msg.roundId)
@@ -115,7 +118,14 @@ export async function acceptTrainMessage(
   // a secure round's train message carries the shares the site masks with; a plaintext one carries none
   if ((configured.secureAggregation !== undefined) !== (msg.secagg !== undefined))
     throw new FedloraError('BAD_MESSAGE', configured.secureAggregation ? 'a secure round\'s train message must carry the neighbours\' shares' : 'shares in the train message of a plaintext round');
-  const adapter = await openAdapter(msg.adapter, msg.adapterSha256, configured.adapterVersionId);
+  let bytes = msg.adapter;
+  if (!bytes) {
+    if (msg.versionId !== configured.adapterVersionId)
+      throw new FedloraError('WRONG_ROUND', `round ${msg.roundId} was configured with version ${configured.adapterVersionId}, not ${msg.versionId}`);
+    if (!fetchChunk) throw new FedloraError('BAD_MESSAGE', 'this site cannot fetch an adapter in chunks');
+    bytes = (await downloadAdapter(fetchChunk, msg.versionId, { totalBytes: msg.adapterBytes as number, adapterSha256: msg.adapterSha256 })).bytes;
+  }
+  const adapter = await openAdapter(bytes, msg.adapterSha256, configured.adapterVersionId);
   checkAdapterShapes(adapter.adapter, shapes);
   const secagg = msg.secagg ? unpack(SecAggSharesBodySchema, msg.secagg, 'round:train secagg') : null;
   return { round: configured, adapter, secagg };

@@ -54,7 +54,8 @@ export interface RoundListeners {
 }
 
 /** What a site sends during a round. */
-export type RoundRequestName = 'update:upload' | 'secagg:upload' | 'round:fail';
+/** 'adapter:chunk' fetches a global adapter too large to come with round:train (connection/adapter-download.ts) */
+export type RoundRequestName = 'update:upload' | 'secagg:upload' | 'round:fail' | 'adapter:chunk';
 
 /** One authenticated connection to the coordinator. */
 export interface RoundTransport {
@@ -234,7 +235,9 @@ export class SiteRounds {
     let adapter: GlobalAdapter;
     let shares: MaskedUploadRequest | null;
     try {
-      ({ round, adapter, secagg: shares } = await acceptTrainMessage(raw, offer.round, c.model.trainableShapes()));
+      ({ round, adapter, secagg: shares } = await acceptTrainMessage(raw, offer.round, c.model.trainableShapes(), (req) =>
+        c.transport.request('adapter:chunk', req),
+      ));
     } catch (err) {
       this.o.report({ type: 'rejected', event: 'round:train', error: err });
       ack(ackError(err));
