@@ -59,6 +59,23 @@ export interface PredictCommandOptions {
   quiet: boolean;
 }
 
+/** --backend, --pooling and --labels, checked: what `predict` and `serve` share about the model they load */
+export function parseModelFlags(f: Record<string, string | boolean | undefined>): {
+  backend: BackendName | undefined;
+  pooling: Pooling | undefined;
+  labels: string[] | undefined;
+} {
+  const backend = strFlag(f.backend) as BackendName | undefined;
+  if (backend && !BACKEND_NAMES.includes(backend))
+    throw new FedloraError('CONFIG_INVALID', `--backend must be one of ${BACKEND_NAMES.join(', ')}, got "${backend}"`);
+  const pooling = strFlag(f.pooling) as Pooling | undefined;
+  if (pooling && !POOLINGS.includes(pooling)) throw new FedloraError('CONFIG_INVALID', `--pooling must be one of ${POOLINGS.join(', ')}`);
+  const labels = strFlag(f.labels)?.split(',').map((l) => l.trim());
+  if (labels && (labels.length < 2 || labels.some((l) => !l) || new Set(labels).size !== labels.length))
+    throw new FedloraError('CONFIG_INVALID', '--labels must name ≥ 2 distinct, non-empty labels, comma-separated');
+  return { backend, pooling, labels };
+}
+
 export function parse(argv: string[], env: NodeJS.ProcessEnv = process.env): PredictCommandOptions | 'help' {
   const f = parseFlags(argv, {
     text: { type: 'string' }, file: { type: 'string' }, 'text-column': { type: 'string' }, 'batch-size': { type: 'string' },
@@ -77,14 +94,7 @@ export function parse(argv: string[], env: NodeJS.ProcessEnv = process.env): Pre
     if (adapter && f[flag] !== undefined) throw new FedloraError('CONFIG_INVALID', `--${flag} is for the coordinator's adapters; leave it out with --adapter`);
   if (text !== undefined && (f['text-column'] !== undefined || f.out !== undefined))
     throw new FedloraError('CONFIG_INVALID', '--text-column and --out go with --file');
-  const backend = strFlag(f.backend) as BackendName | undefined;
-  if (backend && !BACKEND_NAMES.includes(backend))
-    throw new FedloraError('CONFIG_INVALID', `--backend must be one of ${BACKEND_NAMES.join(', ')}, got "${backend}"`);
-  const pooling = strFlag(f.pooling) as Pooling | undefined;
-  if (pooling && !POOLINGS.includes(pooling)) throw new FedloraError('CONFIG_INVALID', `--pooling must be one of ${POOLINGS.join(', ')}`);
-  const labels = strFlag(f.labels)?.split(',').map((l) => l.trim());
-  if (labels && (labels.length < 2 || labels.some((l) => !l) || new Set(labels).size !== labels.length))
-    throw new FedloraError('CONFIG_INVALID', '--labels must name ≥ 2 distinct, non-empty labels, comma-separated');
+  const { backend, pooling, labels } = parseModelFlags(f);
   return {
     text,
     file,

@@ -2,15 +2,15 @@
 // lives (agent/serve.ts). Follows the coordinator's current version (polling, hot swap), or a pinned version, or an
 // offline saved adapter.
 
-import { BACKEND_NAMES, initNodeBackend, type BackendName } from '@fedlora/shared/node/backend.ts';
+import { initNodeBackend, type BackendName } from '@fedlora/shared/node/backend.ts';
 import { describeError, FedloraError } from '@fedlora/shared/errors.ts';
-import { POOLINGS, type Pooling } from '@fedlora/shared/model/classifier.ts';
+import type { Pooling } from '@fedlora/shared/model/classifier.ts';
 import { intFlag, numFlag, parseFlags, strFlag } from '../args';
 import { DEFAULT_STATE_DIR } from '../agent/state';
 import { fetchGlobalAdapter } from '../agent/predict';
 import { Predictor } from '../agent/inference';
 import { createServeApp, listen, ServingModel, type RunningServer } from '../agent/serve';
-import { resolveAdapter } from './predict';
+import { parseModelFlags, resolveAdapter } from './predict';
 
 export const TOKEN_ENV = 'FEDLORA_SERVE_TOKEN';
 
@@ -82,14 +82,7 @@ export function parse(argv: string[], env: NodeJS.ProcessEnv = process.env): Ser
   if (f.version !== undefined && f['poll-s'] !== undefined) throw new FedloraError('CONFIG_INVALID', '--poll-s follows the current version; a pinned --version does not change');
   const port = intFlag(f.port, 'port', 8765, 0);
   if (port > 65535) throw new FedloraError('CONFIG_INVALID', `--port must be ≤ 65535, got ${port}`);
-  const backend = strFlag(f.backend) as BackendName | undefined;
-  if (backend && !BACKEND_NAMES.includes(backend))
-    throw new FedloraError('CONFIG_INVALID', `--backend must be one of ${BACKEND_NAMES.join(', ')}, got "${backend}"`);
-  const pooling = strFlag(f.pooling) as Pooling | undefined;
-  if (pooling && !POOLINGS.includes(pooling)) throw new FedloraError('CONFIG_INVALID', `--pooling must be one of ${POOLINGS.join(', ')}`);
-  const labels = strFlag(f.labels)?.split(',').map((l) => l.trim());
-  if (labels && (labels.length < 2 || labels.some((l) => !l) || new Set(labels).size !== labels.length))
-    throw new FedloraError('CONFIG_INVALID', '--labels must name ≥ 2 distinct, non-empty labels, comma-separated');
+  const { backend, pooling, labels } = parseModelFlags(f);
   const token = env[TOKEN_ENV] || undefined;
   return {
     port,
