@@ -87,6 +87,15 @@ export function roundLog(o: {
         log(`round ${m.round} closed: ${m.outcome} (${m.updates} updates, ${m.failures} failures)`);
         return emit({ type: 'closed', roundId: m.roundId, outcome: m.outcome });
       }
+      case 'evaluated': {
+        const v = e.evaluation;
+        if (!v) return log(`round:evaluate ${e.message.versionId}: declined (no held-out split; start with --holdout)`);
+        const correct = v.confusion.reduce((n, row, i) => n + row[i], 0);
+        log(`round:evaluate ${e.message.versionId}: ${v.n} held-out examples, accuracy ${(correct / v.n).toFixed(4)}, loss ${(v.lossSum / v.n).toFixed(4)}`);
+        return emit({ type: 'evaluated', versionId: e.message.versionId, numExamples: v.n, accuracy: correct / v.n });
+      }
+      case 'evaluate-refused':
+        return log(`round:evaluate refused: ${describeError(e.error)}`);
       case 'version': {
         const m = e.message;
         const acc = m.metrics.accuracy;

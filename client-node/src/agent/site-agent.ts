@@ -26,6 +26,8 @@ import { authenticate, openSocket, request, DEFAULT_REQUEST_TIMEOUT_MS, type Sit
 import { chunkSource, resolveBaseModelDir } from './base-model';
 import { roundLog } from './round-log';
 import { loadSiteData } from './site-data';
+import { holdoutSplit } from '@fedlora/shared/data/holdout.ts';
+import type { LabeledDataset } from '@fedlora/shared/data/dataset.ts';
 import { loadKeys, loadSiteConfig, type SiteConfig } from './state';
 
 export interface SiteAgentOptions {
@@ -45,6 +47,11 @@ export interface SiteAgentOptions {
   requestTimeoutMs?: number;
   /** give up after this many connection attempts in a row that never authenticated (default: never) */
   maxAttempts?: number;
+  /**
+   * keep this fraction of the data as a held-out split (data/holdout.ts), never trained on, to score candidates on
+   * when the coordinator asks ('round:evaluate', federated evaluation); default 0: no split, such requests declined
+   */
+  holdout?: number;
 }
 
 /** What the agent reports to an embedding program (tests, `run --json`); never carries data. */
@@ -65,6 +72,8 @@ export type AgentEvent =
   | { type: 'failed'; roundId: string; code: string; message: string }
   | { type: 'closed'; roundId: string; outcome: string }
   | { type: 'version'; versionId: string; round: number; metrics: Record<string, number> }
+  /** a candidate scored on the site's held-out split (aggregates only go back) */
+  | { type: 'evaluated'; versionId: string; numExamples: number; accuracy: number }
   | { type: 'disconnected'; reason: string; retryInMs: number | null };
 
 /** Errors a retry cannot fix: stop and tell the operator. */
@@ -91,6 +100,8 @@ export class SiteAgent {
   private model: LocalModel | null = null;
   private modelKey = '';
   private data: EncodedDataCache | null = null;
+  /** the held-out split (--holdout), tokenized like the training data; null: none */
+  private heldout: EncodedDataCache | null = null;
   private backend: BackendInfo | null = null;
   /** the round protocol (shared with the browser site), across this agent's connections */
   private readonly rounds: SiteRounds;
@@ -116,8 +127,8 @@ export class SiteAgent {
     this.backend = await initNodeBackend({ force: this.opts.backend, log: this.log });
     this.log(`tfjs backend: ${this.backend.name} (${this.backend.detail})`);
     this.emit({ type: 'backend', name: this.backend.name, detail: this.backend.detail });
-    this.data = new EncodedDataCache(loadSiteData(cfg));
-    this.log(`site ${cfg.siteId}: ${this.data.dataset.examples.length} examples in ${cfg.data}`);
+    this.useData(loadSiteData(cfg));
+    this.log(`site ${cfg.siteId}: ${this.data?.dataset.examples.length} examples in ${cfg.data}`);
     const backoff = new Backoff(this.opts.backoff ?? DEFAULT_BACKOFF);
     try {
       while (!this.stopping && !this.done) {
@@ -143,6 +154,20 @@ export class SiteAgent {
       this.model?.dispose();
       this.model = null;
     }
+  }
+
+  /** The site's data: with --holdout, its held-out split is set apart here and only ever evaluated on. */
+  private useData(ds: LabeledDataset): void {
+    const fraction = this.opts.holdout ?? 0;
+    if (fraction <= 0) {
+      this.data = new EncodedDataCache(ds);
+      this.heldout = null;
+      return;
+    }
+    const split = holdoutSplit(ds, fraction);
+    this.data = new EncodedDataCache(split.train);
+    this.heldout = new EncodedDataCache(split.heldout);
+    this.log(`held-out split (--holdout ${fraction}): ${split.heldout.examples.length} examples, never trained on`);
   }
 
   /** Asks the agent to leave: training stops between steps, the socket closes, run() resolves. */
@@ -194,6 +219,7 @@ export class SiteAgent {
         transport: roundTransport(socket, timeout),
         model: localRoundModel(model),
         data: localRoundData(data, model, manifest.labels),
+        ...(this.heldout ? { heldout: localRoundData(this.heldout, model, manifest.labels) } : {}),
         maxSeqLength: manifest.maxSeqLength,
       });
       const numExamples = data.dataset.examples.length;
@@ -236,6 +262,7 @@ export class SiteAgent {
       this.log(formatLabelMapping(mapping));
       this.model?.dispose();
       data.clear();
+      this.heldout?.clear();
       this.model = loadLocalModel({
         modelDir,
         lora: manifest.lora,

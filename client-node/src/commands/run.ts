@@ -17,6 +17,9 @@ export const help = `fedlora-site run [options]
   --backend NAME        tensorflow|webgpu|wasm|cpu (default: FEDLORA_BACKEND or automatic)
   --model DIR           this site's copy of the base model (default: the shipped fedlora-bert-mini)
   --no-download         refuse (instead of downloading) when the local base model does not match
+  --holdout F           keep the fraction F (0 < F < 1, e.g. 0.1) of the data as a held-out split that is never
+                        trained on; the coordinator's federated evaluation (--federated-eval) scores each new
+                        version on it and gets back only counts and a loss sum (default: no split)
   --once                leave after the first round this site trained in has closed
   --json                print agent events as JSON lines on stdout (for scripts and tests)
   --quiet               no progress bars`;
@@ -24,13 +27,17 @@ export const help = `fedlora-site run [options]
 export function parse(argv: string[], env: NodeJS.ProcessEnv = process.env): (SiteAgentOptions & { json: boolean }) | 'help' {
   const f = parseFlags(argv, {
     'state-dir': { type: 'string' }, backend: { type: 'string' }, model: { type: 'string' }, 'no-download': { type: 'boolean' },
-    once: { type: 'boolean' }, json: { type: 'boolean' }, quiet: { type: 'boolean' },
+    holdout: { type: 'string' }, once: { type: 'boolean' }, json: { type: 'boolean' }, quiet: { type: 'boolean' },
   });
   if (f.help) return 'help';
   const backend = strFlag(f.backend) as BackendName | undefined;
   if (backend && !BACKEND_NAMES.includes(backend))
     throw new FedloraError('CONFIG_INVALID', `--backend must be one of ${BACKEND_NAMES.join(', ')}, got "${backend}"`);
+  const holdout = strFlag(f.holdout) === undefined ? undefined : Number(strFlag(f.holdout));
+  if (holdout !== undefined && !(holdout > 0 && holdout < 1))
+    throw new FedloraError('CONFIG_INVALID', `--holdout must be a fraction between 0 and 1 (e.g. 0.1), got "${strFlag(f.holdout)}"`);
   return {
+    holdout,
     stateDir: strFlag(f['state-dir']) ?? env.FEDLORA_STATE_DIR ?? DEFAULT_STATE_DIR,
     backend,
     modelDir: strFlag(f.model),

@@ -218,17 +218,44 @@ export const RoundClosedMessageSchema = z
 
 // ---- evaluate (optional federated evaluation on the sites' own held-out data) ----
 
+/**
+ * A candidate adapter for the site to score on its held-out split. Like round:train, an adapter over
+ * LIMITS.adapterInlineBytes is named (versionId, adapterBytes) instead of carried, and the site fetches it in
+ * 'adapter:chunk's; a round's candidate is not a registry version yet, so its id is '<roundId>.candidate'.
+ */
 export const EvaluateMessageSchema = z
   .object({
     roundId: IdSchema,
     versionId: IdSchema,
-    adapter: bytesSchema({ max: LIMITS.maxFrameBytes }),
+    adapter: bytesSchema({ max: LIMITS.adapterInlineBytes }).optional(),
+    adapterBytes: z.number().int().min(1).max(LIMITS.maxFrameBytes).optional(),
     adapterSha256: Sha256HexSchema,
+    /** tokens per example (the round's maxLength; the site caps it at its manifest's and model's limits) */
+    maxLength: z.number().int().min(8).max(1_000_000),
+  })
+  .strict()
+  .refine((m) => (m.adapter !== undefined) !== (m.adapterBytes !== undefined), {
+    message: 'round:evaluate carries either the adapter or its size to fetch it in chunks',
+  });
+
+/**
+ * A site's evaluation: aggregates only (evaluation/federated-evaluation.ts), never an example. The coordinator checks
+ * the shape against its label count and the counts against numExamples (checkSiteEvaluation).
+ */
+export const SiteEvaluationReplySchema = z
+  .object({
+    numExamples: z.number().int().min(1).max(1e9),
+    /** the sum of the examples' cross-entropy losses */
+    lossSum: FiniteNumberSchema.min(0),
+    /** rows: true classes, columns: predicted classes, in the manifest's label order */
+    confusion: z.array(z.array(z.number().int().min(0).max(1e9)).max(LIMITS.maxLabels)).max(LIMITS.maxLabels),
   })
   .strict();
-export const EvaluateReplySchema = z
-  .object({ numExamples: z.number().int().min(0), metrics: z.record(NameSchema, FiniteNumberSchema) })
-  .strict();
+/** a site that keeps no held-out split (it was started without --holdout) declines */
+export const EvaluateDeclinedSchema = z.object({ declined: z.literal('NO_HOLDOUT') }).strict();
+export const EvaluateReplySchema = z.union([SiteEvaluationReplySchema, EvaluateDeclinedSchema]);
+export type SiteEvaluationReply = z.output<typeof SiteEvaluationReplySchema>;
+export type EvaluateReply = z.output<typeof EvaluateReplySchema>;
 
 // ---- version ----
 

@@ -53,7 +53,7 @@ class FakeTransport implements RoundTransport {
   }
 
   /** delivers an event the coordinator waits on; resolves with the site's ack */
-  ask(event: 'round:configure' | 'round:train', raw: unknown): Promise<Ack<unknown>> {
+  ask(event: 'round:configure' | 'round:train' | 'round:evaluate', raw: unknown): Promise<Ack<unknown>> {
     return new Promise((resolve) => this.listeners[event]?.(raw, resolve));
   }
 
@@ -99,6 +99,7 @@ interface TrainCall {
 /** A model with one trainable tensor w:[2] whose train() takes two steps and returns RESULT (or what `train` does). */
 function fakeModel(train?: (control: RoundTrainControl) => Promise<LocalRoundResult>) {
   const calls: TrainCall[] = [];
+  const evaluated: { n: number; w: number[] }[] = [];
   let maxLength = 0;
   const model: RoundModel = {
     trainableShapes: () => ({ w: [2] }),
@@ -118,6 +119,11 @@ function fakeModel(train?: (control: RoundTrainControl) => Promise<LocalRoundRes
         });
       return RESULT;
     },
+    async evaluate(examples, adapter) {
+      evaluated.push({ n: examples.length, w: [...adapter.w.data] });
+      // predicts class 1 for every example; each costs loss 0.5
+      return { n: examples.length, lossSum: 0.5 * examples.length, confusion: [[0, 0], [0, examples.length]] };
+    },
   };
   const example: EncodedExample = { inputIds: [2, 7, 3], tokenTypeIds: [0, 0, 0], label: 1 };
   const data = {
@@ -126,7 +132,7 @@ function fakeModel(train?: (control: RoundTrainControl) => Promise<LocalRoundRes
       return [example, example, example];
     },
   };
-  return { model, data, calls };
+  return { model, data, calls, evaluated };
 }
 
 function configure(roundId: string, round: number, o: { deadline?: number; maxLength?: number } = {}) {
@@ -154,7 +160,7 @@ const closed = (roundId: string, round: number) => ({
   failures: 0,
 });
 
-function site(o: Partial<SiteRoundsOptions> & { model?: ReturnType<typeof fakeModel> } = {}) {
+function site(o: Partial<SiteRoundsOptions> & { model?: ReturnType<typeof fakeModel>; heldout?: EncodedExample[] } = {}) {
   const reports = new Reports();
   const rounds = new SiteRounds({
     report: reports.report,
@@ -172,11 +178,12 @@ function site(o: Partial<SiteRoundsOptions> & { model?: ReturnType<typeof fakeMo
       model: fake.model,
       data: fake.data,
       maxSeqLength: 64,
+      ...(o.heldout ? { heldout: { examples: () => o.heldout as EncodedExample[] } } : {}),
     };
     rounds.attach(c);
     return transport;
   };
-  return { rounds, reports, connect, calls: fake.calls };
+  return { rounds, reports, connect, calls: fake.calls, evaluated: fake.evaluated };
 }
 
 /** One turn of the event loop (no timer): the handler finishes the round whose end it just reported. */
@@ -440,4 +447,67 @@ test('when the site runs once, then it declines rounds after the one it trained 
   assert.equal(s.rounds.onceDone, true);
   assert.equal(beforeClose, 0);
   assert.equal(overCalls, 1);
+});
+
+const evaluate = async (o: { tamper?: boolean } = {}) => ({
+  roundId: 'r7',
+  versionId: 'v3',
+  adapter: globalAdapter,
+  adapterSha256: o.tamper ? '0'.repeat(64) : await sha256Hex(globalAdapter),
+  maxLength: 32,
+});
+
+test('when round:evaluate arrives at a site with a held-out split, then it scores the candidate there and answers with aggregates only', async () => {
+  // Arrange
+  const example: EncodedExample = { inputIds: [2, 5, 3], tokenTypeIds: [0, 0, 0], label: 1 };
+  const s = site({ heldout: [example, example] });
+  const t = s.connect();
+
+  // Act
+  const ack = await t.ask('round:evaluate', await evaluate());
+
+  // Assert: the candidate's weights were used on the 2 held-out examples, and the reply has counts and a sum only
+  assert.deepEqual(s.evaluated, [{ n: 2, w: [1, 2] }]);
+  assert.deepEqual(ack, { ok: true, data: { numExamples: 2, lossSum: 1, confusion: [[0, 0], [0, 2]] } });
+  assert.deepEqual(s.calls, []);
+});
+
+test('when round:evaluate arrives at a site without a held-out split, then it declines with NO_HOLDOUT; a bad hash or malformed message is refused', async () => {
+  // Arrange
+  const none = site();
+  const withSplit = site({ heldout: [{ inputIds: [2, 3], tokenTypeIds: [0, 0], label: 0 }] });
+  const t = none.connect();
+  const u = withSplit.connect();
+
+  // Act
+  const declined = await t.ask('round:evaluate', await evaluate());
+  const tampered = await u.ask('round:evaluate', await evaluate({ tamper: true }));
+  const malformed = await u.ask('round:evaluate', { roundId: 'r7', versionId: 'v3' });
+
+  // Assert
+  assert.deepEqual(declined, { ok: true, data: { declined: 'NO_HOLDOUT' } });
+  assert.equal(!tampered.ok && tampered.code, 'HASH_MISMATCH');
+  assert.equal(!malformed.ok && malformed.code, 'BAD_MESSAGE');
+  assert.deepEqual(withSplit.evaluated, []);
+  assert.deepEqual(withSplit.reports.types(), ['evaluate-refused', 'evaluate-refused']);
+});
+
+test('when round:evaluate arrives while the site trains, then it answers BUSY and training goes on', async () => {
+  // Arrange
+  const gate = deferred<LocalRoundResult>();
+  const s = site({ model: fakeModel(() => gate.promise), heldout: [{ inputIds: [2, 3], tokenTypeIds: [0, 0], label: 0 }] });
+  const t = s.connect();
+  await t.ask('round:configure', configure('r8', 8));
+  await t.ask('round:train', await train('r8'));
+
+  // Act
+  const busy = await t.ask('round:evaluate', await evaluate());
+  const uploaded = s.reports.next('uploaded');
+  gate.resolve(RESULT);
+  await uploaded;
+  const after = await t.ask('round:evaluate', await evaluate());
+
+  // Assert
+  assert.equal(!busy.ok && busy.code, 'BUSY');
+  assert.equal(after.ok, true);
 });

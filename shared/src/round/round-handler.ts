@@ -24,8 +24,13 @@ import type { EncodedExample } from '../training/batches';
 import { runLocalRound, type LocalRoundResult, type LocalTrainConfig } from '../training/local-round';
 import type { StepProgress } from '../training/trainer';
 import type { LocalModel } from '../model/local-model';
+import { downloadAdapter } from '../connection/adapter-download';
+import { siteEvaluation, type SiteEvaluation } from '../evaluation/federated-evaluation';
+import { evaluateClassifier } from '../training/trainer';
 import {
   acceptTrainMessage,
+  checkAdapterShapes,
+  openAdapter,
   buildUpload,
   failureFor,
   localRoundSeed,
@@ -46,6 +51,8 @@ export interface RoundListeners {
   'round:train': (raw: unknown, ack: (reply: Ack<ServerReply<'round:train'>>) => void) => void;
   'round:closed': (raw: unknown) => void;
   'version:published': (raw: unknown) => void;
+  /** federated evaluation: score a candidate on the held-out split, answer with aggregates only */
+  'round:evaluate': (raw: unknown, ack: (reply: Ack<ServerReply<'round:evaluate'>>) => void) => void;
   /** secure rounds (secure-participant.ts): the key exchange and unmasking, each answered in the ack */
   'secagg:setup': (raw: unknown, ack: (reply: Ack<ServerReply<'secagg:setup'>>) => void) => void;
   'secagg:share-keys': (raw: unknown, ack: (reply: Ack<ServerReply<'secagg:share-keys'>>) => void) => void;
@@ -86,6 +93,8 @@ export interface RoundModel {
     config: LocalTrainConfig,
     control: RoundTrainControl,
   ): Promise<LocalRoundResult>;
+  /** scores `adapter` on `examples` (forward passes only): the confusion matrix and loss sum, nothing per example */
+  evaluate(examples: EncodedExample[], adapter: NamedTensors): Promise<SiteEvaluation>;
 }
 
 /** The site's labelled data, encoded for the model. Never sent: only deltas computed from it leave. */
@@ -117,6 +126,9 @@ export type RoundEvent =
   /** the coordinator answered the upload BUSY; it is sent again after a backoff */
   | { type: 'upload-retry'; round: ConfiguredRound; attempt: number; error: unknown }
   | { type: 'closed'; message: ServerMessage<'round:closed'> }
+  /** a candidate scored on the held-out split (or declined: the site keeps none) */
+  | { type: 'evaluated'; message: ServerMessage<'round:evaluate'>; evaluation: SiteEvaluation | null }
+  | { type: 'evaluate-refused'; error: unknown }
   | { type: 'version'; message: ServerMessage<'version:published'> };
 
 export interface SiteRoundsOptions {
@@ -139,6 +151,8 @@ export interface RoundConnection {
   data: RoundData;
   /** the manifest's cap on tokens per example; a round may lower it (participant.ts roundMaxLength) */
   maxSeqLength: number;
+  /** the site's held-out split (data/holdout.ts), never trained on; absent: 'round:evaluate' is declined */
+  heldout?: RoundData;
 }
 
 /** The round a connection accepted in 'round:configure' and has not trained yet; forgotten with the connection. */
@@ -155,6 +169,8 @@ type SecAggEvent = 'secagg:setup' | 'secagg:share-keys' | 'secagg:survivors' | '
 /** A site's rounds across its connections: one trains at a time, and a closed round is never trained or reported. */
 export class SiteRounds {
   private trainingRound: string | null = null;
+  /** true while a candidate is scored: the model's weights are in use, so a round offered meanwhile is declined */
+  private evaluating = false;
   /** with `once`: the round this site trained in */
   private onceRound: string | null = null;
   private readonly closedRounds = new Set<string>();
@@ -197,7 +213,46 @@ export class SiteRounds {
     c.transport.on('round:train', (raw, ack) => void this.train(c, offer, raw, ack));
     c.transport.on('round:closed', (raw) => this.closed(offer, raw));
     c.transport.on('version:published', (raw) => this.published(raw));
+    c.transport.on('round:evaluate', (raw, ack) => void this.evaluate(c, raw, ack));
   }
+
+  /** 'round:evaluate': the candidate (carried, or fetched in chunks) scored on the held-out split. */
+  private async evaluate(c: RoundConnection, raw: unknown, ack: (r: Ack<ServerReply<'round:evaluate'>>) => void): Promise<void> {
+    try {
+      const msg = parseServerMessage('round:evaluate', raw);
+      const maxLength = Math.min(msg.maxLength, c.maxSeqLength, c.model.maxLength);
+      const examples = c.heldout?.examples(maxLength) ?? [];
+      if (examples.length === 0) {
+        this.o.report({ type: 'evaluated', message: msg, evaluation: null });
+        ack(ackOk({ declined: 'NO_HOLDOUT' as const }));
+        return;
+      }
+      if (this.trainingRound !== null || this.evaluating)
+        throw new FedloraError('BUSY', 'the model is training a round or scoring another candidate');
+      this.evaluating = true;
+      try {
+        const bytes =
+          msg.adapter ??
+          (
+            await downloadAdapter((req) => c.transport.request('adapter:chunk', req), msg.versionId, {
+              totalBytes: msg.adapterBytes as number,
+              adapterSha256: msg.adapterSha256,
+            })
+          ).bytes;
+        const adapter = await openAdapter(bytes, msg.adapterSha256, msg.versionId);
+        checkAdapterShapes(adapter.adapter, c.model.trainableShapes());
+        const evaluation = await c.model.evaluate(examples, adapter.adapter);
+        this.o.report({ type: 'evaluated', message: msg, evaluation });
+        ack(ackOk({ numExamples: evaluation.n, lossSum: evaluation.lossSum, confusion: evaluation.confusion }));
+      } finally {
+        this.evaluating = false;
+      }
+    } catch (err) {
+      this.o.report({ type: 'evaluate-refused', error: err });
+      ack(ackError(err));
+    }
+  }
+
 
   private configure(
     c: RoundConnection,
@@ -210,6 +265,7 @@ export class SiteRounds {
       const accepted =
         !this.o.leaving() &&
         this.trainingRound === null &&
+        !this.evaluating &&
         msg.deadline > this.clock.now() &&
         !(this.o.once && this.onceRound !== null);
       if (accepted) {
@@ -352,6 +408,11 @@ export function localRoundModel(model: LocalModel): RoundModel {
     maxLength: Math.min(model.tokenizer.maxLength, model.bert.config.maxPositions),
     train: (examples, global, config, control) =>
       runLocalRound(model.classifier, examples, model.tokenizer.special.pad, global, config, control),
+    evaluate: async (examples, adapter) => {
+      model.classifier.setTrainableState(adapter);
+      const r = await evaluateClassifier(model.classifier, examples, model.tokenizer.special.pad);
+      return siteEvaluation(examples.map((e) => e.label), r.predictions, model.classifier.numLabels, r.loss);
+    },
   };
 }
 
