@@ -11,7 +11,8 @@ import { isFedloraError } from '@fedlora/shared/errors.ts';
 import { DEFAULT_MODEL_DIR } from '@fedlora/shared/node/default-model.ts';
 import { parseSafetensors } from '@fedlora/shared/model/safetensors.ts';
 import { SAFETENSORS_INDEX, shardSafetensors } from '@fedlora/shared/model/safetensors-index.ts';
-import { hashModelFiles, modelFileNames } from './model-files';
+import { baseModelSha256, hashModelFiles, modelFileNames } from './model-files';
+import { baseModelRecord } from './app';
 
 const ROBERTA = fileURLToPath(new URL('../../tests/fixtures/roberta-reference/', import.meta.url));
 const scratch = mkdtempSync(join(tmpdir(), 'fedlora-model-files-'));
@@ -19,6 +20,13 @@ after(() => rmSync(scratch, { recursive: true, force: true }));
 
 test('when the shipped model is listed, then its files (and so its base-model hash) are the four it always had', () => {
   assert.deepEqual(modelFileNames(DEFAULT_MODEL_DIR), ['config.json', 'vocab.txt', 'model.safetensors', 'tokenizer_config.json']);
+});
+
+test('when the base-model hash is taken from the files, then it is the one the data dir records (so a merged base names its parent by it)', async () => {
+  const files = await hashModelFiles(DEFAULT_MODEL_DIR);
+  const reversed = [...files].reverse();
+  assert.equal(baseModelSha256(reversed), baseModelRecord({ modelId: 'fedlora-bert-mini', modelFiles: files }).sha256);
+  assert.match(baseModelSha256(files), /^[0-9a-f]{64}$/);
 });
 
 test('when a model brings tokenizer.json and 2 safetensors shards, then the manifest lists the index and each shard', async () => {
