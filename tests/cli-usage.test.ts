@@ -35,6 +35,7 @@ const CLIS: Cli[] = [
   { program: 'fedlora-site', entry: 'client-node/bin/fedlora-site.js', args: [], usage: 'fedlora-site <command> [options]' },
   site('train-local', 'fedlora-site train-local [options]'),
   site('pretrain', 'fedlora-site pretrain --text FILE --out DIR [options]'),
+  site('merge', 'fedlora-site merge --base DIR --adapter DIR --out DIR [--force] [--json] [--quiet]'),
   site('inspect', 'fedlora-site inspect --text T [--pair T2] [--model DIR] [--json] [--backend NAME]'),
   site('join', 'fedlora-site join --coordinator URL --token TOKEN --data FILE [options]'),
   site('run', 'fedlora-site run [options]'),

@@ -6,6 +6,7 @@ import { describeError, FedloraError, isFedloraError } from '@fedlora/shared/err
 import * as trainLocal from './commands/train-local';
 import * as inspect from './commands/inspect';
 import * as pretrain from './commands/pretrain';
+import * as merge from './commands/merge';
 import * as join from './commands/join';
 import * as runAgent from './commands/run';
 import * as predict from './commands/predict';
@@ -20,6 +21,7 @@ interface Command {
 const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> | Command }> = {
   'train-local': { summary: 'train an adapter on this site alone and report held-out accuracy', load: () => trainLocal as unknown as Command },
   pretrain: { summary: 'continue masked-LM pretraining of the model on this site\'s unlabelled text', load: () => pretrain as unknown as Command },
+  merge: { summary: 'merge a finished adapter into its base model, writing a new base directory with lineage', load: () => merge as unknown as Command },
   inspect: { summary: 'tokenize a text and print the model\'s [CLS] and mean-pooled vectors', load: () => inspect as unknown as Command },
   join: { summary: 'enroll this site with a coordinator (one-time token) and check its data', load: () => join as unknown as Command },
   run: { summary: 'take part in federated rounds until stopped (reconnects with backoff)', load: () => runAgent as unknown as Command },

@@ -2,7 +2,8 @@
 // base model family's own module names: "base_model.model.bert.encoder.layer.0.attention.self.query.lora_A.weight",
 // "base_model.model.roberta.encoder...", "base_model.model.distilbert.transformer.layer.0.attention.q_lin.lora_A.weight".
 // Inside fedlora the keys are canonical (BERT's names, families.ts). A classification head travels as PEFT's
-// modules_to_save ("base_model.model.classifier.weight" / ".bias").
+// modules_to_save ("base_model.model.classifier.weight" / ".bias"), and a masked-LM adapter's head as
+// "base_model.model.cls.predictions.transform.dense.weight" and the like.
 
 import { FedloraError } from '../errors';
 import type { NamedTensors } from '../tensor';
@@ -23,7 +24,7 @@ const LORA_KEY = /^encoder\.layer\.(\d+)\.(.+)\.(lora_[AB])$/;
 
 /** fedlora state key → PEFT tensor name, in `family`'s module names */
 export function toPeftName(key: string, family: ModelFamily = 'bert'): string {
-  if (key.startsWith('classifier.')) return `${PEFT_PREFIX}${key}`;
+  if (key.startsWith('classifier.') || key.startsWith('cls.predictions.')) return `${PEFT_PREFIX}${key}`;
   const m = LORA_KEY.exec(key);
   const linear = m && LINEAR_BY_PATH.get(m[2]);
   if (!m || !linear) throw new FedloraError('ADAPTER_INVALID', `${key} is not a LoRA tensor of an encoder layer`);
@@ -82,12 +83,16 @@ function targetOf(module: string): LoraTarget | undefined {
 export function exportPeft(
   config: LoraConfig,
   state: NamedTensors,
-  opts: { baseModel: string; numLabels?: number; labels?: string[]; family?: ModelFamily; pooling?: string },
+  opts: { baseModel: string; numLabels?: number; labels?: string[]; family?: ModelFamily; pooling?: string; baseModelSha256?: string },
 ): PeftAdapterFiles {
   const family = opts.family ?? 'bert';
   const tensors: NamedTensors = {};
   for (const [k, t] of Object.entries(state)) tensors[toPeftName(k, family)] = t;
   const hasHead = Object.keys(state).some((k) => k.startsWith('classifier.'));
+  // a masked-LM adapter's head: the transform alone, or the whole prediction head when its bias trained too
+  const mlmHead = Object.keys(state).filter((k) => k.startsWith('cls.predictions.'));
+  const mlmModule = mlmHead.length === 0 ? [] : mlmHead.every((k) => k.startsWith('cls.predictions.transform.')) ? ['cls.predictions.transform'] : ['cls.predictions'];
+  const modulesToSave = [...(hasHead ? ['classifier'] : []), ...mlmModule];
   const adapterConfig: Record<string, unknown> = {
     peft_type: 'LORA',
     task_type: hasHead ? 'SEQ_CLS' : 'FEATURE_EXTRACTION',
@@ -98,11 +103,17 @@ export function exportPeft(
     layers_to_transform: config.layers,
     bias: 'none',
     fan_in_fan_out: false,
-    modules_to_save: hasHead ? ['classifier'] : null,
+    modules_to_save: modulesToSave.length ? modulesToSave : null,
     base_model_name_or_path: opts.baseModel,
-    // fedlora's own fields (ignored by PEFT): the exact targets, the head's labels, the base model's family, and how
-    // the head pools token vectors (model/classifier.ts) when it was recorded
-    fedlora: { target_modules: config.targetModules, labels: opts.labels ?? null, family, ...(opts.pooling ? { pooling: opts.pooling } : {}) },
+    // fedlora's own fields (ignored by PEFT): the exact targets, the head's labels, the base model's family, how the
+    // head pools token vectors (model/classifier.ts), and the base-model hash (node/model/model-hash.ts), when known
+    fedlora: {
+      target_modules: config.targetModules,
+      labels: opts.labels ?? null,
+      family,
+      ...(opts.pooling ? { pooling: opts.pooling } : {}),
+      ...(opts.baseModelSha256 ? { base_model_sha256: opts.baseModelSha256 } : {}),
+    },
   };
   return { adapterConfig, weights: serializeSafetensors(tensors) };
 }

@@ -5,6 +5,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { FedloraError } from '../../errors';
 import { checkpointFromTensors, type BertCheckpoint } from '../../model/checkpoint';
+import type { NamedTensors } from '../../tensor';
 import { parseSafetensors } from '../../model/safetensors';
 import { parseSafetensorsIndex, SAFETENSORS_INDEX, tensorsFromShards } from '../../model/safetensors-index';
 
@@ -14,6 +15,20 @@ const bytesOf = (path: string): Uint8Array => {
 };
 
 export function loadBertCheckpoint(dir: string): BertCheckpoint {
+  const f = readCheckpointFiles(dir);
+  return checkpointFromTensors(f.configJson, f.tensors, dir, f.weightsName);
+}
+
+/** A checkpoint directory as stored: config.json's JSON and every tensor under its file name (prefix and all). */
+export interface StoredCheckpoint {
+  configJson: unknown;
+  tensors: NamedTensors;
+  /** the weights file(s), for messages: model.safetensors or {shard,…} */
+  weightsName: string;
+}
+
+/** Reads config.json and the safetensors (one file or shards) without interpreting the tensors' names. */
+export function readCheckpointFiles(dir: string): StoredCheckpoint {
   if (!existsSync(dir) || !statSync(dir).isDirectory())
     throw new FedloraError('FILE_NOT_FOUND', `model directory ${dir} does not exist`);
   const configPath = join(dir, 'config.json');
@@ -27,7 +42,7 @@ export function loadBertCheckpoint(dir: string): BertCheckpoint {
     throw new FedloraError('MODEL_INVALID', `${configPath} is not valid JSON`, { cause: err });
   }
   if (existsSync(weightsPath))
-    return checkpointFromTensors(configJson, parseSafetensors(bytesOf(weightsPath), `${dir}/model.safetensors`).tensors, dir);
+    return { configJson, tensors: parseSafetensors(bytesOf(weightsPath), `${dir}/model.safetensors`).tensors, weightsName: 'model.safetensors' };
   if (existsSync(indexPath)) {
     const index = parseSafetensorsIndex(readFileSync(indexPath, 'utf8'), indexPath);
     const shards: Record<string, Uint8Array> = {};
@@ -36,7 +51,7 @@ export function loadBertCheckpoint(dir: string): BertCheckpoint {
       if (!existsSync(path)) throw new FedloraError('MODEL_INVALID', `${dir}: ${SAFETENSORS_INDEX} names ${shard}, which is missing`);
       shards[shard] = bytesOf(path);
     }
-    return checkpointFromTensors(configJson, tensorsFromShards(index, shards, dir), dir, `{${index.shards.join(',')}}`);
+    return { configJson, tensors: tensorsFromShards(index, shards, dir), weightsName: `{${index.shards.join(',')}}` };
   }
   const hint =
     existsSync(join(dir, 'pytorch_model.bin')) || existsSync(join(dir, 'pytorch_model.bin.index.json'))
