@@ -11,7 +11,7 @@ export const help = `fedlora-site merge --base DIR --adapter DIR --out DIR [--fo
   Merges a LoRA adapter into the base model it was trained on: every adapted linear weight becomes W + (alpha/r)·B·A
   (PEFT's merge_and_unload), and an adapter that carries a masked-LM head (cls.predictions.*, from masked-LM
   adaptation) replaces the base's head. The result is a Hugging Face directory that --model of every command, the
-  coordinator's --model-dir and transformers can load: config.json and the tokenizer files copied from --base,
+  coordinator's --model and transformers can load: config.json and the tokenizer files copied from --base,
   model.safetensors (float32, every tensor of the base under its own name), and ${LINEAGE_FILE} naming the parent
   base's hash, the adapter (version id or weights sha256, LoRA config) and this tool. Prints the new base-model hash
   (the one a coordinator serving the directory lists; the lineage file is not part of it).
