@@ -1,12 +1,17 @@
 // Tests for lora/merge.ts: W + (alpha/r)·B·A on hand-computed numbers in HF's [out, in] layout, and the adapters a
 // base must refuse (wrong shapes, missing or extra tensors, a classification head, NaN) with their error codes.
-import { test } from 'node:test';
+import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { isFedloraError, type FedloraErrorCode } from '../errors';
 import type { NamedTensors } from '../tensor';
-import { parseBertConfig } from '../model/checkpoint';
+import * as tf from '@tensorflow/tfjs';
+import { checkpointFromTensors, parseBertConfig } from '../model/checkpoint';
+import { BertModel, type BertBatch } from '../model/bert';
+import { initNodeBackend } from '../node/backend';
+import { LoraAdapter } from './adapter';
+import { importPeft } from './peft';
 import { parseSafetensors } from '../model/safetensors';
 import { addLowRank, mergeLoraWeights, type LoraAdapterWeights } from './merge';
 import type { LoraConfig } from './config';
@@ -14,6 +19,10 @@ import type { LoraConfig } from './config';
 const FIXTURE = fileURLToPath(new URL('../../../tests/fixtures/bert-reference/', import.meta.url));
 const config = parseBertConfig(JSON.parse(readFileSync(`${FIXTURE}config.json`, 'utf8'))); // 2 layers, hidden 64, FFN 128
 const base = parseSafetensors(new Uint8Array(readFileSync(`${FIXTURE}model.safetensors`))).tensors; // "bert."-prefixed
+
+before(async () => {
+  await initNodeBackend({ force: 'cpu', log: () => {} });
+});
 
 function assertCode(fn: () => unknown, code: FedloraErrorCode, message: RegExp): void {
   assert.throws(fn, (err: unknown) => {
@@ -93,3 +102,43 @@ test('when the adapter does not fit the base, then the merge is refused with a c
     /no MLM head and the adapter brings only part of one/,
   );
 });
+
+for (const family of ['distilbert', 'roberta'] as const)
+  test(`when the ${family} fixture's PEFT adapter is merged, then the ${family} names are found and the encoder equals base + adapter to 1e-5`, async () => {
+    const dir = fileURLToPath(new URL(`../../../tests/fixtures/${family}-reference/`, import.meta.url));
+    const configJson = JSON.parse(readFileSync(`${dir}config.json`, 'utf8'));
+    const stored = parseSafetensors(new Uint8Array(readFileSync(`${dir}model.safetensors`))).tensors;
+    const peft = importPeft({ adapterConfig: JSON.parse(readFileSync(`${dir}adapter_config.json`, 'utf8')), weights: new Uint8Array(readFileSync(`${dir}lora.safetensors`)) });
+    const cfg = parseBertConfig(configJson);
+    const merged = mergeLoraWeights(stored, cfg, peft);
+    assert.equal(merged.mergedWeights.length, 2 * cfg.numLayers);
+    assert.ok(merged.mergedWeights.every((n) => n in stored), `stored names: ${merged.mergedWeights.join(', ')}`);
+    if (family === 'distilbert') assert.ok(merged.mergedWeights.some((n) => n.endsWith('transformer.layer.0.attention.q_lin.weight')));
+    // ids 5..16 in two rows, the second padded (mask 0) at its end; the pad id is the family's
+    const T = 6;
+    const pad = cfg.padTokenId;
+    const inputIds = Int32Array.from([5, 6, 7, 8, 9, 10, 11, 12, 13, 14, pad, pad]);
+    const b: BertBatch = { inputIds, attentionMask: Int32Array.from([1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0]), tokenTypeIds: new Int32Array(12), batch: 2, seqLen: T };
+    const forward = async (ckptTensors: typeof stored, lora: boolean) => {
+      const bert = new BertModel(checkpointFromTensors(configJson, ckptTensors));
+      const adapter = lora ? new LoraAdapter(peft.config, bert.config) : null;
+      adapter?.setState(peft.state);
+      const h = bert.forward(b, adapter?.hook(false));
+      const data = (await h.data()) as Float32Array;
+      tf.dispose(h);
+      adapter?.dispose();
+      bert.dispose();
+      return data;
+    };
+    const want = await forward(stored, true);
+    const plain = await forward(stored, false);
+    const got = await forward(merged.tensors, false);
+    let diff = 0;
+    let change = 0;
+    for (let i = 0; i < want.length; i++) {
+      diff = Math.max(diff, Math.abs(want[i] - got[i]));
+      change = Math.max(change, Math.abs(want[i] - plain[i]));
+    }
+    assert.ok(change > 1e-3, `the fixture's adapter changes the hidden states (by ${change})`);
+    assert.ok(diff <= 1e-5, `merged ${family} differs from base + adapter by ${diff}`);
+  });
