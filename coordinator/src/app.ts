@@ -41,6 +41,8 @@ import type { AdminServerEvents } from './socket/admin-events';
 import { CoordinatorMetrics } from './metrics';
 import { countAdminDownload, isMetricsRequest, metricsRoute } from './http/metrics-route';
 import { withRequestId } from './http/request-id';
+import { CandidateAdapters } from './eval/candidate-adapters';
+import { FederatedEvaluator, federatedEvaluation, siteEvaluationTimeoutMs } from './eval/federated-evaluator';
 
 /** The learning task: base model, adapter layout, labels, the initial state and the held-out evaluator. */
 export interface CoordinatorTask {
@@ -53,7 +55,8 @@ export interface CoordinatorTask {
   pooling: Pooling;
   /** version 0's adapter state (seeded fresh LoRA + head) */
   initialState: () => NamedTensors | Promise<NamedTensors>;
-  evaluator: Evaluator;
+  /** the central held-out evaluation; null: the coordinator holds no labelled data (federated evaluation only) */
+  evaluator: Evaluator | null;
 }
 
 /** bytes all sockets' unfinished parted uploads may hold at once: 16 full-size (32 MiB) updates */
@@ -91,6 +94,11 @@ export interface CoordinatorOptions {
   settings: RoundSettings;
   stop: StopRules;
   task: CoordinatorTask;
+  /**
+   * federated evaluation (--federated-eval): every ready site scores each candidate on its held-out split; recorded
+   * beside the central metrics, or as the version's metrics when task.evaluator is null
+   */
+  federatedEvaluation?: boolean;
   /** start running rounds as soon as the server listens (default true) */
   autostart?: boolean;
   /** sites to create at startup if absent, with their join tokens (deployment files pass tokens via env) */
@@ -302,11 +310,29 @@ export async function createCoordinator(o: CoordinatorOptions): Promise<Coordina
       admin.emit('upload', { round: e.round, siteId: e.siteId, accepted: e.accepted, code: e.code });
     else admin.emit('federation:state', { state: e.state, reason: e.reason });
   };
+  // federated evaluation: candidates over the inline limit are served to the sites in 'adapter:chunk's meanwhile
+  const candidates = new CandidateAdapters();
+  const evaluator: Evaluator | null = o.federatedEvaluation
+    ? federatedEvaluation(
+        o.task.evaluator,
+        new FederatedEvaluator({
+          transport: presence,
+          labels: o.task.labels,
+          candidates,
+          timeoutMs: (): number => siteEvaluationTimeoutMs(federation.settings),
+          maxLength: (): number => federation.settings.maxLength,
+          log,
+        }),
+        log,
+      )
+    : o.task.evaluator;
+  if (!evaluator)
+    throw new FedloraError('CONFIG_INVALID', 'no held-out set to evaluate on: give one (--heldout) or turn on federated evaluation (--federated-eval)');
   const federation = new Federation({
     strategy: o.strategy,
     strategyFactory: o.strategyFactory,
     transport: presence,
-    evaluator: o.task.evaluator,
+    evaluator,
     store,
     initialState: o.task.initialState,
     settings: o.settings,
@@ -371,6 +397,7 @@ export async function createCoordinator(o: CoordinatorOptions): Promise<Coordina
     manifest,
     coordinatorId: id,
     modelFiles: o.task.modelFiles,
+    candidates,
     log,
     rejections,
     gate,

@@ -42,7 +42,11 @@ export const coordinatorHelp = (): string => `fedlora-coordinator [options]
                          FEDLORA_SITE_TOKENS="name=T,name2=T2")
   --model DIR            Hugging Face BERT directory (default: the shipped fedlora-bert-mini)
   --model-id ID          base model id in the manifest (default: fedlora-bert-mini)
-  --heldout FILE         held-out CSV/JSONL (default: embedded SpamAssassin evaluation subset)
+  --heldout FILE         held-out CSV/JSONL (default: embedded SpamAssassin evaluation subset); "none": the
+                         coordinator holds no labelled data (needs --federated-eval and --labels)
+  --federated-eval       every ready site started with --holdout scores each new version on its own held-out split
+                         and returns only counts and a loss sum; the combined metrics (fed_accuracy, per site, worst
+                         site) are recorded beside the central ones, or are the version's metrics with --heldout none
   --heldout-limit N      evaluate on a stratified subset of N held-out examples
   --labels a,b,…         label set (default: SpamAssassin's, or the sorted labels of --heldout)
   --text-column NAME     --label-column NAME    columns of --heldout (default: auto-detected)
@@ -87,6 +91,7 @@ ${strategyFlagHelp().join('\n')}
                                        ≥ the current's − tolerance; never-worse: when ≥ the current's; manual: an admin
                                        approves or rejects it (console, POST /api/versions/:id/approve|reject)
   --promotion-metric accuracy|macro_f1|loss (accuracy)  the held-out metric compared (loss: lower is better)
+                         with --federated-eval also fed_accuracy|fed_macro_f1|fed_loss|fed_worst_site_accuracy
   --promotion-tolerance X (0)          how much worse than the current version auto still promotes
  stopping (any that holds stops the rounds; the coordinator keeps serving):
   --rounds N             stop once N rounds made a version (counted across restarts; rounds without one do not count)
@@ -128,6 +133,8 @@ export interface CoordinatorConfig {
   modelId: string;
   heldout?: string;
   heldoutLimit?: number;
+  /** federated evaluation on the sites' held-out splits (eval/federated-evaluator.ts) */
+  federatedEval: boolean;
   labels?: string[];
   textColumn?: string;
   labelColumn?: string;
@@ -203,6 +210,7 @@ export function parseConfig(
   const fixed = {
     help: { type: 'boolean', short: 'h' },
     paused: { type: 'boolean' },
+    'federated-eval': { type: 'boolean' },
     'exit-when-done': { type: 'boolean' },
     'secure-aggregation': { type: 'boolean' },
     'site-token': { type: 'string', multiple: true },
@@ -349,6 +357,9 @@ export function parseConfig(
     );
   }
 
+  if (s('heldout') === 'none' && !(f['federated-eval'] && s('labels')))
+    throw bad('--heldout none needs --federated-eval (the sites evaluate) and --labels (the coordinator has no data to read them from)');
+
   const siteItems = [
     ...((f['site-token'] as string[] | undefined) ?? []),
     ...(env.FEDLORA_SITE_TOKENS?.split(',').filter(Boolean) ?? []),
@@ -387,6 +398,7 @@ export function parseConfig(
     modelDir: s('model') ?? DEFAULT_MODEL_DIR,
     modelId: s('model-id') ?? DEFAULT_MODEL_ID,
     heldout: s('heldout'),
+    federatedEval: Boolean(f['federated-eval']),
     heldoutLimit:
       s('heldout-limit') === undefined ? undefined : int(s('heldout-limit'), 'heldout-limit', 0, 2),
     labels: s('labels')

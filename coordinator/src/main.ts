@@ -20,7 +20,9 @@ import { strategyFromSettings } from './rounds/settings';
 import { faultHoldFromEnv } from './rounds/fault-hold';
 import { openPostgresStores, redactUrl } from './postgres/stores';
 
-async function loadHeldout(c: CoordinatorConfig): Promise<{ heldout: LabeledDataset; labels: string[] }> {
+async function loadHeldout(c: CoordinatorConfig): Promise<{ heldout: LabeledDataset | null; labels: string[] }> {
+  // no labelled data here: the sites' federated evaluation alone scores versions (parseConfig requires --labels)
+  if (c.heldout === 'none') return { heldout: null, labels: c.labels as string[] };
   let heldout: LabeledDataset;
   if (c.heldout) {
     const ds = loadTabularFile(c.heldout, { textColumn: c.textColumn, labelColumn: c.labelColumn });
@@ -55,7 +57,8 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
     });
     log('backend.ready', { backend: backend.name });
     const { heldout, labels } = await loadHeldout(c);
-    log('heldout.loaded', { name: heldout.name, examples: heldout.examples.length, labels: labels.length });
+    if (heldout) log('heldout.loaded', { name: heldout.name, examples: heldout.examples.length, labels: labels.length });
+    else log('heldout.none', { labels: labels.length, federatedEval: c.federatedEval });
     const modelFiles = await hashModelFiles(c.modelDir);
     // the evaluator reads the current maxLength at each evaluation (PUT /api/settings may change it)
     let settingsOf: () => { maxLength: number } = () => c.settings;
@@ -102,6 +105,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
         initialState: task.initialState,
         evaluator: task.evaluator,
       },
+      federatedEvaluation: c.federatedEval,
       autostart: !c.paused,
       presetSites: c.presetSites,
       allowedOrigins: c.allowedOrigins,

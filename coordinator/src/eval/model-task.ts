@@ -18,7 +18,8 @@ export interface ModelTaskOptions {
   lora: LoraConfig;
   labels: string[];
   pooling: Pooling;
-  heldout: LabeledDataset;
+  /** null: no central held-out set (federated evaluation only), and no evaluator */
+  heldout: LabeledDataset | null;
   /** tokens per example, read at each evaluation (a PUT /api/settings may change it) */
   maxLength: () => number;
   seed: number;
@@ -28,7 +29,7 @@ export interface ModelTask {
   /** the base model's family (its PEFT exports use the family's module names) */
   family: ModelFamily;
   initialState: () => NamedTensors;
-  evaluator: Evaluator;
+  evaluator: Evaluator | null;
   dispose(): void;
 }
 
@@ -42,9 +43,11 @@ export function loadModelTask(o: ModelTaskOptions): ModelTask {
   });
   const initial = model.classifier.getTrainableState();
   const encoded = new Map<number, EncodedExample[]>();
+  const heldout = o.heldout;
+  if (!heldout) return { family: model.bert.config.family, initialState: () => initial, evaluator: null, dispose: () => model.dispose() };
   const examples = (maxLength: number) => {
     const len = Math.min(maxLength, model.tokenizer.maxLength, model.bert.config.maxPositions);
-    if (!encoded.has(len)) encoded.set(len, encodeDataset(model.tokenizer, o.heldout, o.labels, len));
+    if (!encoded.has(len)) encoded.set(len, encodeDataset(model.tokenizer, heldout, o.labels, len));
     return encoded.get(len) as EncodedExample[];
   };
   // one evaluation at a time: they share the model's variables

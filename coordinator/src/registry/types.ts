@@ -15,13 +15,47 @@ export interface ClassMetrics {
   support: number;
 }
 
-/** Held-out evaluation of one global adapter on the coordinator. */
+/** One site's evaluation of a version on its own held-out split (aggregates it returned, never an example). */
+export interface SiteEvaluationMetrics {
+  siteId: string;
+  examples: number;
+  accuracy: number;
+  macroF1: number;
+  loss: number;
+}
+
+/**
+ * Federated evaluation of a version (eval/federated-evaluator.ts): the sites' confusion matrices and loss sums
+ * combined, which equals one evaluation on the union of their held-out splits, plus each site's own figures.
+ */
+export interface FederatedMetrics {
+  accuracy: number;
+  macroF1: number;
+  loss: number;
+  examples: number;
+  perClass: ClassMetrics[];
+  /** the lowest site accuracy and its site: one badly served site is not hidden by the mean */
+  worstSiteAccuracy: number;
+  worstSite: string;
+  sites: SiteEvaluationMetrics[];
+  /** sites asked that returned nothing usable, and why (NO_HOLDOUT, TIMEOUT, BAD_MESSAGE, …) */
+  missing: { siteId: string; code: string }[];
+}
+
+/**
+ * Held-out evaluation of one global adapter: on the coordinator's held-out set, or, when it has none and federated
+ * evaluation is on, the federated figures themselves (then `federated` holds the same numbers with the per-site rows).
+ */
 export interface HeldoutMetrics {
   accuracy: number;
   macroF1: number;
   loss: number;
   examples: number;
   perClass: ClassMetrics[];
+  /** where the figures above come from: 'central' (the default when absent) or 'federated' */
+  source?: 'central' | 'federated';
+  /** federated evaluation (--federated-eval), beside the central figures or as them */
+  federated?: FederatedMetrics;
 }
 
 export interface VersionRecord {

@@ -8,7 +8,8 @@ import { generateSiteKeys, type SiteKeys } from '@fedlora/shared/crypto/keys.ts'
 import { sealAndSign } from '@fedlora/shared/crypto/envelope.ts';
 import { encodeUpdate, newMessageNonce } from '@fedlora/shared/protocol/codec.ts';
 import type { TensorEncoding } from '@fedlora/shared/protocol/quantize.ts';
-import { parseServerMessage, type ClientRequest, type ServerMessage } from '@fedlora/shared/protocol/events.ts';
+import { parseServerMessage, parseServerReply, type ClientRequest, type ServerMessage } from '@fedlora/shared/protocol/events.ts';
+import { FedloraError } from '@fedlora/shared/errors.ts';
 import { SecureParticipant, isSecureRound } from '@fedlora/shared/round/secure-participant.ts';
 import { pack, unpack } from '@fedlora/shared/protocol/packed.ts';
 import {
@@ -20,12 +21,14 @@ import {
   type SecAggShareKeysMessage,
   type SecAggSurvivorsMessage,
   type SecAggUnmaskMessage,
+  type EvaluateReply,
 } from '@fedlora/shared/protocol/messages.ts';
 import type { HeldoutMetrics } from '../registry/types';
 import type {
   AvailableSite,
   Clock,
   ConfigureMessage,
+  EvaluateMessage,
   Evaluator,
   RoundClosedMessage,
   RoundTransport,
@@ -104,6 +107,11 @@ export interface FakeSiteBehavior {
   onTrain?: (cfg: ConfigureMessage, train: TrainMessage) => void;
   /** secure rounds: the exchange this site never answers (it has gone silent from there on) */
   secaggHang?: SecAggAsk;
+  /**
+   * federated evaluation: the site's raw ack data for 'round:evaluate' (checked by schema as Presence does), or
+   * 'hang' (it never answers: the call times out); default: declines, as a site without a held-out split
+   */
+  evaluate?: (msg: EvaluateMessage) => unknown;
 }
 
 export class FakeTransport implements RoundTransport {
@@ -216,6 +224,21 @@ export class FakeTransport implements RoundTransport {
     const cfg = this.configured.get(siteId) as ConfigureMessage;
     // after the ack, as a real site would: the upload arrives while the loop is already waiting
     if (s.onTrain) queueMicrotask(() => s.onTrain?.(cfg, msg));
+  }
+
+  readonly evaluateMessages: { siteId: string; msg: EvaluateMessage }[] = [];
+
+  async evaluate(siteId: string, msg: EvaluateMessage, timeoutMs: number): Promise<EvaluateReply> {
+    const s = this.sites.get(siteId);
+    if (!s) throw new Error('site gone');
+    parseServerMessage('round:evaluate', msg);
+    this.evaluateMessages.push({ siteId, msg });
+    const data = s.evaluate ? s.evaluate(msg) : { declined: 'NO_HOLDOUT' };
+    if (data === 'hang')
+      return new Promise((_, reject) =>
+        setTimeout(() => reject(new FedloraError('TIMEOUT', `round:evaluate: no ack from ${siteId} within ${timeoutMs} ms`)), timeoutMs),
+      );
+    return parseServerReply('round:evaluate', { ok: true, data });
   }
 
   closed(_ids: readonly string[], msg: RoundClosedMessage): void {

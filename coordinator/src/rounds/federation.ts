@@ -128,7 +128,12 @@ export class Federation {
     const current = await store.currentId();
     if (current === null) {
       const state = await this.d.initialState();
-      const metrics = await this.d.evaluator.evaluate(state);
+      // as in a round's evaluate stage, a failed evaluation still versions the adapter, without metrics: with only
+      // federated evaluation no site is connected yet at the start
+      const metrics = await this.d.evaluator.evaluate(state).catch((err: unknown) => {
+        log('evaluate.failed', { round: 0, error: describeError(err) });
+        return null;
+      });
       const v = await store.addVersion(
         {
           parent: null,
@@ -148,9 +153,9 @@ export class Federation {
       log('version.new', {
         id: v.id,
         round: 0,
-        accuracy: metrics.accuracy,
-        macroF1: metrics.macroF1,
-        loss: metrics.loss,
+        accuracy: metrics?.accuracy,
+        macroF1: metrics?.macroF1,
+        loss: metrics?.loss,
       });
       this.emit({ type: 'version:new', version: v });
       this.privacy.restore(await store.rounds());

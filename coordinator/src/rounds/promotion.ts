@@ -10,13 +10,24 @@ import type { PromotionMetric, RoundSettings } from './settings';
 /** The metric `m` of a version's held-out metrics, or null when it was not evaluated. */
 export function metricValue(metrics: HeldoutMetrics | null | undefined, m: PromotionMetric): number | null {
   if (!metrics) return null;
-  const v = m === 'accuracy' ? metrics.accuracy : m === 'macro_f1' ? metrics.macroF1 : metrics.loss;
-  return Number.isFinite(v) ? v : null;
+  const f = metrics.federated;
+  const values: Record<PromotionMetric, number | undefined> = {
+    accuracy: metrics.accuracy,
+    macro_f1: metrics.macroF1,
+    loss: metrics.loss,
+    // a version whose federated evaluation failed (no site answered) has none of these
+    fed_accuracy: f?.accuracy,
+    fed_macro_f1: f?.macroF1,
+    fed_loss: f?.loss,
+    fed_worst_site_accuracy: f?.worstSiteAccuracy,
+  };
+  const v = values[m];
+  return v !== undefined && Number.isFinite(v) ? v : null;
 }
 
 /** true if `a` is better than or as good as `b` minus `tolerance` (loss: lower is better). */
 export function atLeast(m: PromotionMetric, a: number, b: number, tolerance: number): boolean {
-  return m === 'loss' ? a <= b + tolerance : a >= b - tolerance;
+  return m === 'loss' || m === 'fed_loss' ? a <= b + tolerance : a >= b - tolerance;
 }
 
 const fmt = (x: number | null) => (x === null ? 'none' : Number(x.toFixed(6)).toString());
@@ -46,7 +57,7 @@ export function promotionDecision(
       if (value === null)
         return { ...base, action: 'keep', reason: `policy ${s.promotion}: the candidate has no held-out ${metric} (evaluation failed); it stays a candidate` };
       const ok = atLeast(metric, value, currentValue, tolerance);
-      const bound = tolerance > 0 ? ` ${metric === 'loss' ? '+' : '−'} tolerance ${tolerance}` : '';
+      const bound = tolerance > 0 ? ` ${metric === 'loss' || metric === 'fed_loss' ? '+' : '−'} tolerance ${tolerance}` : '';
       return ok
         ? { ...base, action: 'promote', reason: `policy ${s.promotion}: ${vs}${bound}: promoted` }
         : { ...base, action: 'keep', reason: `policy ${s.promotion}: ${vs}${bound}: worse, stays a candidate` };

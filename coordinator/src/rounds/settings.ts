@@ -32,7 +32,9 @@ export const SITE_WEIGHTS = ['examples', 'equal'] as const;
 export const PROMOTION_POLICIES = ['always', 'auto', 'never-worse', 'manual'] as const;
 export type PromotionPolicy = (typeof PROMOTION_POLICIES)[number];
 /** held-out metrics a promotion compares (every version's HeldoutMetrics carries all three); loss: lower is better */
-export const PROMOTION_METRICS = ['accuracy', 'macro_f1', 'loss'] as const;
+// fed_*: the federated evaluation's figures (--federated-eval), usable beside a central held-out set; without one
+// the plain names are the federated figures too. fed_worst_site_accuracy promotes only what serves every site.
+export const PROMOTION_METRICS = ['accuracy', 'macro_f1', 'loss', 'fed_accuracy', 'fed_macro_f1', 'fed_loss', 'fed_worst_site_accuracy'] as const;
 export type PromotionMetric = (typeof PROMOTION_METRICS)[number];
 export type SiteWeights = (typeof SITE_WEIGHTS)[number];
 

@@ -298,7 +298,11 @@ async function evaluate(
     r.metrics = await raceTimer(
       env,
       ms,
-      env.evaluator.evaluate((r.outcome as AggregateOutcome).adapter),
+      env.evaluator.evaluate((r.outcome as AggregateOutcome).adapter, {
+        round: r.plan.round,
+        roundId: r.plan.roundId,
+        maxLength: env.settings.maxLength,
+      }),
       () => {
         throw new FedloraError(
           'INTERNAL',

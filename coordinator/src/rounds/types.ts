@@ -12,6 +12,7 @@ import type {
   SecAggSurvivorsReply,
   SecAggUnmaskMessage,
   SecAggUnmaskReply,
+  EvaluateReply,
 } from '@fedlora/shared/protocol/messages.ts';
 import type { TensorEncoding } from '@fedlora/shared/protocol/quantize.ts';
 import type { Awaitable, HeldoutMetrics } from '../registry/types';
@@ -20,6 +21,7 @@ export type ConfigureMessage = ServerMessage<'round:configure'>;
 export type TrainMessage = ServerMessage<'round:train'>;
 export type RoundClosedMessage = ServerMessage<'round:closed'>;
 export type VersionPublishedMessage = ServerMessage<'version:published'>;
+export type EvaluateMessage = ServerMessage<'round:evaluate'>;
 /** the secure-aggregation exchanges: each a message to one site and its validated ack */
 export type SecAggAsk = 'secagg:setup' | 'secagg:share-keys' | 'secagg:survivors' | 'secagg:unmask';
 
@@ -51,15 +53,28 @@ export interface RoundTransport {
   secaggShareKeys(siteId: string, msg: SecAggShareKeysMessage, timeoutMs: number): Promise<SecAggShareKeysReply>;
   secaggSurvivors(siteId: string, msg: SecAggSurvivorsMessage, timeoutMs: number): Promise<SecAggSurvivorsReply>;
   secaggUnmask(siteId: string, msg: SecAggUnmaskMessage, timeoutMs: number): Promise<SecAggUnmaskReply>;
+  /**
+   * 'round:evaluate' with ack (federated evaluation): resolves to the site's aggregates or its NO_HOLDOUT decline,
+   * validated by schema; rejects on timeout/disconnect/bad reply
+   */
+  evaluate(siteId: string, msg: EvaluateMessage, timeoutMs: number): Promise<EvaluateReply>;
   /** 'round:closed' to the round's sites (no ack) */
   closed(siteIds: readonly string[], msg: RoundClosedMessage): void;
   /** 'version:published' to every authenticated site (no ack) */
   published(msg: VersionPublishedMessage): void;
 }
 
+/** Which round's candidate an evaluation is of (absent: version 0 at the federation's start). */
+export interface EvaluationContext {
+  round: number;
+  roundId: string;
+  /** the round's tokens per example: sites evaluating the candidate use it too */
+  maxLength: number;
+}
+
 export interface Evaluator {
   /** held-out evaluation of a global adapter state */
-  evaluate(state: NamedTensors): Promise<HeldoutMetrics>;
+  evaluate(state: NamedTensors, context?: EvaluationContext): Promise<HeldoutMetrics>;
 }
 
 /** Time, injectable so that tests drive deadlines without sleeping. */

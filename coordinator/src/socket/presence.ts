@@ -12,6 +12,7 @@ import {
   type SecAggShareKeysMessage,
   type SecAggSurvivorsMessage,
   type SecAggUnmaskMessage,
+  type EvaluateReply,
 } from '@fedlora/shared/protocol/messages.ts';
 import type { z } from 'zod';
 import { parseServerReply } from '@fedlora/shared/protocol/events.ts';
@@ -21,6 +22,7 @@ import type { ClusterLink, ReadySite } from '../cluster/cluster-link';
 import type {
   AvailableSite,
   ConfigureMessage,
+  EvaluateMessage,
   RoundClosedMessage,
   RoundTransport,
   SecAggAsk,
@@ -185,7 +187,7 @@ export class Presence implements RoundTransport {
 
   private async ask(
     siteId: string,
-    event: 'round:configure' | 'round:train' | SecAggAsk,
+    event: 'round:configure' | 'round:train' | 'round:evaluate' | SecAggAsk,
     msg: unknown,
     timeoutMs: number,
   ): Promise<unknown> {
@@ -224,6 +226,11 @@ export class Presence implements RoundTransport {
 
   async train(siteId: string, msg: TrainMessage, timeoutMs: number): Promise<void> {
     parseServerReply('round:train', await this.ask(siteId, 'round:train', msg, timeoutMs));
+  }
+
+  /** federated evaluation: the site's aggregates or its decline, schema-checked (counts are checked by the evaluator) */
+  async evaluate(siteId: string, msg: EvaluateMessage, timeoutMs: number): Promise<EvaluateReply> {
+    return parseServerReply('round:evaluate', await this.ask(siteId, 'round:evaluate', msg, timeoutMs));
   }
 
   identityKey(siteId: string): Awaitable<Uint8Array | null> {

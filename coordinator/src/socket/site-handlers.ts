@@ -20,6 +20,7 @@ import {
 } from '@fedlora/shared/protocol/events.ts';
 import type { Manifest } from '@fedlora/shared/protocol/manifest.ts';
 import type { Logger } from '../log';
+import type { CandidateAdapters } from '../eval/candidate-adapters';
 import type { Federation } from '../rounds/federation';
 import type { AdapterStore } from '../registry/types';
 import type { SiteStore } from '../sites/types';
@@ -52,6 +53,8 @@ export interface SiteHandlerDeps {
   gate: ConnectionGate;
   /** bytes all sockets' unfinished parted uploads may hold */
   partBudget: PartBudget;
+  /** candidates under federated evaluation, which 'adapter:chunk' serves besides the store's versions */
+  candidates?: CandidateAdapters;
   /** bytes of adapters and base-model chunks sent to sites (the metrics' transfer counters) */
   sent?: (kind: 'adapter' | 'model', bytes: number) => void;
   /** several processes: a round request from a site on this process goes to the leader (cluster/cluster-link.ts) */
@@ -246,6 +249,17 @@ export function attachSiteHandlers(io: SiteServer, d: SiteHandlerDeps): void {
     on('adapter:chunk', async (req) => {
       const id = req.versionId === 'latest' ? await d.store.currentId() : req.versionId;
       const v = id ? await d.store.get(id) : undefined;
+      // a round's candidate under federated evaluation: not a registry version yet (eval/candidate-adapters.ts)
+      const candidate = !v && id ? d.candidates?.get(id) : undefined;
+      if (candidate) {
+        const { bytes, sha256: adapterSha256 } = candidate;
+        if (req.offset >= bytes.byteLength)
+          throw new FedloraError('BAD_MESSAGE', `offset is past the end of the adapter (${bytes.byteLength} bytes)`);
+        const data = bytes.subarray(req.offset, Math.min(bytes.byteLength, req.offset + req.length));
+        d.sent?.('adapter', data.byteLength);
+        const sha256 = createHash('sha256').update(data).digest('hex');
+        return { versionId: id as string, offset: req.offset, totalBytes: bytes.byteLength, data, sha256, adapterSha256 };
+      }
       if (!v) throw new FedloraError('NOT_FOUND', 'no such version');
       const adapter = await d.store.loadNative(v.id);
       if (req.offset >= adapter.byteLength)
