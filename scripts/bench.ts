@@ -6,6 +6,8 @@
 //               dynamic padding, vs the same number of fixed-length (64) steps at the reference's measured step time
 //   aggregate   FedAvg of N ∈ {10, 100, 1000} deltas of the default adapter size: ms and MB/s
 //   bytes       bytes per site per round (fp32 / fp16 / int8 sealed update) vs full-model bytes
+//   memory      peak tensor bytes of one training pass (wasm, tf.profile) vs training-shape.ts's estimate, which must
+//               stay above it (scripts/pass-memory-bench.ts)
 //   load        concurrent authenticated site sockets one coordinator holds healthy (1k, 5k, 10k), and 1,000 uploads of
 //               the default adapter opened and aggregated vs a plain Float32Array sum (scripts/load-bench.ts)
 
@@ -35,17 +37,18 @@ import { exitWithUsageError, parseCommandLineOrExit } from '@fedlora/shared/node
 import { FedloraError } from '@fedlora/shared/errors.ts';
 import { measureStep, stepExamples, stepModel, STEP_LABELS, type StepMeasurement } from './step-bench.ts';
 
-const SECTIONS = ['step', 'target', 'aggregate', 'bytes', 'load'];
+const SECTIONS = ['step', 'target', 'aggregate', 'bytes', 'load', 'memory'];
 const DEFAULT_SECTIONS = ['step', 'aggregate', 'bytes'];
 const HELP = `npm run bench [-- section…]
   Performance figures, each against a reference measured in the same run (markdown tables on stdout).
-  sections: step target aggregate bytes load   (default: step aggregate bytes; \`target\` and \`load\` take minutes)
+  sections: step target aggregate bytes load memory   (default: step aggregate bytes; \`target\` and \`load\` take minutes)
     step        one training step at the PyTorch yardstick's shape, 1 thread and main + worker threads, and webgpu
                 when it starts (SwiftShader: set VK_ICD_FILENAMES; counted at 2 × 16); kernels and syncs per step
     target      time to a held-out accuracy target (SpamAssassin; Banking77 when ../shared has it)
     aggregate   FedAvg of 10, 100, 1000 deltas of the default adapter size
     bytes       bytes per site per round (fp32 / fp16 / int8 sealed update) vs the full model
-    load        concurrent site sockets one coordinator holds healthy (1k, 5k, 10k); 1,000 uploads opened and aggregated`;
+    load        concurrent site sockets one coordinator holds healthy (1k, 5k, 10k); 1,000 uploads opened and aggregated
+    memory      peak tensor bytes of one training pass at 4 shapes (wasm) vs the estimate that sizes micro-batches`;
 
 const repo = fileURLToPath(new URL('..', import.meta.url));
 const { positionals: sections } = parseCommandLineOrExit('npm run bench', HELP, process.argv.slice(2), {}, { positionals: true });
@@ -237,5 +240,6 @@ if (want('target')) {
 }
 if (want('aggregate') || want('bytes')) await benchAggregateAndBytes();
 if (want('load')) await (await import('./load-bench.ts')).runLoadBench(out);
+if (want('memory')) await (await import('./pass-memory-bench.ts')).runPassMemoryBench(out);
 tf.disposeVariables();
 process.exit(0);

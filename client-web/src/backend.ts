@@ -6,6 +6,7 @@ import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-webgpu';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { FedloraError } from '@fedlora/shared/errors.ts';
+import type { DeviceBudget } from '@fedlora/shared/training/training-shape.ts';
 
 export type WebBackendName = 'webgpu' | 'webgl' | 'wasm';
 export const BACKEND_ORDER: readonly WebBackendName[] = ['webgpu', 'webgl', 'wasm'];
@@ -41,4 +42,19 @@ export async function initWebBackend(force?: WebBackendName): Promise<WebBackend
     skipped.push(`${name}: ${why}`);
   }
   throw new FedloraError('BACKEND_UNAVAILABLE', `no tfjs backend works in this browser (${skipped.join('; ')})`);
+}
+
+/**
+ * What one training pass may use in this tab (training-shape.ts cuts bigger batches into micro-batches). Browsers do
+ * not say how much GPU memory there is; navigator.deviceMemory (RAM in GiB, rounded down and capped at 8 by the
+ * browser) bounds all three backends, a quarter of it for one tab, and WebGPU adds its largest binding.
+ */
+export function browserDeviceBudget(name: WebBackendName): DeviceBudget {
+  const ramGiB = (navigator as Navigator & { deviceMemory?: number }).deviceMemory;
+  const memoryBytes = ((ramGiB ?? 4) * 2 ** 30) / 4;
+  const source = ramGiB === undefined ? 'a quarter of 4 GiB assumed (no navigator.deviceMemory)' : `a quarter of navigator.deviceMemory ${ramGiB} GiB`;
+  const device = name === 'webgpu' ? (tf.backend() as unknown as { device?: { limits?: { maxStorageBufferBindingSize?: number } } }).device : undefined;
+  // WebGPU's default binding limit (128 MiB) unless the device was granted more
+  const maxBufferBytes = name === 'webgpu' ? device?.limits?.maxStorageBufferBindingSize ?? 128 * 2 ** 20 : Infinity;
+  return { backend: name, memoryBytes, maxBufferBytes, source };
 }

@@ -38,7 +38,7 @@ import {
   verifiedChunkSource,
 } from '@fedlora/shared';
 import type { SiteStore } from './store';
-import type { WebBackendInfo } from './backend';
+import { browserDeviceBudget, type WebBackendInfo } from './backend';
 
 type SiteSocket = Socket<ServerToClientEvents, ClientToServerEvents>;
 
@@ -175,7 +175,7 @@ export class BrowserSite {
         siteId,
         signing: keys.signing,
         transport: roundTransport(socket),
-        model: localRoundModel(model),
+        model: localRoundModel(model, () => browserDeviceBudget(this.o.backend.name), (text) => this.o.on({ type: 'status', text })),
         data: localRoundData(this.data, model, session.manifest.labels),
         maxSeqLength: session.manifest.maxSeqLength,
       });

@@ -7,6 +7,7 @@
 
 import { FedloraError, describeError, isFedloraError } from '@fedlora/shared/errors.ts';
 import { initNodeBackend, type BackendInfo, type BackendName } from '@fedlora/shared/node/backend.ts';
+import { deviceBudget } from '@fedlora/shared/node/training/device-budget.ts';
 import type { SiteKeys } from '@fedlora/shared/crypto/keys.ts';
 import type { Manifest } from '@fedlora/shared/protocol/manifest.ts';
 import { ENCODINGS } from '@fedlora/shared/protocol/quantize.ts';
@@ -217,7 +218,7 @@ export class SiteAgent {
         siteId: cfg.siteId,
         signing: keys.signing,
         transport: roundTransport(socket, timeout),
-        model: localRoundModel(model),
+        model: localRoundModel(model, () => deviceBudget(this.backend as BackendInfo), this.log),
         data: localRoundData(data, model, manifest.labels),
         ...(this.heldout ? { heldout: localRoundData(this.heldout, model, manifest.labels) } : {}),
         maxSeqLength: manifest.maxSeqLength,

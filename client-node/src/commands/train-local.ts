@@ -25,6 +25,8 @@ import {
 import { loadLocalModel } from '@fedlora/shared/node/model/local-model.ts';
 import { resolveMaxLength } from '@fedlora/shared/model/local-model.ts';
 import { WorkerGradientPool } from '@fedlora/shared/node/training/parallel.ts';
+import { deviceBudget } from '@fedlora/shared/node/training/device-budget.ts';
+import { chooseTrainingShape } from '@fedlora/shared/training/training-shape.ts';
 import { exportPeft } from '@fedlora/shared/lora/peft.ts';
 import { serializeSafetensors } from '@fedlora/shared/model/safetensors.ts';
 import { POOLINGS, type Pooling } from '@fedlora/shared/model/classifier.ts';
@@ -243,7 +245,11 @@ export async function run(o: TrainLocalOptions, out: (line: string) => void = co
   const model = loadLocalModel({ modelDir: o.modelDir, lora, labels, pooling: o.pooling, seed: o.seed });
   try {
     const { classifier: clf, tokenizer: tok } = model;
-    const maxLength = resolveMaxLength(model, o.maxLength, DEFAULT_RECIPE.maxLength, o.modelDir);
+    const helpers = o.workers ?? (backend.name === 'wasm' || backend.name === 'cpu' ? WorkerGradientPool.defaultHelpers() : 0);
+    // the pass size for this backend's memory (the batch, the optimization's, stays as asked), logged with its reason
+    const shape = chooseTrainingShape(model.bert.config, deviceBudget(backend), o.batchSize, resolveMaxLength(model, o.maxLength, DEFAULT_RECIPE.maxLength, o.modelDir), helpers + 1);
+    log(shape.reason);
+    const maxLength = shape.maxLength;
     const trainEx = encodeDataset(tok, train, labels, maxLength);
     const valEx = validation ? encodeDataset(tok, validation, labels, maxLength) : [];
     const heldEx = encodeDataset(tok, heldout, labels, maxLength);
@@ -258,7 +264,6 @@ export async function run(o: TrainLocalOptions, out: (line: string) => void = co
 
     log('evaluating the untrained adapter (baseline)…');
     const before = classificationReport(yTrue, (await evaluateClassifier(clf, heldEx, tok.special.pad)).predictions, labels);
-    const helpers = o.workers ?? (backend.name === 'wasm' || backend.name === 'cpu' ? WorkerGradientPool.defaultHelpers() : 0);
     const pool = helpers > 0
       ? await WorkerGradientPool.start(helpers, { backend: backend.name, modelDir: o.modelDir, lora, labels, pooling: o.pooling, examples: trainEx, padId: tok.special.pad })
       : undefined;
@@ -269,6 +274,7 @@ export async function run(o: TrainLocalOptions, out: (line: string) => void = co
       epochs: 1,
       steps,
       batchSize: o.batchSize,
+      microBatch: shape.microBatch,
       learningRate: o.learningRate,
       warmupSteps: Math.min(DEFAULT_RECIPE.warmupSteps, Math.floor(steps / 10)),
       weightDecay: DEFAULT_RECIPE.weightDecay,

@@ -6,6 +6,7 @@
 // localRoundData over a LocalModel), what the site shows (report) and the clock. New site-side stages of a round
 // (secure aggregation's) belong here, so that a site's round protocol stays in one place.
 
+import { chooseTrainingShape, type DeviceBudget } from '../training/training-shape';
 import { FedloraError } from '../errors';
 import type { KeyPair } from '../crypto/keys';
 import type { GlobalAdapter } from '../protocol/codec';
@@ -402,12 +403,21 @@ export class SiteRounds {
 
 // ---- the model and data ports over a LocalModel, as both clients hold one ----
 
-export function localRoundModel(model: LocalModel): RoundModel {
+/**
+ * `passBudget`: the backend's memory (Node: node/training/device-budget.ts); with it, each round's batch is cut into
+ * micro-batches that fit (training/training-shape.ts: the same step, less memory per pass) and `logShape` hears why.
+ */
+export function localRoundModel(model: LocalModel, passBudget?: () => DeviceBudget, logShape?: (line: string) => void): RoundModel {
   return {
     trainableShapes: () => model.classifier.trainableShapes(),
     maxLength: Math.min(model.tokenizer.maxLength, model.bert.config.maxPositions),
-    train: (examples, global, config, control) =>
-      runLocalRound(model.classifier, examples, model.tokenizer.special.pad, global, config, control),
+    train: (examples, global, config, control) => {
+      // batches are padded to their longest example, so the longest one the site has sizes the passes
+      const longest = examples.reduce((m, e) => Math.max(m, e.inputIds.length), 1);
+      const shape = passBudget ? chooseTrainingShape(model.bert.config, passBudget(), config.batchSize, longest) : null;
+      if (shape) logShape?.(shape.reason);
+      return runLocalRound(model.classifier, examples, model.tokenizer.special.pad, global, config, { ...control, microBatch: shape?.microBatch });
+    },
     evaluate: async (examples, adapter) => {
       model.classifier.setTrainableState(adapter);
       const r = await evaluateClassifier(model.classifier, examples, model.tokenizer.special.pad);

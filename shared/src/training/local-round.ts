@@ -39,7 +39,13 @@ export async function runLocalRound(
   padId: number,
   global: NamedTensors,
   config: LocalTrainConfig,
-  opts: { seed?: number; onStep?: (p: StepProgress) => void; shouldStop?: () => boolean } = {},
+  opts: {
+    seed?: number;
+    onStep?: (p: StepProgress) => void;
+    shouldStop?: () => boolean;
+    /** examples per forward/backward pass (training-shape.ts); the step is still the whole batch's */
+    microBatch?: number;
+  } = {},
 ): Promise<LocalRoundResult> {
   if (examples.length === 0) throw new FedloraError('DATA_INVALID', 'this site has no training examples');
   clf.setTrainableState(global);
@@ -55,6 +61,7 @@ export async function runLocalRound(
     seed: opts.seed,
     onStep: opts.onStep,
     shouldStop: opts.shouldStop,
+    microBatch: opts.microBatch,
     constantRate: true,
   });
   if (r.stopped) throw new FedloraError('INTERNAL', 'local training was stopped before it finished');

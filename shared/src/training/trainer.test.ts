@@ -218,6 +218,51 @@ test('when a batch is shared with one worker thread, with class weights and clip
   assert.ok(l2Distance(states[0], start as NamedTensors) > 0.01, 'training did nothing, so the comparison proves nothing');
 });
 
+test('when each 8-example batch runs as micro-batches (3 + 3 + 2 on one thread; 2 + 2 on each of two threads), with class weights and clipping, then losses and the trained state equal one pass per batch within 1e-5', async (t) => {
+  const runs = [
+    { name: 'one pass', microBatch: undefined, helpers: 0 },
+    { name: 'micro 3', microBatch: 3, helpers: 0 },
+    { name: 'micro 2 on main + 1 worker', microBatch: 2, helpers: 1 },
+  ];
+  const losses: number[][] = [];
+  const states: NamedTensors[] = [];
+  const passes: number[] = [];
+  let start: NamedTensors | null = null;
+  for (const run of runs) {
+    const clf = classifier();
+    start ??= startState(clf);
+    clf.setTrainableState(start);
+    // count forward passes on this thread: equal results would prove nothing if the batch were never cut
+    const logits = clf.logits.bind(clf);
+    let calls = 0;
+    clf.logits = (...args: Parameters<typeof logits>) => {
+      calls++;
+      return logits(...args);
+    };
+    const pool = run.helpers
+      ? await WorkerGradientPool.start(run.helpers, { backend: 'wasm', modelDir: FIXTURE, lora: LORA, labels: LABELS, pooling: 'mean', examples: train, padId: PAD })
+      : undefined;
+    const seen: number[] = [];
+    try {
+      const opts = { ...OPTS, classWeights: [0.4, 1.6], clipNorm: 0.5, microBatch: run.microBatch, pool };
+      await trainClassifier(clf, train, PAD, { ...opts, onStep: (p) => seen.push(p.loss) });
+    } finally {
+      await pool?.close();
+    }
+    losses.push(seen);
+    passes.push(calls);
+    states.push(cloneNamed(clf.getTrainableState()));
+    disposeAll(clf);
+  }
+  assert.deepEqual(passes, [6, 18, 12], 'passes on the main thread: 1, 3 (3 + 3 + 2) and 2 (2 + 2 of its 4) per step, 6 steps');
+  for (let r = 1; r < runs.length; r++) {
+    t.diagnostic(`${runs[r].name} vs one pass: max state diff ${maxAbsDiff(states[0], states[r])}`);
+    losses[0].forEach((l, i) => assert.ok(Math.abs(l - losses[r][i]) <= 1e-5, `${runs[r].name}, step ${i + 1}: ${l} vs ${losses[r][i]}`));
+    assert.ok(maxAbsDiff(states[0], states[r]) <= 1e-5, `${runs[r].name}: state max diff ${maxAbsDiff(states[0], states[r])}`);
+  }
+  assert.ok(l2Distance(states[0], start as NamedTensors) > 0.01, 'training did nothing, so the comparison proves nothing');
+});
+
 test('when LoRA is only on layer 1, then training with the frozen-layer cache gives the same losses as without, within 1e-5', async (t) => {
   const lora: LoraConfig = { ...LORA, layers: [1] };
   const losses: number[][] = [];

@@ -57,6 +57,11 @@ export interface TrainOptions {
    * `loss` and `gradNorm` are as of the latest read (see lossEvery and StepProgress.lossStep).
    */
   onStep?: (p: StepProgress) => unknown;
+  /**
+   * at most this many examples per forward/backward pass (training-shape.ts chooses it for the backend's memory); the
+   * passes' gradients are summed, so the step is the whole batch's. Absent: one pass per batch (per thread).
+   */
+  microBatch?: number;
   /** helpers that compute part of each batch's gradient in parallel (Node worker threads: node/training/parallel.ts) */
   pool?: GradientPool;
   /** called between steps; return true to stop early (e.g. the round was cancelled) */
@@ -78,6 +83,8 @@ export interface GradientOptions {
   baseDropout?: boolean;
   /** loss weight of each requested example, aligned with the indices (absent: 1 each) */
   weights?: number[];
+  /** examples per forward/backward pass on this thread (training-shape.ts); absent: its whole share at once */
+  microBatch?: number;
 }
 
 export interface StepProgress {
@@ -213,7 +220,7 @@ export async function trainClassifier(
           stopped = true;
           break outer;
         }
-        const grad = { baseDropout: dropout, weights: weights ? idx.map((i) => weights[examples[i].label]) : undefined };
+        const grad = { baseDropout: dropout, weights: weights ? idx.map((i) => weights[examples[i].label]) : undefined, microBatch: opts.microBatch };
         const { loss, grads } = await batchGradients(clf, examples, idx, padId, cache, opts.pool, mu, anchor, grad);
         pending.push(loss);
         step++;
@@ -303,17 +310,38 @@ async function batchGradients(
   const chunks = Array.from({ length: parts }, (_, p) => idx.filter((_, i) => i % parts === p));
   const state = parts > 1 ? await clf.readTrainableState() : null;
   const weightOf = new Map(grad.weights?.map((w, k) => [idx[k], w]));
-  const part = (c: number[]): GradientOptions => ({ baseDropout: grad.baseDropout, weights: grad.weights && c.map((i) => weightOf.get(i) as number) });
+  const part = (c: number[]): GradientOptions => ({ baseDropout: grad.baseDropout, weights: grad.weights && c.map((i) => weightOf.get(i) as number), microBatch: grad.microBatch });
   const remote = chunks.slice(1).map((c, h) => (pool as GradientPool).compute(h, state as NamedTensors, c, part(c)));
+  // this thread's share, in passes of at most microBatch examples whose summed losses and gradients add up exactly
   const mine = chunks[0];
-  const b = collate(mine.map((i) => examples[i]), padId);
-  const labels = tf.tensor1d(mine.map((i) => examples[i].label), 'int32');
-  const prefix = cache?.prefixFor(mine, b);
-  const { value, grads } = tf.variableGrads(
-    () => summedCrossEntropy(clf.logits(b, true, prefix, grad.baseDropout ?? false), labels, clf.numLabels, part(mine).weights),
-    vars,
-  );
-  tf.dispose([labels, prefix]);
+  const micro = Math.max(1, Math.min(grad.microBatch ?? mine.length, mine.length));
+  let value: tf.Scalar | null = null;
+  let grads: Record<string, tf.Tensor> = {};
+  for (let s = 0; s < mine.length; s += micro) {
+    const piece = mine.slice(s, s + micro);
+    const b = collate(piece.map((i) => examples[i]), padId);
+    const labels = tf.tensor1d(piece.map((i) => examples[i].label), 'int32');
+    const prefix = cache?.prefixFor(piece, b);
+    const r = tf.variableGrads(
+      () => summedCrossEntropy(clf.logits(b, true, prefix, grad.baseDropout ?? false), labels, clf.numLabels, part(piece).weights),
+      vars,
+    );
+    tf.dispose([labels, prefix]);
+    if (value === null) {
+      value = r.value;
+      grads = r.grads;
+    } else {
+      const prev: tf.Scalar = value;
+      value = tf.add(prev, r.value) as tf.Scalar;
+      for (const name of Object.keys(r.grads)) {
+        const sum = tf.add(grads[name], r.grads[name]);
+        tf.dispose([grads[name], r.grads[name]]);
+        grads[name] = sum;
+      }
+      tf.dispose([prev, r.value]);
+    }
+  }
+  if (value === null) throw new FedloraError('INTERNAL', 'a batch with no examples on this thread');
   const others = await Promise.all(remote);
   const n = idx.length;
   const out: Record<string, tf.Tensor> = {};

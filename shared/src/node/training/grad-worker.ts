@@ -46,17 +46,29 @@ port.on('message', async (msg: WorkerInit | WorkerCompute) => {
     if (!ctx) throw new Error('worker used before init');
     const { clf, examples, padId } = ctx;
     clf.setTrainableState(msg.state);
-    const b = collate(msg.indices.map((i) => examples[i]), padId);
-    const labels = tf.tensor1d(msg.indices.map((i) => examples[i].label), 'int32');
     const vars = clf.trainableVariables();
-    const { value, grads } = tf.variableGrads(
-      () => summedCrossEntropy(clf.logits(b, true, undefined, msg.opts?.baseDropout ?? false), labels, clf.numLabels, msg.opts?.weights),
-      vars,
-    );
+    // in passes of at most opts.microBatch examples (training-shape.ts), summed here: the share's exact gradient sum
+    const micro = Math.max(1, Math.min(msg.opts?.microBatch ?? msg.indices.length, msg.indices.length));
     const gradSums: Record<string, Float32Array> = {};
-    for (const v of vars) gradSums[v.name] = (await grads[v.name].data()) as Float32Array;
-    const lossSum = (await value.data())[0];
-    tf.dispose([value, labels, ...Object.values(grads)]);
+    let lossSum = 0;
+    for (let s = 0; s < msg.indices.length; s += micro) {
+      const piece = msg.indices.slice(s, s + micro);
+      const weights = msg.opts?.weights?.slice(s, s + micro);
+      const b = collate(piece.map((i) => examples[i]), padId);
+      const labels = tf.tensor1d(piece.map((i) => examples[i].label), 'int32');
+      const { value, grads } = tf.variableGrads(
+        () => summedCrossEntropy(clf.logits(b, true, undefined, msg.opts?.baseDropout ?? false), labels, clf.numLabels, weights),
+        vars,
+      );
+      for (const v of vars) {
+        const g = (await grads[v.name].data()) as Float32Array;
+        const acc = gradSums[v.name];
+        if (acc === undefined) gradSums[v.name] = g;
+        else for (let k = 0; k < g.length; k++) acc[k] += g[k];
+      }
+      lossSum += (await value.data())[0];
+      tf.dispose([value, labels, ...Object.values(grads)]);
+    }
     port.postMessage({ type: 'result', id: msg.id, lossSum, gradSums }, Object.values(gradSums).map((g) => g.buffer as ArrayBuffer));
   } catch (err) {
     port.postMessage({ type: 'error', id: (msg as WorkerCompute).id ?? -1, message: (err as Error).message });
