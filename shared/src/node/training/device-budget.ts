@@ -50,8 +50,10 @@ export function deviceBudget(info: Pick<BackendInfo, 'name' | 'hardware'>, env: 
     return { backend: info.name, memoryBytes: parseByteSize(override), maxBufferBytes, source: DEVICE_MEMORY_ENV };
   switch (info.name) {
     case 'wasm': {
-      const memoryBytes = Math.min(WASM_HEAP_MAX - held, os.freemem() * 0.8);
-      return { backend: 'wasm', memoryBytes, maxBufferBytes, source: memoryBytes < WASM_HEAP_MAX - held ? '80% of free RAM' : `wasm heap limit 4 GiB less ${Math.round(held / 2 ** 20)} MiB held` };
+      // 90%: the heap is one linear memory that fragments, and growing it past the limit aborts the run
+      const heap = (WASM_HEAP_MAX - held) * 0.9;
+      const memoryBytes = Math.min(heap, os.freemem() * 0.8);
+      return { backend: 'wasm', memoryBytes, maxBufferBytes, source: memoryBytes < heap ? '80% of free RAM' : `90% of the wasm heap limit 4 GiB less ${Math.round(held / 2 ** 20)} MiB held` };
     }
     case 'webgpu': {
       const free = info.hardware ? nvidiaFreeBytes() : undefined;
