@@ -407,3 +407,37 @@ test('when versions are candidates, rejected or current, then the versions view 
     await c.close();
   }
 });
+
+test('when a version has federated metrics, then the versions view shows the worst site and a per-site table with it marked', async () => {
+  // Arrange: a version evaluated by three sites (no central set: the federated figures are its metrics)
+  const store = new MemoryAdapterStore();
+  const c = await listeningTestCoordinator({ adminToken: ADMIN, adapterStore: store, log });
+  try {
+    const v0 = (await store.list())[0];
+    const sites = [
+      { siteId: 'lab-a', examples: 20, accuracy: 0.9, macroF1: 0.88, loss: 0.3 },
+      { siteId: 'lab-b', examples: 10, accuracy: 0.6, macroF1: 0.55, loss: 0.9 },
+      { siteId: 'lab-c', examples: 10, accuracy: 1, macroF1: 1, loss: 0.1 },
+    ];
+    const federated = { accuracy: 0.85, macroF1: 0.8, loss: 0.4, examples: 40, perClass: [], worstSiteAccuracy: 0.6, worstSite: 'lab-b', sites, missing: [{ siteId: 'lab-d', code: 'NO_HOLDOUT' }] };
+    await store.addVersion({ ...v0, parent: 'v0', round: 1, metrics: { ...federated, perClass: [], source: 'federated', federated } }, await store.loadState('v0'), null);
+    const { versions, currentId } = (await (
+      await fetch(`${c.url}/api/versions`, { headers: { authorization: `Bearer ${ADMIN}` } })
+    ).json()) as VersionList;
+
+    // Act
+    const table = draw((tbody) => renderVersions(tbody, versions, currentId, () => {}));
+
+    // Assert
+    const cell = col(row(table, 'data-version', 'v1'), 'federated');
+    assert.equal(cell.find((e) => e.attrs.has('data-worst')).textContent, 'worst: lab-b 60.0 %');
+    const siteRows = cell.findAll((e) => e.attrs.has('data-site'));
+    assert.deepEqual(siteRows.map((r) => r.attrs.get('data-site')), ['lab-a', 'lab-b', 'lab-c']);
+    assert.deepEqual(siteRows.filter((r) => r.attrs.get('class') === 'worst').map((r) => r.attrs.get('data-site')), ['lab-b']);
+    assert.equal(siteRows[1].textContent, 'lab-b1060.0 %55.0 %0.9000');
+    assert.equal(cell.attrs.get('title'), 'left out: lab-d (NO_HOLDOUT)');
+    assert.equal(col(row(table, 'data-version', 'v0'), 'federated').textContent, '–', 'a version without federated evaluation');
+  } finally {
+    await c.close();
+  }
+});

@@ -225,6 +225,44 @@ function shortDecision(d: NonNullable<VersionRecord['decisions']>[number]): stri
   return `${who}: ${d.reason.length > 80 ? `${d.reason.slice(0, 79)}…` : d.reason}`;
 }
 
+/**
+ * Federated evaluation (--federated-eval): the combined accuracy and the worst site in the cell, a table of every
+ * site's figures under it (fairness: a badly served site stays visible), and the sites left out in the title.
+ */
+function federatedCell(v: VersionRecord): HTMLElement {
+  const f = v.metrics?.federated;
+  if (!f) return h('td', { 'data-col': 'federated', class: 'muted' }, '–');
+  const central = v.metrics?.source !== 'federated';
+  const rows = f.sites.map((s) =>
+    h(
+      'tr',
+      { 'data-site': s.siteId, class: s.siteId === f.worstSite ? 'worst' : '' },
+      h('td', { class: 'mono' }, s.siteId),
+      h('td', { class: 'num' }, s.examples),
+      h('td', { class: 'num' }, pct(s.accuracy)),
+      h('td', { class: 'num' }, pct(s.macroF1)),
+      h('td', { class: 'num' }, s.loss.toFixed(4)),
+    ),
+  );
+  return h(
+    'td',
+    { 'data-col': 'federated', title: f.missing.length ? `left out: ${f.missing.map((m) => `${m.siteId} (${m.code})`).join(', ')}` : '' },
+    h('div', {}, central ? `${pct(f.accuracy)} on ${f.examples}` : `${f.examples} examples`),
+    h('div', { class: 'muted', 'data-worst': f.worstSite }, `worst: ${f.worstSite} ${pct(f.worstSiteAccuracy)}`),
+    h(
+      'details',
+      {},
+      h('summary', {}, `${f.sites.length} site${f.sites.length === 1 ? '' : 's'}`),
+      h(
+        'table',
+        { class: 'per-site' },
+        h('thead', {}, h('tr', {}, ...['Site', 'Examples', 'Accuracy', 'Macro-F1', 'Loss'].map((t) => h('th', {}, t)))),
+        h('tbody', {}, ...rows),
+      ),
+    ),
+  );
+}
+
 export function renderVersions(
   tbody: HTMLElement,
   versions: readonly VersionRecord[],
@@ -251,6 +289,7 @@ export function renderVersions(
         h('td', { class: 'num', 'data-metric': 'accuracy' }, pct(v.metrics?.accuracy)),
         h('td', { class: 'num', 'data-metric': 'macroF1' }, pct(v.metrics?.macroF1)),
         h('td', { class: 'num' }, v.metrics ? v.metrics.loss.toFixed(4) : '–'),
+        federatedCell(v),
         h(
           'td',
           { class: 'num' },
