@@ -207,7 +207,7 @@ export async function createCoordinator(o: CoordinatorOptions): Promise<Coordina
   // OpenSSL's Ed25519: a challenge per connecting site and a signature per upload (shared/src/crypto/ed25519.ts)
   useNativeEd25519();
   const store = o.adapterStore ?? (await AdapterRegistry.open(o.storage));
-  const sites = o.siteStore ?? (await SiteRegistry.open(o.storage));
+  const sites = o.siteStore ?? (await SiteRegistry.open(o.storage, log));
   for (const p of o.presetSites ?? []) {
     if (!(await sites.list()).some((s) => s.name === p.name)) {
       const { site } = await sites.create(p.name, p.token);

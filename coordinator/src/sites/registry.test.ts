@@ -195,3 +195,34 @@ test('when a journal line other than the last is not a record, then opening fail
     return true;
   });
 });
+
+test('when folding the journal into sites.json fails, then the changes stay kept (journal), the failure is logged, and a later change compacts', async () => {
+  let failSnapshot = true;
+  class FailingSnapshot extends MemoryStorage {
+    override async write(name: string, data: Uint8Array | string): Promise<void> {
+      if (failSnapshot && name === 'sites.json') throw new Error('disk full');
+      return super.write(name, data);
+    }
+  }
+  const storage = new FailingSnapshot();
+  const logged: { event: string; fields?: Record<string, unknown> }[] = [];
+  const reg = await SiteRegistry.open(storage, (event, fields) => logged.push({ event, fields }));
+  // a group compacts once the journal has more lines than MIN_JOURNAL_LINES (256) and than there are sites: 150
+  // creations and 150 enrollments make 300 lines for 150 sites
+  for (let i = 0; i < 150; i++) {
+    const { joinToken } = await reg.create(`site ${i}`);
+    await reg.enroll(joinToken, publicIdentity(generateSiteKeys()));
+  }
+  const failures = logged.filter((l) => l.event === 'sites.compaction_failed');
+  assert.ok(failures.length >= 1, 'the failed compaction is logged');
+  assert.match(String(failures[0].fields?.error), /disk full/);
+  const reopened = await SiteRegistry.open(storage);
+  assert.equal(reopened.list().filter((x) => x.enrolledAt).length, 150, 'every change is in the journal');
+  failSnapshot = false;
+  const after = await reg.create('site after');
+  await reg.enroll(after.joinToken, publicIdentity(generateSiteKeys()));
+  assert.equal(logged.filter((l) => l.event === 'sites.compaction_failed').length, failures.length, 'no new failure');
+  const snapshot = JSON.parse(new TextDecoder().decode((await storage.read('sites.json')) ?? new Uint8Array())) as { sites: unknown[] };
+  assert.ok(snapshot.sites.length >= 151, `the journal was folded into the snapshot (${snapshot.sites.length} sites in sites.json)`);
+  assert.equal((await SiteRegistry.open(storage)).list().length, 151);
+});

@@ -11,6 +11,7 @@ import { parsePublicIdentity } from '@fedlora/shared/crypto/keys.ts';
 import { IdSchema } from '@fedlora/shared/protocol/schemas.ts';
 import { readJson, writeJson, type Storage } from '../storage';
 import type { PublicSiteRecord, SiteRecord, SiteStore } from './types';
+import type { Logger } from '../log';
 
 export type { PublicSiteRecord, SiteRecord, SiteStore };
 
@@ -107,10 +108,14 @@ export class SiteRegistry implements SiteStore {
   /** the journal may end in a partial line (a torn or failed append): rewrite before appending again */
   private journalSuspect = false;
 
-  private constructor(private readonly storage: Storage) {}
+  private constructor(
+    private readonly storage: Storage,
+    private readonly log: Logger,
+  ) {}
 
-  static async open(storage: Storage): Promise<SiteRegistry> {
-    const r = new SiteRegistry(storage);
+  /** `log` hears what is retried later instead of failing a change (a failed compaction) */
+  static async open(storage: Storage, log: Logger = () => {}): Promise<SiteRegistry> {
+    const r = new SiteRegistry(storage, log);
     const f = await readJson<{ v: 1; sites: SiteRecord[] }>(storage, FILE);
     if (f) {
       if (f.v !== 1 || !Array.isArray(f.sites))
@@ -198,7 +203,10 @@ export class SiteRegistry implements SiteStore {
         for (const rec of draft.values()) this.put(rec);
         this.journalLines += draft.size;
         // the group is durable in the journal; folding it into the snapshot may fail and is tried again next time
-        if (this.journalLines > Math.max(MIN_JOURNAL_LINES, this.sites.size)) await this.compact().catch(() => {});
+        if (this.journalLines > Math.max(MIN_JOURNAL_LINES, this.sites.size))
+          await this.compact().catch((err: unknown) =>
+            this.log('sites.compaction_failed', { where: this.storage.where, journalLines: this.journalLines, error: err instanceof Error ? err.message : String(err) }),
+          );
       }
       for (const p of accepted) p.resolve();
     }
