@@ -242,7 +242,8 @@ export async function launchFederation(
   dir: string,
   siteFiles: string[],
   coordinatorArgs: string[],
-  opts: { coordinatorEnv?: Record<string, string> } = {},
+  /** siteArgs: extra flags of every `fedlora-site run` (e.g. --holdout) */
+  opts: { coordinatorEnv?: Record<string, string>; siteArgs?: string[] } = {},
 ): Promise<Federation> {
   const port = await freePort();
   const dataDir = join(dir, 'coordinator');
@@ -269,7 +270,7 @@ export async function launchFederation(
       const name = siteIds[i];
       const joined = await joinSite(procs, { dir, name, url: fed.url, token: tokens[i], data });
       if (joined.code !== 0) throw new Error(`${name} join exited ${joined.code}:\n${joined.output}`);
-      return runSite(procs, { dir, name, args: ['--json', '--quiet'] });
+      return runSite(procs, { dir, name, args: ['--json', '--quiet', ...(opts.siteArgs ?? [])] });
     }),
   );
   return fed;
