@@ -30,6 +30,8 @@ export interface TinyCoordinatorOptions {
   name?: string;
   /** the adapter version 0 holds (default: the tiny fake task's 30 floats) */
   initialState?: CoordinatorOptions['task']['initialState'];
+  /** federated evaluation (--federated-eval) besides the fake task's central evaluator */
+  federatedEvaluation?: boolean;
 }
 
 export interface TinyCoordinator {
@@ -53,6 +55,7 @@ export async function startTinyCoordinator(o: TinyCoordinatorOptions = {}): Prom
     stop: { ...DEFAULT_STOP, rounds: o.rounds ?? 1 },
     task: { ...tinyFakeTask(await hashModelFiles(modelDir)), ...(o.initialState ? { initialState: o.initialState } : {}) },
     autostart: false,
+    federatedEvaluation: o.federatedEvaluation,
     log,
     retryDelayMs: 0,
     edge: o.edge,
