@@ -224,3 +224,14 @@ test('when promotion flags are given, then the policy, metric and tolerance land
   assert.throws(() => parseConfig(['--promotion-metric', 'f1'], TOKEN), invalid(/^--promotion-metric: must be one of accuracy, macro_f1, loss/));
   assert.throws(() => parseConfig(['--promotion-tolerance=-1'], TOKEN), invalid(/^--promotion-tolerance: must be a number ≥ 0/));
 });
+
+test('when federated evaluation is asked for, then --federated-eval, --heldout none and the fed_* promotion metrics parse; --heldout none needs both others', () => {
+  const c = parseConfig(['--federated-eval', '--heldout', 'none', '--labels', 'ham,spam', '--promotion-metric', 'fed_worst_site_accuracy'], TOKEN);
+  assert.ok(c !== 'help');
+  assert.deepEqual([c.federatedEval, c.heldout, c.labels, c.settings.promotionMetric], [true, 'none', ['ham', 'spam'], 'fed_worst_site_accuracy']);
+  const plain = parseConfig([], TOKEN);
+  assert.ok(plain !== 'help');
+  assert.equal(plain.federatedEval, false);
+  assert.throws(() => parseConfig(['--heldout', 'none', '--labels', 'ham,spam'], TOKEN), invalid(/--heldout none needs --federated-eval/));
+  assert.throws(() => parseConfig(['--heldout', 'none', '--federated-eval'], TOKEN), invalid(/--labels/));
+});
