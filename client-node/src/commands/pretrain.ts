@@ -1,8 +1,8 @@
 // `fedlora-site pretrain`: continued masked-LM pretraining (domain-adaptive pretraining) of the base model on a site's
 // unlabelled text; reports held-out MLM loss before and after and writes a Hugging Face BERT directory.
 
-import { existsSync, readFileSync, statSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { basename, join, resolve } from 'node:path';
 import { FedloraError } from '@fedlora/shared/errors.ts';
 import { initNodeBackend, type BackendName } from '@fedlora/shared/node/backend.ts';
 import { loadBertCheckpoint } from '@fedlora/shared/node/model/load.ts';
@@ -10,8 +10,13 @@ import { BertModel } from '@fedlora/shared/model/bert.ts';
 import { MlmHead } from '@fedlora/shared/model/mlm.ts';
 import { assertWritableDir, saveBertCheckpoint } from '@fedlora/shared/node/model/save.ts';
 import { loadTokenizer } from '@fedlora/shared/node/tokenizer/load.ts';
-import { DEFAULT_MODEL_DIR } from '@fedlora/shared/node/default-model.ts';
+import { DEFAULT_MODEL_DIR, DEFAULT_MODEL_ID } from '@fedlora/shared/node/default-model.ts';
+import { modelDirSha256 } from '@fedlora/shared/node/model/model-hash.ts';
+import { PEFT_ADAPTER_CONFIG, PEFT_ADAPTER_WEIGHTS } from '@fedlora/shared/node/model/adapter-dir.ts';
+import { LORA_TARGETS, validateLoraConfig, type LoraConfig, type LoraTarget } from '@fedlora/shared/lora/config.ts';
+import { exportPeft } from '@fedlora/shared/lora/peft.ts';
 import { evaluateMlm, prepareCorpus, pretrainMlm, splitDocuments } from '@fedlora/shared/training/pretrain.ts';
+import { mlmLocalRound } from '@fedlora/shared/training/mlm-round.ts';
 import { intFlag, numFlag, parseFlags, strFlag } from '../args';
 import { progressBar } from '../progress';
 
@@ -34,6 +39,13 @@ export const help = `fedlora-site pretrain --text FILE --out DIR [options]
                        layers stay frozen and are run outside the gradient tape. Default: all layers + embeddings.
                        Measured on the shipped model (wasm, 16 × 128 tokens, a loaded 2-core machine): all 4 layers
                        ~8 s/step (7.4M parameters), --train-layers 2 ~5.5 s, --train-layers 1 ~3.8 s.
+  --lora               train a LoRA adapter on the frozen model instead of its weights (issue 24's masked-LM round:
+                       the same code a federated round runs) and write it to --out as a PEFT directory
+                       (adapter_config.json + adapter_model.safetensors, recording the base-model hash) that
+                       \`fedlora-site merge --base MODEL --adapter OUT\` folds into a new base
+  --lora-r N (8)       --lora-alpha X (16)
+  --lora-targets LIST  LoRA target modules (default every linear layer: ${LORA_TARGETS.join(',')})
+  --head-transform     with --lora: train the MLM head's transform too (saved beside the adapter)
   --force              write into a non-empty --out (existing files of the same name are replaced)
   --backend NAME       tensorflow|webgpu|wasm|cpu (default: FEDLORA_BACKEND or automatic)
   --json               print {"heldoutLossBefore","heldoutLossAfter","steps","seconds","out",…} as the last stdout line
@@ -59,6 +71,9 @@ export interface PretrainCliOptions {
   backend?: BackendName;
   json: boolean;
   quiet: boolean;
+  /** LoRA mode (--lora): the adapter's config and whether the head's transform trains too */
+  lora?: LoraConfig;
+  headTransform: boolean;
 }
 
 export function parse(argv: string[]): PretrainCliOptions | 'help' {
@@ -66,14 +81,22 @@ export function parse(argv: string[]): PretrainCliOptions | 'help' {
     text: { type: 'string' }, out: { type: 'string' }, model: { type: 'string' }, epochs: { type: 'string' },
     'batch-size': { type: 'string' }, lr: { type: 'string' }, 'max-length': { type: 'string' }, 'max-steps': { type: 'string' },
     'train-layers': { type: 'string' }, seed: { type: 'string' }, force: { type: 'boolean' }, backend: { type: 'string' },
-    json: { type: 'boolean' }, quiet: { type: 'boolean' },
+    json: { type: 'boolean' }, quiet: { type: 'boolean' }, lora: { type: 'boolean' }, 'lora-r': { type: 'string' },
+    'lora-alpha': { type: 'string' }, 'lora-targets': { type: 'string' }, 'head-transform': { type: 'boolean' },
   });
   if (f.help) return 'help';
   const text = strFlag(f.text);
   const out = strFlag(f.out);
   if (!text) throw new FedloraError('CONFIG_INVALID', '--text FILE is required (unlabelled text, one document per line)');
   if (!out) throw new FedloraError('CONFIG_INVALID', '--out DIR is required (where the pretrained model is written)');
+  const lora = f.lora ? parseLora(f) : undefined;
+  if (!lora)
+    for (const flag of ['lora-r', 'lora-alpha', 'lora-targets', 'head-transform'])
+      if (f[flag] !== undefined) throw new FedloraError('CONFIG_INVALID', `--${flag} needs --lora`);
+  if (lora && f['train-layers'] !== undefined) throw new FedloraError('CONFIG_INVALID', '--train-layers does not apply with --lora (the encoder stays frozen)');
   return {
+    lora,
+    headTransform: Boolean(f['head-transform']),
     text,
     out,
     modelDir: strFlag(f.model) ?? DEFAULT_MODEL_DIR,
@@ -89,6 +112,17 @@ export function parse(argv: string[]): PretrainCliOptions | 'help' {
     json: Boolean(f.json),
     quiet: Boolean(f.quiet),
   };
+}
+
+function parseLora(f: Record<string, string | boolean | undefined>): LoraConfig {
+  const targets = (strFlag(f['lora-targets'])?.split(',') ?? [...LORA_TARGETS]) as LoraTarget[];
+  return validateLoraConfig({
+    r: intFlag(f['lora-r'], 'lora-r', 8),
+    alpha: numFlag(f['lora-alpha'], 'lora-alpha', 16),
+    dropout: 0, // dropout draws are not seeded in tfjs; a round must be reproducible from its seed
+    targetModules: targets,
+    layers: null,
+  });
 }
 
 function readText(path: string): string {
@@ -122,6 +156,7 @@ export async function run(o: PretrainCliOptions, out: (line: string) => void = c
   const docs = splitDocuments(readText(o.text));
   if (docs.length === 0) throw new FedloraError('DATA_INVALID', `${o.text} holds no text (empty or whitespace only)`);
   const backend = await initNodeBackend({ force: o.backend, log });
+  if (o.lora) return runLora(o, o.lora, docs, backend.name, log, out);
   const tok = loadTokenizer(o.modelDir);
   const ckpt = loadBertCheckpoint(o.modelDir);
   // the MLM head and the saved checkpoint use BERT's names (cls.predictions.*, "bert." tensors)
@@ -183,4 +218,69 @@ export async function run(o: PretrainCliOptions, out: (line: string) => void = c
     head.dispose();
     bert.dispose();
   }
+}
+
+/** --lora: one masked-LM round as a federated site runs it (training/mlm-round.ts), saved as a PEFT adapter. */
+async function runLora(
+  o: PretrainCliOptions,
+  lora: LoraConfig,
+  docs: string[],
+  backendName: string,
+  log: (line: string) => void,
+  out: (line: string) => void,
+): Promise<number> {
+  const tok = loadTokenizer(o.modelDir);
+  const ckpt = loadBertCheckpoint(o.modelDir);
+  if (!ckpt.mlmHead) process.stderr.write(`warning: ${o.modelDir} has no MLM head (cls.predictions.*); initialising a fresh one\n`);
+  const baseModelSha256 = await modelDirSha256(o.modelDir);
+  let bar: ReturnType<typeof progressBar> | null = null;
+  const r = await mlmLocalRound({
+    ckpt,
+    tokenizer: tok,
+    docs,
+    lora,
+    trainHeadTransform: o.headTransform,
+    epochs: o.epochs,
+    batchSize: o.batchSize,
+    learningRate: o.learningRate,
+    maxLength: o.maxLength,
+    maxSteps: o.maxSteps,
+    seed: o.seed,
+    onStep: (p) => {
+      bar ??= progressBar('pretrain --lora', p.totalSteps, o.quiet);
+      bar.update(p.step, { loss: p.loss.toFixed(4), sps: p.sequencesPerSecond.toFixed(1) });
+    },
+  });
+  (bar as ReturnType<typeof progressBar> | null)?.stop();
+  log(`held-out before: loss ${r.heldoutBefore.loss.toFixed(4)}, masked-token accuracy ${r.heldoutBefore.accuracy.toFixed(4)}`);
+  const peft = exportPeft(r.lora, r.state, {
+    baseModel: resolve(o.modelDir) === resolve(DEFAULT_MODEL_DIR) ? DEFAULT_MODEL_ID : basename(resolve(o.modelDir)),
+    family: ckpt.config.family,
+    baseModelSha256,
+  });
+  mkdirSync(o.out, { recursive: true });
+  for (const [name, data] of [[PEFT_ADAPTER_WEIGHTS, peft.weights], [PEFT_ADAPTER_CONFIG, JSON.stringify(peft.adapterConfig, null, 2) + '\n']] as const) {
+    writeFileSync(join(o.out, `${name}.tmp`), data);
+    renameSync(join(o.out, `${name}.tmp`), join(o.out, name));
+  }
+  const summary: PretrainSummary = {
+    heldoutLossBefore: r.heldoutBefore.loss,
+    heldoutLossAfter: r.heldoutAfter.loss,
+    heldoutAccuracyBefore: r.heldoutBefore.accuracy,
+    heldoutAccuracyAfter: r.heldoutAfter.accuracy,
+    steps: r.steps,
+    seconds: r.seconds,
+    sequencesPerSecond: r.sequencesPerSecond,
+    trainableParams: r.trainableParams,
+    freshHead: r.freshHead,
+    backend: backendName,
+    out: resolve(o.out),
+  };
+  out(
+    `held-out MLM loss ${r.heldoutBefore.loss.toFixed(4)} → ${r.heldoutAfter.loss.toFixed(4)}, masked-token accuracy ` +
+      `${r.heldoutBefore.accuracy.toFixed(4)} → ${r.heldoutAfter.accuracy.toFixed(4)}; ${r.steps} steps in ${r.seconds.toFixed(1)} s ` +
+      `(LoRA r ${r.lora.r}, ${r.trainableParams} trainable parameters); adapter written to ${summary.out}`,
+  );
+  if (o.json) out(JSON.stringify(summary));
+  return 0;
 }

@@ -61,6 +61,11 @@ export class MlmHead {
     return [this.denseW, this.denseB, this.lnW, this.lnB, this.bias];
   }
 
+  /** The transform's variables (dense and LayerNorm), which LoRA-mode MLM training may train beside the adapter. */
+  transformVariables(): tf.Variable[] {
+    return [this.denseW, this.denseB, this.lnW, this.lnB];
+  }
+
   /** Vocabulary logits for hidden vectors h [M, H] → [M, V]. */
   logits(h: tf.Tensor2D): tf.Tensor2D {
     return tf.tidy(() => {

@@ -5,6 +5,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { FedloraError } from '../errors';
 import type { BertModel } from '../model/bert';
+import type { LoraAdapter } from '../lora/adapter';
 import { maskTokens, type MaskedSequence, type MlmHead } from '../model/mlm';
 import type { SpecialTokenIds, Tokenizer } from '../tokenizer/tokenizer';
 import { AdamW, squaredNorm } from './optimizer';
@@ -94,14 +95,22 @@ export interface MlmEval {
   maskedTokens: number;
 }
 
-export async function evaluateMlm(bert: BertModel, head: MlmHead, seqs: MaskedSequence[], padId: number, batchSize = 32): Promise<MlmEval> {
+/** Held-out MLM loss and accuracy; with `adapter`, through its LoRA branches (inference mode). */
+export async function evaluateMlm(
+  bert: BertModel,
+  head: MlmHead,
+  seqs: MaskedSequence[],
+  padId: number,
+  batchSize = 32,
+  adapter?: LoraAdapter,
+): Promise<MlmEval> {
   let lossSum = 0;
   let correct = 0;
   let n = 0;
   for (const idx of evalBatches(seqs.map((s) => s.inputIds.length), batchSize)) {
     const { b, positions, labels } = maskedBatch(idx.map((i) => seqs[i]), padId);
     if (positions.length === 0) continue;
-    const r = tf.tidy(() => head.lossAt(bert.forward(b), positions, labels));
+    const r = tf.tidy(() => head.lossAt(bert.forward(b, adapter?.hook(false)), positions, labels));
     lossSum += (await r.lossSum.data())[0];
     correct += (await r.correct.data())[0];
     n += positions.length;
@@ -118,6 +127,11 @@ export interface PretrainOptions {
   maxSteps?: number;
   /** train only the top K encoder layers + the head (embeddings and lower layers frozen); default all layers */
   trainLayers?: number;
+  /**
+   * LoRA mode (issue 24's federated MLM rounds): train this adapter, and the head's transform when asked, on a frozen
+   * encoder (a BertModel built without `trainable`) instead of the encoder's own weights; trainLayers does not apply
+   */
+  lora?: { adapter: LoraAdapter; trainHeadTransform: boolean };
   warmupSteps?: number;
   weightDecay?: number;
   /** global gradient-norm clip (HF Trainer's max_grad_norm); 0 = off */
@@ -161,12 +175,17 @@ export async function pretrainMlm(
   vocabSize: number,
   opts: PretrainOptions,
 ): Promise<PretrainResult> {
-  if (!bert.trainable) throw new FedloraError('CONFIG_INVALID', 'pretrainMlm needs a BertModel built with { trainable: true }');
+  const lora = opts.lora;
+  if (lora && (bert.trainable || opts.trainLayers !== undefined))
+    throw new FedloraError('CONFIG_INVALID', 'pretrainMlm with a LoRA adapter needs a frozen BertModel and no trainLayers');
+  if (!lora && !bert.trainable) throw new FedloraError('CONFIG_INVALID', 'pretrainMlm needs a BertModel built with { trainable: true }');
   if (train.length === 0) throw new FedloraError('DATA_INVALID', 'no training sequences');
   const L = bert.config.numLayers;
   const k = opts.trainLayers ?? L;
   if (!Number.isInteger(k) || k < 1 || k > L) throw new FedloraError('CONFIG_INVALID', `trainLayers must be 1..${L}, got ${k}`);
-  const frozenBelow = L - k;
+  // layers below the lowest adapted one (LoRA) or below the top k (full weights) are frozen end to end
+  const frozenBelow = lora ? lora.adapter.lowestLayer : L - k;
+  const hook = lora?.adapter.hook(true);
   const rand = seededRandom(opts.seed ?? 0);
   const totalSteps = Math.min(opts.maxSteps ?? Infinity, Math.ceil(train.length / opts.batchSize) * opts.epochs);
   const optimizer = new AdamW({
@@ -175,7 +194,9 @@ export async function pretrainMlm(
     warmupSteps: opts.warmupSteps ?? Math.min(50, Math.floor(totalSteps / 10)),
     totalSteps,
   });
-  const vars = pretrainVariables(bert, head, k);
+  const vars = lora
+    ? [...lora.adapter.variables(), ...(lora.trainHeadTransform ? head.transformVariables() : [])]
+    : pretrainVariables(bert, head, k);
   const clip = opts.maxGradNorm ?? 1;
   const lossEvery = opts.lossEvery ?? DEFAULT_LOSS_EVERY;
   if (!(Number.isInteger(lossEvery) && lossEvery >= 1)) throw new FedloraError('CONFIG_INVALID', `lossEvery must be an integer >= 1, got ${lossEvery}`);
@@ -215,7 +236,7 @@ export async function pretrainMlm(
         // frozen lower layers run outside the gradient tape: no activations kept, no backward pass through them
         const prefix = frozenBelow > 0 ? tf.tidy(() => bert.encode(bert.embed(b), bias, { toLayer: frozenBelow })) : null;
         const { value, grads } = tf.variableGrads(() => {
-          const hidden = bert.encode(prefix ?? bert.embed(b), bias, { fromLayer: frozenBelow });
+          const hidden = bert.encode(prefix ?? bert.embed(b), bias, { fromLayer: frozenBelow, hook });
           const { lossSum: s, correct } = head.lossAt(hidden, positions, labels);
           correct.dispose();
           return tf.div(s, positions.length) as tf.Scalar;
