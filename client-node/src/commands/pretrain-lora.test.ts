@@ -125,6 +125,28 @@ test('when pretrain --lora runs with seed S and N steps, then its saved LoRA and
   console.log(`pretrain --lora vs mlmLocalRound: max |diff| ${diff.toExponential(2)} over ${Object.keys(round.state).length} tensors`);
 });
 
+test('when a round starts from a global adapter and trains 0 steps, then it returns that adapter and its held-out loss is the one it ended with', async () => {
+  const input = {
+    ckpt: loadBertCheckpoint(baseDir),
+    tokenizer: loadTokenizer(baseDir),
+    docs: splitDocuments(readFileSync(textPath, 'utf8')),
+    lora: { r: 4, alpha: 16, dropout: 0, targetModules: [...LORA_TARGETS], layers: null },
+    trainHeadTransform: true,
+    epochs: 1,
+    batchSize: 4,
+    learningRate: 5e-3,
+    maxLength: 24,
+    seed: SEED,
+  };
+  const first = await mlmLocalRound({ ...input, maxSteps: STEPS });
+  const resumed = await mlmLocalRound({ ...input, maxSteps: 0, start: first.state });
+  assert.equal(resumed.steps, 0);
+  assert.equal(maxDiff(resumed.state, first.state), 0);
+  // the same held-out set (same seed): LoRA and head transform were both loaded from the start state
+  assert.ok(Math.abs(resumed.heldoutBefore.loss - first.heldoutAfter.loss) < 1e-5, `${resumed.heldoutBefore.loss} vs ${first.heldoutAfter.loss}`);
+  assert.ok(Math.abs(resumed.heldoutBefore.loss - first.heldoutBefore.loss) > 1e-4, 'the start state is not the fresh adapter');
+});
+
 test('when the adapter pretrain --lora saved is merged, then merge accepts its recorded base and names it in the lineage', async () => {
   const merged = join(scratch, 'merged');
   const r = await cli('merge', '--base', baseDir, '--adapter', join(scratch, 'adapter'), '--out', merged, '--quiet');
