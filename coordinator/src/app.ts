@@ -308,6 +308,7 @@ export async function createCoordinator(o: CoordinatorOptions): Promise<Coordina
     else if (e.type === 'round:end') admin.emit('round:end', e.record);
     else if (e.type === 'upload')
       admin.emit('upload', { round: e.round, siteId: e.siteId, accepted: e.accepted, code: e.code });
+    else if (e.type === 'round:skipped') admin.emit('round:skipped', { trigger: e.trigger, reason: e.reason });
     else admin.emit('federation:state', { state: e.state, reason: e.reason });
   };
   // federated evaluation: candidates over the inline limit are served to the sites in 'adapter:chunk's meanwhile
@@ -357,7 +358,7 @@ export async function createCoordinator(o: CoordinatorOptions): Promise<Coordina
             await federation.init();
             const why = federation.stopReason();
             if (why) log('federation.not_started', { reason: why });
-            else if (o.autostart ?? true) federation.start();
+            else if (o.autostart ?? true) federation.start({ kind: 'startup' });
           },
           onLoss: (why) => {
             // rounds must stop now; the supervisor restarts the process as a follower
@@ -457,7 +458,7 @@ export async function createCoordinator(o: CoordinatorOptions): Promise<Coordina
       else if (o.autostart ?? true) {
         const why = federation.stopReason();
         if (why) log('federation.not_started', { reason: why });
-        else federation.start();
+        else federation.start({ kind: 'startup' });
       }
       return url;
     },

@@ -93,6 +93,12 @@ ${strategyFlagHelp().join('\n')}
   --promotion-metric accuracy|macro_f1|loss (accuracy)  the held-out metric compared (loss: lower is better)
                          with --federated-eval also fed_accuracy|fed_macro_f1|fed_loss|fed_worst_site_accuracy
   --promotion-tolerance X (0)          how much worse than the current version auto still promotes
+ continual re-training (docs/OPERATOR.md, "Continual re-training"): a triggered round runs once, whatever the stop
+ rules say, never over a running round and never while paused (then it is skipped and logged)
+  --schedule S           start a round on a timer: "every 6h" (s, m, h, d) or a cron expression of 5 fields
+                         ("0 3 * * *" = 03:00 daily) or 6 (seconds first), in the coordinator's time zone
+  --retrain-min-sites K  --retrain-min-new M   the data trigger: start a round once K ready sites report at least
+                         M examples they have not trained on yet (both or neither)
  stopping (any that holds stops the rounds; the coordinator keeps serving):
   --rounds N             stop once N rounds made a version (counted across restarts; rounds without one do not count)
   --patience K           stop after K versions without a better held-out accuracy, and make the best version
@@ -273,6 +279,9 @@ export function parseConfig(
     promotion: S,
     'promotion-metric': S,
     'promotion-tolerance': S,
+    schedule: S,
+    'retrain-min-sites': S,
+    'retrain-min-new': S,
     backend: S,
   } as const;
   try {
@@ -336,6 +345,9 @@ export function parseConfig(
     ['promotion', 'promotion', 'str'],
     ['promotion-metric', 'promotionMetric', 'str'],
     ['promotion-tolerance', 'promotionTolerance', 'num'],
+    ['schedule', 'schedule', 'str'],
+    ['retrain-min-sites', 'retrainMinSites', 'num'],
+    ['retrain-min-new', 'retrainMinNew', 'num'],
   ];
   for (const [flag, field, kind] of map)
     if (s(flag) !== undefined)
@@ -356,6 +368,9 @@ export function parseConfig(
         : (err as Error).message,
     );
   }
+
+  if (f['exit-when-done'] && (rs.settings.schedule !== null || rs.settings.retrainMinSites !== null))
+    throw bad('--exit-when-done cannot be combined with --schedule or --retrain-min-*: triggered rounds need the coordinator to keep running');
 
   if (s('heldout') === 'none' && !(f['federated-eval'] && s('labels')))
     throw bad('--heldout none needs --federated-eval (the sites evaluate) and --labels (the coordinator has no data to read them from)');

@@ -146,7 +146,10 @@ test('when a site joins, runs one round and predicts, then the coordinator opens
     const events: AgentEvent[] = [];
     await new SiteAgent({ stateDir: site.stateDir, once: true, quiet: true, log: quiet, download: false, onEvent: (e) => events.push(e) }).run();
     // the fake starts and closes the round while acks are in flight, so only the set of events is fixed
-    assert.deepEqual(events.map((e) => e.type).sort(), ['authenticated', 'backend', 'closed', 'configured', 'ready', 'uploaded']);
+    // 'data': after the upload, the examples it trained on are no longer new (continual re-training)
+    assert.deepEqual(events.map((e) => e.type).sort(), ['authenticated', 'backend', 'closed', 'configured', 'data', 'ready', 'uploaded']);
+    assert.deepEqual(events.find((e) => e.type === 'data'), { type: 'data', numExamples: (events.find((e) => e.type === 'ready') as { numExamples: number }).numExamples, newExamples: 0 });
+    assert.ok((events.find((e) => e.type === 'ready') as { newExamples: number }).newExamples > 0, 'a fresh site has trained on nothing yet');
     assert.equal(coord.updates.length, 1);
     const u = coord.updates[0];
     assert.equal(u.siteId, 'site-a');

@@ -15,7 +15,7 @@ import { DEFAULT_RECIPE } from '@fedlora/shared/training/recipe.ts';
 import { loadLocalModel, type LocalModel } from '@fedlora/shared/node/model/local-model.ts';
 import type { Pooling } from '@fedlora/shared/model/classifier.ts';
 import { Backoff, DEFAULT_BACKOFF, type BackoffOptions } from '@fedlora/shared/connection/backoff.ts';
-import { localRoundData, localRoundModel, SiteRounds } from '@fedlora/shared/round/round-handler.ts';
+import { localRoundModel, SiteRounds } from '@fedlora/shared/round/round-handler.ts';
 import { roundTransport } from '@fedlora/shared/connection/session.ts';
 import {
   checkLabelMapping,
@@ -26,7 +26,10 @@ import {
 import { authenticate, openSocket, request, DEFAULT_REQUEST_TIMEOUT_MS, type SiteSocket } from './connection';
 import { chunkSource, resolveBaseModelDir } from './base-model';
 import { roundLog } from './round-log';
-import { loadSiteData } from './site-data';
+import { SiteDataWatch } from './data-watch';
+import { ExampleLedger, TRAINED_EXAMPLES_FILE } from './example-ledger';
+import { join } from 'node:path';
+import type { RoundData } from '@fedlora/shared/round/round-handler.ts';
 import { holdoutSplit } from '@fedlora/shared/data/holdout.ts';
 import type { LabeledDataset } from '@fedlora/shared/data/dataset.ts';
 import { loadKeys, loadSiteConfig, type SiteConfig } from './state';
@@ -53,13 +56,20 @@ export interface SiteAgentOptions {
    * when the coordinator asks ('round:evaluate', federated evaluation); default 0: no split, such requests declined
    */
   holdout?: number;
+  /**
+   * watch the data and reload it when it changes, so the next round trains on the current data (default true;
+   * data-watch.ts); pollMs: how often the files' size and mtime are compared besides fs.watch (default 2 s)
+   */
+  watchData?: boolean | { pollMs?: number };
 }
 
 /** What the agent reports to an embedding program (tests, `run --json`); never carries data. */
 export type AgentEvent =
   | { type: 'backend'; name: string; detail: string }
   | { type: 'authenticated'; siteId: string; coordinatorId: string; versionId: string | null }
-  | { type: 'ready'; numExamples: number }
+  | { type: 'ready'; numExamples: number; newExamples: number }
+  /** the data was reloaded (or a round trained on what was new): examples now, and those not trained on yet */
+  | { type: 'data'; numExamples: number; newExamples: number }
   | { type: 'configured'; roundId: string; round: number; accepted: boolean }
   | {
       type: 'uploaded';
@@ -104,6 +114,13 @@ export class SiteAgent {
   /** the held-out split (--holdout), tokenized like the training data; null: none */
   private heldout: EncodedDataCache | null = null;
   private backend: BackendInfo | null = null;
+  /** the data as it is now (reloaded on change), and which of its examples a round of this site trained on */
+  private watch: SiteDataWatch | null = null;
+  private ledger: ExampleLedger | null = null;
+  /** the federation's labels, once a manifest named them: a reloaded dataset must fit them too */
+  private labels: readonly string[] | null = null;
+  /** the connection that declared this site ready: data changes are reported on it ('site:data') */
+  private readySocket: SiteSocket | null = null;
   /** the round protocol (shared with the browser site), across this agent's connections */
   private readonly rounds: SiteRounds;
   private readonly verified = new Map<string, string>();
@@ -128,8 +145,21 @@ export class SiteAgent {
     this.backend = await initNodeBackend({ force: this.opts.backend, log: this.log });
     this.log(`tfjs backend: ${this.backend.name} (${this.backend.detail})`);
     this.emit({ type: 'backend', name: this.backend.name, detail: this.backend.detail });
-    this.useData(loadSiteData(cfg));
-    this.log(`site ${cfg.siteId}: ${this.data?.dataset.examples.length} examples in ${cfg.data}`);
+    this.ledger = new ExampleLedger(join(this.opts.stateDir, TRAINED_EXAMPLES_FILE), this.log);
+    this.watch = new SiteDataWatch({
+      loc: cfg,
+      check: (ds) => {
+        if (this.labels) checkLabelMapping(labelMapping(ds, this.labels), cfg.data);
+      },
+      onChange: (ds, previous) => this.dataChanged(ds, previous),
+      log: this.log,
+      pollMs: typeof this.opts.watchData === 'object' ? this.opts.watchData.pollMs : undefined,
+    });
+    this.useData(this.watch.dataset);
+    this.log(
+      `site ${cfg.siteId}: ${this.data?.dataset.examples.length} examples in ${cfg.data} (${this.newExamples()} not trained on yet)`,
+    );
+    if (this.opts.watchData !== false) this.watch.start();
     const backoff = new Backoff(this.opts.backoff ?? DEFAULT_BACKOFF);
     try {
       while (!this.stopping && !this.done) {
@@ -151,10 +181,62 @@ export class SiteAgent {
         await this.sleep(delay);
       }
     } finally {
+      this.watch?.stop();
       this.socket?.close();
       this.model?.dispose();
       this.model = null;
     }
+  }
+
+  /** examples of the training data that no uploaded round of this site trained on */
+  private newExamples(): number {
+    return this.data && this.ledger ? this.ledger.newCount(this.data.dataset) : 0;
+  }
+
+  /** The data file changed and reloaded: the next round trains on it; the coordinator hears the new counts. */
+  private dataChanged(ds: LabeledDataset, previous: LabeledDataset): void {
+    const removed = this.ledger?.removedCount(previous, ds) ?? 0;
+    this.useData(ds);
+    this.log(
+      `data reloaded: ${this.data?.dataset.examples.length} examples, ${this.newExamples()} not trained on yet` +
+        (removed ? ` (${removed} row(s) removed)` : ''),
+    );
+    this.reportData();
+  }
+
+  /** 'data' event, and 'site:data' to the coordinator when this site is ready on a connection */
+  private reportData(): void {
+    const numExamples = this.data?.dataset.examples.length ?? 0;
+    const newExamples = this.newExamples();
+    this.emit({ type: 'data', numExamples, newExamples });
+    const socket = this.readySocket;
+    if (socket?.connected)
+      request(socket, 'site:data', { numExamples, newExamples }, this.opts.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS).catch(
+        (err: unknown) => this.log(`site:data not delivered: ${describeError(err)}`),
+      );
+  }
+
+  /**
+   * The round port over the data as it is when a round starts (a reload between rounds is used by the next one):
+   * the encoded examples, how many are new, and marking them trained once the upload is in.
+   */
+  private roundData(model: LocalModel, labels: readonly string[]): RoundData {
+    const cache = () => this.data as EncodedDataCache;
+    return {
+      examples: (maxLength) => cache().get(model.tokenizer, labels, maxLength),
+      snapshot: (maxLength) => {
+        const data = cache();
+        const ledger = this.ledger as ExampleLedger;
+        return {
+          examples: data.get(model.tokenizer, labels, maxLength),
+          newExamples: ledger.newCount(data.dataset),
+          trained: () => {
+            ledger.markTrained(ledger.keys(data.dataset));
+            this.reportData();
+          },
+        };
+      },
+    };
   }
 
   /** The site's data: with --holdout, its held-out split is set apart here and only ever evaluated on. */
@@ -213,29 +295,32 @@ export class SiteAgent {
       this.emit({ type: 'authenticated', siteId: cfg.siteId, coordinatorId, versionId: manifest.versionId });
       await this.prepare(manifest, socket, cfg);
       const model = this.model as LocalModel;
-      const data = this.data as EncodedDataCache;
       this.rounds.attach({
         siteId: cfg.siteId,
         signing: keys.signing,
         transport: roundTransport(socket, timeout),
         model: localRoundModel(model, () => deviceBudget(this.backend as BackendInfo), this.log),
-        data: localRoundData(data, model, manifest.labels),
-        ...(this.heldout ? { heldout: localRoundData(this.heldout, model, manifest.labels) } : {}),
+        data: this.roundData(model, manifest.labels),
+        // read when asked: a data reload replaces the held-out split too
+        ...(this.heldout ? { heldout: { examples: (n: number) => (this.heldout as EncodedDataCache).get(model.tokenizer, manifest.labels, n) } } : {}),
         maxSeqLength: manifest.maxSeqLength,
       });
-      const numExamples = data.dataset.examples.length;
+      const numExamples = (this.data as EncodedDataCache).dataset.examples.length;
+      const newExamples = this.newExamples();
       await request(
         socket,
         'site:ready',
-        { numExamples, encodings: [...ENCODINGS], backend: (this.backend as BackendInfo).name },
+        { numExamples, newExamples, encodings: [...ENCODINGS], backend: (this.backend as BackendInfo).name },
         timeout,
       );
-      this.emit({ type: 'ready', numExamples });
+      this.readySocket = socket;
+      this.emit({ type: 'ready', numExamples, newExamples });
       this.log('ready: waiting for rounds');
       return await ended;
     } finally {
       socket.close();
       if (this.socket === socket) this.socket = null;
+      if (this.readySocket === socket) this.readySocket = null;
     }
   }
 
@@ -260,6 +345,7 @@ export class SiteAgent {
     if (!this.model || this.modelKey !== key) {
       const mapping = labelMapping(data.dataset, manifest.labels);
       checkLabelMapping(mapping, cfg.data);
+      this.labels = manifest.labels;
       this.log(formatLabelMapping(mapping));
       this.model?.dispose();
       data.clear();

@@ -1,9 +1,14 @@
-// The Node site's labelled data, loaded once from its file. The label mapping check and the tokenization cache are
-// shared with the browser site (shared/src/data/site-data.ts). Nothing here is ever sent.
+// The Node site's labelled data, read from its --data: one CSV/TSV/JSONL file, or a folder of them (every such file
+// in it, in name order, as one dataset: a site that receives a new file a day drops it there). The label mapping
+// check and the tokenization cache are shared with the browser site (shared/src/data/site-data.ts); data-watch.ts
+// reloads this when the data changes. Nothing here is ever sent.
 
+import { readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { FedloraError } from '@fedlora/shared/errors.ts';
 import { loadTabularFile } from '@fedlora/shared/node/data/tabular.ts';
-import type { LabeledDataset } from '@fedlora/shared/data/dataset.ts';
+import { extensionOf } from '@fedlora/shared/data/tabular-text.ts';
+import { makeDataset, type LabeledDataset } from '@fedlora/shared/data/dataset.ts';
 
 export interface DataLocation {
   data: string;
@@ -11,8 +16,31 @@ export interface DataLocation {
   labelColumn?: string;
 }
 
+const DATA_EXTENSIONS = new Set(['.csv', '.tsv', '.jsonl', '.ndjson']);
+
+function isDirectory(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false; // a missing path is the file loader's to report (FILE_NOT_FOUND)
+  }
+}
+
+/** The data files `loc.data` stands for: itself, or a folder's CSV/TSV/JSONL files in name order. */
+export function siteDataFiles(loc: DataLocation): string[] {
+  if (!isDirectory(loc.data)) return [loc.data];
+  return readdirSync(loc.data)
+    .filter((name) => !name.startsWith('.') && DATA_EXTENSIONS.has(extensionOf(name)))
+    .sort()
+    .map((name) => join(loc.data, name));
+}
+
 export function loadSiteData(loc: DataLocation): LabeledDataset {
-  const ds = loadTabularFile(loc.data, { textColumn: loc.textColumn, labelColumn: loc.labelColumn });
+  const files = siteDataFiles(loc);
+  if (files.length === 0)
+    throw new FedloraError('DATA_INVALID', `${loc.data} holds no .csv, .tsv or .jsonl file`);
+  const parts = files.map((f) => loadTabularFile(f, { textColumn: loc.textColumn, labelColumn: loc.labelColumn }));
+  const ds = parts.length === 1 ? parts[0] : { ...makeDataset(loc.data, parts.flatMap((p) => p.examples)), name: loc.data };
   if (ds.examples.length === 0) throw new FedloraError('DATA_INVALID', `${loc.data} holds no examples`);
   return ds;
 }

@@ -6,6 +6,7 @@ import { sha256Hex } from '@fedlora/shared/crypto/hash.ts';
 import { FedloraError } from '@fedlora/shared/errors.ts';
 import type { StrategyState } from '@fedlora/shared/aggregation/strategy.ts';
 import type { RoundConfig } from '@fedlora/shared/protocol/messages.ts';
+import type { RoundTrigger } from '../rounds/schedule';
 
 export interface ClassMetrics {
   label: string;
@@ -91,6 +92,9 @@ export interface VersionRecord {
   status?: VersionStatus;
   /** every promotion decision about this version, oldest first (absent before issue 20: none) */
   decisions?: PromotionDecision[];
+  /** why the round that made it started, and how many of its examples were new to the sites (absent before issue 20) */
+  trigger?: RoundTrigger;
+  newExamples?: number;
 }
 
 export type VersionStatus = 'candidate' | 'promoted' | 'rejected';
@@ -205,6 +209,11 @@ export interface RoundRecord {
   secureAggregation?: RoundSecureAggregation;
   /** Multi-Krum: the sites whose updates the strategy averaged (plaintext rounds only) */
   selected?: string[];
+  /** why the round started (rounds/schedule.ts; absent before issue 20) */
+  trigger?: RoundTrigger;
+  /** Σ examples of the accepted plaintext updates, and of those the sites had not trained on before (absent before issue 20) */
+  examples?: number;
+  newExamples?: number;
 }
 
 /** One DP round's mechanism and its cost: enough to rebuild the accountant from the round history after a restart. */

@@ -142,11 +142,20 @@ export class FakeTransport implements RoundTransport {
   }
 
   available(): AvailableSite[] {
-    return [...this.sites.values()].map(({ siteId, numExamples, encodings }) => ({
+    return [...this.sites.values()].map(({ siteId, numExamples, newExamples, encodings }) => ({
       siteId,
       numExamples,
+      ...(newExamples !== undefined ? { newExamples } : {}),
       encodings,
     }));
+  }
+
+  /** a site's 'site:data': its example counts changed (continual re-training) */
+  setData(siteId: string, numExamples: number, newExamples: number): void {
+    const s = this.sites.get(siteId);
+    if (!s) throw new Error(`no site ${siteId}`);
+    Object.assign(s, { numExamples, newExamples });
+    for (const l of this.listeners) l();
   }
 
   enrolledCount(): number {
@@ -279,6 +288,7 @@ export function makeUpload(
   delta: NamedTensors,
   opts: {
     numExamples?: number;
+    newExamples?: number;
     encoding?: TensorEncoding;
     nonce?: string;
     roundIdInside?: string;
@@ -291,6 +301,7 @@ export function makeUpload(
       siteId: opts.siteIdInside ?? siteId,
       nonce: opts.nonce ?? newMessageNonce(),
       numExamples: opts.numExamples ?? 10,
+      ...(opts.newExamples !== undefined ? { newExamples: opts.newExamples } : {}),
       metrics: { loss: 0.5 },
       delta,
     },

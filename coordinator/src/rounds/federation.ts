@@ -44,6 +44,7 @@ import type { UploadRequest } from './upload';
 import { deltaNormBound, NormHistory, optimizerNormCeiling } from './update-bounds';
 import { expectedSampleRate, PrivacyBudget, type DpRoundPlan, type PrivacyReport } from './privacy-budget';
 import { SecureRound } from './secure-round';
+import { dataTrigger, parseSchedule, RoundScheduler, type RoundTrigger } from './schedule';
 
 export type FederationState = 'idle' | 'running' | 'pausing' | 'paused' | 'finished' | 'closed';
 
@@ -54,7 +55,9 @@ export type FederationEvent =
   | { type: 'round:end'; record: RoundRecord }
   | { type: 'version:new'; version: VersionRecord }
   /** an admin or early stopping decided about an existing version (approve, reject, promote, restore): its new record */
-  | { type: 'version:decided'; version: VersionRecord };
+  | { type: 'version:decided'; version: VersionRecord }
+  /** a scheduled or data-triggered round could not start now (a round runs, paused, leader elsewhere…) */
+  | { type: 'round:skipped'; trigger: RoundTrigger; reason: string };
 
 export interface FederationDeps {
   strategy: Strategy;
@@ -112,6 +115,17 @@ export class Federation {
   readonly clock: Clock;
   settings: RoundSettings;
   stop: StopRules;
+  /** why the rounds of the current run started (recorded with each round and version) */
+  private trigger: RoundTrigger = { kind: 'manual' };
+  /** a scheduled or data-triggered run: one round, then the federation goes back to the state it was in */
+  private oneOff: { before: FederationState } | null = null;
+  /** the timer schedule (settings.schedule), armed by init() */
+  private readonly scheduler: RoundScheduler;
+  /**
+   * the data trigger may fire: cleared when a data-triggered round starts, set again by the next change of the
+   * sites' counts, so that a round that could not train (too few sites took part) is not started over and over
+   */
+  private dataArmed = true;
 
   constructor(private readonly d: FederationDeps) {
     this.clock = d.clock ?? systemClock;
@@ -119,11 +133,27 @@ export class Federation {
     this.settings = withStrategyDefaults(d.settings);
     this.stop = d.stop;
     this.inboxes = new InboxRouter(d.log, (e) => this.emit({ type: 'upload', ...e }));
-    d.transport.onAvailabilityChange(() => this.availability.fire());
+    this.scheduler = new RoundScheduler({ clock: this.clock, log: d.log, fire: (t) => this.triggerRound(t) });
+    d.transport.onAvailabilityChange(() => {
+      this.availability.fire();
+      this.dataArmed = true;
+      this.checkDataTrigger();
+    });
   }
 
-  /** Creates and evaluates version 0 on a fresh store; restores the strategy state of the current version. */
+  /** Creates and evaluates version 0 on a fresh store; restores the strategy state of the current version; arms the schedule. */
   async init(): Promise<void> {
+    await this.initRegistry();
+    this.armSchedule();
+  }
+
+  private armSchedule(): void {
+    const text = this.settings.schedule;
+    if (text === this.scheduler.text && (text === null || this.scheduler.next !== null)) return;
+    this.scheduler.set(text === null ? null : parseSchedule(text));
+  }
+
+  private async initRegistry(): Promise<void> {
     const { store, log } = this.d;
     const current = await store.currentId();
     if (current === null) {
@@ -212,11 +242,21 @@ export class Federation {
     }
   }
 
-  /** Starts (or resumes) running rounds; a no-op while running. Throws CONFIG_INVALID if a stop rule already holds. */
-  start(): void {
+  /**
+   * Starts (or resumes) running rounds; a no-op while running. Throws CONFIG_INVALID if a stop rule already holds.
+   * `trigger`: why (an admin through the API, or the run the coordinator starts with), recorded with each round.
+   */
+  start(trigger: RoundTrigger = { kind: 'manual' }): void {
     if (this.st === 'closed') throw new FedloraError('INTERNAL', 'the coordinator is closing');
     this.requireLeader();
-    if (this.st === 'running') return;
+    if (this.st === 'running') {
+      // a scheduled or data-triggered round is under way: the run goes on after it, as asked
+      if (this.oneOff) {
+        this.oneOff = null;
+        this.trigger = trigger;
+      }
+      return;
+    }
     if (this.st === 'pausing') return this.setState('running');
     const why = this.stopReason();
     if (why)
@@ -224,8 +264,58 @@ export class Federation {
         'CONFIG_INVALID',
         `a stop rule already holds (${why}); change the settings first`,
       );
+    this.trigger = trigger;
+    this.oneOff = null;
     this.setState('running');
     this.loopDone = this.loop();
+  }
+
+  /**
+   * A round the schedule or the data trigger asks for: it runs once, whatever the stop rules say (they end a run of
+   * rounds, not continual re-training), then the federation is back in the state it was in. It never overlaps a
+   * running round and never runs while paused: then it is skipped, logged and reported ('round:skipped').
+   * Returns whether it started.
+   */
+  triggerRound(trigger: RoundTrigger): boolean {
+    const skip = (reason: string) => {
+      this.d.log('round.skipped', { trigger: trigger.kind, detail: trigger.detail, reason });
+      this.emit({ type: 'round:skipped', trigger, reason });
+      return false;
+    };
+    if (this.st === 'closed') return false;
+    if (this.d.isLeader?.() === false) return skip('another coordinator process leads this federation');
+    if (this.st === 'running' || this.st === 'pausing') return skip('a round is running');
+    if (this.st === 'paused') return skip('the federation is paused');
+    this.oneOff = { before: this.st };
+    this.trigger = trigger;
+    this.d.log('round.triggered', { trigger: trigger.kind, detail: trigger.detail });
+    this.setState('running', `${trigger.kind} round`);
+    this.loopDone = this.loop();
+    return true;
+  }
+
+  /** The data trigger's check: a round when enough sites have enough new examples and none runs (settings.retrainMin*). */
+  private checkDataTrigger(): void {
+    const { retrainMinSites: minSites, retrainMinNew: minNew } = this.settings;
+    if (minSites === null || minNew === null || !this.dataArmed) return;
+    // while rounds run the check waits: the loop looks again once they are over
+    if (this.st !== 'idle' && this.st !== 'finished') return;
+    const t = dataTrigger({ minSites, minNew }, this.d.transport.available());
+    if (!t) return;
+    this.dataArmed = false;
+    this.triggerRound(t);
+  }
+
+  /** the schedule and the data trigger, for status() and the console */
+  retraining() {
+    const { retrainMinSites: minSites, retrainMinNew: minNew } = this.settings;
+    return {
+      schedule: this.settings.schedule,
+      nextScheduledAt: this.scheduler.next === null ? null : new Date(this.scheduler.next).toISOString(),
+      dataTrigger: minSites !== null && minNew !== null ? { minSites, minNew } : null,
+      sitesWithNewData:
+        minNew === null ? null : this.d.transport.available().filter((x) => (x.newExamples ?? 0) >= minNew).length,
+    };
   }
 
   /** In a cluster only the leader's federation acts: a follower's would change nothing the rounds see. */
@@ -244,6 +334,7 @@ export class Federation {
 
   async close(): Promise<void> {
     this.st = 'closed';
+    this.scheduler.stop();
     this.abort.abort(new FedloraError('INTERNAL', 'coordinator closing'));
     await this.loopDone.catch(() => {});
   }
@@ -272,6 +363,8 @@ export class Federation {
           }
         : null,
       sitesAvailable: this.d.transport.available().length,
+      trigger: this.st === 'running' || this.st === 'pausing' ? this.trigger : null,
+      retraining: this.retraining(),
     };
   }
 
@@ -306,6 +399,8 @@ export class Federation {
     this.privacyRefusal = null;
     this.stop = next.stop;
     this.d.log('settings.updated', { fields: Object.keys(p).join(',') });
+    if (p.schedule !== undefined) this.armSchedule();
+    if (p.retrainMinSites !== undefined || p.retrainMinNew !== undefined) this.checkDataTrigger();
     return next;
   }
 
@@ -415,6 +510,11 @@ export class Federation {
   private async loop(): Promise<void> {
     let roundsWithoutVersion = 0;
     while (this.st === 'running') {
+      if (this.oneOff) {
+        await this.oneRound(this.oneOff);
+        if (this.oneOff || this.st !== 'running') return;
+        continue; // start() during the round: a run of rounds goes on from here
+      }
       const why = this.stopReason() ?? (await this.privacyStopReason());
       if (why) {
         if (stopRule(this.stop, this.view.versions)?.rule === 'patience')
@@ -433,6 +533,27 @@ export class Federation {
       if ((this.st as FederationState) === 'pausing') this.setState('paused');
       if (record?.outcome === 'aggregated') roundsWithoutVersion = 0;
       else if (this.st === 'running') await this.backOff(++roundsWithoutVersion);
+    }
+  }
+
+  /** A scheduled or data-triggered round: the privacy budget still holds it back; no retry when it makes no version. */
+  private async oneRound(oneOff: { before: FederationState }): Promise<void> {
+    const why = await this.privacyStopReason();
+    if (why) this.d.log('round.skipped', { trigger: this.trigger.kind, reason: why });
+    else
+      try {
+        await this.runRound();
+      } catch (err) {
+        if (this.abort.signal.aborted) return;
+        this.d.log('round.error', { error: describeError(err) });
+      }
+    if ((this.st as FederationState) === 'pausing') this.setState('paused');
+    if (this.oneOff !== oneOff) return; // start() turned it into a run of rounds
+    this.oneOff = null;
+    if (this.st === 'running') {
+      this.setState(oneOff.before === 'finished' ? 'finished' : 'idle', `${this.trigger.kind} round done`);
+      // counts that changed while the round ran (data that arrived meanwhile) may call for the next one
+      queueMicrotask(() => this.checkDataTrigger());
     }
   }
 
@@ -505,6 +626,7 @@ export class Federation {
       baseBytes,
       baseSha256: ((await store.get(baseVersionId)) as VersionRecord).sha256,
       config: dp ? withDpClipNorm(trainingConfig, dp.plan.clipNorm) : trainingConfig,
+      trigger: this.trigger,
     });
     const weights = Object.values(base).reduce((n, t) => n + t.data.length, 0);
     const secure = s.secureAggregation

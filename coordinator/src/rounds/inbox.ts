@@ -67,6 +67,8 @@ export type InboxReport = Pick<
   | 'weightCap'
   | 'deltaNormBound'
   | 'clipped'
+  | 'examples'
+  | 'newExamples'
 >;
 
 function logRejection(o: InboxOutlets, round: number | undefined, siteId: string, err: unknown): string {
@@ -104,6 +106,10 @@ export class RoundInbox {
   private readonly failures = new Map<string, string>();
   private readonly rejections: RoundFailureRecord[] = [];
   private uploadedBytes = 0;
+  /** Σ examples the accepted plaintext updates trained on (as the sites counted them, after the declared-count cap) */
+  private examples = 0;
+  /** Σ of those the sites had not trained on before (uploads that report it) */
+  private newExamples = 0;
   private readonly bytesPerUpload: number[] = [];
   /** L2 norms of the accepted deltas as sent (at most the ceiling), for the adaptive bound of later rounds */
   private readonly norms: number[] = [];
@@ -283,6 +289,8 @@ export class RoundInbox {
     this.failures.delete(siteId);
     this.uploadedBytes += opened.bytes;
     this.bytesPerUpload.push(opened.bytes);
+    this.examples += claimed;
+    if (opened.newExamples !== null) this.newExamples += opened.newExamples;
     // as sent, so that honest norms can raise a bound that became too tight; at most the ceiling, so that no
     // upload raises it past what an honest optimizer can do
     this.norms.push(Math.min(opened.clippedFrom ?? opened.norm, o.deltaNormCeiling));
@@ -303,6 +311,7 @@ export class RoundInbox {
       encoding: opened.encoding,
       examples: weight,
       claimedExamples: weight < claimed ? claimed : undefined,
+      newExamples: opened.newExamples ?? undefined,
       norm: opened.norm,
     });
     this.out.onUpload({ round: this.round, siteId, accepted: true });
@@ -336,6 +345,8 @@ export class RoundInbox {
       weightCap: Number.isFinite(this.weightCap) ? this.weightCap : null,
       deltaNormBound: this.o.deltaNormBound,
       clipped: this.clipped,
+      examples: this.examples,
+      newExamples: this.newExamples,
     };
   }
 }

@@ -21,6 +21,7 @@ import {
 } from '@fedlora/shared/aggregation/index.ts';
 import { fieldErrors, parseFields } from '@fedlora/shared/schema-fields.ts';
 import type { VersionRecord } from '../registry/types';
+import { parseSchedule } from './schedule';
 
 /** "0.5" = half of the available sites, "3" = three sites; a value < 1 or written with a "." is a fraction. */
 export type SitesPerRound = { kind: 'fraction'; value: number } | { kind: 'count'; value: number };
@@ -178,6 +179,25 @@ const SETTINGS_FIELDS = {
   promotionMetric: oneOf(PROMOTION_METRICS),
   /** how much worse than the current version 'auto' still promotes (in the metric's units) */
   promotionTolerance: num(0, 1e6),
+  /**
+   * continual re-training (rounds/schedule.ts): start a round on this schedule — "every 6h" or a cron expression —
+   * whenever none runs and the federation is not paused; null = no schedule
+   */
+  schedule: z
+    .string({ error: 'must be "every N<s|m|h|d>", a cron expression or null' })
+    .max(200, { error: 'must be at most 200 characters' })
+    .superRefine((text, ctx) => {
+      try {
+        parseSchedule(text);
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', message: `is not valid: ${(err as Error).message}` });
+      }
+    })
+    .nullable(),
+  /** the data trigger: start a round once this many ready sites report ≥ retrainMinNew new examples; null = off */
+  retrainMinSites: int(1, 10_000).nullable(),
+  /** the data trigger's count of examples a site has not trained on yet; null = off */
+  retrainMinNew: int(1, 1e9).nullable(),
 };
 
 const STOP_FIELDS = {
@@ -253,6 +273,9 @@ export const DEFAULT_SETTINGS: RoundSettings = {
   promotion: 'always',
   promotionMetric: 'accuracy',
   promotionTolerance: 0,
+  schedule: null,
+  retrainMinSites: null,
+  retrainMinNew: null,
 };
 
 export const DEFAULT_STOP: StopRules = { rounds: null, patience: null, targetAccuracy: null };
@@ -304,6 +327,11 @@ export function applySettingsPatch(
   if (spr.kind === 'count' && spr.value < next.settings.minSites)
     throw bad('sitesPerRound', `(${spr.value}) must be at least minSites (${next.settings.minSites})`);
   checkDpSettings(next.settings, next.stop);
+  if ((next.settings.retrainMinSites === null) !== (next.settings.retrainMinNew === null))
+    throw bad(
+      next.settings.retrainMinSites === null ? 'retrainMinSites' : 'retrainMinNew',
+      'is needed too: the data trigger is "retrainMinSites sites with >= retrainMinNew new examples"',
+    );
   if (next.settings.secureAggregation && next.settings.minSites < 3)
     throw bad('minSites', `(${next.settings.minSites}) must be at least 3 under secure aggregation: the sum of two updates reveals each to the other site`);
   return next;

@@ -22,6 +22,7 @@ import { siteWeightCap } from './update-bounds';
 import { promotionDecision } from './promotion';
 import type { Clock, Evaluator, RoundTransport } from './types';
 import type { SecureRound } from './secure-round';
+import type { RoundTrigger } from './schedule';
 
 export interface RoundEnv {
   strategy: Strategy;
@@ -52,6 +53,8 @@ export interface RoundPlan {
   config: RoundConfig;
   /** this round's X25519 key pair: sites seal their updates to the public half */
   key: KeyPair;
+  /** why the round started (recorded with the round and its version) */
+  trigger: RoundTrigger;
 }
 
 /** A round under way: its plan, its inbox, the stage it is in, and what each stage hands to the later ones. */
@@ -104,6 +107,7 @@ export function roundRecord(
     ...(r.secure?.record() ? { secureAggregation: r.secure.record() } : {}),
     // Multi-Krum names the updates it averaged (a plaintext strategy: under secure aggregation none is selected)
     ...(r.outcome?.contributors ? { selected: r.outcome.contributors } : {}),
+    trigger: plan.trigger,
   };
 }
 
@@ -337,6 +341,9 @@ async function version(
       trainMetrics: o.metrics,
       uploadedBytes: r.inbox.report().uploadedBytes,
       mode: r.secure ? 'secure' : 'plaintext',
+      trigger: r.plan.trigger,
+      // a secure round's sites report their new examples in 'site:data' only: the masked upload carries no counts
+      ...(r.secure ? {} : { newExamples: r.inbox.report().newExamples }),
     },
     o.adapter,
     env.strategy.getState(),

@@ -29,6 +29,8 @@ export type SecAggAsk = 'secagg:setup' | 'secagg:share-keys' | 'secagg:survivors
 export interface AvailableSite {
   siteId: string;
   numExamples: number;
+  /** of numExamples, those the site has not trained on in a round yet ('site:ready' / 'site:data'; absent: not reported) */
+  newExamples?: number;
   encodings: TensorEncoding[];
 }
 

@@ -61,6 +61,8 @@ export interface OpenedUpload {
   norm: number;
   /** the norm as sent, when the delta was clipped to the bound; null when it was within */
   clippedFrom: number | null;
+  /** of the examples, those the site had not trained on before (continual re-training); null: not reported */
+  newExamples: number | null;
 }
 
 export function l2Norm(t: NamedTensors): number {
@@ -113,5 +115,6 @@ export function openUpload(req: UploadRequest, c: UploadCheck): OpenedUpload {
     bytes,
     norm: over ? c.maxDeltaNorm : norm,
     clippedFrom: over ? norm : null,
+    newExamples: u.newExamples === undefined ? null : Math.min(u.newExamples, numExamples),
   };
 }

@@ -4,6 +4,7 @@
 import type { RoundStage } from '@fedlora/shared/protocol/messages.ts';
 import type { RoundRecord, VersionRecord } from '../registry/types';
 import type { FederationState } from '../rounds/federation';
+import type { RoundTrigger } from '../rounds/schedule';
 import type { SiteStatus } from './presence';
 
 export interface AdminServerEvents {
@@ -21,4 +22,6 @@ export interface AdminServerEvents {
   'site:status': (s: SiteStatus) => void;
   /** the federation started, paused or finished */
   'federation:state': (e: { state: FederationState; reason?: string }) => void;
+  /** a scheduled or data-triggered round could not start now (a round was running, or the federation paused) */
+  'round:skipped': (e: { trigger: RoundTrigger; reason: string }) => void;
 }

@@ -52,6 +52,8 @@ export interface SiteStatus {
   online: boolean;
   ready: boolean;
   numExamples?: number;
+  /** of numExamples, those the site has not trained on yet (continual re-training) */
+  newExamples?: number;
   backend?: string;
 }
 
@@ -104,6 +106,7 @@ export class Presence implements RoundTransport {
       online: !!e,
       ready: !!e?.ready,
       numExamples: e?.ready?.numExamples,
+      newExamples: e?.ready?.newExamples,
       backend: e?.ready?.backend,
     });
     for (const l of this.listeners) l();
@@ -123,12 +126,27 @@ export class Presence implements RoundTransport {
 
   ready(
     siteId: string,
-    info: { numExamples: number; encodings: AvailableSite['encodings']; backend: string },
+    info: { numExamples: number; newExamples?: number; encodings: AvailableSite['encodings']; backend: string },
   ): void {
     const e = this.bySite.get(siteId);
     if (!e) return;
-    e.ready = { siteId, numExamples: info.numExamples, encodings: info.encodings, backend: info.backend };
+    e.ready = {
+      siteId,
+      numExamples: info.numExamples,
+      ...(info.newExamples !== undefined ? { newExamples: Math.min(info.newExamples, info.numExamples) } : {}),
+      encodings: info.encodings,
+      backend: info.backend,
+    };
     this.changed(siteId);
+  }
+
+  /** A ready site's data changed ('site:data'): its counts, for sampling and the data trigger. Ignored before ready. */
+  dataChanged(siteId: string, counts: { numExamples: number; newExamples: number }): boolean {
+    const e = this.bySite.get(siteId);
+    if (!e?.ready) return false;
+    e.ready = { ...e.ready, numExamples: counts.numExamples, newExamples: counts.newExamples };
+    this.changed(siteId);
+    return true;
   }
 
   /** true if `socket` was the site's current connection (an older, replaced one does not count) */
@@ -150,6 +168,7 @@ export class Presence implements RoundTransport {
       online: !!e,
       ready: !!e?.ready,
       numExamples: e?.ready?.numExamples,
+      newExamples: e?.ready?.newExamples,
       backend: e?.ready?.backend,
     };
   }
@@ -161,10 +180,11 @@ export class Presence implements RoundTransport {
   available(): AvailableSite[] {
     const local = this.localReady();
     const here = new Set(local.map((s) => s.siteId));
-    return [...local, ...this.remote.filter((s) => !here.has(s.siteId))].map(({ siteId, numExamples, encodings }) => ({
-      siteId,
-      numExamples,
-      encodings: [...encodings],
+    return [...local, ...this.remote.filter((s) => !here.has(s.siteId))].map((s) => ({
+      siteId: s.siteId,
+      numExamples: s.numExamples,
+      ...(s.newExamples !== undefined ? { newExamples: s.newExamples } : {}),
+      encodings: [...s.encodings],
     }));
   }
 

@@ -207,7 +207,14 @@ export function attachSiteHandlers(io: SiteServer, d: SiteHandlerDeps): void {
 
     on('site:ready', (req, siteId) => {
       d.presence.ready(siteId, req);
-      d.log('site.ready', { site: siteId, examples: req.numExamples, backend: req.backend });
+      d.log('site.ready', { site: siteId, examples: req.numExamples, newExamples: req.newExamples, backend: req.backend });
+      return {};
+    });
+
+    on('site:data', (req, siteId) => {
+      // before 'site:ready' a site is not in the pool: its counts come with its ready message
+      if (d.presence.dataChanged(siteId, req))
+        d.log('site.data', { site: siteId, examples: req.numExamples, newExamples: req.newExamples });
       return {};
     });
 

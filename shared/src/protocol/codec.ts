@@ -73,11 +73,14 @@ const WireUpdateSchema = z
     nonce: MessageNonceSchema,
     /** FedAvg weight; inflating it is a known attack, so the coordinator may cap it per site */
     numExamples: z.number().int().positive().max(1e9),
+    /** of numExamples, those the site had not trained on in an earlier round (continual re-training; absent: unknown) */
+    newExamples: z.number().int().min(0).max(1e9).optional(),
     metrics: MetricsSchema,
     encoding: z.enum(ENCODINGS),
     tensors: WireTensorsSchema,
   })
-  .strict();
+  .strict()
+  .refine((u) => (u.newExamples ?? 0) <= u.numExamples, { message: 'newExamples must not exceed numExamples' });
 type WireUpdate = z.output<typeof WireUpdateSchema>;
 
 const WireAdapterSchema = z
@@ -143,6 +146,7 @@ export function encodeUpdate(u: ModelUpdate, encoding: TensorEncoding): Uint8Arr
     siteId: u.siteId,
     nonce: u.nonce,
     numExamples: u.numExamples,
+    ...(u.newExamples !== undefined ? { newExamples: u.newExamples } : {}),
     metrics: { ...u.metrics },
     encoding,
     tensors: encodeTensors(u.delta, encoding),
@@ -224,6 +228,7 @@ export function decodeUpdate(bytes: Uint8Array, opts: DecodeUpdateOptions = {}):
     siteId: w.siteId,
     nonce: w.nonce,
     numExamples: w.numExamples,
+    ...(w.newExamples !== undefined ? { newExamples: w.newExamples } : {}),
     metrics: w.metrics,
     encoding: w.encoding,
     delta: decodeTensors(w.tensors, w.encoding),

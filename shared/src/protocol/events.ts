@@ -27,6 +27,7 @@ import {
   ReadyRequestSchema,
   RoundClosedMessageSchema,
   SecAggSetupMessageSchema,
+  SiteDataRequestSchema,
   SecAggUploadRequestSchema,
   TrainMessageSchema,
   TrainReplySchema,
@@ -48,6 +49,8 @@ export const CLIENT_EVENTS = {
   'auth:prove': { request: ProveRequestSchema, reply: ProveReplySchema },
   /** sample: declare availability (and example count) for the coordinator's sampling */
   'site:ready': { request: ReadyRequestSchema, reply: NoData },
+  /** sample: a ready site's example counts changed (data grew, or a round trained on the new examples) */
+  'site:data': { request: SiteDataRequestSchema, reply: NoData },
   /** collect: upload the sealed, signed update of the current round */
   'update:upload': { request: UploadRequestSchema, reply: NoData },
   /** collect, secure rounds: upload the masked update (the coordinator only ever sees the sum) */

@@ -87,8 +87,22 @@ export const ReadyRequestSchema = z
     encodings: z.array(z.enum(ENCODINGS)).min(1),
     /** tfjs backend in use, for the coordinator's logs (e.g. "webgpu", "tensorflow") */
     backend: z.string().max(64),
+    /** of numExamples, those this site has not trained on in a round yet (continual re-training's data trigger) */
+    newExamples: z.number().int().min(0).max(1e9).optional(),
   })
   .strict();
+
+/**
+ * A ready site's data changed (its file grew, or a round trained on what was new): how many examples it holds now
+ * and how many of them it has not trained on yet. Counts only, never data.
+ */
+export const SiteDataRequestSchema = z
+  .object({
+    numExamples: z.number().int().min(0).max(1e9),
+    newExamples: z.number().int().min(0).max(1e9),
+  })
+  .strict()
+  .refine((m) => m.newExamples <= m.numExamples, { message: 'newExamples must not exceed numExamples' });
 
 // ---- configure ----
 

@@ -143,6 +143,8 @@ export interface UploadInput {
   siteId: string;
   delta: NamedTensors;
   numExamples: number;
+  /** of numExamples, those new to this site's rounds (continual re-training); absent: not known */
+  newExamples?: number;
   metrics: { loss: number } & Record<string, number>;
   encoding: TensorEncoding;
   /** the round's coordinator X25519 key from 'round:configure' */
@@ -172,6 +174,7 @@ export function buildUpload(u: UploadInput): Upload {
       siteId: u.siteId,
       nonce: newMessageNonce(),
       numExamples: u.numExamples,
+      ...(u.newExamples !== undefined ? { newExamples: Math.min(u.newExamples, u.numExamples) } : {}),
       metrics,
       delta: u.delta,
     },

@@ -101,6 +101,18 @@ export interface RoundModel {
 /** The site's labelled data, encoded for the model. Never sent: only deltas computed from it leave. */
 export interface RoundData {
   examples(maxLength: number): EncodedExample[];
+  /**
+   * continual re-training (a site whose data grows): the examples a round trains on, how many of them this site has
+   * not trained on before (reported with the upload), and `trained`, called once the upload is in, after which they
+   * no longer count as new. Absent: the upload reports no new-example count.
+   */
+  snapshot?(maxLength: number): RoundDataSnapshot;
+}
+
+export interface RoundDataSnapshot {
+  examples: EncodedExample[];
+  newExamples: number;
+  trained(): void;
 }
 
 export interface Clock {
@@ -121,7 +133,7 @@ export type RoundEvent =
   | { type: 'ignored'; event: 'round:closed' | 'version:published'; error: unknown }
   | { type: 'step'; round: ConfiguredRound; progress: StepProgress; stepsPerEpoch: number }
   | { type: 'trained'; round: ConfiguredRound; result: LocalRoundResult }
-  | { type: 'uploaded'; round: ConfiguredRound; result: LocalRoundResult; payloadBytes: number }
+  | { type: 'uploaded'; round: ConfiguredRound; result: LocalRoundResult; payloadBytes: number; newExamples?: number }
   | { type: 'failed'; round: ConfiguredRound; failure: ClientRequest<'round:fail'>; error: unknown }
   | { type: 'fail-undelivered'; round: ConfiguredRound; error: unknown }
   /** the coordinator answered the upload BUSY; it is sent again after a backoff */
@@ -242,6 +254,7 @@ export class SiteRounds {
           ).bytes;
         const adapter = await openAdapter(bytes, msg.adapterSha256, msg.versionId);
         checkAdapterShapes(adapter.adapter, c.model.trainableShapes());
+
         const evaluation = await c.model.evaluate(examples, adapter.adapter);
         this.o.report({ type: 'evaluated', message: msg, evaluation });
         ack(ackOk({ numExamples: evaluation.n, lossSum: evaluation.lossSum, confusion: evaluation.confusion }));
@@ -253,7 +266,6 @@ export class SiteRounds {
       ack(ackError(err));
     }
   }
-
 
   private configure(
     c: RoundConnection,
@@ -326,7 +338,9 @@ export class SiteRounds {
     secure: { shares: MaskedUploadRequest; participant: SecureParticipant } | null,
   ): Promise<void> {
     const config = localTrainConfig(round.config);
-    const examples = c.data.examples(roundMaxLength(round.config, c.maxSeqLength, c.model.maxLength));
+    const maxLength = roundMaxLength(round.config, c.maxSeqLength, c.model.maxLength);
+    const snapshot = c.data.snapshot?.(maxLength) ?? null;
+    const examples = snapshot?.examples ?? c.data.examples(maxLength);
     const stepsPerEpoch = Math.ceil(examples.length / config.batchSize);
     const result = await c.model.train(examples, adapter.adapter, config, {
       seed: localRoundSeed(round.round),
@@ -337,6 +351,7 @@ export class SiteRounds {
     if (secure) {
       const masked = await secure.participant.upload(secure.shares, result.delta, result.numExamples);
       await this.sendUpload(c, round, () => c.transport.request('secagg:upload', masked));
+      snapshot?.trained();
       this.o.report({ type: 'uploaded', round, result, payloadBytes: masked.upload.masked.length });
       return;
     }
@@ -345,13 +360,15 @@ export class SiteRounds {
       siteId: c.siteId,
       delta: result.delta,
       numExamples: result.numExamples,
+      ...(snapshot ? { newExamples: snapshot.newExamples } : {}),
       metrics: result.metrics,
       encoding: round.encoding,
       recipientBoxPublicKey: round.coordinatorBoxPublicKey,
       signing: c.signing,
     });
     await this.sendUpload(c, round, () => c.transport.request('update:upload', upload.request));
-    this.o.report({ type: 'uploaded', round, result, payloadBytes: upload.payload.length });
+    snapshot?.trained();
+    this.o.report({ type: 'uploaded', round, result, payloadBytes: upload.payload.length, newExamples: snapshot?.newExamples });
   }
 
   /** An upload, sent again while the coordinator answers BUSY and the round is still open (busy-retry.ts). */
