@@ -169,6 +169,8 @@ export interface CoordinatorProc {
   proc: Proc;
   url: string;
   adminToken: string;
+  /** the fingerprint of its signing key, as it printed it (join tokens carry it) */
+  fingerprint: string;
 }
 
 /**
@@ -189,9 +191,16 @@ export async function startCoordinator(
     ],
     { FEDLORA_ADMIN_TOKEN: ADMIN_TOKEN, ...o.env },
   );
-  const line = await proc.line(/listening on http:\/\/\S+/, 180_000);
-  const url = (/listening on (http:\/\/\S+)/.exec(line) as RegExpExecArray)[1];
-  return { proc, url, adminToken: ADMIN_TOKEN };
+  const line = await proc.line(/listening on https?:\/\/\S+/, 180_000);
+  const url = (/listening on (https?:\/\/\S+)/.exec(line) as RegExpExecArray)[1];
+  return { proc, url, adminToken: ADMIN_TOKEN, fingerprint: fingerprintPrinted(proc.output()) };
+}
+
+/** The fingerprint a coordinator printed at start (the last one: a restarted coordinator prints it again). */
+export function fingerprintPrinted(output: string): string {
+  const all = [...output.matchAll(/coordinator fingerprint (\S+)/g)];
+  if (!all.length) throw new Error(`the coordinator printed no fingerprint:\n${output}`);
+  return all[all.length - 1][1];
 }
 
 /** One CSV per site under <dir>/sites (stratified subset of the SpamAssassin training part, Dirichlet label skew). */
@@ -261,14 +270,17 @@ export async function launchFederation(
     async startCoordinator(env) {
       const c = await startCoordinator(procs, { dataDir, args, port, name: `coordinator#${++n}`, env });
       fed.coordinator = c.proc;
+      fingerprint = c.fingerprint;
       return c.proc;
     },
   };
+  let fingerprint = '';
   await fed.startCoordinator(opts.coordinatorEnv);
   fed.sites = await Promise.all(
     siteFiles.map(async (data, i) => {
       const name = siteIds[i];
-      const joined = await joinSite(procs, { dir, name, url: fed.url, token: tokens[i], data });
+      // preset tokens are chosen by the deployer and carry no fingerprint: it comes beside them, as the docs say
+      const joined = await joinSite(procs, { dir, name, url: fed.url, token: tokens[i], data, env: { FEDLORA_COORDINATOR_FINGERPRINT: fingerprint } });
       if (joined.code !== 0) throw new Error(`${name} join exited ${joined.code}:\n${joined.output}`);
       return runSite(procs, { dir, name, args: ['--json', '--quiet', ...(opts.siteArgs ?? [])] });
     }),

@@ -37,6 +37,8 @@ import {
   type ServerToClientEvents,
   verifiedChunkSource,
 } from '@fedlora/shared';
+import { helloCoordinator } from '@fedlora/shared/connection/session.ts';
+import { parseJoinToken } from '@fedlora/shared/protocol/join-token.ts';
 import type { SiteStore } from './store';
 import { browserDeviceBudget, type WebBackendInfo } from './backend';
 
@@ -151,10 +153,13 @@ export class BrowserSite {
     const ack = asAckSocket(socket);
     try {
       const siteId = await this.identity(ack);
-      const { keys } = (await this.o.store.identity(this.o.coordinator))!;
+      const stored = (await this.o.store.identity(this.o.coordinator))!;
+      const { keys } = stored;
       let session;
       try {
-        session = await authenticate(ack, siteId, keys);
+        // a browser enrolled before pinning has no fingerprint yet: the key it first meets is kept from then on
+        session = await authenticate(ack, siteId, keys, undefined, stored.coordinatorFingerprint ?? null);
+        if (!stored.coordinatorFingerprint) await this.o.store.saveIdentity({ ...stored, coordinatorFingerprint: session.trust.fingerprint });
       } catch (err) {
         if (isFedloraError(err, 'UNAUTHORIZED') || isFedloraError(err, 'UNKNOWN_SITE'))
           throw new FedloraError(
@@ -172,6 +177,7 @@ export class BrowserSite {
       await this.prepare(session.manifest, ack);
       const model = this.model as LocalModel;
       this.rounds.attach({
+        trust: session.trust,
         siteId,
         signing: keys.signing,
         transport: roundTransport(socket),
@@ -208,11 +214,19 @@ export class BrowserSite {
         'CONFIG_INVALID',
         'this browser is not enrolled yet: paste the join token from the coordinator admin',
       );
+    const token = parseJoinToken(this.o.token);
+    if (!token.fingerprint)
+      throw new FedloraError(
+        'CONFIG_INVALID',
+        'this join token carries no coordinator fingerprint (it is from before sites pinned the coordinator\'s key): ask the coordinator admin for a new one',
+      );
+    // the coordinator must prove the key the token pins before the token is sent (UNTRUSTED_COORDINATOR otherwise)
+    await helloCoordinator(ack, token.fingerprint);
     const hex = [...id.keys.signing.publicKey.slice(0, 6)]
       .map((b) => b.toString(16).padStart(2, '0'))
       .join('');
-    const siteId = await enroll(ack, this.o.token, `web-${hex}`, id.keys);
-    await store.saveIdentity({ ...id, siteId });
+    const siteId = await enroll(ack, token.secret, `web-${hex}`, id.keys);
+    await store.saveIdentity({ ...id, siteId, coordinatorFingerprint: token.fingerprint });
     this.o.on({ type: 'enrolled', siteId });
     return siteId;
   }
@@ -288,6 +302,8 @@ export class BrowserSite {
         return on({ type: 'status', text: `round ${e.round.round} failed: ${describeError(e.error)}` });
       case 'secagg-refused':
         return on({ type: 'status', text: `secure aggregation: ${e.event} refused: ${describeError(e.error)}` });
+      case 'untrusted':
+        return on({ type: 'status', text: `refusing ${e.event}: ${describeError(e.error)}` });
       case 'upload-retry':
         return on({ type: 'status', text: `round ${e.round.round}: the coordinator is busy (${describeError(e.error)}); sending the update again` });
       case 'closed':

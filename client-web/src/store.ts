@@ -17,6 +17,8 @@ export interface StoredIdentity {
   /** null until enrollment succeeded */
   siteId: string | null;
   keys: SiteKeys;
+  /** the coordinator signing-key fingerprint pinned from the join token (absent: enrolled before pinning) */
+  coordinatorFingerprint?: string;
 }
 
 function promisify<T>(req: IDBRequest<T>): Promise<T> {

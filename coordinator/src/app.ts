@@ -3,6 +3,7 @@
 // handlers, the admin REST API and the '/admin' socket.io namespace for live updates.
 
 import { createServer, type Server as HttpServer } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { createHash, randomBytes } from 'node:crypto';
 import { Server, type Namespace } from 'socket.io';
@@ -32,6 +33,8 @@ import { roundRequests, attachSiteHandlers, type ModelFile } from './socket/site
 import { createApi } from './http/api';
 import { AdminSessions, SESSION_TTL_MS, type SessionStore } from './http/session';
 import { crossOriginReason } from './http/origin-check';
+import { CoordinatorSigner, newSigningKeyRecord, parseSigningKeyRecord, type SigningKeyRecord } from './coordinator-key';
+import type { KeyPair } from '@fedlora/shared/crypto/keys.ts';
 import type { LoginLimits } from './http/login-limits';
 import { ActivityTracker } from './sites/activity';
 import { ConnectionGate, type ConnectionGateOptions, type EngineConnection } from './socket/connection-gate';
@@ -109,6 +112,8 @@ export interface CoordinatorOptions {
   retryDelayMs?: number;
   /** crash tests: runs after each stage of a round (rounds/fault-hold.ts) */
   afterStage?: FederationDeps['afterStage'];
+  /** serve HTTPS with this PEM certificate chain and key (default: plain HTTP, e.g. behind a TLS-terminating proxy) */
+  tls?: { cert: string | Buffer; key: string | Buffer };
   /** the built admin console served at / (default coordinator/dist/console) */
   consoleDir?: string;
   /** limits at the socket edge, each with a default (docs/SECURITY.md) */
@@ -132,6 +137,8 @@ export interface Coordinator {
   sites: SiteStore;
   /** the Prometheus registry, fed from the coordinator's events (metrics.ts) */
   metrics: CoordinatorMetrics;
+  /** the fingerprint of the coordinator's signing key (coordinator-key.ts), as join tokens carry it */
+  fingerprint: string;
   /** listens (port 0 = any free port) and returns the base URL */
   listen(port?: number, host?: string): Promise<string>;
   readonly url: string | null;
@@ -159,7 +166,7 @@ export function baseModelRecord(task: Pick<CoordinatorTask, 'modelId' | 'modelFi
  * (say version 1 of the shipped model) is refused with both hashes named, rather than retrained silently on the new
  * base. A data dir from before the base was recorded adopts the current one.
  */
-async function coordinatorIdentity(ids: IdentityStore, base: BaseModelRecord, log: Logger): Promise<string> {
+async function coordinatorIdentity(ids: IdentityStore, base: BaseModelRecord, log: Logger): Promise<{ id: string; signingKey: KeyPair }> {
   const f = await ids.read();
   const recorded = f?.baseModel;
   if (recorded && recorded.sha256 !== base.sha256)
@@ -171,22 +178,32 @@ async function coordinatorIdentity(ids: IdentityStore, base: BaseModelRecord, lo
         `--data-dir, or serve the base model the data dir was made with`,
     );
   const id = f?.coordinatorId ?? `coord-${randomBytes(8).toString('hex')}`;
-  if (!recorded || !f?.coordinatorId) {
-    // a database shared by several processes keeps the first one's record: every process then answers with it
-    const kept = await ids.write({ ...f, coordinatorId: id, baseModel: base });
-    if (f?.coordinatorId) log('base_model.recorded', { id: base.id, sha256: base.sha256.slice(0, 16) });
-    return kept.coordinatorId ?? id;
+  if (!recorded || !f?.coordinatorId || !f.signingKey) {
+    // a database shared by several processes keeps the first one's record: every process then answers with it (and
+    // signs with its key). A record from before pinned trust gains a signing key here; the key is never logged.
+    const kept = await ids.write({ ...f, coordinatorId: id, baseModel: base, signingKey: f?.signingKey ?? newSigningKeyRecord() });
+    if (f?.coordinatorId && !recorded) log('base_model.recorded', { id: base.id, sha256: base.sha256.slice(0, 16) });
+    if (!f?.signingKey) log('coordinator.signing_key_created', { where: ids.where });
+    return { id: kept.coordinatorId ?? id, signingKey: parseSigningKeyRecord(kept.signingKey, ids.where) };
   }
-  return id;
+  return { id, signingKey: parseSigningKeyRecord(f.signingKey, ids.where) };
 }
 
 /** Where the coordinator's identity is kept: coordinator.json in the data dir, or the shared database. */
 export interface IdentityStore {
   /** for error messages */
   where: string;
-  read(): Promise<{ coordinatorId?: string; baseModel?: BaseModelRecord } | null>;
+  read(): Promise<IdentityRecord | null>;
   /** writes the record (or keeps one another process wrote first) and returns the record that holds */
-  write(rec: { coordinatorId?: string; baseModel?: BaseModelRecord }): Promise<{ coordinatorId?: string; baseModel?: BaseModelRecord }>;
+  write(rec: IdentityRecord): Promise<IdentityRecord>;
+}
+
+/** The coordinator's identity as stored; signingKey holds a secret key (coordinator.json is written mode 600). */
+export interface IdentityRecord {
+  coordinatorId?: string;
+  baseModel?: BaseModelRecord;
+  /** the long-term signing key whose fingerprint join tokens carry (coordinator-key.ts) */
+  signingKey?: SigningKeyRecord;
 }
 
 function fileIdentity(storage: Storage): IdentityStore {
@@ -214,7 +231,9 @@ export async function createCoordinator(o: CoordinatorOptions): Promise<Coordina
       log('site.created', { site: site.id, preset: true });
     }
   }
-  const id = await coordinatorIdentity(o.identityStore ?? fileIdentity(o.storage), baseModelRecord(o.task), log);
+  const identity = await coordinatorIdentity(o.identityStore ?? fileIdentity(o.storage), baseModelRecord(o.task), log);
+  const id = identity.id;
+  const signer = await CoordinatorSigner.create(identity.signingKey);
   const activity = await ActivityTracker.open(o.storage, { log });
   const sessions = new AdminSessions(o.adminToken, Date.now, SESSION_TTL_MS, o.sessionStore);
   const metrics = new CoordinatorMetrics({
@@ -225,7 +244,8 @@ export async function createCoordinator(o: CoordinatorOptions): Promise<Coordina
         .map((s) => ({ siteId: s.id, lastSeen: activity.get(s.id).lastSeen })),
   });
 
-  const httpServer = createServer();
+  // HTTPS when given a certificate: express, the console and socket.io all ride on the same server either way
+  const httpServer = o.tls ? (createHttpsServer({ cert: o.tls.cert, key: o.tls.key }) as unknown as HttpServer) : createServer();
   const rejections = new RejectionLog(log, o.edge?.rejectionLog, Date.now, (event, code) =>
     metrics.onRejection(event, code),
   );
@@ -296,6 +316,7 @@ export async function createCoordinator(o: CoordinatorOptions): Promise<Coordina
     },
     (siteId) => sites.signingKey(siteId),
   );
+  presence.useSigner(signer.sign);
   const link = o.cluster ? await ClusterLink.connect(io, o.cluster.redisUrl, log) : null;
   if (link) presence.useCluster(link);
   const forward = (e: FederationEvent) => {
@@ -397,6 +418,7 @@ export async function createCoordinator(o: CoordinatorOptions): Promise<Coordina
     presence,
     manifest,
     coordinatorId: id,
+    signer,
     modelFiles: o.task.modelFiles,
     candidates,
     log,
@@ -419,6 +441,7 @@ export async function createCoordinator(o: CoordinatorOptions): Promise<Coordina
     consoleDir: o.consoleDir,
     allowedOrigins: o.allowedOrigins,
     loginLimits: o.loginLimits,
+    coordinator: { id, fingerprint: signer.fingerprint },
   });
   // socket.io answers its own long-polling requests (browsers start with polling) through a 'request' listener it
   // installed first; express must not answer them a second time ("headers already sent")
@@ -440,6 +463,7 @@ export async function createCoordinator(o: CoordinatorOptions): Promise<Coordina
     store,
     sites,
     metrics,
+    fingerprint: signer.fingerprint,
     get url() {
       return url;
     },
@@ -452,8 +476,8 @@ export async function createCoordinator(o: CoordinatorOptions): Promise<Coordina
         });
       });
       const a = httpServer.address() as AddressInfo;
-      url = `http://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`;
-      log('coordinator.listening', { url, coordinatorId: id, storage: o.storage.where, node: o.cluster?.nodeId });
+      url = `${o.tls ? 'https' : 'http'}://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`;
+      log('coordinator.listening', { url, coordinatorId: id, fingerprint: signer.fingerprint, storage: o.storage.where, node: o.cluster?.nodeId });
       if (lease) lease.start();
       else if (o.autostart ?? true) {
         const why = federation.stopReason();

@@ -31,6 +31,7 @@ import { LOG_FORMATS, type LogFormat } from './log';
 /** The usage, with the registered strategies and their option flags as their schemas declare them. */
 export const coordinatorHelp = (): string => `fedlora-coordinator [options]
   Runs the federation coordinator: site enrollment, rounds, held-out evaluation and the adapter registry.
+  fedlora-coordinator audit verify <data dir>: checks the audit trail's hash chain (docs/OPERATOR.md, "Audit trail").
   With no options but the admin token: the shipped fedlora-bert-mini, held-out = the 612-message SpamAssassin
   evaluation subset, FedAvg, rounds of all ready sites (at least 2), until stopped.
 
@@ -120,6 +121,9 @@ ${strategyFlagHelp().join('\n')}
                                        may connect at once
   --auth-deadline-s S (30)             a connection that has not authenticated (or enrolled and authenticated)
                                        within S seconds is closed
+ TLS (docs/OPERATOR.md "TLS"; or terminate TLS at a reverse proxy, deploy/nginx.conf):
+  --tls-cert FILE        serve HTTPS (the API, the console and the sites' socket) with this PEM certificate chain
+  --tls-key FILE         and this PEM private key (both or neither; or FEDLORA_TLS_CERT / FEDLORA_TLS_KEY)
  observability (docs/OBSERVABILITY.md):
   --metrics-token T      serve Prometheus metrics at /metrics for "Authorization: Bearer T" (or
                          FEDLORA_METRICS_TOKEN; ≥ 16 characters; never logged)
@@ -163,6 +167,8 @@ export interface CoordinatorConfig {
   metricsToken?: string;
   /** /metrics on its own port */
   metricsPort?: number;
+  /** serve HTTPS with these PEM files (main.ts reads them) */
+  tls?: { certFile: string; keyFile: string };
   logFormat: LogFormat;
   /** PostgreSQL stores instead of files (never logged: it may hold a password) */
   databaseUrl?: string;
@@ -173,6 +179,12 @@ export interface CoordinatorConfig {
 }
 
 const bad = (why: string) => new FedloraError('CONFIG_INVALID', why);
+
+function tlsFiles(certFile: string | undefined, keyFile: string | undefined): { tls?: { certFile: string; keyFile: string } } {
+  if (!certFile && !keyFile) return {};
+  if (!certFile || !keyFile) throw bad('HTTPS needs both --tls-cert FILE and --tls-key FILE');
+  return { tls: { certFile, keyFile } };
+}
 
 function int(
   v: string | undefined,
@@ -228,6 +240,8 @@ export function parseConfig(
     'auth-deadline-s': S,
     'metrics-token': S,
     'metrics-port': S,
+    'tls-cert': S,
+    'tls-key': S,
     'log-format': S,
     'database-url': S,
     'redis-url': S,
@@ -475,6 +489,7 @@ export function parseConfig(
     },
     metricsToken,
     metricsPort: metricsPort === undefined ? undefined : int(metricsPort, 'metrics-port', 0, 0, 65535),
+    ...tlsFiles(s('tls-cert') ?? env.FEDLORA_TLS_CERT, s('tls-key') ?? env.FEDLORA_TLS_KEY),
     logFormat: logFormat as LogFormat,
   };
 }

@@ -2,8 +2,9 @@
 // coordinator (app.ts) and listens. Returns an exit code when it is done, or null while it keeps serving.
 
 import { resolve } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { usageErrorText, USAGE_EXIT_CODE } from '@fedlora/shared/node/command-line.ts';
-import { describeError, isFedloraError } from '@fedlora/shared/errors.ts';
+import { describeError, FedloraError, isFedloraError } from '@fedlora/shared/errors.ts';
 import { initNodeBackend, type BackendName } from '@fedlora/shared/node/backend.ts';
 import { loadSpamAssassin, spamAssassinEvalSubset } from '@fedlora/shared/node/data/spam-assassin.ts';
 import { loadTabularFile } from '@fedlora/shared/node/data/tabular.ts';
@@ -117,9 +118,12 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
       },
       log,
       afterStage: faultHoldFromEnv(env, log),
+      ...(c.tls ? { tls: { cert: readPem(c.tls.certFile, '--tls-cert'), key: readPem(c.tls.keyFile, '--tls-key') } } : {}),
     });
     settingsOf = () => coord.federation.settings;
     const url = await coord.listen(c.port, c.host);
+    // read aloud or pasted to site operators: join tokens carry it, and sites trust only the key it names
+    console.log(`coordinator fingerprint ${coord.fingerprint}`);
     console.log(`fedlora coordinator listening on ${url}`);
     const metricsServer =
       c.metricsPort === undefined
@@ -154,5 +158,18 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
     console.error(`fedlora-coordinator: ${describeError(err)}`);
     if (!isFedloraError(err) && err instanceof Error && err.stack) console.error(err.stack);
     return isFedloraError(err, 'CONFIG_INVALID') ? 2 : 1;
+  }
+}
+
+/** A PEM file named by a flag; FILE_NOT_FOUND / FILE_UNREADABLE name the flag, never the contents (a key). */
+function readPem(path: string, flag: string): Buffer {
+  try {
+    const b = readFileSync(path);
+    if (!b.includes('-----BEGIN ')) throw new FedloraError('CONFIG_INVALID', `${flag} ${path} is not a PEM file`);
+    return b;
+  } catch (err) {
+    if (err instanceof FedloraError) throw err;
+    const code = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'FILE_NOT_FOUND' : 'FILE_UNREADABLE';
+    throw new FedloraError(code, `${flag} ${path}: ${(err as Error).message}`, { cause: err });
   }
 }

@@ -35,11 +35,16 @@ export type FedloraErrorCode =
   | 'DELTA_INVALID'
   | 'HASH_MISMATCH'
   | 'NOT_FOUND'
+  // site side: the coordinator is not the one pinned by the join token (fingerprint mismatch), or a message it must
+  // sign (manifest, round messages, adapter versions) carries no valid signature of its key (crypto/coordinator-trust.ts)
+  | 'UNTRUSTED_COORDINATOR'
   // the coordinator holds as many parted uploads as it allows at once: retry shortly
   | 'BUSY'
   // admin API edge: a cookie-authenticated write from another origin; too many login attempts from one address
   | 'CROSS_ORIGIN'
   | 'RATE_LIMITED'
+  // an authenticated admin request that the caller's role may not make (a viewer starting rounds)
+  | 'FORBIDDEN'
   // an admin request that the federation's state refuses (start while a stop rule holds)
   | 'CONFLICT'
   | 'INTERNAL'

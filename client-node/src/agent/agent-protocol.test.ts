@@ -25,6 +25,8 @@ import { joinFederation } from './join';
 import { SiteAgent, type AgentEvent } from './site-agent';
 import { predictText } from './predict';
 import { saveSiteConfig } from './state';
+import { testCoordinatorKey } from './testing-coordinator-key';
+import { pinnedJoinToken } from '@fedlora/shared/protocol/join-token.ts';
 
 const LABELS = ['ham', 'spam'];
 const TOKEN = 'join-token-0123456789';
@@ -46,6 +48,7 @@ async function fakeCoordinator(opts: { corruptHash?: boolean } = {}) {
   const tokens = new Set([TOKEN]);
   const sites = new Map<string, Uint8Array>();
   const roundKey = generateBoxKeyPair();
+  const coordKey = await testCoordinatorKey('coord-test');
   const updates: DecodedUpdate[] = [];
   const http = createServer();
   const io = new Server(http, { maxHttpBufferSize: 64 * 1024 * 1024 });
@@ -60,6 +63,7 @@ async function fakeCoordinator(opts: { corruptHash?: boolean } = {}) {
           ack(ackError(err));
         }
       });
+    handle('coordinator:hello', (raw) => coordKey.hello(raw));
     handle('site:enroll', (raw) => {
       const r = parseClientRequest('site:enroll', raw);
       if (!tokens.delete(r.token)) throw new FedloraError('TOKEN_USED', 'token already used');
@@ -78,7 +82,7 @@ async function fakeCoordinator(opts: { corruptHash?: boolean } = {}) {
       if (!challenge || !verifyChallenge(challenge, { siteId: r.siteId, coordinatorId: 'coord-test' }, r.signature, key))
         throw new FedloraError('BAD_SIGNATURE', 'bad signature');
       siteId = r.siteId;
-      return { manifest };
+      return { manifest, manifestSignature: coordKey.sign('manifest', manifest) };
     });
     handle('model:chunk', (raw) => {
       const r = parseClientRequest('model:chunk', raw);
@@ -86,21 +90,21 @@ async function fakeCoordinator(opts: { corruptHash?: boolean } = {}) {
       const data = new Uint8Array(b.subarray(r.offset, r.offset + r.length));
       return { path: r.path, offset: r.offset, totalBytes: b.length, data, sha256: createHash('sha256').update(data).digest('hex') };
     });
-    handle('adapter:fetch', () => ({ versionId: 'v0', adapter: adapterBytes, adapterSha256 }));
+    handle('adapter:fetch', () => ({ versionId: 'v0', adapter: adapterBytes, adapterSha256, versionSignature: coordKey.versionSignature('v0', adapterSha256) }));
     handle('adapter:chunk', (raw) => {
       const r = parseClientRequest('adapter:chunk', raw);
       const data = adapterBytes.subarray(r.offset, r.offset + r.length);
-      return { versionId: 'v0', offset: r.offset, totalBytes: adapterBytes.length, data, sha256: createHash('sha256').update(data).digest('hex'), adapterSha256 };
+      return { versionId: 'v0', offset: r.offset, totalBytes: adapterBytes.length, data, sha256: createHash('sha256').update(data).digest('hex'), adapterSha256, versionSignature: coordKey.versionSignature('v0', adapterSha256) };
     });
     handle('site:ready', async (raw) => {
       parseClientRequest('site:ready', raw);
       // start a round right after the ack: configure, then train
       setImmediate(async () => {
         const config = { localEpochs: 1, batchSize: 4, learningRate: 2e-3, proximalMu: 0, maxSteps: 2, maxLength: 32 };
-        const c = (await socket.timeout(10_000).emitWithAck('round:configure', {
-          roundId: 'r1', round: 1, config, adapterVersionId: 'v0', coordinatorBoxPublicKey: roundKey.publicKey, encoding: 'fp16', deadline: Date.now() + 60_000,
-        })) as { ok: boolean; data: { accepted: boolean } };
-        if (c.ok && c.data.accepted) await socket.timeout(10_000).emitWithAck('round:train', { roundId: 'r1', adapter: adapterBytes, adapterSha256 });
+        const c = (await socket.timeout(10_000).emitWithAck('round:configure', coordKey.signed('round:configure', {
+          roundId: 'r1', round: 1, config, adapterVersionId: 'v0', coordinatorBoxPublicKey: roundKey.publicKey, encoding: 'fp16' as const, deadline: Date.now() + 60_000,
+        }))) as { ok: boolean; data: { accepted: boolean } };
+        if (c.ok && c.data.accepted) await socket.timeout(10_000).emitWithAck('round:train', coordKey.signed('round:train', { roundId: 'r1', adapter: adapterBytes, adapterSha256 }));
       });
       return {};
     });
@@ -114,7 +118,7 @@ async function fakeCoordinator(opts: { corruptHash?: boolean } = {}) {
   });
   await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
   const port = (http.address() as { port: number }).port;
-  return { url: `http://127.0.0.1:${port}`, updates, close: () => new Promise<void>((r) => io.close(() => r())) };
+  return { url: `http://127.0.0.1:${port}`, updates, token: pinnedJoinToken(TOKEN, coordKey.fingerprint), fingerprint: coordKey.fingerprint, close: () => new Promise<void>((r) => io.close(() => r())) };
 }
 
 const dirs: string[] = [];
@@ -133,7 +137,7 @@ test('when a site joins, runs one round and predicts, then the coordinator opens
   const coord = await fakeCoordinator();
   try {
     const site = siteDir();
-    const joined = await joinFederation({ coordinator: coord.url, token: TOKEN, data: site.data, stateDir: site.stateDir, siteId: 'site-a', log: quiet });
+    const joined = await joinFederation({ coordinator: coord.url, token: coord.token, data: site.data, stateDir: site.stateDir, siteId: 'site-a', log: quiet });
     assert.equal(joined.siteId, 'site-a');
     assert.equal(joined.enrolled, true);
     assert.match(joined.mapping, /ham → class 0: 3 examples/);
@@ -141,7 +145,7 @@ test('when a site joins, runs one round and predicts, then the coordinator opens
     assert.equal((await joinFederation({ coordinator: coord.url, data: site.data, stateDir: site.stateDir, log: quiet })).enrolled, false);
     // a fresh site with the spent token is refused
     const other = siteDir();
-    await assert.rejects(joinFederation({ coordinator: coord.url, token: TOKEN, data: other.data, stateDir: other.stateDir, log: quiet }), (e: unknown) => isFedloraError(e, 'TOKEN_USED'));
+    await assert.rejects(joinFederation({ coordinator: coord.url, token: coord.token, data: other.data, stateDir: other.stateDir, log: quiet }), (e: unknown) => isFedloraError(e, 'TOKEN_USED'));
 
     const events: AgentEvent[] = [];
     await new SiteAgent({ stateDir: site.stateDir, once: true, quiet: true, log: quiet, download: false, onEvent: (e) => events.push(e) }).run();
@@ -170,7 +174,7 @@ test('when the manifest hash does not match the local base model and download is
   const coord = await fakeCoordinator({ corruptHash: true });
   try {
     const site = siteDir();
-    await joinFederation({ coordinator: coord.url, token: TOKEN, data: site.data, stateDir: site.stateDir, siteId: 'site-b', log: quiet });
+    await joinFederation({ coordinator: coord.url, token: coord.token, data: site.data, stateDir: site.stateDir, siteId: 'site-b', log: quiet });
     await assert.rejects(
       new SiteAgent({ stateDir: site.stateDir, once: true, quiet: true, log: quiet, download: false }).run(),
       (e: unknown) => isFedloraError(e, 'HASH_MISMATCH') && /refusing to train/.test(e.message),
@@ -185,7 +189,7 @@ test('when the site has no copy of the base model, then it downloads it in chunk
   const coord = await fakeCoordinator();
   try {
     const site = siteDir();
-    await joinFederation({ coordinator: coord.url, token: TOKEN, data: site.data, stateDir: site.stateDir, siteId: 'site-c', log: quiet });
+    await joinFederation({ coordinator: coord.url, token: coord.token, data: site.data, stateDir: site.stateDir, siteId: 'site-c', log: quiet });
     const empty = mkdtempSync(join(tmpdir(), 'fedlora-nomodel-'));
     dirs.push(empty);
     await new SiteAgent({ stateDir: site.stateDir, modelDir: empty, once: true, quiet: true, log: quiet }).run();
@@ -199,8 +203,8 @@ test('when the site has no copy of the base model, then it downloads it in chunk
 
 test('when the coordinator is unreachable, then join fails with UNREACHABLE and the agent gives up after its attempt budget', async () => {
   const site = siteDir();
-  await assert.rejects(joinFederation({ coordinator: 'http://127.0.0.1:9', token: TOKEN, data: site.data, stateDir: site.stateDir, log: quiet }), (e: unknown) => isFedloraError(e, 'UNREACHABLE'));
-  saveSiteConfig(site.stateDir, { v: 1, coordinator: 'http://127.0.0.1:9', siteId: 'site-z', data: site.data, enrolledAt: new Date().toISOString() });
+  await assert.rejects(joinFederation({ coordinator: 'http://127.0.0.1:9', token: pinnedJoinToken(TOKEN, 'a'.repeat(32)), data: site.data, stateDir: site.stateDir, log: quiet }), (e: unknown) => isFedloraError(e, 'UNREACHABLE'));
+  saveSiteConfig(site.stateDir, { v: 1, coordinator: 'http://127.0.0.1:9', siteId: 'site-z', data: site.data, enrolledAt: new Date().toISOString(), coordinatorFingerprint: 'a'.repeat(32) });
   const retries: (number | null)[] = [];
   const agent = new SiteAgent({
     stateDir: site.stateDir, quiet: true, log: quiet, maxAttempts: 3,
@@ -209,4 +213,28 @@ test('when the coordinator is unreachable, then join fails with UNREACHABLE and 
   });
   await assert.rejects(agent.run(), (e: unknown) => isFedloraError(e, 'UNREACHABLE') && /gave up after 3 attempts/.test(e.message));
   assert.deepEqual(retries, [1, 2]); // three tries, two waits between them
+});
+
+test('when the join token pins another coordinator key, then join refuses before sending the token, naming both fingerprints', async () => {
+  const coord = await fakeCoordinator();
+  try {
+    const site = siteDir();
+    const other = await testCoordinatorKey('coord-other');
+    await assert.rejects(
+      joinFederation({ coordinator: coord.url, token: pinnedJoinToken(TOKEN, other.fingerprint), data: site.data, stateDir: site.stateDir, log: quiet }),
+      (e: unknown) =>
+        isFedloraError(e, 'UNTRUSTED_COORDINATOR') &&
+        e.message.includes(`expected ${other.fingerprint}, the coordinator presented ${coord.fingerprint}`),
+    );
+    // the token was never sent: the site with the right pin can still spend it
+    assert.equal((await joinFederation({ coordinator: coord.url, token: coord.token, data: site.data, stateDir: site.stateDir, siteId: 'site-d', log: quiet })).enrolled, true);
+    // a token from before pinning is refused unless the fingerprint comes with it
+    const legacy = siteDir();
+    await assert.rejects(
+      joinFederation({ coordinator: coord.url, token: TOKEN, data: legacy.data, stateDir: legacy.stateDir, log: quiet }),
+      (e: unknown) => isFedloraError(e, 'CONFIG_INVALID') && /carries no coordinator fingerprint/.test(e.message),
+    );
+  } finally {
+    await coord.close();
+  }
 });

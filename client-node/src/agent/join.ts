@@ -1,5 +1,7 @@
-// Enrollment of a site: generate (or reuse) its keys, register them with a one-time token, authenticate once to
-// get the manifest, check the site's data against the federation's label set, and record site.json.
+// Enrollment of a site: generate (or reuse) its keys, check that the coordinator holds the signing key whose
+// fingerprint the join token carries (before the token is sent: an impostor never sees it), register the site's keys
+// with the one-time token, authenticate once to get the signed manifest, check the site's data against the
+// federation's label set, and record site.json with the pinned fingerprint.
 // Re-running join on an enrolled state dir skips the token (containers run `join && run` on every start).
 
 import { createHash } from 'node:crypto';
@@ -8,14 +10,20 @@ import { FedloraError } from '@fedlora/shared/errors.ts';
 import { generateSiteKeys, type SiteKeys } from '@fedlora/shared/crypto/keys.ts';
 import type { Manifest } from '@fedlora/shared/protocol/manifest.ts';
 import { checkLabelMapping, formatLabelMapping, labelMapping } from '@fedlora/shared/data/site-data.ts';
-import { authenticate, enroll, openSocket } from './connection';
+import { parseFingerprint } from '@fedlora/shared/crypto/coordinator-trust.ts';
+import { parseJoinToken } from '@fedlora/shared/protocol/join-token.ts';
+import { authenticate, enroll, helloCoordinator, openSocket } from './connection';
 import { loadSiteData } from './site-data';
 import { hasKeys, loadKeys, saveKeys, saveSiteConfig, tryLoadSiteConfig, type SiteConfig } from './state';
 
 export interface JoinOptions {
   coordinator: string;
-  /** one-time join token; only needed when the state dir is not enrolled yet */
+  /** one-time join token (it carries the coordinator's fingerprint); only needed when the state dir is not enrolled yet */
   token?: string;
+  /** the coordinator's fingerprint, for a join token from before pinning or an enrolled state dir that lacks one */
+  coordinatorFingerprint?: string;
+  /** a private CA's PEM certificate for an https:// coordinator; recorded for run, predict and serve */
+  ca?: string;
   data: string;
   textColumn?: string;
   labelColumn?: string;
@@ -31,6 +39,8 @@ export interface JoinResult {
   enrolled: boolean;
   manifest: Manifest;
   mapping: string;
+  /** the coordinator fingerprint now pinned in site.json */
+  coordinatorFingerprint: string;
 }
 
 function defaultSiteId(keys: SiteKeys): string {
@@ -65,13 +75,19 @@ export async function joinFederation(o: JoinOptions): Promise<JoinResult> {
 
   if (!previous && !o.token)
     throw new FedloraError('CONFIG_INVALID', '--token is required to enroll (the one-time join token from the coordinator admin)');
-  const socket = await openSocket(coordinator);
+  const token = o.token ? parseJoinToken(o.token) : null;
+  const pinned = fingerprintToPin(token?.fingerprint ?? null, o.coordinatorFingerprint, previous?.coordinatorFingerprint, o.stateDir);
+  const caFile = o.ca ? resolve(o.ca) : previous?.caFile;
+  const socket = await openSocket(coordinator, { caFile });
   try {
+    // UNTRUSTED_COORDINATOR here, naming both fingerprints, when the coordinator is not the one the token was made for
+    const trust = await helloCoordinator(socket, pinned);
+    log(`coordinator ${trust.coordinatorId} proved its signing key ${trust.fingerprint}`);
     let siteId = previous?.siteId;
     if (siteId) log(`already enrolled as ${siteId}: the token is not used again`);
     else {
-      if (!o.token) throw new FedloraError('CONFIG_INVALID', '--token is required to enroll (the one-time join token from the coordinator admin)');
-      siteId = await enroll(socket, o.token, o.siteId ?? defaultSiteId(keys), keys);
+      if (!token) throw new FedloraError('CONFIG_INVALID', '--token is required to enroll (the one-time join token from the coordinator admin)');
+      siteId = await enroll(socket, token.secret, o.siteId ?? defaultSiteId(keys), keys);
       log(`enrolled as ${siteId}`);
     }
     const cfg: SiteConfig = {
@@ -82,15 +98,42 @@ export async function joinFederation(o: JoinOptions): Promise<JoinResult> {
       ...(o.textColumn ? { textColumn: o.textColumn } : {}),
       ...(o.labelColumn ? { labelColumn: o.labelColumn } : {}),
       enrolledAt: previous?.enrolledAt ?? new Date().toISOString(),
+      coordinatorFingerprint: pinned,
+      ...(caFile ? { caFile } : {}),
     };
     // saved before the label check: the token is spent now, and a fixed data file only needs `join` again
     saveSiteConfig(o.stateDir, cfg);
-    const { manifest } = await authenticate(socket, siteId, keys);
+    const { manifest } = await authenticate(socket, siteId, keys, pinned);
     const m = labelMapping(dataset, manifest.labels);
     const mapping = formatLabelMapping(m);
     checkLabelMapping(m, dataPath);
-    return { siteId, enrolled: !previous, manifest, mapping };
+    return { siteId, enrolled: !previous, manifest, mapping, coordinatorFingerprint: pinned };
   } finally {
     socket.close();
   }
+}
+
+/**
+ * The fingerprint to pin: the join token's, --coordinator-fingerprint's, or the one site.json pinned before; they must
+ * agree. None at all (a token from before pinning and no flag) is refused: trusting whoever answers would let a
+ * swapped coordinator enroll the site.
+ */
+function fingerprintToPin(fromToken: string | null, fromFlag: string | undefined, pinnedBefore: string | undefined, stateDir: string): string {
+  const flag = fromFlag === undefined ? null : parseFingerprint(fromFlag, '--coordinator-fingerprint');
+  if (fromToken && flag && fromToken !== flag)
+    throw new FedloraError('CONFIG_INVALID', `the join token pins coordinator ${fromToken}, --coordinator-fingerprint says ${flag}`);
+  const given = fromToken ?? flag;
+  if (given && pinnedBefore && given !== pinnedBefore)
+    throw new FedloraError(
+      'CONFIG_INVALID',
+      `${stateDir} is pinned to coordinator ${pinnedBefore}, not ${given}; use another --state-dir for another coordinator`,
+    );
+  const pinned = given ?? pinnedBefore;
+  if (!pinned)
+    throw new FedloraError(
+      'CONFIG_INVALID',
+      'this join token carries no coordinator fingerprint (a token from before sites pinned the coordinator\'s key): ' +
+        'ask the coordinator admin for a new join token, or pass --coordinator-fingerprint FP as the coordinator prints it at start',
+    );
+  return pinned;
 }

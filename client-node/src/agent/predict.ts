@@ -10,7 +10,8 @@ import { openAdapter } from '@fedlora/shared/round/participant.ts';
 import { downloadAdapter } from '@fedlora/shared/connection/adapter-download.ts';
 import { chunkSource, resolveBaseModelDir } from './base-model';
 import { connectAndAuthenticate, request } from './connection';
-import { loadKeys, loadSiteConfig } from './state';
+import { loadKeys, loadSiteConfig, pinnedFingerprint } from './state';
+import { verifyAdapterVersion } from '@fedlora/shared/protocol/signed-messages.ts';
 import { Predictor, type AdapterSpec } from './inference';
 
 export interface PredictOptions {
@@ -56,7 +57,7 @@ export interface FetchedAdapter {
 export async function fetchGlobalAdapter(o: FetchAdapterOptions): Promise<FetchedAdapter | null> {
   const cfg = loadSiteConfig(o.stateDir);
   const keys = loadKeys(o.stateDir);
-  const { socket, manifest } = await connectAndAuthenticate(cfg.coordinator, cfg.siteId, keys);
+  const { socket, manifest, trust } = await connectAndAuthenticate(cfg.coordinator, cfg.siteId, keys, pinnedFingerprint(cfg, o.stateDir), { caFile: cfg.caFile });
   let modelDir: string;
   let fetched;
   try {
@@ -73,6 +74,8 @@ export async function fetchGlobalAdapter(o: FetchAdapterOptions): Promise<Fetche
   } finally {
     socket.close();
   }
+  // the version's hash must be the one the pinned coordinator signed: then the bytes checked against it are its adapter
+  verifyAdapterVersion(trust, fetched);
   const adapter = await openAdapter(fetched.bytes, fetched.adapterSha256, fetched.versionId);
   const pooling = (manifest as { pooling?: Pooling }).pooling ?? DEFAULT_RECIPE.pooling;
   return {

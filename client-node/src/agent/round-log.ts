@@ -33,6 +33,8 @@ export function roundLog(o: {
         return log(`${e.event} ${e.type}: ${describeError(e.error)}`);
       case 'secagg-refused':
         return log(`${e.event} refused: ${describeError(e.error)}`);
+      case 'untrusted':
+        return log(`refusing ${e.event}: ${describeError(e.error)}`);
       case 'step': {
         const p = e.progress;
         if (p.epoch !== barEpoch) {

@@ -34,6 +34,7 @@ import { lengthBatches, Predictor, readAdapterDir, writeNativeAdapterDir, type L
 import { createServeApp, listen, ServingModel, type ServablePredictor } from './serve';
 import { startServe, type ServeCommandOptions } from '../commands/serve';
 import { saveKeys, saveSiteConfig } from './state';
+import { testCoordinatorKey } from './testing-coordinator-key';
 
 const LABELS = ['billing', 'clinical', 'other'];
 const LORA: LoraConfig = { r: 4, alpha: 8, dropout: 0, targetModules: ['query', 'value'], layers: null };
@@ -359,7 +360,8 @@ test('bounds: 413 oversized body, 400 malformed JSON or wrong shape or too many 
 
 /**
  * A coordinator that answers what serve asks (auth, manifest with the current version, 'adapter:fetch'), with the
- * tiny model's files in its manifest; `current` is what a promotion changes. Signatures are not checked here.
+ * tiny model's files in its manifest; `current` is what a promotion changes. It signs as a coordinator does
+ * (testing-coordinator-key.ts); the site's signatures are not checked here.
  */
 async function fakeCoordinator(current: { versionId: string }) {
   const files = readdirSync(modelDir).map((path) => {
@@ -372,6 +374,7 @@ async function fakeCoordinator(current: { versionId: string }) {
     adapters[id] = { bytes, sha: await sha256Hex(bytes) };
   }
   const fetches: string[] = [];
+  const coordKey = await testCoordinatorKey('coord-test');
   const http = createServer();
   const io = new Server(http, { maxHttpBufferSize: 16 * 1024 * 1024 });
   io.on('connection', (socket) => {
@@ -383,11 +386,12 @@ async function fakeCoordinator(current: { versionId: string }) {
           ack(ackError(err));
         }
       });
+    handle('coordinator:hello', (raw) => coordKey.hello(raw));
     handle('auth:challenge', () => ({ challenge: createChallenge(), coordinatorId: 'coord-test' }));
     handle('auth:prove', (raw) => {
       parseClientRequest('auth:prove', raw);
       const manifest = { v: 1, baseModel: { id: 'tiny-bert', files }, lora: LORA, labels: LABELS, pooling: 'mean', maxSeqLength: 64, versionId: current.versionId };
-      return { manifest };
+      return { manifest, manifestSignature: coordKey.sign('manifest', manifest) };
     });
     handle('adapter:fetch', (raw) => {
       const r = parseClientRequest('adapter:fetch', raw);
@@ -395,7 +399,7 @@ async function fakeCoordinator(current: { versionId: string }) {
       const a = adapters[id];
       if (!a) throw new FedloraError('NOT_FOUND', `no version ${id}`);
       fetches.push(id);
-      return { versionId: id, adapter: a.bytes, adapterSha256: a.sha };
+      return { versionId: id, adapter: a.bytes, adapterSha256: a.sha, versionSignature: coordKey.versionSignature(id, a.sha) };
     });
     // the chunked fetch (connection/adapter-download.ts), parsed by hand so this fake serves either protocol
     handle('adapter:chunk', (raw) => {
@@ -405,12 +409,12 @@ async function fakeCoordinator(current: { versionId: string }) {
       if (!a) throw new FedloraError('NOT_FOUND', `no version ${id}`);
       if (r.offset === 0) fetches.push(id);
       const data = a.bytes.subarray(r.offset, r.offset + r.length);
-      return { versionId: id, offset: r.offset, totalBytes: a.bytes.length, data, sha256: createHash('sha256').update(data).digest('hex'), adapterSha256: a.sha };
+      return { versionId: id, offset: r.offset, totalBytes: a.bytes.length, data, sha256: createHash('sha256').update(data).digest('hex'), adapterSha256: a.sha, versionSignature: coordKey.versionSignature(id, a.sha) };
     });
   });
   await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
   const port = (http.address() as { port: number }).port;
-  return { url: `http://127.0.0.1:${port}`, fetches, close: () => new Promise<void>((r) => io.close(() => r())) };
+  return { url: `http://127.0.0.1:${port}`, fetches, fingerprint: coordKey.fingerprint, close: () => new Promise<void>((r) => io.close(() => r())) };
 }
 
 test('serve follows the coordinator: a promotion while requests are in flight is picked up by the poll and swapped in with no failed request', async () => {
@@ -419,7 +423,7 @@ test('serve follows the coordinator: a promotion while requests are in flight is
   const stateDir = join(dir, 'site-state');
   saveKeys(stateDir, generateSiteKeys());
   writeFileSync(join(dir, 'site.csv'), 'text,label\nhello,other\n');
-  saveSiteConfig(stateDir, { v: 1, coordinator: coordinator.url, siteId: 'site-a', data: join(dir, 'site.csv'), enrolledAt: new Date().toISOString() });
+  saveSiteConfig(stateDir, { v: 1, coordinator: coordinator.url, siteId: 'site-a', data: join(dir, 'site.csv'), enrolledAt: new Date().toISOString(), coordinatorFingerprint: coordinator.fingerprint });
   const serving = await startServe(serveOptions({ adapter: undefined, stateDir, batchSize: 8, queueLimit: 1000 }));
   try {
     assert.equal(serving.model.current.versionId, 'v1');

@@ -32,7 +32,7 @@ import { join } from 'node:path';
 import type { RoundData } from '@fedlora/shared/round/round-handler.ts';
 import { holdoutSplit } from '@fedlora/shared/data/holdout.ts';
 import type { LabeledDataset } from '@fedlora/shared/data/dataset.ts';
-import { loadKeys, loadSiteConfig, type SiteConfig } from './state';
+import { loadKeys, loadSiteConfig, pinnedFingerprint, type SiteConfig } from './state';
 
 export interface SiteAgentOptions {
   stateDir: string;
@@ -100,6 +100,8 @@ const FATAL = new Set([
   'FILE_CORRUPT',
   'BACKEND_UNAVAILABLE',
   'MODEL_INVALID',
+  // not the coordinator the join token pinned, or a message its key did not sign: retrying would not change that
+  'UNTRUSTED_COORDINATOR',
 ]);
 
 export class SiteAgent {
@@ -141,6 +143,7 @@ export class SiteAgent {
   /** Runs until stop() (or, with `once`, one round). Rejects on a fatal error (unknown site, model mismatch, bad data). */
   async run(): Promise<void> {
     const cfg = loadSiteConfig(this.opts.stateDir);
+    pinnedFingerprint(cfg, this.opts.stateDir); // a state dir from before pinning stops here, saying how to fix it
     const keys = loadKeys(this.opts.stateDir);
     this.backend = await initNodeBackend({ force: this.opts.backend, log: this.log });
     this.log(`tfjs backend: ${this.backend.name} (${this.backend.detail})`);
@@ -279,7 +282,7 @@ export class SiteAgent {
   /** One connection: returns the reason it ended (disconnect, stop, done). */
   private async session(cfg: SiteConfig, keys: SiteKeys, onAuthenticated: () => void): Promise<string> {
     const timeout = this.opts.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
-    const socket = await openSocket(cfg.coordinator);
+    const socket = await openSocket(cfg.coordinator, { caFile: cfg.caFile });
     this.socket = socket;
     const ended = new Promise<string>((resolve) => {
       socket.on('disconnect', (reason) => resolve(`connection lost: ${reason}`));
@@ -287,7 +290,7 @@ export class SiteAgent {
     });
     try {
       if (this.stopping) return 'stopped';
-      const { manifest, coordinatorId } = await authenticate(socket, cfg.siteId, keys, timeout);
+      const { manifest, coordinatorId, trust } = await authenticate(socket, cfg.siteId, keys, pinnedFingerprint(cfg, this.opts.stateDir), timeout);
       onAuthenticated();
       this.log(
         `authenticated as ${cfg.siteId} with coordinator ${coordinatorId}; global adapter ${manifest.versionId ?? '(none yet)'}`,
@@ -296,6 +299,7 @@ export class SiteAgent {
       await this.prepare(manifest, socket, cfg);
       const model = this.model as LocalModel;
       this.rounds.attach({
+        trust,
         siteId: cfg.siteId,
         signing: keys.signing,
         transport: roundTransport(socket, timeout),

@@ -6,6 +6,7 @@ import { join, resolve } from 'node:path';
 import { FedloraError } from '@fedlora/shared/errors.ts';
 import { parseSiteKeys, serializeSiteKeys, type SiteKeys } from '@fedlora/shared/crypto/keys.ts';
 import { IdSchema } from '@fedlora/shared/protocol/schemas.ts';
+import { parseFingerprint } from '@fedlora/shared/crypto/coordinator-trust.ts';
 
 /** Default state directory, relative to the working directory (the compose file mounts a volume there). */
 export const DEFAULT_STATE_DIR = '.fedlora/site';
@@ -22,9 +23,17 @@ export interface SiteConfig {
   textColumn?: string;
   labelColumn?: string;
   enrolledAt: string;
+  /**
+   * the fingerprint of the coordinator's signing key, pinned from the join token (crypto/coordinator-trust.ts): the
+   * site talks only to a coordinator that proves this key. Absent in a site.json from before pinning: `run` then
+   * refuses until `join` records it.
+   */
+  coordinatorFingerprint?: string;
+  /** absolute path of a private CA's PEM certificate for an https:// coordinator (join --ca) */
+  caFile?: string;
 }
 
-const SITE_KEYS = ['v', 'coordinator', 'siteId', 'data', 'textColumn', 'labelColumn', 'enrolledAt'];
+const SITE_KEYS = ['v', 'coordinator', 'siteId', 'data', 'textColumn', 'labelColumn', 'enrolledAt', 'coordinatorFingerprint', 'caFile'];
 
 /** The problems of a site.json value (empty = valid); the file is ours, but may have been hand-edited. */
 function siteConfigProblems(x: unknown): string[] {
@@ -35,9 +44,17 @@ function siteConfigProblems(x: unknown): string[] {
   if (typeof o.coordinator !== 'string' || !/^https?:\/\/\S+$/.test(o.coordinator)) p.push('coordinator: must be an http(s) URL');
   if (!IdSchema.safeParse(o.siteId).success) p.push('siteId: must be a site id');
   if (typeof o.data !== 'string' || !o.data) p.push('data: must be a path');
-  for (const k of ['textColumn', 'labelColumn'] as const)
+  for (const k of ['textColumn', 'labelColumn', 'caFile'] as const)
     if (o[k] !== undefined && typeof o[k] !== 'string') p.push(`${k}: must be a string`);
   if (typeof o.enrolledAt !== 'string') p.push('enrolledAt: must be a date string');
+  if (o.coordinatorFingerprint !== undefined) {
+    try {
+      if (typeof o.coordinatorFingerprint !== 'string') throw new Error();
+      parseFingerprint(o.coordinatorFingerprint);
+    } catch {
+      p.push('coordinatorFingerprint: must be a coordinator fingerprint');
+    }
+  }
   for (const k of Object.keys(o)) if (!SITE_KEYS.includes(k)) p.push(`${k}: unknown field`);
   return p;
 }
@@ -106,6 +123,21 @@ export function loadSiteConfig(dir: string): SiteConfig {
   const problems = siteConfigProblems(json);
   if (problems.length) throw new FedloraError('FILE_CORRUPT', `${path}: ${problems.join('; ')}`);
   return json as SiteConfig;
+}
+
+/**
+ * The coordinator fingerprint this site pinned at join. A site.json from before pinning has none: the site then talks
+ * to no coordinator until the fingerprint is recorded (CONFIG_INVALID, saying how), rather than trusting whoever answers.
+ */
+export function pinnedFingerprint(cfg: SiteConfig, dir: string): string {
+  if (!cfg.coordinatorFingerprint)
+    throw new FedloraError(
+      'CONFIG_INVALID',
+      `${join(dir, SITE_FILE)} pins no coordinator fingerprint (enrolled before sites pinned the coordinator's key): ` +
+        'run "fedlora-site join --coordinator-fingerprint FP" with the fingerprint the coordinator prints at start ' +
+        '(or --token with a new join token, which carries it)',
+    );
+  return cfg.coordinatorFingerprint;
 }
 
 export function tryLoadSiteConfig(dir: string): SiteConfig | null {

@@ -14,17 +14,24 @@ export const help = `fedlora-site join --coordinator URL --token TOKEN --data FI
 
   --coordinator URL     coordinator address, e.g. http://localhost:8080 (env FEDLORA_COORDINATOR)
   --token TOKEN         one-time join token from the coordinator admin (env FEDLORA_TOKEN); not needed
-                        again once the state dir is enrolled
+                        again once the state dir is enrolled. It ends in ~<fingerprint> of the coordinator's
+                        signing key: the site checks the coordinator holds that key before sending the token,
+                        and later refuses any manifest or round message it did not sign
+  --coordinator-fingerprint FP   the coordinator's fingerprint as it prints it at start (env
+                        FEDLORA_COORDINATOR_FINGERPRINT), for a join token from before pinning or to pin an
+                        already enrolled state dir; must agree with the token's
   --data FILE           this site's labelled CSV/TSV/JSONL (stays on this machine)
   --text-column NAME    --label-column NAME   column names (default: auto-detected)
   --state-dir DIR       where keys and site.json are kept (default ${DEFAULT_STATE_DIR}; env FEDLORA_STATE_DIR)
-  --site-id ID          requested site id (default: derived from the site's public key)`;
+  --site-id ID          requested site id (default: derived from the site's public key)
+  --ca FILE             PEM certificate of a private CA that signed an https:// coordinator's certificate
+                        (env FEDLORA_CA_FILE); recorded in site.json for run, predict and serve`;
 
 export function parse(argv: string[], env: NodeJS.ProcessEnv = process.env): JoinOptions | 'help' {
   const f = parseFlags(argv, {
     coordinator: { type: 'string' }, token: { type: 'string' }, data: { type: 'string' },
     'text-column': { type: 'string' }, 'label-column': { type: 'string' }, 'state-dir': { type: 'string' },
-    'site-id': { type: 'string' },
+    'site-id': { type: 'string' }, 'coordinator-fingerprint': { type: 'string' }, ca: { type: 'string' },
   });
   if (f.help) return 'help';
   const coordinator = strFlag(f.coordinator) ?? env.FEDLORA_COORDINATOR;
@@ -40,6 +47,8 @@ export function parse(argv: string[], env: NodeJS.ProcessEnv = process.env): Joi
     labelColumn: strFlag(f['label-column']),
     stateDir: strFlag(f['state-dir']) ?? env.FEDLORA_STATE_DIR ?? DEFAULT_STATE_DIR,
     siteId: strFlag(f['site-id']),
+    ca: strFlag(f.ca) ?? (env.FEDLORA_CA_FILE || undefined),
+    coordinatorFingerprint: strFlag(f['coordinator-fingerprint']) ?? (env.FEDLORA_COORDINATOR_FINGERPRINT || undefined),
   };
 }
 
@@ -48,7 +57,8 @@ export async function run(o: JoinOptions, out: (line: string) => void = console.
   out(r.mapping);
   out(
     `${r.enrolled ? 'joined' : 'already joined'} ${o.coordinator} as ${r.siteId} ` +
-      `(base model ${r.manifest.baseModel.id}, ${r.manifest.labels.length} labels); state in ${o.stateDir}. Next: fedlora-site run`,
+      `(base model ${r.manifest.baseModel.id}, ${r.manifest.labels.length} labels); coordinator key ${r.coordinatorFingerprint} ` +
+      `pinned; state in ${o.stateDir}. Next: fedlora-site run`,
   );
   return 0;
 }

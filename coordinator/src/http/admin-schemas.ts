@@ -155,6 +155,8 @@ export interface Status {
   sitesOnline: number;
   settings: RoundSettings;
   stop: StopRules;
+  /** the coordinator's id and the fingerprint of its signing key, which every join token carries (issue 21) */
+  coordinator: { id: string; fingerprint: string };
 }
 
 /** GET /settings and PUT /settings: the settings (every strategy's options under strategyOptions), stop rules, strategy */
@@ -183,7 +185,7 @@ export interface SiteRow {
 export interface CreatedSite {
   siteId: string;
   name: string;
-  /** shown once; only its SHA-256 is stored */
+  /** shown once; only its SHA-256 is stored. Ends in '~' and the coordinator's fingerprint, which the site pins */
   joinToken: string;
 }
 

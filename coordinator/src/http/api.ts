@@ -4,6 +4,7 @@
 // cookie must come from the coordinator's own origin (origin-check.ts), logins are rate-limited (login-limits.ts), and
 // every route's params, query and body are parsed with its schema (admin-schemas.ts) before its handler runs.
 
+import { pinnedJoinToken } from '@fedlora/shared/protocol/join-token.ts';
 import { z } from 'zod';
 import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express';
 import { FedloraError, describeError, isFedloraError, type FedloraErrorCode } from '@fedlora/shared/errors.ts';
@@ -60,6 +61,8 @@ export interface ApiDeps {
   allowedOrigins?: readonly string[];
   /** POST /api/login rate limit and lockout (default DEFAULT_LOGIN_LIMITS) */
   loginLimits?: LoginLimits;
+  /** the coordinator's id and signing-key fingerprint: in GET /status, and pinned by every join token */
+  coordinator: { id: string; fingerprint: string };
 }
 
 const STATUS: Partial<Record<FedloraErrorCode, number>> = {
@@ -185,6 +188,7 @@ export function createApi(d: ApiDeps): express.Express {
       sitesOnline: sites.filter((s) => d.presence.isOnline(s.id)).length,
       settings: d.federation.settings,
       stop: d.federation.stop,
+      coordinator: d.coordinator,
     };
     res.json(status);
   });
@@ -192,7 +196,8 @@ export function createApi(d: ApiDeps): express.Express {
   on('POST /sites', [], async ({ body }, _req, res) => {
     const { site, joinToken, reenrolled } = await d.sites.create(body.name);
     d.log('site.created', { site: site.id, reenrolled: reenrolled || undefined });
-    res.status(201).json({ siteId: site.id, name: site.name, joinToken } satisfies CreatedSite);
+    // the site pins the fingerprint and checks the coordinator holds that key before it sends the secret part
+    res.status(201).json({ siteId: site.id, name: site.name, joinToken: pinnedJoinToken(joinToken, d.coordinator.fingerprint) } satisfies CreatedSite);
   });
   on('GET /sites', [], async (_input, _req, res) => {
     const rows: SiteRow[] = (await d.sites.list()).map((s) => ({

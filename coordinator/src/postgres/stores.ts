@@ -237,6 +237,8 @@ export class PgSiteStore implements SiteStore {
 export interface IdentityRecord {
   coordinatorId?: string;
   baseModel?: { id: string; sha256: string };
+  /** the coordinator's long-term signing key (coordinator-key.ts): every process of the federation signs with it */
+  signingKey?: { publicKey: string; secretKey: string };
 }
 
 /** The identity record every process of the federation shares: the first process to write it wins. */
@@ -248,10 +250,11 @@ export class PgIdentity {
     return r.rows[0]?.record ?? null;
   }
 
-  /** Writes `rec` unless another process wrote one first; returns the record that holds. */
+  /** Writes `rec` unless another process wrote one first (or, for a record from before pinned trust, gave it a
+   * signing key first); returns the record that holds. */
   async write(rec: IdentityRecord): Promise<IdentityRecord> {
     await this.pool.query(
-      'INSERT INTO coordinator_identity (singleton, record) VALUES (true, $1) ON CONFLICT (singleton) DO UPDATE SET record = coordinator_identity.record || EXCLUDED.record WHERE coordinator_identity.record->>\'coordinatorId\' IS NULL',
+      'INSERT INTO coordinator_identity (singleton, record) VALUES (true, $1) ON CONFLICT (singleton) DO UPDATE SET record = coordinator_identity.record || EXCLUDED.record WHERE coordinator_identity.record->>\'coordinatorId\' IS NULL OR coordinator_identity.record->\'signingKey\' IS NULL',
       [rec],
     );
     return (await this.read()) as IdentityRecord;

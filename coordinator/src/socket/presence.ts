@@ -17,6 +17,7 @@ import {
 import type { z } from 'zod';
 import { parseServerReply } from '@fedlora/shared/protocol/events.ts';
 import { FedloraError } from '@fedlora/shared/errors.ts';
+import { isSignedServerEvent, signServerMessage, type SignFn } from '@fedlora/shared/protocol/signed-messages.ts';
 import type { Awaitable } from '../registry/types';
 import type { ClusterLink, ReadySite } from '../cluster/cluster-link';
 import type {
@@ -87,6 +88,21 @@ export class Presence implements RoundTransport {
   /** Joins the processes of a cluster: from now on sends reach sites on any of them. */
   useCluster(link: ClusterLink): void {
     this.cluster = link;
+  }
+
+  /** the coordinator's signature for the round messages that steer training (protocol/signed-messages.ts) */
+  private sign: SignFn | null = null;
+
+  /** Signs round:configure, round:train and version:published from now on; sites refuse them unsigned. */
+  useSigner(sign: SignFn): void {
+    this.sign = sign;
+  }
+
+  /** `msg` signed when `event` is one sites accept only signed: every send goes through here (ask, published) */
+  private signed(event: string, msg: unknown): unknown {
+    return this.sign && isSignedServerEvent(event) && typeof msg === 'object' && msg !== null
+      ? signServerMessage(event, msg, this.sign)
+      : msg;
   }
 
   /** the ready sites connected to this process */
@@ -208,9 +224,10 @@ export class Presence implements RoundTransport {
   private async ask(
     siteId: string,
     event: 'round:configure' | 'round:train' | 'round:evaluate' | SecAggAsk,
-    msg: unknown,
+    unsigned: unknown,
     timeoutMs: number,
   ): Promise<unknown> {
+    const msg = this.signed(event, unsigned);
     if (this.cluster) return this.askAnywhere(siteId, event, msg, timeoutMs);
     const socket = this.socketOf(siteId) as unknown as AckEmitter;
     try {
@@ -293,7 +310,8 @@ export class Presence implements RoundTransport {
     for (const id of siteIds) this.bySite.get(id)?.socket.emit('round:closed', msg);
   }
 
-  published(msg: VersionPublishedMessage): void {
+  published(unsigned: VersionPublishedMessage): void {
+    const msg = this.signed('version:published', unsigned) as VersionPublishedMessage;
     if (this.cluster) {
       this.io.to(ALL_SITES).emit('version:published', msg);
       return;

@@ -28,6 +28,9 @@ import type { Presence, SiteServer, SiteSocket } from './presence';
 import type { ConnectionGate } from './connection-gate';
 import { FrameAssembly, type PartBudget } from './frame-assembly';
 import type { RejectionLog } from './rejection-log';
+import type { CoordinatorSigner } from '../coordinator-key';
+import { adapterVersionBody } from '@fedlora/shared/protocol/signed-messages.ts';
+import { parseJoinToken } from '@fedlora/shared/protocol/join-token.ts';
 import type { ClusterLink, ForwardedEvent } from '../cluster/cluster-link';
 
 /** A base-model file the coordinator serves in chunks ('model:chunk'). */
@@ -45,6 +48,8 @@ export interface SiteHandlerDeps {
   presence: Presence;
   manifest: () => Promise<Manifest>;
   coordinatorId: string;
+  /** the coordinator's long-term key: answers 'coordinator:hello', signs the manifest and adapter versions */
+  signer: Pick<CoordinatorSigner, 'sign' | 'hello' | 'publicKey' | 'fingerprint'>;
   modelFiles: readonly ModelFile[];
   log: Logger;
   /** throttled per-peer log of refused requests */
@@ -77,7 +82,23 @@ export function roundRequests(d: Pick<SiteHandlerDeps, 'sites' | 'federation'>) 
   };
 }
 
-const OPEN_EVENTS = new Set<ClientEventName>(['site:enroll', 'auth:challenge', 'auth:prove']);
+/**
+ * The secret of a join token as the site sent it. Sites send the secret alone; a client that sends the whole pinned
+ * token (protocol/join-token.ts) is served too, unless it was pinned to another coordinator's key.
+ */
+function enrollmentSecret(token: string, fingerprint: string): string {
+  let t;
+  try {
+    t = parseJoinToken(token);
+  } catch (err) {
+    throw new FedloraError('BAD_MESSAGE', 'the join token ends in a malformed coordinator fingerprint', { cause: err });
+  }
+  if (t.fingerprint !== null && t.fingerprint !== fingerprint)
+    throw new FedloraError('UNAUTHORIZED', 'this join token was made for another coordinator (its fingerprint is not this coordinator\'s)');
+  return t.secret;
+}
+
+const OPEN_EVENTS = new Set<ClientEventName>(['coordinator:hello', 'site:enroll', 'auth:challenge', 'auth:prove']);
 /** errors the round loop already logged */
 const logged = new WeakSet<object>();
 /** what a failed prove says, whatever failed: unknown, revoked and enrolled ids must look alike before auth */
@@ -154,10 +175,17 @@ export function attachSiteHandlers(io: SiteServer, d: SiteHandlerDeps): void {
     };
 
     on('site:enroll', async (req) => {
-      const site = await d.sites.enroll(req.token, req);
+      const site = await d.sites.enroll(enrollmentSecret(req.token, d.signer.fingerprint), req);
       d.log('site.enrolled', { site: site.id, requested: req.siteId === site.id ? undefined : req.siteId });
       return { siteId: site.id };
     });
+
+    // any peer may ask: a site checks the key's fingerprint against its join token before it sends the token
+    on('coordinator:hello', (req) => ({
+      coordinatorId: d.coordinatorId,
+      signingPublicKey: d.signer.publicKey,
+      signature: d.signer.hello(req.nonce, d.coordinatorId),
+    }));
 
     // the same answer for enrolled, revoked and unknown ids: a peer learns nothing about which sites exist
     on('auth:challenge', (req) => {
@@ -202,7 +230,7 @@ export function attachSiteHandlers(io: SiteServer, d: SiteHandlerDeps): void {
       d.gate.authenticated(socket.conn);
       d.presence.authenticated(req.siteId, socket);
       d.log('site.authenticated', { site: req.siteId });
-      return { manifest };
+      return { manifest, manifestSignature: d.signer.sign('manifest', manifest) };
     });
 
     on('site:ready', (req, siteId) => {
@@ -241,6 +269,10 @@ export function attachSiteHandlers(io: SiteServer, d: SiteHandlerDeps): void {
     roundRequest('secagg:upload');
     roundRequest('round:fail');
 
+    // what a site checks a fetched adapter against: the version's hash as this coordinator's key signed it
+    const signVersion = (v: { id: string; sha256: string }) =>
+      d.signer.sign('adapter:version', adapterVersionBody({ versionId: v.id, adapterSha256: v.sha256 }));
+
     on('adapter:fetch', async (req) => {
       const id = req.versionId === 'latest' ? await d.store.currentId() : req.versionId;
       const v = id ? await d.store.get(id) : undefined;
@@ -249,7 +281,7 @@ export function attachSiteHandlers(io: SiteServer, d: SiteHandlerDeps): void {
       if (adapter.byteLength > LIMITS.adapterInlineBytes)
         throw new FedloraError('FRAME_TOO_LARGE', `version ${v.id} is ${adapter.byteLength} bytes, over ${LIMITS.adapterInlineBytes}: fetch it in adapter:chunk's`);
       d.sent?.('adapter', adapter.byteLength);
-      return { versionId: v.id, adapter, adapterSha256: v.sha256 };
+      return { versionId: v.id, adapter, adapterSha256: v.sha256, versionSignature: signVersion(v) };
     });
 
     // any adapter in chunks with a SHA-256 each (connection/adapter-download.ts); one over the inline limit only so
@@ -274,7 +306,7 @@ export function attachSiteHandlers(io: SiteServer, d: SiteHandlerDeps): void {
       const data = adapter.subarray(req.offset, Math.min(adapter.byteLength, req.offset + req.length));
       d.sent?.('adapter', data.byteLength);
       const sha256 = createHash('sha256').update(data).digest('hex');
-      return { versionId: v.id, offset: req.offset, totalBytes: adapter.byteLength, data, sha256, adapterSha256: v.sha256 };
+      return { versionId: v.id, offset: req.offset, totalBytes: adapter.byteLength, data, sha256, adapterSha256: v.sha256, versionSignature: signVersion(v) };
     });
 
     on('model:chunk', async (req) => {

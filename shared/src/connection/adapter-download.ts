@@ -18,6 +18,8 @@ export interface DownloadedAdapter {
   bytes: Uint8Array;
   /** the whole adapter's SHA-256 as the coordinator announced it (to check the assembled bytes against) */
   adapterSha256: string;
+  /** the coordinator's signature over (versionId, adapterSha256), from the first reply (protocol/signed-messages.ts) */
+  versionSignature?: Uint8Array;
 }
 
 async function verifiedChunk(ask: AdapterChunkAsk, req: AdapterChunkRequest, attempts: number): Promise<AdapterChunkReply> {
@@ -51,6 +53,7 @@ export async function downloadAdapter(
   let total = expect?.totalBytes ?? -1;
   let whole = expect?.adapterSha256 ?? '';
   let bytes: Uint8Array | null = null;
+  let versionSignature: Uint8Array | undefined;
   for (let offset = 0; total < 0 || offset < total; ) {
     const reply = await verifiedChunk(ask, { versionId: id, offset, length: chunkBytes }, attempts).catch((err: unknown) => {
       if (isFedloraError(err, 'NOT_FOUND')) throw new FedloraError('NOT_FOUND', `the coordinator has no adapter version ${id}`, { cause: err });
@@ -60,6 +63,7 @@ export async function downloadAdapter(
       total = reply.totalBytes;
       whole = reply.adapterSha256;
       id = reply.versionId;
+      versionSignature = reply.versionSignature;
     }
     if (reply.totalBytes !== total || reply.adapterSha256 !== whole)
       throw new FedloraError('BAD_MESSAGE', `adapter:chunk ${id}@${offset}: the adapter's size or hash changed between chunks`);
@@ -69,5 +73,5 @@ export async function downloadAdapter(
     bytes.set(reply.data, offset);
     offset += reply.data.length;
   }
-  return { versionId: id, bytes: bytes ?? new Uint8Array(0), adapterSha256: whole };
+  return { versionId: id, bytes: bytes ?? new Uint8Array(0), adapterSha256: whole, ...(versionSignature ? { versionSignature } : {}) };
 }

@@ -5,7 +5,10 @@
 import { FedloraError, isFedloraError } from '../errors';
 import { publicIdentity, type SiteKeys } from '../crypto/keys';
 import { signChallenge } from '../crypto/envelope';
+import { randomBytes } from '../crypto/bytes';
+import { HELLO_NONCE_BYTES, trustCoordinator, type CoordinatorTrust } from '../crypto/coordinator-trust';
 import { parseManifest, type Manifest } from '../protocol/manifest';
+import { verifyManifest } from '../protocol/signed-messages';
 import { parseClientReply, type ClientEventName, type ClientReply, type ClientRequest } from '../protocol/events';
 import { isPartedEvent, splitRequest } from '../protocol/frame-parts';
 import type { RoundTransport } from '../round/round-handler';
@@ -129,12 +132,39 @@ export async function enroll(socket: AckSocket, token: string, siteId: string, k
 export interface Session {
   coordinatorId: string;
   manifest: Manifest;
+  /** the coordinator's checked signing key: every round message and adapter version is verified with it */
+  trust: CoordinatorTrust;
 }
 
-/** Challenge → signature → manifest. The signature binds the coordinator id and site id (crypto/envelope.ts). */
-export async function authenticate(socket: AckSocket, siteId: string, keys: SiteKeys, timeoutMs?: number): Promise<Session> {
+/**
+ * 'coordinator:hello': the coordinator signs a fresh nonce with its long-term key, whose fingerprint must be `pinned`
+ * (crypto/coordinator-trust.ts; null: nothing pinned yet, the presented key is taken and its fingerprint returned for
+ * the caller to record). UNTRUSTED_COORDINATOR names both fingerprints on a mismatch.
+ */
+export async function helloCoordinator(socket: AckSocket, pinned: string | null, timeoutMs?: number): Promise<CoordinatorTrust> {
+  const nonce = randomBytes(HELLO_NONCE_BYTES);
+  const reply = await request(socket, 'coordinator:hello', { nonce }, timeoutMs);
+  return trustCoordinator(reply, nonce, pinned);
+}
+
+/**
+ * Hello → challenge → signature → signed manifest. The site's signature binds the coordinator id and site id
+ * (crypto/envelope.ts); the coordinator's binds the manifest to its pinned key.
+ */
+export async function authenticate(
+  socket: AckSocket,
+  siteId: string,
+  keys: SiteKeys,
+  timeoutMs: number | undefined,
+  pinned: string | null,
+): Promise<Session> {
+  const trust = await helloCoordinator(socket, pinned, timeoutMs);
   const { challenge, coordinatorId } = await request(socket, 'auth:challenge', { siteId }, timeoutMs);
+  if (coordinatorId !== trust.coordinatorId)
+    throw new FedloraError('UNTRUSTED_COORDINATOR', `the challenge names coordinator ${coordinatorId}, its hello ${trust.coordinatorId}`);
   const signature = signChallenge(challenge, { siteId, coordinatorId }, keys.signing.secretKey);
-  const { manifest } = await request(socket, 'auth:prove', { siteId, signature }, timeoutMs);
-  return { coordinatorId, manifest: parseManifest(manifest) };
+  const reply = await request(socket, 'auth:prove', { siteId, signature }, timeoutMs);
+  const manifest = parseManifest(reply.manifest);
+  verifyManifest(trust, manifest, reply.manifestSignature);
+  return { coordinatorId, manifest, trust };
 }

@@ -19,6 +19,8 @@ import {
   EvaluateMessageSchema,
   EvaluateReplySchema,
   FailRequestSchema,
+  HelloReplySchema,
+  HelloRequestSchema,
   ModelChunkReplySchema,
   ModelChunkRequestSchema,
   NoData,
@@ -41,6 +43,8 @@ import { PackedSchema } from './packed';
 
 /** Site → coordinator. Every event carries an ack callback answered with Ack<reply>. */
 export const CLIENT_EVENTS = {
+  /** connect, first: the coordinator signs the site's nonce with its long-term key, which the site has pinned */
+  'coordinator:hello': { request: HelloRequestSchema, reply: HelloReplySchema },
   /** connect: register a new site's public keys with a one-time enrollment token */
   'site:enroll': { request: EnrollRequestSchema, reply: EnrollReplySchema },
   /** connect: ask for a fresh random challenge to sign */
@@ -134,6 +138,8 @@ export const PEER_VISIBLE_CODES = [
   'NOT_FOUND',
   'BUSY',
   'ROUND_ABORTED',
+  // a site refusing a round message the coordinator's key did not sign: a genuine coordinator's log then says why
+  'UNTRUSTED_COORDINATOR',
   'INTERNAL',
 ] as const satisfies readonly FedloraErrorCode[];
 export type PeerVisibleCode = (typeof PEER_VISIBLE_CODES)[number];
@@ -184,8 +190,19 @@ export function parseClientReply<E extends ClientEventName>(event: E, raw: unkno
   return unwrap(CLIENT_EVENTS[event].reply, raw, `${event} reply`) as ClientReply<E>;
 }
 
+/** The field that carries the coordinator's signature on a round message (protocol/signed-messages.ts). */
+export const SIGNATURE_FIELD = 'coordinatorSignature';
+
+/** A server message without its signature field: the schemas describe the signed body. */
+export function withoutSignature(raw: unknown): unknown {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw) || !Object.hasOwn(raw, SIGNATURE_FIELD)) return raw;
+  const { [SIGNATURE_FIELD]: _signature, ...body } = raw as Record<string, unknown>;
+  return body;
+}
+
+/** A coordinator message's body, validated; a signature it carries is checked apart (signed-messages.ts). */
 export function parseServerMessage<E extends ServerEventName>(event: E, raw: unknown): ServerMessage<E> {
-  return parseWith(SERVER_EVENTS[event].message, raw, event) as ServerMessage<E>;
+  return parseWith(SERVER_EVENTS[event].message, withoutSignature(raw), event) as ServerMessage<E>;
 }
 
 /** Coordinator side: a site's ack for `event` (only for events that have one). */

@@ -75,7 +75,21 @@ export const ChallengeReplySchema = z
 export const ProveRequestSchema = z
   .object({ siteId: IdSchema, signature: bytesSchema({ length: 64 }) })
   .strict();
-export const ProveReplySchema = z.object({ manifest: ManifestSchema }).strict();
+/** manifestSignature: the coordinator's signature over the manifest (crypto/coordinator-trust.ts, context 'manifest') */
+export const ProveReplySchema = z
+  .object({ manifest: ManifestSchema, manifestSignature: bytesSchema({ length: 64 }).optional() })
+  .strict();
+
+/** connect, before enrolling or authenticating: the coordinator proves it holds the signing key the site pinned */
+export const HelloRequestSchema = z.object({ nonce: bytesSchema({ length: 32 }) }).strict();
+export const HelloReplySchema = z
+  .object({
+    coordinatorId: IdSchema,
+    signingPublicKey: bytesSchema({ length: 32 }),
+    /** over the site's nonce and the coordinator id (crypto/coordinator-trust.ts signHello) */
+    signature: bytesSchema({ length: 64 }),
+  })
+  .strict();
 
 // ---- sample: sites announce availability; the coordinator samples among them ----
 
@@ -291,6 +305,8 @@ export const AdapterFetchReplySchema = z
     versionId: IdSchema,
     adapter: bytesSchema({ max: LIMITS.adapterInlineBytes }),
     adapterSha256: Sha256HexSchema,
+    /** the coordinator's signature over {versionId, adapterSha256} (context 'adapter:version') */
+    versionSignature: bytesSchema({ length: 64 }).optional(),
   })
   .strict();
 
@@ -314,6 +330,8 @@ export const AdapterChunkReplySchema = z
     sha256: Sha256HexSchema,
     /** SHA-256 (hex) of the whole adapter, checked once it is assembled */
     adapterSha256: Sha256HexSchema,
+    /** the coordinator's signature over {versionId, adapterSha256} (context 'adapter:version') */
+    versionSignature: bytesSchema({ length: 64 }).optional(),
   })
   .strict();
 export type AdapterChunkRequest = z.output<typeof AdapterChunkRequestSchema>;

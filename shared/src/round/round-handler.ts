@@ -43,6 +43,9 @@ import type { EncodedDataCache } from '../data/site-data';
 import type { MaskedUploadRequest } from '../secagg/messages';
 import { isSecureRound, SecureParticipant } from './secure-participant';
 import { sendWithBusyRetry } from './busy-retry';
+import type { CoordinatorTrust } from '../crypto/coordinator-trust';
+import type { SignedServerEvent } from '../protocol/signed-messages';
+import { trustedTransport } from './trusted-transport';
 
 // ---- ports ----
 
@@ -142,7 +145,9 @@ export type RoundEvent =
   /** a candidate scored on the held-out split (or declined: the site keeps none) */
   | { type: 'evaluated'; message: ServerMessage<'round:evaluate'>; evaluation: SiteEvaluation | null }
   | { type: 'evaluate-refused'; error: unknown }
-  | { type: 'version'; message: ServerMessage<'version:published'> };
+  | { type: 'version'; message: ServerMessage<'version:published'> }
+  /** a round message without the pinned coordinator's valid signature: never handled (trusted-transport.ts) */
+  | { type: 'untrusted'; event: SignedServerEvent; error: unknown };
 
 export interface SiteRoundsOptions {
   report: (e: RoundEvent) => void;
@@ -166,6 +171,11 @@ export interface RoundConnection {
   maxSeqLength: number;
   /** the site's held-out split (data/holdout.ts), never trained on; absent: 'round:evaluate' is declined */
   heldout?: RoundData;
+  /**
+   * the coordinator's checked signing key (session.ts authenticate): signed round messages are verified with it and
+   * refused without a valid signature. Both sites always pass it; absent only in tests of the protocol itself.
+   */
+  trust?: CoordinatorTrust;
 }
 
 /** The round a connection accepted in 'round:configure' and has not trained yet; forgotten with the connection. */
@@ -204,7 +214,11 @@ export class SiteRounds {
   }
 
   /** Takes part in rounds over `c` until it closes. */
-  attach(c: RoundConnection): void {
+  attach(connection: RoundConnection): void {
+    const trust = connection.trust;
+    const c: RoundConnection = trust
+      ? { ...connection, transport: trustedTransport(connection.transport, trust, (event, error) => this.o.report({ type: 'untrusted', event, error })) }
+      : connection;
     const offer: Offer = { round: null, secure: null };
     c.transport.on('round:configure', (raw, ack) => this.configure(c, offer, raw, ack));
     const secure = <E extends SecAggEvent>(event: E, run: (p: SecureParticipant, raw: unknown) => Promise<ServerReply<E>> | ServerReply<E>) =>
@@ -254,7 +268,6 @@ export class SiteRounds {
           ).bytes;
         const adapter = await openAdapter(bytes, msg.adapterSha256, msg.versionId);
         checkAdapterShapes(adapter.adapter, c.model.trainableShapes());
-
         const evaluation = await c.model.evaluate(examples, adapter.adapter);
         this.o.report({ type: 'evaluated', message: msg, evaluation });
         ack(ackOk({ numExamples: evaluation.n, lossSum: evaluation.lossSum, confusion: evaluation.confusion }));
