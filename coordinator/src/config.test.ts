@@ -235,3 +235,15 @@ test('when federated evaluation is asked for, then --federated-eval, --heldout n
   assert.throws(() => parseConfig(['--heldout', 'none', '--labels', 'ham,spam'], TOKEN), invalid(/--heldout none needs --federated-eval/));
   assert.throws(() => parseConfig(['--heldout', 'none', '--federated-eval'], TOKEN), invalid(/--labels/));
 });
+
+test('when TLS files are given, then both are needed and they land in the config (flags or environment)', () => {
+  const c = parseConfig(['--tls-cert', 'cert.pem', '--tls-key', 'key.pem'], TOKEN);
+  assert.ok(c !== 'help');
+  assert.deepEqual(c.tls, { certFile: 'cert.pem', keyFile: 'key.pem' });
+  const e = parseConfig([], { ...TOKEN, FEDLORA_TLS_CERT: 'c.pem', FEDLORA_TLS_KEY: 'k.pem' });
+  assert.ok(e !== 'help');
+  assert.deepEqual(e.tls, { certFile: 'c.pem', keyFile: 'k.pem' });
+  const plain = parseConfig([], TOKEN);
+  assert.ok(plain !== 'help' && plain.tls === undefined);
+  assert.throws(() => parseConfig(['--tls-cert', 'cert.pem'], TOKEN), invalid(/both --tls-cert FILE and --tls-key FILE/));
+});
