@@ -1,6 +1,6 @@
 // Promotion and approval in a real Chromium (issue 20, must-show 3): under the manual policy the versions view shows
 // candidates with Approve and Reject; each asks for a reason (a prompt), and the decision appears in the view and in
-// GET /api/versions with the reason and the actor (the console's session, as a hash prefix). An in-process coordinator
+// GET /api/versions with the reason and the actor ("bootstrap-token": the console logged in with the bootstrap admin token). An in-process coordinator
 // (fake task, no model): the candidates are published to its registry directly, as the version stage would.
 // Screenshot: test-artifacts/console-approval/ (and docs/img/ with FEDLORA_DOCS_IMG=1).
 
@@ -45,7 +45,7 @@ test('when the policy is manual, then the operator approves one candidate and re
     await browser.page.waitForFunction((sel) => document.querySelector(sel)?.textContent === 'current', `${row('v1')} td[data-col=status] .badge`);
     await browser.page.click(`${row('v2')} button[data-action=reject]`);
     await browser.page.waitForFunction((sel) => document.querySelector(sel)?.textContent === 'rejected', `${row('v2')} td[data-col=status] .badge`);
-    assert.match((await browser.page.textContent(`${row('v2')} td[data-col=status] .decision`)) ?? '', /^reject by admin \(session [0-9a-f]{12}\): macro-F1 dropped on site B$/);
+    assert.match((await browser.page.textContent(`${row('v2')} td[data-col=status] .decision`)) ?? '', /^reject by bootstrap-token: macro-F1 dropped on site B$/);
     assert.equal(await browser.page.locator(`${row('v2')} button[data-action=promote]`).count(), 1, 'a rejected version can still be promoted explicitly');
     await browser.screenshot('console-approval.png', { copyTo: DOCS_IMG, selector: '#versions' });
 
@@ -58,7 +58,7 @@ test('when the policy is manual, then the operator approves one candidate and re
     const v2 = list.versions.find((v) => v.id === 'v2');
     assert.deepEqual([v1?.status, v1?.decisions.at(-1)?.action, v1?.decisions.at(-1)?.reason], ['promoted', 'approve', 'signed off by the review board']);
     assert.deepEqual([v2?.status, v2?.decisions.at(-1)?.action, v2?.decisions.at(-1)?.reason], ['rejected', 'reject', 'macro-F1 dropped on site B']);
-    assert.match(v1?.decisions.at(-1)?.actor ?? '', /^admin \(session [0-9a-f]{12}\)$/);
+    assert.equal(v1?.decisions.at(-1)?.actor, 'bootstrap-token');
     assert.deepEqual(browser.log.filter((l) => l.includes('[pageerror]')), [], 'no uncaught page errors');
   } finally {
     await browser.close();

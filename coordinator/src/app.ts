@@ -32,6 +32,10 @@ import { Presence, type SiteServer } from './socket/presence';
 import { roundRequests, attachSiteHandlers, type ModelFile } from './socket/site-handlers';
 import { createApi } from './http/api';
 import { AdminSessions, SESSION_TTL_MS, type SessionStore } from './http/session';
+import { Authenticator } from './users/auth';
+import { UserRegistry } from './users/registry';
+import type { UserStore } from './users/types';
+import { FileAuditLog, type AuditStore } from './audit/audit-log';
 import { crossOriginReason } from './http/origin-check';
 import { CoordinatorSigner, newSigningKeyRecord, parseSigningKeyRecord, type SigningKeyRecord } from './coordinator-key';
 import type { KeyPair } from '@fedlora/shared/crypto/keys.ts';
@@ -86,6 +90,10 @@ export interface CoordinatorOptions {
   identityStore?: IdentityStore;
   /** console sessions (default: this process's memory); shared by a cluster */
   sessionStore?: SessionStore;
+  /** console users and roles (default: users.json on `storage`); shared by a cluster */
+  userStore?: UserStore;
+  /** the audit trail (default: audit.jsonl on `storage`); shared by a cluster */
+  auditStore?: AuditStore;
   /**
    * several processes on one federation (cluster/): socket.io on Redis, rounds only while holding the Postgres lease.
    * The stores above must then be the shared (Postgres) ones.
@@ -236,6 +244,9 @@ export async function createCoordinator(o: CoordinatorOptions): Promise<Coordina
   const signer = await CoordinatorSigner.create(identity.signingKey);
   const activity = await ActivityTracker.open(o.storage, { log });
   const sessions = new AdminSessions(o.adminToken, Date.now, SESSION_TTL_MS, o.sessionStore);
+  const users = o.userStore ?? (await UserRegistry.open(o.storage));
+  const audit = o.auditStore ?? (await FileAuditLog.open(o.storage));
+  const auth = new Authenticator(sessions, users);
   const metrics = new CoordinatorMetrics({
     processMetrics: o.metrics?.processMetrics,
     enrolledSites: async () =>
@@ -290,7 +301,9 @@ export async function createCoordinator(o: CoordinatorOptions): Promise<Coordina
     }
     const cookie = socket.handshake.headers.cookie;
     // sessions may live in the shared database: the check is awaited (a Promise is no answer)
-    void (async () => (t !== undefined ? sessions.checkToken(t) : await sessions.valid(sessions.fromCookies(cookie))))().then(
+    // any role may watch (the feed only reports): the bootstrap token, a user's token or a session of an enabled user
+    void (async () =>
+      (await auth.principal(t !== undefined ? { authorization: typeof t === 'string' ? `Bearer ${t}` : undefined } : { cookie })) !== null)().then(
       (ok) => {
         if (ok) {
           gate.authenticated(socket.conn);
@@ -441,6 +454,8 @@ export async function createCoordinator(o: CoordinatorOptions): Promise<Coordina
     consoleDir: o.consoleDir,
     allowedOrigins: o.allowedOrigins,
     loginLimits: o.loginLimits,
+    users,
+    audit,
     coordinator: { id, fingerprint: signer.fingerprint },
   });
   // socket.io answers its own long-polling requests (browsers start with polling) through a 'request' listener it

@@ -20,6 +20,7 @@ import { DirStorage } from './storage';
 import { strategyFromSettings } from './rounds/settings';
 import { faultHoldFromEnv } from './rounds/fault-hold';
 import { openPostgresStores, redactUrl } from './postgres/stores';
+import { auditCommand } from './audit/audit-command';
 
 async function loadHeldout(c: CoordinatorConfig): Promise<{ heldout: LabeledDataset | null; labels: string[] }> {
   // no labelled data here: the sites' federated evaluation alone scores versions (parseConfig requires --labels)
@@ -37,6 +38,8 @@ async function loadHeldout(c: CoordinatorConfig): Promise<{ heldout: LabeledData
 }
 
 export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number | null> {
+  // `fedlora-coordinator audit verify <dir>`: an offline check, no coordinator started (audit/audit-command.ts)
+  if (argv[0] === 'audit') return auditCommand(argv.slice(1));
   let log: Logger = createLogger();
   let config: CoordinatorConfig | 'help';
   try {
@@ -81,7 +84,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
     const coord = await createCoordinator({
       adminToken: c.adminToken,
       storage: new DirStorage(dataDir),
-      ...(pg ? { adapterStore: pg.adapters, siteStore: pg.sites, identityStore: { where: 'postgres', read: () => pg.identity.read(), write: (r) => pg.identity.write(r) }, sessionStore: pg.sessions } : {}),
+      ...(pg ? { adapterStore: pg.adapters, siteStore: pg.sites, identityStore: { where: 'postgres', read: () => pg.identity.read(), write: (r) => pg.identity.write(r) }, sessionStore: pg.sessions, userStore: pg.users, auditStore: pg.audit } : {}),
       cluster:
         pg && c.redisUrl
           ? {

@@ -11,6 +11,7 @@ import { decodeAdapter, encodeAdapter } from '@fedlora/shared/protocol/codec.ts'
 import { applyDecision, type AdapterStore, type NewVersion, type PromotionDecision, type RoundRecord, type VersionRecord } from './registry/types';
 import { hashToken as hashTokenBytes, newSiteRecord, siteExists } from './sites/registry';
 import type { PublicSiteRecord, SiteRecord, SiteStore } from './sites/types';
+import { publicUser, type PublicUser, type UserChange, type UserRecord, type UserStore } from './users/types';
 
 /** one turn of the event loop: other sockets and timers run in between, as they would during a query */
 const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
@@ -196,6 +197,54 @@ export class MemorySiteStore implements SiteStore {
       const s = this.sites.find((x) => x.id === id);
       if (!s || s.revokedAt || !s.signingPublicKey) return null;
       return new Uint8Array(Buffer.from(s.signingPublicKey, 'base64'));
+    });
+  }
+}
+
+export class MemoryUserStore implements UserStore {
+  private users: UserRecord[] = [];
+  calls = 0;
+
+  private async answer<T>(fn: () => T): Promise<T> {
+    this.calls++;
+    await turn();
+    return fn();
+  }
+
+  list(): Promise<PublicUser[]> {
+    return this.answer(() => this.users.map(publicUser));
+  }
+
+  get(username: string): Promise<UserRecord | undefined> {
+    return this.answer(() => {
+      const u = this.users.find((x) => x.username === username);
+      return u && { ...u };
+    });
+  }
+
+  byTokenHash(tokenHash: string): Promise<UserRecord | undefined> {
+    return this.answer(() => {
+      const u = this.users.find((x) => x.tokenHash === tokenHash);
+      return u && { ...u };
+    });
+  }
+
+  create(rec: UserRecord): Promise<PublicUser> {
+    return this.answer(() => {
+      if (this.users.some((x) => x.username === rec.username))
+        throw new FedloraError('CONFLICT', `a user named ${rec.username} exists`);
+      this.users = [...this.users, { ...rec }];
+      return publicUser(rec);
+    });
+  }
+
+  update(username: string, change: UserChange): Promise<PublicUser> {
+    return this.answer(() => {
+      const u = this.users.find((x) => x.username === username);
+      if (!u) throw new FedloraError('NOT_FOUND', `no user ${username}`);
+      const next = { ...u, ...change, updatedAt: new Date().toISOString() };
+      this.users = this.users.map((x) => (x.username === username ? next : x));
+      return publicUser(next);
     });
   }
 }

@@ -7,8 +7,10 @@ import { join } from 'node:path';
 import { DirStorage } from './storage';
 import { AdapterRegistry } from './registry/registry';
 import { SiteRegistry } from './sites/registry';
-import { MemoryAdapterStore, MemorySiteStore } from './memory-stores';
-import { adapterStoreContract, siteStoreContract } from './store-contract';
+import { MemoryAdapterStore, MemorySiteStore, MemoryUserStore } from './memory-stores';
+import { UserRegistry } from './users/registry';
+import { FileAuditLog } from './audit/audit-log';
+import { adapterStoreContract, auditStoreContract, siteStoreContract, userStoreContract } from './store-contract';
 
 function dataDir(): { dir: string; close: () => Promise<void> } {
   const dir = mkdtempSync(join(tmpdir(), 'fedlora-store-'));
@@ -34,4 +36,19 @@ adapterStoreContract('memory', async () => {
 siteStoreContract('memory', async () => {
   const store = new MemorySiteStore();
   return { store, reopen: async () => store };
+});
+
+userStoreContract('file', async () => {
+  const { dir, close } = dataDir();
+  return { store: await UserRegistry.open(new DirStorage(dir)), reopen: () => UserRegistry.open(new DirStorage(dir)), close };
+});
+
+userStoreContract('memory', async () => {
+  const store = new MemoryUserStore();
+  return { store, reopen: async () => store };
+});
+
+auditStoreContract('file', async () => {
+  const { dir, close } = dataDir();
+  return { store: await FileAuditLog.open(new DirStorage(dir)), reopen: () => FileAuditLog.open(new DirStorage(dir)), close };
 });

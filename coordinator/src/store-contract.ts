@@ -1,4 +1,4 @@
-// The contract every AdapterStore and SiteStore keeps, as one test suite run against each implementation: the file
+// The contract every AdapterStore, SiteStore, UserStore and AuditStore keeps, as one test suite run against each implementation: the file
 // registry (the embedded default), the in-memory test stores and PostgreSQL (store-contract.test.ts,
 // postgres/stores.test.ts). A store passes only if the round loop, the socket edge and the admin API could not tell
 // it from the others.
@@ -11,6 +11,9 @@ import { sha256Hex } from '@fedlora/shared/crypto/hash.ts';
 import type { NamedTensors } from '@fedlora/shared/tensor.ts';
 import type { AdapterStore, NewVersion, PromotionDecision, RoundRecord } from './registry/types';
 import type { SiteStore } from './sites/types';
+import type { Role, UserRecord, UserStore } from './users/types';
+import type { AuditStore } from './audit/audit-log';
+import { verifyAuditChain } from './audit/chain';
 
 /** A store under test and a way to open it again on the same backing data (a restart). */
 export interface Opened<S> {
@@ -296,5 +299,77 @@ export function siteStoreContract(label: string, open: () => Promise<Opened<Site
     assert.deepEqual(await again.signingKey('site-a'), keys.signing.publicKey);
     assert.equal(await again.activeCount(), 1);
     await assert.rejects(again.enroll(a.joinToken, publicIdentity(keys)), code('TOKEN_USED'));
+  });
+}
+
+function userRecord(username: string, role: Role, tokenHash: string | null = null): UserRecord {
+  const now = new Date().toISOString();
+  return { username, role, disabled: false, createdAt: now, updatedAt: now, passwordHash: 'scrypt$32768$8$3$c2FsdA==$a2V5', tokenHash };
+}
+
+export function userStoreContract(label: string, open: () => Promise<Opened<UserStore>>, skip: string | false = false): void {
+  const it = (name: string, fn: (o: Opened<UserStore>) => Promise<void>) =>
+    test(`${label} UserStore: ${name}`, { skip }, async () => {
+      const o = await open();
+      try {
+        await fn(o);
+      } finally {
+        await o.close?.();
+      }
+    });
+
+  it('when users are created and changed, then they list in creation order without hashes, and come back after a reopen', async (o) => {
+    assert.deepEqual(await o.store.list(), []);
+    await o.store.create(userRecord('olivia', 'operator', 'a'.repeat(64)));
+    await o.store.create(userRecord('victor', 'viewer'));
+    await assert.rejects(Promise.resolve().then(() => o.store.create(userRecord('olivia', 'admin'))), code('CONFLICT'));
+    assert.deepEqual((await o.store.list()).map((u) => [u.username, u.role, u.hasPassword, u.hasToken]), [
+      ['olivia', 'operator', true, true],
+      ['victor', 'viewer', true, false],
+    ]);
+    assert.ok(!JSON.stringify(await o.store.list()).includes('scrypt'), 'the list never shows a hash');
+    assert.equal((await o.store.byTokenHash('a'.repeat(64)))?.username, 'olivia');
+    const changed = await o.store.update('olivia', { role: 'admin', disabled: true, tokenHash: 'b'.repeat(64) });
+    assert.deepEqual([changed.role, changed.disabled], ['admin', true]);
+    assert.equal(await o.store.byTokenHash('a'.repeat(64)), undefined, 'the old token is gone');
+    assert.equal((await o.store.byTokenHash('b'.repeat(64)))?.username, 'olivia');
+    await assert.rejects(Promise.resolve().then(() => o.store.update('nobody', { role: 'admin' })), code('NOT_FOUND'));
+    const again = await o.reopen();
+    assert.deepEqual(await again.list(), await o.store.list());
+    assert.deepEqual(await again.get('olivia'), await o.store.get('olivia'));
+    assert.equal(await again.get('nobody'), undefined);
+  });
+}
+
+export function auditStoreContract(label: string, open: () => Promise<Opened<AuditStore>>, skip: string | false = false): void {
+  const it = (name: string, fn: (o: Opened<AuditStore>) => Promise<void>) =>
+    test(`${label} AuditStore: ${name}`, { skip }, async () => {
+      const o = await open();
+      try {
+        await fn(o);
+      } finally {
+        await o.close?.();
+      }
+    });
+  const input = (target: string) => ({ actor: 'olivia', role: 'operator' as const, action: 'site.revoke', target, outcome: 'ok' });
+
+  it('when entries are appended, some at once, then they chain in seq order, page newest first, and the chain continues after a reopen', async (o) => {
+    assert.deepEqual(await o.store.all(), []);
+    await o.store.append(input('a'));
+    await Promise.all(['b', 'c', 'd'].map((t) => o.store.append(input(t))));
+    const all = await o.store.all();
+    assert.deepEqual(all.map((e) => e.seq), [1, 2, 3, 4]);
+    assert.deepEqual(all.map((e) => e.target).sort(), ['a', 'b', 'c', 'd']);
+    assert.equal(verifyAuditChain(all).ok, true);
+    const page = await o.store.page({ limit: 2, before: 4 });
+    assert.deepEqual([page.total, page.entries.map((e) => e.seq)], [4, [3, 2]]);
+    assert.deepEqual((await o.store.page({ limit: 10 })).entries.map((e) => e.seq), [4, 3, 2, 1]);
+    const again = await o.reopen();
+    const next = await again.append({ ...input('e'), detail: 'a reason' });
+    assert.equal(next.seq, 5);
+    assert.equal(next.prevHash, all[3].hash);
+    const after = await again.all();
+    assert.deepEqual(after.slice(0, 4), all);
+    assert.deepEqual(verifyAuditChain(after), { ok: true, entries: 5, headHash: next.hash });
   });
 }

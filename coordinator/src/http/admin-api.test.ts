@@ -46,7 +46,11 @@ interface Bad {
 }
 
 const BAD: Record<AdminRoute, Bad[]> = {
-  'POST /login': [{ body: { token: 5 }, field: /^token must be a string/ }],
+  'POST /login': [
+    { body: { token: 5 }, field: /^token must be a string/ },
+    { body: { username: 5, password: 'x' }, field: /^username must be a string/ },
+  ],
+  'GET /me': [{ query: 'x=1', field: /^x is not a query parameter of GET \/me/ }],
   'POST /logout': [{ body: { everywhere: true }, field: /^everywhere is not a field of POST \/logout/ }],
   'GET /status': [{ query: 'verbose=1', field: /^verbose is not a query parameter of GET \/status/ }],
   'POST /sites': [
@@ -101,6 +105,28 @@ const BAD: Record<AdminRoute, Bad[]> = {
     { query: '', field: /^file must be adapter_config.json or adapter_model.safetensors/ },
     { query: 'file=adapter_config.json&file=adapter_config.json', field: /^file must be/ },
   ],
+  'GET /users': [{ query: 'role=admin', field: /^role is not a query parameter/ }],
+  'POST /users': [
+    { body: { username: 'Alice', role: 'viewer' }, field: /^username must be 1-64 characters: lowercase letters/ },
+    { body: { username: 'bootstrap-token', role: 'admin' }, field: /bootstrap-token is reserved/ },
+    { body: { username: 'alice', role: 'root' }, field: /^role must be one of viewer, operator, admin/ },
+    { body: { username: 'alice', role: 'viewer', password: 'short' }, field: /^password must be a string of 12-256 characters/ },
+    { body: { username: 'alice', role: 'viewer', token: 'x' }, field: /^token is not a field of POST \/users/ },
+  ],
+  'PUT /users/:username': [
+    { id: 'Bad%20Name', body: { role: 'viewer' }, field: /^username must be 1-64 characters/ },
+    { body: { role: 'god' }, field: /^role must be one of viewer, operator, admin/ },
+    { body: { disabled: 'yes' }, field: /^disabled must be true or false/ },
+  ],
+  'POST /users/:username/password': [{ body: {}, field: /^password must be a string of 12-256 characters/ }],
+  'POST /users/:username/token': [{ id: '-x', field: /^username must be 1-64 characters/ }],
+  'GET /audit': [
+    { query: 'limit=0', field: /^limit must be an integer in \[1, 1000\]/ },
+    { query: 'limit=1001', field: /^limit must be an integer in \[1, 1000\]/ },
+    { query: 'before=abc', field: /^before must be a positive integer/ },
+  ],
+  'GET /audit/export': [{ query: 'format=csv', field: /^format is not a query parameter/ }],
+  'GET /audit/verify': [{ query: 'from=3', field: /^from is not a query parameter/ }],
 };
 
 /** Breaks every route the same ways too: an unknown query parameter, and a body that is not the route's object. */
@@ -122,7 +148,8 @@ function send(route: AdminRoute, bad: Bad): Promise<Response> {
   const [method, path] = route.split(' ');
   const id = bad.id ?? (path.startsWith('/sites') ? 'site-a' : 'v0');
   const query = bad.query ?? defaultQuery(route);
-  return fetch(`${coord.url}/api${path.replace(':id', id)}${query ? `?${query}` : ''}`, {
+  const at = path.replace(':id', id).replace(':username', bad.id ?? 'alice');
+  return fetch(`${coord.url}/api${at}${query ? `?${query}` : ''}`, {
     method,
     headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' },
     body: bad.body === undefined ? undefined : JSON.stringify(bad.body),

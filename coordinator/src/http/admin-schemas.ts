@@ -1,8 +1,9 @@
-// The admin REST API's contract (docs/API.md), declared once: a zod schema for each route's params, query and body
-// (ADMIN_ROUTES), and the shapes of what the routes answer. api.ts registers every route from ADMIN_ROUTES, so no
+// The admin REST API's contract (docs/API.md), declared once: for each route the role it needs, the audit action it
+// records, and a zod schema for its params, query and body (ADMIN_ROUTES), and the shapes of what the routes answer. api.ts registers every route from ADMIN_ROUTES, so no
 // request reaches a handler unchecked, and an unknown field is refused rather than ignored. The console
 // (web/src/api.ts) takes its types from here and from nowhere else in the coordinator.
 
+import type { RoundTrigger } from '../rounds/schedule';
 import { z } from 'zod';
 import { IdSchema } from '@fedlora/shared/protocol/schemas.ts';
 import type { RoundStage } from '@fedlora/shared/protocol/messages.ts';
@@ -18,11 +19,17 @@ import type {
 } from '../registry/types';
 import type { PrivacyReport } from '../rounds/privacy-budget';
 import type { AdminServerEvents } from '../socket/admin-events';
+import { ROLES, UsernameSchema, type PublicUser, type Role, type RouteRole } from '../users/types';
+import { PASSWORD_MAX, PASSWORD_MIN } from '../users/password';
+import type { AuditEntry } from '../audit/chain';
 
 // GET /rounds answers RoundRecord[] (with its mode, secureAggregation, selected and privacy) and GET /privacy a
 // PrivacyReport; the registry and the privacy budget declare them, the console reads them from here
 export type {
   AdminServerEvents,
+  AuditEntry,
+  PublicUser,
+  Role,
   AggregationMode,
   FederationState,
   PrivacyReport,
@@ -38,8 +45,43 @@ export type {
 
 // ---- requests ----
 
-/** POST /login: a missing or wrong token is 401 like any wrong token; only a token that is not a string is 400. */
-export const LoginBody = z.object({ token: z.string().max(4096).optional() }).strict();
+/**
+ * POST /login: the bootstrap token or a user's API token, or a username and password. A missing or wrong credential
+ * is 401 like any wrong one; only a value that is not a string (or is far too long) is 400.
+ */
+export const LoginBody = z
+  .object({
+    token: z.string().max(4096).optional(),
+    username: z.string().max(64).optional(),
+    password: z.string().max(4096).optional(),
+  })
+  .strict();
+
+const PASSWORD = `must be a string of ${PASSWORD_MIN}-${PASSWORD_MAX} characters`;
+const Password = z.string({ error: PASSWORD }).min(PASSWORD_MIN, { error: PASSWORD }).max(PASSWORD_MAX, { error: PASSWORD });
+const RoleField = z.enum(ROLES, { error: `must be one of ${ROLES.join(', ')}` });
+export const UserParams = z.object({ username: UsernameSchema }).strict();
+/** POST /users: a new user with a role and, optionally, a password (an API token is issued separately). */
+export const CreateUserBody = z.object({ username: UsernameSchema, role: RoleField, password: Password.optional() }).strict();
+/** PUT /users/:username: change the role, or disable (and enable again) */
+export const ChangeUserBody = z.object({ role: RoleField.optional(), disabled: z.boolean({ error: 'must be true or false' }).optional() }).strict();
+export const PasswordBody = z.object({ password: Password }).strict();
+
+const AUDIT_PAGE_MAX = 1000;
+const Count = (what: string) =>
+  z
+    .string({ error: what })
+    .regex(/^[1-9]\d{0,8}$/, { error: what })
+    .transform(Number);
+/** GET /audit: newest first, `limit` entries (default 100) before seq `before` */
+export const AuditQuery = z
+  .object({
+    limit: Count(`must be an integer in [1, ${AUDIT_PAGE_MAX}]`)
+      .refine((n) => n <= AUDIT_PAGE_MAX, { error: `must be an integer in [1, ${AUDIT_PAGE_MAX}]` })
+      .optional(),
+    before: Count('must be a positive integer (an entry seq)').optional(),
+  })
+  .strict();
 
 const SITE_NAME = 'must be a non-empty string of at most 64 characters';
 export const CreateSiteBody = z
@@ -82,6 +124,10 @@ export const PeftQuery = z
 export const SettingsBody = SettingsPatchSchema;
 
 export interface RouteSchemas {
+  /** the least role that may call the route (users/types.ts); 'public' only for login and logout */
+  role: RouteRole;
+  /** the audit action an attempt records (audit/chain.ts), or absent for reads */
+  audit?: string;
   params?: z.ZodType;
   query?: z.ZodType;
   /** absent: the route takes no body (none, or {}) */
@@ -90,26 +136,35 @@ export interface RouteSchemas {
 
 /** Every admin route ("METHOD /path" under /api) with the schemas of its input; what a route leaves out must be empty. */
 export const ADMIN_ROUTES = {
-  'POST /login': { body: LoginBody },
-  'POST /logout': {},
-  'GET /status': {},
-  'POST /sites': { body: CreateSiteBody },
-  'GET /sites': {},
-  'DELETE /sites/:id': { params: SiteParams },
-  'POST /federation/start': {},
-  'POST /federation/pause': {},
-  'GET /strategies': {},
-  'GET /settings': {},
-  'PUT /settings': { body: SettingsBody },
-  'GET /rounds': {},
-  'GET /privacy': {},
-  'GET /versions': {},
-  'GET /versions/:id': { params: VersionParams },
-  'POST /versions/:id/promote': { params: VersionParams, body: PromoteBody },
-  'POST /versions/:id/approve': { params: VersionParams, body: DecisionBody },
-  'POST /versions/:id/reject': { params: VersionParams, body: DecisionBody },
-  'GET /versions/:id/native': { params: VersionParams },
-  'GET /versions/:id/peft': { params: VersionParams, query: PeftQuery },
+  'POST /login': { role: 'public', audit: 'login', body: LoginBody },
+  'POST /logout': { role: 'public' },
+  'GET /me': { role: 'viewer' },
+  'GET /status': { role: 'viewer' },
+  'POST /sites': { role: 'operator', audit: 'site.create', body: CreateSiteBody },
+  'GET /sites': { role: 'viewer' },
+  'DELETE /sites/:id': { role: 'operator', audit: 'site.revoke', params: SiteParams },
+  'POST /federation/start': { role: 'operator', audit: 'federation.start' },
+  'POST /federation/pause': { role: 'operator', audit: 'federation.pause' },
+  'GET /strategies': { role: 'viewer' },
+  'GET /settings': { role: 'viewer' },
+  'PUT /settings': { role: 'admin', audit: 'settings.change', body: SettingsBody },
+  'GET /rounds': { role: 'viewer' },
+  'GET /privacy': { role: 'viewer' },
+  'GET /versions': { role: 'viewer' },
+  'GET /versions/:id': { role: 'viewer', params: VersionParams },
+  'POST /versions/:id/promote': { role: 'operator', audit: 'version.promote', params: VersionParams, body: PromoteBody },
+  'POST /versions/:id/approve': { role: 'operator', audit: 'version.approve', params: VersionParams, body: DecisionBody },
+  'POST /versions/:id/reject': { role: 'operator', audit: 'version.reject', params: VersionParams, body: DecisionBody },
+  'GET /versions/:id/native': { role: 'viewer', params: VersionParams },
+  'GET /versions/:id/peft': { role: 'viewer', params: VersionParams, query: PeftQuery },
+  'GET /users': { role: 'admin' },
+  'POST /users': { role: 'admin', audit: 'user.create', body: CreateUserBody },
+  'PUT /users/:username': { role: 'admin', audit: 'user.change', params: UserParams, body: ChangeUserBody },
+  'POST /users/:username/password': { role: 'admin', audit: 'user.password', params: UserParams, body: PasswordBody },
+  'POST /users/:username/token': { role: 'admin', audit: 'user.token', params: UserParams },
+  'GET /audit': { role: 'viewer', query: AuditQuery },
+  'GET /audit/export': { role: 'viewer' },
+  'GET /audit/verify': { role: 'viewer' },
 } as const satisfies Record<string, RouteSchemas>;
 
 export type AdminRoute = keyof typeof ADMIN_ROUTES;
@@ -151,6 +206,15 @@ export interface Status {
     deadline: number | null;
   } | null;
   sitesAvailable: number;
+  /** why the rounds now running started (null when none runs) */
+  trigger: RoundTrigger | null;
+  /** continual re-training: the schedule and its next run, the data trigger and the sites that meet it */
+  retraining: {
+    schedule: string | null;
+    nextScheduledAt: string | null;
+    dataTrigger: { minSites: number; minNew: number } | null;
+    sitesWithNewData: number | null;
+  };
   sitesEnrolled: number;
   sitesOnline: number;
   settings: RoundSettings;
@@ -194,6 +258,32 @@ export interface VersionList {
   currentId: string | null;
   versions: VersionRecord[];
 }
+
+/** GET /me: who the caller is */
+export interface Me {
+  actor: string;
+  role: Role;
+  /** null: the bootstrap admin token */
+  user: string | null;
+}
+
+/** POST /users/:username/token: the new API token, shown once (only its SHA-256 is stored) */
+export interface IssuedToken {
+  username: string;
+  token: string;
+}
+
+/** GET /audit */
+export interface AuditList {
+  total: number;
+  /** newest first */
+  entries: AuditEntry[];
+}
+
+/** GET /audit/verify: the chain check (audit/chain.ts verifyAuditChain) */
+export type AuditVerification =
+  | { ok: true; entries: number; headHash: string }
+  | { ok: false; entries: number; seq: number; reason: string };
 
 /** Every /api error: a code from errors.ts and a message that names the offending field where there is one. */
 export interface ApiErrorBody {

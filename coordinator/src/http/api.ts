@@ -1,6 +1,8 @@
-// The admin REST API (docs/API.md), /healthz and the console's static files. Everything under /api needs
-// `Authorization: Bearer <admin token>` (constant-time) or the console's session cookie from POST /api/login;
-// errors are JSON {error: {code, message}} with a status derived from the code. At the edge: writes that rely on the
+// The admin REST API (docs/API.md), /healthz and the console's static files. Everything under /api but login and
+// logout needs `Authorization: Bearer <token>` (the bootstrap admin token, constant-time, or a user's API token) or
+// the console's session cookie from POST /api/login, and the role its route declares in ADMIN_ROUTES (401 without a
+// caller, 403 FORBIDDEN for a role too weak); a route that declares an audit action appends one entry per attempt to
+// the audit log (audit/), with the caller and the outcome. Errors are JSON {error: {code, message}} with a status derived from the code. At the edge: writes that rely on the
 // cookie must come from the coordinator's own origin (origin-check.ts), logins are rate-limited (login-limits.ts), and
 // every route's params, query and body are parsed with its schema (admin-schemas.ts) before its handler runs.
 
@@ -20,6 +22,12 @@ import type { SiteStore } from '../sites/types';
 import type { Presence } from '../socket/presence';
 import type { ActivityTracker } from '../sites/activity';
 import { AdminSessions } from './session';
+import { Authenticator, type Principal } from '../users/auth';
+import { roleAllows, type UserStore } from '../users/types';
+import type { AuditStore } from '../audit/audit-log';
+import type { AuditInput } from '../audit/chain';
+import { userRoutes } from './user-routes';
+import { auditRoutes } from './audit-routes';
 import { cookieWriteOriginCheck } from './origin-check';
 import {
   DEFAULT_LOGIN_LIMITS,
@@ -39,6 +47,7 @@ import {
   type SiteRow,
   type Status,
   type VersionList,
+  type Me,
 } from './admin-schemas';
 import { consoleRoutes } from './console';
 import { sitePageRoutes } from './site-page';
@@ -61,9 +70,32 @@ export interface ApiDeps {
   allowedOrigins?: readonly string[];
   /** POST /api/login rate limit and lockout (default DEFAULT_LOGIN_LIMITS) */
   loginLimits?: LoginLimits;
+  /** console users and their roles */
+  users: UserStore;
+  /** the audit trail every audited route appends to */
+  audit: AuditStore;
   /** the coordinator's id and signing-key fingerprint: in GET /status, and pinned by every join token */
   coordinator: { id: string; fingerprint: string };
 }
+
+/** What a route's handler gets besides its input: the caller, and what its audit entry should say. */
+export interface RouteContext {
+  /** null only on the public routes (login, logout) */
+  principal: Principal | null;
+  /** the audit entry's target when the route's params do not name it (a new site's id) */
+  target?: string;
+  /** context for the audit entry (never a secret) */
+  detail?: string;
+  /** the caller, when a public route learns it (login) */
+  as?: Pick<AuditInput, 'actor' | 'role'>;
+}
+
+/** Registers one route of ADMIN_ROUTES (see createApi). */
+export type RegisterRoute = <R extends AdminRoute>(
+  route: R,
+  before: RequestHandler[],
+  handler: (input: RouteInput<R>, req: Request, res: Response, ctx: RouteContext) => unknown,
+) => void;
 
 const STATUS: Partial<Record<FedloraErrorCode, number>> = {
   BAD_MESSAGE: 400,
@@ -73,6 +105,7 @@ const STATUS: Partial<Record<FedloraErrorCode, number>> = {
   NOT_FOUND: 404,
   CONFLICT: 409,
   RATE_LIMITED: 429,
+  FORBIDDEN: 403,
   // a cluster follower: the leader acts on start, pause, settings and promote
   BUSY: 503,
 };
@@ -99,18 +132,14 @@ function parseRequest<R extends AdminRoute>(route: R, req: Request): RouteInput<
   } as RouteInput<R>;
 }
 
-/** Bearer token (constant-time) or a live console session cookie; anything else is 401. */
-export function adminAuth(sessions: AdminSessions, log: Logger) {
+const UNAUTHORIZED_MESSAGE = 'missing or wrong credentials (Authorization: Bearer <token>, or log in to the console)';
+
+/** A Bearer token or a live console session cookie of an enabled user (or of the bootstrap token); else 401. */
+export function adminAuth(auth: Authenticator, log: Logger) {
   return async (req: Request, res: Response, next: NextFunction) => {
-    if (await sessions.authorize({ authorization: req.get('authorization'), cookie: req.get('cookie') }))
-      return next();
+    if (await auth.principal({ authorization: req.get('authorization'), cookie: req.get('cookie') })) return next();
     log('admin.unauthorized', { method: req.method, path: req.path });
-    res.status(401).json({
-      error: {
-        code: 'UNAUTHORIZED',
-        message: 'missing or wrong admin token (Authorization: Bearer <token>, or log in to the console)',
-      },
-    });
+    res.status(401).json({ error: { code: 'UNAUTHORIZED', message: UNAUTHORIZED_MESSAGE } });
   };
 }
 
@@ -124,50 +153,86 @@ export function createApi(d: ApiDeps): express.Express {
   app.use(cookieWriteOriginCheck(d.allowedOrigins ?? [], d.log));
 
   const sessions = d.sessions ?? new AdminSessions(d.adminToken);
+  const auth = new Authenticator(sessions, d.users);
   const loginLimits = d.loginLimits ?? DEFAULT_LOGIN_LIMITS;
-  /** who made a request (for the records of its decisions): how the admin authenticated, never a secret */
-  const actor = (req: Request) => sessions.actor({ authorization: req.get('authorization'), cookie: req.get('cookie') });
   const lockout = new LoginLockout(loginLimits);
   const api = express.Router();
   api.use(express.json({ limit: '64kb' }));
   /**
    * Registers a route of ADMIN_ROUTES: `before` runs first (rate limits count malformed requests too), then the
-   * request is parsed with the route's schemas, and only then does the handler see it.
+   * caller is authenticated and its role checked against the route's, then the request is parsed with the route's
+   * schemas, and only then does the handler see it. A route with an audit action appends one entry per attempt by a
+   * known caller: "ok", "forbidden", or the code of the error that refused it.
    */
-  const on = <R extends AdminRoute>(
-    route: R,
-    before: RequestHandler[],
-    handler: (input: RouteInput<R>, req: Request, res: Response) => unknown,
-  ) => {
+  const on: RegisterRoute = (route, before, handler) => {
+    const spec: RouteSchemas = ADMIN_ROUTES[route];
     const [method, path] = route.split(' ') as ['GET' | 'POST' | 'PUT' | 'DELETE', string];
     const verb = ({ GET: 'get', POST: 'post', PUT: 'put', DELETE: 'delete' } as const)[method];
     api[verb](path, ...before, async (req: Request, res: Response) => {
-      await handler(parseRequest(route, req), req, res);
+      const ctx: RouteContext = { principal: null };
+      const record = async (outcome: string) => {
+        const who = ctx.as ?? ctx.principal;
+        if (!spec.audit || !who) return;
+        const params = req.params as Record<string, string | undefined>;
+        await d.audit.append({
+          actor: who.actor,
+          role: who.role,
+          action: spec.audit,
+          target: ctx.target ?? params.id ?? params.username ?? spec.audit.split('.')[0],
+          outcome,
+          ...(ctx.detail !== undefined ? { detail: ctx.detail } : {}),
+        });
+      };
+      if (spec.role !== 'public') {
+        ctx.principal = await auth.principal({ authorization: req.get('authorization'), cookie: req.get('cookie') });
+        if (!ctx.principal) {
+          d.log('admin.unauthorized', { method: req.method, path: req.path });
+          throw new FedloraError('UNAUTHORIZED', UNAUTHORIZED_MESSAGE);
+        }
+        if (!roleAllows(ctx.principal.role, spec.role)) {
+          await record('forbidden');
+          throw new FedloraError('FORBIDDEN', `${route} needs the ${spec.role} role; ${ctx.principal.actor} is ${ctx.principal.role}`);
+        }
+      }
+      try {
+        await handler(parseRequest(route, req) as never, req, res, ctx);
+      } catch (err) {
+        await record(isFedloraError(err) ? err.code : 'INTERNAL');
+        throw err;
+      }
+      await record('ok');
     });
   };
 
-  // the two routes that do not need a session: trading the token for one, and dropping one
-  on('POST /login', [loginRateLimit(loginLimits, d.log), loginLockoutCheck(lockout)], async ({ body }, req, res) => {
+  // the two routes that do not need a session: trading a credential for one, and dropping one
+  on('POST /login', [loginRateLimit(loginLimits, d.log), loginLockoutCheck(lockout)], async ({ body }, req, res, ctx) => {
     const address = loginAddress(req);
-    if (!sessions.checkToken(body.token)) {
+    // the target is the account tried: a username that exists, else a placeholder (a mistyped password in the
+    // username field must not end up in the audit log)
+    const known = body.username !== undefined && (await d.users.get(body.username)) !== undefined;
+    ctx.target = body.username === undefined ? 'token' : known ? body.username : '(unknown user)';
+    const who = await auth.login(body);
+    if (!who) {
+      ctx.as = { actor: 'anonymous', role: 'none' };
       const locked = lockout.failed(address);
       d.log('admin.login_refused', { address, locked: locked || undefined });
-      throw new FedloraError('UNAUTHORIZED', 'wrong admin token');
+      throw new FedloraError('UNAUTHORIZED', body.username === undefined ? 'wrong token' : 'wrong username or password');
     }
+    ctx.as = who;
+    ctx.target = who.actor;
     lockout.succeeded(address);
     // behind a TLS-terminating proxy the coordinator itself sees http; only the browser's own request carries the
     // header, so trusting it here can only add the Secure flag, never remove it
     const https = req.secure || req.get('x-forwarded-proto') === 'https';
-    res.set('Set-Cookie', sessions.cookie(await sessions.create(), https));
-    d.log('admin.login', { address });
-    res.json({ ok: true });
+    res.set('Set-Cookie', sessions.cookie(await sessions.create(who.user), https));
+    d.log('admin.login', { address, actor: who.actor });
+    res.json({ ok: true, actor: who.actor, role: who.role });
   });
   on('POST /logout', [], async (_input, req, res) => {
     await sessions.destroy(sessions.fromCookies(req.get('cookie')));
     res.set('Set-Cookie', sessions.clearCookie());
     res.json({ ok: true });
   });
-  api.use(adminAuth(sessions, d.log));
 
   const version = async (id: string) => {
     const v = await d.store.get(id);
@@ -178,6 +243,11 @@ export function createApi(d: ApiDeps): express.Express {
     ...d.federation.settings,
     ...d.federation.stop,
     strategy: d.federation.status().strategy,
+  });
+
+  on('GET /me', [], (_input, _req, res, ctx) => {
+    const p = ctx.principal as Principal;
+    res.json({ actor: p.actor, role: p.role, user: p.user } satisfies Me);
   });
 
   on('GET /status', [], async (_input, _req, res) => {
@@ -193,8 +263,9 @@ export function createApi(d: ApiDeps): express.Express {
     res.json(status);
   });
 
-  on('POST /sites', [], async ({ body }, _req, res) => {
+  on('POST /sites', [], async ({ body }, _req, res, ctx) => {
     const { site, joinToken, reenrolled } = await d.sites.create(body.name);
+    ctx.target = site.id;
     d.log('site.created', { site: site.id, reenrolled: reenrolled || undefined });
     // the site pins the fingerprint and checks the coordinator holds that key before it sends the secret part
     res.status(201).json({ siteId: site.id, name: site.name, joinToken: pinnedJoinToken(joinToken, d.coordinator.fingerprint) } satisfies CreatedSite);
@@ -234,7 +305,8 @@ export function createApi(d: ApiDeps): express.Express {
   on('GET /settings', [], (_input, _req, res) => {
     res.json(settings());
   });
-  on('PUT /settings', [], ({ body }, _req, res) => {
+  on('PUT /settings', [], ({ body }, _req, res, ctx) => {
+    ctx.detail = Object.keys(body).sort().join(',');
     d.federation.updateSettings(body);
     res.json(settings());
   });
@@ -252,18 +324,23 @@ export function createApi(d: ApiDeps): express.Express {
   on('GET /versions/:id', [], async ({ params }, _req, res) => {
     res.json(await version(params.id));
   });
-  on('POST /versions/:id/promote', [], async ({ params, body }, req, res) => {
+  // the decision records its actor: a username or "bootstrap-token", never a secret
+  const actor = (ctx: RouteContext) => (ctx.principal as Principal).actor;
+  on('POST /versions/:id/promote', [], async ({ params, body }, _req, res, ctx) => {
+    ctx.detail = body.reason;
     await version(params.id);
-    res.json(await d.federation.promote(params.id, { actor: actor(req), reason: body.reason }));
+    res.json(await d.federation.promote(params.id, { actor: actor(ctx), reason: body.reason }));
   });
-  // promotion and approval: an admin's verdict on a candidate, with the reason recorded (rounds/promotion.ts)
-  on('POST /versions/:id/approve', [], async ({ params, body }, req, res) => {
+  // promotion and approval: an operator's verdict on a candidate, with the reason recorded (rounds/promotion.ts)
+  on('POST /versions/:id/approve', [], async ({ params, body }, _req, res, ctx) => {
+    ctx.detail = body.reason;
     await version(params.id);
-    res.json(await d.federation.approve(params.id, actor(req), body.reason));
+    res.json(await d.federation.approve(params.id, actor(ctx), body.reason));
   });
-  on('POST /versions/:id/reject', [], async ({ params, body }, req, res) => {
+  on('POST /versions/:id/reject', [], async ({ params, body }, _req, res, ctx) => {
+    ctx.detail = body.reason;
     await version(params.id);
-    res.json(await d.federation.reject(params.id, actor(req), body.reason));
+    res.json(await d.federation.reject(params.id, actor(ctx), body.reason));
   });
   on('GET /versions/:id/native', [], async ({ params }, _req, res) => {
     const v = await version(params.id);
@@ -284,6 +361,11 @@ export function createApi(d: ApiDeps): express.Express {
     if (query.file === 'adapter_config.json') res.json(peft.adapterConfig);
     else res.type('application/octet-stream').send(Buffer.from(peft.weights));
   });
+
+  userRoutes(on, { users: d.users, log: d.log });
+  auditRoutes(on, { audit: d.audit });
+  // any other path under /api: 401 without a caller (as before users existed), 404 with one
+  api.use(adminAuth(auth, d.log));
 
   app.use('/api', api);
   app.use('/site', sitePageRoutes());

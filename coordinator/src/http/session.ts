@@ -1,6 +1,7 @@
-// Admin sessions for the web console: POST /api/login trades the admin token for a random session id kept
-// server-side and sent back as an HttpOnly, SameSite=Strict cookie, so the token never sits in page JS storage or a
-// URL. The REST API and the /admin socket.io namespace accept either `Authorization: Bearer <token>` or the cookie.
+// Admin sessions for the web console: POST /api/login trades the admin token, or a user's name and password, for a
+// random session id kept server-side (with the username it belongs to: the user's role is looked up on each request,
+// so a role change or a disabled user takes effect at once) and sent back as an HttpOnly, SameSite=Strict cookie, so
+// no secret sits in page JS storage or a URL. The REST API and the /admin socket.io namespace accept either `Authorization: Bearer <token>` or the cookie.
 // Sessions live in a SessionStore: this process's memory by default, the shared database when several coordinator
 // processes serve one console (a login on one is valid on all, a logout on one ends it everywhere).
 
@@ -39,29 +40,36 @@ export function bearerToken(authorization: string | undefined): string | undefin
   return /^Bearer (.+)$/.exec(authorization ?? '')?.[1];
 }
 
+/** A live session: whose it is (null: the bootstrap admin token's) and when it expires (epoch ms). */
+export interface StoredSession {
+  expiresAt: number;
+  user: string | null;
+}
+
 /**
  * Where sessions are kept, by the hash of their id (a store's contents never hand out a live cookie), each with its
- * expiry in epoch ms. Callers await every method.
+ * expiry in epoch ms and its user. Callers await every method.
  */
 export interface SessionStore {
-  put(idHash: string, expiresAt: number, now: number): Promise<void>;
-  /** the expiry, or undefined for an unknown session */
-  get(idHash: string): Promise<number | undefined>;
+  put(idHash: string, session: StoredSession, now: number): Promise<void>;
+  /** undefined for an unknown session */
+  get(idHash: string): Promise<StoredSession | undefined>;
   delete(idHash: string): Promise<void>;
 }
 
 /** One process's sessions, bounded: if someone with the token logs in in a loop, the oldest go first. */
 export class MemorySessionStore implements SessionStore {
-  private readonly sessions = new Map<string, number>();
+  private readonly sessions = new Map<string, StoredSession>();
 
-  async put(idHash: string, expiresAt: number, now: number): Promise<void> {
-    for (const [k, exp] of this.sessions) if (exp <= now) this.sessions.delete(k);
+  async put(idHash: string, session: StoredSession, now: number): Promise<void> {
+    for (const [k, s] of this.sessions) if (s.expiresAt <= now) this.sessions.delete(k);
     while (this.sessions.size >= MAX_SESSIONS) this.sessions.delete(this.sessions.keys().next().value as string);
-    this.sessions.set(idHash, expiresAt);
+    this.sessions.set(idHash, { ...session });
   }
 
-  async get(idHash: string): Promise<number | undefined> {
-    return this.sessions.get(idHash);
+  async get(idHash: string): Promise<StoredSession | undefined> {
+    const s = this.sessions.get(idHash);
+    return s && { ...s };
   }
 
   async delete(idHash: string): Promise<void> {
@@ -86,24 +94,29 @@ export class AdminSessions {
     return typeof token === 'string' && timingSafeEqual(digest(token), this.expected);
   }
 
-  /** A new session id (256 random bits). */
-  async create(): Promise<string> {
+  /** A new session id (256 random bits) for `user` (null: the bootstrap admin token). */
+  async create(user: string | null = null): Promise<string> {
     const id = randomBytes(32).toString('base64url');
     const t = this.now();
-    await this.store.put(digest(id).toString('hex'), t + this.ttlMs, t);
+    await this.store.put(digest(id).toString('hex'), { expiresAt: t + this.ttlMs, user }, t);
     return id;
   }
 
-  async valid(id: string | undefined): Promise<boolean> {
-    if (!id) return false;
+  /** The live session `id` names, or null (unknown, or expired: then it is dropped). */
+  async session(id: string | undefined): Promise<{ user: string | null } | null> {
+    if (!id) return null;
     const k = digest(id).toString('hex');
-    const exp = await this.store.get(k);
-    if (exp === undefined) return false;
-    if (exp <= this.now()) {
+    const s = await this.store.get(k);
+    if (s === undefined) return null;
+    if (s.expiresAt <= this.now()) {
       await this.store.delete(k);
-      return false;
+      return null;
     }
-    return true;
+    return { user: s.user };
+  }
+
+  async valid(id: string | undefined): Promise<boolean> {
+    return (await this.session(id)) !== null;
   }
 
   async destroy(id: string | undefined): Promise<void> {
@@ -115,22 +128,11 @@ export class AdminSessions {
     return parseCookies(header)[SESSION_COOKIE];
   }
 
-  /**
-   * Who an authorized request is, for the records of its decisions (promotion and approval): there is one admin, so
-   * this says only how it authenticated, "admin (token)" or "admin (session <first 12 hex of the session id's
-   * SHA-256>)" (the hash the session store keys it by, never the id or the token).
-   */
-  actor(h: { authorization?: string; cookie?: string }): string {
-    if (bearerToken(h.authorization) !== undefined) return 'admin (token)';
-    const id = this.fromCookies(h.cookie);
-    return id ? `admin (session ${digest(id).toString('hex').slice(0, 12)})` : 'admin';
-  }
-
-  /** true if the request proves the admin: a Bearer token or a live session cookie */
+  /** true if the request proves the bootstrap admin: its token, or a live session made with it */
   async authorize(h: { authorization?: string; cookie?: string }): Promise<boolean> {
     const token = bearerToken(h.authorization);
     if (token !== undefined) return this.checkToken(token);
-    return this.valid(this.fromCookies(h.cookie));
+    return (await this.session(this.fromCookies(h.cookie)))?.user === null;
   }
 
   /** Set-Cookie value for a new session (Secure when served over https, e.g. behind a TLS proxy). */

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import pg from 'pg';
 import { isFedloraError } from '@fedlora/shared/errors.ts';
 import { skipUnlessServers, startPostgres, type TestServer } from '../testing-servers';
-import { adapterStoreContract, siteStoreContract } from '../store-contract';
+import { adapterStoreContract, auditStoreContract, siteStoreContract, userStoreContract } from '../store-contract';
 import { migrate, migrations } from './migrate';
 import { openPostgresStores, type PostgresStores } from './stores';
 import { AdminSessions } from '../http/session';
@@ -33,7 +33,7 @@ async function freshDatabase(): Promise<string> {
   return server!.url.replace(/\/fedlora$/, `/${name}`);
 }
 
-function opened<K extends 'adapters' | 'sites'>(kind: K) {
+function opened<K extends 'adapters' | 'sites' | 'users' | 'audit'>(kind: K) {
   return async () => {
     const url = await freshDatabase();
     const pools: PostgresStores[] = [await openPostgresStores(url, { max: 4 })];
@@ -53,6 +53,8 @@ function opened<K extends 'adapters' | 'sites'>(kind: K) {
 
 adapterStoreContract('postgres', opened('adapters'), skip);
 siteStoreContract('postgres', opened('sites'), skip);
+userStoreContract('postgres', opened('users'), skip);
+auditStoreContract('postgres', opened('audit'), skip);
 
 test('when two coordinators migrate one database at once, then each migration is applied exactly once; a newer schema is refused', { skip }, async () => {
   const url = await freshDatabase();

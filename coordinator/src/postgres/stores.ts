@@ -25,7 +25,10 @@ import { decodeStrategyState, encodeStrategyState } from '../registry/strategy-s
 import { hashToken, newSiteRecord, siteExists } from '../sites/registry';
 import type { PublicSiteRecord, SiteRecord, SiteStore } from '../sites/types';
 import { migrate } from './migrate';
-import type { SessionStore } from '../http/session';
+import type { SessionStore, StoredSession } from '../http/session';
+import { publicUser, type PublicUser, type UserChange, type UserRecord, type UserStore } from '../users/types';
+import { chainEntry, type AuditEntry, type AuditInput } from '../audit/chain';
+import type { AuditPage, AuditStore } from '../audit/audit-log';
 
 const UNIQUE_VIOLATION = '23505';
 
@@ -265,18 +268,88 @@ export class PgIdentity {
 export class PgSessionStore implements SessionStore {
   constructor(private readonly pool: Pool) {}
 
-  async put(idHash: string, expiresAt: number, now: number): Promise<void> {
+  async put(idHash: string, session: StoredSession, now: number): Promise<void> {
     await this.pool.query('DELETE FROM admin_sessions WHERE expires_at <= $1', [now]);
-    await this.pool.query('INSERT INTO admin_sessions (id_hash, expires_at) VALUES ($1, $2)', [idHash, expiresAt]);
+    await this.pool.query('INSERT INTO admin_sessions (id_hash, expires_at, username) VALUES ($1, $2, $3)', [idHash, session.expiresAt, session.user]);
   }
 
-  async get(idHash: string): Promise<number | undefined> {
-    const r = await this.pool.query<{ expires_at: string }>('SELECT expires_at FROM admin_sessions WHERE id_hash = $1', [idHash]);
-    return r.rows[0] ? Number(r.rows[0].expires_at) : undefined;
+  async get(idHash: string): Promise<StoredSession | undefined> {
+    const r = await this.pool.query<{ expires_at: string; username: string | null }>('SELECT expires_at, username FROM admin_sessions WHERE id_hash = $1', [idHash]);
+    return r.rows[0] ? { expiresAt: Number(r.rows[0].expires_at), user: r.rows[0].username } : undefined;
   }
 
   async delete(idHash: string): Promise<void> {
     await this.pool.query('DELETE FROM admin_sessions WHERE id_hash = $1', [idHash]);
+  }
+}
+
+/** Console users, shared by every coordinator process (a user's token is found by its indexed hash). */
+export class PgUserStore implements UserStore {
+  constructor(private readonly pool: Pool) {}
+
+  async list(): Promise<PublicUser[]> {
+    const r = await this.pool.query<{ record: UserRecord }>('SELECT record FROM users ORDER BY seq');
+    return r.rows.map((x) => publicUser(x.record));
+  }
+
+  async get(username: string): Promise<UserRecord | undefined> {
+    return (await this.pool.query<{ record: UserRecord }>('SELECT record FROM users WHERE username = $1', [username])).rows[0]?.record;
+  }
+
+  async byTokenHash(tokenHash: string): Promise<UserRecord | undefined> {
+    return (await this.pool.query<{ record: UserRecord }>('SELECT record FROM users WHERE token_hash = $1', [tokenHash])).rows[0]?.record;
+  }
+
+  async create(rec: UserRecord): Promise<PublicUser> {
+    try {
+      await this.pool.query('INSERT INTO users (username, token_hash, record) VALUES ($1, $2, $3)', [rec.username, rec.tokenHash, rec]);
+    } catch (err) {
+      if ((err as { code?: string }).code === UNIQUE_VIOLATION)
+        throw new FedloraError('CONFLICT', `a user named ${rec.username} exists`, { cause: err });
+      throw err;
+    }
+    return publicUser(rec);
+  }
+
+  async update(username: string, change: UserChange): Promise<PublicUser> {
+    return transaction(this.pool, async (c) => {
+      const u = (await c.query<{ record: UserRecord }>('SELECT record FROM users WHERE username = $1 FOR UPDATE', [username])).rows[0]?.record;
+      if (!u) throw new FedloraError('NOT_FOUND', `no user ${username}`);
+      const next: UserRecord = { ...u, ...change, updatedAt: new Date().toISOString() };
+      await c.query('UPDATE users SET record = $2, token_hash = $3 WHERE username = $1', [username, next, next.tokenHash]);
+      return publicUser(next);
+    });
+  }
+}
+
+/**
+ * The audit trail in the shared database: an append locks the table, reads the last entry and inserts the next, so
+ * entries from several coordinator processes form one chain.
+ */
+export class PgAuditStore implements AuditStore {
+  constructor(private readonly pool: Pool) {}
+
+  append(input: AuditInput): Promise<AuditEntry> {
+    return transaction(this.pool, async (c) => {
+      await c.query('LOCK TABLE audit_log IN EXCLUSIVE MODE');
+      const last = (await c.query<{ entry: AuditEntry }>('SELECT entry FROM audit_log ORDER BY seq DESC LIMIT 1')).rows[0]?.entry;
+      const entry = chainEntry(input, last ?? null, new Date());
+      await c.query('INSERT INTO audit_log (seq, entry) VALUES ($1, $2)', [entry.seq, entry]);
+      return entry;
+    });
+  }
+
+  async page(o: { before?: number; limit: number }): Promise<AuditPage> {
+    const total = Number((await this.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM audit_log')).rows[0].n);
+    const r = await this.pool.query<{ entry: AuditEntry }>(
+      'SELECT entry FROM audit_log WHERE seq < $1 ORDER BY seq DESC LIMIT $2',
+      [o.before ?? Number.MAX_SAFE_INTEGER, o.limit],
+    );
+    return { total, entries: r.rows.map((x) => x.entry) };
+  }
+
+  async all(): Promise<AuditEntry[]> {
+    return (await this.pool.query<{ entry: AuditEntry }>('SELECT entry FROM audit_log ORDER BY seq')).rows.map((x) => x.entry);
   }
 }
 
@@ -285,6 +358,8 @@ export interface PostgresStores {
   sites: PgSiteStore;
   identity: PgIdentity;
   sessions: PgSessionStore;
+  users: PgUserStore;
+  audit: PgAuditStore;
   pool: Pool;
   close(): Promise<void>;
 }
@@ -305,6 +380,8 @@ export async function openPostgresStores(url: string, o: { max?: number } = {}):
     sites: new PgSiteStore(pool),
     identity: new PgIdentity(pool),
     sessions: new PgSessionStore(pool),
+    users: new PgUserStore(pool),
+    audit: new PgAuditStore(pool),
     pool,
     close: () => pool.end(),
   };
