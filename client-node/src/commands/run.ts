@@ -12,6 +12,10 @@ export const help = `fedlora-site run [options]
   base model against the manifest's SHA-256 hashes (downloading it from the coordinator when no local copy matches;
   never trains on a mismatch), then trains in every round it is sampled for and uploads the sealed, signed delta.
   Reconnects with exponential backoff; SIGINT/SIGTERM stop it cleanly (a second signal exits at once).
+  The data (join's --data: a file, or a folder of CSV/TSV/JSONL files) is watched and reloaded when it changes, so the
+  next round trains on it without a restart; the coordinator hears how many examples no round of this site trained
+  on yet (for its --retrain-min-* trigger). A reload that fails (a malformed row) is logged and the last good data
+  kept. docs/OPERATOR.md, "Continual re-training".
 
   --state-dir DIR       keys and site.json from join (default ${DEFAULT_STATE_DIR}; env FEDLORA_STATE_DIR)
   --backend NAME        tensorflow|webgpu|wasm|cpu (default: FEDLORA_BACKEND or automatic)
@@ -20,6 +24,7 @@ export const help = `fedlora-site run [options]
   --holdout F           keep the fraction F (0 < F < 1, e.g. 0.1) of the data as a held-out split that is never
                         trained on; the coordinator's federated evaluation (--federated-eval) scores each new
                         version on it and gets back only counts and a loss sum (default: no split)
+  --no-watch            read the data once at start (no reloads)
   --once                leave after the first round this site trained in has closed
   --json                print agent events as JSON lines on stdout (for scripts and tests)
   --quiet               no progress bars`;
@@ -27,7 +32,7 @@ export const help = `fedlora-site run [options]
 export function parse(argv: string[], env: NodeJS.ProcessEnv = process.env): (SiteAgentOptions & { json: boolean }) | 'help' {
   const f = parseFlags(argv, {
     'state-dir': { type: 'string' }, backend: { type: 'string' }, model: { type: 'string' }, 'no-download': { type: 'boolean' },
-    holdout: { type: 'string' }, once: { type: 'boolean' }, json: { type: 'boolean' }, quiet: { type: 'boolean' },
+    holdout: { type: 'string' }, 'no-watch': { type: 'boolean' }, once: { type: 'boolean' }, json: { type: 'boolean' }, quiet: { type: 'boolean' },
   });
   if (f.help) return 'help';
   const backend = strFlag(f.backend) as BackendName | undefined;
@@ -43,6 +48,7 @@ export function parse(argv: string[], env: NodeJS.ProcessEnv = process.env): (Si
     modelDir: strFlag(f.model),
     download: !f['no-download'],
     once: Boolean(f.once),
+    watchData: !f['no-watch'],
     json: Boolean(f.json),
     quiet: Boolean(f.quiet),
   };

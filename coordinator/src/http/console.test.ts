@@ -17,7 +17,7 @@ import { listeningTestCoordinator, MemoryAdapterStore } from '../testing';
 import { DEFAULT_SETTINGS, DEFAULT_STOP } from '../rounds/settings';
 import type { RoundRecord, VersionList } from './admin-schemas';
 import type { PrivacyReport } from '../rounds/privacy-budget';
-import { renderCurrent, renderRounds, renderVersions } from '../../web/src/views';
+import { renderCurrent, renderRounds, renderVersions, retrainingText } from '../../web/src/views';
 import { renderPrivacy } from '../../web/src/privacy';
 
 const ADMIN = 'admin-token-for-tests-0123456789';
@@ -440,4 +440,46 @@ test('when a version has federated metrics, then the versions view shows the wor
   } finally {
     await c.close();
   }
+});
+
+test('when rounds and versions record why they started and their data volume, then the console shows the trigger, the new examples, the schedule and a wall-clock series', async () => {
+  // Arrange
+  const rounds = [
+    roundRecord(1, { trigger: { kind: 'startup' }, examples: 40, newExamples: 40 }),
+    roundRecord(2, { trigger: { kind: 'schedule', detail: 'every 6h' }, examples: 240, newExamples: 200 }),
+  ];
+  const base = { parent: null, strategy: 'fedavg', sites: 1, metrics: null, trainMetrics: {}, sha256: 'x', bytes: 1, uploadedBytes: 0 };
+  const versions = [
+    { ...base, id: 'v0', round: 0, examples: 0, createdAt: '2026-12-05T08:00:00.000Z' },
+    { ...base, id: 'v1', round: 1, examples: 40, newExamples: 40, trigger: { kind: 'startup' as const }, createdAt: '2026-12-05T08:01:00.000Z' },
+    { ...base, id: 'v2', round: 2, examples: 240, newExamples: 200, trigger: { kind: 'schedule' as const, detail: 'every 6h' }, createdAt: '2026-12-05T14:01:00.000Z' },
+  ];
+
+  // Act
+  const table = draw((tbody) => renderRounds(tbody, rounds));
+  const versionTable = draw((tbody) => renderVersions(tbody, versions, 'v2', () => {}));
+  const { volumeSeries } = await import('../../web/src/charts');
+  const series = volumeSeries(versions);
+
+  // Assert: each round and version names its trigger, with the schedule in the title
+  const badge = row(table, 'data-round', '2').find((e) => e.attrs.has('data-trigger'));
+  assert.equal(badge.attrs.get('data-trigger'), 'schedule');
+  assert.equal(badge.attrs.get('title'), 'started by the schedule: every 6h');
+  assert.equal(row(table, 'data-round', '1').find((e) => e.attrs.has('data-trigger')).textContent, 'startup');
+  const v2 = row(versionTable, 'data-version', 'v2');
+  assert.equal(v2.find((e) => e.attrs.has('data-trigger')).textContent, 'schedule');
+  assert.match(v2.textContent, /240 \(\+200 new\)/);
+  // the volume chart: versions after v0 on a time axis, examples and the new ones
+  assert.deepEqual(series.datasets[0].data, [
+    { x: Date.parse('2026-12-05T08:01:00.000Z'), y: 40, version: 'v1' },
+    { x: Date.parse('2026-12-05T14:01:00.000Z'), y: 240, version: 'v2' },
+  ]);
+  assert.deepEqual(series.datasets[1].data.map((p) => p.y), [40, 200]);
+  // the header's re-training line
+  const next = '2026-12-05T20:01:00.000Z';
+  assert.match(
+    retrainingText({ retraining: { schedule: 'every 6h', nextScheduledAt: next, dataTrigger: { minSites: 2, minNew: 200 }, sitesWithNewData: 1 } }),
+    new RegExp(`schedule "every 6h", next round ${new Date(next).toLocaleString().replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} · data trigger: 2 site\\(s\\) with ≥ 200 new examples \\(1 now\\)`),
+  );
+  assert.equal(retrainingText({ retraining: { schedule: null, nextScheduledAt: null, dataTrigger: null, sitesWithNewData: null } }), 'Re-training: no schedule, no data trigger');
 });

@@ -1,5 +1,6 @@
 // The console's plots (chart.js, registered piecewise so the bundle carries only line and bar charts):
-// held-out accuracy and macro-F1 per version, training loss per round, uploaded bytes per round. Each canvas also
+// held-out accuracy and macro-F1 per version, training loss per round, uploaded bytes per round, and the versions
+// over wall-clock time with the data volume each trained on (continual re-training). Each canvas also
 // carries its current series in `data-series` (JSON), so tests and scripts can read what is drawn without pixels.
 
 import {
@@ -63,6 +64,55 @@ function show(chart: Chart, s: Series, type: 'line' | 'bar'): void {
   (chart.canvas as HTMLCanvasElement).dataset.series = JSON.stringify(s);
 }
 
+/** points on a wall-clock axis: x = epoch ms (a linear scale whose ticks print dates: no date adapter needed) */
+type TimeSeries = { datasets: { label: string; data: { x: number; y: number; version: string }[] }[] };
+
+/** Pure: each version since v0 at its creation time, with the examples it trained on and those new to the sites. */
+export function volumeSeries(versions: readonly VersionRecord[]): TimeSeries {
+  const made = [...versions]
+    .filter((v) => v.round > 0)
+    .sort((a, b) => Date.parse(a.createdAt) - Date.parse(b.createdAt));
+  const point = (v: VersionRecord, y: number) => ({ x: Date.parse(v.createdAt), y, version: v.id });
+  return {
+    datasets: [
+      { label: 'examples trained on', data: made.map((v) => point(v, v.examples)) },
+      {
+        label: 'of those, new to the sites',
+        data: made.filter((v) => v.newExamples !== undefined).map((v) => point(v, v.newExamples as number)),
+      },
+    ],
+  };
+}
+
+function makeTimeChart(canvas: HTMLCanvasElement): Chart {
+  return new Chart(canvas, {
+    type: 'line',
+    data: { datasets: [] },
+    options: {
+      animation: false,
+      responsive: true,
+      maintainAspectRatio: false,
+      scales: {
+        x: {
+          type: 'linear',
+          title: { display: true, text: 'time (version created)' },
+          ticks: { maxTicksLimit: 6, callback: (v) => new Date(Number(v)).toLocaleString() },
+        },
+        y: { beginAtZero: true, title: { display: true, text: 'examples' } },
+      },
+      plugins: {
+        legend: { position: 'bottom' },
+        tooltip: {
+          callbacks: {
+            title: (items) =>
+              items.map((i) => `${(i.raw as { version: string }).version} · ${new Date(i.parsed.x ?? 0).toLocaleString()}`),
+          },
+        },
+      },
+    },
+  });
+}
+
 /** Pure: the series each chart shows, from the version list and the round history. */
 export function chartSeries(versions: readonly VersionRecord[], rounds: readonly RoundRecord[]) {
   const evaluated = [...versions].sort((a, b) => a.round - b.round || a.id.localeCompare(b.id));
@@ -93,11 +143,13 @@ export class Charts {
   private readonly accuracy: Chart;
   private readonly loss: Chart;
   private readonly bytes: Chart;
+  private readonly volume: Chart | null;
 
-  constructor(el: { accuracy: HTMLCanvasElement; loss: HTMLCanvasElement; bytes: HTMLCanvasElement }) {
+  constructor(el: { accuracy: HTMLCanvasElement; loss: HTMLCanvasElement; bytes: HTMLCanvasElement; volume?: HTMLCanvasElement }) {
     this.accuracy = make(el.accuracy, 'line', 'held-out score', 1);
     this.loss = make(el.loss, 'line', 'loss');
     this.bytes = make(el.bytes, 'bar', 'bytes');
+    this.volume = el.volume ? makeTimeChart(el.volume) : null;
   }
 
   update(versions: readonly VersionRecord[], rounds: readonly RoundRecord[]): void {
@@ -105,5 +157,15 @@ export class Charts {
     show(this.accuracy, s.accuracy, 'line');
     show(this.loss, s.loss, 'line');
     show(this.bytes, s.bytes, 'bar');
+    if (this.volume) {
+      const v = volumeSeries(versions);
+      this.volume.data.datasets = v.datasets.map((d, i) => ({
+        ...d,
+        borderColor: COLORS[i % COLORS.length],
+        backgroundColor: COLORS[i % COLORS.length],
+      }));
+      this.volume.update();
+      (this.volume.canvas as HTMLCanvasElement).dataset.series = JSON.stringify(v);
+    }
   }
 }

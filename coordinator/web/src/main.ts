@@ -26,6 +26,7 @@ import {
   renderRounds,
   renderSites,
   renderVersions,
+  retrainingText,
   type LiveRound,
 } from './views';
 
@@ -91,6 +92,7 @@ function renderHeader(): void {
   byId('summary').textContent = s
     ? `strategy ${s.strategy} · current version ${s.currentVersionId ?? '–'} · sites: ${s.sitesOnline} online, ${s.sitesAvailable} ready, ${s.sitesEnrolled} enrolled`
     : '';
+  byId('retraining').textContent = s ? retrainingText(s) : '';
 }
 
 const renderSitesNow = () =>
@@ -259,6 +261,7 @@ async function showApp(): Promise<void> {
     accuracy: byId<HTMLCanvasElement>('chart-accuracy'),
     loss: byId<HTMLCanvasElement>('chart-loss'),
     bytes: byId<HTMLCanvasElement>('chart-bytes'),
+    volume: byId<HTMLCanvasElement>('chart-volume'),
   });
   await refreshAll();
   connectLive();

@@ -4,7 +4,7 @@
 import { h } from './dom';
 import type { Settings, StrategyDescription } from './api';
 
-type FieldKind = 'int' | 'num' | 'sites' | 'encoding' | 'bool' | 'int?' | 'num?';
+type FieldKind = 'int' | 'num' | 'sites' | 'encoding' | 'bool' | 'int?' | 'num?' | 'text?';
 type RoundField = Exclude<keyof Settings, 'strategy' | 'strategyOptions'>;
 const FIELDS: { key: RoundField; label: string; kind: FieldKind; help: string }[] = [
   {
@@ -77,6 +77,24 @@ const FIELDS: { key: RoundField; label: string; kind: FieldKind; help: string }[
     help: 'versions without a better accuracy; empty = off',
   },
   { key: 'targetAccuracy', label: 'Target accuracy', kind: 'num?', help: 'empty = off' },
+  {
+    key: 'schedule',
+    label: 'Schedule',
+    kind: 'text?',
+    help: 'start a round on a timer: "every 6h" or a cron expression ("0 3 * * *"); empty = off',
+  },
+  {
+    key: 'retrainMinSites',
+    label: 'Retrain: sites',
+    kind: 'int?',
+    help: 'data trigger: start a round once this many sites have enough new examples; empty = off',
+  },
+  {
+    key: 'retrainMinNew',
+    label: 'Retrain: new examples',
+    kind: 'int?',
+    help: 'data trigger: examples a site has not trained on yet; empty = off',
+  },
 ];
 
 function fieldText(v: unknown, kind: FieldKind): string {
@@ -92,6 +110,7 @@ function fieldText(v: unknown, kind: FieldKind): string {
 function fieldValue(text: string, kind: FieldKind): unknown {
   const t = text.trim();
   if (kind === 'sites' || kind === 'encoding') return t;
+  if (kind === 'text?') return t === '' ? null : t;
   if (kind === 'bool') return t === 'true';
   if (kind.endsWith('?') && t === '') return null;
   return Number(t);

@@ -163,6 +163,39 @@ export function renderCurrent(el: HTMLElement, status: Status | null, live: Live
   );
 }
 
+const TRIGGER_WORDS: Record<string, string> = {
+  manual: 'started by an admin',
+  startup: 'the run started with the coordinator',
+  schedule: 'started by the schedule',
+  data: 'started by the data trigger',
+};
+
+/** why a round (or the round that made a version) started: a small badge, its detail in the title */
+function triggerBadge(t: RoundRecord['trigger']): HTMLElement | string {
+  if (!t) return '';
+  return h(
+    'span',
+    { class: 'badge muted', 'data-trigger': t.kind, title: [TRIGGER_WORDS[t.kind] ?? t.kind, t.detail].filter(Boolean).join(': ') },
+    t.kind,
+  );
+}
+
+/** The header's line on continual re-training: the schedule and its next run, and the data trigger. */
+export function retrainingText(s: Pick<Status, 'retraining'>): string {
+  const r = s.retraining;
+  if (!r) return '';
+  const parts: string[] = [];
+  if (r.schedule)
+    parts.push(
+      `schedule "${r.schedule}", next round ${r.nextScheduledAt ? new Date(r.nextScheduledAt).toLocaleString() : '–'}`,
+    );
+  if (r.dataTrigger)
+    parts.push(
+      `data trigger: ${r.dataTrigger.minSites} site(s) with ≥ ${r.dataTrigger.minNew} new examples (${r.sitesWithNewData ?? 0} now)`,
+    );
+  return parts.length ? `Re-training: ${parts.join(' · ')}` : 'Re-training: no schedule, no data trigger';
+}
+
 export function renderRounds(tbody: HTMLElement, rounds: readonly RoundRecord[]): void {
   const rows = [...rounds].sort((a, b) => b.round - a.round);
   tbody.replaceChildren(
@@ -171,7 +204,7 @@ export function renderRounds(tbody: HTMLElement, rounds: readonly RoundRecord[])
         'tr',
         { 'data-round': r.round },
         h('td', { class: 'num' }, r.round),
-        h('td', {}, new Date(r.startedAt).toLocaleString()),
+        h('td', {}, new Date(r.startedAt).toLocaleString(), ' ', triggerBadge(r.trigger)),
         h('td', { class: 'num' }, duration(r.durationMs)),
         h(
           'td',
@@ -281,11 +314,16 @@ export function renderVersions(
         { 'data-version': v.id, class: current ? 'current' : '' },
         h('td', { class: 'mono' }, v.id, current ? h('span', { class: 'badge good' }, 'current') : ''),
         versionStatus(v, current),
-        h('td', { class: 'num' }, v.round),
+        h('td', { class: 'num' }, v.round, ' ', triggerBadge(v.trigger)),
         h('td', { class: 'mono' }, v.parent ?? '–'),
         h('td', { class: 'num' }, v.sites),
         h('td', { 'data-col': 'mode' }, versionMode(v)),
-        h('td', { class: 'num' }, v.examples),
+        h(
+          'td',
+          { class: 'num', title: v.newExamples !== undefined ? `${v.newExamples} new to the sites` : '' },
+          v.examples,
+          v.newExamples !== undefined && v.round > 0 ? h('span', { class: 'muted' }, ` (+${v.newExamples} new)`) : '',
+        ),
         h('td', { class: 'num', 'data-metric': 'accuracy' }, pct(v.metrics?.accuracy)),
         h('td', { class: 'num', 'data-metric': 'macroF1' }, pct(v.metrics?.macroF1)),
         h('td', { class: 'num' }, v.metrics ? v.metrics.loss.toFixed(4) : '–'),
