@@ -5,6 +5,13 @@
 import type {
   AdminServerEvents,
   ApiErrorBody,
+  AuditEntry,
+  AuditList,
+  AuditVerification,
+  IssuedToken,
+  Me,
+  PublicUser,
+  Role,
   CreatedSite,
   FederationState,
   PrivacyReport,
@@ -23,6 +30,10 @@ import type {
 
 export type {
   AdminServerEvents,
+  AuditEntry,
+  Me,
+  PublicUser,
+  Role,
   FederationState,
   PrivacyReport,
   RoundRecord,
@@ -63,8 +74,18 @@ async function call<T>(method: string, path: string, body?: unknown): Promise<T>
 }
 
 export const api = {
-  login: (token: string) =>
-    call<{ ok: true }>('POST', '/login', { token } satisfies RouteBody<'POST /login'>),
+  /** the bootstrap token or a user's API token, or a username and password */
+  login: (credentials: RouteBody<'POST /login'>) => call<{ ok: true; actor: string; role: Role }>('POST', '/login', credentials),
+  me: () => call<Me>('GET', '/me'),
+  audit: () => call<AuditList>('GET', '/audit?limit=200'),
+  auditVerify: () => call<AuditVerification>('GET', '/audit/verify'),
+  users: () => call<PublicUser[]>('GET', '/users'),
+  createUser: (body: RouteBody<'POST /users'>) => call<PublicUser>('POST', '/users', body),
+  changeUser: (username: string, body: RouteBody<'PUT /users/:username'>) =>
+    call<PublicUser>('PUT', `/users/${encodeURIComponent(username)}`, body),
+  setPassword: (username: string, password: string) =>
+    call<PublicUser>('POST', `/users/${encodeURIComponent(username)}/password`, { password } satisfies RouteBody<'POST /users/:username/password'>),
+  issueToken: (username: string) => call<IssuedToken>('POST', `/users/${encodeURIComponent(username)}/token`),
   logout: () => call<{ ok: true }>('POST', '/logout'),
   status: () => call<Status>('GET', '/status'),
   sites: () => call<SiteRow[]>('GET', '/sites'),

@@ -20,6 +20,7 @@ import { Charts } from './charts';
 import { byId } from './dom';
 import { renderPrivacy } from './privacy';
 import { renderSettings } from './settings-form';
+import { applyRole, renderAudit, renderUsers } from './governance';
 import {
   renderCurrent,
   renderEnrolled,
@@ -48,6 +49,8 @@ const el = {
   login: byId('login'),
   loginForm: byId<HTMLFormElement>('login-form'),
   token: byId<HTMLInputElement>('token'),
+  username: byId<HTMLInputElement>('username'),
+  password: byId<HTMLInputElement>('password'),
   loginError: byId('login-error'),
   app: byId('app'),
   message: byId('message'),
@@ -72,10 +75,13 @@ function say(text: string, kind: 'info' | 'error' = 'info'): void {
   el.message.hidden = text === '';
 }
 
+const READS = new Set(['refresh', 'status', 'sites', 'audit']);
 /** Runs an action; a lost session sends the operator back to the login form, other errors are shown. */
 async function guarded(what: string, action: () => Promise<unknown>): Promise<void> {
   try {
     await action();
+    // an action leaves an audit entry: show it (the refreshes that run through here do not need to)
+    if (!READS.has(what)) void refreshAudit().catch(() => {});
   } catch (err) {
     if (err instanceof ApiError && err.status === 401) return showLogin('Your session ended: log in again.');
     say(`${what}: ${err instanceof ApiError ? `${err.code}: ${err.message}` : String(err)}`, 'error');
@@ -176,8 +182,46 @@ async function refreshSettings(): Promise<void> {
       }),
   );
 }
+/** who is logged in: their role decides which controls show (the coordinator enforces it either way) */
+let role: Awaited<ReturnType<typeof api.me>>['role'] = 'viewer';
+async function refreshMe(): Promise<void> {
+  const me = await api.me();
+  role = me.role;
+  byId('who').textContent = `${me.actor} (${me.role})`;
+  applyRole(me.role);
+}
+async function refreshAudit(): Promise<void> {
+  const [page, check] = await Promise.all([api.audit(), api.auditVerify()]);
+  renderAudit(byId('audit-body'), page.entries);
+  byId('audit-check').textContent = check.ok ? `Hash chain verified (${page.total} entries).` : `Hash chain BROKEN at seq ${check.seq}.`;
+}
+async function refreshUsers(): Promise<void> {
+  if (role !== 'admin') return;
+  const act = (what: string, fn: () => Promise<unknown>) =>
+    void guarded(what, async () => {
+      await fn();
+      await Promise.all([refreshUsers(), refreshAudit()]);
+    });
+  renderUsers(byId('users-body'), await api.users(), {
+    setRole: (u, r) => act(`role of ${u}`, () => api.changeUser(u, { role: r })),
+    setDisabled: (u, disabled) => act(`${disabled ? 'disable' : 'enable'} ${u}`, () => api.changeUser(u, { disabled })),
+    resetPassword: (u) => {
+      const password = window.prompt(`New password for ${u} (12-256 characters):`);
+      if (password) act(`password of ${u}`, () => api.setPassword(u, password));
+    },
+    issueToken: (u) =>
+      act(`token of ${u}`, async () => {
+        const t = await api.issueToken(u);
+        const box = byId('user-result');
+        box.hidden = false;
+        box.textContent = `API token for ${t.username} (shown once; the previous one no longer works): ${t.token}`;
+      }),
+  });
+}
 async function refreshAll(): Promise<void> {
+  await refreshMe();
   await refreshStatus();
+  void guarded('audit', () => Promise.all([refreshAudit(), refreshUsers()]));
   await Promise.all([
     refreshSites(),
     refreshVersions(),
@@ -269,16 +313,23 @@ async function showApp(): Promise<void> {
 
 el.loginForm.addEventListener('submit', (e) => {
   e.preventDefault();
-  const token = el.token.value;
-  el.token.value = ''; // the page keeps no copy; from here on the HttpOnly cookie is the credential
+  const username = el.username.value.trim();
+  const credentials = username ? { username, password: el.password.value } : { token: el.token.value };
+  // the page keeps no copy; from here on the HttpOnly cookie is the credential
+  el.token.value = '';
+  el.password.value = '';
   el.loginError.textContent = '';
   void (async () => {
     try {
-      await api.login(token);
+      await api.login(credentials);
       await showApp();
     } catch (err) {
       showLogin(
-        err instanceof ApiError && err.status === 401 ? 'Wrong admin token.' : `Login failed: ${String(err)}`,
+        err instanceof ApiError && err.status === 401
+          ? username
+            ? 'Wrong username or password.'
+            : 'Wrong admin token.'
+          : `Login failed: ${err instanceof ApiError ? err.message : String(err)}`,
       );
     }
   })();
@@ -310,6 +361,19 @@ el.enrollForm.addEventListener('submit', (e) => {
     el.enrollName.value = '';
     renderEnrolled(el.enrolled, r);
     await refreshSites();
+  });
+});
+byId<HTMLFormElement>('user-form').addEventListener('submit', (e) => {
+  e.preventDefault();
+  const name = byId<HTMLInputElement>('user-name');
+  const pw = byId<HTMLInputElement>('user-password');
+  void guarded('create user', async () => {
+    const role = byId<HTMLSelectElement>('user-role').value as 'viewer' | 'operator' | 'admin';
+    await api.createUser({ username: name.value.trim(), role, ...(pw.value ? { password: pw.value } : {}) });
+    say(`User ${name.value.trim()} created (${role}).`);
+    name.value = '';
+    pw.value = '';
+    await Promise.all([refreshUsers(), refreshAudit()]);
   });
 });
 // relative times ("12 s ago") age without new events
