@@ -10,6 +10,7 @@ import { FedloraError } from '../errors';
 import type { BertCheckpoint, BertConfig } from './checkpoint';
 import type { NamedTensors } from '../tensor';
 import { LINEAR_PATHS, type LinearName } from './families';
+import { gelu } from './gelu';
 import { attentionMatMul } from './attention-matmul';
 
 export type { BertConfig } from './checkpoint';
@@ -254,9 +255,8 @@ export class BertModel {
   // ---- feed-forward: GELU(x·W1)·W2 + residual + LayerNorm ----------------------------------------------------------
   private feedForward(x: tf.Tensor2D, layer: number, hook?: LinearHook, d?: BaseDropout | null): tf.Tensor2D {
     const h = this.linear(x, layer, 'intermediate', hook);
-    // exact GELU, as HF "gelu": 0.5·x·(1 + erf(x/√2))
-    const gelu = tf.mul(tf.mul(h, 0.5), tf.add(1, tf.erf(tf.mul(h, Math.SQRT1_2))));
-    const out = drop(this.linear(gelu as tf.Tensor2D, layer, 'output', hook), d?.hidden);
+    // exact GELU, as HF "gelu", with its gradient written out (gelu.ts: less memory and fewer kernels than autodiff)
+    const out = drop(this.linear(gelu(h) as tf.Tensor2D, layer, 'output', hook), d?.hidden);
     return this.layerNorm(tf.add(out, x), `encoder.layer.${layer}.output.LayerNorm`) as tf.Tensor2D;
   }
 
