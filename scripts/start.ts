@@ -11,6 +11,7 @@ import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { parseCommandLineOrExit } from '@fedlora/shared/node/command-line.ts';
+import { pinnedJoinToken } from '@fedlora/shared/protocol/join-token.ts';
 import { siteName, writeSiteFiles } from './make-site-data';
 import { coordinatorCommand, siteJoinCommand, siteRunCommand, type ChildCommand } from './start-commands';
 
@@ -143,11 +144,14 @@ async function main(): Promise<void> {
     if (Date.now() - started > 120_000) throw new Error(`the coordinator did not answer on ${url} within 120 s`);
     await new Promise((r) => setTimeout(r, 500));
   }
-  say(`coordinator up at ${url}; evaluating version 0 and starting ${numSites} sites`);
+  // each site pins the coordinator's signing key from its join token (issue 21), so the tokens handed to the
+  // agents carry the fingerprint the coordinator reports, exactly as POST /api/sites would hand them out
+  const { coordinator: identity } = await api<{ coordinator: { fingerprint: string } }>(`${url}/api/status`, adminToken);
+  say(`coordinator up at ${url} (key fingerprint ${identity.fingerprint}); evaluating version 0 and starting ${numSites} sites`);
   await Promise.all(
     files.map(async (file, i) => {
       const state = join(dir, siteName(i));
-      const join_ = launch(siteName(i), siteJoinCommand({ repo, coordinator: url, data: file, stateDir: state, token: tokens[i] }), logs);
+      const join_ = launch(siteName(i), siteJoinCommand({ repo, coordinator: url, data: file, stateDir: state, token: pinnedJoinToken(tokens[i]!, identity.fingerprint) }), logs);
       const code = await new Promise<number | null>((r) => join_.once('exit', r));
       if (code !== 0) throw new Error(`${siteName(i)} could not join (exit ${code}); see ${join(logs, siteName(i) + '.log')}`);
       const run = launch(siteName(i), siteRunCommand({ repo, stateDir: state }), logs);
