@@ -238,6 +238,8 @@ export interface Federation {
   /** site-a, site-b, … in order; each a running `fedlora-site run --json` */
   sites: Proc[];
   siteIds: string[];
+  /** the fingerprint of the coordinator's signing key as it last printed it (preset tokens come without it) */
+  fingerprint: string;
   /** (re)starts the coordinator on the same port and data dir, with extra environment variables */
   startCoordinator(env?: Record<string, string>): Promise<Proc>;
 }
@@ -267,20 +269,20 @@ export async function launchFederation(
     coordinator: null as unknown as Proc,
     sites: [],
     siteIds,
+    fingerprint: '',
     async startCoordinator(env) {
       const c = await startCoordinator(procs, { dataDir, args, port, name: `coordinator#${++n}`, env });
       fed.coordinator = c.proc;
-      fingerprint = c.fingerprint;
+      fed.fingerprint = c.fingerprint;
       return c.proc;
     },
   };
-  let fingerprint = '';
   await fed.startCoordinator(opts.coordinatorEnv);
   fed.sites = await Promise.all(
     siteFiles.map(async (data, i) => {
       const name = siteIds[i];
       // preset tokens are chosen by the deployer and carry no fingerprint: it comes beside them, as the docs say
-      const joined = await joinSite(procs, { dir, name, url: fed.url, token: tokens[i], data, env: { FEDLORA_COORDINATOR_FINGERPRINT: fingerprint } });
+      const joined = await joinSite(procs, { dir, name, url: fed.url, token: tokens[i], data, env: { FEDLORA_COORDINATOR_FINGERPRINT: fed.fingerprint } });
       if (joined.code !== 0) throw new Error(`${name} join exited ${joined.code}:\n${joined.output}`);
       return runSite(procs, { dir, name, args: ['--json', '--quiet', ...(opts.siteArgs ?? [])] });
     }),

@@ -10,6 +10,7 @@ import assert from 'node:assert/strict';
 import { cpSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pinnedJoinToken } from '@fedlora/shared/protocol/join-token.ts';
 import { browserUnavailable, ensureSiteBuild, openBrowser } from './browser';
 import { launchFederation, poll, Procs, siteFiles } from './federation-harness';
 import { adminApi, adminFeed, type RoundRecord, type SiteRecord, type VersionRecord } from './admin-client';
@@ -58,9 +59,11 @@ test(
     const feed = await adminFeed(fed.url);
     cleanup.push(async () => feed.close());
 
-    // the browser site joins from its enrollment link with its CSV
+    // the browser site joins from its enrollment link with its CSV; the link's token pins the coordinator's key, as
+    // one from POST /api/sites does (a preset token is only the secret part)
     const page = await browser.newPage('site', { isolated: true });
-    await page.goto(`${fed.url}/site#token=${encodeURIComponent(browserToken)}`);
+    const link = `${fed.url}/site#token=${encodeURIComponent(pinnedJoinToken(browserToken, fed.fingerprint))}`;
+    await page.goto(link);
     const [chooser] = await Promise.all([page.waitForEvent('filechooser'), page.click('#data-file')]);
     await chooser.setFiles(csvs[3]);
     await page.locator('#join:not([disabled])').click();
