@@ -232,6 +232,9 @@ export class BrowserSite {
   }
 
   private async prepare(manifest: Manifest, ack: AckSocket): Promise<void> {
+    // masked-LM federations (issue 24) train on the Node agent only: the browser site holds a classifier
+    if (manifest.task)
+      throw new FedloraError('CONFIG_INVALID', `this coordinator runs a ${manifest.task.kind} federation, which the browser site does not take part in (use fedlora-site run)`);
     const mapping = labelMapping(this.o.dataset, manifest.labels);
     this.o.on({ type: 'mapping', mapping, labels: manifest.labels });
     checkLabelMapping(mapping, this.o.dataset.name);

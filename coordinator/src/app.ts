@@ -33,6 +33,7 @@ import { roundRequests, attachSiteHandlers, type ModelFile } from './socket/site
 import { createApi } from './http/api';
 import { AdminSessions, SESSION_TTL_MS, type SessionStore } from './http/session';
 import { Authenticator } from './users/auth';
+import type { OidcLogin } from './users/oidc';
 import { UserRegistry } from './users/registry';
 import type { UserStore } from './users/types';
 import { FileAuditLog, type AuditStore } from './audit/audit-log';
@@ -130,6 +131,8 @@ export interface CoordinatorOptions {
   allowedOrigins?: readonly string[];
   /** POST /api/login rate limit and lockout (default DEFAULT_LOGIN_LIMITS) */
   loginLimits?: LoginLimits;
+  /** OpenID Connect sign-in for the console (--oidc-issuer; users/oidc.ts) */
+  oidc?: OidcLogin;
   /**
    * GET /metrics on this server for `Bearer <token>` (absent: not served here; main.ts may serve it on its own port);
    * processMetrics adds prom-client's process_* and nodejs_* metrics
@@ -454,6 +457,7 @@ export async function createCoordinator(o: CoordinatorOptions): Promise<Coordina
     consoleDir: o.consoleDir,
     allowedOrigins: o.allowedOrigins,
     loginLimits: o.loginLimits,
+    oidc: o.oidc,
     users,
     audit,
     coordinator: { id, fingerprint: signer.fingerprint },

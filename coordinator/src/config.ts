@@ -27,6 +27,7 @@ import { parseAllowedOrigin } from './http/origin-check';
 import { DEFAULT_LOGIN_LIMITS, type LoginLimits } from './http/login-limits';
 import { DEFAULT_CONNECTION_GATE, type ConnectionGateOptions } from './socket/connection-gate';
 import { LOG_FORMATS, type LogFormat } from './log';
+import type { OidcSettings } from './users/oidc';
 
 /** The usage, with the registered strategies and their option flags as their schemas declare them. */
 export const coordinatorHelp = (): string => `fedlora-coordinator [options]
@@ -124,6 +125,14 @@ ${strategyFlagHelp().join('\n')}
  TLS (docs/OPERATOR.md "TLS"; or terminate TLS at a reverse proxy, deploy/nginx.conf):
   --tls-cert FILE        serve HTTPS (the API, the console and the sites' socket) with this PEM certificate chain
   --tls-key FILE         and this PEM private key (both or neither; or FEDLORA_TLS_CERT / FEDLORA_TLS_KEY)
+ console single sign-on with OpenID Connect (docs/OPERATOR.md "Single sign-on"; users must exist here, with a role):
+  --oidc-issuer URL      the provider's issuer (https; http only on loopback) (or FEDLORA_OIDC_ISSUER); the client
+                         secret comes from FEDLORA_OIDC_CLIENT_SECRET only (absent: a public client, PKCE)
+  --oidc-client-id ID    this coordinator's client id at the provider (or FEDLORA_OIDC_CLIENT_ID)
+  --oidc-redirect-url URL  the callback registered at the provider (default http(s)://HOST:PORT/auth/oidc/callback;
+                         required behind a proxy or with --host 0.0.0.0)
+  --oidc-username-claim NAME (preferred_username)  the claim that names the coordinator user
+  --oidc-label TEXT      the console's sign-in button (default "Single sign-on")
  observability (docs/OBSERVABILITY.md):
   --metrics-token T      serve Prometheus metrics at /metrics for "Authorization: Bearer T" (or
                          FEDLORA_METRICS_TOKEN; ≥ 16 characters; never logged)
@@ -169,6 +178,8 @@ export interface CoordinatorConfig {
   metricsPort?: number;
   /** serve HTTPS with these PEM files (main.ts reads them) */
   tls?: { certFile: string; keyFile: string };
+  /** console sign-in through an OpenID provider (the client secret is never logged) */
+  oidc?: OidcSettings;
   logFormat: LogFormat;
   /** PostgreSQL stores instead of files (never logged: it may hold a password) */
   databaseUrl?: string;
@@ -179,6 +190,40 @@ export interface CoordinatorConfig {
 }
 
 const bad = (why: string) => new FedloraError('CONFIG_INVALID', why);
+
+/** --oidc-*: all or nothing (an issuer needs a client id, and a client id an issuer). */
+function oidcSettings(
+  s: (name: string) => string | undefined,
+  env: NodeJS.ProcessEnv,
+  listen: { tls: boolean; host: string; port: string },
+): { oidc?: OidcSettings } {
+  const issuer = s('oidc-issuer') ?? env.FEDLORA_OIDC_ISSUER;
+  const clientId = s('oidc-client-id') ?? env.FEDLORA_OIDC_CLIENT_ID;
+  if (issuer === undefined && clientId === undefined) {
+    for (const flag of ['oidc-redirect-url', 'oidc-username-claim', 'oidc-label'])
+      if (s(flag) !== undefined) throw bad(`--${flag} needs --oidc-issuer and --oidc-client-id`);
+    return {};
+  }
+  if (!issuer || !clientId) throw bad('OpenID Connect sign-in needs both --oidc-issuer URL and --oidc-client-id ID');
+  let redirectUrl = s('oidc-redirect-url');
+  if (redirectUrl === undefined) {
+    if (['0.0.0.0', '::', '[::]'].includes(listen.host))
+      throw bad(`--oidc-redirect-url is required with --host ${listen.host}: the callback URL the provider knows cannot be guessed`);
+    const host = listen.host.includes(':') && !listen.host.startsWith('[') ? `[${listen.host}]` : listen.host;
+    redirectUrl = `${listen.tls ? 'https' : 'http'}://${host}:${listen.port}/auth/oidc/callback`;
+  }
+  const secret = env.FEDLORA_OIDC_CLIENT_SECRET;
+  return {
+    oidc: {
+      issuer,
+      clientId,
+      ...(secret ? { clientSecret: secret } : {}),
+      redirectUrl,
+      usernameClaim: s('oidc-username-claim') ?? 'preferred_username',
+      label: s('oidc-label') ?? 'Single sign-on',
+    },
+  };
+}
 
 function tlsFiles(certFile: string | undefined, keyFile: string | undefined): { tls?: { certFile: string; keyFile: string } } {
   if (!certFile && !keyFile) return {};
@@ -242,6 +287,11 @@ export function parseConfig(
     'metrics-port': S,
     'tls-cert': S,
     'tls-key': S,
+    'oidc-issuer': S,
+    'oidc-client-id': S,
+    'oidc-redirect-url': S,
+    'oidc-username-claim': S,
+    'oidc-label': S,
     'log-format': S,
     'database-url': S,
     'redis-url': S,
@@ -490,6 +540,7 @@ export function parseConfig(
     metricsToken,
     metricsPort: metricsPort === undefined ? undefined : int(metricsPort, 'metrics-port', 0, 0, 65535),
     ...tlsFiles(s('tls-cert') ?? env.FEDLORA_TLS_CERT, s('tls-key') ?? env.FEDLORA_TLS_KEY),
+    ...oidcSettings(s, env, { tls: (s('tls-cert') ?? env.FEDLORA_TLS_CERT) !== undefined, host: s('host') ?? env.FEDLORA_HOST ?? '127.0.0.1', port: s('port') ?? env.FEDLORA_PORT ?? '8080' }),
     logFormat: logFormat as LogFormat,
   };
 }

@@ -21,6 +21,7 @@ import { strategyFromSettings } from './rounds/settings';
 import { faultHoldFromEnv } from './rounds/fault-hold';
 import { openPostgresStores, redactUrl } from './postgres/stores';
 import { auditCommand } from './audit/audit-command';
+import { OidcLogin } from './users/oidc';
 
 async function loadHeldout(c: CoordinatorConfig): Promise<{ heldout: LabeledDataset | null; labels: string[] }> {
   // no labelled data here: the sites' federated evaluation alone scores versions (parseConfig requires --labels)
@@ -114,6 +115,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
       presetSites: c.presetSites,
       allowedOrigins: c.allowedOrigins,
       loginLimits: c.loginLimits,
+      ...(c.oidc ? { oidc: new OidcLogin(c.oidc) } : {}),
       edge: { connections: c.connections },
       metrics: {
         token: c.metricsToken,
@@ -132,6 +134,8 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
       c.metricsPort === undefined
         ? null
         : await serveMetrics(coord.metrics, { port: c.metricsPort, host: c.host, token: c.metricsToken });
+    // the client secret stays out of the log: only where sign-ins go and come back
+    if (c.oidc) log('oidc.enabled', { issuer: c.oidc.issuer, clientId: c.oidc.clientId, redirectUrl: c.oidc.redirectUrl, claim: c.oidc.usernameClaim });
     if (metricsServer) log('metrics.listening', { url: metricsServer.url, bearer: c.metricsToken !== undefined });
     let closing = false;
     const shutdown = async (signal: string) => {

@@ -9,7 +9,12 @@ import { FedloraError, describeError, isFedloraError } from '@fedlora/shared/err
 import { initNodeBackend, type BackendInfo, type BackendName } from '@fedlora/shared/node/backend.ts';
 import { deviceBudget } from '@fedlora/shared/node/training/device-budget.ts';
 import type { SiteKeys } from '@fedlora/shared/crypto/keys.ts';
-import type { Manifest } from '@fedlora/shared/protocol/manifest.ts';
+import type { Manifest, ManifestTask } from '@fedlora/shared/protocol/manifest.ts';
+import type { BertCheckpoint } from '@fedlora/shared/model/checkpoint.ts';
+import type { Tokenizer } from '@fedlora/shared/tokenizer/tokenizer.ts';
+import { loadBertCheckpoint } from '@fedlora/shared/node/model/load.ts';
+import { loadTokenizer } from '@fedlora/shared/node/tokenizer/load.ts';
+import { mlmRoundModel } from '@fedlora/shared/round/mlm-round-model.ts';
 import { ENCODINGS } from '@fedlora/shared/protocol/quantize.ts';
 import { DEFAULT_RECIPE } from '@fedlora/shared/training/recipe.ts';
 import { loadLocalModel, type LocalModel } from '@fedlora/shared/node/model/local-model.ts';
@@ -29,7 +34,7 @@ import { roundLog } from './round-log';
 import { SiteDataWatch } from './data-watch';
 import { ExampleLedger, TRAINED_EXAMPLES_FILE } from './example-ledger';
 import { join } from 'node:path';
-import type { RoundData } from '@fedlora/shared/round/round-handler.ts';
+import type { RoundConnection, RoundData } from '@fedlora/shared/round/round-handler.ts';
 import { holdoutSplit } from '@fedlora/shared/data/holdout.ts';
 import type { LabeledDataset } from '@fedlora/shared/data/dataset.ts';
 import { loadKeys, loadSiteConfig, pinnedFingerprint, type SiteConfig } from './state';
@@ -126,6 +131,8 @@ export class SiteAgent {
   /** the round protocol (shared with the browser site), across this agent's connections */
   private readonly rounds: SiteRounds;
   private readonly verified = new Map<string, string>();
+  /** a masked-LM federation's base checkpoint and tokenizer, for the manifest `key` */
+  private mlm: { key: string; ckpt: BertCheckpoint; tokenizer: Tokenizer } | null = null;
 
   constructor(private readonly opts: SiteAgentOptions) {
     this.log = opts.log ?? ((line) => process.stderr.write(line + '\n'));
@@ -296,17 +303,13 @@ export class SiteAgent {
         `authenticated as ${cfg.siteId} with coordinator ${coordinatorId}; global adapter ${manifest.versionId ?? '(none yet)'}`,
       );
       this.emit({ type: 'authenticated', siteId: cfg.siteId, coordinatorId, versionId: manifest.versionId });
-      await this.prepare(manifest, socket, cfg);
-      const model = this.model as LocalModel;
+      const ports = await this.prepare(manifest, socket, cfg);
       this.rounds.attach({
         trust,
         siteId: cfg.siteId,
         signing: keys.signing,
         transport: roundTransport(socket, timeout),
-        model: localRoundModel(model, () => deviceBudget(this.backend as BackendInfo), this.log),
-        data: this.roundData(model, manifest.labels),
-        // read when asked: a data reload replaces the held-out split too
-        ...(this.heldout ? { heldout: { examples: (n: number) => (this.heldout as EncodedDataCache).get(model.tokenizer, manifest.labels, n) } } : {}),
+        ...ports,
         maxSeqLength: manifest.maxSeqLength,
       });
       const numExamples = (this.data as EncodedDataCache).dataset.examples.length;
@@ -341,8 +344,10 @@ export class SiteAgent {
     });
   }
 
-  private async prepare(manifest: Manifest, socket: SiteSocket, cfg: SiteConfig): Promise<void> {
+  /** The round ports for this manifest: a classification model over the labelled data, or a masked-LM one. */
+  private async prepare(manifest: Manifest, socket: SiteSocket, cfg: SiteConfig): Promise<Pick<RoundConnection, 'model' | 'data' | 'heldout'>> {
     const modelDir = await this.baseModelDir(manifest, socket);
+    if (manifest.task?.kind === 'mlm') return this.prepareMlm(manifest, manifest.task, modelDir);
     const pooling = (manifest as { pooling?: Pooling }).pooling ?? DEFAULT_RECIPE.pooling;
     const key = JSON.stringify([modelDir, manifest.baseModel.files, manifest.lora, manifest.labels, pooling]);
     const data = this.data as EncodedDataCache;
@@ -352,6 +357,7 @@ export class SiteAgent {
       this.labels = manifest.labels;
       this.log(formatLabelMapping(mapping));
       this.model?.dispose();
+      this.mlm = null;
       data.clear();
       this.heldout?.clear();
       this.model = loadLocalModel({
@@ -364,11 +370,45 @@ export class SiteAgent {
       this.modelKey = key;
     }
     // tokenize now, not in the first round's time budget
-    const tok = this.model.tokenizer;
+    const model = this.model;
+    const tok = model.tokenizer;
     data.get(
       tok,
       manifest.labels,
-      Math.min(manifest.maxSeqLength, tok.maxLength, this.model.bert.config.maxPositions),
+      Math.min(manifest.maxSeqLength, tok.maxLength, model.bert.config.maxPositions),
     );
+    return {
+      model: localRoundModel(model, () => deviceBudget(this.backend as BackendInfo), this.log),
+      data: this.roundData(model, manifest.labels),
+      // read when asked: a data reload replaces the held-out split too
+      ...(this.heldout ? { heldout: { examples: (n: number) => (this.heldout as EncodedDataCache).get(tok, manifest.labels, n) } } : {}),
+    };
+  }
+
+  /**
+   * A masked-LM federation (issue 24): the site's documents are the text column of its data (labels unused, never
+   * checked against the federation's, which has none); each round trains mlmLocalRound on them as they are then.
+   */
+  private prepareMlm(manifest: Manifest, task: ManifestTask, modelDir: string): Pick<RoundConnection, 'model' | 'data'> {
+    const key = JSON.stringify([modelDir, manifest.baseModel.files, manifest.lora, task]);
+    if (!this.mlm || this.mlm.key !== key) {
+      this.model?.dispose();
+      this.model = null;
+      this.modelKey = '';
+      this.mlm = { key, ckpt: loadBertCheckpoint(modelDir), tokenizer: loadTokenizer(modelDir) };
+      this.log(`masked-LM federation: training LoRA (${manifest.lora.targetModules.join(',')})${task.headTransform ? ' and the MLM head transform' : ''} on the text of ${this.data?.dataset.name}`);
+    }
+    const { ckpt, tokenizer } = this.mlm;
+    return {
+      model: mlmRoundModel({
+        ckpt,
+        tokenizer,
+        lora: manifest.lora,
+        headTransform: task.headTransform,
+        docs: () => (this.data as EncodedDataCache).dataset.examples.map((e) => e.text),
+      }),
+      // the documents are read by the model port; the labelled examples are not used
+      data: { examples: () => [] },
+    };
   }
 }

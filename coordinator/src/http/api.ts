@@ -51,6 +51,8 @@ import {
 } from './admin-schemas';
 import { consoleRoutes } from './console';
 import { sitePageRoutes } from './site-page';
+import { oidcRoutes } from './oidc-routes';
+import type { OidcLogin } from '../users/oidc';
 
 export interface ApiDeps {
   adminToken: string;
@@ -76,6 +78,8 @@ export interface ApiDeps {
   audit: AuditStore;
   /** the coordinator's id and signing-key fingerprint: in GET /status, and pinned by every join token */
   coordinator: { id: string; fingerprint: string };
+  /** OpenID Connect sign-in for the console (--oidc-issuer); absent: username/password and tokens only */
+  oidc?: OidcLogin;
 }
 
 /** What a route's handler gets besides its input: the caller, and what its audit entry should say. */
@@ -156,6 +160,7 @@ export function createApi(d: ApiDeps): express.Express {
   const auth = new Authenticator(sessions, d.users);
   const loginLimits = d.loginLimits ?? DEFAULT_LOGIN_LIMITS;
   const lockout = new LoginLockout(loginLimits);
+  if (d.oidc) app.use('/auth/oidc', oidcRoutes({ oidc: d.oidc, sessions, users: d.users, audit: d.audit, log: d.log, loginLimits }));
   const api = express.Router();
   api.use(express.json({ limit: '64kb' }));
   /**

@@ -296,6 +296,20 @@ function showLogin(message = ''): void {
   el.login.hidden = false;
   el.loginError.textContent = message;
   el.token.focus();
+  void offerSingleSignOn();
+}
+
+/** The single sign-on link, when the coordinator has an OpenID provider (GET /auth/oidc/config is 404 otherwise). */
+async function offerSingleSignOn(): Promise<void> {
+  try {
+    const r = await fetch('/auth/oidc/config', { credentials: 'same-origin' });
+    if (!r.ok) return;
+    const { label } = (await r.json()) as { label: string };
+    byId('oidc-link').textContent = label;
+    byId('oidc-login').hidden = false;
+  } catch {
+    /* no provider offered: the form alone */
+  }
 }
 
 async function showApp(): Promise<void> {

@@ -29,6 +29,14 @@ const LoraConfigSchema = z
   })
   .strict();
 
+/**
+ * What the federation trains (issue 24): absent = classification (labels, a classifier head); 'mlm' = masked-LM domain
+ * adaptation on the sites' unlabelled text: LoRA on the encoder and, with headTransform, the MLM head's transform
+ * (training/mlm-state.ts), no labels and no classifier head. A site that does not know the field refuses the manifest.
+ */
+export const ManifestTaskSchema = z.object({ kind: z.literal('mlm'), headTransform: z.boolean() }).strict();
+export type ManifestTask = z.output<typeof ManifestTaskSchema>;
+
 export const ManifestSchema = z
   .object({
     v: z.literal(1),
@@ -51,12 +59,12 @@ export const ManifestSchema = z
       })
       .strict(),
     lora: LoraConfigSchema,
-    /** class labels in output-index order */
+    /** class labels in output-index order (at least 2); empty in an 'mlm' federation */
     labels: z
       .array(z.string().min(1).max(LIMITS.maxNameLength))
-      .min(2)
       .max(LIMITS.maxLabels)
       .refine((ls) => new Set(ls).size === ls.length, 'has a duplicate label'),
+    task: ManifestTaskSchema.optional(),
     /** how the classifier pools token vectors (model/classifier.ts); absent = 'mean', the shipped recipe's */
     pooling: z.enum(['mean', 'cls', 'pooler']).optional(),
     /** tokens per example the sites must truncate/pad to (BERT's position table has 512) */
@@ -64,7 +72,11 @@ export const ManifestSchema = z
     /** the current global adapter; null before the first round is versioned */
     versionId: IdSchema.nullable(),
   })
-  .strict();
+  .strict()
+  .refine((m) => (m.task?.kind === 'mlm' ? m.labels.length === 0 : m.labels.length >= 2), {
+    message: 'labels: a classification federation needs at least 2 labels, a masked-LM one none',
+    path: ['labels'],
+  });
 
 /** The manifest as parsed (lora is the validated LoraConfig). */
 export type Manifest = Omit<z.output<typeof ManifestSchema>, 'lora'> & { lora: LoraConfig };

@@ -82,6 +82,8 @@ export interface RoundTrainControl {
   onStep: (p: StepProgress) => void;
   /** asked between steps: the site is leaving, the connection is gone or the round has closed */
   shouldStop: () => boolean;
+  /** the round's tokens per example (participant.ts roundMaxLength): a masked-LM round packs its documents to it */
+  maxLength?: number;
 }
 
 /** The local model that trains a round. */
@@ -357,6 +359,7 @@ export class SiteRounds {
     const stepsPerEpoch = Math.ceil(examples.length / config.batchSize);
     const result = await c.model.train(examples, adapter.adapter, config, {
       seed: localRoundSeed(round.round),
+      maxLength,
       onStep: (progress) => this.o.report({ type: 'step', round, progress, stepsPerEpoch }),
       shouldStop: () => this.o.leaving() || !c.transport.connected || this.closedRounds.has(round.roundId),
     });
