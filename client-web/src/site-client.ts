@@ -39,6 +39,7 @@ import {
 } from '@fedlora/shared';
 import { helloCoordinator } from '@fedlora/shared/connection/session.ts';
 import { parseJoinToken } from '@fedlora/shared/protocol/join-token.ts';
+import { holdoutSplit } from '@fedlora/shared/data/holdout.ts';
 import type { SiteStore } from './store';
 import { browserDeviceBudget, type WebBackendInfo } from './backend';
 
@@ -54,6 +55,7 @@ export type SiteEvent =
   | { type: 'step'; round: number; step: number; totalSteps: number; loss: number; samplesPerSecond: number }
   | { type: 'uploaded'; round: number; bytes: number; loss: number; samplesPerSecond: number }
   | { type: 'version'; versionId: string; round: number; accuracy?: number }
+  | { type: 'evaluated'; versionId: string; numExamples: number; accuracy: number; loss: number }
   | { type: 'fatal'; code: string; message: string };
 
 export interface BrowserSiteOptions {
@@ -62,6 +64,12 @@ export interface BrowserSiteOptions {
   /** one-time join token; only needed until this browser is enrolled */
   token: string | null;
   dataset: LabeledDataset;
+  /**
+   * keep this fraction of the data as a held-out split (shared data/holdout.ts, the same split as the Node agent's
+   * --holdout), never trained on, to score candidate adapters on when the coordinator runs federated evaluation;
+   * 0 or absent: no split, and 'round:evaluate' is declined
+   */
+  holdout?: number;
   store: SiteStore;
   backend: WebBackendInfo;
   on: (e: SiteEvent) => void;
@@ -105,11 +113,21 @@ export class BrowserSite {
   private model: LocalModel | null = null;
   private modelKey = '';
   private readonly data: EncodedDataCache;
+  /** the held-out split (options.holdout), tokenized like the training data; null: none */
+  private readonly heldout: EncodedDataCache | null;
   /** the round protocol (shared with the Node agent), across this page's connections */
   private readonly rounds: SiteRounds;
 
   constructor(private readonly o: BrowserSiteOptions) {
-    this.data = new EncodedDataCache(o.dataset);
+    const fraction = o.holdout ?? 0;
+    if (fraction > 0) {
+      const split = holdoutSplit(o.dataset, fraction);
+      this.data = new EncodedDataCache(split.train);
+      this.heldout = new EncodedDataCache(split.heldout);
+    } else {
+      this.data = new EncodedDataCache(o.dataset);
+      this.heldout = null;
+    }
     this.rounds = new SiteRounds({ report: (e) => this.show(e), leaving: () => this.stopped });
   }
 
@@ -183,9 +201,11 @@ export class BrowserSite {
         transport: roundTransport(socket),
         model: localRoundModel(model, () => browserDeviceBudget(this.o.backend.name), (text) => this.o.on({ type: 'status', text })),
         data: localRoundData(this.data, model, session.manifest.labels),
+        ...(this.heldout ? { heldout: localRoundData(this.heldout, model, session.manifest.labels) } : {}),
         maxSeqLength: session.manifest.maxSeqLength,
       });
-      const numExamples = this.o.dataset.examples.length;
+      // the examples it trains on: a held-out split is not offered to rounds
+      const numExamples = this.data.dataset.examples.length;
       await request(ack, 'site:ready', {
         numExamples,
         encodings: [...ENCODINGS],
@@ -258,6 +278,7 @@ export class BrowserSite {
       }
       this.model?.dispose();
       this.data.clear();
+      this.heldout?.clear();
       this.model = localModelFromFiles(files, {
         lora: manifest.lora,
         labels: manifest.labels,
@@ -314,6 +335,15 @@ export class BrowserSite {
           type: 'status',
           text: `round ${e.message.round} closed: ${e.message.outcome} (${e.message.updates} updates)`,
         });
+      case 'evaluated': {
+        const v = e.evaluation;
+        if (!v)
+          return on({ type: 'status', text: `candidate ${e.message.versionId}: evaluation declined (no held-out split: set a held-out share before joining)` });
+        const correct = v.confusion.reduce((n, row, i) => n + row[i], 0);
+        return on({ type: 'evaluated', versionId: e.message.versionId, numExamples: v.n, accuracy: correct / v.n, loss: v.lossSum / v.n });
+      }
+      case 'evaluate-refused':
+        return on({ type: 'status', text: `round:evaluate refused: ${describeError(e.error)}` });
       case 'version':
         return on({
           type: 'version',
