@@ -48,11 +48,17 @@ export interface FederatedMetrics {
  * evaluation is on, the federated figures themselves (then `federated` holds the same numbers with the per-site rows).
  */
 export interface HeldoutMetrics {
+  /** absent: a classifier's figures; 'mlm' (a masked-LM federation, eval/mlm-task.ts): loss is the mean cross-entropy
+   * per masked token of the held-out text, accuracy the masked-token accuracy, examples its sequences, no macroF1 */
+  task?: 'mlm';
   accuracy: number;
-  macroF1: number;
+  /** absent for a masked-LM version */
+  macroF1?: number;
   loss: number;
   examples: number;
   perClass: ClassMetrics[];
+  /** masked-LM: the masked tokens scored */
+  maskedTokens?: number;
   /** where the figures above come from: 'central' (the default when absent) or 'federated' */
   source?: 'central' | 'federated';
   /** federated evaluation (--federated-eval), beside the central figures or as them */
@@ -95,7 +101,13 @@ export interface VersionRecord {
   /** why the round that made it started, and how many of its examples were new to the sites (absent before issue 20) */
   trigger?: RoundTrigger;
   newExamples?: number;
+  /** what the federation trains (issue 24): absent = classification, 'mlm' = a masked-LM (domain adaptation) adapter */
+  task?: TaskKind;
 }
+
+/** The federation task kinds: a classifier (LoRA + head) on labelled data, or masked-LM domain adaptation. */
+export const TASK_KINDS = ['classification', 'mlm'] as const;
+export type TaskKind = (typeof TASK_KINDS)[number];
 
 export type VersionStatus = 'candidate' | 'promoted' | 'rejected';
 

@@ -13,7 +13,7 @@ import type { Strategy } from '@fedlora/shared/aggregation/strategy.ts';
 import type { StrategyName } from '@fedlora/shared/aggregation/index.ts';
 import { DpMeanAggregator, withDpClipNorm } from '@fedlora/shared/privacy/dp-fedavg.ts';
 import { withFields, type Logger } from '../log';
-import type { AdapterStore, PromotionDecision, RoundPrivacy, RoundRecord, VersionRecord } from '../registry/types';
+import type { AdapterStore, PromotionDecision, RoundPrivacy, RoundRecord, TaskKind, VersionRecord } from '../registry/types';
 import {
   applySettingsPatch,
   expandStrategyShorthand,
@@ -71,6 +71,8 @@ export interface FederationDeps {
   store: AdapterStore;
   /** the adapter state of version 0 (seeded fresh LoRA + head) */
   initialState: () => NamedTensors | Promise<NamedTensors>;
+  /** what the federation trains, recorded on every version (default classification; issue 24) */
+  task?: TaskKind;
   settings: RoundSettings;
   stop: StopRules;
   log: Logger;
@@ -174,6 +176,7 @@ export class Federation {
           metrics,
           trainMetrics: {},
           uploadedBytes: 0,
+          ...(this.d.task === 'mlm' ? { task: 'mlm' as const } : {}),
         },
         state,
         null,

@@ -14,7 +14,7 @@ import type { AggregateOutcome, Strategy } from '@fedlora/shared/aggregation/str
 import type { SecAggResult } from '@fedlora/shared/secagg/server.ts';
 import { pack } from '@fedlora/shared/protocol/packed.ts';
 import type { Logger } from '../log';
-import type { AdapterStore, HeldoutMetrics, RoundRecord, VersionRecord } from '../registry/types';
+import type { AdapterStore, HeldoutMetrics, RoundRecord, TaskKind, VersionRecord } from '../registry/types';
 import type { RoundInbox } from './inbox';
 import type { Pulse } from './pulse';
 import { sampleSize, type RoundSettings } from './settings';
@@ -39,6 +39,8 @@ export interface RoundEnv {
   keepSampling: () => boolean;
   /** fires on availability changes and on pause */
   availability: Pulse;
+  /** what the federation trains (default classification), recorded on each version */
+  task?: TaskKind;
 }
 
 /** What a round is, fixed when it starts: its number and id, the version it trains from, the config, its key. */
@@ -327,7 +329,7 @@ async function evaluate(
  */
 async function version(
   r: Pick<RunningRound, 'plan' | 'inbox' | 'outcome' | 'metrics' | 'version' | 'secure'>,
-  env: Pick<RoundEnv, 'store' | 'strategy' | 'transport' | 'settings' | 'log'>,
+  env: Pick<RoundEnv, 'store' | 'strategy' | 'transport' | 'settings' | 'log' | 'task'>,
 ): Promise<StageResult> {
   const o = r.outcome as AggregateOutcome;
   const candidate = await env.store.addVersion(
@@ -344,6 +346,7 @@ async function version(
       trigger: r.plan.trigger,
       // a secure round's sites report their new examples in 'site:data' only: the masked upload carries no counts
       ...(r.secure ? {} : { newExamples: r.inbox.report().newExamples }),
+      ...(env.task === 'mlm' ? { task: 'mlm' as const } : {}),
     },
     o.adapter,
     env.strategy.getState(),
@@ -372,7 +375,7 @@ export function publish(env: Pick<RoundEnv, 'transport'>, v: VersionRecord): voi
   env.transport.published({
     versionId: v.id,
     round: v.round,
-    metrics: m ? { accuracy: m.accuracy, macroF1: m.macroF1, loss: m.loss } : {},
+    metrics: m ? { accuracy: m.accuracy, ...(m.macroF1 === undefined ? {} : { macroF1: m.macroF1 }), loss: m.loss } : {},
     adapterSha256: v.sha256,
   });
 }
