@@ -2,7 +2,8 @@
 // from the form or from the enrollment link's #token=… fragment (a fragment is never sent in HTTP requests), is
 // wiped from the address bar at once, and is only ever sent in the coordinator's 'site:enroll' event.
 
-import { describeError, isFedloraError } from '@fedlora/shared/errors.ts';
+import { describeError, FedloraError, isFedloraError } from '@fedlora/shared/errors.ts';
+import { holdoutSplit } from '@fedlora/shared/data/holdout.ts';
 import { countByLabel, type LabeledDataset } from '@fedlora/shared/data/dataset.ts';
 import { datasetFromTable, parseTabularText } from '@fedlora/shared/data/tabular-text.ts';
 import type { LabelMapping } from '@fedlora/shared/data/site-data.ts';
@@ -22,6 +23,8 @@ function readFragment(): URLSearchParams {
 const fragment = readFragment();
 const query = new URLSearchParams(location.search);
 if (fragment.get('token')) $<HTMLInputElement>('token').value = fragment.get('token') as string;
+// an enrollment link may preset the held-out share (?holdout=0.2) for a federation that evaluates at the sites
+if (query.get('holdout')) $<HTMLInputElement>('holdout').value = query.get('holdout') as string;
 // served by the coordinator at /site: the coordinator is this page's origin (?coordinator= for a standalone build)
 const coordinator = (query.get('coordinator') ?? location.origin).replace(/\/+$/, '');
 
@@ -86,6 +89,9 @@ function onSiteEvent(e: SiteEvent): void {
     case 'uploaded':
       $('sps').textContent = e.samplesPerSecond.toFixed(1);
       return log(`round ${e.round}: uploaded ${e.bytes} bytes, loss ${e.loss.toFixed(4)}`);
+    case 'evaluated':
+      $('heldout').textContent = `${e.versionId}: accuracy ${e.accuracy.toFixed(4)} on ${e.numExamples} examples`;
+      return log(`scored candidate ${e.versionId} on ${e.numExamples} held-out examples: accuracy ${e.accuracy.toFixed(4)}, loss ${e.loss.toFixed(4)}`);
     case 'version':
       $('version').textContent = `${e.versionId}${e.accuracy === undefined ? '' : ` (held-out accuracy ${e.accuracy.toFixed(4)})`}`;
       return;
@@ -138,7 +144,10 @@ async function join(): Promise<void> {
     const id = await store.identity(coordinator);
     if (id?.siteId) $('site-id').textContent = id.siteId;
     site?.stop();
-    site = new BrowserSite({ coordinator, token: $<HTMLInputElement>('token').value.trim() || null, dataset, store, backend: await backendReady, on: onSiteEvent });
+    const holdout = Number($<HTMLInputElement>('holdout').value || '0');
+    if (!(holdout >= 0 && holdout < 1)) throw new FedloraError('CONFIG_INVALID', `the held-out share must be a fraction in [0, 1), e.g. 0.2; got ${$<HTMLInputElement>('holdout').value}`);
+    if (holdout > 0) log(`held-out split: ${holdoutSplit(dataset, holdout).heldout.examples.length} of ${dataset.examples.length} examples, never trained on`);
+    site = new BrowserSite({ coordinator, token: $<HTMLInputElement>('token').value.trim() || null, dataset, holdout, store, backend: await backendReady, on: onSiteEvent });
     await site.run();
   } catch (err) {
     $<HTMLButtonElement>('join').disabled = false;

@@ -16,23 +16,24 @@ import type { LoraConfig } from '@fedlora/shared/lora/config.ts';
 import type { Pooling } from '@fedlora/shared/model/classifier.ts';
 import { LIMITS } from '@fedlora/shared/protocol/limits.ts';
 import { useNativeEd25519 } from '@fedlora/shared/node/native-ed25519.ts';
-import type { Manifest } from '@fedlora/shared/protocol/manifest.ts';
+import { projectNamespace } from '@fedlora/shared/protocol/join-token.ts';
 import { readJson, writeJson, type Storage } from './storage';
 import { silentLogger, type Logger } from './log';
-import { AdapterRegistry } from './registry/registry';
 import type { AdapterStore } from './registry/types';
-import { SiteRegistry } from './sites/registry';
 import type { SiteStore } from './sites/types';
-import { Federation, type FederationDeps, type FederationEvent } from './rounds/federation';
+import type { Federation, FederationDeps, FederationEvent } from './rounds/federation';
 import { ClusterLink } from './cluster/cluster-link';
 import { LeaderLease } from './cluster/leader-lease';
 import type { RoundSettings, StopRules } from './rounds/settings';
 import type { Clock, Evaluator } from './rounds/types';
-import { Presence, type SiteServer } from './socket/presence';
-import { roundRequests, attachSiteHandlers, type ModelFile } from './socket/site-handlers';
+import { openProject, type ProjectEnv } from './projects/project';
+import { ProjectHost, type ProjectFactory } from './projects/project-host';
+import { DEFAULT_PROJECT_ID } from './projects/project-spec';
+import type { SiteServer } from './socket/presence';
+import { roundRequests, type ModelFile } from './socket/site-handlers';
 import { createApi } from './http/api';
 import { AdminSessions, SESSION_TTL_MS, type SessionStore } from './http/session';
-import { Authenticator } from './users/auth';
+import { Authenticator, mayUseProject } from './users/auth';
 import type { OidcLogin } from './users/oidc';
 import { UserRegistry } from './users/registry';
 import type { UserStore } from './users/types';
@@ -41,7 +42,6 @@ import { crossOriginReason } from './http/origin-check';
 import { CoordinatorSigner, newSigningKeyRecord, parseSigningKeyRecord, type SigningKeyRecord } from './coordinator-key';
 import type { KeyPair } from '@fedlora/shared/crypto/keys.ts';
 import type { LoginLimits } from './http/login-limits';
-import { ActivityTracker } from './sites/activity';
 import { ConnectionGate, type ConnectionGateOptions, type EngineConnection } from './socket/connection-gate';
 import { PartBudget } from './socket/frame-assembly';
 import { RejectionLog, type RejectionLogOptions } from './socket/rejection-log';
@@ -49,8 +49,6 @@ import type { AdminServerEvents } from './socket/admin-events';
 import { CoordinatorMetrics } from './metrics';
 import { countAdminDownload, isMetricsRequest, metricsRoute } from './http/metrics-route';
 import { withRequestId } from './http/request-id';
-import { CandidateAdapters } from './eval/candidate-adapters';
-import { FederatedEvaluator, federatedEvaluation, siteEvaluationTimeoutMs } from './eval/federated-evaluator';
 
 /** The learning task: base model, adapter layout, labels, the initial state and the held-out evaluator. */
 export interface CoordinatorTask {
@@ -111,6 +109,11 @@ export interface CoordinatorOptions {
    * beside the central metrics, or as the version's metrics when task.evaluator is null
    */
   federatedEvaluation?: boolean;
+  /**
+   * builds the projects besides the default one (POST /api/projects, and those projects.json names at startup) from
+   * their specs; absent (and in a cluster): the coordinator hosts only its default project
+   */
+  projectFactory?: ProjectFactory;
   /** start running rounds as soon as the server listens (default true) */
   autostart?: boolean;
   /** sites to create at startup if absent, with their join tokens (deployment files pass tokens via env) */
@@ -143,9 +146,12 @@ export interface CoordinatorOptions {
 export interface Coordinator {
   httpServer: HttpServer;
   io: SiteServer;
+  /** the default project's federation and stores (the coordinator's own flags) */
   federation: Federation;
   store: AdapterStore;
   sites: SiteStore;
+  /** every project, the default one included (projects/project-host.ts) */
+  projects: ProjectHost;
   /** the Prometheus registry, fed from the coordinator's events (metrics.ts) */
   metrics: CoordinatorMetrics;
   /** the fingerprint of the coordinator's signing key (coordinator-key.ts), as join tokens carry it */
@@ -234,28 +240,26 @@ export async function createCoordinator(o: CoordinatorOptions): Promise<Coordina
   const log = o.log ?? silentLogger;
   // OpenSSL's Ed25519: a challenge per connecting site and a signature per upload (shared/src/crypto/ed25519.ts)
   useNativeEd25519();
-  const store = o.adapterStore ?? (await AdapterRegistry.open(o.storage));
-  const sites = o.siteStore ?? (await SiteRegistry.open(o.storage, log));
-  for (const p of o.presetSites ?? []) {
-    if (!(await sites.list()).some((s) => s.name === p.name)) {
-      const { site } = await sites.create(p.name, p.token);
-      log('site.created', { site: site.id, preset: true });
-    }
-  }
   const identity = await coordinatorIdentity(o.identityStore ?? fileIdentity(o.storage), baseModelRecord(o.task), log);
   const id = identity.id;
   const signer = await CoordinatorSigner.create(identity.signingKey);
-  const activity = await ActivityTracker.open(o.storage, { log });
   const sessions = new AdminSessions(o.adminToken, Date.now, SESSION_TTL_MS, o.sessionStore);
   const users = o.userStore ?? (await UserRegistry.open(o.storage));
   const audit = o.auditStore ?? (await FileAuditLog.open(o.storage));
   const auth = new Authenticator(sessions, users);
   const metrics = new CoordinatorMetrics({
     processMetrics: o.metrics?.processMetrics,
+    // the sites of every project (a site belongs to one project; ids may repeat across projects)
     enrolledSites: async () =>
-      (await sites.list())
-        .filter((s) => s.enrolledAt && !s.revokedAt)
-        .map((s) => ({ siteId: s.id, lastSeen: activity.get(s.id).lastSeen })),
+      (
+        await Promise.all(
+          projects.list().map(async (p) =>
+            (await p.sites.list())
+              .filter((s) => s.enrolledAt && !s.revokedAt)
+              .map((s) => ({ siteId: s.id, lastSeen: p.activity.get(s.id).lastSeen })),
+          ),
+        )
+      ).flat(),
   });
 
   // HTTPS when given a certificate: express, the console and socket.io all ride on the same server either way
@@ -280,14 +284,19 @@ export async function createCoordinator(o: CoordinatorOptions): Promise<Coordina
     pingTimeout: 60_000,
   });
   io.engine.on('connection', (conn: EngineConnection) => gate.opened(conn));
-  const admin = (io as unknown as Server).of('/admin') as unknown as Namespace<
-    Record<string, never>,
-    AdminServerEvents
-  >;
+  type AdminFeed = Namespace<Record<string, never>, AdminServerEvents>;
   // the console connects with its session cookie (same origin); scripts pass the token in `auth`. WebSockets are
   // outside CORS, so a page on another origin of the same site could open this feed with the SameSite=Strict cookie:
   // a cookie handshake must come from an allowed origin, as cookie writes to /api must
   const allowedOrigins = new Set(o.allowedOrigins ?? []);
+  // one feed per project: '/admin' for the default project, '/admin/projects/<id>' for the others; a user assigned to
+  // some projects only may watch only theirs
+  const feeds = new Map<string, AdminFeed>();
+  const feedOf = (projectId: string): AdminFeed => {
+    const known = feeds.get(projectId);
+    if (known) return known;
+    const admin = (io as unknown as Server).of(projectId === DEFAULT_PROJECT_ID ? '/admin' : `/admin/projects/${projectId}`) as unknown as AdminFeed;
+    feeds.set(projectId, admin);
   admin.use((socket, next) => {
     const t = socket.handshake.auth?.token;
     if (t === undefined) {
@@ -305,8 +314,10 @@ export async function createCoordinator(o: CoordinatorOptions): Promise<Coordina
     const cookie = socket.handshake.headers.cookie;
     // sessions may live in the shared database: the check is awaited (a Promise is no answer)
     // any role may watch (the feed only reports): the bootstrap token, a user's token or a session of an enabled user
-    void (async () =>
-      (await auth.principal(t !== undefined ? { authorization: typeof t === 'string' ? `Bearer ${t}` : undefined } : { cookie })) !== null)().then(
+    void (async () => {
+      const p = await auth.principal(t !== undefined ? { authorization: typeof t === 'string' ? `Bearer ${t}` : undefined } : { cookie });
+      return p !== null && mayUseProject(p, projectId);
+    })().then(
       (ok) => {
         if (ok) {
           gate.authenticated(socket.conn);
@@ -321,23 +332,13 @@ export async function createCoordinator(o: CoordinatorOptions): Promise<Coordina
       },
     );
   });
+    return admin;
+  };
 
-  const presence = new Presence(
-    io,
-    () => sites.activeCount(),
-    (s) => {
-      activity.onStatus(s);
-      metrics.onSiteStatus(s);
-      admin.emit('site:status', s);
-    },
-    (siteId) => sites.signingKey(siteId),
-  );
-  presence.useSigner(signer.sign);
   const link = o.cluster ? await ClusterLink.connect(io, o.cluster.redisUrl, log) : null;
-  if (link) presence.useCluster(link);
-  const forward = (e: FederationEvent) => {
-    activity.onEvent(e);
+  const forward = (projectId: string, e: FederationEvent) => {
     metrics.onFederationEvent(e);
+    const admin = feedOf(projectId);
     if (e.type === 'round:stage')
       admin.emit('round:stage', { round: e.round, roundId: e.roundId, stage: e.stage });
     else if (e.type === 'version:new') admin.emit('version:new', e.version);
@@ -348,44 +349,48 @@ export async function createCoordinator(o: CoordinatorOptions): Promise<Coordina
     else if (e.type === 'round:skipped') admin.emit('round:skipped', { trigger: e.trigger, reason: e.reason });
     else admin.emit('federation:state', { state: e.state, reason: e.reason });
   };
-  // federated evaluation: candidates over the inline limit are served to the sites in 'adapter:chunk's meanwhile
-  const candidates = new CandidateAdapters();
-  const evaluator: Evaluator | null = o.federatedEvaluation
-    ? federatedEvaluation(
-        o.task.evaluator,
-        new FederatedEvaluator({
-          transport: presence,
-          labels: o.task.labels,
-          candidates,
-          timeoutMs: (): number => siteEvaluationTimeoutMs(federation.settings),
-          maxLength: (): number => federation.settings.maxLength,
-          log,
-        }),
-        log,
-      )
-    : o.task.evaluator;
-  if (!evaluator)
-    throw new FedloraError('CONFIG_INVALID', 'no held-out set to evaluate on: give one (--heldout) or turn on federated evaluation (--federated-eval)');
-  const federation = new Federation({
-    strategy: o.strategy,
-    strategyFactory: o.strategyFactory,
-    transport: presence,
-    evaluator,
-    store,
-    initialState: o.task.initialState,
-    settings: o.settings,
-    stop: o.stop,
+  let lease: LeaderLease | null = null;
+  const env: ProjectEnv = {
     log,
+    coordinatorId: id,
+    signer,
+    edge: { rejections, gate, partBudget, sent: (kind, bytes) => metrics.onTransfer('out', kind, bytes), cluster: null },
+    onSiteStatus: (projectId, s) => {
+      metrics.onSiteStatus(s);
+      feedOf(projectId).emit('site:status', s);
+    },
+    onEvent: forward,
     clock: o.clock,
     rng: o.rng,
     retryDelayMs: o.retryDelayMs,
-    onEvent: forward,
     afterStage: o.afterStage,
-    isLeader: o.cluster ? () => lease?.isLeader ?? false : undefined,
-  });
-  // in a cluster only the leader writes the registry: it initializes (v0 on a fresh store) when it takes the lease
-  if (!o.cluster) await federation.init();
-  const lease =
+  };
+  // the default project: the coordinator's own flags, the data dir's own files and the '/' namespace, as before
+  // projects existed; in a cluster it is the only one, and only the lease holder runs its rounds
+  const main = await openProject(
+    {
+      id: DEFAULT_PROJECT_ID,
+      storage: o.storage,
+      adapterStore: o.adapterStore,
+      siteStore: o.siteStore,
+      strategy: o.strategy,
+      strategyFactory: o.strategyFactory,
+      settings: o.settings,
+      stop: o.stop,
+      task: o.task,
+      federatedEvaluation: o.federatedEvaluation,
+      presetSites: o.presetSites,
+    },
+    io.of('/'),
+    {
+      ...env,
+      isLeader: o.cluster ? () => lease?.isLeader ?? false : undefined,
+      edge: { ...env.edge, cluster: link ? { link, isLeader: () => lease?.isLeader ?? false } : null },
+    },
+  );
+  const { federation, store, sites } = main;
+  if (link) main.presence.useCluster(link);
+  lease =
     o.cluster && link
       ? new LeaderLease(o.cluster.pool, {
           pollMs: o.cluster.leasePollMs ?? 2000,
@@ -405,55 +410,41 @@ export async function createCoordinator(o: CoordinatorOptions): Promise<Coordina
         })
       : null;
   if (link && lease) {
+    const leader = lease;
     const runHere = roundRequests({ sites, federation });
     link.attach({
-      localReady: () => presence.localReady(),
-      isLeader: () => lease.isLeader,
+      localReady: () => main.presence.localReady(),
+      isLeader: () => leader.isLeader,
       handle: (req) => runHere(req.event, req.siteId, req.payload),
       siteLeft: (siteId) => federation.siteLeft(siteId),
-      availabilityChanged: () => presence.remoteChanged(),
+      availabilityChanged: () => main.presence.remoteChanged(),
     });
   }
-
-  const manifest = async (): Promise<Manifest> => ({
-    v: 1,
-    baseModel: {
-      id: o.task.modelId,
-      files: o.task.modelFiles.map(({ path, sha256, bytes }) => ({ path, sha256, bytes })),
+  // the other projects (projects.json, POST /api/projects): each on its own namespace, files and round loop; a
+  // project created while the coordinator runs starts its rounds at once (unless the coordinator started paused)
+  let listening = false;
+  const startRounds = (f: Federation) => {
+    const why = f.stopReason();
+    if (why) log('federation.not_started', { reason: why });
+    else f.start({ kind: 'startup' });
+  };
+  const projects = await ProjectHost.load(
+    o.storage,
+    main,
+    async (po) => {
+      const p = await openProject(po, io.of(projectNamespace(po.id)), env);
+      if (listening && (o.autostart ?? true)) startRounds(p.federation);
+      return p;
     },
-    lora: o.task.lora,
-    labels: [...o.task.labels],
-    pooling: o.task.pooling,
-    maxSeqLength: federation.settings.maxLength,
-    versionId: await store.currentId(),
-  });
-  attachSiteHandlers(io, {
-    sites,
-    federation,
-    store,
-    presence,
-    manifest,
-    coordinatorId: id,
-    signer,
-    modelFiles: o.task.modelFiles,
-    candidates,
-    log,
-    rejections,
-    gate,
-    partBudget,
-    sent: (kind, bytes) => metrics.onTransfer('out', kind, bytes),
-    cluster: link && lease ? { link, isLeader: () => lease.isLeader } : null,
-  });
+    // a cluster shares one federation through Postgres and Redis: more projects are refused there (docs/OPERATOR.md)
+    o.cluster ? undefined : o.projectFactory,
+  );
+
   const api = createApi({
     adminToken: o.adminToken,
-    federation,
-    store,
-    sites,
-    presence,
-    model: { id: o.task.modelId, lora: o.task.lora, labels: o.task.labels, family: o.task.modelFamily },
+    projects,
     log,
     sessions,
-    activity,
     consoleDir: o.consoleDir,
     allowedOrigins: o.allowedOrigins,
     loginLimits: o.loginLimits,
@@ -481,6 +472,7 @@ export async function createCoordinator(o: CoordinatorOptions): Promise<Coordina
     federation,
     store,
     sites,
+    projects,
     metrics,
     fingerprint: signer.fingerprint,
     get url() {
@@ -497,17 +489,14 @@ export async function createCoordinator(o: CoordinatorOptions): Promise<Coordina
       const a = httpServer.address() as AddressInfo;
       url = `${o.tls ? 'https' : 'http'}://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`;
       log('coordinator.listening', { url, coordinatorId: id, fingerprint: signer.fingerprint, storage: o.storage.where, node: o.cluster?.nodeId });
+      listening = true;
       if (lease) lease.start();
-      else if (o.autostart ?? true) {
-        const why = federation.stopReason();
-        if (why) log('federation.not_started', { reason: why });
-        else federation.start({ kind: 'startup' });
-      }
+      else if (o.autostart ?? true) for (const p of projects.list()) startRounds(p.federation);
       return url;
     },
     async close() {
       await lease?.stop();
-      await federation.close();
+      for (const p of projects.list()) await p.federation.close();
       await link?.close();
       await new Promise<void>((resolve) => io.close(() => resolve()));
       gate.close();

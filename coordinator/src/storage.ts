@@ -137,6 +137,21 @@ export class MemoryStorage implements Storage {
   }
 }
 
+/**
+ * A folder of another Storage: every name gets `prefix/` in front. A project's files (issue 21) live in
+ * projects/<id>/ of the coordinator's data dir this way, with the same atomic writes and appends.
+ */
+export function subStorage(parent: Storage, prefix: string): Storage {
+  checkName(prefix);
+  const at = (name: string) => `${prefix}/${name}`;
+  return {
+    where: `${parent.where}/${prefix}`,
+    read: (name) => parent.read(at(name)),
+    write: (name, data) => parent.write(at(name), data),
+    append: (name, data) => parent.append(at(name), data),
+  };
+}
+
 export async function readJson<T>(s: Storage, name: string): Promise<T | null> {
   const b = await s.read(name);
   if (!b) return null;

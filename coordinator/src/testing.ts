@@ -6,8 +6,9 @@
 import { createStrategy } from '@fedlora/shared/aggregation/index.ts';
 import { createCoordinator, type Coordinator, type CoordinatorOptions } from './app';
 import { MemoryStorage } from './storage';
-import { DEFAULT_SETTINGS, DEFAULT_STOP } from './rounds/settings';
+import { DEFAULT_SETTINGS, DEFAULT_STOP, updateSettings } from './rounds/settings';
 import { tinyFakeTask } from './rounds/fakes';
+import type { ProjectFactory } from './projects/project-host';
 
 export {
   FakeEvaluator,
@@ -26,6 +27,24 @@ export { ADMIN_ROUTES } from './http/admin-schemas';
 
 
 /**
+ * Projects for tests (POST /api/projects): the tiny fake task with the spec's labels (its adapter is the same 30
+ * floats whatever the labels), FedAvg, the default settings with the spec's over them. `modelFiles` as tinyFakeTask.
+ */
+export function tinyProjectFactory(modelFiles: Parameters<typeof tinyFakeTask>[0] = []): ProjectFactory {
+  return async (spec) => {
+    const { strategy: _strategy, ...patch } = spec.settings ?? {};
+    const { settings, stop } = updateSettings({ settings: DEFAULT_SETTINGS, stop: DEFAULT_STOP }, patch);
+    return {
+      strategy: createStrategy('fedavg', {}),
+      settings,
+      stop,
+      federatedEvaluation: spec.federatedEval,
+      task: { ...tinyFakeTask(modelFiles), modelId: `tiny-fake-${spec.id}`, labels: [...spec.labels] },
+    };
+  };
+}
+
+/**
  * A coordinator for tests of its edges (HTTP, console, login): in memory, FedAvg, default settings, the tiny fake
  * task, not running rounds, listening on a free port. `overrides` replace any option.
  */
@@ -39,6 +58,7 @@ export async function listeningTestCoordinator(
     stop: { ...DEFAULT_STOP },
     task: tinyFakeTask(),
     autostart: false,
+    projectFactory: tinyProjectFactory(),
     ...overrides,
   });
   await c.listen(0);

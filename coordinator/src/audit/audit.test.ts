@@ -133,7 +133,7 @@ test('when each admin action is taken, then each leaves exactly one entry with a
     did(200, login, ['olivia', 'operator', 'login', 'olivia', 'ok']);
     assert.deepEqual([login.body.actor, login.body.role], ['olivia', 'operator']);
     const cookie = (login.cookie ?? '').split(';')[0];
-    assert.deepEqual((await call('/me', { cookie })).body, { actor: 'olivia', role: 'operator', user: 'olivia' });
+    assert.deepEqual((await call('/me', { cookie })).body, { actor: 'olivia', role: 'operator', user: 'olivia', projects: null });
     const site = await call('/sites', { method: 'POST', cookie, body: { name: 'Hospital A' } });
     did(201, site, ['olivia', 'operator', 'site.create', 'hospital-a', 'ok']);
     did(200, await call('/sites/hospital-a', { method: 'DELETE', cookie }), ['olivia', 'operator', 'site.revoke', 'hospital-a', 'ok']);

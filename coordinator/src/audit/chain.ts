@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import type { Role } from '../users/types';
 
 export const GENESIS_HASH = '0'.repeat(64);
-/** the project of every entry until a coordinator hosts several (issue 21, projects) */
+/** the project of an entry that names none: the coordinator's default project, and coordinator-wide actions */
 export const DEFAULT_PROJECT = 'default';
 
 /** What an action records; the log adds seq, time, project and the chain. Never a secret: ids, names and codes. */
@@ -25,6 +25,8 @@ export interface AuditInput {
   outcome: string;
   /** optional context that is not a secret: a decision's reason, the settings' changed fields */
   detail?: string;
+  /** the project acted on (default DEFAULT_PROJECT) */
+  project?: string;
 }
 
 export interface AuditEntry extends AuditInput {
@@ -59,7 +61,7 @@ export function chainEntry(input: AuditInput, prev: { seq: number; hash: string 
   const body: Omit<AuditEntry, 'hash'> = {
     seq: (prev?.seq ?? 0) + 1,
     time: time.toISOString(),
-    project,
+    project: input.project ?? project,
     actor: input.actor,
     role: input.role,
     action: input.action,

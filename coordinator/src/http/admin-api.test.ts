@@ -105,6 +105,11 @@ const BAD: Record<AdminRoute, Bad[]> = {
     { query: '', field: /^file must be adapter_config.json or adapter_model.safetensors/ },
     { query: 'file=adapter_config.json&file=adapter_config.json', field: /^file must be/ },
   ],
+  'POST /versions/:id/merge': [
+    { id: 'v0;rm', field: /^id must be a version id/ },
+    { body: { force: true }, field: /^force is not a field of POST \/versions\/:id\/merge/ },
+  ],
+  'GET /bases': [{ query: 'all=1', field: /^all is not a query parameter of GET \/bases/ }],
   'GET /users': [{ query: 'role=admin', field: /^role is not a query parameter/ }],
   'POST /users': [
     { body: { username: 'Alice', role: 'viewer' }, field: /^username must be 1-64 characters: lowercase letters/ },
@@ -127,6 +132,15 @@ const BAD: Record<AdminRoute, Bad[]> = {
   ],
   'GET /audit/export': [{ query: 'format=csv', field: /^format is not a query parameter/ }],
   'GET /audit/verify': [{ query: 'from=3', field: /^from is not a query parameter/ }],
+  'GET /projects': [{ query: 'all=1', field: /^all is not a query parameter/ }],
+  'POST /projects': [
+    { body: { id: 'Triage', labels: ['a', 'b'] }, field: /^id must be 1-32 characters: lowercase letters/ },
+    { body: { id: 'default', labels: ['a', 'b'] }, field: /^id default is the coordinator's own project/ },
+    { body: { id: 'triage', labels: ['a'] }, field: /^labels must be 2-1000 distinct labels/ },
+    { body: { id: 'triage', labels: ['a', 'a'] }, field: /^labels must be 2-1000 distinct labels/ },
+    { body: { id: 'triage', labels: ['a', 'b'], settings: { minSites: 0 } }, field: /^settings\.minSites must be an integer/ },
+    { body: { id: 'triage', labels: ['a', 'b'], owner: 'x' }, field: /^owner is not a field of POST \/projects/ },
+  ],
 };
 
 /** Breaks every route the same ways too: an unknown query parameter, and a body that is not the route's object. */

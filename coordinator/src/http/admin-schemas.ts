@@ -22,6 +22,7 @@ import type { AdminServerEvents } from '../socket/admin-events';
 import { ROLES, UsernameSchema, type PublicUser, type Role, type RouteRole } from '../users/types';
 import { PASSWORD_MAX, PASSWORD_MIN } from '../users/password';
 import type { AuditEntry } from '../audit/chain';
+import { ProjectIdSchema, ProjectSpecSchema } from '../projects/project-spec';
 
 // GET /rounds answers RoundRecord[] (with its mode, secureAggregation, selected and privacy) and GET /privacy a
 // PrivacyReport; the registry and the privacy budget declare them, the console reads them from here
@@ -60,11 +61,17 @@ export const LoginBody = z
 const PASSWORD = `must be a string of ${PASSWORD_MIN}-${PASSWORD_MAX} characters`;
 const Password = z.string({ error: PASSWORD }).min(PASSWORD_MIN, { error: PASSWORD }).max(PASSWORD_MAX, { error: PASSWORD });
 const RoleField = z.enum(ROLES, { error: `must be one of ${ROLES.join(', ')}` });
+/** the projects an operator or viewer may act on; null: every project (issue 21) */
+const ProjectsField = z.array(ProjectIdSchema).max(1000).nullable();
 export const UserParams = z.object({ username: UsernameSchema }).strict();
 /** POST /users: a new user with a role and, optionally, a password (an API token is issued separately). */
-export const CreateUserBody = z.object({ username: UsernameSchema, role: RoleField, password: Password.optional() }).strict();
+export const CreateUserBody = z
+  .object({ username: UsernameSchema, role: RoleField, password: Password.optional(), projects: ProjectsField.optional() })
+  .strict();
 /** PUT /users/:username: change the role, or disable (and enable again) */
-export const ChangeUserBody = z.object({ role: RoleField.optional(), disabled: z.boolean({ error: 'must be true or false' }).optional() }).strict();
+export const ChangeUserBody = z
+  .object({ role: RoleField.optional(), disabled: z.boolean({ error: 'must be true or false' }).optional(), projects: ProjectsField.optional() })
+  .strict();
 export const PasswordBody = z.object({ password: Password }).strict();
 
 const AUDIT_PAGE_MAX = 1000;
@@ -120,6 +127,11 @@ export const PeftQuery = z
   .object({ file: z.enum(PEFT_FILES, { error: `must be ${PEFT_FILES.join(' or ')}` }) })
   .strict();
 
+/** POST /projects: a new project (projects/project-spec.ts) */
+export const CreateProjectBody = ProjectSpecSchema;
+/** the :project of /projects/:project/… (the default project is also served without the prefix) */
+export const ProjectParams = z.object({ project: ProjectIdSchema }).strict();
+
 /** PUT /settings: any subset of the settings and stop rules, the strategy, and strategy options (rounds/settings.ts). */
 export const SettingsBody = SettingsPatchSchema;
 
@@ -128,6 +140,11 @@ export interface RouteSchemas {
   role: RouteRole;
   /** the audit action an attempt records (audit/chain.ts), or absent for reads */
   audit?: string;
+  /**
+   * the route acts on one project (issue 21): served at /api/projects/:project/<path> for every project, and at
+   * /api/<path> for the default one; a user not assigned to the project gets 403, an unknown project 404
+   */
+  project?: true;
   params?: z.ZodType;
   query?: z.ZodType;
   /** absent: the route takes no body (none, or {}) */
@@ -139,24 +156,24 @@ export const ADMIN_ROUTES = {
   'POST /login': { role: 'public', audit: 'login', body: LoginBody },
   'POST /logout': { role: 'public' },
   'GET /me': { role: 'viewer' },
-  'GET /status': { role: 'viewer' },
-  'POST /sites': { role: 'operator', audit: 'site.create', body: CreateSiteBody },
-  'GET /sites': { role: 'viewer' },
-  'DELETE /sites/:id': { role: 'operator', audit: 'site.revoke', params: SiteParams },
-  'POST /federation/start': { role: 'operator', audit: 'federation.start' },
-  'POST /federation/pause': { role: 'operator', audit: 'federation.pause' },
+  'GET /status': { project: true, role: 'viewer' },
+  'POST /sites': { project: true, role: 'operator', audit: 'site.create', body: CreateSiteBody },
+  'GET /sites': { project: true, role: 'viewer' },
+  'DELETE /sites/:id': { project: true, role: 'operator', audit: 'site.revoke', params: SiteParams },
+  'POST /federation/start': { project: true, role: 'operator', audit: 'federation.start' },
+  'POST /federation/pause': { project: true, role: 'operator', audit: 'federation.pause' },
   'GET /strategies': { role: 'viewer' },
-  'GET /settings': { role: 'viewer' },
-  'PUT /settings': { role: 'admin', audit: 'settings.change', body: SettingsBody },
-  'GET /rounds': { role: 'viewer' },
-  'GET /privacy': { role: 'viewer' },
-  'GET /versions': { role: 'viewer' },
-  'GET /versions/:id': { role: 'viewer', params: VersionParams },
-  'POST /versions/:id/promote': { role: 'operator', audit: 'version.promote', params: VersionParams, body: PromoteBody },
-  'POST /versions/:id/approve': { role: 'operator', audit: 'version.approve', params: VersionParams, body: DecisionBody },
-  'POST /versions/:id/reject': { role: 'operator', audit: 'version.reject', params: VersionParams, body: DecisionBody },
-  'GET /versions/:id/native': { role: 'viewer', params: VersionParams },
-  'GET /versions/:id/peft': { role: 'viewer', params: VersionParams, query: PeftQuery },
+  'GET /settings': { project: true, role: 'viewer' },
+  'PUT /settings': { project: true, role: 'admin', audit: 'settings.change', body: SettingsBody },
+  'GET /rounds': { project: true, role: 'viewer' },
+  'GET /privacy': { project: true, role: 'viewer' },
+  'GET /versions': { project: true, role: 'viewer' },
+  'GET /versions/:id': { project: true, role: 'viewer', params: VersionParams },
+  'POST /versions/:id/promote': { project: true, role: 'operator', audit: 'version.promote', params: VersionParams, body: PromoteBody },
+  'POST /versions/:id/approve': { project: true, role: 'operator', audit: 'version.approve', params: VersionParams, body: DecisionBody },
+  'POST /versions/:id/reject': { project: true, role: 'operator', audit: 'version.reject', params: VersionParams, body: DecisionBody },
+  'GET /versions/:id/native': { project: true, role: 'viewer', params: VersionParams },
+  'GET /versions/:id/peft': { project: true, role: 'viewer', params: VersionParams, query: PeftQuery },
   'GET /users': { role: 'admin' },
   'POST /users': { role: 'admin', audit: 'user.create', body: CreateUserBody },
   'PUT /users/:username': { role: 'admin', audit: 'user.change', params: UserParams, body: ChangeUserBody },
@@ -165,6 +182,8 @@ export const ADMIN_ROUTES = {
   'GET /audit': { role: 'viewer', query: AuditQuery },
   'GET /audit/export': { role: 'viewer' },
   'GET /audit/verify': { role: 'viewer' },
+  'GET /projects': { role: 'viewer' },
+  'POST /projects': { role: 'admin', audit: 'project.create', body: CreateProjectBody },
 } as const satisfies Record<string, RouteSchemas>;
 
 export type AdminRoute = keyof typeof ADMIN_ROUTES;
@@ -265,6 +284,21 @@ export interface Me {
   role: Role;
   /** null: the bootstrap admin token */
   user: string | null;
+  /** the projects the caller may act on; null: every project */
+  projects: string[] | null;
+}
+
+/** GET /projects: the projects the caller may see (POST /projects answers one) */
+export interface ProjectRow {
+  id: string;
+  /** the socket.io namespace its sites connect to ('/' for the default project) */
+  namespace: string;
+  modelId: string;
+  labels: string[];
+  state: FederationState;
+  strategy: string;
+  currentVersionId: string | null;
+  sitesEnrolled: number;
 }
 
 /** POST /users/:username/token: the new API token, shown once (only its SHA-256 is stored) */

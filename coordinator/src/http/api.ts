@@ -13,21 +13,18 @@ import { FedloraError, describeError, isFedloraError, type FedloraErrorCode } fr
 import { parseFields } from '@fedlora/shared/schema-fields.ts';
 import { describeStrategies } from '@fedlora/shared/aggregation/index.ts';
 import { exportPeft } from '@fedlora/shared/lora/peft.ts';
-import type { LoraConfig } from '@fedlora/shared/lora/config.ts';
-import type { ModelFamily } from '@fedlora/shared/model/families.ts';
 import type { Logger } from '../log';
-import type { Federation } from '../rounds/federation';
-import type { AdapterStore } from '../registry/types';
-import type { SiteStore } from '../sites/types';
-import type { Presence } from '../socket/presence';
-import type { ActivityTracker } from '../sites/activity';
 import { AdminSessions } from './session';
-import { Authenticator, type Principal } from '../users/auth';
+import { Authenticator, mayUseProject, type Principal } from '../users/auth';
 import { roleAllows, type UserStore } from '../users/types';
 import type { AuditStore } from '../audit/audit-log';
 import type { AuditInput } from '../audit/chain';
 import { userRoutes } from './user-routes';
 import { auditRoutes } from './audit-routes';
+import { projectRoutes } from './project-routes';
+import type { Project } from '../projects/project';
+import type { ProjectHost } from '../projects/project-host';
+import { DEFAULT_PROJECT_ID } from '../projects/project-spec';
 import { cookieWriteOriginCheck } from './origin-check';
 import {
   DEFAULT_LOGIN_LIMITS,
@@ -39,6 +36,7 @@ import {
 } from './login-limits';
 import {
   ADMIN_ROUTES,
+  ProjectParams,
   type AdminRoute,
   type CreatedSite,
   type RouteInput,
@@ -56,16 +54,11 @@ import type { OidcLogin } from '../users/oidc';
 
 export interface ApiDeps {
   adminToken: string;
-  federation: Federation;
-  store: AdapterStore;
-  sites: SiteStore;
-  presence: Presence;
-  model: { id: string; lora: LoraConfig; labels: string[]; family?: ModelFamily };
+  /** every project (issue 21): the per-project routes act on the one their path names, the default one without */
+  projects: ProjectHost;
   log: Logger;
   /** console sessions, shared with the /admin namespace (default: a fresh store for this token) */
   sessions?: AdminSessions;
-  /** per-site last seen / rounds contributed / last error for GET /api/sites */
-  activity?: ActivityTracker;
   /** built console files (default coordinator/dist/console) */
   consoleDir?: string;
   /** origins besides the coordinator's own whose cookie-authenticated writes are accepted (normalized, no slash) */
@@ -86,6 +79,8 @@ export interface ApiDeps {
 export interface RouteContext {
   /** null only on the public routes (login, logout) */
   principal: Principal | null;
+  /** the project the route acts on: the one its path names, else the default project (audit entries record it) */
+  project: Project;
   /** the audit entry's target when the route's params do not name it (a new site's id) */
   target?: string;
   /** context for the audit entry (never a secret) */
@@ -128,8 +123,10 @@ function parseRequest<R extends AdminRoute>(route: R, req: Request): RouteInput<
         return `${k} is not ${what} of ${route} (known: ${known.join(', ') || 'none'})`;
       },
     });
+  // the project a route's path names was resolved before (createApi's `on`); the route's own params are the rest
+  const { project: _project, ...params } = req.params as Record<string, string>;
   return {
-    params: part('params', req.params, 'a parameter'),
+    params: part('params', params, 'a parameter'),
     query: part('query', req.query, 'a query parameter'),
     // no body and an empty one are the same (a client need not send {} to a route that takes nothing)
     body: part('body', req.body ?? {}, 'a field'),
@@ -149,9 +146,10 @@ export function adminAuth(auth: Authenticator, log: Logger) {
 
 export function createApi(d: ApiDeps): express.Express {
   const app = express();
+  const defaultProject = () => d.projects.get(DEFAULT_PROJECT_ID) as Project;
   app.disable('x-powered-by');
   app.get('/healthz', (_req, res) => {
-    res.json({ ok: true, state: d.federation.state });
+    res.json({ ok: true, state: defaultProject().federation.state });
   });
 
   app.use(cookieWriteOriginCheck(d.allowedOrigins ?? [], d.log));
@@ -173,13 +171,15 @@ export function createApi(d: ApiDeps): express.Express {
     const spec: RouteSchemas = ADMIN_ROUTES[route];
     const [method, path] = route.split(' ') as ['GET' | 'POST' | 'PUT' | 'DELETE', string];
     const verb = ({ GET: 'get', POST: 'post', PUT: 'put', DELETE: 'delete' } as const)[method];
-    api[verb](path, ...before, async (req: Request, res: Response) => {
-      const ctx: RouteContext = { principal: null };
+    /** the route's handling, for the default project (`scoped` false) or the one /projects/:project names */
+    const serve = (scoped: boolean) => async (req: Request, res: Response) => {
+      const ctx: RouteContext = { principal: null, project: defaultProject() };
       const record = async (outcome: string) => {
         const who = ctx.as ?? ctx.principal;
         if (!spec.audit || !who) return;
         const params = req.params as Record<string, string | undefined>;
         await d.audit.append({
+          project: ctx.project.id,
           actor: who.actor,
           role: who.role,
           action: spec.audit,
@@ -194,9 +194,20 @@ export function createApi(d: ApiDeps): express.Express {
           d.log('admin.unauthorized', { method: req.method, path: req.path });
           throw new FedloraError('UNAUTHORIZED', UNAUTHORIZED_MESSAGE);
         }
+        if (scoped) {
+          // a project id that is not well-formed names no project either: 404 alike
+          const named = (req.params as { project?: string }).project ?? '';
+          const project = ProjectParams.safeParse({ project: named }).success ? d.projects.get(named) : undefined;
+          if (!project) throw new FedloraError('NOT_FOUND', `no project ${named.slice(0, 64)}`);
+          ctx.project = project;
+        }
         if (!roleAllows(ctx.principal.role, spec.role)) {
           await record('forbidden');
           throw new FedloraError('FORBIDDEN', `${route} needs the ${spec.role} role; ${ctx.principal.actor} is ${ctx.principal.role}`);
+        }
+        if (spec.project && !mayUseProject(ctx.principal, ctx.project.id)) {
+          await record('forbidden');
+          throw new FedloraError('FORBIDDEN', `${ctx.principal.actor} is not assigned to project ${ctx.project.id}`);
         }
       }
       try {
@@ -206,7 +217,9 @@ export function createApi(d: ApiDeps): express.Express {
         throw err;
       }
       await record('ok');
-    });
+    };
+    api[verb](path, ...before, serve(false));
+    if (spec.project) api[verb](`/projects/:project${path}`, ...before, serve(true));
   };
 
   // the two routes that do not need a session: trading a credential for one, and dropping one
@@ -239,128 +252,128 @@ export function createApi(d: ApiDeps): express.Express {
     res.json({ ok: true });
   });
 
-  const version = async (id: string) => {
-    const v = await d.store.get(id);
+  const version = async (p: Project, id: string) => {
+    const v = await p.store.get(id);
     if (!v) throw new FedloraError('NOT_FOUND', `no version ${id}`);
     return v;
   };
-  const settings = (): Settings => ({
-    ...d.federation.settings,
-    ...d.federation.stop,
-    strategy: d.federation.status().strategy,
+  const settings = ({ federation }: Project): Settings => ({
+    ...federation.settings,
+    ...federation.stop,
+    strategy: federation.status().strategy,
   });
 
   on('GET /me', [], (_input, _req, res, ctx) => {
     const p = ctx.principal as Principal;
-    res.json({ actor: p.actor, role: p.role, user: p.user } satisfies Me);
+    res.json({ actor: p.actor, role: p.role, user: p.user, projects: p.projects } satisfies Me);
   });
 
-  on('GET /status', [], async (_input, _req, res) => {
-    const sites = await d.sites.list();
+  on('GET /status', [], async (_input, _req, res, ctx) => {
+    const sites = await ctx.project.sites.list();
     const status: Status = {
-      ...d.federation.status(),
+      ...ctx.project.federation.status(),
       sitesEnrolled: sites.filter((s) => s.enrolledAt && !s.revokedAt).length,
-      sitesOnline: sites.filter((s) => d.presence.isOnline(s.id)).length,
-      settings: d.federation.settings,
-      stop: d.federation.stop,
+      sitesOnline: sites.filter((s) => ctx.project.presence.isOnline(s.id)).length,
+      settings: ctx.project.federation.settings,
+      stop: ctx.project.federation.stop,
       coordinator: d.coordinator,
     };
     res.json(status);
   });
 
   on('POST /sites', [], async ({ body }, _req, res, ctx) => {
-    const { site, joinToken, reenrolled } = await d.sites.create(body.name);
+    const { site, joinToken, reenrolled } = await ctx.project.sites.create(body.name);
     ctx.target = site.id;
     d.log('site.created', { site: site.id, reenrolled: reenrolled || undefined });
     // the site pins the fingerprint and checks the coordinator holds that key before it sends the secret part
-    res.status(201).json({ siteId: site.id, name: site.name, joinToken: pinnedJoinToken(joinToken, d.coordinator.fingerprint) } satisfies CreatedSite);
+    res.status(201).json({ siteId: site.id, name: site.name, joinToken: pinnedJoinToken(joinToken, d.coordinator.fingerprint, ctx.project.id) } satisfies CreatedSite);
   });
-  on('GET /sites', [], async (_input, _req, res) => {
-    const rows: SiteRow[] = (await d.sites.list()).map((s) => ({
+  on('GET /sites', [], async (_input, _req, res, ctx) => {
+    const rows: SiteRow[] = (await ctx.project.sites.list()).map((s) => ({
       ...s,
-      ...d.presence.status(s.id),
-      ...(d.activity?.get(s.id) ?? { lastSeen: null, roundsContributed: 0, lastError: null }),
+      ...ctx.project.presence.status(s.id),
+      ...ctx.project.activity.get(s.id),
     }));
     res.json(rows);
   });
-  on('DELETE /sites/:id', [], async ({ params }, _req, res) => {
-    const site = await d.sites.revoke(params.id);
-    d.presence.disconnect(site.id);
+  on('DELETE /sites/:id', [], async ({ params }, _req, res, ctx) => {
+    const site = await ctx.project.sites.revoke(params.id);
+    ctx.project.presence.disconnect(site.id);
     d.log('site.revoked', { site: site.id });
     res.json(site);
   });
 
-  on('POST /federation/start', [], (_input, _req, res) => {
+  on('POST /federation/start', [], (_input, _req, res, ctx) => {
     try {
-      d.federation.start();
+      ctx.project.federation.start();
     } catch (err) {
       throw new FedloraError('CONFLICT', describeError(err), { cause: err });
     }
-    res.json(d.federation.status());
+    res.json(ctx.project.federation.status());
   });
-  on('POST /federation/pause', [], (_input, _req, res) => {
-    d.federation.pause();
-    res.json(d.federation.status());
+  on('POST /federation/pause', [], (_input, _req, res, ctx) => {
+    ctx.project.federation.pause();
+    res.json(ctx.project.federation.status());
   });
 
   // the strategies and their options as their schemas declare them (the console's form is built from this)
   on('GET /strategies', [], (_input, _req, res) => {
     res.json(describeStrategies());
   });
-  on('GET /settings', [], (_input, _req, res) => {
-    res.json(settings());
+  on('GET /settings', [], (_input, _req, res, ctx) => {
+    res.json(settings(ctx.project));
   });
   on('PUT /settings', [], ({ body }, _req, res, ctx) => {
     ctx.detail = Object.keys(body).sort().join(',');
-    d.federation.updateSettings(body);
-    res.json(settings());
+    ctx.project.federation.updateSettings(body);
+    res.json(settings(ctx.project));
   });
 
-  on('GET /rounds', [], async (_input, _req, res) => {
-    res.json(await d.store.rounds());
+  on('GET /rounds', [], async (_input, _req, res, ctx) => {
+    res.json(await ctx.project.store.rounds());
   });
   // client-level DP: ε spent so far and per round (rounds/privacy-budget.ts)
-  on('GET /privacy', [], (_input, _req, res) => {
-    res.json(d.federation.privacyReport());
+  on('GET /privacy', [], (_input, _req, res, ctx) => {
+    res.json(ctx.project.federation.privacyReport());
   });
-  on('GET /versions', [], async (_input, _req, res) => {
-    res.json({ currentId: await d.store.currentId(), versions: await d.store.list() } satisfies VersionList);
+  on('GET /versions', [], async (_input, _req, res, ctx) => {
+    res.json({ currentId: await ctx.project.store.currentId(), versions: await ctx.project.store.list() } satisfies VersionList);
   });
-  on('GET /versions/:id', [], async ({ params }, _req, res) => {
-    res.json(await version(params.id));
+  on('GET /versions/:id', [], async ({ params }, _req, res, ctx) => {
+    res.json(await version(ctx.project, params.id));
   });
   // the decision records its actor: a username or "bootstrap-token", never a secret
   const actor = (ctx: RouteContext) => (ctx.principal as Principal).actor;
   on('POST /versions/:id/promote', [], async ({ params, body }, _req, res, ctx) => {
     ctx.detail = body.reason;
-    await version(params.id);
-    res.json(await d.federation.promote(params.id, { actor: actor(ctx), reason: body.reason }));
+    await version(ctx.project, params.id);
+    res.json(await ctx.project.federation.promote(params.id, { actor: actor(ctx), reason: body.reason }));
   });
   // promotion and approval: an operator's verdict on a candidate, with the reason recorded (rounds/promotion.ts)
   on('POST /versions/:id/approve', [], async ({ params, body }, _req, res, ctx) => {
     ctx.detail = body.reason;
-    await version(params.id);
-    res.json(await d.federation.approve(params.id, actor(ctx), body.reason));
+    await version(ctx.project, params.id);
+    res.json(await ctx.project.federation.approve(params.id, actor(ctx), body.reason));
   });
   on('POST /versions/:id/reject', [], async ({ params, body }, _req, res, ctx) => {
     ctx.detail = body.reason;
-    await version(params.id);
-    res.json(await d.federation.reject(params.id, actor(ctx), body.reason));
+    await version(ctx.project, params.id);
+    res.json(await ctx.project.federation.reject(params.id, actor(ctx), body.reason));
   });
-  on('GET /versions/:id/native', [], async ({ params }, _req, res) => {
-    const v = await version(params.id);
+  on('GET /versions/:id/native', [], async ({ params }, _req, res, ctx) => {
+    const v = await version(ctx.project, params.id);
     res
       .type('application/octet-stream')
       .set('Content-Disposition', `attachment; filename="${v.id}.fedlora-adapter"`)
       .set('X-Content-SHA256', v.sha256);
-    res.send(Buffer.from(await d.store.loadNative(v.id)));
+    res.send(Buffer.from(await ctx.project.store.loadNative(v.id)));
   });
-  on('GET /versions/:id/peft', [], async ({ params, query }, _req, res) => {
-    const v = await version(params.id);
-    const peft = exportPeft(d.model.lora, await d.store.loadState(v.id), {
-      baseModel: d.model.id,
-      labels: d.model.labels,
-      family: d.model.family,
+  on('GET /versions/:id/peft', [], async ({ params, query }, _req, res, ctx) => {
+    const v = await version(ctx.project, params.id);
+    const peft = exportPeft(ctx.project.model.lora, await ctx.project.store.loadState(v.id), {
+      baseModel: ctx.project.model.modelId,
+      labels: ctx.project.model.labels,
+      family: ctx.project.model.modelFamily,
     });
     res.set('Content-Disposition', `attachment; filename="${query.file}"`);
     if (query.file === 'adapter_config.json') res.json(peft.adapterConfig);
@@ -369,6 +382,7 @@ export function createApi(d: ApiDeps): express.Express {
 
   userRoutes(on, { users: d.users, log: d.log });
   auditRoutes(on, { audit: d.audit });
+  projectRoutes(on, { projects: d.projects, log: d.log });
   // any other path under /api: 401 without a caller (as before users existed), 404 with one
   api.use(adminAuth(auth, d.log));
 

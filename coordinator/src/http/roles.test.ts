@@ -28,7 +28,13 @@ before(async () => {
     const issued = await api(`/users/${role}-user/token`, { method: 'POST', token: ADMIN });
     tokens[role] = ((await issued.json()) as { token: string }).token;
   }
+  // a second project, and an operator assigned to the default project only (issue 21, projects)
+  const made = await api('/projects', { method: 'POST', token: ADMIN, body: JSON.stringify({ id: 'proj-b', labels: ['x', 'y', 'z'] }) });
+  assert.equal(made.status, 201, await made.clone().text());
+  assert.equal((await api('/users', { method: 'POST', token: ADMIN, body: JSON.stringify({ username: 'op-a', role: 'operator', projects: ['default'] }) })).status, 201);
+  opA = ((await (await api('/users/op-a/token', { method: 'POST', token: ADMIN })).json()) as { token: string }).token;
 });
+let opA: string;
 
 after(async () => {
   await coord.close();
@@ -83,6 +89,66 @@ test('when every route is called as each role and with no credentials, then it i
     }
   }
   assert.equal(seen.length, ROUTES.length * 5);
+});
+
+const PROJECT_ROUTES = ROUTES.filter((r) => (ADMIN_ROUTES[r] as RouteSchemas).project);
+const pathOf = (route: AdminRoute) => {
+  const path = route.split(' ')[1];
+  return path.replace(':id', path.startsWith('/sites') ? 'site-a' : 'v0').replace(':username', 'viewer-user');
+};
+
+test('when every project route is called under /projects/<id>/ as each role, then the roles decide as for the default project; a project nobody made is 404 to every caller with credentials', async () => {
+  assert.ok(PROJECT_ROUTES.length >= 17, `${PROJECT_ROUTES.length} project routes`);
+  for (const route of PROJECT_ROUTES) {
+    const spec: RouteSchemas = ADMIN_ROUTES[route];
+    const method = route.split(' ')[0];
+    for (const project of ['proj-b', 'default']) {
+      const none = await api(`/projects/${project}${pathOf(route)}?roleProbe=1`, { method });
+      assert.equal(none.status, 401, `${route} in ${project} without credentials`);
+      for (const role of ROLES) {
+        const r = await api(`/projects/${project}${pathOf(route)}?roleProbe=1`, { method, token: tokens[role] });
+        const body = (await r.json()) as ApiErrorBody;
+        const what = `${route} in ${project} as ${role}: ${JSON.stringify(body)}`;
+        if (may(role, spec.role)) {
+          assert.equal(r.status, 400, what);
+          assert.match(body.error.message, /roleProbe is not a query parameter/, what);
+        } else assert.equal(r.status, 403, what);
+      }
+    }
+    for (const token of [ADMIN, tokens.viewer, opA]) {
+      const r = await api(`/projects/nope${pathOf(route)}?roleProbe=1`, { method, token });
+      const body = (await r.json()) as ApiErrorBody;
+      assert.equal(r.status, 404, `${route} in an unknown project: ${JSON.stringify(body)}`);
+      assert.equal(body.error.code, 'NOT_FOUND');
+    }
+    assert.equal((await api(`/projects/Not_An_Id${pathOf(route)}`, { method, token: ADMIN })).status, 404, `${route} under a malformed project id`);
+  }
+});
+
+test('when an operator is assigned to one project, then it acts there (under /api/ and /api/projects/default/) and gets 403 on every route of another, reads included; an admin acts everywhere', async () => {
+  for (const route of PROJECT_ROUTES) {
+    const spec: RouteSchemas = ADMIN_ROUTES[route];
+    const method = route.split(' ')[0];
+    const inB = await api(`/projects/proj-b${pathOf(route)}?roleProbe=1`, { method, token: opA });
+    const body = (await inB.json()) as ApiErrorBody;
+    // a route above the operator's role is refused for the role first, whatever the project
+    assert.equal(inB.status, 403, `${route} in proj-b as op-a: ${JSON.stringify(body)}`);
+    if (may('operator', spec.role)) assert.match(body.error.message, /op-a is not assigned to project proj-b/);
+    for (const at of [pathOf(route), `/projects/default${pathOf(route)}`]) {
+      const r = await api(`${at}?roleProbe=1`, { method, token: opA });
+      assert.equal(r.status, may('operator', spec.role) ? 400 : 403, `${route} at ${at} as op-a`);
+    }
+  }
+  // the list shows a user only its projects; GET /me says which
+  const listed = (p: unknown) => (p as { id: string }[]).map((x) => x.id).sort();
+  assert.deepEqual(listed(await (await api('/projects', { token: opA })).json()), ['default']);
+  assert.deepEqual(listed(await (await api('/projects', { token: ADMIN })).json()), ['default', 'proj-b']);
+  assert.deepEqual(((await (await api('/me', { token: opA })).json()) as { projects: string[] }).projects, ['default']);
+  // and it acts for real: enrolls a site in its project, not in the other
+  assert.equal((await api('/sites', { method: 'POST', token: opA, body: JSON.stringify({ name: 'ward-1' }) })).status, 201);
+  assert.equal((await api('/projects/proj-b/sites', { method: 'POST', token: opA, body: JSON.stringify({ name: 'ward-1' }) })).status, 403);
+  const inB = (await (await api('/projects/proj-b/sites', { token: ADMIN })).json()) as unknown[];
+  assert.equal(inB.length, 0);
 });
 
 test('when a user is disabled or changes role, then its token follows at once', async () => {

@@ -20,7 +20,7 @@ export function userRoutes(on: RegisterRoute, d: { users: UserStore; log: Logger
 
   on('POST /users', [], async ({ body }, _req, res, ctx) => {
     ctx.target = body.username;
-    ctx.detail = `role=${body.role}`;
+    ctx.detail = `role=${body.role}${body.projects ? `,projects=${body.projects.join('+')}` : ''}`;
     const now = new Date().toISOString();
     const user = await d.users.create({
       username: body.username,
@@ -30,6 +30,7 @@ export function userRoutes(on: RegisterRoute, d: { users: UserStore; log: Logger
       updatedAt: now,
       passwordHash: body.password === undefined ? null : await hashPassword(body.password),
       tokenHash: null,
+      projects: body.projects ?? null,
     });
     d.log('user.created', { user: user.username, role: user.role });
     res.status(201).json(user);
@@ -37,7 +38,7 @@ export function userRoutes(on: RegisterRoute, d: { users: UserStore; log: Logger
 
   on('PUT /users/:username', [], async ({ params, body }, _req, res, ctx) => {
     ctx.detail = Object.entries(body)
-      .map(([k, v]) => `${k}=${String(v)}`)
+      .map(([k, v]) => `${k}=${Array.isArray(v) ? v.join('+') : String(v)}`)
       .join(',');
     const user = await d.users.update(params.username, body);
     d.log('user.changed', { user: user.username, role: user.role, disabled: user.disabled });

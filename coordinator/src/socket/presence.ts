@@ -1,7 +1,7 @@
 // The socket.io side of RoundTransport: which authenticated sites are connected and ready, and sends to one site
 // with an ack timeout (every ack is validated with parseServerReply before the loop sees it).
 
-import type { Server, Socket } from 'socket.io';
+import type { Namespace, Server, Socket } from 'socket.io';
 import type { ClientToServerEvents, ServerMessage, ServerToClientEvents } from '@fedlora/shared/protocol/events.ts';
 import { pack, unpack } from '@fedlora/shared/protocol/packed.ts';
 import {
@@ -36,6 +36,13 @@ export interface SocketData {
   challenge?: { siteId: string; challenge: Uint8Array };
 }
 export type SiteServer = Server<
+  ClientToServerEvents,
+  ServerToClientEvents,
+  Record<string, never>,
+  SocketData
+>;
+/** one project's sites (projects/project.ts): the server's '/' namespace, or '/projects/<id>' */
+export type SiteNamespace = Namespace<
   ClientToServerEvents,
   ServerToClientEvents,
   Record<string, never>,
@@ -78,7 +85,7 @@ export class Presence implements RoundTransport {
   private remote: ReadySite[] = [];
 
   constructor(
-    private readonly io: SiteServer,
+    private readonly io: SiteNamespace,
     private readonly activeSites: () => Awaitable<number>,
     private readonly onStatus: (s: SiteStatus) => void,
     /** enrolled sites' Ed25519 keys (SiteStore.signingKey): secure rounds check the sites' signatures with them */

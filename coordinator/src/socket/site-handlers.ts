@@ -24,13 +24,13 @@ import type { CandidateAdapters } from '../eval/candidate-adapters';
 import type { Federation } from '../rounds/federation';
 import type { AdapterStore } from '../registry/types';
 import type { SiteStore } from '../sites/types';
-import type { Presence, SiteServer, SiteSocket } from './presence';
+import type { Presence, SiteNamespace, SiteSocket } from './presence';
 import type { ConnectionGate } from './connection-gate';
 import { FrameAssembly, type PartBudget } from './frame-assembly';
 import type { RejectionLog } from './rejection-log';
 import type { CoordinatorSigner } from '../coordinator-key';
 import { adapterVersionBody } from '@fedlora/shared/protocol/signed-messages.ts';
-import { parseJoinToken } from '@fedlora/shared/protocol/join-token.ts';
+import { DEFAULT_PROJECT_ID, parseJoinToken } from '@fedlora/shared/protocol/join-token.ts';
 import type { ClusterLink, ForwardedEvent } from '../cluster/cluster-link';
 
 /** A base-model file the coordinator serves in chunks ('model:chunk'). */
@@ -48,6 +48,8 @@ export interface SiteHandlerDeps {
   presence: Presence;
   manifest: () => Promise<Manifest>;
   coordinatorId: string;
+  /** the project these handlers serve (projects/project.ts): a join token of another project enrolls nothing here */
+  projectId: string;
   /** the coordinator's long-term key: answers 'coordinator:hello', signs the manifest and adapter versions */
   signer: Pick<CoordinatorSigner, 'sign' | 'hello' | 'publicKey' | 'fingerprint'>;
   modelFiles: readonly ModelFile[];
@@ -86,7 +88,7 @@ export function roundRequests(d: Pick<SiteHandlerDeps, 'sites' | 'federation'>) 
  * The secret of a join token as the site sent it. Sites send the secret alone; a client that sends the whole pinned
  * token (protocol/join-token.ts) is served too, unless it was pinned to another coordinator's key.
  */
-function enrollmentSecret(token: string, fingerprint: string): string {
+function enrollmentSecret(token: string, fingerprint: string, projectId: string): string {
   let t;
   try {
     t = parseJoinToken(token);
@@ -95,6 +97,8 @@ function enrollmentSecret(token: string, fingerprint: string): string {
   }
   if (t.fingerprint !== null && t.fingerprint !== fingerprint)
     throw new FedloraError('UNAUTHORIZED', 'this join token was made for another coordinator (its fingerprint is not this coordinator\'s)');
+  // a token of another project: the same answer as any token this project does not know
+  if ((t.project ?? DEFAULT_PROJECT_ID) !== projectId) throw new FedloraError('UNAUTHORIZED', 'unknown join token');
   return t.secret;
 }
 
@@ -108,7 +112,7 @@ const DECOY_SIGNING_KEY = nacl.sign.keyPair().publicKey;
 
 type AnyAck = Ack<unknown>;
 
-export function attachSiteHandlers(io: SiteServer, d: SiteHandlerDeps): void {
+export function attachSiteHandlers(io: SiteNamespace, d: SiteHandlerDeps): void {
   io.on('connection', (socket) => {
     const peer = socket.handshake.address;
     const assembly = new FrameAssembly(d.partBudget);
@@ -175,7 +179,7 @@ export function attachSiteHandlers(io: SiteServer, d: SiteHandlerDeps): void {
     };
 
     on('site:enroll', async (req) => {
-      const site = await d.sites.enroll(enrollmentSecret(req.token, d.signer.fingerprint), req);
+      const site = await d.sites.enroll(enrollmentSecret(req.token, d.signer.fingerprint, d.projectId), req);
       d.log('site.enrolled', { site: site.id, requested: req.siteId === site.id ? undefined : req.siteId });
       return { siteId: site.id };
     });

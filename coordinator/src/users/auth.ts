@@ -12,12 +12,22 @@ export interface Principal {
   role: Role;
   /** the user (null: the bootstrap admin token) */
   user: string | null;
+  /** the projects the user is assigned to (null: every project) */
+  projects: string[] | null;
 }
 
-const BOOTSTRAP: Principal = { actor: BOOTSTRAP_ACTOR, role: 'admin', user: null };
+const BOOTSTRAP: Principal = { actor: BOOTSTRAP_ACTOR, role: 'admin', user: null, projects: null };
 
 const asPrincipal = (u: UserRecord | undefined): Principal | null =>
-  u && !u.disabled ? { actor: u.username, role: u.role, user: u.username } : null;
+  u && !u.disabled ? { actor: u.username, role: u.role, user: u.username, projects: u.projects ?? null } : null;
+
+/**
+ * Whether `p` may act on project `projectId` at all (its role then says what it may do there): an admin everywhere,
+ * an operator or viewer in the projects assigned to it, or in every project when it has no list (issue 21).
+ */
+export function mayUseProject(p: Principal, projectId: string): boolean {
+  return p.role === 'admin' || p.projects === null || p.projects.includes(projectId);
+}
 
 export class Authenticator {
   constructor(

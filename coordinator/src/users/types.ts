@@ -40,6 +40,11 @@ export interface UserRecord {
   passwordHash: string | null;
   /** sha256 hex of the user's API token, or null: no token */
   tokenHash: string | null;
+  /**
+   * the projects an operator or viewer may act on (issue 21); absent or null: every project (users from before
+   * projects keep their rights). An admin acts on every project whatever it holds
+   */
+  projects?: string[] | null;
 }
 
 /** What the admin API shows of a user: never a hash. */
@@ -51,6 +56,8 @@ export interface PublicUser {
   updatedAt: string;
   hasPassword: boolean;
   hasToken: boolean;
+  /** null: every project */
+  projects: string[] | null;
 }
 
 export function publicUser(u: UserRecord): PublicUser {
@@ -62,11 +69,12 @@ export function publicUser(u: UserRecord): PublicUser {
     updatedAt: u.updatedAt,
     hasPassword: u.passwordHash !== null,
     hasToken: u.tokenHash !== null,
+    projects: u.projects ?? null,
   };
 }
 
 /** What an admin may change of a user (the hashes are computed by the caller, never stored in clear). */
-export type UserChange = Partial<Pick<UserRecord, 'role' | 'disabled' | 'passwordHash' | 'tokenHash'>>;
+export type UserChange = Partial<Pick<UserRecord, 'role' | 'disabled' | 'passwordHash' | 'tokenHash' | 'projects'>>;
 
 /** Console users. Callers await every method; each refusal is a FedloraError with the code named here. */
 export interface UserStore {

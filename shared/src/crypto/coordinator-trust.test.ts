@@ -15,7 +15,7 @@ import {
   type CoordinatorTrust,
 } from './coordinator-trust';
 import { bytesEqual, randomBytes } from './bytes';
-import { parseJoinToken, pinnedJoinToken } from '../protocol/join-token';
+import { parseJoinToken, pinnedJoinToken, projectNamespace } from '../protocol/join-token';
 import { signServerMessage, verifyAdapterVersion, verifyServerMessage } from '../protocol/signed-messages';
 
 const coordinator = nacl.sign.keyPair();
@@ -136,7 +136,19 @@ test('when a join token is pinned, then the site reads the secret and the finger
   const fp = await coordinatorFingerprint(coordinator.publicKey);
   const token = pinnedJoinToken('hospital-a.abcDEF_123-xyz', fp);
   assert.ok(token.endsWith('~' + fp.replace(/-/g, '')));
-  assert.deepEqual(parseJoinToken(` ${token}\n`), { secret: 'hospital-a.abcDEF_123-xyz', fingerprint: fp });
-  assert.deepEqual(parseJoinToken('hospital-a.abcDEF_123-xyz'), { secret: 'hospital-a.abcDEF_123-xyz', fingerprint: null });
+  assert.deepEqual(parseJoinToken(` ${token}\n`), { secret: 'hospital-a.abcDEF_123-xyz', fingerprint: fp, project: null });
+  assert.deepEqual(parseJoinToken('hospital-a.abcDEF_123-xyz'), { secret: 'hospital-a.abcDEF_123-xyz', fingerprint: null, project: null });
   assert.throws(() => parseJoinToken('hospital-a.abc~not-a-fingerprint'), (e) => isFedloraError(e, 'CONFIG_INVALID'));
+});
+
+test('when a join token names a project (issue 21), then the site reads the project back and connects to its namespace; the default project is not written', async () => {
+  const fp = await coordinatorFingerprint(coordinator.publicKey);
+  const token = pinnedJoinToken('ward-3.abcDEF_123-xyz', fp, 'triage');
+  assert.ok(token.endsWith('@triage'));
+  assert.deepEqual(parseJoinToken(token), { secret: 'ward-3.abcDEF_123-xyz', fingerprint: fp, project: 'triage' });
+  assert.equal(projectNamespace(parseJoinToken(token).project), '/projects/triage');
+  assert.equal(pinnedJoinToken('a.b', fp, 'default'), pinnedJoinToken('a.b', fp));
+  assert.equal(projectNamespace(parseJoinToken(pinnedJoinToken('a.b', fp)).project), '/');
+  for (const bad of ['@Triage', '@tri/age', '@', '@a@b', '@../x'])
+    assert.throws(() => parseJoinToken(`a.b~${fp}${bad}`), (e) => isFedloraError(e, 'CONFIG_INVALID'), bad);
 });
