@@ -21,6 +21,7 @@ import { strategyFromSettings } from './rounds/settings';
 import { faultHoldFromEnv } from './rounds/fault-hold';
 import { openPostgresStores, redactUrl } from './postgres/stores';
 import { auditCommand } from './audit/audit-command';
+import { modelProjectFactory } from './projects/model-project';
 import { OidcLogin } from './users/oidc';
 
 async function loadHeldout(c: CoordinatorConfig): Promise<{ heldout: LabeledDataset | null; labels: string[] }> {
@@ -111,6 +112,8 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
         evaluator: task.evaluator,
       },
       federatedEvaluation: c.federatedEval,
+      // more projects beside this one (POST /api/projects, projects.json in the data dir; not in a cluster)
+      projectFactory: modelProjectFactory(c),
       autostart: !c.paused,
       presetSites: c.presetSites,
       allowedOrigins: c.allowedOrigins,
