@@ -483,3 +483,19 @@ test('when rounds and versions record why they started and their data volume, th
   );
   assert.equal(retrainingText({ retraining: { schedule: null, nextScheduledAt: null, dataTrigger: null, sitesWithNewData: null } }), 'Re-training: no schedule, no data trigger');
 });
+
+test('when the volume chart has one version or none, then its time axis spans an hour either side instead of years', async () => {
+  // Arrange
+  const { timeAxisRange } = await import('../../web/src/charts');
+  const t = Date.parse('2026-12-05T08:01:00.000Z');
+  const now = Date.parse('2026-12-06T03:00:00.000Z');
+  const hour = 3_600_000;
+  const series = (...xs: number[]) => ({ datasets: [{ label: 'examples trained on', data: xs.map((x, i) => ({ x, y: 40, version: `v${i + 1}` })) }] });
+
+  // Act / Assert: one point (in one dataset or the same instant in both) is centred; none is centred on now
+  assert.deepEqual(timeAxisRange(series(t), now), { min: t - hour, max: t + hour });
+  assert.deepEqual(timeAxisRange({ datasets: [...series(t).datasets, ...series(t).datasets] }, now), { min: t - hour, max: t + hour });
+  assert.deepEqual(timeAxisRange(series(), now), { min: now - hour, max: now + hour });
+  // two instants: chart.js fits them (no bounds set)
+  assert.deepEqual(timeAxisRange(series(t, t + 6 * hour), now), { min: undefined, max: undefined });
+});

@@ -84,6 +84,21 @@ export function volumeSeries(versions: readonly VersionRecord[]): TimeSeries {
   };
 }
 
+const HOUR_MS = 3_600_000;
+
+/**
+ * Pure: the time axis's bounds. Two or more instants: chart.js fits them. A single one, or none, would give a range
+ * that chart.js widens to years (2023-2030 around one version, 1970 with none), so the axis spans an hour either side
+ * of the point, or of `now`.
+ */
+export function timeAxisRange(s: TimeSeries, now: number): { min: number | undefined; max: number | undefined } {
+  const xs = s.datasets.flatMap((d) => d.data.map((p) => p.x));
+  if (xs.length === 0) return { min: now - HOUR_MS, max: now + HOUR_MS };
+  const lo = Math.min(...xs);
+  const hi = Math.max(...xs);
+  return lo < hi ? { min: undefined, max: undefined } : { min: lo - HOUR_MS, max: hi + HOUR_MS };
+}
+
 function makeTimeChart(canvas: HTMLCanvasElement): Chart {
   return new Chart(canvas, {
     type: 'line',
@@ -164,6 +179,8 @@ export class Charts {
         borderColor: COLORS[i % COLORS.length],
         backgroundColor: COLORS[i % COLORS.length],
       }));
+      const x = this.volume.options.scales?.x;
+      if (x) Object.assign(x, timeAxisRange(v, Date.now()));
       this.volume.update();
       (this.volume.canvas as HTMLCanvasElement).dataset.series = JSON.stringify(v);
     }
