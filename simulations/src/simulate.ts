@@ -6,6 +6,9 @@ import { labelIds } from '@fedlora/shared/data/dataset.ts';
 import { DEFAULT_MODEL_DIR, DEFAULT_MODEL_ID } from '@fedlora/shared/node/default-model.ts';
 import { DEFAULT_RECIPE } from '@fedlora/shared/training/recipe.ts';
 import { loadLocalModel } from '@fedlora/shared/node/model/local-model.ts';
+import { assembleLocalModel } from '@fedlora/shared/model/local-model.ts';
+import type { BertCheckpoint } from '@fedlora/shared/model/checkpoint.ts';
+import { loadTokenizer } from '@fedlora/shared/node/tokenizer/load.ts';
 import { encodeDataset } from '@fedlora/shared/training/encode.ts';
 import { cloneNamed } from '@fedlora/shared/tensor.ts';
 import { labelHistograms, loadSimData, partitionSites, type SimData } from './data';
@@ -60,6 +63,11 @@ export interface SimDeps {
   onArmResult?: (r: ArmResult) => void;
   /** injected plan of samples per round (tests: a wrong plan); default plannedSamplesPerRound */
   plan?: typeof plannedSamplesPerRound;
+  /**
+   * the base to train the classifier on, with the shipped model's tokenizer (the two-phase recipe's merged base,
+   * adapt.ts); default the shipped model as stored
+   */
+  checkpoint?: BertCheckpoint;
 }
 
 /** One line per federated arm whose measured samples per round differ from the plan (the centralized budget). */
@@ -88,7 +96,10 @@ export async function runSimulation(o: SimOptions, deps: SimDeps = {}): Promise<
   );
 
   const r = DEFAULT_RECIPE;
-  const model = loadLocalModel({ modelDir: DEFAULT_MODEL_DIR, lora: o.lora, labels: data.labels, pooling: r.pooling, seed: o.seed });
+  const modelOpts = { lora: o.lora, labels: data.labels, pooling: r.pooling, seed: o.seed };
+  const model = deps.checkpoint
+    ? assembleLocalModel(deps.checkpoint, loadTokenizer(DEFAULT_MODEL_DIR), modelOpts)
+    : loadLocalModel({ modelDir: DEFAULT_MODEL_DIR, ...modelOpts });
   try {
     const tok = model.tokenizer;
     const maxLength = Math.min(o.maxLength, tok.maxLength, model.bert.config.maxPositions);
