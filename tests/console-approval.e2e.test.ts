@@ -38,6 +38,9 @@ test('when the policy is manual, then the operator approves one candidate and re
     const row = (id: string) => `#versions-body tr[data-version="${id}"]`;
     assert.equal((await browser.page.textContent(`${row('v1')} td[data-col=status] .badge`))?.trim(), 'candidate');
 
+    // the operator guide's picture of the candidates waiting, before either is decided (FEDLORA_DOCS_IMG=1 only)
+    if (DOCS_IMG) await browser.screenshot('console-candidates.png', { copyTo: DOCS_IMG, selector: '#versions-table' });
+
     // the reason prompt: approve v1, reject v2
     const reasons = ['signed off by the review board', 'macro-F1 dropped on site B'];
     browser.page.on('dialog', (d) => void d.accept(reasons.shift()));
@@ -47,7 +50,8 @@ test('when the policy is manual, then the operator approves one candidate and re
     await browser.page.waitForFunction((sel) => document.querySelector(sel)?.textContent === 'rejected', `${row('v2')} td[data-col=status] .badge`);
     assert.match((await browser.page.textContent(`${row('v2')} td[data-col=status] .decision`)) ?? '', /^reject by bootstrap-token: macro-F1 dropped on site B$/);
     assert.equal(await browser.page.locator(`${row('v2')} button[data-action=promote]`).count(), 1, 'a rejected version can still be promoted explicitly');
-    await browser.screenshot('console-approval.png', { copyTo: DOCS_IMG, selector: '#versions' });
+    // the table, not its section: the table is wider than the section
+    await browser.screenshot('console-approval.png', { copyTo: DOCS_IMG, selector: '#versions-table' });
 
     const list = (await (await fetch(`${coord.url}/api/versions`, { headers: { authorization: `Bearer ${ADMIN}` } })).json()) as {
       currentId: string;

@@ -2,6 +2,7 @@
 // with a username and password, sees their name and role, has no settings or user management, approves a candidate,
 // and finds the approval as an entry of the Audit table (and in GET /api/audit); a viewer sees no action buttons.
 // An in-process coordinator (fake task, no model): the candidate is published to its registry directly.
+// Screenshot of the Audit view: test-artifacts/console-governance/ (and docs/img/ with FEDLORA_DOCS_IMG=1).
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -11,6 +12,7 @@ import { DEFAULT_SETTINGS } from '@fedlora/coordinator';
 import { listeningTestCoordinator, tinyAdapter } from '@fedlora/coordinator/testing';
 import { browserUnavailable, openBrowser } from './browser';
 import { ROOT } from './federation-harness';
+import { DOCS_IMG } from './console-docs-shots';
 
 const BUILT = join(ROOT, 'coordinator/dist/console/index.html');
 const skip = browserUnavailable() ?? (existsSync(BUILT) ? null : `the console is not built (${BUILT}): run npm run build`);
@@ -55,7 +57,7 @@ test('when an operator logs in with a password and approves a candidate, then th
     assert.equal((await page.textContent(`${entry} td[data-col=target]`))?.trim(), 'v1');
     assert.equal((await page.textContent(`${entry} td[data-col=outcome]`))?.trim(), 'ok');
     await page.waitForFunction(() => /Hash chain verified/.test(document.getElementById('audit-check')?.textContent ?? ''));
-    await browser.screenshot('console-governance.png', { selector: '#audit' });
+    await browser.screenshot('console-governance.png', { copyTo: DOCS_IMG, selector: '#audit' });
 
     const audit = (await (await fetch(`${coord.url}/api/audit`, { headers: { authorization: `Bearer ${ADMIN}` } })).json()) as {
       entries: { actor: string; action: string; target: string; outcome: string; detail?: string }[];

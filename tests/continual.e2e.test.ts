@@ -2,7 +2,8 @@
 // `--rounds 1 --schedule "every 3s"` and one Node site whose JSONL data file grows by 200 rows between rounds. The
 // site notices the append without a restart and reports 200 new examples; a round the schedule starts on its own
 // trains on the grown file (example count 40 → 240) and its upload reports the 200 new examples. Small sizes (40 + 200
-// messages, 32 tokens, 16 steps of 16) keep it within a minute on wasm.
+// messages, 32 tokens, 16 steps of 16) keep it within a minute on wasm. With FEDLORA_DOCS_IMG=1 it also saves the
+// console's pictures of the run to docs/img/ (console-docs-shots.ts).
 
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -11,8 +12,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadTabularFile } from '@fedlora/shared/node/data/tabular.ts';
 import { writeSiteFiles } from '../scripts/make-site-data';
-import { Procs, launchFederation, poll } from './federation-harness';
+import { ADMIN_TOKEN, Procs, launchFederation, poll } from './federation-harness';
 import { adminApi, type RoundRecord } from './admin-client';
+import { DOCS_IMG, shootConsoleForDocs } from './console-docs-shots';
 
 const MIN = 60_000;
 const procs = new Procs();
@@ -78,5 +80,19 @@ test(
     const status = await api.json<{ retraining: { schedule: string; nextScheduledAt: string | null } }>('/api/status');
     assert.equal(status.retraining.schedule, 'every 3s');
     assert.ok(status.retraining.nextScheduledAt && Date.parse(status.retraining.nextScheduledAt) > Date.now() - 10_000);
+
+    // the operator guide's pictures of this run (FEDLORA_DOCS_IMG=1 only): the schedule line and why each round
+    // started, the versions with the examples new to the site, and the data volume over wall-clock time
+    await shootConsoleForDocs('continual', fed.url, ADMIN_TOKEN, async (browser) => {
+      const page = browser.page;
+      await page.waitForFunction(() => /schedule "every 3s"/.test(document.getElementById('retraining')?.textContent ?? ''));
+      await page.waitForSelector('#rounds-body [data-trigger=startup]');
+      await page.waitForSelector('#rounds-body [data-trigger=schedule]');
+      await browser.screenshot('console-retraining.png', { copyTo: DOCS_IMG, fullPage: false });
+      await page.waitForSelector(`#versions-body tr[data-version="${grown.versionId}"]`);
+      // the table, not its section: the table is wider than the section at 1280 px
+      await browser.screenshot('console-versions-new-data.png', { copyTo: DOCS_IMG, selector: '#versions-table' });
+      await browser.screenshot('console-charts-over-time.png', { copyTo: DOCS_IMG, selector: '#charts' });
+    });
   },
 );

@@ -4,7 +4,7 @@
 // coordinator. This test then evaluates the same version's adapter centrally, here, on the union of the three sites'
 // held-out splits (the same split function and files) and finds the same accuracy, macro-F1, per-class counts and
 // per-site accuracies; the loss agrees to float rounding (batches pad differently). Small: 3 × 120 messages, 6 local
-// steps of 48 tokens, 2 rounds.
+// steps of 48 tokens, 2 rounds. With FEDLORA_DOCS_IMG=1 it also saves the console's picture of the run to docs/img/.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -22,8 +22,9 @@ import { encodeDataset } from '@fedlora/shared/training/encode.ts';
 import { evaluateState } from '@fedlora/shared/training/local-round.ts';
 import { DEFAULT_RECIPE } from '@fedlora/shared/training/recipe.ts';
 import { writeSiteFiles } from '../scripts/make-site-data';
-import { Procs, launchFederation, poll, processesMentioning } from './federation-harness';
+import { ADMIN_TOKEN, Procs, launchFederation, poll, processesMentioning } from './federation-harness';
 import { adminApi } from './admin-client';
+import { DOCS_IMG, shootConsoleForDocs } from './console-docs-shots';
 
 const MIN = 60_000;
 const HOLDOUT = 0.2;
@@ -137,6 +138,14 @@ test(
     } finally {
       model.dispose();
     }
+
+    // the operator guide's picture of this run (FEDLORA_DOCS_IMG=1 only): the versions with each site's figures
+    await shootConsoleForDocs('federated-evaluation', f.url, ADMIN_TOKEN, async (browser) => {
+      const cell = `#versions-body tr[data-version="${last.id}"] td[data-col=federated]`;
+      await browser.page.click(`${cell} summary`);
+      await browser.page.waitForSelector(`${cell} table.per-site tr.worst`);
+      await browser.screenshot('console-federated-eval.png', { copyTo: DOCS_IMG, selector: '#versions-table' });
+    });
 
     await procs.stopAll();
     assert.deepEqual(processesMentioning(fedDir), []);
