@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { io, type Socket } from 'socket.io-client';
 import { FedloraError } from '@fedlora/shared/errors.ts';
+import { projectNamespace } from '@fedlora/shared/protocol/join-token.ts';
 import type { SiteKeys } from '@fedlora/shared/crypto/keys.ts';
 import type { CoordinatorTrust } from '@fedlora/shared/crypto/coordinator-trust.ts';
 import * as shared from '@fedlora/shared/connection/session.ts';
@@ -25,6 +26,8 @@ export { DEFAULT_REQUEST_TIMEOUT_MS, type Session };
 /** How a site reaches its coordinator: `caFile` adds a private CA (PEM) for an https:// coordinator. */
 export interface ConnectOptions {
   caFile?: string;
+  /** the coordinator's project (issue 21): its sites talk on the namespace '/projects/<id>'; absent: the default */
+  project?: string | null;
   timeoutMs?: number;
 }
 
@@ -50,7 +53,8 @@ export function openSocket(url: string, o: ConnectOptions = {}): Promise<SiteSoc
   }
   if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:')
     return Promise.reject(new FedloraError('CONFIG_INVALID', `coordinator URL must be http(s)://, got "${url}"`));
-  const socket: SiteSocket = io(url, {
+  // socket.io-client takes the URL's path as the namespace: the project's, on the coordinator's own origin
+  const socket: SiteSocket = io(o.project ? new URL(projectNamespace(o.project), parsed).href : url, {
     // websocket first: update frames are binary and MBs large, long-polling would base64 them
     transports: ['websocket'],
     reconnection: false,

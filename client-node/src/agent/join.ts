@@ -78,7 +78,11 @@ export async function joinFederation(o: JoinOptions): Promise<JoinResult> {
   const token = o.token ? parseJoinToken(o.token) : null;
   const pinned = fingerprintToPin(token?.fingerprint ?? null, o.coordinatorFingerprint, previous?.coordinatorFingerprint, o.stateDir);
   const caFile = o.ca ? resolve(o.ca) : previous?.caFile;
-  const socket = await openSocket(coordinator, { caFile });
+  // the project the token enrolls into (issue 21); a state dir stays with the project it enrolled in
+  const project = token ? (token.project ?? undefined) : previous?.project;
+  if (previous && token && (previous.project ?? null) !== (token.project ?? null))
+    throw new FedloraError('CONFIG_INVALID', `${o.stateDir} is enrolled in project ${previous.project ?? 'default'}, this token is for ${token.project ?? 'default'}; use another --state-dir for another project`);
+  const socket = await openSocket(coordinator, { caFile, project });
   try {
     // UNTRUSTED_COORDINATOR here, naming both fingerprints, when the coordinator is not the one the token was made for
     const trust = await helloCoordinator(socket, pinned);
@@ -100,6 +104,7 @@ export async function joinFederation(o: JoinOptions): Promise<JoinResult> {
       enrolledAt: previous?.enrolledAt ?? new Date().toISOString(),
       coordinatorFingerprint: pinned,
       ...(caFile ? { caFile } : {}),
+      ...(project ? { project } : {}),
     };
     // saved before the label check: the token is spent now, and a fixed data file only needs `join` again
     saveSiteConfig(o.stateDir, cfg);

@@ -57,7 +57,7 @@ export interface FetchedAdapter {
 export async function fetchGlobalAdapter(o: FetchAdapterOptions): Promise<FetchedAdapter | null> {
   const cfg = loadSiteConfig(o.stateDir);
   const keys = loadKeys(o.stateDir);
-  const { socket, manifest, trust } = await connectAndAuthenticate(cfg.coordinator, cfg.siteId, keys, pinnedFingerprint(cfg, o.stateDir), { caFile: cfg.caFile });
+  const { socket, manifest, trust } = await connectAndAuthenticate(cfg.coordinator, cfg.siteId, keys, pinnedFingerprint(cfg, o.stateDir), { caFile: cfg.caFile, project: cfg.project });
   let modelDir: string;
   let fetched;
   try {

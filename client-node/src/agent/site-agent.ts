@@ -289,7 +289,7 @@ export class SiteAgent {
   /** One connection: returns the reason it ended (disconnect, stop, done). */
   private async session(cfg: SiteConfig, keys: SiteKeys, onAuthenticated: () => void): Promise<string> {
     const timeout = this.opts.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
-    const socket = await openSocket(cfg.coordinator, { caFile: cfg.caFile });
+    const socket = await openSocket(cfg.coordinator, { caFile: cfg.caFile, project: cfg.project });
     this.socket = socket;
     const ended = new Promise<string>((resolve) => {
       socket.on('disconnect', (reason) => resolve(`connection lost: ${reason}`));

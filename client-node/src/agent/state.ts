@@ -31,9 +31,11 @@ export interface SiteConfig {
   coordinatorFingerprint?: string;
   /** absolute path of a private CA's PEM certificate for an https:// coordinator (join --ca) */
   caFile?: string;
+  /** the coordinator's project the site enrolled into, as its join token named it (absent: the default project) */
+  project?: string;
 }
 
-const SITE_KEYS = ['v', 'coordinator', 'siteId', 'data', 'textColumn', 'labelColumn', 'enrolledAt', 'coordinatorFingerprint', 'caFile'];
+const SITE_KEYS = ['v', 'coordinator', 'siteId', 'data', 'textColumn', 'labelColumn', 'enrolledAt', 'coordinatorFingerprint', 'caFile', 'project'];
 
 /** The problems of a site.json value (empty = valid); the file is ours, but may have been hand-edited. */
 function siteConfigProblems(x: unknown): string[] {
@@ -47,6 +49,8 @@ function siteConfigProblems(x: unknown): string[] {
   for (const k of ['textColumn', 'labelColumn', 'caFile'] as const)
     if (o[k] !== undefined && typeof o[k] !== 'string') p.push(`${k}: must be a string`);
   if (typeof o.enrolledAt !== 'string') p.push('enrolledAt: must be a date string');
+  if (o.project !== undefined && (typeof o.project !== 'string' || !/^[a-z][a-z0-9-]{0,31}$/.test(o.project)))
+    p.push('project: must be a project id');
   if (o.coordinatorFingerprint !== undefined) {
     try {
       if (typeof o.coordinatorFingerprint !== 'string') throw new Error();
