@@ -14,6 +14,7 @@ import type { Strategy } from '@fedlora/shared/aggregation/strategy.ts';
 import type { StrategyName } from '@fedlora/shared/aggregation/index.ts';
 import type { LoraConfig } from '@fedlora/shared/lora/config.ts';
 import type { Pooling } from '@fedlora/shared/model/classifier.ts';
+import type { ManifestTask } from '@fedlora/shared/protocol/manifest.ts';
 import { LIMITS } from '@fedlora/shared/protocol/limits.ts';
 import { useNativeEd25519 } from '@fedlora/shared/node/native-ed25519.ts';
 import { projectNamespace } from '@fedlora/shared/protocol/join-token.ts';
@@ -63,6 +64,11 @@ export interface CoordinatorTask {
   initialState: () => NamedTensors | Promise<NamedTensors>;
   /** the central held-out evaluation; null: the coordinator holds no labelled data (federated evaluation only) */
   evaluator: Evaluator | null;
+  /**
+   * present: a masked-LM federation (issue 24): the manifest carries the task, `labels` is empty, versions are recorded
+   * as 'mlm', and POST /api/versions/:id/merge folds one into `baseDir` (the served base), writing under `basesDir`
+   */
+  mlm?: ManifestTask & { baseDir: string; basesDir: string; tool: string };
 }
 
 /** bytes all sockets' unfinished parted uploads may hold at once: 16 full-size (32 MiB) updates */

@@ -247,3 +247,23 @@ test('when TLS files are given, then both are needed and they land in the config
   assert.ok(plain !== 'help' && plain.tls === undefined);
   assert.throws(() => parseConfig(['--tls-cert', 'cert.pem'], TOKEN), invalid(/both --tls-cert FILE and --tls-key FILE/));
 });
+
+test('when --task mlm is given, then it needs --mlm-text, adapts every linear layer and compares loss by default; classification flags are refused with it', () => {
+  const c = parseConfig(['--task', 'mlm', '--mlm-text', 'notes.txt', '--head-transform'], TOKEN);
+  assert.ok(c !== 'help');
+  assert.deepEqual([c.task, c.mlmText, c.headTransform], ['mlm', 'notes.txt', true]);
+  assert.deepEqual(c.lora.targetModules, ['query', 'key', 'value', 'attention.output', 'intermediate', 'output']);
+  assert.equal(c.settings.promotionMetric, 'loss');
+  const chosen = parseConfig(['--task', 'mlm', '--mlm-text', 'notes.txt', '--targets', 'query,value', '--promotion-metric', 'accuracy'], TOKEN);
+  assert.ok(chosen !== 'help');
+  assert.deepEqual([chosen.lora.targetModules, chosen.settings.promotionMetric], [['query', 'value'], 'accuracy']);
+  const plain = parseConfig([], TOKEN);
+  assert.ok(plain !== 'help');
+  assert.deepEqual([plain.task, plain.headTransform, plain.settings.promotionMetric], ['classification', false, 'accuracy']);
+  assert.throws(() => parseConfig(['--task', 'mlm'], TOKEN), invalid(/--task mlm needs --mlm-text/));
+  assert.throws(() => parseConfig(['--task', 'summarize'], TOKEN), invalid(/--task must be one of classification, mlm/));
+  assert.throws(() => parseConfig(['--task', 'mlm', '--mlm-text', 'n.txt', '--heldout', 'h.csv'], TOKEN), invalid(/--heldout does not apply to --task mlm/));
+  assert.throws(() => parseConfig(['--task', 'mlm', '--mlm-text', 'n.txt', '--federated-eval'], TOKEN), invalid(/--federated-eval does not apply/));
+  assert.throws(() => parseConfig(['--head-transform'], TOKEN), invalid(/--head-transform needs --task mlm/));
+  assert.throws(() => parseConfig(['--mlm-text', 'n.txt'], TOKEN), invalid(/--mlm-text needs --task mlm/));
+});

@@ -28,6 +28,7 @@ import { DEFAULT_LOGIN_LIMITS, type LoginLimits } from './http/login-limits';
 import { DEFAULT_CONNECTION_GATE, type ConnectionGateOptions } from './socket/connection-gate';
 import { LOG_FORMATS, type LogFormat } from './log';
 import type { OidcSettings } from './users/oidc';
+import { TASK_KINDS, type TaskKind } from './registry/types';
 
 /** The usage, with the registered strategies and their option flags as their schemas declare them. */
 export const coordinatorHelp = (): string => `fedlora-coordinator [options]
@@ -53,6 +54,14 @@ export const coordinatorHelp = (): string => `fedlora-coordinator [options]
   --labels a,b,…         label set (default: SpamAssassin's, or the sorted labels of --heldout)
   --text-column NAME     --label-column NAME    columns of --heldout (default: auto-detected)
   --rank N (8)  --alpha X (16)  --targets query,value  --pooling mean|cls|pooler (mean)  --seed N (0)
+ masked-LM domain adaptation (docs/OPERATOR.md, "Domain adaptation (masked-LM federation)"):
+  --task classification|mlm (classification)   mlm: sites train LoRA (every linear layer unless --targets) with the
+                         masked-LM objective on the text column of their data; versions are scored by masked-LM loss
+                         (promotion compares --promotion-metric loss unless given) and an admin merges one into a new
+                         base with POST /api/versions/:id/merge (written to <data dir>/bases/<id>)
+  --mlm-text FILE        held-out text for --task mlm, one document per line (required with it: the central
+                         evaluation; federated evaluation does not score masked-LM versions)
+  --head-transform       with --task mlm: train the MLM head's transform beside LoRA
  rounds:
   --strategy ${strategyNames().join('|')} (fedavg)
  strategy options (a flag sets that option of every strategy that has it; PUT /api/settings {strategyOptions} later):
@@ -150,6 +159,11 @@ export interface CoordinatorConfig {
   presetSites: { name: string; token: string }[];
   modelDir: string;
   modelId: string;
+  /** what the federation trains (--task); 'mlm' needs mlmText */
+  task: TaskKind;
+  /** --task mlm: the held-out documents file, and whether the MLM head's transform trains too */
+  mlmText?: string;
+  headTransform: boolean;
   heldout?: string;
   heldoutLimit?: number;
   /** federated evaluation on the sites' held-out splits (eval/federated-evaluator.ts) */
@@ -274,6 +288,9 @@ export function parseConfig(
     help: { type: 'boolean', short: 'h' },
     paused: { type: 'boolean' },
     'federated-eval': { type: 'boolean' },
+    'head-transform': { type: 'boolean' },
+    task: S,
+    'mlm-text': S,
     'exit-when-done': { type: 'boolean' },
     'secure-aggregation': { type: 'boolean' },
     'site-token': { type: 'string', multiple: true },
@@ -371,7 +388,20 @@ export function parseConfig(
     throw bad(`--strategy must be one of ${strategyNames().join(', ')}, got "${strategy}"`);
   const pooling = (s('pooling') ?? DEFAULT_RECIPE.pooling) as Pooling;
   if (!POOLINGS.includes(pooling)) throw bad(`--pooling must be one of ${POOLINGS.join(', ')}`);
-  const targets = (s('targets')?.split(',') ?? DEFAULT_RECIPE.lora.targetModules) as LoraTarget[];
+  const task = s('task') ?? 'classification';
+  if (!(TASK_KINDS as readonly string[]).includes(task)) throw bad(`--task must be one of ${TASK_KINDS.join(', ')}, got "${task}"`);
+  const mlm = task === 'mlm';
+  if (mlm) {
+    if (!s('mlm-text')) throw bad('--task mlm needs --mlm-text FILE: held-out text (one document per line) to score versions by masked-LM loss');
+    for (const flag of ['heldout', 'heldout-limit', 'labels', 'text-column', 'label-column', 'pooling'])
+      if (s(flag) !== undefined) throw bad(`--${flag} does not apply to --task mlm (no labels; held-out text comes from --mlm-text)`);
+    if (f['federated-eval']) throw bad('--federated-eval does not apply to --task mlm: sites score classifiers; masked-LM versions are scored on --mlm-text');
+  } else {
+    for (const flag of ['mlm-text', 'head-transform'])
+      if (f[flag] !== undefined) throw bad(`--${flag} needs --task mlm`);
+  }
+  // domain adaptation adapts every linear layer by default (pretrain --lora's default)
+  const targets = (s('targets')?.split(',') ?? (mlm ? [...LORA_TARGETS] : DEFAULT_RECIPE.lora.targetModules)) as LoraTarget[];
   for (const t of targets)
     if (!LORA_TARGETS.includes(t))
       throw bad(`--targets: unknown module "${t}" (known: ${LORA_TARGETS.join(', ')})`);
@@ -413,6 +443,8 @@ export function parseConfig(
     ['retrain-min-sites', 'retrainMinSites', 'num'],
     ['retrain-min-new', 'retrainMinNew', 'num'],
   ];
+  // a masked-LM version's accuracy is masked-token accuracy; its loss is what domain adaptation lowers
+  if (mlm && s('promotion-metric') === undefined) patch.promotionMetric = 'loss';
   for (const [flag, field, kind] of map)
     if (s(flag) !== undefined)
       patch[field] =
@@ -477,6 +509,9 @@ export function parseConfig(
     modelDir: s('model') ?? DEFAULT_MODEL_DIR,
     modelId: s('model-id') ?? DEFAULT_MODEL_ID,
     heldout: s('heldout'),
+    task: task as TaskKind,
+    ...(mlm ? { mlmText: s('mlm-text') } : {}),
+    headTransform: Boolean(f['head-transform']),
     federatedEval: Boolean(f['federated-eval']),
     heldoutLimit:
       s('heldout-limit') === undefined ? undefined : int(s('heldout-limit'), 'heldout-limit', 0, 2),

@@ -1,7 +1,7 @@
 // The coordinator process: reads flags and environment, loads the base model and held-out data, builds the
 // coordinator (app.ts) and listens. Returns an exit code when it is done, or null while it keeps serving.
 
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { readFileSync } from 'node:fs';
 import { usageErrorText, USAGE_EXIT_CODE } from '@fedlora/shared/node/command-line.ts';
 import { describeError, FedloraError, isFedloraError } from '@fedlora/shared/errors.ts';
@@ -13,6 +13,8 @@ import { stratifiedSubset } from '@fedlora/shared/data/split.ts';
 import { createCoordinator } from './app';
 import { coordinatorHelp, parseConfig, type CoordinatorConfig } from './config';
 import { loadModelTask } from './eval/model-task';
+import { loadMlmTask } from './eval/mlm-task';
+import { splitDocuments } from '@fedlora/shared/training/pretrain.ts';
 import { createLogger, type Logger } from './log';
 import { serveMetrics } from './http/metrics-route';
 import { hashModelFiles } from './model-files';
@@ -62,21 +64,33 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
       log: (l) => log('backend', { detail: l }),
     });
     log('backend.ready', { backend: backend.name });
-    const { heldout, labels } = await loadHeldout(c);
-    if (heldout) log('heldout.loaded', { name: heldout.name, examples: heldout.examples.length, labels: labels.length });
+    // a masked-LM federation (--task mlm) has no labels: its held-out set is --mlm-text's documents
+    const mlm = c.task === 'mlm';
+    const { heldout, labels } = mlm ? { heldout: null, labels: [] } : await loadHeldout(c);
+    if (mlm) log('task.mlm', { heldoutText: c.mlmText, headTransform: c.headTransform, targets: c.lora.targetModules.join(',') });
+    else if (heldout) log('heldout.loaded', { name: heldout.name, examples: heldout.examples.length, labels: labels.length });
     else log('heldout.none', { labels: labels.length, federatedEval: c.federatedEval });
     const modelFiles = await hashModelFiles(c.modelDir);
     // the evaluator reads the current maxLength at each evaluation (PUT /api/settings may change it)
     let settingsOf: () => { maxLength: number } = () => c.settings;
-    const task = loadModelTask({
-      modelDir: c.modelDir,
-      lora: c.lora,
-      labels,
-      pooling: c.pooling,
-      heldout,
-      maxLength: () => settingsOf().maxLength,
-      seed: c.seed,
-    });
+    const task = mlm
+      ? loadMlmTask({
+          modelDir: c.modelDir,
+          lora: c.lora,
+          headTransform: c.headTransform,
+          heldoutDocs: readMlmText(c.mlmText as string),
+          maxLength: () => settingsOf().maxLength,
+          seed: c.seed,
+        })
+      : loadModelTask({
+          modelDir: c.modelDir,
+          lora: c.lora,
+          labels,
+          pooling: c.pooling,
+          heldout,
+          maxLength: () => settingsOf().maxLength,
+          seed: c.seed,
+        });
     // the round loop rebuilds it the same way when the settings switch it or change its options
     const strategy = strategyFromSettings(c.strategy, c.settings);
     const dataDir = resolve(c.dataDir);
@@ -110,6 +124,9 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
         pooling: c.pooling,
         initialState: task.initialState,
         evaluator: task.evaluator,
+        ...(mlm
+          ? { mlm: { kind: 'mlm' as const, headTransform: c.headTransform, baseDir: resolve(c.modelDir), basesDir: join(dataDir, 'bases'), tool: 'fedlora-coordinator' } }
+          : {}),
       },
       federatedEvaluation: c.federatedEval,
       // more projects beside this one (POST /api/projects, projects.json in the data dir; not in a cluster)
@@ -169,6 +186,20 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
     if (!isFedloraError(err) && err instanceof Error && err.stack) console.error(err.stack);
     return isFedloraError(err, 'CONFIG_INVALID') ? 2 : 1;
   }
+}
+
+/** --mlm-text: one document per line (blank lines skipped), as `fedlora-site pretrain --text` reads it. */
+function readMlmText(path: string): string[] {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'FILE_NOT_FOUND' : 'FILE_UNREADABLE';
+    throw new FedloraError(code, `--mlm-text ${path}: ${(err as Error).message}`, { cause: err });
+  }
+  const docs = splitDocuments(text);
+  if (docs.length === 0) throw new FedloraError('DATA_INVALID', `--mlm-text ${path} holds no text`);
+  return docs;
 }
 
 /** A PEM file named by a flag; FILE_NOT_FOUND / FILE_UNREADABLE name the flag, never the contents (a key). */

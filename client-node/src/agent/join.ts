@@ -109,6 +109,11 @@ export async function joinFederation(o: JoinOptions): Promise<JoinResult> {
     // saved before the label check: the token is spent now, and a fixed data file only needs `join` again
     saveSiteConfig(o.stateDir, cfg);
     const { manifest } = await authenticate(socket, siteId, keys, pinned);
+    // a masked-LM federation (issue 24) trains on the text alone: the site's labels are not used, so not checked
+    if (manifest.task?.kind === 'mlm') {
+      const mapping = `masked-LM federation: ${dataset.examples.length} documents (the text column; labels unused)`;
+      return { siteId, enrolled: !previous, manifest, mapping, coordinatorFingerprint: pinned };
+    }
     const m = labelMapping(dataset, manifest.labels);
     const mapping = formatLabelMapping(m);
     checkLabelMapping(m, dataPath);

@@ -42,7 +42,8 @@ export function roundLog(o: {
           const left = p.totalSteps - (p.step - 1);
           bar = progressBar(
             `round ${e.round.round} epoch ${p.epoch + 1}/${e.round.config.localEpochs}`,
-            Math.min(e.stepsPerEpoch, left),
+            // a masked-LM round counts packed sequences, not the round's examples: its steps are all it knows
+            e.stepsPerEpoch > 0 ? Math.min(e.stepsPerEpoch, left) : left,
             o.quiet,
           );
           barEpoch = p.epoch;

@@ -15,8 +15,10 @@ import type {
   RoundPrivacy,
   RoundRecord,
   RoundSecureAggregation,
+  TaskKind,
   VersionRecord,
 } from '../registry/types';
+import type { MergedBase } from '../registry/merged-bases';
 import type { PrivacyReport } from '../rounds/privacy-budget';
 import type { AdminServerEvents } from '../socket/admin-events';
 import { ROLES, UsernameSchema, type PublicUser, type Role, type RouteRole } from '../users/types';
@@ -174,6 +176,8 @@ export const ADMIN_ROUTES = {
   'POST /versions/:id/reject': { project: true, role: 'operator', audit: 'version.reject', params: VersionParams, body: DecisionBody },
   'GET /versions/:id/native': { project: true, role: 'viewer', params: VersionParams },
   'GET /versions/:id/peft': { project: true, role: 'viewer', params: VersionParams, query: PeftQuery },
+  'POST /versions/:id/merge': { project: true, role: 'admin', audit: 'version.merge', params: VersionParams },
+  'GET /bases': { project: true, role: 'viewer' },
   'GET /users': { role: 'admin' },
   'POST /users': { role: 'admin', audit: 'user.create', body: CreateUserBody },
   'PUT /users/:username': { role: 'admin', audit: 'user.change', params: UserParams, body: ChangeUserBody },
@@ -240,7 +244,12 @@ export interface Status {
   stop: StopRules;
   /** the coordinator's id and the fingerprint of its signing key, which every join token carries (issue 21) */
   coordinator: { id: string; fingerprint: string };
+  /** what the project trains (issue 24): a classifier, or masked-LM domain adaptation ('mlm') */
+  task: TaskKind;
 }
+
+/** POST /versions/:id/merge and GET /bases: a base made by merging a masked-LM version (registry/merged-bases.ts) */
+export type { MergedBase };
 
 /** GET /settings and PUT /settings: the settings (every strategy's options under strategyOptions), stop rules, strategy */
 export type Settings = RoundSettings & StopRules & { strategy: string };

@@ -46,6 +46,7 @@ import {
   type Status,
   type VersionList,
   type Me,
+  type MergedBase,
 } from './admin-schemas';
 import { consoleRoutes } from './console';
 import { sitePageRoutes } from './site-page';
@@ -277,6 +278,7 @@ export function createApi(d: ApiDeps): express.Express {
       settings: ctx.project.federation.settings,
       stop: ctx.project.federation.stop,
       coordinator: d.coordinator,
+      task: ctx.project.task,
     };
     res.json(status);
   });
@@ -378,6 +380,19 @@ export function createApi(d: ApiDeps): express.Express {
     res.set('Content-Disposition', `attachment; filename="${query.file}"`);
     if (query.file === 'adapter_config.json') res.json(peft.adapterConfig);
     else res.type('application/octet-stream').send(Buffer.from(peft.weights));
+  });
+
+  // a masked-LM version folded into the base: a new base directory in the data dir, with its hash and lineage
+  on('POST /versions/:id/merge', [], async ({ params }, _req, res, ctx) => {
+    const bases = ctx.project.bases;
+    if (!bases) throw new FedloraError('CONFLICT', 'only a masked-LM federation (--task mlm) merges versions into a new base');
+    const merged = await bases.merge(params.id);
+    ctx.detail = `base ${merged.sha256.slice(0, 16)} in ${merged.dir}`;
+    d.log('version.merged', { id: params.id, sha256: merged.sha256.slice(0, 16), dir: merged.dir });
+    res.json(merged satisfies MergedBase);
+  });
+  on('GET /bases', [], async (_input, _req, res, ctx) => {
+    res.json((ctx.project.bases?.list() ?? []) satisfies MergedBase[]);
   });
 
   userRoutes(on, { users: d.users, log: d.log });

@@ -12,7 +12,8 @@ import type { Manifest } from '@fedlora/shared/protocol/manifest.ts';
 import type { Storage } from '../storage';
 import type { Logger } from '../log';
 import { AdapterRegistry } from '../registry/registry';
-import type { AdapterStore } from '../registry/types';
+import type { AdapterStore, TaskKind } from '../registry/types';
+import { MergedBases } from '../registry/merged-bases';
 import { SiteRegistry } from '../sites/registry';
 import type { SiteStore } from '../sites/types';
 import { ActivityTracker } from '../sites/activity';
@@ -77,6 +78,9 @@ export interface Project {
   model: Pick<CoordinatorTask, 'modelId' | 'lora' | 'labels' | 'modelFamily'>;
   /** the socket.io namespace its sites connect to */
   namespace: string;
+  /** what it trains (issue 24); a masked-LM project merges versions into new bases (POST /versions/:id/merge) */
+  task: TaskKind;
+  bases: MergedBases | null;
 }
 
 
@@ -133,6 +137,7 @@ export async function openProject(o: ProjectOptions, ns: SiteNamespace, env: Pro
     evaluator,
     store,
     initialState: o.task.initialState,
+    ...(o.task.mlm ? { task: 'mlm' as const } : {}),
     settings: o.settings,
     stop: o.stop,
     log,
@@ -158,6 +163,7 @@ export async function openProject(o: ProjectOptions, ns: SiteNamespace, env: Pro
     lora: o.task.lora,
     labels: [...o.task.labels],
     pooling: o.task.pooling,
+    ...(o.task.mlm ? { task: { kind: 'mlm' as const, headTransform: o.task.mlm.headTransform } } : {}),
     maxSeqLength: federation.settings.maxLength,
     versionId: await store.currentId(),
   });
@@ -184,5 +190,9 @@ export async function openProject(o: ProjectOptions, ns: SiteNamespace, env: Pro
     activity,
     model: { modelId: o.task.modelId, lora: o.task.lora, labels: o.task.labels, modelFamily: o.task.modelFamily },
     namespace: projectNamespace(o.id),
+    task: o.task.mlm ? 'mlm' : 'classification',
+    bases: o.task.mlm
+      ? new MergedBases({ store, baseDir: o.task.mlm.baseDir, lora: o.task.lora, dir: o.task.mlm.basesDir, tool: o.task.mlm.tool, log: (line) => log('merge.progress', { detail: line }) })
+      : null,
   };
 }
