@@ -188,7 +188,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
   }
 }
 
-/** --mlm-text: one document per line (blank lines skipped), as `fedlora-site pretrain --text` reads it. */
+/** --mlm-text as `fedlora-site pretrain --text` reads it: one document per line, or paragraphs between blank lines. */
 function readMlmText(path: string): string[] {
   let text: string;
   try {
