@@ -14,6 +14,7 @@ import { tinyAdapter, tinyFakeTask, tinyProjectFactory, writeTinyModelDir } from
 import { createStrategy } from '@fedlora/shared/aggregation/index.ts';
 import { generateSiteKeys, publicIdentity } from '@fedlora/shared/crypto/keys.ts';
 import { signChallenge } from '@fedlora/shared/crypto/envelope.ts';
+import { parseJoinToken } from '@fedlora/shared/protocol/join-token.ts';
 import { ADMIN_TOKEN, poll } from './federation-harness';
 import { adminApi } from './admin-client';
 import { ask, authenticate, FakeSocketSite, openSocket, type SiteIdentity } from './socket-sites';
@@ -151,7 +152,10 @@ test('when a site of the default project tries the triage project, then it canno
   try {
     const refused = await ask(s, 'site:enroll', { token: spare.joinToken, siteId: spare.siteId, ...publicIdentity(keys) });
     const unknown = await ask(s, 'site:enroll', { token: `spare.${'x'.repeat(43)}`, siteId: 'spare', ...publicIdentity(keys) });
+    // sites send the secret alone (the namespace names the project): triage's registry does not know it either
+    const secretOnly = await ask(s, 'site:enroll', { token: parseJoinToken(spare.joinToken).secret, siteId: spare.siteId, ...publicIdentity(keys) });
     assert.deepEqual([refused.ok, refused.code, refused.message], [false, unknown.code, unknown.message]);
+    assert.deepEqual([secretOnly.ok, secretOnly.code, secretOnly.message], [false, unknown.code, unknown.message]);
     assert.equal(refused.code, 'UNAUTHORIZED');
     // see and upload: before authenticating nothing is served
     for (const [event, payload] of [

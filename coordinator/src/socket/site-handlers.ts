@@ -97,8 +97,9 @@ function enrollmentSecret(token: string, fingerprint: string, projectId: string)
   }
   if (t.fingerprint !== null && t.fingerprint !== fingerprint)
     throw new FedloraError('UNAUTHORIZED', 'this join token was made for another coordinator (its fingerprint is not this coordinator\'s)');
-  // a token of another project: the same answer as any token this project does not know
-  if ((t.project ?? DEFAULT_PROJECT_ID) !== projectId) throw new FedloraError('UNAUTHORIZED', 'unknown join token');
+  // a whole token of another project: the same answer as any token this project does not know. Sites send the secret
+  // alone (the namespace they connect to is the project), and only this project's registry can know it
+  if (t.fingerprint !== null && (t.project ?? DEFAULT_PROJECT_ID) !== projectId) throw new FedloraError('UNAUTHORIZED', 'unknown join token');
   return t.secret;
 }
 

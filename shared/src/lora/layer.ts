@@ -4,6 +4,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { plainMatMul } from '../model/bert';
 import { plainProducts } from '../model/matmul-path';
+import { freeVariableName } from '../model/variable-name';
 
 export class LoraLinear {
   readonly A: tf.Variable; // [r, in]
@@ -20,8 +21,8 @@ export class LoraLinear {
   ) {
     // PEFT initialises A with kaiming_uniform(a=√5), i.e. U(-1/√in, 1/√in), and B with zeros.
     const bound = 1 / Math.sqrt(inFeatures);
-    this.A = tf.variable(tf.randomUniform([r, inFeatures], -bound, bound, 'float32', seed), true, `${name}.lora_A`);
-    this.B = tf.variable(tf.zeros([outFeatures, r]), true, `${name}.lora_B`);
+    this.A = tf.variable(tf.randomUniform([r, inFeatures], -bound, bound, 'float32', seed), true, freeVariableName(`${name}.lora_A`));
+    this.B = tf.variable(tf.zeros([outFeatures, r]), true, freeVariableName(`${name}.lora_B`));
   }
 
   /** x: [N, in] → [N, out] */

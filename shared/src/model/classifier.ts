@@ -5,6 +5,7 @@ import * as tf from '@tensorflow/tfjs';
 import { FedloraError } from '../errors';
 import { sameShape, type NamedTensors } from '../tensor';
 import type { BertBatch, BertModel } from './bert';
+import { freeVariableName } from './variable-name';
 import type { LoraAdapter } from '../lora/adapter';
 
 /**
@@ -30,8 +31,8 @@ export class SequenceClassifier {
     const H = bert.config.hiddenSize;
     // PyTorch nn.Linear default init: U(-1/√in, 1/√in)
     const bound = 1 / Math.sqrt(H);
-    this.headW = tf.variable(tf.randomUniform([labels.length, H], -bound, bound, 'float32', seed + 7919), true, 'classifier.weight');
-    this.headB = tf.variable(tf.zeros([labels.length]), true, 'classifier.bias');
+    this.headW = tf.variable(tf.randomUniform([labels.length, H], -bound, bound, 'float32', seed + 7919), true, freeVariableName('classifier.weight'));
+    this.headB = tf.variable(tf.zeros([labels.length]), true, freeVariableName('classifier.bias'));
   }
 
   get numLabels(): number {
