@@ -395,6 +395,7 @@ export async function createCoordinator(o: CoordinatorOptions): Promise<Coordina
     },
   );
   const { federation, store, sites } = main;
+  feedOf(main.id);
   if (link) main.presence.useCluster(link);
   lease =
     o.cluster && link
@@ -439,6 +440,7 @@ export async function createCoordinator(o: CoordinatorOptions): Promise<Coordina
     main,
     async (po) => {
       const p = await openProject(po, io.of(projectNamespace(po.id)), env);
+      feedOf(p.id); // the console may connect to its feed before anything happened there
       if (listening && (o.autostart ?? true)) startRounds(p.federation);
       return p;
     },

@@ -41,6 +41,8 @@ export const coordinatorHelp = (): string => `fedlora-coordinator [options]
   --port N (8080)        --host H (127.0.0.1; 0.0.0.0 in containers)     port 0 = any free port
                          (or FEDLORA_PORT / FEDLORA_HOST, as docker-compose.yml sets them)
   --data-dir DIR         versions, rounds, sites (default .fedlora/coordinator, or FEDLORA_DATA_DIR)
+                         more projects (federations with their own model, labels and sites) beside this one:
+                         POST /api/projects, kept in DIR/projects.json (docs/OPERATOR.md, "Projects")
   --site-token NAME=T    create site NAME with join token T at startup if absent (repeatable; or
                          FEDLORA_SITE_TOKENS="name=T,name2=T2")
   --model DIR            Hugging Face BERT directory (default: the shipped fedlora-bert-mini)

@@ -15,6 +15,7 @@ import type {
   CreatedSite,
   FederationState,
   PrivacyReport,
+  ProjectRow,
   RouteBody,
   RoundRecord,
   RoundSettings,
@@ -36,6 +37,7 @@ export type {
   Role,
   FederationState,
   PrivacyReport,
+  ProjectRow,
   RoundRecord,
   RoundSettings,
   RoundStage,
@@ -46,6 +48,20 @@ export type {
   StrategyDescription,
   VersionRecord,
 };
+
+/**
+ * The project the console shows (issue 21): its per-project routes go to /api/projects/<id>/…, and its live feed is
+ * /admin/projects/<id>; the default project keeps the plain /api/… routes and /admin.
+ */
+let project = 'default';
+export function useProject(id: string): void {
+  project = id;
+}
+export const currentProject = (): string => project;
+/** `path` of a per-project route, for the selected project */
+const p = (path: string): string => (project === 'default' ? path : `/projects/${encodeURIComponent(project)}${path}`);
+/** the socket.io namespace of the selected project's live feed */
+export const feedNamespace = (): string => (project === 'default' ? '/admin' : `/admin/projects/${project}`);
 
 /** An /api error with the coordinator's code ("UNAUTHORIZED", "CONFLICT", …) and message. */
 export class ApiError extends Error {
@@ -87,28 +103,29 @@ export const api = {
     call<PublicUser>('POST', `/users/${encodeURIComponent(username)}/password`, { password } satisfies RouteBody<'POST /users/:username/password'>),
   issueToken: (username: string) => call<IssuedToken>('POST', `/users/${encodeURIComponent(username)}/token`),
   logout: () => call<{ ok: true }>('POST', '/logout'),
-  status: () => call<Status>('GET', '/status'),
-  sites: () => call<SiteRow[]>('GET', '/sites'),
-  enroll: (name: string) => call<CreatedSite>('POST', '/sites', { name } satisfies RouteBody<'POST /sites'>),
-  revoke: (id: string) => call<SiteRow>('DELETE', `/sites/${encodeURIComponent(id)}`),
-  start: () => call<unknown>('POST', '/federation/start'),
-  pause: () => call<unknown>('POST', '/federation/pause'),
-  settings: () => call<Settings>('GET', '/settings'),
+  projects: () => call<ProjectRow[]>('GET', '/projects'),
+  status: () => call<Status>('GET', p('/status')),
+  sites: () => call<SiteRow[]>('GET', p('/sites')),
+  enroll: (name: string) => call<CreatedSite>('POST', p('/sites'), { name } satisfies RouteBody<'POST /sites'>),
+  revoke: (id: string) => call<SiteRow>('DELETE', p(`/sites/${encodeURIComponent(id)}`)),
+  start: () => call<unknown>('POST', p('/federation/start')),
+  pause: () => call<unknown>('POST', p('/federation/pause')),
+  settings: () => call<Settings>('GET', p('/settings')),
   strategies: () => call<StrategyDescription[]>('GET', '/strategies'),
-  saveSettings: (patch: RouteBody<'PUT /settings'>) => call<Settings>('PUT', '/settings', patch),
-  rounds: () => call<RoundRecord[]>('GET', '/rounds'),
-  privacy: () => call<PrivacyReport>('GET', '/privacy'),
-  versions: () => call<VersionList>('GET', '/versions'),
-  promote: (id: string) => call<unknown>('POST', `/versions/${encodeURIComponent(id)}/promote`),
+  saveSettings: (patch: RouteBody<'PUT /settings'>) => call<Settings>('PUT', p('/settings'), patch),
+  rounds: () => call<RoundRecord[]>('GET', p('/rounds')),
+  privacy: () => call<PrivacyReport>('GET', p('/privacy')),
+  versions: () => call<VersionList>('GET', p('/versions')),
+  promote: (id: string) => call<unknown>('POST', p(`/versions/${encodeURIComponent(id)}/promote`)),
   approve: (id: string, reason: string) =>
-    call<VersionRecord>('POST', `/versions/${encodeURIComponent(id)}/approve`, { reason } satisfies RouteBody<'POST /versions/:id/approve'>),
+    call<VersionRecord>('POST', p(`/versions/${encodeURIComponent(id)}/approve`), { reason } satisfies RouteBody<'POST /versions/:id/approve'>),
   reject: (id: string, reason: string) =>
-    call<VersionRecord>('POST', `/versions/${encodeURIComponent(id)}/reject`, { reason } satisfies RouteBody<'POST /versions/:id/reject'>),
+    call<VersionRecord>('POST', p(`/versions/${encodeURIComponent(id)}/reject`), { reason } satisfies RouteBody<'POST /versions/:id/reject'>),
 };
 
 /** Download links: same origin, so the cookie authorizes them like any other /api call. */
 export const downloads = (id: string) => ({
-  peftConfig: `/api/versions/${encodeURIComponent(id)}/peft?file=adapter_config.json`,
-  peftWeights: `/api/versions/${encodeURIComponent(id)}/peft?file=adapter_model.safetensors`,
-  native: `/api/versions/${encodeURIComponent(id)}/native`,
+  peftConfig: `/api${p(`/versions/${encodeURIComponent(id)}/peft`)}?file=adapter_config.json`,
+  peftWeights: `/api${p(`/versions/${encodeURIComponent(id)}/peft`)}?file=adapter_model.safetensors`,
+  native: `/api${p(`/versions/${encodeURIComponent(id)}/native`)}`,
 });

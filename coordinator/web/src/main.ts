@@ -7,6 +7,9 @@ import { io, type Socket } from 'socket.io-client';
 import {
   api,
   ApiError,
+  currentProject,
+  feedNamespace,
+  useProject,
   type AdminServerEvents,
   type PrivacyReport,
   type RoundRecord,
@@ -67,6 +70,7 @@ const el = {
   settings: byId<HTMLFormElement>('settings-form'),
   versions: byId('versions-body'),
   privacy: byId('privacy-panel'),
+  project: byId<HTMLSelectElement>('project'),
 };
 
 function say(text: string, kind: 'info' | 'error' = 'info'): void {
@@ -234,7 +238,7 @@ async function refreshAll(): Promise<void> {
 function connectLive(): void {
   socket?.disconnect();
   // same origin: the handshake carries the session cookie, so no token is handed to the socket
-  const s: Socket<AdminServerEvents, Record<string, never>> = io('/admin', { withCredentials: true });
+  const s: Socket<AdminServerEvents, Record<string, never>> = io(feedNamespace(), { withCredentials: true });
   socket = s;
   const live = (on: boolean) => (el.app.dataset.socket = on ? 'connected' : 'disconnected');
   s.on('connect', () => {
@@ -312,6 +316,37 @@ async function offerSingleSignOn(): Promise<void> {
   }
 }
 
+/**
+ * The project switcher (issue 21): the projects this user may see; the selection is kept in the URL's hash
+ * (#project=<id>), so a reload or a shared link shows the same project. Shown only when there is more than one.
+ */
+async function refreshProjects(): Promise<void> {
+  const projects = await api.projects();
+  const wanted = new URLSearchParams(location.hash.slice(1)).get('project') ?? currentProject();
+  const chosen = projects.find((p) => p.id === wanted) ?? projects.find((p) => p.id === 'default') ?? projects[0];
+  el.project.replaceChildren(
+    ...projects.map((p) => {
+      const o = document.createElement('option');
+      o.value = p.id;
+      o.textContent = `${p.id} (${p.labels.length} labels)`;
+      return o;
+    }),
+  );
+  if (chosen) {
+    useProject(chosen.id);
+    el.project.value = chosen.id;
+  }
+  byId('project-pick').hidden = projects.length < 2;
+}
+
+el.project.addEventListener('change', () => {
+  useProject(el.project.value);
+  history.replaceState(null, '', `#project=${encodeURIComponent(el.project.value)}`);
+  // another project's rounds, sites and versions: nothing of the previous one stays on the page
+  Object.assign(state, { status: null, sites: [], rounds: [], versions: [], currentId: null, settings: null, privacy: null, live: null });
+  connectLive();
+});
+
 async function showApp(): Promise<void> {
   el.login.hidden = true;
   el.app.hidden = false;
@@ -321,6 +356,7 @@ async function showApp(): Promise<void> {
     bytes: byId<HTMLCanvasElement>('chart-bytes'),
     volume: byId<HTMLCanvasElement>('chart-volume'),
   });
+  await refreshProjects();
   await refreshAll();
   connectLive();
 }
