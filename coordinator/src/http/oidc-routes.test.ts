@@ -198,7 +198,7 @@ test('when an existing user signs in at the provider, then the callback opens a 
   assert.ok(session, 'a session cookie');
   const me = await fetch(`${url}/api/me`, { headers: { cookie: `fedlora_session=${session}` } });
   assert.equal(me.status, 200);
-  assert.deepEqual(await me.json(), { actor: 'alice', role: 'operator', user: 'alice' });
+  assert.deepEqual(await me.json(), { actor: 'alice', role: 'operator', user: 'alice', projects: null });
   const entry = await lastOidcLogin();
   assert.deepEqual([entry?.actor, entry?.target, entry?.outcome], ['alice', 'alice', 'ok']);
   // the same callback again (a replayed code, and no transaction any more) gets nothing

@@ -7,6 +7,7 @@
 import { FedloraError } from '@fedlora/shared/errors.ts';
 import { readJson, subStorage, writeJson, type Storage } from '../storage';
 import type { Project, ProjectOptions } from './project';
+import { baseModelRecord, type BaseModelRecord } from '../app';
 import { ProjectSpecSchema, type ProjectSpec } from './project-spec';
 
 /** Builds what a project runs on from its spec (main.ts loads the model and the held-out set; tests use fakes). */
@@ -16,6 +17,8 @@ export type ProjectFactory = (
 export type { ProjectSpec };
 
 const FILE = 'projects.json';
+/** in projects/<id>/: the base model the project's adapters were trained on */
+const BASE_FILE = 'base-model.json';
 
 export class ProjectHost {
   private readonly projects = new Map<string, Project>();
@@ -86,7 +89,19 @@ export class ProjectHost {
     if (!this.factory)
       throw new FedloraError('CONFIG_INVALID', 'this coordinator cannot host more than its default project (cluster mode, or no project factory)');
     const { opened, ...options } = await this.factory(spec);
-    const project = await this.open({ ...options, id: spec.id, storage: subStorage(this.storage, `projects/${spec.id}`) });
+    const storage = subStorage(this.storage, `projects/${spec.id}`);
+    // adapters belong to one base model, as for the default project (app.ts coordinatorIdentity): a project whose
+    // model directory now holds other files is refused, naming both, rather than retrained silently on the new base
+    const base = baseModelRecord(options.task);
+    const recorded = await readJson<BaseModelRecord>(storage, BASE_FILE);
+    if (recorded && recorded.sha256 !== base.sha256)
+      throw new FedloraError(
+        'HASH_MISMATCH',
+        `project ${spec.id} holds adapters of base model ${recorded.id} (files sha256 ${recorded.sha256.slice(0, 16)}…), but its model is now ` +
+          `${base.id} (files sha256 ${base.sha256.slice(0, 16)}…): serve the base model the project was made with`,
+      );
+    const project = await this.open({ ...options, id: spec.id, storage });
+    if (!recorded) await writeJson(storage, BASE_FILE, base);
     opened?.(project);
     this.projects.set(spec.id, project);
     return project;
