@@ -13,7 +13,7 @@ import { checkLabelMapping, formatLabelMapping, labelMapping } from '@fedlora/sh
 import { parseFingerprint } from '@fedlora/shared/crypto/coordinator-trust.ts';
 import { parseJoinToken } from '@fedlora/shared/protocol/join-token.ts';
 import { authenticate, enroll, helloCoordinator, openSocket } from './connection';
-import { loadSiteData } from './site-data';
+import { loadSiteData, UNLABELLED } from './site-data';
 import { hasKeys, loadKeys, saveKeys, saveSiteConfig, tryLoadSiteConfig, type SiteConfig } from './state';
 
 export interface JoinOptions {
@@ -114,6 +114,8 @@ export async function joinFederation(o: JoinOptions): Promise<JoinResult> {
       const mapping = `masked-LM federation: ${dataset.examples.length} documents (the text column; labels unused)`;
       return { siteId, enrolled: !previous, manifest, mapping, coordinatorFingerprint: pinned };
     }
+    if (dataset.labels.includes(UNLABELLED))
+      throw new FedloraError('DATA_INVALID', `${dataPath} holds unlabelled text (.txt): it serves masked-LM federations only; this coordinator classifies, so give a labelled CSV/TSV/JSONL`);
     const m = labelMapping(dataset, manifest.labels);
     const mapping = formatLabelMapping(m);
     checkLabelMapping(m, dataPath);

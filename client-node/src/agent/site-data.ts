@@ -1,14 +1,18 @@
 // The Node site's labelled data, read from its --data: one CSV/TSV/JSONL file, or a folder of them (every such file
-// in it, in name order, as one dataset: a site that receives a new file a day drops it there). The label mapping
+// in it, in name order, as one dataset: a site that receives a new file a day drops it there). A plain-text file (.txt:
+// one document per line, or paragraphs between blank lines, as `fedlora-site pretrain --text` reads it) holds
+// unlabelled documents, labelled UNLABELLED: they serve a masked-LM federation (issue 24), which reads the text only,
+// and a classification federation refuses them at the label check. The label mapping
 // check and the tokenization cache are shared with the browser site (shared/src/data/site-data.ts); data-watch.ts
 // reloads this when the data changes. Nothing here is ever sent.
 
-import { readdirSync, statSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { FedloraError } from '@fedlora/shared/errors.ts';
 import { loadTabularFile } from '@fedlora/shared/node/data/tabular.ts';
 import { extensionOf } from '@fedlora/shared/data/tabular-text.ts';
 import { makeDataset, type LabeledDataset } from '@fedlora/shared/data/dataset.ts';
+import { splitDocuments } from '@fedlora/shared/training/pretrain.ts';
 
 export interface DataLocation {
   data: string;
@@ -16,7 +20,22 @@ export interface DataLocation {
   labelColumn?: string;
 }
 
-const DATA_EXTENSIONS = new Set(['.csv', '.tsv', '.jsonl', '.ndjson']);
+const DATA_EXTENSIONS = new Set(['.csv', '.tsv', '.jsonl', '.ndjson', '.txt']);
+
+/** The label of every document of a plain-text file: no federation class is named so. */
+export const UNLABELLED = '(unlabelled text)';
+
+/** A .txt file's documents, each labelled UNLABELLED. */
+function loadTextFile(path: string): LabeledDataset {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'FILE_NOT_FOUND' : 'FILE_UNREADABLE';
+    throw new FedloraError(code, `${path}: ${(err as Error).message}`, { cause: err });
+  }
+  return makeDataset(path, splitDocuments(text).map((doc) => ({ text: doc, label: UNLABELLED })));
+}
 
 function isDirectory(path: string): boolean {
   try {
@@ -38,8 +57,10 @@ export function siteDataFiles(loc: DataLocation): string[] {
 export function loadSiteData(loc: DataLocation): LabeledDataset {
   const files = siteDataFiles(loc);
   if (files.length === 0)
-    throw new FedloraError('DATA_INVALID', `${loc.data} holds no .csv, .tsv or .jsonl file`);
-  const parts = files.map((f) => loadTabularFile(f, { textColumn: loc.textColumn, labelColumn: loc.labelColumn }));
+    throw new FedloraError('DATA_INVALID', `${loc.data} holds no .csv, .tsv, .jsonl or .txt file`);
+  const parts = files.map((f) =>
+    extensionOf(f) === '.txt' ? loadTextFile(f) : loadTabularFile(f, { textColumn: loc.textColumn, labelColumn: loc.labelColumn }),
+  );
   const ds = parts.length === 1 ? parts[0] : { ...makeDataset(loc.data, parts.flatMap((p) => p.examples)), name: loc.data };
   if (ds.examples.length === 0) throw new FedloraError('DATA_INVALID', `${loc.data} holds no examples`);
   return ds;

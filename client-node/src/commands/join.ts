@@ -21,7 +21,8 @@ export const help = `fedlora-site join --coordinator URL --token TOKEN --data FI
                         FEDLORA_COORDINATOR_FINGERPRINT), for a join token from before pinning or to pin an
                         already enrolled state dir; must agree with the token's
   --data FILE|DIR       this site's labelled CSV/TSV/JSONL, or a folder of them read as one dataset (stays on this
-                        machine; run watches it and trains on what is added)
+                        machine; run watches it and trains on what is added). A masked-LM federation (coordinator
+                        --task mlm) reads only the text column, or a .txt file of unlabelled documents (one per line)
   --text-column NAME    --label-column NAME   column names (default: auto-detected)
   --state-dir DIR       where keys and site.json are kept (default ${DEFAULT_STATE_DIR}; env FEDLORA_STATE_DIR)
   --site-id ID          requested site id (default: derived from the site's public key)
