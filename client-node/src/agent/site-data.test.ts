@@ -1,5 +1,5 @@
 // A site's --data as a masked-LM federation reads it (issue 24): a plain-text file is unlabelled documents, one per line
-// or one per paragraph (as `fedlora-site pretrain --text` splits them), alone or in a folder beside CSV files.
+// or one per paragraph (as `fedlora-site pretrain --text` splits them), when --data names it (not in a data folder).
 
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -30,15 +30,12 @@ test('when --data is a .txt file, then each line (or each paragraph between blan
   assert.deepEqual(loadSiteData({ data: paragraphs }).examples.map((e) => e.text), ['a long note continued here', 'another note']);
 });
 
-test('when a folder holds a .txt file beside a CSV, then both are read; an empty .txt holds no examples', () => {
+test('when a folder holds a .txt file beside a CSV, then only the CSV is data (notes are not); an empty .txt holds no examples', () => {
   const folder = join(dir, 'folder');
   mkdirSync(folder);
   writeFileSync(join(folder, 'a.csv'), 'text,label\nhello there,ham\n');
   writeFileSync(join(folder, 'b.txt'), 'an unlabelled note\n');
-  assert.deepEqual(loadSiteData({ data: folder }).examples, [
-    { text: 'hello there', label: 'ham' },
-    { text: 'an unlabelled note', label: UNLABELLED },
-  ]);
+  assert.deepEqual(loadSiteData({ data: folder }).examples, [{ text: 'hello there', label: 'ham' }]);
   const empty = join(dir, 'empty.txt');
   writeFileSync(empty, '\n  \n');
   assert.throws(() => loadSiteData({ data: empty }), (e: Error & { code?: string }) => e.code === 'DATA_INVALID' && /holds no examples/.test(e.message));

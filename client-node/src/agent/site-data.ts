@@ -1,8 +1,8 @@
 // The Node site's labelled data, read from its --data: one CSV/TSV/JSONL file, or a folder of them (every such file
 // in it, in name order, as one dataset: a site that receives a new file a day drops it there). A plain-text file (.txt:
 // one document per line, or paragraphs between blank lines, as `fedlora-site pretrain --text` reads it) holds
-// unlabelled documents, labelled UNLABELLED: they serve a masked-LM federation (issue 24), which reads the text only,
-// and a classification federation refuses them at the label check. The label mapping
+// unlabelled documents, labelled UNLABELLED, when --data names it (a folder's .txt files are not data): they serve a
+// masked-LM federation (issue 24), which reads the text only; a classification federation refuses them. The label mapping
 // check and the tokenization cache are shared with the browser site (shared/src/data/site-data.ts); data-watch.ts
 // reloads this when the data changes. Nothing here is ever sent.
 
@@ -20,7 +20,8 @@ export interface DataLocation {
   labelColumn?: string;
 }
 
-const DATA_EXTENSIONS = new Set(['.csv', '.tsv', '.jsonl', '.ndjson', '.txt']);
+// a folder's .txt files are not read (notes beside the data); a .txt file is data only when --data names it
+const DATA_EXTENSIONS = new Set(['.csv', '.tsv', '.jsonl', '.ndjson']);
 
 /** The label of every document of a plain-text file: no federation class is named so. */
 export const UNLABELLED = '(unlabelled text)';
@@ -57,7 +58,7 @@ export function siteDataFiles(loc: DataLocation): string[] {
 export function loadSiteData(loc: DataLocation): LabeledDataset {
   const files = siteDataFiles(loc);
   if (files.length === 0)
-    throw new FedloraError('DATA_INVALID', `${loc.data} holds no .csv, .tsv, .jsonl or .txt file`);
+    throw new FedloraError('DATA_INVALID', `${loc.data} holds no .csv, .tsv or .jsonl file`);
   const parts = files.map((f) =>
     extensionOf(f) === '.txt' ? loadTextFile(f) : loadTabularFile(f, { textColumn: loc.textColumn, labelColumn: loc.labelColumn }),
   );
