@@ -18,6 +18,7 @@ import { DEFAULT_SETTINGS, DEFAULT_STOP } from '../rounds/settings';
 import type { RoundRecord, VersionList } from './admin-schemas';
 import type { PrivacyReport } from '../rounds/privacy-budget';
 import { renderCurrent, renderRounds, renderVersions, retrainingText } from '../../web/src/views';
+import { chartSeries } from '../../web/src/charts';
 import { renderPrivacy } from '../../web/src/privacy';
 
 const ADMIN = 'admin-token-for-tests-0123456789';
@@ -498,4 +499,29 @@ test('when the volume chart has one version or none, then its time axis spans an
   assert.deepEqual(timeAxisRange(series(), now), { min: now - hour, max: now + hour });
   // two instants: chart.js fits them (no bounds set)
   assert.deepEqual(timeAxisRange(series(t, t + 6 * hour), now), { min: undefined, max: undefined });
+});
+
+test('when versions are masked-LM versions, then the versions view marks them MLM, shows their loss with no macro-F1, and offers the merge only on them', () => {
+  const base = { parent: null, strategy: 'fedavg', sites: 3, examples: 60, trainMetrics: {}, createdAt: new Date(0).toISOString(), sha256: 'a'.repeat(64), bytes: 1, uploadedBytes: 0, status: 'promoted' as const };
+  const versions = [
+    { ...base, id: 'v0', round: 0, task: 'mlm' as const, metrics: { task: 'mlm' as const, loss: 3.3799, accuracy: 0.394, maskedTokens: 213, examples: 50, perClass: [] } },
+    { ...base, id: 'v1', round: 1, task: 'mlm' as const, metrics: { task: 'mlm' as const, loss: 3.1, accuracy: 0.41, maskedTokens: 213, examples: 50, perClass: [] } },
+    { ...base, id: 'v2', round: 2, metrics: { loss: 0.5, accuracy: 0.7, macroF1: 0.41, examples: 40, perClass: [] } },
+  ];
+  const table = draw((tbody) => renderVersions(tbody, versions, 'v1', () => {}, () => {}, () => {}));
+  const r = (id: string) => row(table, 'data-version', id);
+  const cell = (id: string, metric: string) => r(id).find((e) => e.attrs.get('data-metric') === metric).textContent;
+  const actions = (id: string) => r(id).findAll((e) => e.tag === 'button').map((b) => b.attrs.get('data-action'));
+  assert.equal(r('v1').find((e) => e.attrs.get('data-task') === 'mlm').textContent, 'MLM');
+  assert.deepEqual(r('v2').findAll((e) => e.attrs.has('data-task')), []);
+  assert.equal(cell('v1', 'macroF1'), '–');
+  assert.equal(cell('v1', 'accuracy'), '41.0 %');
+  assert.match(r('v1').textContent, /3\.1000/);
+  assert.deepEqual(actions('v1'), ['merge'], 'the current mlm version: merge only');
+  assert.deepEqual(actions('v0'), ['promote', 'merge']);
+  assert.deepEqual(actions('v2'), ['promote'], 'a classification version is never offered for merging');
+  // the loss chart draws the held-out masked-LM loss of a masked-LM federation, and only there
+  const mlmLoss = chartSeries(versions.slice(0, 2).map((v) => ({ ...v, trainMetrics: { loss: 3.5 } })), []).loss.datasets;
+  assert.deepEqual(mlmLoss.map((d) => [d.label, d.data]), [['training loss (sites, example-weighted)', [3.5]], ['held-out masked-LM loss', [3.1]]]);
+  assert.equal(chartSeries([{ ...versions[2], trainMetrics: { loss: 0.6 } }], []).loss.datasets.length, 1);
 });

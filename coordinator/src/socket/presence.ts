@@ -100,7 +100,7 @@ export class Presence implements RoundTransport {
   /** the coordinator's signature for the round messages that steer training (protocol/signed-messages.ts) */
   private sign: SignFn | null = null;
 
-  /** Signs round:configure, round:train and version:published from now on; sites refuse them unsigned. */
+  /** Signs every round message and version:published from now on (SIGNED_SERVER_EVENTS); sites refuse them unsigned. */
   useSigner(sign: SignFn): void {
     this.sign = sign;
   }
@@ -309,7 +309,8 @@ export class Presence implements RoundTransport {
     return this.secagg('secagg:unmask', siteId, pack(msg), timeoutMs, SecAggUnmaskReplySchema);
   }
 
-  closed(siteIds: readonly string[], msg: RoundClosedMessage): void {
+  closed(siteIds: readonly string[], unsigned: RoundClosedMessage): void {
+    const msg = this.signed('round:closed', unsigned) as RoundClosedMessage;
     if (this.cluster) {
       if (siteIds.length) this.io.to(siteIds.map(siteRoom)).emit('round:closed', msg);
       return;

@@ -10,6 +10,7 @@ import type {
   AuditVerification,
   IssuedToken,
   Me,
+  MergedBase,
   PublicUser,
   Role,
   CreatedSite,
@@ -121,6 +122,8 @@ export const api = {
     call<VersionRecord>('POST', p(`/versions/${encodeURIComponent(id)}/approve`), { reason } satisfies RouteBody<'POST /versions/:id/approve'>),
   reject: (id: string, reason: string) =>
     call<VersionRecord>('POST', p(`/versions/${encodeURIComponent(id)}/reject`), { reason } satisfies RouteBody<'POST /versions/:id/reject'>),
+  /** a masked-LM version folded into a new base (issue 24; admin) */
+  merge: (id: string) => call<MergedBase>('POST', p(`/versions/${encodeURIComponent(id)}/merge`)),
 };
 
 /** Download links: same origin, so the cookie authorizes them like any other /api call. */

@@ -145,6 +145,10 @@ export function chartSeries(versions: readonly VersionRecord[], rounds: readonly
       labels: trained.map((v) => `round ${v.round}`),
       datasets: [
         { label: 'training loss (sites, example-weighted)', data: trained.map((v) => v.trainMetrics.loss) },
+        // a masked-LM federation (issue 24) is judged by its held-out masked-LM loss: drawn beside the sites' own
+        ...(versions.some((v) => v.task === 'mlm')
+          ? [{ label: 'held-out masked-LM loss', data: trained.map((v) => v.metrics?.loss ?? null) }]
+          : []),
       ],
     },
     bytes: {

@@ -137,6 +137,14 @@ const renderVersionsNow = () => {
         await refreshVersions();
       });
     },
+    (id) => {
+      if (!window.confirm(`Merge ${id} into the base model? This writes a new base directory in the coordinator's data dir (for a classification federation's --model).`))
+        return say(`merge ${id}: cancelled.`);
+      void guarded(`merge ${id}`, async () => {
+        const b = await api.merge(id);
+        say(`${id} merged: new base ${b.sha256.slice(0, 16)}… in ${b.dir} (parent ${b.parentBaseSha256.slice(0, 16)}…).`);
+      });
+    },
   );
   charts?.update(state.versions, state.rounds);
 };

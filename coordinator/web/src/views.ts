@@ -302,6 +302,7 @@ export function renderVersions(
   currentId: string | null,
   onPromote: (id: string) => void,
   onDecide: (id: string, action: 'approve' | 'reject') => void = () => {},
+  onMerge: (id: string) => void = () => {},
 ): void {
   const rows = [...versions].sort((a, b) => b.round - a.round || b.id.localeCompare(a.id));
   const curRound = versions.find((x) => x.id === currentId)?.round ?? Infinity;
@@ -312,7 +313,14 @@ export function renderVersions(
       return h(
         'tr',
         { 'data-version': v.id, class: current ? 'current' : '' },
-        h('td', { class: 'mono' }, v.id, current ? h('span', { class: 'badge good' }, 'current') : ''),
+        h(
+          'td',
+          { class: 'mono' },
+          v.id,
+          current ? h('span', { class: 'badge good' }, 'current') : '',
+          // a masked-LM (domain adaptation) version: its loss is masked-LM loss, its accuracy masked-token accuracy
+          v.task === 'mlm' ? h('span', { class: 'badge', 'data-task': 'mlm', title: 'masked-LM version: loss = masked-LM loss, accuracy = masked-token accuracy' }, 'MLM') : '',
+        ),
         versionStatus(v, current),
         h('td', { class: 'num' }, v.round, ' ', triggerBadge(v.trigger)),
         h('td', { class: 'mono' }, v.parent ?? '–'),
@@ -351,6 +359,9 @@ export function renderVersions(
                   { class: 'small', type: 'button', 'data-action': 'promote', onclick: () => onPromote(v.id) },
                   v.round < curRound ? 'Roll back' : 'Promote',
                 ),
+          v.task === 'mlm'
+            ? h('button', { class: 'small', type: 'button', 'data-action': 'merge', onclick: () => onMerge(v.id) }, 'Merge into base')
+            : '',
           h('a', { href: d.peftConfig, download: 'adapter_config.json' }, 'PEFT config'),
           h('a', { href: d.peftWeights, download: 'adapter_model.safetensors' }, 'PEFT weights'),
           h('a', { href: d.native, download: `${v.id}.fedlora-adapter` }, 'native'),

@@ -24,6 +24,12 @@ export type SignedContext =
   | 'round:train'
   | 'round:evaluate'
   | 'version:published'
+  | 'round:closed'
+  /** the secure-aggregation exchanges: a forged survivor list or unmask request must not reach a site's shares */
+  | 'secagg:setup'
+  | 'secagg:share-keys'
+  | 'secagg:survivors'
+  | 'secagg:unmask'
   /** a version's (versionId, adapterSha256), sent with every 'adapter:fetch' and 'adapter:chunk' reply */
   | 'adapter:version';
 

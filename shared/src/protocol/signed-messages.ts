@@ -1,5 +1,5 @@
 // Which coordinator messages carry the coordinator's signature, and where (docs/API.md "Signed coordinator messages"):
-// the round messages that steer training carry it in a `coordinatorSignature` field beside their body; the manifest
+// every round message (configure, train, evaluate, closed, the secure-aggregation exchanges) and version:published carry it in a `coordinatorSignature` field beside their body; the manifest
 // in auth:prove's `manifestSignature`; an adapter version's (versionId, adapterSha256) in every 'adapter:fetch' and
 // 'adapter:chunk' reply's `versionSignature`. The site checks each with its CoordinatorTrust before using it.
 
@@ -8,8 +8,22 @@ import type { CoordinatorTrust, SignedContext } from '../crypto/coordinator-trus
 import type { Manifest } from './manifest';
 import { parseServerMessage, SIGNATURE_FIELD, type ServerEventName, type ServerMessage } from './events';
 
-/** The coordinator → site messages a site accepts only signed (round:closed is informational and stays unsigned). */
-export const SIGNED_SERVER_EVENTS = ['round:configure', 'round:train', 'round:evaluate', 'version:published'] as const;
+/**
+ * The coordinator → site messages a site accepts only signed: all of them. round:closed only informs, but a forged one
+ * would end a site's round early; a forged SecAgg exchange (a survivor list, an unmask request) would ask a site for
+ * shares. The SecAgg bodies are packed (protocol/packed.ts): the signature covers the packed bytes.
+ */
+export const SIGNED_SERVER_EVENTS = [
+  'round:configure',
+  'round:train',
+  'round:evaluate',
+  'round:closed',
+  'secagg:setup',
+  'secagg:share-keys',
+  'secagg:survivors',
+  'secagg:unmask',
+  'version:published',
+] as const;
 export type SignedServerEvent = (typeof SIGNED_SERVER_EVENTS)[number];
 
 export function isSignedServerEvent(event: string): event is SignedServerEvent {

@@ -14,6 +14,7 @@ import {
   ackError,
   ackOk,
   parseServerMessage,
+  withoutSignature,
   type Ack,
   type ClientReply,
   type ClientRequest,
@@ -228,7 +229,8 @@ export class SiteRounds {
         void (async () => {
           try {
             if (!offer.secure) throw new FedloraError('WRONG_ROUND', 'this site is in no secure round');
-            ack(ackOk(await run(offer.secure, raw)));
+            // the transport checked the coordinator's signature; the exchange's schemas describe the body without it
+            ack(ackOk(await run(offer.secure, withoutSignature(raw))));
           } catch (err) {
             this.o.report({ type: 'secagg-refused', event, error: err });
             ack(ackError(err));

@@ -39,8 +39,13 @@ class FakeTransport implements RoundTransport {
     return {} as ClientReply<E>;
   }
 
-  ask(event: 'round:configure' | 'round:train', raw: unknown): Promise<Ack<unknown>> {
+  ask(event: 'round:configure' | 'round:train' | 'secagg:setup' | 'secagg:unmask', raw: unknown): Promise<Ack<unknown>> {
     return new Promise((resolve) => this.listeners[event]?.(raw, resolve));
+  }
+
+  /** a message without an ack (round:closed, version:published) */
+  tell(event: 'round:closed' | 'version:published', raw: unknown): void {
+    this.listeners[event]?.(raw);
   }
 }
 
@@ -126,4 +131,39 @@ test('when round:configure is not signed by the pinned key, then the site does n
   const reply = await transport.ask('round:configure', signServerMessage('round:configure', configure(), signBy(impostor.secretKey)));
   assert.equal(!reply.ok && reply.code, 'UNTRUSTED_COORDINATOR');
   assert.ok(!events.some((e) => e.type === 'configured'));
+});
+
+test('when a secure-aggregation exchange is unsigned or signed by another key, then the site answers UNTRUSTED_COORDINATOR and never reaches its shares', async () => {
+  const { transport, events } = await pinnedSite();
+  const setup = { roundId: 'r1' };
+  for (const raw of [setup, signServerMessage('secagg:setup', setup, signBy(impostor.secretKey))]) {
+    const reply = await transport.ask('secagg:setup', raw);
+    assert.equal(!reply.ok && reply.code, 'UNTRUSTED_COORDINATOR');
+  }
+  // an unmask request (packed: the signature covers the packed bytes) altered after signing
+  const packed = { packed: new Uint8Array([0x81, 0xa1, 0x61, 0x01]) };
+  const signed = signServerMessage('secagg:unmask', packed, signBy(coordinator.secretKey));
+  const altered = await transport.ask('secagg:unmask', { ...signed, packed: new Uint8Array([0x81, 0xa1, 0x61, 0x02]) });
+  assert.equal(!altered.ok && altered.code, 'UNTRUSTED_COORDINATOR');
+  assert.equal(events.filter((e) => e.type === 'untrusted').length, 3);
+  assert.ok(!events.some((e) => e.type === 'secagg-refused'), 'none reached the secure-round handler');
+  // signed by the pinned key, the same messages pass the check and reach the handler (which has no secure round here)
+  const genuine = await transport.ask('secagg:setup', signServerMessage('secagg:setup', setup, signBy(coordinator.secretKey)));
+  assert.equal(!genuine.ok && genuine.code, 'WRONG_ROUND');
+  assert.equal((await transport.ask('secagg:unmask', signed)).ok, false);
+  assert.equal(events.filter((e) => e.type === 'secagg-refused').length, 2);
+});
+
+test('when round:closed is unsigned or forged, then the site ignores it; signed, it closes the round', async () => {
+  const { transport, events } = await pinnedSite();
+  const closed = { roundId: 'r1', round: 1, outcome: 'cancelled' as const, updates: 0, failures: 0 };
+  transport.tell('round:closed', closed);
+  transport.tell('round:closed', signServerMessage('round:closed', closed, signBy(impostor.secretKey)));
+  assert.ok(!events.some((e) => e.type === 'closed'));
+  assert.deepEqual(
+    events.filter((e) => e.type === 'untrusted').map((e) => (e as { event: string }).event),
+    ['round:closed', 'round:closed'],
+  );
+  transport.tell('round:closed', signServerMessage('round:closed', closed, signBy(coordinator.secretKey)));
+  assert.deepEqual(events.filter((e) => e.type === 'closed').map((e) => (e as { message: { roundId: string } }).message.roundId), ['r1']);
 });

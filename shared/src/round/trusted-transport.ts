@@ -1,8 +1,8 @@
-// Round messages only from the pinned coordinator: a RoundTransport whose signed events (round:configure, round:train,
-// round:evaluate, version:published; protocol/signed-messages.ts) reach the round handler only once the coordinator's
-// signature on them verifies. A message that fails is never handled: one with an ack is answered with the error
-// (UNTRUSTED_COORDINATOR), so the site neither accepts the round nor trains, and the site is told why through
-// `refused`. Unsigned events (round:closed, the secure-aggregation exchanges) pass as they are.
+// Round messages only from the pinned coordinator: a RoundTransport whose signed events (every coordinator → site
+// round message and version:published; protocol/signed-messages.ts) reach the round handler only once the
+// coordinator's signature on them verifies. A message that fails is never handled: one with an ack is answered with
+// the error (UNTRUSTED_COORDINATOR), so the site neither accepts the round, nor trains, nor hands out a SecAgg share,
+// and the site is told why through `refused`; one without (round:closed, version:published) is dropped.
 
 import { ackError } from '../protocol/events';
 import { isSignedServerEvent, verifyServerMessage, type SignedServerEvent } from '../protocol/signed-messages';
