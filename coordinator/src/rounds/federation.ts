@@ -409,13 +409,15 @@ export class Federation {
 
   /**
    * Makes `id` current (promote or roll back), whatever its status, and records who did it; the strategy state saved
-   * with it comes back too.
+   * with it comes back too. Sites are told (version:published), as for an approval, so what each site shows as the
+   * global version is the one the next round trains from.
    */
   async promote(id: string, by: { actor: string; reason?: string } = { actor: 'admin' }): Promise<VersionRecord> {
     this.requireLeader();
     const v = await this.d.store.promote(id, await this.adminDecision('promote', by.actor, by.reason ?? 'explicit promote'));
     await this.restoreStrategy(id);
     await this.refreshView();
+    publish(this.d, v);
     this.d.log('version.promoted', { id, actor: by.actor });
     this.emit({ type: 'version:decided', version: v });
     return v;

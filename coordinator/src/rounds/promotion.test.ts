@@ -108,6 +108,7 @@ test('when the policy is manual, then a candidate waits for an admin; approval m
   const promoted = await t.fed.promote('v2', { actor: 'admin (token)', reason: 'roll forward after all' });
   assert.deepEqual(promoted.decisions?.map((d) => d.action), ['wait', 'reject', 'promote']);
   assert.equal(t.store.currentId(), 'v2');
+  assert.equal(t.transport.publishedMessages.at(-1)?.versionId, 'v2', 'sites are told of a promotion (a roll back too)');
 });
 
 test('when the policy is auto, then a candidate within the tolerance is promoted and one beyond it is kept', async () => {
