@@ -154,6 +154,11 @@ test('when each admin action is taken, then each leaves exactly one entry with a
       (r) => (assert.equal(r.status, 403), call('/users/olivia', { method: 'PUT', token: ADMIN, body: { disabled: true } })),
     ), ['bootstrap-token', 'admin', 'user.change', 'olivia', 'ok']);
     expected.splice(expected.length - 1, 0, ['victor', 'operator', 'user.change', 'olivia', 'forbidden']);
+    // a console session of the bootstrap token, ended; a logout with no session names no one and records nothing
+    const own = await call('/login', { method: 'POST', body: { token: ADMIN } });
+    did(200, own, ['bootstrap-token', 'admin', 'login', 'bootstrap-token', 'ok']);
+    did(200, await call('/logout', { method: 'POST', cookie: (own.cookie ?? '').split(';')[0] }), ['bootstrap-token', 'admin', 'logout', 'bootstrap-token', 'ok']);
+    assert.equal((await call('/logout', { method: 'POST' })).status, 200);
     // olivia's session ended with her account; reads leave no entry
     assert.equal((await call('/status', { cookie })).status, 401);
 

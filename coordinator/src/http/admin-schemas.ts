@@ -156,7 +156,7 @@ export interface RouteSchemas {
 /** Every admin route ("METHOD /path" under /api) with the schemas of its input; what a route leaves out must be empty. */
 export const ADMIN_ROUTES = {
   'POST /login': { role: 'public', audit: 'login', body: LoginBody },
-  'POST /logout': { role: 'public' },
+  'POST /logout': { role: 'public', audit: 'logout' },
   'GET /me': { role: 'viewer' },
   'GET /status': { project: true, role: 'viewer' },
   'POST /sites': { project: true, role: 'operator', audit: 'site.create', body: CreateSiteBody },

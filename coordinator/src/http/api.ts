@@ -247,7 +247,13 @@ export function createApi(d: ApiDeps): express.Express {
     d.log('admin.login', { address, actor: who.actor });
     res.json({ ok: true, actor: who.actor, role: who.role });
   });
-  on('POST /logout', [], async (_input, req, res) => {
+  on('POST /logout', [], async (_input, req, res, ctx) => {
+    // whose session ends is recorded (a logout without a live session records nothing: there is no one to name)
+    const who = await auth.principal({ cookie: req.get('cookie') });
+    if (who) {
+      ctx.as = who;
+      ctx.target = who.actor;
+    }
     await sessions.destroy(sessions.fromCookies(req.get('cookie')));
     res.set('Set-Cookie', sessions.clearCookie());
     res.json({ ok: true });
