@@ -117,6 +117,19 @@ test('when a site trains a masked-LM round from version 0 with seed S, then vers
   assert.ok(Object.keys(r.delta).some((k) => r.delta[k].data.some((x, i) => Math.abs(x - other.delta[k].data[i]) > 1e-5)));
 });
 
+test('when the round runs under client-level DP, then the masked-LM delta leaves the site clipped to the DP norm', async () => {
+  const v0 = await mlmInitialState(ckpt, LORA, false, SEED);
+  const model = mlmRoundModel({ ckpt, tokenizer: tok, lora: LORA, headTransform: false, docs: () => docs });
+  const config = { localEpochs: 1, batchSize: 4, learningRate: 5e-2, proximalMu: 0, maxSteps: STEPS };
+  const control = { seed: SEED, maxLength: 24, onStep: () => {}, shouldStop: () => false };
+  const norm = (d: NamedTensors) => Math.sqrt(Object.values(d).reduce((s, t) => s + t.data.reduce((a, x) => a + x * x, 0), 0));
+  const free = norm((await model.train([], v0, config, control)).delta);
+  const clip = free / 4;
+  const clipped = norm((await model.train([], v0, { ...config, dpClipNorm: clip }, control)).delta);
+  assert.ok(free > clip, `the unclipped delta (${free}) is larger than the clip`);
+  assert.ok(Math.abs(clipped - clip) < 1e-4 * clip, `clipped norm ${clipped} vs ${clip}`);
+});
+
 test('when a manifest names the mlm task, then it must have no labels; a classification manifest needs at least 2', () => {
   const base = {
     v: 1,

@@ -1,8 +1,10 @@
 // The site's model port (round-handler.ts RoundModel) in a masked-LM federation (manifest task 'mlm', issue 24): a
 // round trains mlmLocalRound (training/mlm-round.ts, the function `fedlora-site pretrain --lora` runs) from the global
 // adapter on the site's unlabelled documents, and the delta trained − global goes up exactly as a classification
-// delta does, so every strategy, secure aggregation and DP apply unchanged. The round's labelled examples are not
-// used: the documents come from `docs` (the text column of the site's data), read when the round starts.
+// delta does, so every averaging strategy, secure aggregation and DP apply unchanged (the delta is clipped to the DP
+// norm here, as local-round.ts clips a classification delta). The round's labelled examples are not used: the
+// documents come from `docs` (the text column of the site's data), read when the round starts. pretrainMlm has its
+// own optimizer settings: FedProx's proximal term and the round's per-step gradient clip do not apply to it.
 
 import { FedloraError } from '../errors';
 import type { LoraConfig } from '../lora/config';
@@ -11,6 +13,7 @@ import type { NamedTensors } from '../tensor';
 import type { Tokenizer } from '../tokenizer/tokenizer';
 import { mlmLocalRound } from '../training/mlm-round';
 import { mlmStateShapes } from '../training/mlm-state';
+import { clipToL2Norm } from '../privacy/clipping';
 import type { RoundModel } from './round-handler';
 
 export interface MlmRoundModelOptions {
@@ -55,16 +58,17 @@ export function mlmRoundModel(o: MlmRoundModelOptions): RoundModel {
             samplesPerSecond: p.sequencesPerSecond,
           }),
       });
-      const delta: NamedTensors = {};
+      const trained: NamedTensors = {};
       for (const [name, g] of Object.entries(global)) {
         const t = r.state[name];
         if (!t) throw new FedloraError('INTERNAL', `the masked-LM round returned no ${name}`);
         const d = new Float32Array(t.data.length);
         for (let i = 0; i < d.length; i++) d[i] = t.data[i] - g.data[i];
-        delta[name] = { shape: [...g.shape], data: d };
+        trained[name] = { shape: [...g.shape], data: d };
       }
       return {
-        delta,
+        // client-level DP: clipped here, as local-round.ts clips a classification delta, before it can leave the site
+        delta: config.dpClipNorm === undefined ? trained : clipToL2Norm(trained, config.dpClipNorm).delta,
         // FedAvg weighs a site by the sequences it trained on
         numExamples: r.trainSequences,
         // the site's own held-out MLM loss after the round (its corpus keeps a seeded tenth of the documents apart)
