@@ -47,7 +47,7 @@ import { ConnectionGate, type ConnectionGateOptions, type EngineConnection } fro
 import { PartBudget } from './socket/frame-assembly';
 import { RejectionLog, type RejectionLogOptions } from './socket/rejection-log';
 import type { AdminServerEvents } from './socket/admin-events';
-import { CoordinatorMetrics } from './metrics';
+import { CoordinatorMetrics, metricsSiteLabel } from './metrics';
 import { countAdminDownload, isMetricsRequest, metricsRoute } from './http/metrics-route';
 import { withRequestId } from './http/request-id';
 
@@ -262,7 +262,7 @@ export async function createCoordinator(o: CoordinatorOptions): Promise<Coordina
           projects.list().map(async (p) =>
             (await p.sites.list())
               .filter((s) => s.enrolledAt && !s.revokedAt)
-              .map((s) => ({ siteId: s.id, lastSeen: p.activity.get(s.id).lastSeen })),
+              .map((s) => ({ siteId: metricsSiteLabel(p.id, s.id), lastSeen: p.activity.get(s.id).lastSeen })),
           ),
         )
       ).flat(),
@@ -343,7 +343,7 @@ export async function createCoordinator(o: CoordinatorOptions): Promise<Coordina
 
   const link = o.cluster ? await ClusterLink.connect(io, o.cluster.redisUrl, log) : null;
   const forward = (projectId: string, e: FederationEvent) => {
-    metrics.onFederationEvent(e);
+    metrics.onFederationEvent(e, projectId);
     const admin = feedOf(projectId);
     if (e.type === 'round:stage')
       admin.emit('round:stage', { round: e.round, roundId: e.roundId, stage: e.stage });
@@ -362,7 +362,7 @@ export async function createCoordinator(o: CoordinatorOptions): Promise<Coordina
     signer,
     edge: { rejections, gate, partBudget, sent: (kind, bytes) => metrics.onTransfer('out', kind, bytes), cluster: null },
     onSiteStatus: (projectId, s) => {
-      metrics.onSiteStatus(s);
+      metrics.onSiteStatus(s, projectId);
       feedOf(projectId).emit('site:status', s);
     },
     onEvent: forward,

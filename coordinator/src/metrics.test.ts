@@ -132,3 +132,30 @@ test('when bytes go out to sites, then they are counted by kind', async () => {
   assert.equal(sample(body, 'fedlora_transfer_bytes_total{direction="out",kind="adapter"}'), 1000);
   assert.equal(sample(body, 'fedlora_transfer_bytes_total{direction="out",kind="model"}'), 500);
 });
+
+test('when two projects run rounds at the same time and share a site id, then every stage of both is timed and each project\'s site counts on its own', async () => {
+  let t = Date.parse('2026-01-01T00:00:00Z');
+  const metrics = new CoordinatorMetrics({
+    enrolledSites: () => [{ siteId: 'hospital-a', lastSeen: null }, { siteId: 'triage/hospital-a', lastSeen: null }],
+    now: () => t,
+  });
+  const stage = (project: string, roundId: string, s: 'train' | 'collect') =>
+    metrics.onFederationEvent({ type: 'round:stage', round: 1, roundId, stage: s } as never, project);
+  // interleaved: default's train, triage's train, default's collect, triage's collect
+  stage('default', 'r-default', 'train');
+  t += 1000;
+  stage('triage', 'r-triage', 'train');
+  t += 1000;
+  stage('default', 'r-default', 'collect');
+  t += 1000;
+  stage('triage', 'r-triage', 'collect');
+  const text = (await metrics.expose()).body;
+  // both trains were timed (2 s each); one project's stage never closes the other's
+  assert.equal(sample(text, 'fedlora_round_stage_duration_seconds_count{stage="train"}'), 2, text);
+  assert.equal(sample(text, 'fedlora_round_stage_duration_seconds_sum{stage="train"}'), 4);
+  for (const project of ['default', 'triage']) metrics.onSiteStatus({ siteId: 'hospital-a', online: true, ready: true }, project);
+  const after = (await metrics.expose()).body;
+  assert.equal(sample(after, 'fedlora_sites_online'), 2);
+  assert.equal(sample(after, 'fedlora_site_last_seen_seconds{site="hospital-a"}'), 0);
+  assert.equal(sample(after, 'fedlora_site_last_seen_seconds{site="triage/hospital-a"}'), 0);
+});

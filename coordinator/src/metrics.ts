@@ -6,6 +6,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import type { FederationEvent } from './rounds/federation';
 import type { SiteStatus } from './socket/presence';
 import type { Awaitable } from './registry/types';
+import { DEFAULT_PROJECT_ID } from '@fedlora/shared/protocol/join-token.ts';
 
 /** A transfer the metrics count: an accepted upload in, an adapter or base-model file out. */
 export type TransferKind = 'upload' | 'adapter' | 'model';
@@ -29,6 +30,11 @@ export interface MetricsOptions {
 const STAGE_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800];
 const ROUND_BUCKETS = [1, 5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600];
 
+/** The `site` label of a site: its id in the default project, '<project>/<id>' in another (issue 21). */
+export function metricsSiteLabel(project: string, siteId: string): string {
+  return project === DEFAULT_PROJECT_ID ? siteId : `${project}/${siteId}`;
+}
+
 export class CoordinatorMetrics {
   readonly registry = new Registry();
   private readonly now: () => number;
@@ -40,8 +46,8 @@ export class CoordinatorMetrics {
   private readonly uploads: Counter<'outcome'>;
   /** connected sites and whether each is ready, from presence changes */
   private readonly connected = new Map<string, boolean>();
-  /** the running round's current stage and when it began (closed by the next stage or the round's end) */
-  private stage: { roundId: string; stage: string; at: number } | null = null;
+  /** per project, the running round's current stage and when it began (closed by the next stage or the round's end) */
+  private readonly stages = new Map<string, { roundId: string; stage: string; at: number }>();
 
   constructor(o: MetricsOptions) {
     this.now = o.now ?? Date.now;
@@ -121,14 +127,14 @@ export class CoordinatorMetrics {
     if (o.processMetrics) collectDefaultMetrics({ register: this.registry });
   }
 
-  /** The federation's onEvent (app.ts forwards every event here). */
-  onFederationEvent(e: FederationEvent): void {
+  /** The federation's onEvent (app.ts forwards every project's events here; projects' rounds may overlap). */
+  onFederationEvent(e: FederationEvent, project: string = DEFAULT_PROJECT_ID): void {
     if (e.type === 'round:stage') {
-      this.endStage(e.roundId);
-      this.stage = { roundId: e.roundId, stage: e.stage, at: this.now() };
+      this.endStage(project, e.roundId);
+      this.stages.set(project, { roundId: e.roundId, stage: e.stage, at: this.now() });
     } else if (e.type === 'round:end') {
       const r = e.record;
-      this.endStage(r.roundId);
+      this.endStage(project, r.roundId);
       this.rounds.inc({ outcome: r.outcome });
       this.roundSeconds.observe(r.durationMs / 1000);
       if (r.uploadedBytes > 0) this.bytes.inc({ direction: 'in', kind: 'upload' }, r.uploadedBytes);
@@ -143,10 +149,11 @@ export class CoordinatorMetrics {
     this.rejections.inc({ source: event, code });
   }
 
-  /** Presence's status changes. */
-  onSiteStatus(s: SiteStatus): void {
-    if (s.online) this.connected.set(s.siteId, s.ready);
-    else this.connected.delete(s.siteId);
+  /** Presence's status changes, in `project` (site ids repeat across projects: metricsSiteLabel tells them apart). */
+  onSiteStatus(s: SiteStatus, project: string = DEFAULT_PROJECT_ID): void {
+    const key = metricsSiteLabel(project, s.siteId);
+    if (s.online) this.connected.set(key, s.ready);
+    else this.connected.delete(key);
   }
 
   /** Bytes sent to or received from a peer outside the round loop's own accounting. */
@@ -159,10 +166,13 @@ export class CoordinatorMetrics {
     return { contentType: this.registry.contentType, body: await this.registry.metrics() };
   }
 
-  /** A stage ends when the next one of the same round starts or the round ends; a stage of another round is dropped. */
-  private endStage(roundId: string): void {
-    const s = this.stage;
-    this.stage = null;
+  /**
+   * A stage ends when the next one of the same round starts or the round ends; a stage of another round of the same
+   * project is dropped.
+   */
+  private endStage(project: string, roundId: string): void {
+    const s = this.stages.get(project);
+    this.stages.delete(project);
     if (s && s.roundId === roundId) this.stageSeconds.observe({ stage: s.stage }, (this.now() - s.at) / 1000);
   }
 }
