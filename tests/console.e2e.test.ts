@@ -92,6 +92,8 @@ test(
     const enrolled = await ui.enroll('Node site A');
     assert.match(enrolled.token, /^node-site-a\./);
     assert.equal(enrolled.link, `${coord.url}/site#token=${encodeURIComponent(enrolled.token)}`);
+    // the key sites pin, shown where sites are enrolled
+    assert.match((await browser.page.textContent('#fingerprint')) ?? '', new RegExp(`^Coordinator fingerprint ${coord.fingerprint}:`));
     const joined = await joinSite(procs, {
       dir,
       name: 'node-a',

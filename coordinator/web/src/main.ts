@@ -103,6 +103,10 @@ function renderHeader(): void {
     ? `strategy ${s.strategy} · current version ${s.currentVersionId ?? '–'} · sites: ${s.sitesOnline} online, ${s.sitesAvailable} ready, ${s.sitesEnrolled} enrolled`
     : '';
   byId('retraining').textContent = s ? retrainingText(s) : '';
+  byId('fingerprint').textContent = s
+    ? `Coordinator fingerprint ${s.coordinator.fingerprint}: every join token carries it, and sites trust only this key. ` +
+      'Read it to a site operator who enrolls by hand (fedlora-site join --coordinator-fingerprint).'
+    : '';
 }
 
 const renderSitesNow = () =>
