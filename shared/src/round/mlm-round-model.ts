@@ -32,6 +32,7 @@ export function mlmRoundModel(o: MlmRoundModelOptions): RoundModel {
     trainableShapes: () => shapes,
     maxLength: Math.min(o.tokenizer.maxLength, o.ckpt.config.maxPositions),
     train: async (_examples, global, config, control) => {
+      let loss = Number.NaN;
       const r = await mlmLocalRound({
         ckpt: o.ckpt,
         tokenizer: o.tokenizer,
@@ -45,8 +46,12 @@ export function mlmRoundModel(o: MlmRoundModelOptions): RoundModel {
         maxLength: control.maxLength ?? Number.MAX_SAFE_INTEGER,
         maxSteps: config.maxSteps,
         seed: control.seed,
+        // the site's own held-out tenth is not scored: forward passes over it before and after every round would cost
+        // a large share of a short round (and hold the event loop); the coordinator scores versions on --mlm-text
+        evaluateHeldout: false,
         // pretrainMlm reports no gradient norm (NaN here) and counts sequences, not examples
-        onStep: (p) =>
+        onStep: (p) => {
+          loss = p.loss;
           control.onStep({
             epoch: 0,
             step: p.step,
@@ -56,7 +61,8 @@ export function mlmRoundModel(o: MlmRoundModelOptions): RoundModel {
             gradNorm: Number.NaN,
             samplesSeen: p.step * config.batchSize,
             samplesPerSecond: p.sequencesPerSecond,
-          }),
+          });
+        },
       });
       const trained: NamedTensors = {};
       for (const [name, g] of Object.entries(global)) {
@@ -71,8 +77,8 @@ export function mlmRoundModel(o: MlmRoundModelOptions): RoundModel {
         delta: config.dpClipNorm === undefined ? trained : clipToL2Norm(trained, config.dpClipNorm).delta,
         // FedAvg weighs a site by the sequences it trained on
         numExamples: r.trainSequences,
-        // the site's own held-out MLM loss after the round (its corpus keeps a seeded tenth of the documents apart)
-        metrics: { loss: r.heldoutAfter.loss, samplesPerSecond: r.sequencesPerSecond, steps: r.steps, seconds: r.seconds },
+        // the training loss as of the last step (the mean since the read before it, as trainer.ts reports it)
+        metrics: { loss, samplesPerSecond: r.sequencesPerSecond, steps: r.steps, seconds: r.seconds },
       };
     },
     evaluate: () => {
