@@ -5,7 +5,7 @@
 // nothing.
 
 import { resolve } from 'node:path';
-import { FedloraError } from '@fedlora/shared/errors.ts';
+import { FedloraError, isFedloraError } from '@fedlora/shared/errors.ts';
 import { loadTabularFile } from '@fedlora/shared/node/data/tabular.ts';
 import { labelIds, sortedLabels, subsetDataset, type LabeledDataset } from '@fedlora/shared/data/dataset.ts';
 import { stratifiedSubset } from '@fedlora/shared/data/split.ts';
@@ -29,8 +29,24 @@ function heldoutOf(spec: ProjectSpec, seed: number): LabeledDataset | null {
   return heldout;
 }
 
-/** Projects built like the coordinator's own federation, from the coordinator's configuration `c`. */
+/**
+ * Projects built like the coordinator's own federation, from the coordinator's configuration `c`. A spec the
+ * coordinator cannot serve (a missing or unreadable file, a model directory that is not one) is CONFIG_INVALID naming
+ * the project and the cause: an admin's request to fix (400), not a fault of the coordinator.
+ */
 export function modelProjectFactory(c: CoordinatorConfig): ProjectFactory {
+  const build = buildProject(c);
+  return async (spec) => {
+    try {
+      return await build(spec);
+    } catch (err) {
+      if (!isFedloraError(err) || err.code === 'CONFIG_INVALID') throw err;
+      throw new FedloraError('CONFIG_INVALID', `project ${spec.id}: ${err.message}`, { cause: err });
+    }
+  };
+}
+
+function buildProject(c: CoordinatorConfig): ProjectFactory {
   return async (spec) => {
     if (spec.heldout === undefined && !spec.federatedEval)
       throw new FedloraError('CONFIG_INVALID', `project ${spec.id}: give a held-out set (heldout) or turn on federated evaluation (federatedEval)`);
