@@ -6,6 +6,7 @@
 //     classification round on it completes. An operator may not merge (admin only), and the attempt is audited.
 //  2. one site, one federated mlm round from version 0 (--seed 1, the round's seed is its number, 1) gives the version
 //     mlmLocalRound — what `fedlora-site pretrain --lora --seed 1` runs — trains with the same seed and steps (1e-5).
+//  3. a masked-LM round under secure aggregation and DP: the masked sum of the mlm layout unmasks into an mlm version.
 // Tiny sizes: 2 local steps of 32 tokens, a 40-example held-out set for the classification round.
 
 import { test, before, after } from 'node:test';
@@ -193,5 +194,33 @@ test(
       await procs.stopAll();
     }
     assert.equal(existsSync(join(dir, 'one-site', 'coordinator', 'bases')), false, 'nothing merged unasked');
+  },
+);
+
+test(
+  'when a masked-LM round runs under secure aggregation and DP, then the coordinator sums masked updates of the mlm layout and versions them as mlm',
+  { timeout: 10 * MIN },
+  async () => {
+    const procs = new Procs();
+    try {
+      const f = await launchFederation(procs, join(dir, 'secure'), siteFiles, [
+        ...['--task', 'mlm', '--mlm-text', mlmText, '--seed', '1'],
+        ...ROUND_FLAGS,
+        ...['--min-sites', '3', '--sites-per-round', '1.0', '--rounds', '1', '--deadline-s', '600', '--ack-timeout-s', '120'],
+        ...['--secure-aggregation', '--dp-clip', '1', '--dp-noise-multiplier', '0.5', '--dp-delta', '1e-5'],
+      ]);
+      const api = adminApi(f.url);
+      const v1 = await poll(async () => (await versionsOf(api)).find((v) => v.id === 'v1'), 8 * MIN, 'a secure masked-LM version', 2000);
+      const record = await api.json<Version & { mode?: string }>('/api/versions/v1');
+      assert.deepEqual([record.mode, record.task, record.metrics?.task], ['secure', 'mlm', 'mlm']);
+      assert.ok(Number.isFinite(v1.metrics?.loss));
+      const rounds = await api.json<{ versionId: string | null; secureAggregation?: { contributors: number }; privacy?: { epsilon: number } }[]>('/api/rounds');
+      const made = rounds.find((r) => r.versionId === 'v1');
+      assert.equal(made?.secureAggregation?.contributors, 3);
+      assert.ok((made?.privacy?.epsilon ?? 0) > 0, 'the DP accountant counted the round');
+      console.log(`secure + DP masked-LM round: v1 held-out MLM loss ${v1.metrics?.loss.toFixed(4)}, ε ${made?.privacy?.epsilon.toFixed(3)}`);
+    } finally {
+      await procs.stopAll();
+    }
   },
 );
