@@ -10,6 +10,7 @@ import type { LabelMapping } from '@fedlora/shared/data/site-data.ts';
 import { initWebBackend, type WebBackendInfo, type WebBackendName } from './backend';
 import { BrowserSite, type SiteEvent } from './site-client';
 import { SiteStore } from './store';
+import { parseJoinToken, projectNamespace } from '@fedlora/shared/protocol/join-token.ts';
 import { computeDelta, type ComputeDeltaInput } from './test-hook';
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
@@ -27,6 +28,26 @@ if (fragment.get('token')) $<HTMLInputElement>('token').value = fragment.get('to
 if (query.get('holdout')) $<HTMLInputElement>('holdout').value = query.get('holdout') as string;
 // served by the coordinator at /site: the coordinator is this page's origin (?coordinator= for a standalone build)
 const coordinator = (query.get('coordinator') ?? location.origin).replace(/\/+$/, '');
+
+/**
+ * Where this site talks to, by its project (issue 21): a join token that names a project connects to the project's
+ * namespace (socket.io reads it from the URL's path), and the address keeps the project (?project=…) for the visits
+ * after enrollment, which come without the token. The identity kept in this browser is per project as well.
+ */
+function projectCoordinator(token: string | null): string {
+  const kept = query.get('project');
+  let project = kept !== null && /^[a-z][a-z0-9-]{0,31}$/.test(kept) ? kept : null;
+  if (token) {
+    project = parseJoinToken(token).project;
+    if (project !== kept) {
+      if (project) query.set('project', project);
+      else query.delete('project');
+      const search = query.toString();
+      history.replaceState(null, '', location.pathname + (search ? `?${search}` : ''));
+    }
+  }
+  return project ? `${coordinator}${projectNamespace(project)}` : coordinator;
+}
 
 function log(line: string): void {
   const li = document.createElement('li');
@@ -140,14 +161,16 @@ async function join(): Promise<void> {
   $<HTMLButtonElement>('join').disabled = true;
   $('error').hidden = true;
   try {
+    const token = $<HTMLInputElement>('token').value.trim() || null;
+    const target = projectCoordinator(token);
     const store = await SiteStore.open();
-    const id = await store.identity(coordinator);
+    const id = await store.identity(target);
     if (id?.siteId) $('site-id').textContent = id.siteId;
     site?.stop();
     const holdout = Number($<HTMLInputElement>('holdout').value || '0');
     if (!(holdout >= 0 && holdout < 1)) throw new FedloraError('CONFIG_INVALID', `the held-out share must be a fraction in [0, 1), e.g. 0.2; got ${$<HTMLInputElement>('holdout').value}`);
     if (holdout > 0) log(`held-out split: ${holdoutSplit(dataset, holdout).heldout.examples.length} of ${dataset.examples.length} examples, never trained on`);
-    site = new BrowserSite({ coordinator, token: $<HTMLInputElement>('token').value.trim() || null, dataset, holdout, store, backend: await backendReady, on: onSiteEvent });
+    site = new BrowserSite({ coordinator: target, token, dataset, holdout, store, backend: await backendReady, on: onSiteEvent });
     await site.run();
   } catch (err) {
     $<HTMLButtonElement>('join').disabled = false;
