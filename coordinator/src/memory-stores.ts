@@ -8,7 +8,7 @@ import type { NamedTensors } from '@fedlora/shared/tensor.ts';
 import { parsePublicIdentity } from '@fedlora/shared/crypto/keys.ts';
 import type { StrategyState } from '@fedlora/shared/aggregation/strategy.ts';
 import { decodeAdapter, encodeAdapter } from '@fedlora/shared/protocol/codec.ts';
-import { applyDecision, type AdapterStore, type NewVersion, type PromotionDecision, type RoundRecord, type VersionRecord } from './registry/types';
+import { applyDecision, type AdapterStore, type NewVersion, type PromotionDecision, type RoundRecord, type SettingsChange, type VersionRecord } from './registry/types';
 import { hashToken as hashTokenBytes, newSiteRecord, siteExists } from './sites/registry';
 import type { PublicSiteRecord, SiteRecord, SiteStore } from './sites/types';
 import { publicUser, type PublicUser, type UserChange, type UserRecord, type UserStore } from './users/types';
@@ -20,6 +20,7 @@ export class MemoryAdapterStore implements AdapterStore {
   private versions: VersionRecord[] = [];
   private current: string | null = null;
   private readonly roundRecords: RoundRecord[] = [];
+  private readonly changes: SettingsChange[] = [];
   private readonly natives = new Map<string, Uint8Array>();
   private readonly strategyStates = new Map<string, StrategyState>();
   /** how many calls reached the store, so that a test can tell it was used */
@@ -125,6 +126,16 @@ export class MemoryAdapterStore implements AdapterStore {
   addRound(r: RoundRecord): Promise<void> {
     return this.answer(() => {
       this.roundRecords.push({ ...r });
+    });
+  }
+
+  settingsChanges(): Promise<SettingsChange[]> {
+    return this.answer(() => structuredClone(this.changes));
+  }
+
+  addSettingsChange(c: SettingsChange): Promise<void> {
+    return this.answer(() => {
+      this.changes.push(structuredClone(c));
     });
   }
 }

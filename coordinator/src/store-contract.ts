@@ -225,6 +225,17 @@ export function adapterStoreContract(label: string, open: () => Promise<Opened<A
     assert.equal(await sha256Hex(await again.loadNative('v1')), v1.sha256);
     assert.equal(await again.lastRound(), 1);
   });
+
+  it('when settings changes are kept, then they come back in order, nested values intact, after reopening too', async (o) => {
+    assert.deepEqual(await o.store.settingsChanges(), []);
+    const changes = [
+      { at: '2026-12-06T10:00:00.000Z', patch: { minSites: 3, sitesPerRound: '0.5' } },
+      { at: '2026-12-06T10:05:00.000Z', patch: { strategy: 'fedadam', strategyOptions: { fedadam: { eta: 0.05 } }, schedule: null } },
+    ];
+    for (const c of changes) await o.store.addSettingsChange(c);
+    assert.deepEqual(await o.store.settingsChanges(), changes);
+    assert.deepEqual(await (await o.reopen()).settingsChanges(), changes);
+  });
 }
 
 export function siteStoreContract(label: string, open: () => Promise<Opened<SiteStore>>, skip: string | false = false): void {

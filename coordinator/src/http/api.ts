@@ -331,9 +331,9 @@ export function createApi(d: ApiDeps): express.Express {
   on('GET /settings', [], (_input, _req, res, ctx) => {
     res.json(settings(ctx.project));
   });
-  on('PUT /settings', [], ({ body }, _req, res, ctx) => {
+  on('PUT /settings', [], async ({ body }, _req, res, ctx) => {
     ctx.detail = Object.keys(body).sort().join(',');
-    ctx.project.federation.updateSettings(body);
+    await ctx.project.federation.updateSettings(body);
     res.json(settings(ctx.project));
   });
 

@@ -19,6 +19,7 @@ import {
   type NewVersion,
   type PromotionDecision,
   type RoundRecord,
+  type SettingsChange,
   type VersionRecord,
 } from '../registry/types';
 import { decodeStrategyState, encodeStrategyState } from '../registry/strategy-state';
@@ -167,6 +168,15 @@ export class PgAdapterStore implements AdapterStore {
 
   async addRound(rec: RoundRecord): Promise<void> {
     await this.pool.query('INSERT INTO rounds (round, round_id, record) VALUES ($1, $2, $3)', [rec.round, rec.roundId, rec]);
+  }
+
+  async settingsChanges(): Promise<SettingsChange[]> {
+    const r = await this.pool.query<{ change: SettingsChange }>('SELECT change FROM settings_changes ORDER BY seq');
+    return r.rows.map((x) => x.change);
+  }
+
+  async addSettingsChange(c: SettingsChange): Promise<void> {
+    await this.pool.query('INSERT INTO settings_changes (change) VALUES ($1)', [c]);
   }
 }
 

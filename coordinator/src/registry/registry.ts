@@ -16,6 +16,7 @@ import {
   type NewVersion,
   type PromotionDecision,
   type RoundRecord,
+  type SettingsChange,
   type VersionRecord,
 } from './types';
 
@@ -24,6 +25,8 @@ interface IndexFile {
   currentId: string | null;
   versions: VersionRecord[];
   rounds: RoundRecord[];
+  /** absent in an index from before run-time settings were kept */
+  settingsChanges?: SettingsChange[];
 }
 
 const INDEX = 'index.json';
@@ -42,7 +45,7 @@ export class AdapterRegistry implements AdapterStore {
     const r = new AdapterRegistry(storage);
     const idx = await readJson<IndexFile>(storage, INDEX);
     if (idx) {
-      if (idx.v !== 1 || !Array.isArray(idx.versions) || !Array.isArray(idx.rounds))
+      if (idx.v !== 1 || !Array.isArray(idx.versions) || !Array.isArray(idx.rounds) || !(idx.settingsChanges === undefined || Array.isArray(idx.settingsChanges)))
         throw new FedloraError('FILE_CORRUPT', `${storage.where}: ${INDEX} has an unknown layout`);
       if (idx.currentId !== null && !idx.versions.some((v) => v.id === idx.currentId))
         throw new FedloraError(
@@ -164,6 +167,18 @@ export class AdapterRegistry implements AdapterStore {
   addRound(r: RoundRecord): Promise<void> {
     return this.serialized(async () => {
       const next: IndexFile = { ...this.index, rounds: [...this.index.rounds, r] };
+      await writeJson(this.storage, INDEX, next);
+      this.index = next;
+    });
+  }
+
+  settingsChanges(): SettingsChange[] {
+    return structuredClone(this.index.settingsChanges ?? []);
+  }
+
+  addSettingsChange(c: SettingsChange): Promise<void> {
+    return this.serialized(async () => {
+      const next: IndexFile = { ...this.index, settingsChanges: [...(this.index.settingsChanges ?? []), structuredClone(c)] };
       await writeJson(this.storage, INDEX, next);
       this.index = next;
     });

@@ -249,6 +249,17 @@ export interface RoundPrivacy {
 export type Awaitable<T> = T | Promise<T>;
 
 /**
+ * A settings change made while the coordinator runs (PUT /settings), kept beside the versions so that a restart, or a
+ * cluster's next leader, applies it again over the command line's settings (rounds/federation.ts init).
+ */
+export interface SettingsChange {
+  /** ISO 8601 */
+  at: string;
+  /** the patch as PUT /settings received it: validated when it was made, and again when it is applied at start */
+  patch: Record<string, unknown>;
+}
+
+/**
  * The round loop's and the API's view of the registry. Callers await every method: the file registry
  * (registry.ts) answers reads from its in-memory index at once, a database store (a later issue) with a query.
  */
@@ -286,6 +297,10 @@ export interface AdapterStore {
   decide(id: string, decision: PromotionDecision): Promise<VersionRecord>;
   rounds(): Awaitable<RoundRecord[]>;
   addRound(r: RoundRecord): Promise<void>;
+  /** the run-time settings changes, oldest first */
+  settingsChanges(): Awaitable<SettingsChange[]>;
+  /** appends one; resolves once it is durable */
+  addSettingsChange(c: SettingsChange): Promise<void>;
 }
 
 /**

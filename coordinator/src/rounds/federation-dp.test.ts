@@ -141,7 +141,7 @@ test('when the strategy does not average (median), then a DP federation stops wi
   assert.match(t.fed.status().finishedReason ?? '', /^client-level DP: CONFIG_INVALID: client-level DP needs a strategy that averages/);
   assert.equal(t.store.rounds().length, 0, 'no site was contacted');
   // switching to an averaging strategy clears the refusal: the loop runs again until its rounds rule
-  t.fed.updateSettings({ strategy: 'fedavg', rounds: 1 });
+  await t.fed.updateSettings({ strategy: 'fedavg', rounds: 1 });
   t.fed.start();
   await t.fed.whenStopped();
   assert.equal(t.fed.status().finishedReason, '1 round(s) made a version');

@@ -103,6 +103,8 @@ export class Federation {
   private readonly privacy = new PrivacyBudget();
   /** why DP or secure aggregation cannot run with the current strategy (it does not average), until the settings change */
   private privacyRefusal: string | null = null;
+  /** PUT /settings changes, one at a time: each is validated and kept against the settings the previous one left */
+  private settingsQueue: Promise<unknown> = Promise.resolve();
   /** binds secure-aggregation keys and masks to this coordinator process (with the round id and attempt) */
   private readonly runId = `run-${randomBytes(6).toString('hex')}`;
   private readonly abort = new AbortController();
@@ -145,6 +147,8 @@ export class Federation {
 
   /** Creates and evaluates version 0 on a fresh store; restores the strategy state of the current version; arms the schedule. */
   async init(): Promise<void> {
+    // the console's changes survive a restart: they apply over the command line's settings, before rounds start
+    await this.restoreSettings();
     await this.initRegistry();
     this.armSchedule();
   }
@@ -371,8 +375,27 @@ export class Federation {
     };
   }
 
-  updateSettings(patch: unknown): { settings: RoundSettings; stop: StopRules } {
+  /**
+   * PUT /settings: the patch is validated, kept in the registry (a restart, or a cluster's next leader, applies it
+   * again: init), and only then applied. A bad patch changes nothing and is not kept; a failed write changes nothing
+   * either. Changes are applied one at a time, in the order they came.
+   */
+  updateSettings(patch: unknown): Promise<{ settings: RoundSettings; stop: StopRules }> {
     this.requireLeader();
+    const run = this.settingsQueue.then(async () => {
+      const plan = this.planSettings(patch);
+      await this.d.store.addSettingsChange({ at: new Date(this.clock.now()).toISOString(), patch: patch as Record<string, unknown> });
+      // nothing else changes settings meanwhile (the queue), so the plan still holds
+      const { next, fields } = this.applySettings(plan);
+      this.d.log('settings.updated', { fields });
+      return next;
+    });
+    this.settingsQueue = run.catch(() => {});
+    return run;
+  }
+
+  /** The settings `patch` leads to, and the strategy it needs: validation only (throws CONFIG_INVALID / BAD_MESSAGE). */
+  private planSettings(patch: unknown) {
     const p = parseSettingsPatch(expandStrategyShorthand(patch, this.d.strategy.name));
     const next = applySettingsPatch({ settings: this.settings, stop: this.stop }, p);
     const name = p.strategy ?? this.d.strategy.name;
@@ -381,12 +404,18 @@ export class Federation {
     const optionsChanged =
       JSON.stringify(next.settings.strategyOptions[name]) !==
       JSON.stringify(this.settings.strategyOptions[name]);
+    const strategy = switching || optionsChanged ? (this.d.strategyFactory ?? strategyFromSettings)(name, next.settings) : null;
+    return { p, next, name, switching, strategy };
+  }
+
+  /** Applies a validated patch (planSettings); `fields` names what it changed. */
+  private applySettings(plan: ReturnType<Federation['planSettings']>): { next: { settings: RoundSettings; stop: StopRules }; fields: string } {
+    const { p, next, name, switching, strategy } = plan;
     const trainingChanged = (['learningRate', 'maxSteps', 'localEpochs'] as const).some(
       (k) => next.settings[k] !== this.settings[k],
     );
     // built only after the whole patch validated, so a bad patch changes nothing
-    if (switching || optionsChanged) {
-      const strategy = (this.d.strategyFactory ?? strategyFromSettings)(name, next.settings);
+    if (strategy) {
       // a new strategy starts without server state (the next round trains from the current version as usual); the
       // same strategy with new options keeps its moments or velocity
       if (!switching) strategy.setState(this.d.strategy.getState());
@@ -401,10 +430,28 @@ export class Federation {
     this.settings = next.settings;
     this.privacyRefusal = null;
     this.stop = next.stop;
-    this.d.log('settings.updated', { fields: Object.keys(p).join(',') });
     if (p.schedule !== undefined) this.armSchedule();
     if (p.retrainMinSites !== undefined || p.retrainMinNew !== undefined) this.checkDataTrigger();
-    return next;
+    return { next, fields: Object.keys(p).join(',') };
+  }
+
+  /**
+   * The settings changes made at run time, applied again in order over the command line's (init). One that no longer
+   * validates (a flag's range changed in a new release) is skipped and logged, not fatal: the federation starts with
+   * the others.
+   */
+  private async restoreSettings(): Promise<void> {
+    const changes = await this.d.store.settingsChanges();
+    if (changes.length === 0) return;
+    const fields = new Set<string>();
+    for (const c of changes) {
+      try {
+        for (const f of this.applySettings(this.planSettings(c.patch)).fields.split(',')) if (f) fields.add(f);
+      } catch (err) {
+        this.d.log('settings.restore_skipped', { at: c.at, fields: Object.keys(c.patch).join(','), error: describeError(err) });
+      }
+    }
+    this.d.log('settings.restored', { changes: changes.length, fields: [...fields].sort().join(',') });
   }
 
   /**
