@@ -73,9 +73,12 @@ export class CoordinatorSigner {
     return d;
   };
 
-  /** The coordinator's signature over (context, body): cached, since a round sends the same body to many sites. */
-  sign = (context: SignedContext, body: unknown): Uint8Array => {
-    const bytes = signedMessageBytes(context, body, this.digest);
+  /**
+   * The coordinator's signature over (context, body) for `project`'s sites (another project's do not accept it):
+   * cached, since a round sends the same body to many sites.
+   */
+  sign = (context: SignedContext, body: unknown, project?: string): Uint8Array => {
+    const bytes = signedMessageBytes(context, body, this.digest, project);
     const key = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64');
     let sig = this.signatures.get(key);
     if (!sig) {

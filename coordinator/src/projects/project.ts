@@ -108,7 +108,8 @@ export async function openProject(o: ProjectOptions, ns: SiteNamespace, env: Pro
     },
     (siteId) => sites.signingKey(siteId),
   );
-  presence.useSigner(env.signer.sign);
+  // signed for this project's sites only: one coordinator key serves every project
+  presence.useSigner((context, body) => env.signer.sign(context, body, o.id));
   // federated evaluation: candidates over the inline limit are served to the sites in 'adapter:chunk's meanwhile
   const candidates = new CandidateAdapters();
   const evaluator: Evaluator | null = o.federatedEvaluation

@@ -235,7 +235,7 @@ export function attachSiteHandlers(io: SiteNamespace, d: SiteHandlerDeps): void 
       d.gate.authenticated(socket.conn);
       d.presence.authenticated(req.siteId, socket);
       d.log('site.authenticated', { site: req.siteId });
-      return { manifest, manifestSignature: d.signer.sign('manifest', manifest) };
+      return { manifest, manifestSignature: d.signer.sign('manifest', manifest, d.projectId) };
     });
 
     on('site:ready', (req, siteId) => {
@@ -276,7 +276,7 @@ export function attachSiteHandlers(io: SiteNamespace, d: SiteHandlerDeps): void 
 
     // what a site checks a fetched adapter against: the version's hash as this coordinator's key signed it
     const signVersion = (v: { id: string; sha256: string }) =>
-      d.signer.sign('adapter:version', adapterVersionBody({ versionId: v.id, adapterSha256: v.sha256 }));
+      d.signer.sign('adapter:version', adapterVersionBody({ versionId: v.id, adapterSha256: v.sha256 }), d.projectId);
 
     on('adapter:fetch', async (req) => {
       const id = req.versionId === 'latest' ? await d.store.currentId() : req.versionId;

@@ -7,6 +7,7 @@ import { publicIdentity, type SiteKeys } from '../crypto/keys';
 import { signChallenge } from '../crypto/envelope';
 import { randomBytes } from '../crypto/bytes';
 import { HELLO_NONCE_BYTES, trustCoordinator, type CoordinatorTrust } from '../crypto/coordinator-trust';
+import { projectOfNamespace } from '../protocol/project-id';
 import { parseManifest, type Manifest } from '../protocol/manifest';
 import { verifyManifest } from '../protocol/signed-messages';
 import { parseClientReply, type ClientEventName, type ClientReply, type ClientRequest } from '../protocol/events';
@@ -21,6 +22,8 @@ export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
  */
 export interface AckSocket {
   timeout(ms: number): { emitWithAck(event: string, payload: unknown): Promise<unknown> };
+  /** the namespace the socket talks on (socket.io-client's Socket.nsp): it names the site's project */
+  readonly nsp?: string;
 }
 
 /** The part of a socket.io-client Socket that tells a lost connection. */
@@ -34,6 +37,7 @@ export interface ConnectionSocket {
 export function asAckSocket(socket: object): AckSocket {
   const s = socket as unknown as AckSocket & ConnectionSocket;
   return {
+    nsp: s.nsp,
     timeout: (ms) => ({
       emitWithAck: (event, payload) => failOnDisconnect(s, event, () => s.timeout(ms).emitWithAck(event, payload)),
     }),
@@ -144,7 +148,8 @@ export interface Session {
 export async function helloCoordinator(socket: AckSocket, pinned: string | null, timeoutMs?: number): Promise<CoordinatorTrust> {
   const nonce = randomBytes(HELLO_NONCE_BYTES);
   const reply = await request(socket, 'coordinator:hello', { nonce }, timeoutMs);
-  return trustCoordinator(reply, nonce, pinned);
+  // the project is the namespace's: what the coordinator signed for another project's sites does not verify here
+  return trustCoordinator(reply, nonce, pinned, projectOfNamespace(socket.nsp));
 }
 
 /**

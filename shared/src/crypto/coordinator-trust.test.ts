@@ -16,6 +16,8 @@ import {
 } from './coordinator-trust';
 import { bytesEqual, randomBytes } from './bytes';
 import { parseJoinToken, pinnedJoinToken, projectNamespace } from '../protocol/join-token';
+import { projectOfNamespace } from '../protocol/project-id';
+import { asAckSocket } from '../connection/session';
 import { signServerMessage, verifyAdapterVersion, verifyServerMessage } from '../protocol/signed-messages';
 
 const coordinator = nacl.sign.keyPair();
@@ -23,10 +25,10 @@ const impostor = nacl.sign.keyPair();
 
 const untrusted = (re: RegExp) => (err: unknown) => isFedloraError(err, 'UNTRUSTED_COORDINATOR') && re.test(err.message);
 
-async function trusted(): Promise<CoordinatorTrust> {
+async function trusted(project?: string): Promise<CoordinatorTrust> {
   const nonce = randomBytes(32);
   const hello = { coordinatorId: 'coord-1', signingPublicKey: coordinator.publicKey, signature: signHello(nonce, 'coord-1', coordinator.secretKey) };
-  return trustCoordinator(hello, nonce, await coordinatorFingerprint(coordinator.publicKey));
+  return trustCoordinator(hello, nonce, await coordinatorFingerprint(coordinator.publicKey), project);
 }
 
 const configure = () => ({
@@ -151,4 +153,34 @@ test('when a join token names a project (issue 21), then the site reads the proj
   assert.equal(projectNamespace(parseJoinToken(pinnedJoinToken('a.b', fp)).project), '/');
   for (const bad of ['@Triage', '@tri/age', '@', '@a@b', '@../x'])
     assert.throws(() => parseJoinToken(`a.b~${fp}${bad}`), (e) => isFedloraError(e, 'CONFIG_INVALID'), bad);
+});
+
+test('when one coordinator key serves several projects, then a message signed for one project verifies only at that project\'s sites', async () => {
+  const signFor = (project?: string) => (c: Parameters<typeof signCoordinatorMessage>[0], b: unknown) =>
+    signCoordinatorMessage(c, b, coordinator.secretKey, undefined, project);
+  const [atDefault, atTriage, atRadiology] = await Promise.all([trusted(), trusted('triage'), trusted('radiology')]);
+  const forTriage = signServerMessage('round:configure', configure(), signFor('triage'));
+  assert.doesNotThrow(() => verifyServerMessage(atTriage, 'round:configure', forTriage));
+  // replayed to another project's site, or to the default project's, it is refused
+  assert.throws(() => verifyServerMessage(atRadiology, 'round:configure', forTriage), untrusted(/bad signature on round:configure/));
+  assert.throws(() => verifyServerMessage(atDefault, 'round:configure', forTriage), untrusted(/bad signature/));
+  // and the default project's messages are signed as before projects existed (its sites need nothing new)
+  const forDefault = signServerMessage('round:configure', configure(), signFor());
+  const body = configure();
+  assert.deepEqual(signFor()('round:configure', body), signFor('default')('round:configure', body));
+  assert.doesNotThrow(() => verifyServerMessage(atDefault, 'round:configure', forDefault));
+  assert.throws(() => verifyServerMessage(atTriage, 'round:configure', forDefault), untrusted(/bad signature/));
+  // an adapter version too
+  const v = { versionId: 'v3', adapterSha256: 'b'.repeat(64) };
+  const versionSignature = signCoordinatorMessage('adapter:version', v, coordinator.secretKey, undefined, 'triage');
+  assert.doesNotThrow(() => verifyAdapterVersion(atTriage, { ...v, versionSignature }));
+  assert.throws(() => verifyAdapterVersion(atRadiology, { ...v, versionSignature }), untrusted(/bad signature on adapter:version/));
+});
+
+test('the project a site belongs to is its socket\'s namespace, carried through asAckSocket', () => {
+  assert.equal(projectOfNamespace('/projects/triage'), 'triage');
+  assert.equal(projectOfNamespace('/'), 'default');
+  assert.equal(projectOfNamespace(undefined), 'default');
+  assert.equal(projectOfNamespace(projectNamespace('radiology')), 'radiology');
+  assert.equal(asAckSocket({ nsp: '/projects/triage', connected: true, once() {}, off() {}, timeout() {} }).nsp, '/projects/triage');
 });

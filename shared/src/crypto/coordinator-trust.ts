@@ -12,6 +12,7 @@ import { canonicalBytes, portableDigest, type Digest } from './canonical';
 import { signDetached, verifyDetached } from './ed25519';
 import { sha256 } from './hash';
 import { SIGNATURE_BYTES, SIGN_PUBLIC_KEY_BYTES } from './keys';
+import { DEFAULT_PROJECT_ID } from '../protocol/project-id';
 
 const HELLO_TAG = utf8Bytes('fedlora/coordinator-hello/v1');
 const MESSAGE_TAG = utf8Bytes('fedlora/coordinator-message/v1');
@@ -92,8 +93,24 @@ function roundIdOf(body: unknown): string {
 }
 
 /** The bytes a coordinator signature covers: tag, context, round id (empty outside a round), canonical body. */
-export function signedMessageBytes(context: SignedContext, body: unknown, digest: Digest = portableDigest): Uint8Array {
-  return concatLengthPrefixed([MESSAGE_TAG, utf8Bytes(context), utf8Bytes(roundIdOf(body)), canonicalBytes(body, digest)]);
+/**
+ * What the coordinator signs for (context, body) in `project`. A project other than the default adds its id, so a
+ * message signed for one project's sites does not verify at another's (one coordinator key serves every project); the
+ * default project's bytes are what they were before projects, so its sites need nothing new.
+ */
+export function signedMessageBytes(
+  context: SignedContext,
+  body: unknown,
+  digest: Digest = portableDigest,
+  project: string = DEFAULT_PROJECT_ID,
+): Uint8Array {
+  return concatLengthPrefixed([
+    MESSAGE_TAG,
+    utf8Bytes(context),
+    utf8Bytes(roundIdOf(body)),
+    canonicalBytes(body, digest),
+    ...(project === DEFAULT_PROJECT_ID ? [] : [utf8Bytes(`project:${project}`)]),
+  ]);
 }
 
 export function signCoordinatorMessage(
@@ -101,8 +118,9 @@ export function signCoordinatorMessage(
   body: unknown,
   signingSecretKey: Uint8Array,
   digest: Digest = portableDigest,
+  project: string = DEFAULT_PROJECT_ID,
 ): Uint8Array {
-  return signDetached(signedMessageBytes(context, body, digest), signingSecretKey);
+  return signDetached(signedMessageBytes(context, body, digest, project), signingSecretKey);
 }
 
 function helloBytes(coordinatorId: string, nonce: Uint8Array): Uint8Array {
@@ -123,6 +141,8 @@ export class CoordinatorTrust {
     readonly publicKey: Uint8Array,
     /** grouped form, as the coordinator prints it */
     readonly fingerprint: string,
+    /** the project the site belongs to (signedMessageBytes) */
+    readonly project: string = DEFAULT_PROJECT_ID,
   ) {}
 
   /** UNTRUSTED_COORDINATOR unless `signature` is the coordinator's over (context, body). */
@@ -134,7 +154,7 @@ export class CoordinatorTrust {
         'UNTRUSTED_COORDINATOR',
         `unsigned ${what}: coordinator ${this.fingerprint} must sign it; refusing it`,
       );
-    if (signature.length !== SIGNATURE_BYTES || !verifyDetached(signedMessageBytes(context, body), signature, this.publicKey))
+    if (signature.length !== SIGNATURE_BYTES || !verifyDetached(signedMessageBytes(context, body, portableDigest, this.project), signature, this.publicKey))
       throw new FedloraError(
         'UNTRUSTED_COORDINATOR',
         `bad signature on ${what}: it was not signed by coordinator ${this.fingerprint}; refusing it`,
@@ -150,6 +170,8 @@ export async function trustCoordinator(
   hello: { coordinatorId: string; signingPublicKey: Uint8Array; signature: Uint8Array },
   nonce: Uint8Array,
   pinned: string | null,
+  /** the project whose namespace the site talks on: only what the coordinator signed for it verifies */
+  project: string = DEFAULT_PROJECT_ID,
 ): Promise<CoordinatorTrust> {
   const presented = await coordinatorFingerprint(hello.signingPublicKey);
   if (pinned !== null && parseFingerprint(pinned) !== presented)
@@ -164,6 +186,6 @@ export async function trustCoordinator(
       'UNTRUSTED_COORDINATOR',
       `bad signature on coordinator:hello: the coordinator presented key ${presented} but did not prove it holds it`,
     );
-  return new CoordinatorTrust(hello.coordinatorId, hello.signingPublicKey, presented);
+  return new CoordinatorTrust(hello.coordinatorId, hello.signingPublicKey, presented, project);
 }
 

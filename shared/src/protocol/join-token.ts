@@ -8,13 +8,14 @@
 
 import { FedloraError } from '../errors';
 import { compactFingerprint, parseFingerprint } from '../crypto/coordinator-trust';
+import { DEFAULT_PROJECT_ID } from './project-id';
 
 const SEPARATOR = '~';
 const PROJECT_SEPARATOR = '@';
 /** a project id as the coordinator allows it (coordinator/src/projects/project-id.ts) */
 const PROJECT_ID = /^[a-z][a-z0-9-]{0,31}$/;
 /** the project a token without '@project' enrolls into */
-export const DEFAULT_PROJECT_ID = 'default';
+export { DEFAULT_PROJECT_ID };
 
 export interface JoinToken {
   /** the one-time secret, as 'site:enroll' sends it */
