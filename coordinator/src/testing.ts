@@ -46,10 +46,11 @@ export function tinyProjectFactory(modelFiles: Parameters<typeof tinyFakeTask>[0
 
 /**
  * A coordinator for tests of its edges (HTTP, console, login): in memory, FedAvg, default settings, the tiny fake
- * task, not running rounds, listening on a free port. `overrides` replace any option.
+ * task, not running rounds, listening on a free port (or `port`, when a peer must know the URL first: an OpenID
+ * provider's redirect URI). `overrides` replace any option.
  */
 export async function listeningTestCoordinator(
-  overrides: Partial<CoordinatorOptions> & { adminToken: string },
+  { port = 0, ...overrides }: Partial<CoordinatorOptions> & { adminToken: string; port?: number },
 ): Promise<Coordinator> {
   const c = await createCoordinator({
     storage: new MemoryStorage(),
@@ -61,6 +62,6 @@ export async function listeningTestCoordinator(
     projectFactory: tinyProjectFactory(),
     ...overrides,
   });
-  await c.listen(0);
+  await c.listen(port);
   return c;
 }

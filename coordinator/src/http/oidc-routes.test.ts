@@ -11,12 +11,8 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import Provider from 'oidc-provider';
 import { FedloraError } from '@fedlora/shared/errors.ts';
-import { createStrategy } from '@fedlora/shared/aggregation/index.ts';
-import { createCoordinator, type Coordinator } from '../app';
+import type { Coordinator } from '../app';
 import { memoryLogger } from '../log';
-import { MemoryStorage } from '../storage';
-import { DEFAULT_SETTINGS, DEFAULT_STOP } from '../rounds/settings';
-import { tinyFakeTask } from '../rounds/fakes';
 import { OidcLogin } from '../users/oidc';
 import { DEFAULT_LOGIN_LIMITS } from './login-limits';
 import { listeningTestCoordinator } from '../testing';
@@ -65,13 +61,8 @@ before(async () => {
   issuerServer = createServer(provider.callback());
   await new Promise<void>((r) => issuerServer.listen(issuerPort, '127.0.0.1', r));
 
-  coordinator = await createCoordinator({
-    storage: new MemoryStorage(),
-    strategy: createStrategy('fedavg', {}),
-    settings: { ...DEFAULT_SETTINGS },
-    stop: { ...DEFAULT_STOP },
-    task: tinyFakeTask(),
-    autostart: false,
+  coordinator = await listeningTestCoordinator({
+    port: coordinatorPort,
     adminToken: ADMIN,
     log,
     loginLimits: { ...DEFAULT_LOGIN_LIMITS, attemptsPerWindow: 1000 },
@@ -84,7 +75,6 @@ before(async () => {
       label: 'Hospital SSO',
     }),
   });
-  await coordinator.listen(coordinatorPort);
   const admin = { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' };
   for (const [username, role] of [['alice', 'operator'], ['dora', 'viewer']]) {
     const r = await fetch(`${url}/api/users`, { method: 'POST', headers: admin, body: JSON.stringify({ username, role }) });
