@@ -112,7 +112,7 @@ async function fakeCoordinator(opts: { corruptHash?: boolean } = {}) {
       const r = parseClientRequest('update:upload', raw);
       const payload = openAndVerify(r.envelope, { expectedSigningPublicKey: sites.get(siteId as string) as Uint8Array, recipientSecretKey: roundKey.secretKey, expectedRoundId: 'r1' });
       updates.push(decodeUpdate(payload, { expect: { roundId: 'r1', siteId: siteId as string } }));
-      setImmediate(() => socket.emit('round:closed', { roundId: 'r1', round: 1, outcome: 'aggregated', updates: 1, failures: 0 }));
+      setImmediate(() => socket.emit('round:closed', coordKey.signed('round:closed', { roundId: 'r1', round: 1, outcome: 'aggregated', updates: 1, failures: 0 })));
       return {};
     });
   });
