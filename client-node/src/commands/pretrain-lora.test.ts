@@ -11,20 +11,18 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { initNodeBackend } from '@fedlora/shared/node/backend.ts';
 import { loadBertCheckpoint } from '@fedlora/shared/node/model/load.ts';
-import { saveBertCheckpoint } from '@fedlora/shared/node/model/save.ts';
 import { readLoraAdapterDir } from '@fedlora/shared/node/model/adapter-dir.ts';
 import { modelDirSha256 } from '@fedlora/shared/node/model/model-hash.ts';
 import { LINEAGE_FILE, type Lineage } from '@fedlora/shared/node/model/merge-base.ts';
 import { loadTokenizer } from '@fedlora/shared/node/tokenizer/load.ts';
-import { MLM_HEAD_NAMES } from '@fedlora/shared/model/mlm.ts';
 import { LORA_TARGETS } from '@fedlora/shared/lora/config.ts';
 import { mlmLocalRound, MLM_TRANSFORM_NAMES } from '@fedlora/shared/training/mlm-round.ts';
 import { splitDocuments } from '@fedlora/shared/training/pretrain.ts';
 import { seededRandom } from '@fedlora/shared/random.ts';
+import { randomDocuments, saveFixtureWithMlmHead } from '@fedlora/shared/node/testing/mlm-fixture.ts';
 import type { NamedTensors } from '@fedlora/shared/tensor.ts';
 import { main } from '../cli';
 
-const FIXTURE = fileURLToPath(new URL('../../../tests/fixtures/bert-reference/', import.meta.url));
 const scratch = mkdtempSync(join(tmpdir(), 'fedlora-pretrain-lora-'));
 after(() => rmSync(scratch, { recursive: true, force: true }));
 
@@ -66,24 +64,11 @@ function maxDiff(a: NamedTensors, b: NamedTensors): number {
 
 before(async () => {
   await initNodeBackend({ force: 'cpu', log: () => {} });
-  const ckpt = loadBertCheckpoint(FIXTURE);
-  const H = ckpt.config.hiddenSize;
   const rand = seededRandom(11);
-  const u = (n: number, scale: number) => Float32Array.from({ length: n }, () => (rand() * 2 - 1) * scale);
   baseDir = join(scratch, 'base');
-  saveBertCheckpoint(baseDir, {
-    sourceDir: FIXTURE,
-    weights: ckpt.weights,
-    mlmHead: {
-      [MLM_HEAD_NAMES.denseW]: { shape: [H, H], data: u(H * H, 0.1) },
-      [MLM_HEAD_NAMES.denseB]: { shape: [H], data: u(H, 0.1) },
-      [MLM_HEAD_NAMES.lnW]: { shape: [H], data: new Float32Array(H).fill(1) },
-      [MLM_HEAD_NAMES.lnB]: { shape: [H], data: u(H, 0.1) },
-      [MLM_HEAD_NAMES.bias]: { shape: [ckpt.config.vocabSize], data: u(ckpt.config.vocabSize, 0.1) },
-    },
-  });
+  saveFixtureWithMlmHead(baseDir, rand);
   // 30 documents of 6-14 fixture-vocabulary words
-  const lines = Array.from({ length: 30 }, () => Array.from({ length: 6 + Math.floor(rand() * 9) }, () => WORDS[Math.floor(rand() * WORDS.length)]).join(' '));
+  const lines = randomDocuments(rand, 30, 6, 9, WORDS);
   textPath = join(scratch, 'notes.txt');
   writeFileSync(textPath, lines.join('\n') + '\n');
 });

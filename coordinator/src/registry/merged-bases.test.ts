@@ -9,13 +9,10 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { initNodeBackend } from '@fedlora/shared/node/backend.ts';
-import { loadBertCheckpoint } from '@fedlora/shared/node/model/load.ts';
-import { saveBertCheckpoint } from '@fedlora/shared/node/model/save.ts';
 import { modelDirSha256 } from '@fedlora/shared/node/model/model-hash.ts';
 import { LINEAGE_FILE, type Lineage } from '@fedlora/shared/node/model/merge-base.ts';
-import { MLM_HEAD_NAMES } from '@fedlora/shared/model/mlm.ts';
+import { BERT_REFERENCE_FIXTURE, randomDocuments, saveFixtureWithMlmHead } from '@fedlora/shared/node/testing/mlm-fixture.ts';
 import { LORA_TARGETS, type LoraConfig } from '@fedlora/shared/lora/config.ts';
 import { seededRandom } from '@fedlora/shared/random.ts';
 import type { NamedTensors } from '@fedlora/shared/tensor.ts';
@@ -25,11 +22,9 @@ import { AdapterRegistry } from './registry';
 import { MergedBases } from './merged-bases';
 import type { NewVersion } from './types';
 
-const FIXTURE = fileURLToPath(new URL('../../../tests/fixtures/bert-reference/', import.meta.url));
 const scratch = mkdtempSync(join(tmpdir(), 'fedlora-merged-bases-'));
 after(() => rmSync(scratch, { recursive: true, force: true }));
 
-const WORDS = 'the and for with are was card you this that what how why when can does not still waiting arrived account money transfer payment bank'.split(' ');
 const LORA: LoraConfig = { r: 4, alpha: 16, dropout: 0, targetModules: [...LORA_TARGETS], layers: null };
 const rand = seededRandom(7);
 let baseDir: string;
@@ -37,22 +32,9 @@ let docs: string[];
 
 before(async () => {
   await initNodeBackend({ force: 'cpu', log: () => {} });
-  const fixture = loadBertCheckpoint(FIXTURE);
-  const H = fixture.config.hiddenSize;
-  const u = (n: number, scale: number) => Float32Array.from({ length: n }, () => (rand() * 2 - 1) * scale);
   baseDir = join(scratch, 'base');
-  saveBertCheckpoint(baseDir, {
-    sourceDir: FIXTURE,
-    weights: fixture.weights,
-    mlmHead: {
-      [MLM_HEAD_NAMES.denseW]: { shape: [H, H], data: u(H * H, 0.1) },
-      [MLM_HEAD_NAMES.denseB]: { shape: [H], data: u(H, 0.1) },
-      [MLM_HEAD_NAMES.lnW]: { shape: [H], data: new Float32Array(H).fill(1) },
-      [MLM_HEAD_NAMES.lnB]: { shape: [H], data: u(H, 0.1) },
-      [MLM_HEAD_NAMES.bias]: { shape: [fixture.config.vocabSize], data: u(fixture.config.vocabSize, 0.1) },
-    },
-  });
-  docs = Array.from({ length: 12 }, () => Array.from({ length: 8 + Math.floor(rand() * 8) }, () => WORDS[Math.floor(rand() * WORDS.length)]).join(' '));
+  saveFixtureWithMlmHead(baseDir, rand);
+  docs = randomDocuments(rand, 12, 8, 8);
 });
 
 const version = (round: number, task?: 'mlm'): NewVersion => ({
@@ -127,7 +109,7 @@ test('when a masked-LM version is merged through the coordinator, then the new b
 
 test('when the base has no MLM head, then a masked-LM task is refused at startup naming it', () => {
   assert.throws(
-    () => loadMlmTask({ modelDir: FIXTURE, lora: LORA, headTransform: false, heldoutDocs: docs, maxLength: () => 24, seed: 0 }),
+    () => loadMlmTask({ modelDir: BERT_REFERENCE_FIXTURE, lora: LORA, headTransform: false, heldoutDocs: docs, maxLength: () => 24, seed: 0 }),
     (e: Error & { code?: string }) => e.code === 'MODEL_UNSUPPORTED' && /MLM head/.test(e.message),
   );
 });

@@ -8,27 +8,24 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { initNodeBackend } from '../node/backend';
 import { loadBertCheckpoint } from '../node/model/load';
-import { saveBertCheckpoint } from '../node/model/save';
 import { loadTokenizer } from '../node/tokenizer/load';
 import { MLM_HEAD_NAMES } from '../model/mlm';
 import { LORA_TARGETS, type LoraConfig } from '../lora/config';
 import { mlmLocalRound, MLM_TRANSFORM_NAMES } from '../training/mlm-round';
 import { mlmInitialState, mlmStateShapes } from '../training/mlm-state';
 import { seededRandom } from '../random';
+import { randomDocuments, saveFixtureWithMlmHead } from '../node/testing/mlm-fixture';
 import type { NamedTensors } from '../tensor';
 import type { BertCheckpoint } from '../model/checkpoint';
 import type { Tokenizer } from '../tokenizer/tokenizer';
 import { parseManifest } from '../protocol/manifest';
 import { mlmRoundModel } from './mlm-round-model';
 
-const FIXTURE = fileURLToPath(new URL('../../../tests/fixtures/bert-reference/', import.meta.url));
 const scratch = mkdtempSync(join(tmpdir(), 'fedlora-mlm-round-model-'));
 after(() => rmSync(scratch, { recursive: true, force: true }));
 
-const WORDS = 'the and for with are was card you this that what how why when can does not still waiting arrived account money transfer payment bank'.split(' ');
 const SEED = 1;
 const STEPS = 2;
 const LORA: LoraConfig = { r: 4, alpha: 16, dropout: 0, targetModules: [...LORA_TARGETS], layers: null };
@@ -38,26 +35,13 @@ let docs: string[];
 
 before(async () => {
   await initNodeBackend({ force: 'cpu', log: () => {} });
-  const fixture = loadBertCheckpoint(FIXTURE);
-  const H = fixture.config.hiddenSize;
   const rand = seededRandom(3);
-  const u = (n: number, scale: number) => Float32Array.from({ length: n }, () => (rand() * 2 - 1) * scale);
   // the fixture has no MLM head: give it one, as a BertForMaskedLM base has
   const baseDir = join(scratch, 'base');
-  saveBertCheckpoint(baseDir, {
-    sourceDir: FIXTURE,
-    weights: fixture.weights,
-    mlmHead: {
-      [MLM_HEAD_NAMES.denseW]: { shape: [H, H], data: u(H * H, 0.1) },
-      [MLM_HEAD_NAMES.denseB]: { shape: [H], data: u(H, 0.1) },
-      [MLM_HEAD_NAMES.lnW]: { shape: [H], data: new Float32Array(H).fill(1) },
-      [MLM_HEAD_NAMES.lnB]: { shape: [H], data: u(H, 0.1) },
-      [MLM_HEAD_NAMES.bias]: { shape: [fixture.config.vocabSize], data: u(fixture.config.vocabSize, 0.1) },
-    },
-  });
+  saveFixtureWithMlmHead(baseDir, rand);
   ckpt = loadBertCheckpoint(baseDir);
   tok = loadTokenizer(baseDir);
-  docs = Array.from({ length: 24 }, () => Array.from({ length: 6 + Math.floor(rand() * 9) }, () => WORDS[Math.floor(rand() * WORDS.length)]).join(' '));
+  docs = randomDocuments(rand, 24, 6, 9);
 });
 
 function maxDiff(a: NamedTensors, b: NamedTensors): number {
