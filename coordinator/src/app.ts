@@ -10,8 +10,6 @@ import { Server, type Namespace } from 'socket.io';
 import { FedloraError, describeError } from '@fedlora/shared/errors.ts';
 import type { NamedTensors } from '@fedlora/shared/tensor.ts';
 import type { ModelFamily } from '@fedlora/shared/model/families.ts';
-import type { Strategy } from '@fedlora/shared/aggregation/strategy.ts';
-import type { StrategyName } from '@fedlora/shared/aggregation/index.ts';
 import type { LoraConfig } from '@fedlora/shared/lora/config.ts';
 import type { Pooling } from '@fedlora/shared/model/classifier.ts';
 import type { ManifestTask } from '@fedlora/shared/protocol/manifest.ts';
@@ -25,9 +23,8 @@ import type { SiteStore } from './sites/types';
 import type { Federation, FederationDeps, FederationEvent } from './rounds/federation';
 import { ClusterLink } from './cluster/cluster-link';
 import { LeaderLease } from './cluster/leader-lease';
-import type { RoundSettings, StopRules } from './rounds/settings';
 import type { Clock, Evaluator } from './rounds/types';
-import { openProject, type ProjectEnv } from './projects/project';
+import { openProject, type ProjectEnv, type ProjectOptions } from './projects/project';
 import { ProjectHost, type ProjectFactory } from './projects/project-host';
 import { DEFAULT_PROJECT_ID } from './projects/project-spec';
 import type { SiteServer } from './socket/presence';
@@ -83,14 +80,11 @@ export interface EdgeOptions {
   maxPartedBytes?: number;
 }
 
-export interface CoordinatorOptions {
+/** The coordinator's options: its default project's (projects/project.ts ProjectOptions, but its id) and its own. */
+export interface CoordinatorOptions extends Omit<ProjectOptions, 'id' | 'storage'> {
   adminToken: string;
-  /** the coordinator's files (its id, site activity) and, unless given below, its adapter and site registries */
+  /** the coordinator's files (its id, site activity) and, unless given, its default project's adapter and site registries */
   storage: Storage;
-  /** versions and rounds (default: the AdapterRegistry on `storage`); a database store slots in here */
-  adapterStore?: AdapterStore;
-  /** enrolled sites (default: the SiteRegistry on `storage`) */
-  siteStore?: SiteStore;
   /** the coordinator id and base model record (default: coordinator.json on `storage`); shared by a cluster */
   identityStore?: IdentityStore;
   /** console sessions (default: this process's memory); shared by a cluster */
@@ -104,17 +98,6 @@ export interface CoordinatorOptions {
    * The stores above must then be the shared (Postgres) ones.
    */
   cluster?: { redisUrl: string; pool: import('pg').Pool; nodeId: string; leasePollMs?: number; onLeaseLost?: (why: string) => void };
-  strategy: Strategy;
-  /** how PUT /api/settings rebuilds the strategy (switch or new options); default: strategyFromSettings */
-  strategyFactory?: (name: StrategyName, settings: RoundSettings) => Strategy;
-  settings: RoundSettings;
-  stop: StopRules;
-  task: CoordinatorTask;
-  /**
-   * federated evaluation (--federated-eval): every ready site scores each candidate on its held-out split; recorded
-   * beside the central metrics, or as the version's metrics when task.evaluator is null
-   */
-  federatedEvaluation?: boolean;
   /**
    * builds the projects besides the default one (POST /api/projects, and those projects.json names at startup) from
    * their specs; absent (and in a cluster): the coordinator hosts only its default project
@@ -122,8 +105,6 @@ export interface CoordinatorOptions {
   projectFactory?: ProjectFactory;
   /** start running rounds as soon as the server listens (default true) */
   autostart?: boolean;
-  /** sites to create at startup if absent, with their join tokens (deployment files pass tokens via env) */
-  presetSites?: { name: string; token: string }[];
   log?: Logger;
   clock?: Clock;
   rng?: () => number;

@@ -35,17 +35,22 @@ export interface ProjectOptions {
   id: string;
   /** the project's files: the data dir itself for the default project, projects/<id>/ in it for the others */
   storage: Storage;
-  /** versions and rounds (default: the AdapterRegistry on `storage`) */
+  /** versions and rounds (default: the AdapterRegistry on `storage`); a database store slots in here */
   adapterStore?: AdapterStore;
   /** enrolled sites (default: the SiteRegistry on `storage`) */
   siteStore?: SiteStore;
   strategy: Strategy;
+  /** how PUT /api/settings rebuilds the strategy (switch or new options); default: strategyFromSettings */
   strategyFactory?: (name: StrategyName, settings: RoundSettings) => Strategy;
   settings: RoundSettings;
   stop: StopRules;
   task: CoordinatorTask;
+  /**
+   * federated evaluation (--federated-eval): every ready site scores each candidate on its held-out split; recorded
+   * beside the central metrics, or as the version's metrics when task.evaluator is null
+   */
   federatedEvaluation?: boolean;
-  /** sites to create at startup if absent, with their join tokens */
+  /** sites to create at startup if absent, with their join tokens (deployment files pass tokens via env) */
   presetSites?: { name: string; token: string }[];
 }
 
