@@ -1,15 +1,18 @@
-// Issue 19 (CPU): the training step with attention's products batched (tf.matMul, tfjs-wasm's scalar loop) against
-// split into plain 2-D products (model/attention-matmul.ts, XNNPACK), in one process, interleaved, best of N trials,
-// at the reference shape (default model, LoRA r8 on query/value, Adam, batch 16 × 64). Prints one JSON line per
-// setting, then a summary. With --profile it also profiles one step per path: the share of kernel time in BatchMatMul.
+// Issue 19 (CPU): the training step before and after one of the wasm kernel changes, in one process, interleaved,
+// best of N trials, at the reference shape (default model, LoRA r8 on query/value, Adam, batch 16 × 64). Prints one
+// JSON line per trial, then a summary. With --profile it also profiles one step per path: the share of kernel time in
+// BatchMatMul and the top kernels.
 //
-//   tsx scripts/attention-bench.ts [--backend wasm] [--batch 16] [--seq 64] [--steps 4] [--trials 3]
-//                                  [--helpers 0|1] [--profile] [--torch] [--model-dir DIR]
+//   tsx scripts/attention-bench.ts [--compare matmul|gelu] [--backend wasm] [--batch 16] [--seq 64] [--steps 4]
+//                                  [--trials 3] [--helpers 0|1] [--profile] [--torch] [--model-dir DIR]
 //
-// --helpers N adds N worker threads (node/training/parallel.ts); their path is set through FEDLORA_MATMUL_PATH,
-// which a worker copies from the environment when it starts, so each path gets its own pool. --torch also runs the
-// PyTorch yardstick (../shared/reference/train_step_torch.py, 2 threads, as `npm run bench -- step` does) after the
-// trials and prints each path's ratio to it.
+// --compare matmul (default): attention's products batched (tf.matMul, tfjs-wasm's scalar loop) against split into
+// plain 2-D products (model/attention-matmul.ts, XNNPACK); GELU fused in both. --compare gelu: GELU as tfjs ops
+// (Erf, Exp, …) against the fused SIMD kernels (model/wasm-gelu.ts); plain products in both.
+// --helpers N adds N worker threads (node/training/parallel.ts); their path is set through FEDLORA_MATMUL_PATH or
+// FEDLORA_GELU_PATH, which a worker copies from the environment when it starts, so each path gets its own pool.
+// --torch also runs the PyTorch yardstick (../shared/reference/train_step_torch.py, 2 threads, as `npm run bench --
+// step` does) after the trials and prints each path's ratio to it.
 
 import { parseArgs } from 'node:util';
 import { loadavg } from 'node:os';
@@ -25,10 +28,35 @@ import { DEFAULT_RECIPE } from '@fedlora/shared/training/recipe.ts';
 import { trainClassifier, type GradientPool } from '@fedlora/shared/training/trainer.ts';
 import type { EncodedExample } from '@fedlora/shared/training/batches.ts';
 import type { SequenceClassifier } from '@fedlora/shared/model/classifier.ts';
-import { MATMUL_PATH_ENV, setMatMulPath, type MatMulPath } from '@fedlora/shared/model/matmul-path.ts';
+import { MATMUL_PATH_ENV, setMatMulPath } from '@fedlora/shared/model/matmul-path.ts';
+import { GELU_PATH_ENV, setGeluPath } from '@fedlora/shared/model/gelu.ts';
 
 const LABELS = ['a', 'b', 'c', 'd'];
-const PATHS: MatMulPath[] = ['batched', 'plain'];
+
+/** The two settings compared: [before, after]; each sets this thread and names the env its workers read. */
+interface Setting {
+  path: string;
+  apply(): void;
+  env: Record<string, string>;
+}
+const COMPARISONS: Record<string, [Setting, Setting]> = {
+  matmul: [
+    { path: 'batched', apply: () => setMatMulPath('batched'), env: { [MATMUL_PATH_ENV]: 'batched' } },
+    { path: 'plain', apply: () => setMatMulPath('plain'), env: { [MATMUL_PATH_ENV]: 'plain' } },
+  ],
+  gelu: [
+    {
+      path: 'gelu-ops',
+      apply: () => (setMatMulPath('plain'), setGeluPath('ops')),
+      env: { [MATMUL_PATH_ENV]: 'plain', [GELU_PATH_ENV]: 'ops' },
+    },
+    {
+      path: 'gelu-fused',
+      apply: () => (setMatMulPath('plain'), setGeluPath('auto')),
+      env: { [MATMUL_PATH_ENV]: 'plain', [GELU_PATH_ENV]: 'auto' },
+    },
+  ],
+};
 
 const { values } = parseArgs({
   options: {
@@ -41,6 +69,7 @@ const { values } = parseArgs({
     profile: { type: 'boolean', default: false },
     torch: { type: 'boolean', default: false },
     'model-dir': { type: 'string', default: DEFAULT_MODEL_DIR },
+    compare: { type: 'string', default: 'matmul' },
   },
   strict: true,
 });
@@ -51,6 +80,10 @@ const trials = Number(values.trials);
 const helpers = Number(values.helpers);
 const backend = values.backend as BackendName;
 const modelDir = values['model-dir'];
+const SETTINGS = COMPARISONS[values.compare];
+if (!SETTINGS) throw new Error(`--compare must be one of ${Object.keys(COMPARISONS).join(', ')}`);
+const PATHS = SETTINGS.map((s) => s.path);
+const applyPath = (path: string) => SETTINGS.find((s) => s.path === path)?.apply();
 
 /** Fixed-length token ids (the PyTorch yardstick pads to a fixed length, so padding plays no part). */
 function examples(vocab: number): EncodedExample[] {
@@ -144,10 +177,10 @@ async function main(): Promise<void> {
   const m = loadLocalModel({ modelDir, lora: DEFAULT_RECIPE.lora, labels: LABELS, pooling: 'mean' });
   const clf = m.classifier;
   const data = examples(clf.bert.config.vocabSize);
-  const pools = new Map<MatMulPath, WorkerGradientPool>();
-  for (const path of PATHS) {
+  const pools = new Map<string, WorkerGradientPool>();
+  for (const { path, env } of SETTINGS) {
     if (helpers === 0) break;
-    process.env[MATMUL_PATH_ENV] = path; // read by each worker's copy of attention-matmul.ts
+    Object.assign(process.env, env); // read by each worker's copies of matmul-path.ts and gelu.ts when it starts
     pools.set(
       path,
       await WorkerGradientPool.start(helpers, {
@@ -172,15 +205,15 @@ async function main(): Promise<void> {
     load: loadavg().map((x) => Math.round(x * 100) / 100),
   };
   console.log(JSON.stringify(header));
-  const best = new Map<MatMulPath, number>(PATHS.map((p) => [p, Infinity]));
-  const all = new Map<MatMulPath, number[]>(PATHS.map((p) => [p, []]));
+  const best = new Map<string, number>(PATHS.map((p) => [p, Infinity]));
+  const all = new Map<string, number[]>(PATHS.map((p) => [p, []]));
   for (const path of PATHS) {
-    setMatMulPath(path);
+    applyPath(path);
     await timeRun(clf, data, pools.get(path)); // warm-up: XNNPACK operators, wasm heap growth
   }
   for (let t = 0; t < trials; t++)
     for (const path of t % 2 === 0 ? PATHS : [...PATHS].reverse()) {
-      setMatMulPath(path);
+      applyPath(path);
       const ms = await timeRun(clf, data, pools.get(path));
       best.set(path, Math.min(best.get(path) ?? Infinity, ms));
       all.get(path)?.push(ms);
@@ -191,11 +224,11 @@ async function main(): Promise<void> {
     medianMsPerStep: Object.fromEntries(
       [...all].map(([p, v]) => [p, Math.round(v.sort((a, b) => a - b)[Math.floor(v.length / 2)] * 10) / 10]),
     ),
-    speedup: Math.round(((best.get('batched') ?? 0) / (best.get('plain') ?? 1)) * 100) / 100,
+    speedup: Math.round(((best.get(PATHS[0]) ?? 0) / (best.get(PATHS[1]) ?? 1)) * 100) / 100,
   };
   if (values.profile)
     for (const path of PATHS) {
-      setMatMulPath(path);
+      applyPath(path);
       summary[`profile_${path}`] = await profileShare(clf, data);
     }
   if (values.torch) {
@@ -209,6 +242,7 @@ async function main(): Promise<void> {
   summary.loadAfter = loadavg().map((x) => Math.round(x * 100) / 100);
   console.log(JSON.stringify(summary));
   setMatMulPath('auto');
+  setGeluPath('auto');
   for (const p of pools.values()) await p.close();
   clf.dispose();
   clf.bert.dispose();
