@@ -12,6 +12,7 @@ import type { NamedTensors } from '../tensor';
 import { LINEAR_PATHS, type LinearName } from './families';
 import { gelu } from './gelu';
 import { attentionMatMul } from './attention-matmul';
+import { gatherRowsOnWasm } from './wasm-gather-rows';
 
 export type { BertConfig } from './checkpoint';
 
@@ -46,15 +47,22 @@ export interface BertModelOptions {
 }
 
 /**
- * a·b for 2-D a [N, K], b [K, M], with gradients da = dy·bᵀ and db = aᵀ·dy formed by an explicit transpose and a
- * plain 2-D matMul. Why: tfjs-wasm runs transposed or batched matMuls through a naive loop, ~13x slower than plain
- * ones (see frozenMatMul); the default matMul gradient uses transposeA/transposeB.
+ * a·b for 2-D a [N, K], b [K, M], with gradients da = dy·bᵀ and db = aᵀ·dy formed by explicit transposes and plain
+ * 2-D matMuls. Why: tfjs-wasm runs transposed or batched matMuls through a naive loop, ~13x slower than plain
+ * ones (see frozenMatMul); the default matMul gradient uses transposeA/transposeB. tfjs-wasm's Transpose is itself a
+ * scalar loop (~2.4 ms for [1024, 256]), so db transposes whichever side is smaller: for LoRA's x·Aᵀ, a is the layer
+ * input [N, hidden] and dy only [N, r], and (dyᵀ·a)ᵀ takes 0.16 ms where aᵀ·dy took 2.5.
  */
 export const plainMatMul = tf.customGrad(((a: tf.Tensor2D, b: tf.Tensor2D, save: tf.GradSaveFunc) => {
   save([a, b]); // saved, not closed over: an enclosing tidy may dispose the inputs before the backward pass
   return {
     value: tf.matMul(a, b),
-    gradFunc: (dy: tf.Tensor2D, [sa, sb]: tf.Tensor2D[]) => [tf.matMul(dy, tf.transpose(sb)), tf.matMul(tf.transpose(sa), dy)],
+    gradFunc: (dy: tf.Tensor2D, [sa, sb]: tf.Tensor2D[]) => {
+      const [n, k] = sa.shape;
+      const m = dy.shape[1];
+      const db = n * m + k * m < n * k ? tf.transpose(tf.matMul(tf.transpose(dy), sa)) : tf.matMul(tf.transpose(sa), dy);
+      return [tf.matMul(dy, tf.transpose(sb)), db];
+    },
   };
 }) as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as (a: tf.Tensor2D, b: tf.Tensor2D) => tf.Tensor2D;
 
@@ -66,7 +74,7 @@ export const gatherRows = tf.customGrad(((x: tf.Tensor2D, indices: tf.Tensor1D, 
   save([indices]);
   const shape = x.shape;
   return {
-    value: tf.gather(x, indices),
+    value: tf.getBackend() === 'wasm' ? gatherRowsOnWasm(x, indices) : tf.gather(x, indices),
     gradFunc: (dy: tf.Tensor2D, [si]: tf.Tensor[]) => [tf.scatterND(tf.reshape(si, [-1, 1]), dy, shape), tf.zerosLike(si)],
   };
 }) as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as (x: tf.Tensor2D, indices: tf.Tensor1D) => tf.Tensor2D;
@@ -174,10 +182,12 @@ export class BertModel {
     return this.trainable ? (x) => plainMatMul(x, this.weight(name) as tf.Tensor2D) : this.frozenMatMul(name);
   }
 
-  /** Embedding rows for ids [B, T] → [B, T, H]; gatherRows when trained (tf.gather has no wasm gradient). */
+  /** Embedding rows for ids [B, T] → [B, T, H]; gatherRows when trained (tf.gather has no wasm gradient) or on wasm. */
   private lookup(name: string, ids: Int32Array, b: BertBatch): tf.Tensor3D {
     const table = this.weight(name) as tf.Tensor2D;
-    if (!this.trainable) return tf.gather(table, tf.tensor2d(ids, [b.batch, b.seqLen], 'int32')) as unknown as tf.Tensor3D;
+    if (!this.trainable && tf.getBackend() !== 'wasm')
+      return tf.gather(table, tf.tensor2d(ids, [b.batch, b.seqLen], 'int32')) as unknown as tf.Tensor3D;
+    // on wasm, both go through our row-copy kernel (wasm-gather-rows.ts: tfjs-wasm's GatherV2 is a scalar index loop)
     const rows = gatherRows(table, tf.tensor1d(ids, 'int32')); // [B*T, H]
     return tf.reshape(rows, [b.batch, b.seqLen, -1]) as tf.Tensor3D;
   }
