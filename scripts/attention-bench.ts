@@ -11,14 +11,11 @@
 // (Erf, Exp, …) against the fused SIMD kernels (model/wasm-gelu.ts); plain products in both.
 // --helpers N adds N worker threads (node/training/parallel.ts); their path is set through FEDLORA_MATMUL_PATH or
 // FEDLORA_GELU_PATH, which a worker copies from the environment when it starts, so each path gets its own pool.
-// --torch also runs the PyTorch yardstick (../shared/reference/train_step_torch.py, 2 threads, as `npm run bench --
-// step` does) after the trials and prints each path's ratio to it.
+// --torch also runs the PyTorch yardstick (../shared/reference/train_step_torch.py, as `npm run bench -- step` does: the
+// faster of torch threads 2 and 1) after the trials and prints each path's ratio to it.
 
 import { parseArgs } from 'node:util';
 import { loadavg } from 'node:os';
-import { existsSync } from 'node:fs';
-import { spawnSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import { initNodeBackend, type BackendName } from '@fedlora/shared/node/backend.ts';
 import { loadLocalModel } from '@fedlora/shared/node/model/local-model.ts';
@@ -30,6 +27,7 @@ import type { EncodedExample } from '@fedlora/shared/training/batches.ts';
 import type { SequenceClassifier } from '@fedlora/shared/model/classifier.ts';
 import { MATMUL_PATH_ENV, setMatMulPath } from '@fedlora/shared/model/matmul-path.ts';
 import { GELU_PATH_ENV, setGeluPath } from '@fedlora/shared/model/gelu.ts';
+import { torchReference } from './torch-reference.ts';
 
 const LABELS = ['a', 'b', 'c', 'd'];
 
@@ -160,18 +158,6 @@ async function profileShare(clf: SequenceClassifier, data: EncodedExample[]) {
   };
 }
 
-/** The PyTorch reference's ms/step on 2 threads, or why it did not run. */
-function torchMsPerStep(): number | string {
-  const script = fileURLToPath(new URL('../../shared/reference/train_step_torch.py', import.meta.url));
-  if (!existsSync(script)) return `skipped: ${script} not found`;
-  const env = { ...process.env };
-  delete env.OPENBLAS_CORETYPE; // as scripts/bench.ts: older OpenBLAS builds need these, they slow a current one
-  delete env.OPENBLAS_L2_SIZE;
-  const r = spawnSync('/usr/bin/python3', [script, '2'], { env, encoding: 'utf8', timeout: 600_000 });
-  const m = /(\d+) ms\/step/.exec(r.stdout ?? '');
-  return m ? Number(m[1]) : `skipped: reference did not run: ${(r.stderr || r.stdout || '').slice(-200)}`;
-}
-
 async function main(): Promise<void> {
   const info = await initNodeBackend({ force: backend, log: () => undefined });
   const m = loadLocalModel({ modelDir, lora: DEFAULT_RECIPE.lora, labels: LABELS, pooling: 'mean' });
@@ -232,9 +218,10 @@ async function main(): Promise<void> {
       summary[`profile_${path}`] = await profileShare(clf, data);
     }
   if (values.torch) {
-    const torch = torchMsPerStep();
-    summary.torchMsPerStep = torch;
-    if (typeof torch === 'number')
+    const ref = torchReference();
+    summary.torch = ref;
+    const torch = typeof ref === 'string' ? null : ref.msPerStep;
+    if (torch !== null)
       summary.ratioToTorch = Object.fromEntries(
         [...best].map(([p, ms]) => [p, Math.round((ms / torch) * 100) / 100]),
       );
