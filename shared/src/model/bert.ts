@@ -11,6 +11,7 @@ import type { BertCheckpoint, BertConfig } from './checkpoint';
 import type { NamedTensors } from '../tensor';
 import { LINEAR_PATHS, type LinearName } from './families';
 import { gelu } from './gelu';
+import { frozenLayerNorm } from './layer-norm';
 import { attentionMatMul } from './attention-matmul';
 import { gatherRowsOnWasm } from './wasm-gather-rows';
 
@@ -232,6 +233,8 @@ export class BertModel {
 
   // ---- building blocks ------------------------------------------------------------------------------------------
   private layerNorm(x: tf.Tensor, prefix: string): tf.Tensor {
+    if (!this.trainable)
+      return frozenLayerNorm(x, this.weight(`${prefix}.weight`), this.weight(`${prefix}.bias`), this.config.layerNormEps);
     const { mean, variance } = tf.moments(x, -1, true);
     const normed = tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, this.config.layerNormEps)));
     return tf.add(tf.mul(normed, this.weight(`${prefix}.weight`)), this.weight(`${prefix}.bias`));
