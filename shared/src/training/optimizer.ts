@@ -2,6 +2,7 @@
 // the recipe of the model's PyTorch yardstick. tfjs's built-in Adam has neither decoupled weight decay nor schedules.
 
 import * as tf from '@tensorflow/tfjs';
+import { FedloraError } from '../errors';
 
 export interface AdamWOptions {
   learningRate: number;
@@ -15,14 +16,27 @@ export interface AdamWOptions {
   totalSteps?: number;
 }
 
+/**
+ * The moments are kept as two flat vectors over all the variables, and each step's arithmetic runs once on the
+ * concatenated gradient: ~16 kernels plus 2–3 per variable, where a loop over the variables took ~15 per variable
+ * (~270 for a LoRA adapter, ~1,500 for full-weight pretraining). On WebGPU every kernel is a dispatch; on wasm each
+ * costs a fixed ~20 µs. The per-element math and its order are the loop's, so the weights are bit-identical to it.
+ */
 export class AdamW {
   private step = 0;
-  private readonly m = new Map<string, tf.Variable>();
-  private readonly v = new Map<string, tf.Variable>();
+  private flat: { names: string[]; sizes: number[]; m: tf.Variable; v: tf.Variable } | null = null;
   private readonly o: Required<AdamWOptions>;
 
   constructor(opts: AdamWOptions) {
-    this.o = { beta1: 0.9, beta2: 0.999, epsilon: 1e-8, weightDecay: 0.01, warmupSteps: 0, totalSteps: 0, ...opts };
+    this.o = {
+      beta1: 0.9,
+      beta2: 0.999,
+      epsilon: 1e-8,
+      weightDecay: 0.01,
+      warmupSteps: 0,
+      totalSteps: 0,
+      ...opts,
+    };
   }
 
   /** learning rate at step t (1-based) */
@@ -33,28 +47,42 @@ export class AdamW {
     return lr;
   }
 
+  /** One step over vars, each of which must have a gradient; the same vars, in the same order, at every step. */
   applyGradients(vars: tf.Variable[], grads: Record<string, tf.Tensor>): void {
+    const missing = vars.filter((v) => !grads[v.name]).map((v) => v.name);
+    if (missing.length) throw new FedloraError('INTERNAL', `AdamW: no gradient for ${missing.join(', ')}`);
+    const names = vars.map((v) => v.name);
+    if (this.flat === null) {
+      const sizes = vars.map((v) => v.size);
+      const total = sizes.reduce((a, b) => a + b, 0);
+      this.flat = {
+        names,
+        sizes,
+        // in a tidy: it disposes the zeros each variable was made from (a variable keeps its own reference)
+        m: tf.tidy(() => tf.variable(tf.zeros([total]), false)),
+        v: tf.tidy(() => tf.variable(tf.zeros([total]), false)),
+      };
+    } else if (names.join('\n') !== this.flat.names.join('\n'))
+      throw new FedloraError('INTERNAL', 'AdamW: the variables changed between steps');
+    const { m, v: s, sizes } = this.flat;
     this.step++;
     const lr = this.rateAt(this.step);
     const { beta1: b1, beta2: b2, epsilon: eps, weightDecay: wd } = this.o;
     const c1 = 1 - b1 ** this.step;
     const c2 = 1 - b2 ** this.step;
     tf.tidy(() => {
-      for (const v of vars) {
-        const g = grads[v.name];
-        if (!g) continue;
-        let m = this.m.get(v.name);
-        let s = this.v.get(v.name);
-        if (!m || !s) {
-          m = tf.variable(tf.zerosLike(v), false);
-          s = tf.variable(tf.zerosLike(v), false);
-          this.m.set(v.name, m);
-          this.v.set(v.name, s);
-        }
-        m.assign(tf.add(tf.mul(m, b1), tf.mul(g, 1 - b1)));
-        s.assign(tf.add(tf.mul(s, b2), tf.mul(tf.square(g), 1 - b2)));
-        const update = tf.div(tf.div(m, c1), tf.add(tf.sqrt(tf.div(s, c2)), eps));
-        let next = tf.sub(v, tf.mul(update, lr));
+      const g =
+        vars.length === 1
+          ? tf.reshape(grads[names[0]], [-1])
+          : tf.concat(vars.map((v) => tf.reshape(grads[v.name], [-1])));
+      m.assign(tf.add(tf.mul(m, b1), tf.mul(g, 1 - b1)));
+      s.assign(tf.add(tf.mul(s, b2), tf.mul(tf.square(g), 1 - b2)));
+      const update = tf.div(tf.div(m, c1), tf.add(tf.sqrt(tf.div(s, c2)), eps));
+      const step = tf.mul(update, lr);
+      const pieces = vars.length === 1 ? [step] : tf.split(step, sizes);
+      for (const [i, v] of vars.entries()) {
+        let next = tf.sub(v, tf.reshape(pieces[i], v.shape));
+        // decoupled weight decay, on matrices only
         if (wd > 0 && v.rank >= 2) next = tf.sub(next, tf.mul(v, lr * wd));
         v.assign(next);
       }
@@ -62,9 +90,8 @@ export class AdamW {
   }
 
   dispose(): void {
-    for (const t of [...this.m.values(), ...this.v.values()]) t.dispose();
-    this.m.clear();
-    this.v.clear();
+    if (this.flat) tf.dispose([this.flat.m, this.flat.v]);
+    this.flat = null;
   }
 }
 
@@ -75,5 +102,7 @@ export class AdamW {
  * WebGPU is slow and, in Chromium, stalls the page.
  */
 export function squaredNorm(tensors: tf.Tensor[]): tf.Scalar {
-  return tf.tidy(() => tensors.map((t) => tf.sum(tf.square(t))).reduce((a, b) => tf.add(a, b), tf.scalar(0)) as tf.Scalar);
+  return tf.tidy(
+    () => tensors.map((t) => tf.sum(tf.square(t))).reduce((a, b) => tf.add(a, b), tf.scalar(0)) as tf.Scalar,
+  );
 }
