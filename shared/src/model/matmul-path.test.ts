@@ -1,7 +1,8 @@
 // Parity of the plain-products path (matmul-path.ts: attention split per (example, head), LoRA with explicit
 // transposes; the wasm fast path) with tf.matMul's batched and transposed products, on the wasm and cpu backends: the
 // attention products and their gradients, and a whole LoRA classifier's loss and LoRA gradients on the tiny fixture
-// BERT (tests/fixtures/bert-reference, in the repository, so this test always runs).
+// BERT (tests/fixtures/bert-reference, in the repository, so this test always runs). Last, issue 19's parity: the whole
+// fused wasm path against the unfused tfjs model on cpu.
 
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -14,6 +15,8 @@ import { SequenceClassifier } from './classifier';
 import { LoraAdapter } from '../lora/adapter';
 import { attentionMatMul } from './attention-matmul';
 import { setMatMulPath, type MatMulPath } from './matmul-path';
+import { setGeluPath, type GeluPath } from './gelu';
+import { wasmGeluAvailable } from './wasm-gelu';
 import { sliceMatMulOnWasm } from './wasm-slice-matmul';
 import { seededRandom } from '../random';
 import type { NamedTensors } from '../tensor';
@@ -55,6 +58,69 @@ test("wasm: when the slice-matmul kernel multiplies [G, M, K]·[G, K, N], then i
   }
 });
 
+/**
+ * The fixture BERT with a LoRA adapter whose B is non-zero (a fresh B = 0 zeroes A's gradient) and a 3-label head, on
+ * the given backend; run() gives the loss and every trainable gradient of a two-example batch (the second padded).
+ */
+async function fixtureClassifier(backend: BackendName) {
+  await initNodeBackend({ force: backend, log: () => undefined });
+  const bert = new BertModel(loadBertCheckpoint(FIXTURE));
+  const adapter = new LoraAdapter(
+    { r: 4, alpha: 8, dropout: 0, targetModules: ['query', 'value'], layers: null },
+    bert.config,
+    1,
+  );
+  // a fresh adapter has B = 0, which zeroes A's gradient: give B values so both gradients are tested
+  const rand = seededRandom(9);
+  const state: NamedTensors = adapter.getState();
+  for (const t of Object.values(state))
+    for (let i = 0; i < t.data.length; i++) t.data[i] = (rand() - 0.5) * 0.2;
+  adapter.setState(state);
+  const clf = new SequenceClassifier(bert, adapter, ['a', 'b', 'c'], 'mean', 1);
+  // two examples, the second padded: the mask bias enters the scores
+  const T = 9;
+  const ids = [101, 7, 300, 45, 12, 800, 66, 5, 102, 101, 20, 30, 102, 0, 0, 0, 0, 0];
+  const b: BertBatch = {
+    inputIds: Int32Array.from(ids),
+    attentionMask: Int32Array.from(ids.map((id) => (id === 0 ? 0 : 1))),
+    tokenTypeIds: new Int32Array(2 * T),
+    batch: 2,
+    seqLen: T,
+  };
+  const labels = tf.oneHot(tf.tensor1d([2, 0], 'int32'), 3);
+  const vars = clf.trainableVariables(); // LoRA A and B of every adapted layer, then the head
+  const run = (path: MatMulPath, gelu: GeluPath = 'auto') =>
+    withPath(path, () =>
+      withGeluPath(gelu, () =>
+        tf.tidy(() => {
+          const { value, grads } = tf.variableGrads(
+            () => tf.losses.softmaxCrossEntropy(labels, clf.logits(b, true)) as tf.Scalar,
+            vars,
+          );
+          return {
+            loss: value.dataSync()[0],
+            grads: vars.map((v) => grads[v.name].dataSync() as Float32Array),
+          };
+        }),
+      ),
+    );
+  const dispose = () => {
+    labels.dispose();
+    clf.dispose();
+    bert.dispose();
+  };
+  return { vars, run, dispose };
+}
+
+function withGeluPath<T>(path: GeluPath, f: () => T): T {
+  const previous = setGeluPath(path);
+  try {
+    return f();
+  } finally {
+    setGeluPath(previous);
+  }
+}
+
 for (const backend of BACKENDS) {
   test(`${backend}: when attention's products are split per (example, head), then values and gradients equal tf.matMul's to 1e-4`, async () => {
     await initNodeBackend({ force: backend, log: () => undefined });
@@ -82,45 +148,7 @@ for (const backend of BACKENDS) {
   });
 
   test(`${backend}: when a LoRA classifier runs on plain products, then its loss and LoRA and head gradients equal the batched path's to 1e-4`, async () => {
-    await initNodeBackend({ force: backend, log: () => undefined });
-    const bert = new BertModel(loadBertCheckpoint(FIXTURE));
-    const adapter = new LoraAdapter(
-      { r: 4, alpha: 8, dropout: 0, targetModules: ['query', 'value'], layers: null },
-      bert.config,
-      1,
-    );
-    // a fresh adapter has B = 0, which zeroes A's gradient: give B values so both gradients are tested
-    const rand = seededRandom(9);
-    const state: NamedTensors = adapter.getState();
-    for (const t of Object.values(state))
-      for (let i = 0; i < t.data.length; i++) t.data[i] = (rand() - 0.5) * 0.2;
-    adapter.setState(state);
-    const clf = new SequenceClassifier(bert, adapter, ['a', 'b', 'c'], 'mean', 1);
-    // two examples, the second padded: the mask bias enters the scores
-    const T = 9;
-    const ids = [101, 7, 300, 45, 12, 800, 66, 5, 102, 101, 20, 30, 102, 0, 0, 0, 0, 0];
-    const b: BertBatch = {
-      inputIds: Int32Array.from(ids),
-      attentionMask: Int32Array.from(ids.map((id) => (id === 0 ? 0 : 1))),
-      tokenTypeIds: new Int32Array(2 * T),
-      batch: 2,
-      seqLen: T,
-    };
-    const labels = tf.oneHot(tf.tensor1d([2, 0], 'int32'), 3);
-    const vars = clf.trainableVariables(); // LoRA A and B of every adapted layer, then the head
-    const run = (path: MatMulPath) =>
-      withPath(path, () =>
-        tf.tidy(() => {
-          const { value, grads } = tf.variableGrads(
-            () => tf.losses.softmaxCrossEntropy(labels, clf.logits(b, true)) as tf.Scalar,
-            vars,
-          );
-          return {
-            loss: value.dataSync()[0],
-            grads: vars.map((v) => grads[v.name].dataSync() as Float32Array),
-          };
-        }),
-      );
+    const { vars, run, dispose } = await fixtureClassifier(backend);
     const batched = run('batched');
     const split = run('plain');
     assert.ok(Math.abs(split.loss - batched.loss) < ATOL, `loss ${split.loss} vs ${batched.loss}`);
@@ -132,8 +160,25 @@ for (const backend of BACKENDS) {
       batched.grads.some((g) => g.some((x) => Math.abs(x) > 1e-6)),
       'gradients are not all zero (the test can fail)',
     );
-    labels.dispose();
-    clf.dispose();
-    bert.dispose();
+    dispose();
   });
 }
+
+test('issue 19 must-show 2: when the LoRA classifier runs on wasm with every fused kernel (plain products, the slice-matmul attention, SIMD GELU, row-copy gather) and on cpu as the unfused tfjs model (batched tf.matMul, GELU as tfjs ops, tf.gather), then loss and LoRA and head gradients agree to 1e-4', async () => {
+  const fused = await fixtureClassifier('wasm');
+  assert.ok(wasmGeluAvailable(), 'the SIMD GELU kernel runs here, so the comparison is with the fused path');
+  const mine = fused.run('auto');
+  fused.dispose();
+  const reference = await fixtureClassifier('cpu');
+  const theirs = reference.run('batched', 'ops');
+  assert.ok(Math.abs(mine.loss - theirs.loss) < ATOL, `loss ${mine.loss} vs ${theirs.loss}`);
+  reference.vars.forEach((v, i) => {
+    const d = maxAbsDiff(mine.grads[i], theirs.grads[i]);
+    assert.ok(d < ATOL, `${v.name}: max diff ${d}`);
+  });
+  assert.ok(
+    theirs.grads.some((g) => g.some((x) => Math.abs(x) > 1e-6)),
+    'gradients are not all zero',
+  );
+  reference.dispose();
+});
