@@ -37,7 +37,13 @@ const TEXTS = [
 ];
 const EXAMPLES: LabeledExample[] = TEXTS.map((text, i) => ({ text, label: LABELS[i % 3] }));
 // clipNorm absent = the recipe's 1.0, as in a real round; these gradients' norms are ~3, so both steps clip
-const CONFIG: LocalTrainConfig = { localEpochs: 1, batchSize: 3, learningRate: LR, proximalMu: 0, maxSteps: 2 };
+const CONFIG: LocalTrainConfig = {
+  localEpochs: 1,
+  batchSize: 3,
+  learningRate: LR,
+  proximalMu: 0,
+  maxSteps: 2,
+};
 const MAX_LENGTH = 16;
 const SEED = 7;
 
@@ -49,7 +55,10 @@ function initialState(): { lora: ReturnType<typeof importPeft>['config']; state:
   // fixture adapter (non-zero B: every LoRA tensor gets a gradient) plus a fixed, hand-made head
   const state: NamedTensors = {
     ...peft.state,
-    'classifier.weight': { shape: [3, 64], data: Float32Array.from({ length: 192 }, (_, i) => 0.1 * Math.sin(i)) },
+    'classifier.weight': {
+      shape: [3, 64],
+      data: Float32Array.from({ length: 192 }, (_, i) => 0.1 * Math.sin(i)),
+    },
     'classifier.bias': { shape: [3], data: new Float32Array([0.05, -0.02, 0.01]) },
   };
   return { lora: peft.config, state };
@@ -58,63 +67,91 @@ function initialState(): { lora: ReturnType<typeof importPeft>['config']; state:
 const plain = (t: NamedTensors): PlainTensors =>
   Object.fromEntries(Object.entries(t).map(([k, v]) => [k, { shape: v.shape, data: Array.from(v.data) }]));
 
-async function nodeDelta(lora: ComputeDeltaInput['lora'], state: NamedTensors): Promise<{ delta: NamedTensors; loss: number; backend: string }> {
+async function nodeDelta(
+  lora: ComputeDeltaInput['lora'],
+  state: NamedTensors,
+): Promise<{ delta: NamedTensors; loss: number; backend: string }> {
   const backend = await initNodeBackend({ log: () => {} });
   const model = loadLocalModel({ modelDir: FIXTURE, lora, labels: LABELS, pooling: 'mean', seed: 0 });
   try {
-    const examples = encodeDataset(model.tokenizer, makeDataset('test', EXAMPLES, LABELS), LABELS, MAX_LENGTH);
-    const r = await runLocalRound(model.classifier, examples, model.tokenizer.special.pad, state, CONFIG, { seed: SEED });
+    const examples = encodeDataset(
+      model.tokenizer,
+      makeDataset('test', EXAMPLES, LABELS),
+      LABELS,
+      MAX_LENGTH,
+    );
+    const r = await runLocalRound(model.classifier, examples, model.tokenizer.special.pad, state, CONFIG, {
+      seed: SEED,
+    });
     return { delta: r.delta, loss: r.metrics.loss, backend: backend.name };
   } finally {
     model.dispose();
   }
 }
 
-test('when the browser page (WebGPU) and the Node agent train the same round, then their deltas agree within 5e-5', { skip: browserUnavailable() ?? false }, async (t) => {
-  // Arrange
-  const dist = ensureSiteBuild();
-  const server = await serveStatic({ '/site/': dist, '/fixture/': FIXTURE });
-  const browser = await openBrowser('web-node-delta');
-  t.after(async () => {
-    await browser.close();
-    await server.close();
-  });
-  const { lora, state } = initialState();
-  const input: ComputeDeltaInput = {
-    modelUrl: `${server.url}/fixture/`,
-    lora,
-    labels: LABELS,
-    pooling: 'mean',
-    examples: EXAMPLES,
-    maxLength: MAX_LENGTH,
-    global: plain(state),
-    config: CONFIG,
-    seed: SEED,
-  };
+// webgpu: the page's GPU path (tfjs ops) against Node's wasm path (fused kernels: model/wasm-*.ts); wasm: the page on
+// tfjs-wasm in Chromium, where the fused SIMD GELU and row-gather kernels run inside a browser too
+for (const pageBackend of ['webgpu', 'wasm'] as const)
+  test(
+    `when the browser page (${pageBackend}) and the Node agent train the same round, then their deltas agree within 5e-5`,
+    { skip: browserUnavailable() ?? false },
+    async (t) => {
+      // Arrange
+      const dist = ensureSiteBuild();
+      const server = await serveStatic({ '/site/': dist, '/fixture/': FIXTURE });
+      const browser = await openBrowser('web-node-delta');
+      t.after(async () => {
+        await browser.close();
+        await server.close();
+      });
+      const { lora, state } = initialState();
+      const input: ComputeDeltaInput = {
+        modelUrl: `${server.url}/fixture/`,
+        lora,
+        labels: LABELS,
+        pooling: 'mean',
+        examples: EXAMPLES,
+        maxLength: MAX_LENGTH,
+        global: plain(state),
+        config: CONFIG,
+        seed: SEED,
+      };
 
-  // Act
-  const { page } = browser;
-  await page.goto(`${server.url}/site/`);
-  const web = (await page.evaluate((i) => window.__fedlora.computeDelta(i), input)) as ComputeDeltaOutput;
-  const node = await nodeDelta(lora, state);
+      // Act
+      const { page } = browser;
+      await page.goto(`${server.url}/site/${pageBackend === 'wasm' ? '?backend=wasm' : ''}`);
+      const web = (await page.evaluate((i) => window.__fedlora.computeDelta(i), input)) as ComputeDeltaOutput;
+      const node = await nodeDelta(lora, state);
 
-  // Assert
-  assert.deepEqual(browser.log.filter((l) => l.includes('[pageerror]')), []);
-  assert.equal(web.backend, 'webgpu', 'the page must train on WebGPU');
-  assert.equal(await page.locator('#backend').textContent().then((s) => s?.split(' ')[0]), 'webgpu');
-  assert.deepEqual(Object.keys(web.delta).sort(), Object.keys(node.delta).sort());
-  let worst = 0;
-  let norm = 0;
-  for (const [k, n] of Object.entries(node.delta)) {
-    const w = web.delta[k];
-    assert.deepEqual(w.shape, n.shape, k);
-    for (let i = 0; i < n.data.length; i++) {
-      worst = Math.max(worst, Math.abs(w.data[i] - n.data[i]));
-      norm = Math.max(norm, Math.abs(n.data[i]));
-    }
-  }
-  t.diagnostic(`node backend ${node.backend}; max |delta| ${norm.toExponential(2)}; max |web − node| ${worst.toExponential(2)}; loss web ${web.loss.toFixed(6)} node ${node.loss.toFixed(6)}`);
-  assert.ok(norm > LR / 2, `the round must move the weights (max |delta| ${norm})`);
-  assert.ok(worst <= ATOL, `max |web − node| = ${worst} > ${ATOL}`);
-  assert.ok(Math.abs(web.loss - node.loss) <= 1e-4, `loss web ${web.loss} vs node ${node.loss}`);
-});
+      // Assert
+      assert.deepEqual(
+        browser.log.filter((l) => l.includes('[pageerror]')),
+        [],
+      );
+      assert.equal(web.backend, pageBackend, `the page must train on ${pageBackend}`);
+      assert.equal(
+        await page
+          .locator('#backend')
+          .textContent()
+          .then((s) => s?.split(' ')[0]),
+        pageBackend,
+      );
+      assert.deepEqual(Object.keys(web.delta).sort(), Object.keys(node.delta).sort());
+      let worst = 0;
+      let norm = 0;
+      for (const [k, n] of Object.entries(node.delta)) {
+        const w = web.delta[k];
+        assert.deepEqual(w.shape, n.shape, k);
+        for (let i = 0; i < n.data.length; i++) {
+          worst = Math.max(worst, Math.abs(w.data[i] - n.data[i]));
+          norm = Math.max(norm, Math.abs(n.data[i]));
+        }
+      }
+      t.diagnostic(
+        `node backend ${node.backend}; max |delta| ${norm.toExponential(2)}; max |web − node| ${worst.toExponential(2)}; loss web ${web.loss.toFixed(6)} node ${node.loss.toFixed(6)}`,
+      );
+      assert.ok(norm > LR / 2, `the round must move the weights (max |delta| ${norm})`);
+      assert.ok(worst <= ATOL, `max |web − node| = ${worst} > ${ATOL}`);
+      assert.ok(Math.abs(web.loss - node.loss) <= 1e-4, `loss web ${web.loss} vs node ${node.loss}`);
+    },
+  );
