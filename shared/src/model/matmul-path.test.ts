@@ -34,14 +34,17 @@ function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return m;
 }
 
-function withPath<T>(path: MatMulPath, f: () => T): T {
-  const previous = setMatMulPath(path);
+/** Runs f with a thread-wide setting (setMatMulPath, setGeluPath) changed, then puts the previous one back. */
+function withSetting<S, T>(set: (value: S) => S, value: S, f: () => T): T {
+  const previous = set(value);
   try {
     return f();
   } finally {
-    setMatMulPath(previous);
+    set(previous);
   }
 }
+const withPath = <T>(path: MatMulPath, f: () => T): T => withSetting(setMatMulPath, path, f);
+const withGeluPath = <T>(path: GeluPath, f: () => T): T => withSetting(setGeluPath, path, f);
 
 test("wasm: when the slice-matmul kernel multiplies [G, M, K]·[G, K, N], then it equals tf.matMul's batched product", async () => {
   await initNodeBackend({ force: 'wasm', log: () => undefined });
@@ -110,15 +113,6 @@ async function fixtureClassifier(backend: BackendName) {
     bert.dispose();
   };
   return { vars, run, dispose };
-}
-
-function withGeluPath<T>(path: GeluPath, f: () => T): T {
-  const previous = setGeluPath(path);
-  try {
-    return f();
-  } finally {
-    setGeluPath(previous);
-  }
 }
 
 for (const backend of BACKENDS) {

@@ -5,29 +5,16 @@
 
 import * as tf from '@tensorflow/tfjs';
 import { FedloraError } from '../errors';
+import { byteOffset, runWasmKernel, type WasmKernel } from './wasm-kernel';
 
 const KERNEL = 'FedloraGatherRows';
 
-/** The parts of tfjs-backend-wasm's BackendWasm used here: the same ones its own kernels use. */
-interface WasmBackendLike {
-  dataIdMap: { get(id: object): { memoryOffset: number } };
-  makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
-  wasm: { HEAPF32: Float32Array; HEAP32: Int32Array };
-}
-
-function gatherRowsKernel({
-  inputs,
-  backend,
-}: {
-  inputs: tf.NamedTensorInfoMap;
-  backend: unknown;
-}): tf.TensorInfo {
+const gatherRowsKernel: WasmKernel = ({ inputs, backend: be }) => {
   const x = inputs.x as tf.TensorInfo;
   const indices = inputs.indices as tf.TensorInfo;
-  const be = backend as WasmBackendLike;
   const [rows, width] = x.shape;
   const count = indices.shape[0];
-  const idsAt = be.dataIdMap.get(indices.dataId).memoryOffset / 4;
+  const idsAt = byteOffset(be, indices) / 4;
   for (let i = 0; i < count; i++) {
     const row = be.wasm.HEAP32[idsAt + i];
     if (!(row >= 0 && row < rows))
@@ -36,27 +23,16 @@ function gatherRowsKernel({
   const out = be.makeOutput([count, width], 'float32'); // may grow the memory: take the heap views after it
   const heap = be.wasm.HEAPF32;
   const ids = be.wasm.HEAP32;
-  const xAt = be.dataIdMap.get(x.dataId).memoryOffset / 4;
-  const outAt = be.dataIdMap.get(out.dataId).memoryOffset / 4;
+  const xAt = byteOffset(be, x) / 4;
+  const outAt = byteOffset(be, out) / 4;
   for (let i = 0; i < count; i++) {
     const row = ids[idsAt + i];
     heap.copyWithin(outAt + i * width, xAt + row * width, xAt + (row + 1) * width);
   }
   return out;
-}
-
-let registered = false;
+};
 
 /** x [N, D] float32, indices [M] int32 → x's rows at the indices [M, D], on the wasm backend (the caller checks). */
 export function gatherRowsOnWasm(x: tf.Tensor2D, indices: tf.Tensor1D): tf.Tensor2D {
-  if (!registered) {
-    if (tf.getKernel(KERNEL, 'wasm') === undefined)
-      tf.registerKernel({
-        kernelName: KERNEL,
-        backendName: 'wasm',
-        kernelFunc: gatherRowsKernel as unknown as tf.KernelFunc,
-      });
-    registered = true;
-  }
-  return tf.engine().runKernel(KERNEL, { x, indices }, {}) as tf.Tensor2D;
+  return runWasmKernel(KERNEL, gatherRowsKernel, { x, indices }) as tf.Tensor2D;
 }

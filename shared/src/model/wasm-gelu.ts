@@ -10,16 +10,15 @@
 
 import * as tf from '@tensorflow/tfjs';
 import { WASM_GELU_BASE64 } from './wasm-gelu-bytes';
+import {
+  byteOffset as offset,
+  registerWasmKernel,
+  type WasmBackendLike,
+  type WasmKernel,
+} from './wasm-kernel';
 
 const FORWARD = 'FedloraGelu';
 const GRADIENT = 'FedloraGeluGrad';
-
-/** The parts of tfjs-backend-wasm's BackendWasm used here: the same ones its own kernels use. */
-interface WasmBackendLike {
-  dataIdMap: { get(id: object): { memoryOffset: number } };
-  makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
-  wasm: { asm?: { memory?: unknown } };
-}
 
 interface GeluExports {
   gelu(x: number, out: number, n: number): void;
@@ -37,8 +36,8 @@ function decodeBase64(b64: string): Uint8Array {
 let instance: { memory: WebAssembly.Memory; exports: GeluExports } | null = null;
 let unavailable: string | null = null;
 
-function kernelFor(backend: unknown): GeluExports {
-  const memory = (backend as WasmBackendLike).wasm.asm?.memory;
+function kernelFor(backend: WasmBackendLike): GeluExports {
+  const memory = backend.wasm.asm?.memory;
   if (instance !== null && instance.memory === memory) return instance.exports;
   if (!(memory instanceof WebAssembly.Memory)) throw new Error('tfjs-wasm exposes no WebAssembly.Memory');
   // ~1 KB of code: synchronous compilation is allowed even on a browser's main thread
@@ -48,32 +47,22 @@ function kernelFor(backend: unknown): GeluExports {
   return exports;
 }
 
-const offset = (be: WasmBackendLike, t: tf.TensorInfo) => be.dataIdMap.get(t.dataId).memoryOffset;
-
-function geluKernel({ inputs, backend }: { inputs: tf.NamedTensorInfoMap; backend: unknown }): tf.TensorInfo {
+const geluKernel: WasmKernel = ({ inputs, backend: be }) => {
   const x = inputs.x as tf.TensorInfo;
-  const be = backend as WasmBackendLike;
-  const run = kernelFor(backend);
+  const run = kernelFor(be);
   const out = be.makeOutput(x.shape, 'float32');
   run.gelu(offset(be, x), offset(be, out), tf.util.sizeFromShape(x.shape));
   return out;
-}
+};
 
-function geluGradKernel({
-  inputs,
-  backend,
-}: {
-  inputs: tf.NamedTensorInfoMap;
-  backend: unknown;
-}): tf.TensorInfo {
+const geluGradKernel: WasmKernel = ({ inputs, backend: be }) => {
   const x = inputs.x as tf.TensorInfo;
   const dy = inputs.dy as tf.TensorInfo;
-  const be = backend as WasmBackendLike;
-  const run = kernelFor(backend);
+  const run = kernelFor(be);
   const out = be.makeOutput(x.shape, 'float32');
   run.gelu_grad(offset(be, x), offset(be, dy), offset(be, out), tf.util.sizeFromShape(x.shape));
   return out;
-}
+};
 
 /**
  * True when the active backend is wasm and our kernel can run on it; checked once per thread. The reason it cannot
@@ -86,17 +75,9 @@ export function wasmGeluAvailable(): boolean {
   try {
     const bytes = decodeBase64(WASM_GELU_BASE64) as Uint8Array<ArrayBuffer>;
     if (!WebAssembly.validate(bytes)) throw new Error('this engine has no wasm SIMD');
-    kernelFor(tf.backend());
-    for (const [kernelName, kernelFunc] of [
-      [FORWARD, geluKernel],
-      [GRADIENT, geluGradKernel],
-    ] as const)
-      if (tf.getKernel(kernelName, 'wasm') === undefined)
-        tf.registerKernel({
-          kernelName,
-          backendName: 'wasm',
-          kernelFunc: kernelFunc as unknown as tf.KernelFunc,
-        });
+    kernelFor(tf.backend() as unknown as WasmBackendLike);
+    registerWasmKernel(FORWARD, geluKernel);
+    registerWasmKernel(GRADIENT, geluGradKernel);
     return true;
   } catch (e) {
     unavailable = (e as Error).message;

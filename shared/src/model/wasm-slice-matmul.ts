@@ -7,35 +7,15 @@
 // inside a tf.customGrad whose gradient is written out (attention-matmul.ts).
 
 import * as tf from '@tensorflow/tfjs';
+import { byteOffset, runWasmKernel, type WasmKernel } from './wasm-kernel';
 
 const KERNEL = 'FedloraSliceMatMul';
 
-/** The parts of tfjs-backend-wasm's BackendWasm used here: the same ones its own kernels and makeOutput use. */
-interface WasmBackendLike {
-  dataIdMap: { get(id: object): { memoryOffset: number } };
-  dataIdNextNumber: number;
-  makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
-  wasm: {
-    cwrap(name: string, ret: null, args: string[]): (...args: unknown[]) => void;
-    tfjs: {
-      registerTensor(id: number, size: number, memoryOffset: number): void;
-      disposeData(id: number): void;
-    };
-  };
-}
-
 let batchMatMul: ((...args: unknown[]) => void) | null = null;
 
-function sliceMatMul({
-  inputs,
-  backend,
-}: {
-  inputs: tf.NamedTensorInfoMap;
-  backend: unknown;
-}): tf.TensorInfo {
+const sliceMatMul: WasmKernel = ({ inputs, backend: be }) => {
   const a = inputs.a as tf.TensorInfo;
   const b = inputs.b as tf.TensorInfo;
-  const be = backend as WasmBackendLike;
   const [G, M, K] = a.shape;
   const N = b.shape[2];
   // tfjs-wasm's exported BatchMatMul(a_id, a_shape, a_rank, b_id, b_shape, b_rank, transpose_a, transpose_b, out_id)
@@ -51,9 +31,9 @@ function sliceMatMul({
     'number',
   ]);
   const out = be.makeOutput([G, M, N], 'float32');
-  const aAt = be.dataIdMap.get(a.dataId).memoryOffset;
-  const bAt = be.dataIdMap.get(b.dataId).memoryOffset;
-  const outAt = be.dataIdMap.get(out.dataId).memoryOffset;
+  const aAt = byteOffset(be, a);
+  const bAt = byteOffset(be, b);
+  const outAt = byteOffset(be, out);
   const aShape = new Uint8Array(new Int32Array([1, M, K]).buffer);
   const bShape = new Uint8Array(new Int32Array([1, K, N]).buffer);
   for (let g = 0; g < G; g++) {
@@ -70,20 +50,9 @@ function sliceMatMul({
     be.wasm.tfjs.disposeData(oi);
   }
   return out;
-}
-
-let registered = false;
+};
 
 /** a [G, M, K] · b [G, K, N] → [G, M, N], float32 on the wasm backend (the caller checks). */
 export function sliceMatMulOnWasm(a: tf.Tensor3D, b: tf.Tensor3D): tf.Tensor3D {
-  if (!registered) {
-    if (tf.getKernel(KERNEL, 'wasm') === undefined)
-      tf.registerKernel({
-        kernelName: KERNEL,
-        backendName: 'wasm',
-        kernelFunc: sliceMatMul as unknown as tf.KernelFunc,
-      });
-    registered = true;
-  }
-  return tf.engine().runKernel(KERNEL, { a, b }, {}) as tf.Tensor3D;
+  return runWasmKernel(KERNEL, sliceMatMul, { a, b }) as tf.Tensor3D;
 }
