@@ -5,11 +5,32 @@
 // path), and on WebGPU every kernel is one more dispatch. Written out: 8 row-wise kernels.
 // Only for frozen γ and β (a LoRA-trained model): they are closed over, not inputs, so no gradient is formed for them.
 // A model whose weights train (full-weight masked-LM pretraining) keeps autodiff of the formula (bert.ts).
+// On webgpu each direction is one WGSL program (webgpu-layer-norm.ts): there every kernel is a dispatch.
 
 import * as tf from '@tensorflow/tfjs';
+import { layerNormGradOnWebGPU, layerNormOnWebGPU } from './webgpu-layer-norm';
+import { onWebGPU } from './webgpu-kernel';
+
+/** 'auto': one program per direction where that runs (webgpu); 'ops' forces tfjs ops (parity tests, benchmarks). */
+export type LayerNormPath = 'auto' | 'ops';
+
+/** Starting setting from the environment where there is one (a worker thread reads its own copy). */
+export const LAYER_NORM_PATH_ENV = 'FEDLORA_LAYER_NORM_PATH';
+const fromEnv = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.[
+  LAYER_NORM_PATH_ENV
+];
+let configured: LayerNormPath = fromEnv === 'ops' ? 'ops' : 'auto';
+
+/** Chooses how frozen LayerNorms run in this thread; returns the previous setting. */
+export function setLayerNormPath(path: LayerNormPath): LayerNormPath {
+  const previous = configured;
+  configured = path;
+  return previous;
+}
 
 /** x [..., H] → LayerNorm(x)·gamma + beta, gamma and beta [H] frozen (long-lived: the model's own weights). */
 export function frozenLayerNorm(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, eps: number): tf.Tensor {
+  if (configured === 'auto' && onWebGPU()) return fusedOnWebGPU(x, gamma, beta, eps);
   const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const [input, save] = args as [tf.Tensor, tf.GradSaveFunc];
     const { mean, variance } = tf.moments(input, -1, true);
@@ -24,6 +45,18 @@ export function frozenLayerNorm(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor,
         const meanGx = tf.mean(tf.mul(g, xhat), -1, true);
         return tf.mul(tf.sub(tf.sub(g, meanG), tf.mul(xhat, meanGx)), r);
       },
+    };
+  });
+  return f(x);
+}
+
+function fusedOnWebGPU(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, eps: number): tf.Tensor {
+  const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const [input, save] = args as [tf.Tensor, tf.GradSaveFunc];
+    save([input]);
+    return {
+      value: layerNormOnWebGPU(input, gamma, beta, eps),
+      gradFunc: (dy: tf.Tensor, [saved]: tf.Tensor[]) => layerNormGradOnWebGPU(saved, dy, gamma, eps),
     };
   });
   return f(x);

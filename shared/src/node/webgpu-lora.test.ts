@@ -3,12 +3,15 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import { initNodeBackend } from './backend';
-import { isFedloraError } from '../errors';
+import { useWebGPU } from './testing/webgpu';
+import { setGeluPath } from '../model/gelu';
+import { setLayerNormPath } from '../model/layer-norm';
+import { setMatMulPath } from '../model/matmul-path';
 import { loadBertCheckpoint } from './model/load';
 import { BertModel, type BertBatch } from '../model/bert';
 import { SequenceClassifier, type Pooling } from '../model/classifier';
@@ -18,13 +21,7 @@ import type { NamedTensors } from '../tensor';
 import { runLocalRound } from '../training/local-round';
 import type { EncodedExample } from '../training/batches';
 
-const SWIFTSHADER_ICD = '/usr/lib/chromium/vk_swiftshader_icd.json';
-const LIBVULKAN = ['/usr/lib/x86_64-linux-gnu/libvulkan.so.1', '/lib/x86_64-linux-gnu/libvulkan.so.1', '/usr/lib/aarch64-linux-gnu/libvulkan.so.1', '/usr/lib64/libvulkan.so.1'];
 const ATOL = 1e-4;
-
-// Read by the Vulkan loader when Dawn creates its instance (first webgpu probe), so set before any probe; only when
-// unset, so a machine configured for a real GPU keeps its driver.
-if (process.env.VK_ICD_FILENAMES === undefined && existsSync(SWIFTSHADER_ICD)) process.env.VK_ICD_FILENAMES = SWIFTSHADER_ICD;
 
 const FIXTURE = fileURLToPath(new URL('../../../tests/fixtures/bert-reference/', import.meta.url));
 const ckpt = loadBertCheckpoint(FIXTURE); // host tensors: each backend builds its own tf tensors from them
@@ -64,6 +61,18 @@ interface Gradients {
   grads: Record<string, Float32Array>;
 }
 
+/** Runs f as the unfused tfjs model (GELU and LayerNorm as tfjs ops, batched products), then restores the settings. */
+async function unfused<T>(f: () => Promise<T>): Promise<T> {
+  const previous = [setGeluPath('ops'), setLayerNormPath('ops'), setMatMulPath('batched')] as const;
+  try {
+    return await f();
+  } finally {
+    setGeluPath(previous[0]);
+    setLayerNormPath(previous[1]);
+    setMatMulPath(previous[2]);
+  }
+}
+
 /** The trainer's loss (summed cross-entropy) and its gradients, built on whatever backend is active; read async. */
 async function gradients(pooling: Pooling): Promise<Gradients> {
   const bert = new BertModel(ckpt);
@@ -88,26 +97,11 @@ async function gradients(pooling: Pooling): Promise<Gradients> {
   }
 }
 
-/** Forces webgpu; a string is why this machine cannot run it. */
-async function useWebgpu(): Promise<string | null> {
-  const icd = process.env.VK_ICD_FILENAMES;
-  if (icd === undefined) return `no Vulkan driver to use: ${SWIFTSHADER_ICD} is absent (Debian package chromium) and VK_ICD_FILENAMES is unset`;
-  if (icd === SWIFTSHADER_ICD && !existsSync(SWIFTSHADER_ICD)) return `${SWIFTSHADER_ICD} is absent (Debian package chromium)`;
-  if (!LIBVULKAN.some(existsSync)) return 'libvulkan.so.1 is absent (Debian package libvulkan1)';
-  try {
-    await initNodeBackend({ force: 'webgpu', log: () => {} });
-    return null;
-  } catch (err) {
-    if (!isFedloraError(err, 'BACKEND_UNAVAILABLE')) throw err;
-    return `no WebGPU adapter: ${err.message}`;
-  }
-}
-
 for (const pooling of ['mean', 'pooler'] as const) {
   test(`when the fixture classifier (${pooling} pooling) runs on webgpu, then its loss and LoRA + head gradients match wasm within 1e-4`, async (t) => {
     await initNodeBackend({ force: 'wasm', log: () => {} });
     const onWasm = await gradients(pooling);
-    const skip = await useWebgpu();
+    const skip = await useWebGPU();
     if (skip !== null) {
       console.log(`# skipped: ${skip}`);
       return t.skip(skip);
@@ -134,6 +128,57 @@ for (const pooling of ['mean', 'pooler'] as const) {
     }
     t.diagnostic(`loss ${onWasm.loss.toFixed(6)}; max |webgpu − wasm| over all gradients ${worst.toExponential(2)}`);
   });
+}
+
+/** Largest |a − b| over the loss and every gradient, asserting each is within ATOL and non-trivial. */
+function assertClose(mine: Gradients, reference: Gradients, what: string): number {
+  assert.deepEqual(Object.keys(mine.grads).sort(), Object.keys(reference.grads).sort());
+  assert.ok(Math.abs(mine.loss - reference.loss) <= ATOL, `loss ${mine.loss} vs ${reference.loss}`);
+  let worst = 0;
+  for (const [name, g] of Object.entries(reference.grads)) {
+    assert.ok(g.some((x) => Math.abs(x) > 1e-3), `${name}: reference gradient is ~0`);
+    for (let i = 0; i < g.length; i++) {
+      const d = Math.abs(mine.grads[name][i] - g[i]);
+      worst = Math.max(worst, d);
+      assert.ok(d <= ATOL, `${name}[${i}]: ${what} ${mine.grads[name][i]} vs ${g[i]}`);
+    }
+  }
+  return worst;
+}
+
+test('issue 19 must-show 2 on webgpu: when the fixture classifier runs with our WebGPU programs (GELU, LayerNorm) and on cpu as the unfused tfjs model (tfjs ops, batched products), then loss and LoRA and head gradients agree to 1e-4', async (t) => {
+  await initNodeBackend({ force: 'cpu', log: () => {} });
+  const reference = await unfused(() => gradients('mean'));
+  const skip = await useWebGPU();
+  if (skip !== null) {
+    console.log(`# skipped: ${skip}`);
+    return t.skip(skip);
+  }
+  const fused = await programsDuring(() => gradients('mean'));
+  const onWebgpuUnfused = await programsDuring(() => unfused(() => gradients('mean')));
+  await initNodeBackend({ force: 'wasm', log: () => {} });
+  t.diagnostic(`max |fused webgpu − unfused cpu| ${assertClose(fused.result, reference, 'fused webgpu').toExponential(2)}`);
+  // and the fused programs really ran: fewer GPU programs than the same pass as tfjs ops on webgpu (its figures can
+  // equal the fused ones bit for bit: the programs sum in the order tfjs-webgpu's reductions do)
+  t.diagnostic(`GPU programs for the pass: ${fused.programs} fused, ${onWebgpuUnfused.programs} unfused`);
+  assert.ok(fused.programs < onWebgpuUnfused.programs - 50, `${fused.programs} vs ${onWebgpuUnfused.programs}`);
+  assertClose(fused.result, onWebgpuUnfused.result, 'fused webgpu');
+});
+
+/** f's result and the GPU programs the webgpu backend dispatched while it ran. */
+async function programsDuring<T>(f: () => Promise<T>): Promise<{ result: T; programs: number }> {
+  const backend = tf.backend() as unknown as { runWebGPUProgram: (...a: unknown[]) => unknown };
+  const original = backend.runWebGPUProgram;
+  let programs = 0;
+  backend.runWebGPUProgram = (...a: unknown[]) => {
+    programs++;
+    return original.apply(backend, a);
+  };
+  try {
+    return { result: await f(), programs };
+  } finally {
+    backend.runWebGPUProgram = original;
+  }
 }
 
 /** Two local steps of the round core with clipping and a FedProx term on whatever backend is active. */
@@ -163,7 +208,7 @@ test('when a round clips its gradients and adds a FedProx term on webgpu, then i
   // storage buffers) that silently yields garbage in Node and loses the device in Chromium
   await initNodeBackend({ force: 'wasm', log: () => {} });
   const onWasm = await roundDelta();
-  const skip = await useWebgpu();
+  const skip = await useWebGPU();
   if (skip !== null) {
     console.log(`# skipped: ${skip}`);
     return t.skip(skip);

@@ -1,0 +1,124 @@
+// The model's own WebGPU programs (model/webgpu-gelu.ts, model/webgpu-layer-norm.ts) on webgpu (SwiftShader where no
+// GPU driver is configured): each equals the tfjs ops it replaces, values and gradients, and each direction is one
+// GPU program where the ops were several.
+
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import * as tf from '@tensorflow/tfjs';
+import { initNodeBackend } from './backend';
+import { useWebGPU } from './testing/webgpu';
+import { gelu, setGeluPath } from '../model/gelu';
+import { frozenLayerNorm, setLayerNormPath } from '../model/layer-norm';
+import { seededRandom } from '../random';
+
+after(async () => {
+  await initNodeBackend({ force: 'wasm', log: () => {} }); // leave the process on the fast backend
+});
+
+const EPS = 1e-12;
+const maxDiff = async (a: tf.Tensor, b: tf.Tensor) => (await tf.max(tf.abs(tf.sub(a, b))).data())[0];
+
+/** Runs f with GELU and LayerNorm as tfjs ops, then puts the settings back. */
+function withOps<T>(f: () => T): T {
+  const [g, l] = [setGeluPath('ops'), setLayerNormPath('ops')];
+  try {
+    return f();
+  } finally {
+    setGeluPath(g);
+    setLayerNormPath(l);
+  }
+}
+
+/** GPU programs dispatched while f runs (webgpu's runWebGPUProgram, counted as step-profile.ts counts them). */
+function programsDuring(f: () => void): number {
+  const backend = tf.backend() as unknown as { runWebGPUProgram: (...a: unknown[]) => unknown };
+  const original = backend.runWebGPUProgram;
+  let n = 0;
+  backend.runWebGPUProgram = (...a: unknown[]) => {
+    n++;
+    return original.apply(backend, a);
+  };
+  try {
+    tf.tidy(f);
+  } finally {
+    backend.runWebGPUProgram = original;
+  }
+  return n;
+}
+
+/** value and input gradient of sum(f(x)·dy) */
+const valueAndGrad = (f: (t: tf.Tensor) => tf.Tensor, x: tf.Tensor, dy: tf.Tensor) =>
+  tf.tidy(() => {
+    const { value, grad } = tf.valueAndGrad((t: tf.Tensor) => tf.sum(tf.mul(f(t), dy)))(x);
+    return [f(x), grad, value];
+  });
+
+test('webgpu: when GELU and its gradient run as our two programs at 4,099 points in [-8, 8], then both equal the tfjs ops to 1e-6, and forward + backward dispatch 2 programs for GELU (the ops: 16)', async (t) => {
+  const skip = await useWebGPU();
+  if (skip !== null) return t.skip(skip);
+  const rand = seededRandom(7);
+  const xs = [0, 1e-3, -1e-3, ...Array.from({ length: 4096 }, () => (rand() - 0.5) * 16)];
+  const x = tf.tensor1d(xs);
+  const dy = tf.tensor1d(xs.map(() => rand() * 2 - 1));
+  const [mineY, mineG] = valueAndGrad(gelu, x, dy);
+  const [theirY, theirG] = withOps(() => valueAndGrad(gelu, x, dy));
+  assert.ok((await maxDiff(mineY, theirY)) <= 1e-6, `value max diff ${await maxDiff(mineY, theirY)}`);
+  const g = await maxDiff(mineG, theirG);
+  assert.ok(g <= 1e-6, `gradient max diff ${g}`);
+  assert.ok((await tf.max(tf.abs(mineG)).data())[0] > 0.5, 'the gradient is not trivially zero');
+  // programs of GELU alone: the sum and the product with dy around it are the same on both paths
+  const around = programsDuring(() => tf.grad((v: tf.Tensor) => tf.sum(tf.mul(v, dy)))(x));
+  const fused = programsDuring(() => tf.grad((v: tf.Tensor) => tf.sum(tf.mul(gelu(v), dy)))(x)) - around;
+  const ops = withOps(() => programsDuring(() => tf.grad((v: tf.Tensor) => tf.sum(tf.mul(gelu(v), dy)))(x))) - around;
+  t.diagnostic(`GELU forward + backward: ${fused} programs fused, ${ops} as tfjs ops`);
+  assert.equal(fused, 2);
+  assert.ok(ops > fused, `ops ${ops}`);
+  tf.dispose([x, dy, mineY, mineG, theirY, theirG]);
+});
+
+for (const [label, shape] of [
+  ['[3, 37, 256] (one row constant)', [3, 37, 256]],
+  ['[5, 100] (a row length no multiple of the 64 threads)', [5, 100]],
+  ['[65537, 2] (more rows than one dispatch dimension allows: tfjs-webgpu folds the dispatch)', [65537, 2]],
+] as const) {
+  test(`webgpu: when the LayerNorm program and its gradient program run on ${label}, then both equal the tfjs ops to 1e-5 (gradient relative to 1 + |value|)`, async (t) => {
+    const skip = await useWebGPU();
+    if (skip !== null) return t.skip(skip);
+    const H = shape[shape.length - 1];
+    const x = tf.tidy(() => {
+      const r = tf.randomNormal([...shape], 0.5, 3, 'float32', 11);
+      if (shape.length !== 3) return r;
+      return tf.concat([tf.fill([shape[0], 1, H], 0.25), tf.slice(r, [0, 1, 0], [shape[0], shape[1] - 1, H])], 1);
+    });
+    const gamma = tf.randomNormal([H], 1, 0.2, 'float32', 12);
+    const beta = tf.randomNormal([H], 0, 0.2, 'float32', 13);
+    const dy = tf.randomNormal([...shape], 0, 1, 'float32', 14);
+    const ln = (v: tf.Tensor) => frozenLayerNorm(v, gamma, beta, EPS);
+    const [mineY, mineG] = valueAndGrad(ln, x, dy);
+    const [theirY, theirG] = withOps(() => valueAndGrad(ln, x, dy));
+    const v = await maxDiff(mineY, theirY);
+    assert.ok(v <= 1e-5, `value max diff ${v}`);
+    const d = (await tf.max(tf.div(tf.abs(tf.sub(mineG, theirG)), tf.add(1, tf.abs(theirG)))).data())[0];
+    assert.ok(d <= 1e-5, `gradient max diff ${d}`);
+    assert.ok((await tf.max(tf.abs(mineG)).data())[0] > 0.1, 'the gradient is not trivially zero');
+    assert.ok((await mineG.data()).every(Number.isFinite), 'finite everywhere');
+    tf.dispose([x, gamma, beta, dy, mineY, mineG, theirY, theirG]);
+  });
+}
+
+test('webgpu: when a frozen LayerNorm is taken forward and backward, then it dispatches 2 programs (the ops: 18)', async (t) => {
+  const skip = await useWebGPU();
+  if (skip !== null) return t.skip(skip);
+  const x = tf.randomNormal([4, 8, 32], 0, 1, 'float32', 1);
+  const gamma = tf.ones([32]);
+  const beta = tf.zeros([32]);
+  const dy = tf.randomNormal([4, 8, 32], 0, 1, 'float32', 2);
+  const around = programsDuring(() => tf.grad((v: tf.Tensor) => tf.sum(tf.mul(v, dy)))(x));
+  const count = () => programsDuring(() => tf.grad((v: tf.Tensor) => tf.sum(tf.mul(frozenLayerNorm(v, gamma, beta, EPS), dy)))(x)) - around;
+  const fused = count();
+  const ops = withOps(count);
+  t.diagnostic(`LayerNorm forward + backward: ${fused} programs fused, ${ops} as tfjs ops`);
+  assert.equal(fused, 2);
+  assert.ok(ops >= 10, `ops ${ops}`);
+  tf.dispose([x, gamma, beta, dy]);
+});
