@@ -50,7 +50,7 @@ export interface BertModelOptions {
 /**
  * a·b for 2-D a [N, K], b [K, M], with gradients da = dy·bᵀ and db = aᵀ·dy formed by explicit transposes and plain
  * 2-D matMuls. Why: tfjs-wasm runs transposed or batched matMuls through a naive loop, ~13x slower than plain
- * ones (see frozenMatMul); the default matMul gradient uses transposeA/transposeB. tfjs-wasm's Transpose is itself a
+ * ones (see frozenLinear); the default matMul gradient uses transposeA/transposeB. tfjs-wasm's Transpose is itself a
  * scalar loop (~2.4 ms for [1024, 256]), so db transposes whichever side is smaller: for LoRA's x·Aᵀ, a is the layer
  * input [N, hidden] and dy only [N, r], and (dyᵀ·a)ᵀ takes 0.16 ms where aᵀ·dy took 2.5.
  */
@@ -93,7 +93,7 @@ export class BertModel {
   readonly config: BertConfig;
   /** the weights (frozen plain tensors unless trainable); linear weights are stored transposed to [in, out] so x·W needs no transpose per step */
   private readonly w = new Map<string, tf.Tensor>();
-  /** the [out, in] originals of linear weights, for the backward pass (see frozenMatMul) */
+  /** the [out, in] originals of linear weights, for the backward pass (see frozenLinear) */
   private readonly wT = new Map<string, tf.Tensor2D>();
   private readonly matMuls = new Map<string, (x: tf.Tensor2D) => tf.Tensor2D>();
   readonly hasPooler: boolean;
@@ -110,7 +110,7 @@ export class BertModel {
       const isLinear = isLinearWeight(name, t.shape.length);
       const tensor = tf.tensor(t.data, t.shape, 'float32');
       if (this.trainable) {
-        // no stored [out, in] copy: linearMatMul transposes the live variable in the backward pass
+        // no stored [out, in] copy: plainMatMul transposes the live variable in the backward pass
         const init = isLinear ? tf.transpose(tensor) : tensor;
         const v = tf.variable(init, true, prefix + name); // shares init's data, so init can be released
         tf.dispose([init, tensor]);
@@ -160,16 +160,18 @@ export class BertModel {
   }
 
   /**
-   * x·W for a frozen W, with a hand-written gradient dx = dy·Wᵀ that uses the stored transposed copy. Why: tfjs-wasm
-   * runs plain 2-D matMuls through XNNPACK (~30 GFLOP/s here) but any transposed or batched matMul through a naive
-   * loop (~2.4 GFLOP/s); the default gradient of matMul uses transposeB, which made backward passes 10x slower.
+   * x·W + b for a frozen W and b, with a hand-written gradient dx = dy·Wᵀ that uses the stored transposed copy. Why:
+   * tfjs-wasm runs plain 2-D matMuls through XNNPACK (~30 GFLOP/s here) but any transposed or batched matMul through
+   * a naive loop (~2.4 GFLOP/s); the default gradient of matMul uses transposeB, which made backward passes 10x
+   * slower. The bias rides in the product (tf.fused.matMul): one kernel, not two (on webgpu one dispatch fewer per
+   * linear; on wasm XNNPACK starts its sums from the bias, a pass over the output saved).
    */
-  private frozenMatMul(name: string): (x: tf.Tensor2D) => tf.Tensor2D {
+  private frozenLinear(name: string, biasName: string): (x: tf.Tensor2D) => tf.Tensor2D {
     let f = this.matMuls.get(name);
     if (!f) {
       f = tf.customGrad(((x: tf.Tensor) => {
         return {
-          value: tf.matMul(x as tf.Tensor2D, this.weight(name) as tf.Tensor2D),
+          value: tf.fused.matMul({ a: x as tf.Tensor2D, b: this.weight(name) as tf.Tensor2D, bias: this.weight(biasName) }),
           gradFunc: (dy: tf.Tensor) => tf.matMul(dy as tf.Tensor2D, this.wT.get(name) as tf.Tensor2D),
         };
       }) as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as (x: tf.Tensor2D) => tf.Tensor2D;
@@ -178,9 +180,11 @@ export class BertModel {
     return f;
   }
 
-  /** Trainable linear: x·W with dx and dW on the plain-matMul fast path. */
-  private linearMatMul(name: string): (x: tf.Tensor2D) => tf.Tensor2D {
-    return this.trainable ? (x) => plainMatMul(x, this.weight(name) as tf.Tensor2D) : this.frozenMatMul(name);
+  /** x·W + b: frozen (frozenLinear), or trainable with dx and dW on the plain-matMul fast path. */
+  private linearProduct(name: string, biasName: string): (x: tf.Tensor2D) => tf.Tensor2D {
+    return this.trainable
+      ? (x) => tf.add(plainMatMul(x, this.weight(name) as tf.Tensor2D), this.weight(biasName)) as tf.Tensor2D
+      : this.frozenLinear(name, biasName);
   }
 
   /** Embedding rows for ids [B, T] → [B, T, H]; gatherRows when trained (tf.gather has no wasm gradient) or on wasm. */
@@ -243,7 +247,7 @@ export class BertModel {
   /** y = x·W + b (+ LoRA term). x: [N, in] → [N, out] */
   private linear(x: tf.Tensor2D, layer: number, name: LinearName, hook?: LinearHook): tf.Tensor2D {
     const prefix = `encoder.layer.${layer}.${LINEAR_PATHS[name]}`;
-    const y = tf.add(this.linearMatMul(`${prefix}.weight`)(x), this.weight(`${prefix}.bias`));
+    const y = this.linearProduct(`${prefix}.weight`, `${prefix}.bias`)(x);
     const extra = hook?.(layer, name, x);
     return (extra ? tf.add(y, extra) : y) as tf.Tensor2D;
   }

@@ -10,6 +10,7 @@ import { useWebGPU } from './testing/webgpu';
 import { gelu, setGeluPath } from '../model/gelu';
 import { frozenLayerNorm, setLayerNormPath } from '../model/layer-norm';
 import { seededRandom } from '../random';
+import { AdamW } from '../training/optimizer';
 
 after(async () => {
   await initNodeBackend({ force: 'wasm', log: () => {} }); // leave the process on the fast backend
@@ -121,4 +122,39 @@ test('webgpu: when a frozen LayerNorm is taken forward and backward, then it dis
   assert.equal(fused, 2);
   assert.ok(ops >= 10, `ops ${ops}`);
   tf.dispose([x, gamma, beta, dy]);
+});
+
+/** AdamW's 6 steps (warm-up, decay; weight decay on matrices only) over a matrix, a vector and a [2, 3, 5] tensor. */
+async function adamwSixSteps(): Promise<{ weights: Float32Array[]; programsPerStep: number[] }> {
+  const shapes = [[8, 5], [7], [2, 3, 5]];
+  const vars = shapes.map((sh, i) => tf.variable(tf.randomNormal(sh, 0, 1, 'float32', i + 1), true, `adamw-webgpu-${i}`));
+  const opt = new AdamW({ learningRate: 0.05, warmupSteps: 2, totalSteps: 6, weightDecay: 0.1 });
+  const programsPerStep: number[] = [];
+  for (let k = 0; k < 6; k++) {
+    const grads = Object.fromEntries(vars.map((v, i) => [v.name, tf.randomNormal(v.shape, 0, 0.5 + k, 'float32', 100 * k + i + 1)])); // seed 0 would mean unseeded
+    programsPerStep.push(tf.getBackend() === 'webgpu' ? programsDuring(() => opt.applyGradients(vars, grads)) : 0);
+    if (tf.getBackend() !== 'webgpu') opt.applyGradients(vars, grads);
+    tf.dispose(Object.values(grads));
+  }
+  const weights = await Promise.all(vars.map(async (v) => (await v.data()) as Float32Array));
+  opt.dispose();
+  tf.dispose(vars);
+  return { weights, programsPerStep };
+}
+
+test('webgpu: when AdamW takes 6 steps as one program per step, then the weights equal the flat-moment ops on wasm (bit-identical to the per-variable loop, optimizer.test.ts) to 1e-6, with 1 + 3 slices + the concatenations per step', async (t) => {
+  await initNodeBackend({ force: 'wasm', log: () => {} });
+  const onWasm = await adamwSixSteps();
+  const skip = await useWebGPU();
+  if (skip !== null) return t.skip(skip);
+  const onWebgpu = await adamwSixSteps();
+  let worst = 0;
+  onWasm.weights.forEach((w, i) => {
+    for (let j = 0; j < w.length; j++) worst = Math.max(worst, Math.abs(onWebgpu.weights[i][j] - w[j]) / (1 + Math.abs(w[j])));
+  });
+  t.diagnostic(`max relative |webgpu − wasm| ${worst.toExponential(2)}; GPU programs per step ${onWebgpu.programsPerStep.join(', ')}`);
+  assert.ok(worst <= 1e-6, `max relative diff ${worst}`);
+  // the update (1), m and s (2 slices), one slice per variable (3), the gradient and weight concatenations (2 each at
+  // most); the first step also builds the decay mask
+  for (const n of onWebgpu.programsPerStep.slice(1)) assert.ok(n <= 10, `${n} programs in a step`);
 });
