@@ -12,6 +12,7 @@ import type { NamedTensors } from '../tensor';
 import { LINEAR_PATHS, type LinearName } from './families';
 import { gelu } from './gelu';
 import { frozenLayerNorm } from './layer-norm';
+import { attentionOnWebGPU, fusedAttentionAvailable } from './webgpu-attention';
 import { attentionMatMul } from './attention-matmul';
 import { gatherRowsOnWasm } from './wasm-gather-rows';
 
@@ -258,13 +259,18 @@ export class BertModel {
     const hd = H / nh;
     // [B*T, H] → [B, nh, T, hd]
     const heads = (t: tf.Tensor2D) => tf.transpose(tf.reshape(t, [B, T, nh, hd]), [0, 2, 1, 3]) as tf.Tensor4D;
-    const q = heads(this.linear(x, layer, 'query', hook));
-    const k = heads(this.linear(x, layer, 'key', hook));
-    const v = heads(this.linear(x, layer, 'value', hook));
-    // attentionMatMul: tf.matMul, except on wasm, where batched products leave XNNPACK (see attention-matmul.ts)
-    const scores = tf.add(tf.mul(attentionMatMul(q, k, true), 1 / Math.sqrt(hd)), bias); // [B, nh, T, T]
-    const ctx = attentionMatMul(drop(tf.softmax(scores), d?.attention) as tf.Tensor4D, v); // [B, nh, T, hd]
-    const merged = tf.reshape(tf.transpose(ctx, [0, 2, 1, 3]), [B * T, H]) as tf.Tensor2D; // [B*T, H]
+    const [q2, k2, v2] = (['query', 'key', 'value'] as const).map((name) => this.linear(x, layer, name, hook));
+    let merged: tf.Tensor2D; // [B*T, H]
+    if (!d?.attention && fusedAttentionAvailable(T)) {
+      // webgpu: our programs read the heads in place and write the merged context (webgpu-attention.ts)
+      merged = attentionOnWebGPU(q2, k2, v2, tf.reshape(bias, [B, T]) as tf.Tensor2D, { batch: B, seqLen: T, heads: nh, headSize: hd });
+    } else {
+      const [q, k, v] = [q2, k2, v2].map(heads);
+      // attentionMatMul: tf.matMul, except on wasm, where batched products leave XNNPACK (see attention-matmul.ts)
+      const scores = tf.add(tf.mul(attentionMatMul(q, k, true), 1 / Math.sqrt(hd)), bias); // [B, nh, T, T]
+      const ctx = attentionMatMul(drop(tf.softmax(scores), d?.attention) as tf.Tensor4D, v); // [B, nh, T, hd]
+      merged = tf.reshape(tf.transpose(ctx, [0, 2, 1, 3]), [B * T, H]) as tf.Tensor2D;
+    }
     const out = drop(this.linear(merged, layer, 'attention.output', hook), d?.hidden);
     return this.layerNorm(tf.add(out, x), `encoder.layer.${layer}.attention.output.LayerNorm`) as tf.Tensor2D;
   }

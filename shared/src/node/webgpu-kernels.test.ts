@@ -11,6 +11,7 @@ import { gelu, setGeluPath } from '../model/gelu';
 import { frozenLayerNorm, setLayerNormPath } from '../model/layer-norm';
 import { seededRandom } from '../random';
 import { AdamW } from '../training/optimizer';
+import { attentionOnWebGPU, type AttentionShape } from '../model/webgpu-attention';
 
 after(async () => {
   await initNodeBackend({ force: 'wasm', log: () => {} }); // leave the process on the fast backend
@@ -158,3 +159,53 @@ test('webgpu: when AdamW takes 6 steps as one program per step, then the weights
   // most); the first step also builds the decay mask
   for (const n of onWebgpu.programsPerStep.slice(1)) assert.ok(n <= 10, `${n} programs in a step`);
 });
+
+/** Attention as the model computes it, from [B·T, H] projections to the merged context, via ours or the tfjs ops. */
+function attentionBoth(s: AttentionShape, seed: number) {
+  const { batch: B, seqLen: T, heads: nh, headSize: hd } = s;
+  const H = nh * hd;
+  const [q, k, v] = [1, 2, 3].map((i) => tf.randomNormal([B * T, H], 0, 1, 'float32', seed + i) as tf.Tensor2D);
+  const dy = tf.randomNormal([B * T, H], 0, 1, 'float32', seed + 4);
+  // the last example padded after its first 2 tokens, as bert.ts's mask bias
+  const mask = Float32Array.from({ length: B * T }, (_, n) => (Math.floor(n / T) === B - 1 && n % T >= 2 ? -3.4028234663852886e38 : 0));
+  const bias = tf.tensor2d(mask, [B, T]);
+  const ops = (a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) => {
+    const heads = (t: tf.Tensor) => tf.transpose(tf.reshape(t, [B, T, nh, hd]), [0, 2, 1, 3]);
+    const scores = tf.add(tf.mul(tf.matMul(heads(a), heads(b), false, true), 1 / Math.sqrt(hd)), tf.reshape(bias, [B, 1, 1, T]));
+    return tf.reshape(tf.transpose(tf.matMul(tf.softmax(scores), heads(c)), [0, 2, 1, 3]), [B * T, H]);
+  };
+  const ours = (a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) => attentionOnWebGPU(a as tf.Tensor2D, b as tf.Tensor2D, c as tf.Tensor2D, bias, s);
+  const run = (f: typeof ops) =>
+    tf.tidy(() => {
+      const { value, grads } = tf.valueAndGrads((a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) => tf.sum(tf.mul(f(a, b, c), dy)))([q, k, v]);
+      return [f(q, k, v), ...grads, value];
+    });
+  return { ours: () => run(ours), ops: () => run(ops), dispose: () => tf.dispose([q, k, v, dy, bias]) };
+}
+
+for (const s of [
+  { batch: 2, seqLen: 9, heads: 2, headSize: 8 },
+  { batch: 1, seqLen: 130, heads: 4, headSize: 16 }, // rows longer than the 64 threads, no multiple of them
+] as AttentionShape[]) {
+  test(`webgpu: when attention (B ${s.batch}, T ${s.seqLen}, ${s.heads} heads of ${s.headSize}, one example padded) runs as our programs, then the context and dQ, dK, dV equal the tfjs ops to 1e-5, in 2 programs forward + 4 backward`, async (t) => {
+    const skip = await useWebGPU();
+    if (skip !== null) return t.skip(skip);
+    const both = attentionBoth(s, 20);
+    const mine = both.ours();
+    const theirs = both.ops();
+    const names = ['context', 'dQ', 'dK', 'dV', 'loss'];
+    for (const [i, name] of names.entries()) {
+      const d = (await tf.max(tf.div(tf.abs(tf.sub(mine[i], theirs[i])), tf.add(1, tf.abs(theirs[i])))).data())[0];
+      assert.ok(d <= 1e-5, `${name}: max relative diff ${d}`);
+      assert.ok((await tf.max(tf.abs(theirs[i])).data())[0] > 1e-2, `${name} is not trivially zero`);
+    }
+    const ours = programsDuring(() => both.ours());
+    const ops = programsDuring(() => both.ops());
+    t.diagnostic(`GPU programs for the value, the gradients and the loss: ${ours} ours, ${ops} as tfjs ops`);
+    // ours: probabilities + context for the value, again inside valueAndGrads, 4 for the gradients, plus the loss's
+    // product and sum and their gradients
+    assert.ok(ours <= 12 && 2 * ours < ops, `${ours} vs ${ops} programs`);
+    tf.dispose([...mine, ...theirs]);
+    both.dispose();
+  });
+}

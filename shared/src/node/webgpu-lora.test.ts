@@ -12,6 +12,7 @@ import { useWebGPU } from './testing/webgpu';
 import { setGeluPath } from '../model/gelu';
 import { setLayerNormPath } from '../model/layer-norm';
 import { setMatMulPath } from '../model/matmul-path';
+import { setAttentionPath } from '../model/webgpu-attention';
 import { loadBertCheckpoint } from './model/load';
 import { BertModel, type BertBatch } from '../model/bert';
 import { SequenceClassifier, type Pooling } from '../model/classifier';
@@ -63,13 +64,14 @@ interface Gradients {
 
 /** Runs f as the unfused tfjs model (GELU and LayerNorm as tfjs ops, batched products), then restores the settings. */
 async function unfused<T>(f: () => Promise<T>): Promise<T> {
-  const previous = [setGeluPath('ops'), setLayerNormPath('ops'), setMatMulPath('batched')] as const;
+  const previous = [setGeluPath('ops'), setLayerNormPath('ops'), setMatMulPath('batched'), setAttentionPath('ops')] as const;
   try {
     return await f();
   } finally {
     setGeluPath(previous[0]);
     setLayerNormPath(previous[1]);
     setMatMulPath(previous[2]);
+    setAttentionPath(previous[3]);
   }
 }
 
@@ -146,7 +148,7 @@ function assertClose(mine: Gradients, reference: Gradients, what: string): numbe
   return worst;
 }
 
-test('issue 19 must-show 2 on webgpu: when the fixture classifier runs with our WebGPU programs (GELU, LayerNorm) and on cpu as the unfused tfjs model (tfjs ops, batched products), then loss and LoRA and head gradients agree to 1e-4', async (t) => {
+test('issue 19 must-show 2 on webgpu: when the fixture classifier runs with our WebGPU programs (attention, GELU, LayerNorm) and on cpu as the unfused tfjs model (tfjs ops, batched products), then loss and LoRA and head gradients agree to 1e-4', async (t) => {
   await initNodeBackend({ force: 'cpu', log: () => {} });
   const reference = await unfused(() => gradients('mean'));
   const skip = await useWebGPU();
