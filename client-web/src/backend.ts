@@ -7,6 +7,7 @@ import '@tensorflow/tfjs-backend-webgpu';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { FedloraError } from '@fedlora/shared/errors.ts';
 import type { DeviceBudget } from '@fedlora/shared/training/training-shape.ts';
+import { shareIdentityOnWasm } from '@fedlora/shared/model/wasm-identity.ts';
 
 export type WebBackendName = 'webgpu' | 'webgl' | 'wasm';
 export const BACKEND_ORDER: readonly WebBackendName[] = ['webgpu', 'webgl', 'wasm'];
@@ -19,7 +20,10 @@ export interface WebBackendInfo {
 
 async function tryBackend(name: WebBackendName): Promise<string | null> {
   if (name === 'webgpu' && !('gpu' in navigator)) return 'navigator.gpu is absent (no WebGPU in this browser)';
-  if (name === 'wasm') setWasmPaths(new URL('tfjs-wasm/', document.baseURI).href);
+  if (name === 'wasm') {
+    setWasmPaths(new URL('tfjs-wasm/', document.baseURI).href);
+    shareIdentityOnWasm();
+  }
   try {
     if (!(await tf.setBackend(name))) return 'failed to initialize';
     await tf.ready();

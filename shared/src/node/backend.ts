@@ -5,6 +5,7 @@ import * as tf from '@tensorflow/tfjs'; // the full package: gradients are regis
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { FedloraError } from '../errors';
+import { shareIdentityOnWasm } from '../model/wasm-identity';
 
 export type BackendName = 'tensorflow' | 'webgpu' | 'wasm' | 'cpu';
 
@@ -294,6 +295,7 @@ async function tryWasm(): Promise<Attempt> {
     // The threaded build needs browser-style Workers; Node detects false today, this pins it.
     tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', false);
     simd = (await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT')) === true;
+    shareIdentityOnWasm();
   } catch (err) {
     return { ok: false, reason: `@tensorflow/tfjs-backend-wasm failed to load: ${message(err)}` };
   }
