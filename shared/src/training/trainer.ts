@@ -314,6 +314,7 @@ async function batchGradients(
   const remote = chunks.slice(1).map((c, h) => (pool as GradientPool).compute(h, state as NamedTensors, c, part(c)));
   // this thread's share, in passes of at most microBatch examples whose summed losses and gradients add up exactly
   const mine = chunks[0];
+  const n = idx.length;
   const micro = Math.max(1, Math.min(grad.microBatch ?? mine.length, mine.length));
   let value: tf.Scalar | null = null;
   let grads: Record<string, tf.Tensor> = {};
@@ -322,8 +323,10 @@ async function batchGradients(
     const b = collate(piece.map((i) => examples[i]), padId);
     const labels = tf.tensor1d(piece.map((i) => examples[i].label), 'int32');
     const prefix = cache?.prefixFor(piece, b);
+    // the loss is divided by the batch's example count before the backward pass, so the gradients come out as means:
+    // one division of a scalar instead of one per trainable variable (18 GPU programs per step fewer on webgpu)
     const r = tf.variableGrads(
-      () => summedCrossEntropy(clf.logits(b, true, prefix, grad.baseDropout ?? false), labels, clf.numLabels, part(piece).weights),
+      () => tf.div(summedCrossEntropy(clf.logits(b, true, prefix, grad.baseDropout ?? false), labels, clf.numLabels, part(piece).weights), n) as tf.Scalar,
       vars,
     );
     tf.dispose([labels, prefix]);
@@ -343,28 +346,30 @@ async function batchGradients(
   }
   if (value === null) throw new FedloraError('INTERNAL', 'a batch with no examples on this thread');
   const others = await Promise.all(remote);
-  const n = idx.length;
   const out: Record<string, tf.Tensor> = {};
   for (const [i, v] of vars.entries()) {
     const g = grads[v.name];
+    if (others.length === 0 && mu === 0) {
+      out[v.name] = g;
+      continue;
+    }
     out[v.name] = tf.tidy(() => {
       let total: tf.Tensor = g;
-      for (const o of others) total = tf.add(total, tf.tensor(o.gradSums[v.name], v.shape));
-      total = tf.div(total, n);
+      // the helpers' sums are divided here, on the host, as this thread's were through its loss
+      for (const o of others) total = tf.add(total, tf.tensor(o.gradSums[v.name].map((x) => x / n), v.shape));
       // FedProx: the gradient of (mu/2)·‖w − w_global‖² is mu·(w − w_global)
       return mu > 0 ? tf.add(total, tf.mul(tf.sub(v, anchor[i]), mu)) : total;
     });
     g.dispose();
   }
-  // the loss stays on the device (the caller reads it every few steps): this thread's sum plus the helpers' sums
+  // the loss stays on the device (the caller reads it every few steps): this thread's mean share plus the helpers'
   const remoteSum = others.reduce((a, o) => a + o.lossSum, 0);
   const loss = tf.tidy(() => {
-    let l: tf.Scalar = others.length ? tf.add(value, remoteSum) : value;
-    l = tf.div(l, n);
+    let l: tf.Scalar = others.length ? tf.add(value, remoteSum / n) : value;
     if (mu > 0) l = tf.add(l, tf.mul(squaredNorm(vars.map((v, i) => tf.sub(v, anchor[i]))), mu / 2));
     return l;
   });
-  value.dispose();
+  if (loss !== value) value.dispose();
   return { loss, grads: out };
 }
 
