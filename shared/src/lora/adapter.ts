@@ -46,10 +46,10 @@ export class LoraAdapter {
   }
 
   hook(training: boolean): LinearHook {
-    return (layer, linear, x) => {
+    return (layer, linear, x, y) => {
       if (this.merged) return null;
       const m = this.modules.get(loraModulePath(layer, linear));
-      return m ? m.apply(x, training) : null;
+      return m ? m.addTo(y, x, training) : null;
     };
   }
 

@@ -5,6 +5,7 @@ import * as tf from '@tensorflow/tfjs';
 import { plainMatMul } from '../model/bert';
 import { plainProducts } from '../model/matmul-path';
 import { freeVariableName } from '../model/variable-name';
+import { fusedLoraUpAvailable, loraUpOnWebGPU } from './webgpu-lora-up';
 
 export class LoraLinear {
   readonly A: tf.Variable; // [r, in]
@@ -36,6 +37,16 @@ export class LoraLinear {
     }
     const low = tf.matMul(xd, this.A, false, true); // [N, r]
     return tf.mul(tf.matMul(low, this.B, false, true), this.scaling) as tf.Tensor2D; // [N, out]
+  }
+
+  /**
+   * y + the branch's term for input x: y [N, out] is the frozen layer's x·W + b. On webgpu the up-projection, the
+   * scaling and the sum are one program (webgpu-lora-up.ts); elsewhere y + apply(x).
+   */
+  addTo(y: tf.Tensor2D, x: tf.Tensor2D, training: boolean): tf.Tensor2D {
+    if (!fusedLoraUpAvailable(this.r)) return tf.add(y, this.apply(x, training)) as tf.Tensor2D;
+    const xd = (training && this.dropout > 0 ? tf.dropout(x, this.dropout) : x) as tf.Tensor2D;
+    return loraUpOnWebGPU(y, tf.matMul(xd, this.A, false, true), this.B as tf.Tensor2D, this.scaling);
   }
 
   /** The dense update this branch represents, in [in, out] orientation: scaling·Aᵀ·Bᵀ. */

@@ -40,8 +40,12 @@ export interface BaseDropout {
 
 const drop = <T extends tf.Tensor>(x: T, rate: number | undefined): T => (rate ? (tf.dropout(x, rate) as T) : x);
 
-/** Adds a term to a linear layer's output: y = x·W + b + hook(x). Returns null when the layer is not adapted. */
-export type LinearHook = (layer: number, linear: LinearName, x: tf.Tensor2D) => tf.Tensor2D | null;
+/**
+ * Adapts a linear layer: given its input x and its frozen output y = x·W + b, returns the adapted output (y plus the
+ * adapter's term for x), or null when the layer is not adapted. It receives y, not only x, so that the term and the
+ * sum can be one kernel (webgpu: lora/webgpu-lora-up.ts).
+ */
+export type LinearHook = (layer: number, linear: LinearName, x: tf.Tensor2D, y: tf.Tensor2D) => tf.Tensor2D | null;
 
 export interface BertModelOptions {
   /** every weight a tf.Variable (full-weight training, e.g. MLM pretraining); default false: frozen plain tensors */
@@ -237,9 +241,11 @@ export class BertModel {
   }
 
   // ---- building blocks ------------------------------------------------------------------------------------------
-  private layerNorm(x: tf.Tensor, prefix: string): tf.Tensor {
+  /** LayerNorm(x + residual), or LayerNorm(x) */
+  private layerNorm(x: tf.Tensor, prefix: string, residual?: tf.Tensor): tf.Tensor {
     if (!this.trainable)
-      return frozenLayerNorm(x, this.weight(`${prefix}.weight`), this.weight(`${prefix}.bias`), this.config.layerNormEps);
+      return frozenLayerNorm(x, this.weight(`${prefix}.weight`), this.weight(`${prefix}.bias`), this.config.layerNormEps, residual);
+    if (residual) x = tf.add(x, residual);
     const { mean, variance } = tf.moments(x, -1, true);
     const normed = tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, this.config.layerNormEps)));
     return tf.add(tf.mul(normed, this.weight(`${prefix}.weight`)), this.weight(`${prefix}.bias`));
@@ -249,8 +255,7 @@ export class BertModel {
   private linear(x: tf.Tensor2D, layer: number, name: LinearName, hook?: LinearHook): tf.Tensor2D {
     const prefix = `encoder.layer.${layer}.${LINEAR_PATHS[name]}`;
     const y = this.linearProduct(`${prefix}.weight`, `${prefix}.bias`)(x);
-    const extra = hook?.(layer, name, x);
-    return (extra ? tf.add(y, extra) : y) as tf.Tensor2D;
+    return hook?.(layer, name, x, y) ?? y;
   }
 
   // ---- self-attention: softmax(Q·Kᵀ/√d + mask)·V over heads, then output projection + residual + LayerNorm --------
@@ -272,7 +277,7 @@ export class BertModel {
       merged = tf.reshape(tf.transpose(ctx, [0, 2, 1, 3]), [B * T, H]) as tf.Tensor2D;
     }
     const out = drop(this.linear(merged, layer, 'attention.output', hook), d?.hidden);
-    return this.layerNorm(tf.add(out, x), `encoder.layer.${layer}.attention.output.LayerNorm`) as tf.Tensor2D;
+    return this.layerNorm(out, `encoder.layer.${layer}.attention.output.LayerNorm`, x) as tf.Tensor2D;
   }
 
   // ---- feed-forward: GELU(x·W1)·W2 + residual + LayerNorm ----------------------------------------------------------
@@ -280,7 +285,7 @@ export class BertModel {
     const h = this.linear(x, layer, 'intermediate', hook);
     // exact GELU, as HF "gelu", with its gradient written out (gelu.ts: less memory and fewer kernels than autodiff)
     const out = drop(this.linear(gelu(h) as tf.Tensor2D, layer, 'output', hook), d?.hidden);
-    return this.layerNorm(tf.add(out, x), `encoder.layer.${layer}.output.LayerNorm`) as tf.Tensor2D;
+    return this.layerNorm(out, `encoder.layer.${layer}.output.LayerNorm`, x) as tf.Tensor2D;
   }
 
   /** One transformer layer. hidden: [B, T, H] → [B, T, H] */

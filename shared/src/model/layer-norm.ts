@@ -28,9 +28,14 @@ export function setLayerNormPath(path: LayerNormPath): LayerNormPath {
   return previous;
 }
 
-/** x [..., H] → LayerNorm(x)·gamma + beta, gamma and beta [H] frozen (long-lived: the model's own weights). */
-export function frozenLayerNorm(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, eps: number): tf.Tensor {
-  if (configured === 'auto' && onWebGPU()) return fusedOnWebGPU(x, gamma, beta, eps);
+/**
+ * x [..., H] → LayerNorm(x + residual)·gamma + beta (LayerNorm(x) without a residual), gamma and beta [H] frozen
+ * (long-lived: the model's own weights). The residual sum of a transformer layer is taken here so that on webgpu it
+ * is part of the LayerNorm's program.
+ */
+export function frozenLayerNorm(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, eps: number, residual?: tf.Tensor): tf.Tensor {
+  if (configured === 'auto' && onWebGPU()) return residual ? fusedResidualOnWebGPU(x, residual, gamma, beta, eps) : fusedOnWebGPU(x, gamma, beta, eps);
+  if (residual) x = tf.add(x, residual);
   const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const [input, save] = args as [tf.Tensor, tf.GradSaveFunc];
     const { mean, variance } = tf.moments(input, -1, true);
@@ -60,4 +65,19 @@ function fusedOnWebGPU(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, eps: num
     };
   });
   return f(x);
+}
+
+function fusedResidualOnWebGPU(x: tf.Tensor, residual: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, eps: number): tf.Tensor {
+  const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const [input, res, save] = args as [tf.Tensor, tf.Tensor, tf.GradSaveFunc];
+    save([input, res]);
+    return {
+      value: layerNormOnWebGPU(input, gamma, beta, eps, res),
+      gradFunc: (dy: tf.Tensor, [xs, rs]: tf.Tensor[]) => {
+        const d = layerNormGradOnWebGPU(xs, dy, gamma, eps, rs);
+        return [d, d.clone()]; // the sum's two terms get the same gradient (a clone shares the buffer: no program)
+      },
+    };
+  });
+  return f(x, residual);
 }

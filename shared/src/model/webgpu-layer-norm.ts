@@ -46,14 +46,14 @@ fn reduceCD(tid : i32) {
 fn rowStatistics(tid : i32, base : i32) -> vec2<f32> {
   let cols = uniforms.cols;
   var s = 0.0;
-  for (var c = tid; c < cols; c = c + ${WORKGROUP}) { s = s + x[base + c]; }
+  for (var c = tid; c < cols; c = c + ${WORKGROUP}) { s = s + input(base + c); }
   partA[tid] = s;
   workgroupBarrier();
   reduceA(tid);
   let mean = partA[0] / f32(cols);
   var q = 0.0;
   for (var c = tid; c < cols; c = c + ${WORKGROUP}) {
-    let d = x[base + c] - mean;
+    let d = input(base + c) - mean;
     q = q + d * d;
   }
   partB[tid] = q;
@@ -62,19 +62,24 @@ fn rowStatistics(tid : i32, base : i32) -> vec2<f32> {
   return vec2<f32>(mean, inverseSqrt(partB[0] / f32(cols) + uniforms.eps));
 }`;
 
-/** One workgroup per row; `body` runs after the statistics with `tid`, `base`, `valid`, `mean`, `rstd` in scope. */
-function rowProgram(shaderKey: string, variableNames: string[], shape: number[], body: string): WebGPUProgramSpec {
+/**
+ * One workgroup per row; `body` runs after the statistics with `tid`, `base`, `valid`, `mean`, `rstd` in scope and
+ * reads the LayerNorm's input as input(i): x[i], or x[i] + residual[i] when the program sums the residual first (the
+ * sum is not kept: the backward pass sums again, one more read instead of one more tensor and one more program).
+ */
+function rowProgram(shaderKey: string, variableNames: string[], shape: number[], residual: boolean, body: string): WebGPUProgramSpec {
   const rows = tf.util.sizeFromShape(shape) / shape[shape.length - 1];
   return {
-    variableNames,
+    variableNames: residual ? [...variableNames, 'residual'] : variableNames,
     outputShape: shape,
-    shaderKey,
+    shaderKey: residual ? `${shaderKey}Residual` : shaderKey,
     dispatchLayout: { x: shape.map((_, i) => i) },
     // one workgroup per row; tfjs-webgpu folds a count over the device's per-dimension limit into 2-D
     dispatch: [rows, 1, 1],
     workgroupSize: [WORKGROUP, 1, 1],
     uniforms: 'rows : i32, cols : i32, eps : f32,',
     getUserCode: () => `
+fn input(i : i32) -> f32 { return ${residual ? 'x[i] + residual[i]' : 'x[i]'}; }
 ${ROW_STATISTICS}
 fn main(index : i32) {
   let tid = i32(localId.x);
@@ -99,34 +104,41 @@ function rowUniforms(x: tf.TensorInfo, eps: number) {
   ];
 }
 
+/** the residual input, when the kernel has one (it is optional: LayerNorm(x) or LayerNorm(x + residual)) */
+const residualOf = (inputs: tf.NamedTensorInfoMap): tf.TensorInfo[] => (inputs.residual ? [inputs.residual as tf.TensorInfo] : []);
+
 const layerNormKernel: WebGPUKernel = ({ inputs, backend, attrs }) => {
   const x = inputs.x as tf.TensorInfo;
+  const extra = residualOf(inputs);
   const program = rowProgram(
     'fedloraLayerNorm',
     ['x', 'gamma', 'beta'],
     x.shape,
+    extra.length > 0,
     `if (valid) {
     for (var c = tid; c < uniforms.cols; c = c + ${WORKGROUP}) {
-      result[base + c] = ((x[base + c] - mean) * rstd) * gamma[c] + beta[c];
+      result[base + c] = ((input(base + c) - mean) * rstd) * gamma[c] + beta[c];
     }
   }`,
   );
-  return backend.runWebGPUProgram(program, [x, inputs.gamma as tf.TensorInfo, inputs.beta as tf.TensorInfo], 'float32', rowUniforms(x, attrs.eps));
+  return backend.runWebGPUProgram(program, [x, inputs.gamma as tf.TensorInfo, inputs.beta as tf.TensorInfo, ...extra], 'float32', rowUniforms(x, attrs.eps));
 };
 
 const layerNormGradKernel: WebGPUKernel = ({ inputs, backend, attrs }) => {
   const x = inputs.x as tf.TensorInfo;
+  const extra = residualOf(inputs);
   // dx = rstd·(g − mean(g) − x̂·mean(g·x̂)), g = dy·γ, x̂ = (x − mean)·rstd
   const program = rowProgram(
     'fedloraLayerNormGrad',
     ['x', 'dy', 'gamma'],
     x.shape,
+    extra.length > 0,
     `var sg = 0.0;
   var sgx = 0.0;
   for (var c = tid; c < uniforms.cols; c = c + ${WORKGROUP}) {
     let g = dy[base + c] * gamma[c];
     sg = sg + g;
-    sgx = sgx + g * ((x[base + c] - mean) * rstd);
+    sgx = sgx + g * ((input(base + c) - mean) * rstd);
   }
   partC[tid] = sg;
   partD[tid] = sgx;
@@ -136,20 +148,26 @@ const layerNormGradKernel: WebGPUKernel = ({ inputs, backend, attrs }) => {
   let meanGx = partD[0] / f32(uniforms.cols);
   if (valid) {
     for (var c = tid; c < uniforms.cols; c = c + ${WORKGROUP}) {
-      let xhat = (x[base + c] - mean) * rstd;
+      let xhat = (input(base + c) - mean) * rstd;
       result[base + c] = ((dy[base + c] * gamma[c] - meanG) - xhat * meanGx) * rstd;
     }
   }`,
   );
-  return backend.runWebGPUProgram(program, [x, inputs.dy as tf.TensorInfo, inputs.gamma as tf.TensorInfo], 'float32', rowUniforms(x, attrs.eps));
+  return backend.runWebGPUProgram(program, [x, inputs.dy as tf.TensorInfo, inputs.gamma as tf.TensorInfo, ...extra], 'float32', rowUniforms(x, attrs.eps));
 };
 
-/** LayerNorm(x)·gamma + beta over the last axis, float32, on the webgpu backend (the caller checked onWebGPU). */
-export function layerNormOnWebGPU(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, eps: number): tf.Tensor {
-  return runWebGPUKernel(FORWARD, layerNormKernel, { x, gamma, beta }, { eps });
+/**
+ * LayerNorm(x + residual)·gamma + beta over the last axis (LayerNorm(x) without a residual), float32, on the webgpu
+ * backend (the caller checked onWebGPU). The residual sum of a transformer layer rides in the program: one dispatch.
+ */
+export function layerNormOnWebGPU(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, eps: number, residual?: tf.Tensor): tf.Tensor {
+  return runWebGPUKernel(FORWARD, layerNormKernel, residual ? { x, gamma, beta, residual } : { x, gamma, beta }, { eps });
 }
 
-/** The gradient to x of layerNormOnWebGPU for upstream gradient dy (gamma and beta frozen). */
-export function layerNormGradOnWebGPU(x: tf.Tensor, dy: tf.Tensor, gamma: tf.Tensor, eps: number): tf.Tensor {
-  return runWebGPUKernel(GRADIENT, layerNormGradKernel, { x, dy, gamma }, { eps });
+/**
+ * The gradient to x of layerNormOnWebGPU for upstream gradient dy (gamma and beta frozen); with a residual, also the
+ * gradient to the residual (the same tensor: a sum passes its gradient to both terms).
+ */
+export function layerNormGradOnWebGPU(x: tf.Tensor, dy: tf.Tensor, gamma: tf.Tensor, eps: number, residual?: tf.Tensor): tf.Tensor {
+  return runWebGPUKernel(GRADIENT, layerNormGradKernel, residual ? { x, dy, gamma, residual } : { x, dy, gamma }, { eps });
 }

@@ -12,6 +12,7 @@ import { frozenLayerNorm, setLayerNormPath } from '../model/layer-norm';
 import { seededRandom } from '../random';
 import { AdamW } from '../training/optimizer';
 import { attentionOnWebGPU, type AttentionShape } from '../model/webgpu-attention';
+import { loraUpOnWebGPU } from '../lora/webgpu-lora-up';
 
 after(async () => {
   await initNodeBackend({ force: 'wasm', log: () => {} }); // leave the process on the fast backend
@@ -123,6 +124,89 @@ test('webgpu: when a frozen LayerNorm is taken forward and backward, then it dis
   assert.equal(fused, 2);
   assert.ok(ops >= 10, `ops ${ops}`);
   tf.dispose([x, gamma, beta, dy]);
+});
+
+test('webgpu: when LayerNorm takes the residual sum into its programs on [3, 37, 96], then value and both input gradients equal add-then-LayerNorm as tfjs ops to 1e-5, in 2 programs (the ops: add + 18)', async (t) => {
+  const skip = await useWebGPU();
+  if (skip !== null) return t.skip(skip);
+  const shape = [3, 37, 96];
+  const x = tf.randomNormal(shape, 0.5, 3, 'float32', 21);
+  const residual = tf.randomNormal(shape, -0.2, 2, 'float32', 22);
+  const gamma = tf.randomNormal([96], 1, 0.2, 'float32', 23);
+  const beta = tf.randomNormal([96], 0, 0.2, 'float32', 24);
+  const dy = tf.randomNormal(shape, 0, 1, 'float32', 25);
+  const run = () =>
+    tf.tidy(() => {
+      const f = (a: tf.Tensor, r: tf.Tensor) => frozenLayerNorm(a, gamma, beta, EPS, r);
+      const { value, grads } = tf.valueAndGrads((a: tf.Tensor, r: tf.Tensor) => tf.sum(tf.mul(f(a, r), dy)))([x, residual]);
+      return [f(x, residual), ...grads, value];
+    });
+  const mine = run();
+  const theirs = withOps(run);
+  for (const [i, what] of ['value', 'd x', 'd residual'].entries()) {
+    const d = (await tf.max(tf.div(tf.abs(tf.sub(mine[i], theirs[i])), tf.add(1, tf.abs(theirs[i])))).data())[0];
+    assert.ok(d <= 1e-5, `${what}: max diff ${d}`);
+  }
+  assert.ok((await tf.max(tf.abs(mine[1])).data())[0] > 0.1, 'the gradient is not trivially zero');
+  const around = programsDuring(() => tf.grads((a: tf.Tensor, r: tf.Tensor) => tf.sum(tf.mul(tf.add(a, r), dy)))([x, residual]));
+  const count = () =>
+    programsDuring(() => tf.grads((a: tf.Tensor, r: tf.Tensor) => tf.sum(tf.mul(frozenLayerNorm(a, gamma, beta, EPS, r), dy)))([x, residual])) - around;
+  const fused = count();
+  const ops = withOps(count);
+  t.diagnostic(`residual + LayerNorm forward + backward: ${fused + 1} programs fused, ${ops + 1} as tfjs ops (the add included)`);
+  assert.equal(fused, 1); // the add the reference pays for is inside the LayerNorm: 2 programs where the ops need add + 18
+  assert.ok(ops >= 10, `ops ${ops}`);
+  tf.dispose([x, residual, gamma, beta, dy, ...mine, ...theirs]);
+});
+
+for (const [label, rows, outCols, rank] of [
+  ['N 130, out 100, r 8 (no multiple of the 64 threads)', 130, 100, 8],
+  ['N 2048, out 256, r 32 (the largest fused rank)', 2048, 256, 32],
+  ['N 3, out 5, r 1', 3, 5, 1],
+] as const) {
+  test(`webgpu: when a LoRA up-projection y + s·low·Bᵀ runs as our programs at ${label}, then value and the gradients to y, low and B equal the tfjs ops to 1e-5 (relative to 1 + the largest |value|: dB sums N products), in 1 program forward + 2 backward`, async (t) => {
+    const skip = await useWebGPU();
+    if (skip !== null) return t.skip(skip);
+    const scale = 16 / rank;
+    const base = tf.randomNormal([rows, outCols], 0, 1, 'float32', 31);
+    const low = tf.randomNormal([rows, rank], 0, 1, 'float32', 32);
+    const up = tf.randomNormal([outCols, rank], 0, 0.3, 'float32', 33);
+    const dy = tf.randomNormal([rows, outCols], 0, 1, 'float32', 34);
+    type F = (b: tf.Tensor, l: tf.Tensor, u: tf.Tensor) => tf.Tensor;
+    const fused: F = (b, l, u) => loraUpOnWebGPU(b as tf.Tensor2D, l as tf.Tensor2D, u as tf.Tensor2D, scale);
+    const ops: F = (b, l, u) => tf.add(b, tf.mul(tf.matMul(l, u, false, true), scale));
+    const run = (f: F) =>
+      tf.tidy(() => {
+        const { grads } = tf.valueAndGrads((b: tf.Tensor, l: tf.Tensor, u: tf.Tensor) => tf.sum(tf.mul(f(b, l, u), dy)))([base, low, up]);
+        return [f(base, low, up), ...grads];
+      });
+    const mine = run(fused);
+    const theirs = run(ops);
+    for (const [i, what] of ['value', 'd y', 'd low', 'd B'].entries()) {
+      assert.deepEqual(mine[i].shape, theirs[i].shape, what);
+      const largest = (await tf.max(tf.abs(theirs[i])).data())[0];
+      const d = (await maxDiff(mine[i], theirs[i])) / (1 + largest);
+      assert.ok(d <= 1e-5, `${what}: max diff ${d} relative to 1 + ${largest}`);
+      assert.ok(largest > 0.1, `${what} is not trivially zero`);
+    }
+    const forward = programsDuring(() => fused(base, low, up));
+    const around = programsDuring(() => tf.grads((b: tf.Tensor) => tf.sum(tf.mul(b, dy)))([base]));
+    const both = programsDuring(() => tf.grads((b: tf.Tensor, l: tf.Tensor, u: tf.Tensor) => tf.sum(tf.mul(fused(b, l, u), dy)))([base, low, up])) - around;
+    const asOps = programsDuring(() => tf.grads((b: tf.Tensor, l: tf.Tensor, u: tf.Tensor) => tf.sum(tf.mul(ops(b, l, u), dy)))([base, low, up])) - around;
+    t.diagnostic(`LoRA up forward + backward: ${both} programs fused (forward ${forward}), ${asOps} as tfjs ops`);
+    assert.equal(forward, 1);
+    assert.equal(both, 3);
+    assert.ok(asOps > both, `ops ${asOps}`);
+    tf.dispose([base, low, up, dy, ...mine, ...theirs]);
+  });
+}
+
+test('webgpu: when a LoRA up-projection gets shapes that do not fit, then it throws a RangeError naming them', async (t) => {
+  const skip = await useWebGPU();
+  if (skip !== null) return t.skip(skip);
+  const [b, l, u] = [tf.zeros([2, 3]), tf.zeros([2, 4]), tf.zeros([3, 2])];
+  assert.throws(() => loraUpOnWebGPU(b as tf.Tensor2D, l as tf.Tensor2D, u as tf.Tensor2D, 1), /base 2,3, low 2,4, up 3,2 do not fit/);
+  tf.dispose([b, l, u]);
 });
 
 /** AdamW's 6 steps (warm-up, decay; weight decay on matrices only) over a matrix, a vector and a [2, 3, 5] tensor. */

@@ -13,6 +13,7 @@ import { setGeluPath } from '../model/gelu';
 import { setLayerNormPath } from '../model/layer-norm';
 import { setMatMulPath } from '../model/matmul-path';
 import { setAttentionPath } from '../model/webgpu-attention';
+import { setLoraUpPath } from '../lora/webgpu-lora-up';
 import { loadBertCheckpoint } from './model/load';
 import { BertModel, type BertBatch } from '../model/bert';
 import { SequenceClassifier, type Pooling } from '../model/classifier';
@@ -62,9 +63,9 @@ interface Gradients {
   grads: Record<string, Float32Array>;
 }
 
-/** Runs f as the unfused tfjs model (GELU and LayerNorm as tfjs ops, batched products), then restores the settings. */
+/** Runs f as the unfused tfjs model (GELU, LayerNorm with its residual sum, attention and LoRA's up-projection as tfjs ops, batched products), then restores the settings. */
 async function unfused<T>(f: () => Promise<T>): Promise<T> {
-  const previous = [setGeluPath('ops'), setLayerNormPath('ops'), setMatMulPath('batched'), setAttentionPath('ops')] as const;
+  const previous = [setGeluPath('ops'), setLayerNormPath('ops'), setMatMulPath('batched'), setAttentionPath('ops'), setLoraUpPath('ops')] as const;
   try {
     return await f();
   } finally {
@@ -72,6 +73,7 @@ async function unfused<T>(f: () => Promise<T>): Promise<T> {
     setLayerNormPath(previous[1]);
     setMatMulPath(previous[2]);
     setAttentionPath(previous[3]);
+    setLoraUpPath(previous[4]);
   }
 }
 
@@ -148,7 +150,7 @@ function assertClose(mine: Gradients, reference: Gradients, what: string): numbe
   return worst;
 }
 
-test('issue 19 must-show 2 on webgpu: when the fixture classifier runs with our WebGPU programs (attention, GELU, LayerNorm) and on cpu as the unfused tfjs model (tfjs ops, batched products), then loss and LoRA and head gradients agree to 1e-4', async (t) => {
+test('issue 19 must-show 2 on webgpu: when the fixture classifier runs with our WebGPU programs (attention, GELU, LayerNorm + residual, LoRA up-projection) and on cpu as the unfused tfjs model (tfjs ops, batched products), then loss and LoRA and head gradients agree to 1e-4', async (t) => {
   await initNodeBackend({ force: 'cpu', log: () => {} });
   const reference = await unfused(() => gradients('mean'));
   const skip = await useWebGPU();
