@@ -209,22 +209,37 @@ test('webgpu: when a LoRA up-projection gets shapes that do not fit, then it thr
   tf.dispose([b, l, u]);
 });
 
-/** AdamW's 6 steps (warm-up, decay; weight decay on matrices only) over a matrix, a vector and a [2, 3, 5] tensor. */
-async function adamwSixSteps(): Promise<{ weights: Float32Array[]; programsPerStep: number[] }> {
+/**
+ * AdamW's 6 steps (warm-up, decay; weight decay on matrices only) over a matrix, a vector and a [2, 3, 5] tensor;
+ * with `clip`, each step also measures the gradients' norm and clips them to clip.maxNorm (gradients whose scale
+ * grows with the step, so the later steps clip and the first do not).
+ */
+async function adamwSixSteps(clip?: { maxNorm: number }): Promise<{ weights: Float32Array[]; programsPerStep: number[]; norms: number[] }> {
   const shapes = [[8, 5], [7], [2, 3, 5]];
   const vars = shapes.map((sh, i) => tf.variable(tf.randomNormal(sh, 0, 1, 'float32', i + 1), true, `adamw-webgpu-${i}`));
   const opt = new AdamW({ learningRate: 0.05, warmupSteps: 2, totalSteps: 6, weightDecay: 0.1 });
   const programsPerStep: number[] = [];
+  const norms: number[] = [];
+  const backend = tf.getBackend();
   for (let k = 0; k < 6; k++) {
     const grads = Object.fromEntries(vars.map((v, i) => [v.name, tf.randomNormal(v.shape, 0, 0.5 + k, 'float32', 100 * k + i + 1)])); // seed 0 would mean unseeded
-    programsPerStep.push(tf.getBackend() === 'webgpu' ? programsDuring(() => opt.applyGradients(vars, grads)) : 0);
-    if (tf.getBackend() !== 'webgpu') opt.applyGradients(vars, grads);
+    let normSq: tf.Scalar | null = null;
+    const step = () => {
+      normSq = opt.applyGradients(vars, grads, clip);
+      if (normSq) tf.keep(normSq); // programsDuring runs a tidy
+    };
+    if (tf.getBackend() === 'webgpu') programsPerStep.push(programsDuring(step));
+    else step();
+    const measured = normSq as tf.Scalar | null;
+    if (measured) norms.push(Math.sqrt((await measured.data())[0]));
+    measured?.dispose();
     tf.dispose(Object.values(grads));
   }
   const weights = await Promise.all(vars.map(async (v) => (await v.data()) as Float32Array));
   opt.dispose();
   tf.dispose(vars);
-  return { weights, programsPerStep };
+  assert.equal(tf.getBackend(), backend);
+  return { weights, programsPerStep, norms };
 }
 
 test('webgpu: when AdamW takes 6 steps as one program per step, then the weights equal the flat-moment ops on wasm (bit-identical to the per-variable loop, optimizer.test.ts) to 1e-6, with 1 + 3 slices + the concatenations per step', async (t) => {
@@ -243,6 +258,32 @@ test('webgpu: when AdamW takes 6 steps as one program per step, then the weights
   // most); the first step also builds the decay mask
   for (const n of onWebgpu.programsPerStep.slice(1)) assert.ok(n <= 10, `${n} programs in a step`);
 });
+
+for (const maxNorm of [12, 0]) {
+  test(`webgpu: when AdamW ${maxNorm ? `clips the gradients to norm ${maxNorm}` : 'measures the gradients\' norm (clip 0)'} inside its program over 6 steps, then the norms and weights equal clipOnDevice + AdamW on wasm to 1e-6, adding 2 programs to a step where clipOnDevice adds ~4 per variable`, async (t) => {
+    const clip = { maxNorm };
+    await initNodeBackend({ force: 'wasm', log: () => {} }); // the reference runs on wasm: an earlier test may have left webgpu
+  const onWasm = await adamwSixSteps(clip);
+    const skip = await useWebGPU();
+    if (skip !== null) return t.skip(skip);
+    const onWebgpu = await adamwSixSteps(clip);
+    const unclipped = await adamwSixSteps();
+    let worst = 0;
+    onWasm.weights.forEach((w, i) => {
+      for (let j = 0; j < w.length; j++) worst = Math.max(worst, Math.abs(onWebgpu.weights[i][j] - w[j]) / (1 + Math.abs(w[j])));
+    });
+    const normDiff = Math.max(...onWasm.norms.map((n, i) => Math.abs(onWebgpu.norms[i] - n) / n));
+    t.diagnostic(`norms ${onWasm.norms.map((n) => n.toFixed(2)).join(', ')}; max relative |webgpu − wasm|: weights ${worst.toExponential(2)}, norms ${normDiff.toExponential(2)}; GPU programs per step ${onWebgpu.programsPerStep.join(', ')} (without the norm ${unclipped.programsPerStep.join(', ')})`);
+    assert.ok(worst <= 1e-6, `max relative weight diff ${worst}`);
+    assert.ok(normDiff <= 1e-6, `max relative norm diff ${normDiff}`);
+    if (maxNorm) {
+      assert.ok(onWasm.norms[0] < maxNorm && onWasm.norms[5] > maxNorm, 'the steps cover both sides of the clip');
+      const moved = onWebgpu.weights.some((w, i) => w.some((x, j) => Math.abs(x - unclipped.weights[i][j]) > 1e-3));
+      assert.ok(moved, 'clipping changes the weights');
+    } else assert.deepEqual(onWebgpu.weights, unclipped.weights, 'clip 0 leaves the gradients as they are');
+    onWebgpu.programsPerStep.slice(1).forEach((n, i) => assert.equal(n, unclipped.programsPerStep[i + 1] + 2, `step ${i + 2}`));
+  });
+}
 
 /** Attention as the model computes it, from [B·T, H] projections to the merged context, via ours or the tfjs ops. */
 function attentionBoth(s: AttentionShape, seed: number) {

@@ -226,8 +226,8 @@ export async function trainClassifier(
         step++;
         // read at step 1 (an early check and a first figure to show), every lossEvery steps and at the last step
         const read = step === 1 || step % lossEvery === 0 || step === totalSteps;
-        const normSq = read || clipNorm > 0 ? clipOnDevice(grads, clipNorm) : null;
-        optimizer.applyGradients(vars, grads);
+        // the norm is taken when it will be read or clipping needs it
+        const normSq = optimizer.applyGradients(vars, grads, read || clipNorm > 0 ? { maxNorm: clipNorm } : undefined);
         tf.dispose(Object.values(grads));
         samples += idx.length;
         if (read) await readPending(normSq);
@@ -265,28 +265,6 @@ export async function clipToNorm(grads: Record<string, tf.Tensor>, maxNorm: numb
     }
   }
   return norm;
-}
-
-/**
- * clipToNorm without the read: scales the gradients in place on the device so their global L2 norm is at most maxNorm
- * (0: leaves them) and returns the squared norm before clipping as a scalar tensor, for the caller to read (or not).
- */
-export function clipOnDevice(grads: Record<string, tf.Tensor>, maxNorm: number): tf.Scalar {
-  const names = Object.keys(grads);
-  const squared = squaredNorm(names.map((n) => grads[n]));
-  if (maxNorm > 0) {
-    const scale = tf.tidy(() => {
-      const norm = tf.sqrt(squared);
-      return tf.where(tf.greater(norm, maxNorm), tf.div(maxNorm, tf.add(norm, 1e-6)), tf.onesLike(norm));
-    });
-    for (const n of names) {
-      const scaled = tf.mul(grads[n], scale);
-      grads[n].dispose();
-      grads[n] = scaled;
-    }
-    scale.dispose();
-  }
-  return squared;
 }
 
 /**

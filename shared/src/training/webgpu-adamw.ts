@@ -3,7 +3,9 @@
 // ~87 dispatches a step for a LoRA adapter. Here one program reads the flat gradient, weights, moments and the
 // weight-decay mask and writes [weights′ | m′ | s′] into one buffer (a program has one output); the weights are then
 // cut back into the variables (one slice each): ~29 dispatches. The per-element arithmetic is the ops' own, in
-// their order, with the same float32 constants.
+// their order, with the same float32 constants. With clipping (optimizer.ts), the program also takes the gradient's
+// squared global norm and scales each gradient as clipOnDevice would before using it: the ~75 elementwise dispatches
+// of clipping a LoRA adapter's gradients become the norm's 2.
 
 import * as tf from '@tensorflow/tfjs';
 import { flatDispatch, runWebGPUKernel, type WebGPUKernel } from '../model/webgpu-kernel';
@@ -25,21 +27,29 @@ export interface AdamWStepConstants {
 }
 
 const adamwKernel: WebGPUKernel = ({ inputs, backend, attrs }) => {
-  const names = ['grad', 'param', 'm', 's', 'decayMask'];
+  const clip = inputs.normSq !== undefined;
+  const names = ['grad', 'param', 'm', 's', 'decayMask', ...(clip ? ['normSq'] : [])];
   const n = tf.util.sizeFromShape((inputs.grad as tf.TensorInfo).shape);
   const program = {
     variableNames: names,
     outputShape: [3 * n],
-    shaderKey: 'fedloraAdamW',
+    shaderKey: clip ? 'fedloraAdamWClip' : 'fedloraAdamW',
     dispatchLayout: { x: [0] },
     dispatch: flatDispatch(n, WORKGROUP),
     workgroupSize: [WORKGROUP, 1, 1] as [number, number, number],
-    uniforms: 'n : i32, beta1 : f32, oneMinusBeta1 : f32, beta2 : f32, oneMinusBeta2 : f32, c1 : f32, c2 : f32, eps : f32, lr : f32, lrDecay : f32,',
+    uniforms: 'n : i32, beta1 : f32, oneMinusBeta1 : f32, beta2 : f32, oneMinusBeta2 : f32, c1 : f32, c2 : f32, eps : f32, lr : f32, lrDecay : f32, maxNorm : f32,',
     getUserCode: () => `
 fn main(i : i32) {
   let n = uniforms.n;
   if (i < n) {
-    let g = grad[i];
+    ${
+      clip
+        ? `// as clipOnDevice: scale = norm > maxNorm ? maxNorm / (norm + 1e-6) : 1, norm = √(Σg²); maxNorm 0 leaves g
+    let norm = sqrt(normSq[0]);
+    let scale = select(1.0, uniforms.maxNorm / (norm + 1e-6), uniforms.maxNorm > 0.0 && norm > uniforms.maxNorm);
+    let g = grad[i] * scale;`
+        : 'let g = grad[i];'
+    }
     let p = param[i];
     // as optimizer.ts: m·β₁ + g·(1 − β₁); s·β₂ + g²·(1 − β₂); (m/c1) / (√(s/c2) + ε); w − update·lr − w·(lr·wd)
     let m1 = m[i] * uniforms.beta1 + g * uniforms.oneMinusBeta1;
@@ -68,19 +78,23 @@ fn main(i : i32) {
       f32(attrs.epsilon),
       f32(attrs.learningRate),
       f32(attrs.decay),
+      f32(attrs.maxNorm ?? 0),
     ],
   );
 };
 
 /**
  * [weights′ | m′ | s′] (3n) from flat gradient, weights, moments and weight-decay mask (each n; the mask 1 where
- * decay applies), on the webgpu backend (the caller checked onWebGPU and adamwFitsOnWebGPU).
+ * decay applies), on the webgpu backend (the caller checked onWebGPU and adamwFitsOnWebGPU). With `clip`, the
+ * gradient is first scaled to at most clip.maxNorm by its squared global norm clip.normSq (a scalar tensor).
  */
 export function adamwStepOnWebGPU(
   flat: { grad: tf.Tensor; param: tf.Tensor; m: tf.Tensor; s: tf.Tensor; decayMask: tf.Tensor },
   k: AdamWStepConstants,
+  clip?: { normSq: tf.Scalar; maxNorm: number },
 ): tf.Tensor1D {
-  return runWebGPUKernel(KERNEL, adamwKernel, flat, { ...k }) as tf.Tensor1D;
+  const inputs = clip ? { ...flat, normSq: clip.normSq } : flat;
+  return runWebGPUKernel(KERNEL, adamwKernel, inputs, { ...k, maxNorm: clip?.maxNorm ?? 0 }) as tf.Tensor1D;
 }
 
 /** True when the packed output of n weights fits one storage buffer binding of the active webgpu device. */
