@@ -12,7 +12,8 @@ import { frozenLayerNorm, setLayerNormPath } from '../model/layer-norm';
 import { seededRandom } from '../random';
 import { AdamW } from '../training/optimizer';
 import { attentionOnWebGPU, type AttentionShape } from '../model/webgpu-attention';
-import { loraUpOnWebGPU } from '../lora/webgpu-lora-up';
+import { loraUpOnWebGPU, MAX_FUSED_RANK } from '../lora/webgpu-lora-up';
+import { LoraLinear } from '../lora/layer';
 
 after(async () => {
   await initNodeBackend({ force: 'wasm', log: () => {} }); // leave the process on the fast backend
@@ -208,6 +209,35 @@ test('webgpu: when a LoRA up-projection gets shapes that do not fit, then it thr
   assert.throws(() => loraUpOnWebGPU(b as tf.Tensor2D, l as tf.Tensor2D, u as tf.Tensor2D, 1), /base 2,3, low 2,4, up 3,2 do not fit/);
   tf.dispose([b, l, u]);
 });
+
+for (const rank of [8, MAX_FUSED_RANK + 8]) {
+  test(`webgpu: when a LoRA layer of rank ${rank} adds its branch to a frozen output (${rank > MAX_FUSED_RANK ? 'over the fused programs\' largest rank: as tfjs ops' : 'as our programs'}), then value and gradients to A and B equal y + apply(x) to 1e-5`, async (t) => {
+    const skip = await useWebGPU();
+    if (skip !== null) return t.skip(skip);
+    const lora = new LoraLinear(`kernels-test-r${rank}`, 24, 40, rank, 2, 0, 5);
+    lora.B.assign(tf.randomNormal([40, rank], 0, 0.5, 'float32', 41));
+    const x = tf.randomNormal([70, 24], 0, 1, 'float32', 42) as tf.Tensor2D;
+    const y = tf.randomNormal([70, 40], 0, 1, 'float32', 43) as tf.Tensor2D;
+    const dy = tf.randomNormal([70, 40], 0, 1, 'float32', 44);
+    const run = (f: () => tf.Tensor) =>
+      tf.tidy(() => {
+        const { grads } = tf.variableGrads(() => tf.sum(tf.mul(f(), dy)) as tf.Scalar, [lora.A, lora.B]);
+        return [f(), grads[lora.A.name], grads[lora.B.name]];
+      });
+    const programs = programsDuring(() => lora.addTo(y, x, true));
+    const mine = run(() => lora.addTo(y, x, true));
+    const theirs = run(() => tf.add(y, lora.apply(x, true)));
+    for (const [i, what] of ['value', 'd A', 'd B'].entries()) {
+      const largest = (await tf.max(tf.abs(theirs[i])).data())[0];
+      const d = (await maxDiff(mine[i], theirs[i])) / (1 + largest);
+      assert.ok(d <= 1e-5, `${what}: max diff ${d}`);
+      assert.ok(largest > 0.1, `${what} is not trivially zero`);
+    }
+    t.diagnostic(`forward: ${programs} programs`);
+    assert.equal(programs, rank > MAX_FUSED_RANK ? 4 : 2); // down + up-and-sum, or down, up, scale, add
+    tf.dispose([x, y, dy, lora.A, lora.B, ...mine, ...theirs]);
+  });
+}
 
 /**
  * AdamW's 6 steps (warm-up, decay; weight decay on matrices only) over a matrix, a vector and a [2, 3, 5] tensor;
