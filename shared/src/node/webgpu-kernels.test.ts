@@ -240,7 +240,8 @@ for (const rank of [8, MAX_FUSED_RANK + 8]) {
 }
 
 /**
- * AdamW's 6 steps (warm-up, decay; weight decay on matrices only) over a matrix, a vector and a [2, 3, 5] tensor;
+ * AdamW's 6 steps (warm-up, decay; weight decay on matrices only) over a matrix, a vector and a [2, 3, 5] tensor, the
+ * vector halved from outside before step 4;
  * with `clip`, each step also measures the gradients' norm and clips them to clip.maxNorm (gradients whose scale
  * grows with the step, so the later steps clip and the first do not).
  */
@@ -252,6 +253,8 @@ async function adamwSixSteps(clip?: { maxNorm: number }): Promise<{ weights: Flo
   const norms: number[] = [];
   const backend = tf.getBackend();
   for (let k = 0; k < 6; k++) {
+    // weights set from outside between steps (as a new round's global adapter is): the next step must start from them
+    if (k === 3) vars[1].assign(tf.tidy(() => tf.mul(vars[1], 0.5)));
     const grads = Object.fromEntries(vars.map((v, i) => [v.name, tf.randomNormal(v.shape, 0, 0.5 + k, 'float32', 100 * k + i + 1)])); // seed 0 would mean unseeded
     let normSq: tf.Scalar | null = null;
     const step = () => {

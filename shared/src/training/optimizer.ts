@@ -28,6 +28,12 @@ export interface AdamWOptions {
 export class AdamW {
   private step = 0;
   private flat: { names: string[]; sizes: number[]; m: tf.Variable; v: tf.Variable; decayMask: tf.Tensor | null } | null = null;
+  /**
+   * webgpu: the last step's output [weights′ | m′ | s′] and the data ids it gave the variables. While every variable
+   * still holds what the step assigned it (nothing assigned to it since), the next step reads weights and moments
+   * from here: no concatenation of the weights, no slices for the moments. The moments live here, not in flat.m/v.
+   */
+  private packed: { state: tf.Tensor1D; weightIds: object[] } | null = null;
   private readonly o: Required<AdamWOptions>;
 
   constructor(opts: AdamWOptions) {
@@ -85,25 +91,39 @@ export class AdamW {
       // 1 where decoupled weight decay applies (matrices), made once; kept past any tidy the caller runs us in
       this.flat.decayMask ??= tf.keep(tf.tidy(() => flatten(vars.map((v) => tf.fill(v.shape, wd > 0 && v.rank >= 2 ? 1 : 0)))));
       const decayMask = this.flat.decayMask;
-      const kept = tf.tidy(() => {
+      const previous = this.packed;
+      const n = m.size;
+      const [packed, normSq] = tf.tidy(() => {
         const grad = flatten(vars.map((v) => grads[v.name]));
-        const normSq = clip ? (tf.sum(tf.square(grad)) as tf.Scalar) : null;
-        const packed = adamwStepOnWebGPU(
-          { grad, param: flatten(vars), m, s, decayMask },
+        const norm = clip ? (tf.sum(tf.square(grad)) as tf.Scalar) : null;
+        let state: tf.Tensor;
+        if (previous === null) state = tf.concat([flatten(vars), m, s]);
+        else if (vars.every((v, i) => v.dataId === previous.weightIds[i])) state = previous.state;
+        else state = tf.concat([flatten(vars), tf.slice(previous.state, n, 2 * n)]); // weights set from outside
+        const next = adamwStepOnWebGPU(
+          { grad, state, decayMask },
           { beta1: b1, beta2: b2, epsilon: eps, c1, c2, learningRate: lr, decay: lr * wd },
-          clip && normSq ? { normSq, maxNorm: clip.maxNorm } : undefined,
+          clip && norm ? { normSq: norm, maxNorm: clip.maxNorm } : undefined,
         );
-        const n = m.size;
-        m.assign(tf.slice(packed, n, n));
-        s.assign(tf.slice(packed, 2 * n, n));
         let offset = 0;
         for (const [i, v] of vars.entries()) {
-          v.assign(tf.reshape(tf.slice(packed, offset, sizes[i]), v.shape));
+          v.assign(tf.reshape(tf.slice(next, offset, sizes[i]), v.shape));
           offset += sizes[i];
         }
-        return normSq ? [normSq] : []; // a tidy returns no null
+        return norm ? [next, norm] : [next]; // a tidy returns no null
       });
-      return kept[0] ?? null;
+      previous?.state.dispose();
+      // kept past any tidy the caller runs us in, like the variables
+      this.packed = { state: tf.keep(packed) as tf.Tensor1D, weightIds: vars.map((v) => v.dataId) };
+      return (normSq as tf.Scalar | undefined) ?? null;
+    }
+    if (this.packed) {
+      // the backend changed since the last step (a page that lost its GPU device): the moments move to the ops' variables
+      const { state } = this.packed;
+      m.assign(tf.slice(state, m.size, m.size));
+      s.assign(tf.slice(state, 2 * m.size, m.size));
+      state.dispose();
+      this.packed = null;
     }
     const normSq = clip ? clipOnDevice(grads, clip.maxNorm) : null;
     tf.tidy(() => {
@@ -125,7 +145,9 @@ export class AdamW {
 
   dispose(): void {
     if (this.flat) tf.dispose([this.flat.m, this.flat.v, ...(this.flat.decayMask ? [this.flat.decayMask] : [])]);
+    this.packed?.state.dispose();
     this.flat = null;
+    this.packed = null;
   }
 }
 

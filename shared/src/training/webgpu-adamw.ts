@@ -1,8 +1,8 @@
 // One AdamW step over all the trainable weights as one WebGPU program. The flat-moment AdamW (optimizer.ts) is ~13
 // elementwise kernels on the concatenated gradient plus, per variable, a slice, the update and the weight decay:
-// ~87 dispatches a step for a LoRA adapter. Here one program reads the flat gradient, weights, moments and the
-// weight-decay mask and writes [weights′ | m′ | s′] into one buffer (a program has one output); the weights are then
-// cut back into the variables (one slice each): ~29 dispatches. The per-element arithmetic is the ops' own, in
+// ~87 dispatches a step for a LoRA adapter. Here one program reads the flat gradient, the state [weights | m | s]
+// (the previous step's output, optimizer.ts) and the weight-decay mask and writes [weights′ | m′ | s′] into one buffer
+// (a program has one output); the weights are then cut back into the variables (one slice each): ~23 dispatches. The per-element arithmetic is the ops' own, in
 // their order, with the same float32 constants. With clipping (optimizer.ts), the program also takes the gradient's
 // squared global norm and scales each gradient as clipOnDevice would before using it: the ~75 elementwise dispatches
 // of clipping a LoRA adapter's gradients become the norm's 2.
@@ -28,7 +28,7 @@ export interface AdamWStepConstants {
 
 const adamwKernel: WebGPUKernel = ({ inputs, backend, attrs }) => {
   const clip = inputs.normSq !== undefined;
-  const names = ['grad', 'param', 'm', 's', 'decayMask', ...(clip ? ['normSq'] : [])];
+  const names = ['grad', 'state', 'decayMask', ...(clip ? ['normSq'] : [])];
   const n = tf.util.sizeFromShape((inputs.grad as tf.TensorInfo).shape);
   const program = {
     variableNames: names,
@@ -50,10 +50,10 @@ fn main(i : i32) {
     let g = grad[i] * scale;`
         : 'let g = grad[i];'
     }
-    let p = param[i];
+    let p = state[i];
     // as optimizer.ts: m·β₁ + g·(1 − β₁); s·β₂ + g²·(1 − β₂); (m/c1) / (√(s/c2) + ε); w − update·lr − w·(lr·wd)
-    let m1 = m[i] * uniforms.beta1 + g * uniforms.oneMinusBeta1;
-    let s1 = s[i] * uniforms.beta2 + (g * g) * uniforms.oneMinusBeta2;
+    let m1 = state[n + i] * uniforms.beta1 + g * uniforms.oneMinusBeta1;
+    let s1 = state[2 * n + i] * uniforms.beta2 + (g * g) * uniforms.oneMinusBeta2;
     let update = (m1 / uniforms.c1) / (sqrt(s1 / uniforms.c2) + uniforms.eps);
     let next = p - update * uniforms.lr;
     result[i] = select(next, next - p * uniforms.lrDecay, decayMask[i] != 0.0);
@@ -84,12 +84,12 @@ fn main(i : i32) {
 };
 
 /**
- * [weights′ | m′ | s′] (3n) from flat gradient, weights, moments and weight-decay mask (each n; the mask 1 where
- * decay applies), on the webgpu backend (the caller checked onWebGPU and adamwFitsOnWebGPU). With `clip`, the
+ * [weights′ | m′ | s′] (3n) from the flat gradient (n), the state [weights | m | s] (3n) and the weight-decay mask (n;
+ * 1 where decay applies), on the webgpu backend (the caller checked onWebGPU and adamwFitsOnWebGPU). With `clip`, the
  * gradient is first scaled to at most clip.maxNorm by its squared global norm clip.normSq (a scalar tensor).
  */
 export function adamwStepOnWebGPU(
-  flat: { grad: tf.Tensor; param: tf.Tensor; m: tf.Tensor; s: tf.Tensor; decayMask: tf.Tensor },
+  flat: { grad: tf.Tensor; state: tf.Tensor; decayMask: tf.Tensor },
   k: AdamWStepConstants,
   clip?: { normSq: tf.Scalar; maxNorm: number },
 ): tf.Tensor1D {
