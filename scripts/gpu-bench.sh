@@ -18,6 +18,8 @@
 # Options (run): --shapes 16x64,32x128,128x128   --steps N (webgpu timed steps; default 10 on a hardware GPU, 1 on a
 #   software one)   --wasm-steps N (default 3)   --backends webgpu,wasm   --dir DIR (default dist/gpu-bench next to
 #   this script's repo root)   --keep (leave the unpacked directory)
+#   --webgpu-flags NAME=VALUE,...  one more webgpu run with these tfjs flags (repeatable), e.g.
+#   --webgpu-flags WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE=64: how many dispatches tfjs-webgpu records before a submit (15)
 # With a software Vulkan driver (SwiftShader: VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json) the default
 # shape is 2x16 and one step, since SwiftShader takes about a minute per step at 16x64: that tests everything up to
 # the GPU itself.
@@ -124,6 +126,7 @@ run() {
   wasm_steps=3
   backends="webgpu,wasm"
   keep=0
+  variants=""
   while [ $# -gt 0 ]; do
     case "$1" in
       --shapes) shapes=$2; shift 2 ;;
@@ -132,7 +135,10 @@ run() {
       --backends) backends=$2; shift 2 ;;
       --dir) dir=$2; shift 2 ;;
       --keep) keep=1; shift ;;
-      -h|--help) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+      --webgpu-flags)
+        case "$2" in *[!A-Za-z0-9_=,.-]*) die "--webgpu-flags: NAME=VALUE,... expected, got $2" ;; esac
+        variants="$variants $2"; shift 2 ;;
+      -h|--help) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
       *) die "unknown option $1 (see --help)" ;;
     esac
   done
@@ -186,7 +192,11 @@ run() {
       webgpu)
         if [ "$software" = 1 ]; then warm=1; else warm=2; fi
         "$work/node" "$work/step-bench.mjs" --backend webgpu --shapes "$shapes" --steps "$steps" --warmup "$warm" \
-          --model-dir "$dir/model" || status=1 ;;
+          --model-dir "$dir/model" || status=1
+        for flags in $variants; do
+          "$work/node" "$work/step-bench.mjs" --backend webgpu --shapes "$shapes" --steps "$steps" --warmup "$warm" \
+            --model-dir "$dir/model" --tf-flags "$flags" || status=1
+        done ;;
       wasm)
         "$work/node" "$work/step-bench.mjs" --backend wasm --shapes "$shapes" --steps "$wasm_steps" --warmup 1 \
           --model-dir "$dir/model" || status=1 ;;

@@ -183,13 +183,15 @@ async function main(argv: string[]): Promise<void> {
       warmup: { type: 'string', default: '2' },
       'loss-every': { type: 'string' },
       'model-dir': { type: 'string' },
+      'tf-flags': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
   });
   if (values.help) {
     process.stdout.write(
-      'step-bench [--backend wasm|webgpu|cpu] [--shapes 16x64,32x128,128x128] [--steps 5] [--warmup 2] [--loss-every 10] [--model-dir DIR]\n',
+      'step-bench [--backend wasm|webgpu|cpu] [--shapes 16x64,32x128,128x128] [--steps 5] [--warmup 2] [--loss-every 10] [--model-dir DIR]\n' +
+        '           [--tf-flags NAME=VALUE,...]   tfjs flags set after the backend starts, e.g. WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE=64\n',
     );
     return;
   }
@@ -207,6 +209,14 @@ async function main(argv: string[]): Promise<void> {
     process.exitCode = 1;
     return;
   }
+  let tfFlags: Record<string, number | boolean>;
+  try {
+    tfFlags = setTfFlags(values['tf-flags'] ?? '');
+  } catch (err) {
+    console.log(JSON.stringify({ backend: info.name, error: err instanceof Error ? err.message : String(err) }));
+    process.exitCode = 1;
+    return;
+  }
   const m = stepModel(modelDir);
   const vocab = m.classifier.bert.config.vocabSize;
   for (const [batch, seq] of parseShapes(values.shapes)) {
@@ -214,6 +224,7 @@ async function main(argv: string[]): Promise<void> {
       backend: info.name,
       adapter: info.detail,
       hardware: info.hardware,
+      ...(Object.keys(tfFlags).length ? { tfFlags } : {}),
       batch,
       seq,
     };
@@ -244,6 +255,24 @@ async function main(argv: string[]): Promise<void> {
   }
   m.dispose();
   tf.disposeVariables();
+}
+
+/**
+ * Sets tfjs flags from "NAME=VALUE,NAME=VALUE" (numbers and true/false); returns them. tfjs throws for a flag the
+ * active backend has not registered, which names it.
+ */
+export function setTfFlags(spec: string): Record<string, number | boolean> {
+  const flags: Record<string, number | boolean> = {};
+  for (const item of spec.split(',').filter((x) => x.trim() !== '')) {
+    const m = /^\s*([A-Z0-9_]+)\s*=\s*(\S+)\s*$/.exec(item);
+    const raw = m?.[2];
+    const value = raw === 'true' ? true : raw === 'false' ? false : Number(raw);
+    if (!m || (typeof value === 'number' && !Number.isFinite(value)))
+      throw new Error(`--tf-flags: "${item}" is not NAME=number or NAME=true|false`);
+    tf.env().set(m[1], value);
+    flags[m[1]] = value;
+  }
+  return flags;
 }
 
 // run as a script (tsx scripts/step-bench.ts, or the esbuild bundle), not when bench.ts imports it
