@@ -7,6 +7,7 @@
 
 import * as tf from '@tensorflow/tfjs';
 import { flatDispatch, onWebGPU, runWebGPUKernel, type WebGPUKernel } from '../model/webgpu-kernel';
+import { kernelPathSwitch, type KernelPath } from '../model/kernel-path';
 
 const FORWARD = 'FedloraLoraUp';
 const GRAD_LOW = 'FedloraLoraUpGradLow';
@@ -16,23 +17,16 @@ const WORKGROUP = 64;
 export const MAX_FUSED_RANK = 32;
 
 /** 'auto': these programs on webgpu; 'ops' forces tfjs ops (parity tests, benchmarks). */
-export type LoraUpPath = 'auto' | 'ops';
+export type LoraUpPath = KernelPath;
 export const LORA_UP_PATH_ENV = 'FEDLORA_LORA_UP_PATH';
-const fromEnv = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.[
-  LORA_UP_PATH_ENV
-];
-let configured: LoraUpPath = fromEnv === 'ops' ? 'ops' : 'auto';
+const pathSwitch = kernelPathSwitch(LORA_UP_PATH_ENV);
 
 /** Chooses how a LoRA branch's up-projection runs in this thread; returns the previous setting. */
-export function setLoraUpPath(path: LoraUpPath): LoraUpPath {
-  const previous = configured;
-  configured = path;
-  return previous;
-}
+export const setLoraUpPath = (p: LoraUpPath): LoraUpPath => pathSwitch.set(p);
 
 /** True when a branch of rank r runs as these programs here. */
 export function fusedLoraUpAvailable(rank: number): boolean {
-  return configured === 'auto' && onWebGPU() && rank >= 1 && rank <= MAX_FUSED_RANK;
+  return pathSwitch.auto() && onWebGPU() && rank >= 1 && rank <= MAX_FUSED_RANK;
 }
 
 const uniformsOf = (outCols: number, rank: number, scale: number) => [

@@ -10,29 +10,23 @@ import * as tf from '@tensorflow/tfjs';
 import { geluGradOnWasm, geluOnWasm, wasmGeluAvailable } from './wasm-gelu';
 import { geluGradOnWebGPU, geluOnWebGPU } from './webgpu-gelu';
 import { onWebGPU } from './webgpu-kernel';
+import { kernelPathSwitch, type KernelPath } from './kernel-path';
 
 const INV_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI);
 
 /** 'auto': the fused kernels where they run (wasm, webgpu); 'ops' forces tfjs ops everywhere (parity tests, benchmarks). */
-export type GeluPath = 'auto' | 'ops';
+export type GeluPath = KernelPath;
 
 /** Starting setting from the environment where there is one (a worker thread reads its own copy, as a benchmark's). */
 export const GELU_PATH_ENV = 'FEDLORA_GELU_PATH';
-const fromEnv = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.[
-  GELU_PATH_ENV
-];
-let configured: GeluPath = fromEnv === 'ops' ? 'ops' : 'auto';
+const pathSwitch = kernelPathSwitch(GELU_PATH_ENV);
 
 /** Chooses how GELU runs in this thread; returns the previous setting. */
-export function setGeluPath(path: GeluPath): GeluPath {
-  const previous = configured;
-  configured = path;
-  return previous;
-}
+export const setGeluPath = (p: GeluPath): GeluPath => pathSwitch.set(p);
 
 /** The fused pair for the active backend, or null for tfjs ops. */
 function fusedKernels(): { forward: (x: tf.Tensor) => tf.Tensor; gradient: (x: tf.Tensor, dy: tf.Tensor) => tf.Tensor } | null {
-  if (configured !== 'auto') return null;
+  if (!pathSwitch.auto()) return null;
   if (wasmGeluAvailable()) return { forward: geluOnWasm, gradient: geluGradOnWasm };
   if (onWebGPU()) return { forward: geluOnWebGPU, gradient: geluGradOnWebGPU };
   return null;

@@ -10,23 +10,17 @@
 import * as tf from '@tensorflow/tfjs';
 import { layerNormGradOnWebGPU, layerNormOnWebGPU } from './webgpu-layer-norm';
 import { onWebGPU } from './webgpu-kernel';
+import { kernelPathSwitch, type KernelPath } from './kernel-path';
 
 /** 'auto': one program per direction where that runs (webgpu); 'ops' forces tfjs ops (parity tests, benchmarks). */
-export type LayerNormPath = 'auto' | 'ops';
+export type LayerNormPath = KernelPath;
 
 /** Starting setting from the environment where there is one (a worker thread reads its own copy). */
 export const LAYER_NORM_PATH_ENV = 'FEDLORA_LAYER_NORM_PATH';
-const fromEnv = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.[
-  LAYER_NORM_PATH_ENV
-];
-let configured: LayerNormPath = fromEnv === 'ops' ? 'ops' : 'auto';
+const pathSwitch = kernelPathSwitch(LAYER_NORM_PATH_ENV);
 
 /** Chooses how frozen LayerNorms run in this thread; returns the previous setting. */
-export function setLayerNormPath(path: LayerNormPath): LayerNormPath {
-  const previous = configured;
-  configured = path;
-  return previous;
-}
+export const setLayerNormPath = (p: LayerNormPath): LayerNormPath => pathSwitch.set(p);
 
 /**
  * x [..., H] → LayerNorm(x + residual)·gamma + beta (LayerNorm(x) without a residual), gamma and beta [H] frozen
@@ -34,7 +28,7 @@ export function setLayerNormPath(path: LayerNormPath): LayerNormPath {
  * is part of the LayerNorm's program.
  */
 export function frozenLayerNorm(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, eps: number, residual?: tf.Tensor): tf.Tensor {
-  if (configured === 'auto' && onWebGPU()) return residual ? fusedResidualOnWebGPU(x, residual, gamma, beta, eps) : fusedOnWebGPU(x, gamma, beta, eps);
+  if (pathSwitch.auto() && onWebGPU()) return residual ? fusedResidualOnWebGPU(x, residual, gamma, beta, eps) : fusedOnWebGPU(x, gamma, beta, eps);
   if (residual) x = tf.add(x, residual);
   const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const [input, save] = args as [tf.Tensor, tf.GradSaveFunc];

@@ -15,6 +15,7 @@
 
 import * as tf from '@tensorflow/tfjs';
 import { flatDispatch, onWebGPU, runWebGPUKernel, type WebGPUKernel, type WebGPUProgramSpec } from './webgpu-kernel';
+import { kernelPathSwitch, type KernelPath } from './kernel-path';
 
 const PROBS = 'FedloraAttentionProbs';
 const CONTEXT = 'FedloraAttentionContext';
@@ -24,23 +25,16 @@ const WORKGROUP = 64;
 export const MAX_SEQ = 1024;
 
 /** 'auto': these programs on webgpu; 'ops' forces tfjs ops (parity tests, benchmarks). */
-export type AttentionPath = 'auto' | 'ops';
+export type AttentionPath = KernelPath;
 export const ATTENTION_PATH_ENV = 'FEDLORA_ATTENTION_PATH';
-const fromEnv = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.[
-  ATTENTION_PATH_ENV
-];
-let configured: AttentionPath = fromEnv === 'ops' ? 'ops' : 'auto';
+const pathSwitch = kernelPathSwitch(ATTENTION_PATH_ENV);
 
 /** Chooses how attention runs in this thread; returns the previous setting. */
-export function setAttentionPath(path: AttentionPath): AttentionPath {
-  const previous = configured;
-  configured = path;
-  return previous;
-}
+export const setAttentionPath = (p: AttentionPath): AttentionPath => pathSwitch.set(p);
 
 /** True when attention over sequences of length seqLen runs as our programs here. */
 export function fusedAttentionAvailable(seqLen: number): boolean {
-  return configured === 'auto' && onWebGPU() && seqLen <= MAX_SEQ;
+  return pathSwitch.auto() && onWebGPU() && seqLen <= MAX_SEQ;
 }
 
 export interface AttentionShape {
