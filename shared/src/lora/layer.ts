@@ -28,7 +28,7 @@ export class LoraLinear {
 
   /** x: [N, in] → [N, out] */
   apply(x: tf.Tensor2D, training: boolean): tf.Tensor2D {
-    const xd = (training && this.dropout > 0 ? tf.dropout(x, this.dropout) : x) as tf.Tensor2D;
+    const xd = this.branchInput(x, training);
     if (plainProducts()) {
       // tfjs-wasm: transposed products and their default gradients leave XNNPACK (model/matmul-path.ts); transposing
       // the small A and B explicitly keeps every product, forward and backward, plain 2-D
@@ -45,8 +45,12 @@ export class LoraLinear {
    */
   addTo(y: tf.Tensor2D, x: tf.Tensor2D, training: boolean): tf.Tensor2D {
     if (!fusedLoraUpAvailable(this.r)) return tf.add(y, this.apply(x, training)) as tf.Tensor2D;
-    const xd = (training && this.dropout > 0 ? tf.dropout(x, this.dropout) : x) as tf.Tensor2D;
-    return loraUpOnWebGPU(y, tf.matMul(xd, this.A, false, true), this.B as tf.Tensor2D, this.scaling);
+    return loraUpOnWebGPU(y, tf.matMul(this.branchInput(x, training), this.A, false, true), this.B as tf.Tensor2D, this.scaling);
+  }
+
+  /** x with the branch's dropout when training */
+  private branchInput(x: tf.Tensor2D, training: boolean): tf.Tensor2D {
+    return (training && this.dropout > 0 ? tf.dropout(x, this.dropout) : x) as tf.Tensor2D;
   }
 
   /** The dense update this branch represents, in [in, out] orientation: scaling·Aᵀ·Bᵀ. */

@@ -6,7 +6,7 @@
 // so the forward needs no tiling; dB sums over every row of the batch, one workgroup per row of B.
 
 import * as tf from '@tensorflow/tfjs';
-import { flatDispatch, onWebGPU, runWebGPUKernel, type WebGPUKernel } from '../model/webgpu-kernel';
+import { onWebGPU, perElementProgram, runWebGPUKernel, type WebGPUKernel } from '../model/webgpu-kernel';
 import { kernelPathSwitch, type KernelPath } from '../model/kernel-path';
 
 const FORWARD = 'FedloraLoraUp';
@@ -39,59 +39,38 @@ const UNIFORMS = 'outCols : i32, loraRank : i32, scale : f32,';
 // result [N, out] = base + (Σ_j low[n, j]·up[o, j])·scale, the ops' order: product, then scale, then sum
 const forwardKernel: WebGPUKernel = ({ inputs, backend, attrs }) => {
   const base = inputs.base as tf.TensorInfo;
-  const [, outCols] = base.shape;
-  const size = tf.util.sizeFromShape(base.shape);
-  const program = {
+  const program = perElementProgram({
+    shaderKey: 'fedloraLoraUp',
     variableNames: ['base', 'low', 'up'],
     outputShape: base.shape,
-    shaderKey: 'fedloraLoraUp',
-    dispatchLayout: { x: [0, 1] },
-    dispatch: flatDispatch(size, WORKGROUP),
-    workgroupSize: [WORKGROUP, 1, 1] as [number, number, number],
-    size: true,
     uniforms: UNIFORMS,
-    getUserCode: () => `
-fn main(index : i32) {
-  if (index < uniforms.size) {
-    let n = index / uniforms.outCols;
+    body: `    let n = index / uniforms.outCols;
     let o = index - n * uniforms.outCols;
     let r = uniforms.loraRank;
     var acc = 0.0;
     for (var j = 0; j < r; j = j + 1) { acc = acc + low[n * r + j] * up[o * r + j]; }
-    result[index] = base[index] + acc * uniforms.scale;
-  }
-}`,
-  };
-  return backend.runWebGPUProgram(program, [base, inputs.low as tf.TensorInfo, inputs.up as tf.TensorInfo], 'float32', uniformsOf(outCols, attrs.rank, attrs.scale));
+    result[index] = base[index] + acc * uniforms.scale;`,
+  });
+  return backend.runWebGPUProgram(program, [base, inputs.low as tf.TensorInfo, inputs.up as tf.TensorInfo], 'float32', uniformsOf(base.shape[1], attrs.rank, attrs.scale));
 };
 
 // dlow [N, r] = (Σ_o dy[n, o]·up[o, j])·scale
 const gradLowKernel: WebGPUKernel = ({ inputs, backend, attrs }) => {
   const dy = inputs.dy as tf.TensorInfo;
   const [rows, outCols] = dy.shape;
-  const shape = [rows, attrs.rank];
-  const program = {
-    variableNames: ['dy', 'up'],
-    outputShape: shape,
+  const program = perElementProgram({
     shaderKey: 'fedloraLoraUpGradLow',
-    dispatchLayout: { x: [0, 1] },
-    dispatch: flatDispatch(rows * attrs.rank, WORKGROUP),
-    workgroupSize: [WORKGROUP, 1, 1] as [number, number, number],
-    size: true,
+    variableNames: ['dy', 'up'],
+    outputShape: [rows, attrs.rank],
     uniforms: UNIFORMS,
-    getUserCode: () => `
-fn main(index : i32) {
-  if (index < uniforms.size) {
-    let r = uniforms.loraRank;
+    body: `    let r = uniforms.loraRank;
     let n = index / r;
     let j = index - n * r;
     let cols = uniforms.outCols;
     var acc = 0.0;
     for (var o = 0; o < cols; o = o + 1) { acc = acc + dy[n * cols + o] * up[o * r + j]; }
-    result[index] = acc * uniforms.scale;
-  }
-}`,
-  };
+    result[index] = acc * uniforms.scale;`,
+  });
   return backend.runWebGPUProgram(program, [dy, inputs.up as tf.TensorInfo], 'float32', uniformsOf(outCols, attrs.rank, attrs.scale));
 };
 

@@ -5,11 +5,10 @@
 // one tfjs-webgpu's Erf kernel uses, so the fused and the unfused webgpu paths compute the same function.
 
 import * as tf from '@tensorflow/tfjs';
-import { flatDispatch, runWebGPUKernel, type WebGPUKernel, type WebGPUProgramSpec } from './webgpu-kernel';
+import { perElementProgram, runWebGPUKernel, type WebGPUKernel, type WebGPUProgramSpec } from './webgpu-kernel';
 
 const FORWARD = 'FedloraGelu';
 const GRADIENT = 'FedloraGeluGrad';
-const WORKGROUP = 64;
 
 const erfWgsl = () => {
   const u = tf.backend_util;
@@ -22,25 +21,15 @@ fn fedloraErf(a : f32) -> f32 {
 
 /** One elementwise program over x (and dy): `body` computes `value` from `v` (x[index]) and, for the gradient, `g`. */
 function elementwise(shaderKey: string, variableNames: string[], shape: number[], body: string): WebGPUProgramSpec {
-  const size = tf.util.sizeFromShape(shape);
-  return {
+  return perElementProgram({
+    shaderKey,
     variableNames,
     outputShape: shape,
-    shaderKey,
-    dispatchLayout: { x: shape.map((_, i) => i) },
-    dispatch: flatDispatch(size, WORKGROUP),
-    workgroupSize: [WORKGROUP, 1, 1],
-    size: true,
-    getUserCode: () => `
-${erfWgsl()}
-fn main(index : i32) {
-  if (index < uniforms.size) {
-    let v = x[index];
+    preamble: erfWgsl(),
+    body: `    let v = x[index];
     ${body}
-    result[index] = value;
-  }
-}`,
-  };
+    result[index] = value;`,
+  });
 }
 
 const geluKernel: WebGPUKernel = ({ inputs, backend }) => {

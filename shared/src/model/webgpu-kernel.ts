@@ -51,6 +51,38 @@ export function flatDispatch(size: number, workgroup: number): [number, number, 
   return [Math.ceil(size / workgroup), 1, 1];
 }
 
+/**
+ * A program with one thread per output element, 64 to a workgroup: `body` runs for each `index` below the output's
+ * size and writes result[index] (and may write more, as AdamW's packed output). `preamble` holds WGSL functions it calls.
+ */
+export function perElementProgram(spec: {
+  shaderKey: string;
+  variableNames: string[];
+  outputShape: number[];
+  uniforms?: string;
+  preamble?: string;
+  body: string;
+}): WebGPUProgramSpec {
+  const WORKGROUP = 64;
+  return {
+    variableNames: spec.variableNames,
+    outputShape: spec.outputShape,
+    shaderKey: spec.shaderKey,
+    dispatchLayout: { x: spec.outputShape.map((_, i) => i) },
+    dispatch: flatDispatch(tf.util.sizeFromShape(spec.outputShape), WORKGROUP),
+    workgroupSize: [WORKGROUP, 1, 1],
+    size: true,
+    uniforms: spec.uniforms,
+    getUserCode: () => `
+${spec.preamble ?? ''}
+fn main(index : i32) {
+  if (index < uniforms.size) {
+${spec.body}
+  }
+}`,
+  };
+}
+
 /** True when the active backend is webgpu (the only one our WGSL programs run on). */
 export function onWebGPU(): boolean {
   return tf.getBackend() === 'webgpu';

@@ -165,8 +165,8 @@ export function squaredNorm(tensors: tf.Tensor[]): tf.Scalar {
 
 /**
  * Scales the gradients in place on the device so their global L2 norm is at most maxNorm (0: leaves them), as
- * PyTorch's clip_grad_norm_ and trainer.ts's clipToNorm, without a read: returns the squared norm before clipping as
- * a scalar tensor, for the caller to read (or not).
+ * PyTorch's clip_grad_norm_, without a read (trainer.ts's clipToNorm reads it): returns the squared norm before
+ * clipping as a scalar tensor, for the caller to read (or not).
  */
 export function clipOnDevice(grads: Record<string, tf.Tensor>, maxNorm: number): tf.Scalar {
   const names = Object.keys(grads);
